@@ -1,0 +1,103 @@
+//! Proof-of-work kernels for otedama, behind one trait.
+//!
+//! [`PowAlgorithm`] hashes one input or hands out [`Worker`]s that scan nonce ranges against a
+//! [`Target`](otedama_core::Target). The kernels:
+//!
+//! - [`Sha256d`]: midstate plus two compressions per nonce; SHA-NI with two nonces interleaved
+//!   when the CPU has it (detected at run time), a portable path otherwise.
+//! - [`Scrypt`]: N = 1024, r = 1, p = 1; eight nonces per call on AVX2, one on the portable path;
+//!   the general RFC 7914 function as [`scrypt()`].
+//! - [`RandomX`]: rx/0 on the reference library, light mode to verify and fast mode (2 GiB
+//!   dataset, built by several threads) to mine, re-keyed with [`RandomX::set_key`].
+//!
+//! Every kernel is checked against published known-answer vectors.
+//!
+//! # Example
+//!
+//! Find the nonce of the Bitcoin genesis block by scanning around it:
+//!
+//! ```
+//! use otedama_core::{CompactTarget, Target};
+//! use otedama_hash::{PowAlgorithm, ScanJob, Sha256d};
+//!
+//! let header: [u8; 80] = hex::decode(
+//!     "0100000000000000000000000000000000000000000000000000000000000000000000003ba3edfd7a7b12b2\
+//!      7ac72c3e67768f617fc81bc3888a51323a9fb8aa4b1e5e4a29ab5f49ffff001d1dac2b7c",
+//! )?
+//! .try_into()
+//! .expect("80 bytes");
+//! let target: Target = CompactTarget::from_consensus(0x1d00ffff).decode()?;
+//! let mut worker = Sha256d::new().worker()?;
+//! let mut found = Vec::new();
+//! let genesis_nonce = 2_083_236_893u64;
+//! let hashed = worker.scan(
+//!     &ScanJob::header80(header),
+//!     genesis_nonce - 1000..genesis_nonce + 1000,
+//!     &target,
+//!     &mut found,
+//! )?;
+//! assert_eq!(hashed, 2000);
+//! assert_eq!(found.len(), 1);
+//! assert_eq!(found[0].nonce, genesis_nonce);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod algorithm;
+mod randomx;
+mod scrypt;
+mod sha256d;
+
+pub use algorithm::{
+    Algorithm, HashOrder, NonceWidth, PowAlgorithm, PowOutput, ScanJob, Solution, Worker,
+};
+pub use randomx::{randomx_commitment, Progress, RandomX, RandomXMode};
+pub use scrypt::{
+    block_mix, pbkdf2_hmac_sha256, ro_mix, salsa20_8, scrypt, scrypt_1024_1_1, Scrypt,
+    ScryptBackend, MINING_N,
+};
+pub use sha256d::{sha256d, Sha256d, Sha256dBackend};
+
+/// Why a hashing call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HashError {
+    /// The name matches no supported algorithm.
+    #[error("unknown algorithm {0:?} (expected one of sha256d, scrypt, randomx, ethash, kawpow)")]
+    UnknownAlgorithm(String),
+    /// The CPU lacks the instructions a requested backend needs.
+    #[error("the {0} backend is not supported by this cpu")]
+    BackendUnavailable(&'static str),
+    /// The nonce slot does not fit in the input.
+    #[error("nonce slot of {width} bytes at offset {offset} does not fit a {len}-byte input")]
+    NonceSlot {
+        /// Where the slot starts.
+        offset: usize,
+        /// Its width in bytes.
+        width: usize,
+        /// The input's length.
+        len: usize,
+    },
+    /// A nonce range reaches past what the slot can hold.
+    #[error("nonce range ends at {end}, past the slot's limit of {limit}")]
+    NonceRange {
+        /// The range's end (exclusive).
+        end: u128,
+        /// One past the largest nonce the slot holds.
+        limit: u128,
+    },
+    /// scrypt parameters that RFC 7914 forbids or that need too much memory.
+    #[error("invalid scrypt parameters n={n} r={r} p={p}: {reason}")]
+    ScryptParams {
+        /// Cost.
+        n: u64,
+        /// Block size.
+        r: u32,
+        /// Parallelism.
+        p: u32,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The RandomX library could not do what was asked.
+    #[error("randomx: {0}")]
+    RandomX(String),
+}

@@ -1,1 +1,40 @@
-fn main() {}
+//! The otedama command line: hashing, benchmarks, and (in later releases) the pool and miner.
+
+mod bench;
+mod hash;
+mod kernel;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Otedama: proof-of-work kernels, a Stratum pool and a miner.
+#[derive(Debug, Parser)]
+#[command(name = "otedama-cli", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Hash one input and print the result in hex.
+    Hash(hash::HashArgs),
+    /// Measure a mining kernel's speed over a nonce range.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Hash(args) => hash::run(&args),
+        Command::Bench(args) => bench::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -134,6 +134,7 @@ impl From<bitcoin::block::Header> for BlockHeader {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -6,7 +6,7 @@ use crate::header::{apply_version_bits, BlockHeader};
 use crate::merkle::{coinbase_txid_from_parts, MerkleBranch};
 use crate::target::{CompactTarget, Target};
 
-/// A job identifier as a pool sends it (`mining.notify` params[0]); opaque text.
+/// A job identifier as a pool sends it (the first parameter of `mining.notify`); opaque text.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct JobId(String);
 

@@ -139,6 +139,7 @@ pub fn stratum_merkle_root(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

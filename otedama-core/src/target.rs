@@ -428,6 +428,12 @@ impl From<u64> for U256 {
     }
 }
 
+impl From<[u64; 4]> for U256 {
+    fn from(limbs: [u64; 4]) -> U256 {
+        U256(limbs)
+    }
+}
+
 impl From<u128> for U256 {
     fn from(v: u128) -> U256 {
         U256::from_u128(v)
@@ -882,12 +888,6 @@ fn scaled_div(n: U256, shift: i32, m: u64) -> U256 {
     }
 }
 
-impl From<[u64; 4]> for U256 {
-    fn from(limbs: [u64; 4]) -> U256 {
-        U256(limbs)
-    }
-}
-
 /// floor((2^p − 1) / m) for `m > 0` and `p >= 0`, saturating at [`U256::MAX`].
 fn pow2_minus_one_div(p: u32, m: u64) -> U256 {
     if p > 310 {
@@ -1013,9 +1013,15 @@ impl DifficultyConvention {
         Work::from_target(&self.target_for(difficulty))
     }
 
-    /// [`work_for`](Self::work_for) as an `f64` number of hashes.
+    /// The expected number of hashes per share at `difficulty`, 2^256 / (target + 1)
+    /// computed in floating point (unlike [`Work`], not floored, so that small difficulties
+    /// keep their fraction).
     pub fn expected_hashes(self, difficulty: Difficulty) -> f64 {
-        self.work_for(difficulty).to_f64()
+        let t = self.target_for(difficulty).0;
+        match t.checked_add(U256::ONE) {
+            Some(t1) => TWO_POW_256 / t1.to_f64(),
+            None => 1.0,
+        }
     }
 }
 
@@ -1339,6 +1345,7 @@ impl fmt::Display for Hashrate {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -5,8 +5,8 @@
 
 use core::arch::x86_64::{
     __m128i, _mm_add_epi32, _mm_alignr_epi8, _mm_blend_epi16, _mm_cvtsi128_si32, _mm_insert_epi32,
-    _mm_loadu_si128, _mm_set_epi32, _mm_sha256msg1_epu32, _mm_sha256msg2_epu32,
-    _mm_sha256rnds2_epu32, _mm_shuffle_epi32, _mm_storeu_si128,
+    _mm_loadu_si128, _mm_set_epi32, _mm_set_epi64x, _mm_sha256msg1_epu32, _mm_sha256msg2_epu32,
+    _mm_sha256rnds2_epu32, _mm_shuffle_epi32,
 };
 
 use super::portable::{IV, K};
@@ -78,59 +78,132 @@ macro_rules! rounds2x4 {
     }};
 }
 
-/// One full compression of two independent 16-word messages from two starting states.
-///
-/// Each message is four vectors of four words, word 0 in lane 0.
-#[target_feature(enable = "sha,sse4.1,ssse3")]
-#[inline]
-unsafe fn compress2(
-    start: [(__m128i, __m128i); 2],
-    msg: [[__m128i; 4]; 2],
-) -> [(__m128i, __m128i); 2] {
-    let (mut a0, mut c0) = start[0];
-    let (mut a1, mut c1) = start[1];
-    let [mut x0, mut x1, mut x2, mut x3] = msg[0];
-    let [mut y0, mut y1, mut y2, mut y3] = msg[1];
-    // SAFETY: callers are `#[target_feature(enable = "sha,sse4.1,ssse3")]` functions, checked by
-    // `available()` before any call; the K loads stay inside the table.
-    unsafe {
-        rounds2x4!(0, a0, c0, x0, a1, c1, y0);
-        rounds2x4!(1, a0, c0, x1, a1, c1, y1);
-        rounds2x4!(2, a0, c0, x2, a1, c1, y2);
-        rounds2x4!(3, a0, c0, x3, a1, c1, y3);
+/// Quads 1..=15 of a compression for two lanes, after quad 0; stops after rounds 60-61 when
+/// `$early` is true (enough for the last digest word).
+macro_rules! quads_1_to_15 {
+    ($a0:ident, $c0:ident, $a1:ident, $c1:ident,
+     [$x0:ident, $x1:ident, $x2:ident, $x3:ident], [$y0:ident, $y1:ident, $y2:ident, $y3:ident],
+     $early:expr) => {{
+        rounds2x4!(1, $a0, $c0, $x1, $a1, $c1, $y1);
+        rounds2x4!(2, $a0, $c0, $x2, $a1, $c1, $y2);
+        rounds2x4!(3, $a0, $c0, $x3, $a1, $c1, $y3);
         macro_rules! step {
             ($q:expr, $p0:ident, $p1:ident, $p2:ident, $p3:ident,
-             $r0:ident, $r1:ident, $r2:ident, $r3:ident) => {{
+                 $r0:ident, $r1:ident, $r2:ident, $r3:ident) => {{
                 schedule!($p0, $p1, $p2, $p3);
                 schedule!($r0, $r1, $r2, $r3);
-                rounds2x4!($q, a0, c0, $p0, a1, c1, $r0);
+                rounds2x4!($q, $a0, $c0, $p0, $a1, $c1, $r0);
             }};
         }
-        step!(4, x0, x1, x2, x3, y0, y1, y2, y3);
-        step!(5, x1, x2, x3, x0, y1, y2, y3, y0);
-        step!(6, x2, x3, x0, x1, y2, y3, y0, y1);
-        step!(7, x3, x0, x1, x2, y3, y0, y1, y2);
-        step!(8, x0, x1, x2, x3, y0, y1, y2, y3);
-        step!(9, x1, x2, x3, x0, y1, y2, y3, y0);
-        step!(10, x2, x3, x0, x1, y2, y3, y0, y1);
-        step!(11, x3, x0, x1, x2, y3, y0, y1, y2);
-        step!(12, x0, x1, x2, x3, y0, y1, y2, y3);
-        step!(13, x1, x2, x3, x0, y1, y2, y3, y0);
-        step!(14, x2, x3, x0, x1, y2, y3, y0, y1);
-        step!(15, x3, x0, x1, x2, y3, y0, y1, y2);
-    }
-    [
-        (_mm_add_epi32(a0, start[0].0), _mm_add_epi32(c0, start[0].1)),
-        (_mm_add_epi32(a1, start[1].0), _mm_add_epi32(c1, start[1].1)),
-    ]
+        step!(4, $x0, $x1, $x2, $x3, $y0, $y1, $y2, $y3);
+        step!(5, $x1, $x2, $x3, $x0, $y1, $y2, $y3, $y0);
+        step!(6, $x2, $x3, $x0, $x1, $y2, $y3, $y0, $y1);
+        step!(7, $x3, $x0, $x1, $x2, $y3, $y0, $y1, $y2);
+        step!(8, $x0, $x1, $x2, $x3, $y0, $y1, $y2, $y3);
+        step!(9, $x1, $x2, $x3, $x0, $y1, $y2, $y3, $y0);
+        step!(10, $x2, $x3, $x0, $x1, $y2, $y3, $y0, $y1);
+        step!(11, $x3, $x0, $x1, $x2, $y3, $y0, $y1, $y2);
+        step!(12, $x0, $x1, $x2, $x3, $y0, $y1, $y2, $y3);
+        step!(13, $x1, $x2, $x3, $x0, $y1, $y2, $y3, $y0);
+        step!(14, $x2, $x3, $x0, $x1, $y2, $y3, $y0, $y1);
+        schedule!($x3, $x0, $x1, $x2);
+        schedule!($y3, $y0, $y1, $y2);
+        if $early {
+            // Rounds 60-61 only: afterwards lane 0 of the new ABEF holds f, which is the e of
+            // round 60 and so the h that the last two rounds would add into digest word 7.
+            let k = k4(15);
+            $c0 = _mm_sha256rnds2_epu32($c0, $a0, _mm_add_epi32($x3, k));
+            $c1 = _mm_sha256rnds2_epu32($c1, $a1, _mm_add_epi32($y3, k));
+        } else {
+            rounds2x4!(15, $a0, $c0, $x3, $a1, $c1, $y3);
+        }
+    }};
+}
+
+/// The state after rounds 0-1 of the header's second block, which use only words the nonce
+/// does not touch.
+#[derive(Clone, Copy)]
+struct Block2Start {
+    mid: (__m128i, __m128i),
+    /// ABEF after rounds 0-1 (the old ABEF is the new CDGH).
+    abef01: __m128i,
+    /// W2 + K2 in the low word, for the half-quad that also takes the nonce.
+    w2k: u32,
+    /// Words 0..3 without the nonce (lane 3 zero).
+    base: __m128i,
 }
 
 #[target_feature(enable = "sha,sse4.1,ssse3")]
 #[inline]
-fn store(v: __m128i, out: &mut [u32]) {
-    debug_assert!(out.len() >= 4);
-    // SAFETY: `out` holds at least four words (all callers pass 4-word slices of an 8-word array).
-    unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), v) }
+unsafe fn block2_start(midstate: &[u32; 8], tail: &[u32; 3]) -> Block2Start {
+    // SAFETY: features enabled on this function; the state array has eight words.
+    unsafe {
+        let mid = pack_state(midstate);
+        let base = _mm_set_epi32(0, tail[2] as i32, tail[1] as i32, tail[0] as i32);
+        let abef01 = _mm_sha256rnds2_epu32(mid.1, mid.0, _mm_add_epi32(base, k4(0)));
+        Block2Start {
+            mid,
+            abef01,
+            w2k: tail[2].wrapping_add(K[2]),
+            base,
+        }
+    }
+}
+
+/// SHA256d of two header nonces (given as big-endian message words), returning for each the
+/// last digest word only.
+#[target_feature(enable = "sha,sse4.1,ssse3")]
+#[inline]
+#[allow(unused_assignments)] // the early stop leaves the last half-quad's state unread
+unsafe fn last_words_pair(start: &Block2Start, iv: (__m128i, __m128i), w3: [u32; 2]) -> [u32; 2] {
+    let pad1 = _mm_set_epi32(0, 0, 0, 0x8000_0000u32 as i32);
+    let zero = _mm_set_epi32(0, 0, 0, 0);
+    let len1 = _mm_set_epi32(640, 0, 0, 0);
+    let len2 = _mm_set_epi32(256, 0, 0, 0);
+    // SAFETY: features enabled on this function; K loads stay in the table.
+    unsafe {
+        // Block 2, lanes 0 and 1; rounds 0-1 come precomputed.
+        let (mut a0, mut a1) = (start.mid.0, start.mid.0);
+        let (mut c0, mut c1) = (start.abef01, start.abef01);
+        let half = |w3: u32| {
+            let pair = (u64::from(w3.wrapping_add(K[3])) << 32) | u64::from(start.w2k);
+            _mm_set_epi64x(0, pair as i64)
+        };
+        a0 = _mm_sha256rnds2_epu32(a0, c0, half(w3[0]));
+        a1 = _mm_sha256rnds2_epu32(a1, c1, half(w3[1]));
+        let (mut x0, mut x1, mut x2, mut x3) = (
+            _mm_insert_epi32(start.base, w3[0] as i32, 3),
+            pad1,
+            zero,
+            len1,
+        );
+        let (mut y0, mut y1, mut y2, mut y3) = (
+            _mm_insert_epi32(start.base, w3[1] as i32, 3),
+            pad1,
+            zero,
+            len1,
+        );
+        quads_1_to_15!(a0, c0, a1, c1, [x0, x1, x2, x3], [y0, y1, y2, y3], false);
+        let (d0lo, d0hi) = unpack_state(
+            _mm_add_epi32(a0, start.mid.0),
+            _mm_add_epi32(c0, start.mid.1),
+        );
+        let (d1lo, d1hi) = unpack_state(
+            _mm_add_epi32(a1, start.mid.0),
+            _mm_add_epi32(c1, start.mid.1),
+        );
+
+        // The digest's own hash, stopped after round 61.
+        let (mut a0, mut c0, mut a1, mut c1) = (iv.0, iv.1, iv.0, iv.1);
+        let (mut x0, mut x1, mut x2, mut x3) = (d0lo, d0hi, pad1, len2);
+        let (mut y0, mut y1, mut y2, mut y3) = (d1lo, d1hi, pad1, len2);
+        rounds2x4!(0, a0, c0, x0, a1, c1, y0);
+        quads_1_to_15!(a0, c0, a1, c1, [x0, x1, x2, x3], [y0, y1, y2, y3], true);
+        [
+            (_mm_cvtsi128_si32(c0) as u32).wrapping_add(IV[7]),
+            (_mm_cvtsi128_si32(c1) as u32).wrapping_add(IV[7]),
+        ]
+    }
 }
 
 /// Scans nonces `start..=end` (inclusive, both as header nonces) and calls `hit` with the nonce
@@ -150,38 +223,20 @@ pub(crate) unsafe fn scan(
     // SAFETY: the features are enabled on this function; the arrays have the sizes the loads
     // need.
     unsafe {
-        let mid = pack_state(midstate);
+        let prepared = block2_start(midstate, tail);
         let iv = pack_state(&IV);
-        let base = _mm_set_epi32(0, tail[2] as i32, tail[1] as i32, tail[0] as i32);
-        let pad1 = _mm_set_epi32(0, 0, 0, 0x8000_0000u32 as i32);
-        let zero = _mm_set_epi32(0, 0, 0, 0);
-        let len1 = _mm_set_epi32(640, 0, 0, 0);
-        let len2 = _mm_set_epi32(256, 0, 0, 0);
         let mut nonce = start;
         let mut done = 0u64;
         loop {
             let n0 = nonce;
             let n1 = nonce.wrapping_add(1);
-            let m0 = _mm_insert_epi32(base, n0.swap_bytes() as i32, 3);
-            let m1 = _mm_insert_epi32(base, n1.swap_bytes() as i32, 3);
-            let first = compress2([mid, mid], [[m0, pad1, zero, len1], [m1, pad1, zero, len1]]);
-            let (d0lo, d0hi) = unpack_state(first[0].0, first[0].1);
-            let (d1lo, d1hi) = unpack_state(first[1].0, first[1].1);
-            let second = compress2(
-                [iv, iv],
-                [[d0lo, d0hi, pad1, len2], [d1lo, d1hi, pad1, len2]],
-            );
-            let pair = [(n0, second[0]), (n1, second[1])];
+            let last = last_words_pair(&prepared, iv, [n0.swap_bytes(), n1.swap_bytes()]);
             let count = if n0 == end { 1 } else { 2 };
-            for &(n, (abef, cdgh)) in pair.iter().take(count) {
-                // Lane 0 of CDGH is H, the digest word that holds the most significant bytes of
-                // the hash read as a little-endian number.
-                let h7 = _mm_cvtsi128_si32(cdgh) as u32;
+            for (&n, h7) in [n0, n1].iter().zip(last).take(count) {
+                // Digest word 7 holds the most significant bytes of the hash read as a
+                // little-endian number; the rare nonce that passes is rehashed in full.
                 if h7.swap_bytes() <= top_limit {
-                    let (lo, hi) = unpack_state(abef, cdgh);
-                    let mut words = [0u32; 8];
-                    store(lo, &mut words[..4]);
-                    store(hi, &mut words[4..]);
+                    let words = super::portable::sha256d_tail(midstate, tail, n.swap_bytes());
                     if !hit(n, words) {
                         return done + count as u64;
                     }

@@ -1,0 +1,45 @@
+//! Turning command-line choices into a kernel.
+
+use anyhow::{bail, Context, Result};
+use otedama_hash::{Algorithm, PowAlgorithm, RandomX, RandomXMode, Scrypt, Sha256d};
+
+/// The RandomX key used when none is given: an arbitrary fixed seed, so runs are comparable.
+pub(crate) const DEFAULT_RANDOMX_KEY: &[u8] = b"otedama benchmark key";
+
+/// Parses hex that may carry a `0x` prefix, naming `what` in the error.
+pub(crate) fn parse_hex(what: &str, text: &str) -> Result<Vec<u8>> {
+    let digits = text.trim().trim_start_matches("0x");
+    hex::decode(digits).with_context(|| format!("{what} is not valid hex: {text:?}"))
+}
+
+/// Builds the kernel for `algo`. RandomX needs a key and a mode; fast mode reports dataset
+/// progress on stderr.
+pub(crate) fn build(
+    algo: Algorithm,
+    key: Option<&[u8]>,
+    randomx_mode: RandomXMode,
+    init_threads: usize,
+) -> Result<Box<dyn PowAlgorithm>> {
+    Ok(match algo {
+        Algorithm::Sha256d => Box::new(Sha256d::new()),
+        Algorithm::Scrypt => Box::new(Scrypt::new()),
+        Algorithm::RandomX => {
+            let key = key.unwrap_or(DEFAULT_RANDOMX_KEY);
+            let progress = |done: u64, total: u64| {
+                if done == total || done % (1 << 20) < (1 << 16) {
+                    eprint!(
+                        "\rbuilding RandomX dataset: {:5.1}%",
+                        100.0 * done as f64 / total as f64
+                    );
+                }
+            };
+            let kernel = RandomX::with_progress(key, randomx_mode, init_threads, &progress)
+                .context("could not set up RandomX")?;
+            if randomx_mode == RandomXMode::Fast {
+                eprintln!();
+            }
+            Box::new(kernel)
+        }
+        other => bail!("the {other} kernel is not part of this build yet"),
+    })
+}

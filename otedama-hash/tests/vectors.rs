@@ -192,7 +192,11 @@ fn scrypt_litecoin_headers_on_every_backend() {
             target.is_met_by(&internal.clone().try_into().expect("32")),
             meets
         );
-        for backend in [ScryptBackend::Portable, ScryptBackend::Avx2x8] {
+        for backend in [
+            ScryptBackend::Portable,
+            ScryptBackend::Avx2x8,
+            ScryptBackend::Avx512x8,
+        ] {
             let Ok(kernel) = Scrypt::with_backend(backend) else {
                 continue;
             };

@@ -4,9 +4,9 @@
 //! portable path hashes one nonce at a time; the AVX2 path hashes eight nonces at once, one per
 //! 32-bit lane, which is how the fastest CPU miners reach their speed.
 
-#[cfg(target_arch = "x86_64")]
-mod avx2;
 mod salsa;
+#[cfg(target_arch = "x86_64")]
+mod x8;
 
 use std::ops::Range;
 
@@ -269,16 +269,17 @@ pub enum ScryptBackend {
     Portable,
     /// AVX2, eight nonces at a time.
     Avx2x8,
+    /// AVX-512VL on 256-bit registers (one-instruction rotates), eight nonces at a time.
+    Avx512x8,
 }
 
 impl ScryptBackend {
     /// The fastest backend this CPU supports.
     pub fn detect() -> Self {
-        if ScryptBackend::Avx2x8.is_available() {
-            ScryptBackend::Avx2x8
-        } else {
-            ScryptBackend::Portable
-        }
+        [ScryptBackend::Avx512x8, ScryptBackend::Avx2x8]
+            .into_iter()
+            .find(|b| b.is_available())
+            .unwrap_or(ScryptBackend::Portable)
     }
 
     /// Whether this CPU can run the backend.
@@ -287,8 +288,14 @@ impl ScryptBackend {
             ScryptBackend::Portable => true,
             #[cfg(target_arch = "x86_64")]
             ScryptBackend::Avx2x8 => std::arch::is_x86_feature_detected!("avx2"),
+            #[cfg(target_arch = "x86_64")]
+            ScryptBackend::Avx512x8 => {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
+            }
             #[cfg(not(target_arch = "x86_64"))]
-            ScryptBackend::Avx2x8 => false,
+            ScryptBackend::Avx2x8 | ScryptBackend::Avx512x8 => false,
         }
     }
 
@@ -297,6 +304,7 @@ impl ScryptBackend {
         match self {
             ScryptBackend::Portable => "portable",
             ScryptBackend::Avx2x8 => "avx2x8",
+            ScryptBackend::Avx512x8 => "avx512x8",
         }
     }
 }
@@ -347,7 +355,9 @@ impl PowAlgorithm for Scrypt {
     fn worker(&self) -> Result<Box<dyn Worker>, HashError> {
         let scratch = match self.backend {
             #[cfg(target_arch = "x86_64")]
-            ScryptBackend::Avx2x8 => Scratch::Wide(avx2::scratchpad()),
+            ScryptBackend::Avx2x8 | ScryptBackend::Avx512x8 => {
+                Scratch::Wide(self.backend, x8::scratchpad())
+            }
             _ => Scratch::Narrow(vec![0u32; MINING_N * 32]),
         };
         Ok(Box::new(ScryptWorker { scratch }))
@@ -358,9 +368,9 @@ impl PowAlgorithm for Scrypt {
 enum Scratch {
     /// One lane of 1024 * 32 words.
     Narrow(Vec<u32>),
-    /// Eight lanes, vertical, for the AVX2 backend.
+    /// Eight lanes, vertical, for the eight-lane backends.
     #[cfg(target_arch = "x86_64")]
-    Wide(Vec<avx2::Lane8>),
+    Wide(ScryptBackend, Vec<x8::Lane8>),
 }
 
 /// A scrypt mining thread.
@@ -389,7 +399,7 @@ impl Worker for ScryptWorker {
         };
         match &mut self.scratch {
             #[cfg(target_arch = "x86_64")]
-            Scratch::Wide(scratch) => {
+            Scratch::Wide(backend, scratch) => {
                 let mut inputs: [Vec<u8>; 8] = Default::default();
                 let mut nonce = nonces.start;
                 while nonce < nonces.end {
@@ -400,9 +410,15 @@ impl Worker for ScryptWorker {
                         input.clone_from(&buf);
                         job.write_nonce(input, n)?;
                     }
-                    // SAFETY: a wide scratchpad is only made for the AVX2 backend, after
-                    // `is_available()` found AVX2.
-                    let hashes = unsafe { avx2::scrypt_1024_1_1_x8(&inputs, scratch) };
+                    // SAFETY: a wide scratchpad is only made for an eight-lane backend, after
+                    // `is_available()` found the features that backend is compiled for.
+                    let hashes = unsafe {
+                        if *backend == ScryptBackend::Avx512x8 {
+                            x8::avx512vl::scrypt_1024_1_1_x8(&inputs, scratch)
+                        } else {
+                            x8::avx2::scrypt_1024_1_1_x8(&inputs, scratch)
+                        }
+                    };
                     for (lane, hash) in hashes.into_iter().take(count).enumerate() {
                         report(nonce + lane as u64, hash);
                     }

@@ -81,7 +81,7 @@ fn nibble(c: u8) -> Option<u8> {
 /// Decodes hex (either case, no `0x` prefix) into bytes.
 pub fn decode_hex(hex: &str) -> Result<Vec<u8>, HexError> {
     let raw = hex.as_bytes();
-    if raw.len() % 2 != 0 {
+    if !raw.len().is_multiple_of(2) {
         return Err(HexError::OddLength { len: raw.len() });
     }
     let mut out = Vec::with_capacity(raw.len() / 2);

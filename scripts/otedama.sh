@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine: installs the system packages the build needs when they
+# are missing, then runs otedama's main job or its whole test suite.
+#
+#   bash scripts/otedama.sh run     # the main job (for now: benchmark the mining kernels)
+#   bash scripts/otedama.sh test    # the whole test suite
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+install_missing() {
+    local missing=()
+    command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+    command -v g++ >/dev/null 2>&1 || missing+=(g++)
+    command -v make >/dev/null 2>&1 || missing+=(make)
+    if [ "${#missing[@]}" -eq 0 ]; then
+        return
+    fi
+    echo "installing system packages: ${missing[*]}" >&2
+    local sudo=()
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    "${sudo[@]}" apt-get update
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y "${missing[@]}"
+}
+
+threads() {
+    nproc 2>/dev/null || echo 1
+}
+
+case "${1:-}" in
+    run)
+        install_missing
+        cargo build --release -p otedama-cli
+        cli=target/release/otedama-cli
+        "$cli" bench --algo sha256d --threads "$(threads)" --seconds 5
+        "$cli" bench --algo scrypt --threads "$(threads)" --seconds 5
+        "$cli" bench --algo randomx --mode fast --threads "$(threads)" --seconds 10
+        ;;
+    test)
+        install_missing
+        cargo test --workspace
+        ;;
+    *)
+        echo "usage: bash scripts/otedama.sh run|test" >&2
+        exit 2
+        ;;
+esac

@@ -58,7 +58,11 @@ fn scan_bench(
 
 fn sha256d(c: &mut Criterion) {
     let job = ScanJob::header80(header());
-    for backend in [Sha256dBackend::Portable, Sha256dBackend::ShaNi] {
+    for backend in [
+        Sha256dBackend::Portable,
+        Sha256dBackend::ShaNi,
+        Sha256dBackend::Avx512x16,
+    ] {
         if let Ok(kernel) = Sha256d::with_backend(backend) {
             scan_bench(c, "sha256d", backend.name(), &kernel, &job, 1 << 16);
         }

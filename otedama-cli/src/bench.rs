@@ -35,6 +35,10 @@ pub(crate) struct BenchArgs {
     /// RandomX mode.
     #[arg(long, value_enum, default_value_t = Mode::Fast)]
     mode: Mode,
+    /// The SIMD backend for sha256d or scrypt (e.g. portable, sha-ni, avx512x16, avx2x8,
+    /// avx512x8); the fastest this CPU supports when left out.
+    #[arg(long)]
+    backend: Option<String>,
     /// RandomX key in hex (a fixed key is used otherwise).
     #[arg(long)]
     key: Option<String>,
@@ -97,7 +101,13 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         Mode::Fast => RandomXMode::Fast,
         Mode::Light => RandomXMode::Light,
     };
-    let kernel = build(args.algo, key.as_deref(), mode, args.threads)?;
+    let kernel = build(
+        args.algo,
+        args.backend.as_deref(),
+        key.as_deref(),
+        mode,
+        args.threads,
+    )?;
     let job = bench_job(args.algo)?;
     // Bitcoin's difficulty-1 target: hits are rare, so the loop measured is the real one.
     let target = Target::from_be_bytes({

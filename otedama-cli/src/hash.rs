@@ -37,7 +37,7 @@ pub(crate) fn run(args: &HashArgs) -> Result<()> {
     if key.as_ref().is_some_and(|k| k.is_empty()) {
         bail!("--key is empty");
     }
-    let kernel = build(args.algo, key.as_deref(), RandomXMode::Light, 1)?;
+    let kernel = build(args.algo, None, key.as_deref(), RandomXMode::Light, 1)?;
     let mut hash = kernel.hash(&input)?.hash;
     if args.display {
         hash.reverse();

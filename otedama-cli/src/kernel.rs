@@ -1,7 +1,9 @@
 //! Turning command-line choices into a kernel.
 
 use anyhow::{bail, Context, Result};
-use otedama_hash::{Algorithm, PowAlgorithm, RandomX, RandomXMode, Scrypt, Sha256d};
+use otedama_hash::{
+    Algorithm, PowAlgorithm, RandomX, RandomXMode, Scrypt, ScryptBackend, Sha256d, Sha256dBackend,
+};
 
 /// The RandomX key used when none is given: an arbitrary fixed seed, so runs are comparable.
 pub(crate) const DEFAULT_RANDOMX_KEY: &[u8] = b"otedama benchmark key";
@@ -12,17 +14,53 @@ pub(crate) fn parse_hex(what: &str, text: &str) -> Result<Vec<u8>> {
     hex::decode(digits).with_context(|| format!("{what} is not valid hex: {text:?}"))
 }
 
-/// Builds the kernel for `algo`. RandomX needs a key and a mode; fast mode reports dataset
-/// progress on stderr.
+/// Picks a backend by name from `all`, or the detected one when no name is given.
+fn pick<B: Copy>(
+    algo: Algorithm,
+    wanted: Option<&str>,
+    all: &[B],
+    name: fn(B) -> &'static str,
+) -> Result<Option<B>> {
+    let Some(wanted) = wanted else {
+        return Ok(None);
+    };
+    match all.iter().find(|b| name(**b) == wanted) {
+        Some(b) => Ok(Some(*b)),
+        None => {
+            let names: Vec<_> = all.iter().map(|b| name(*b)).collect();
+            bail!(
+                "{algo} has no backend {wanted:?} (choose from {})",
+                names.join(", ")
+            )
+        }
+    }
+}
+
+/// Builds the kernel for `algo`, on a named SIMD backend or the fastest detected one. RandomX
+/// needs a key and a mode; fast mode reports dataset progress on stderr.
 pub(crate) fn build(
     algo: Algorithm,
+    backend: Option<&str>,
     key: Option<&[u8]>,
     randomx_mode: RandomXMode,
     init_threads: usize,
 ) -> Result<Box<dyn PowAlgorithm>> {
+    if backend.is_some() && !matches!(algo, Algorithm::Sha256d | Algorithm::Scrypt) {
+        bail!("--backend only applies to sha256d and scrypt");
+    }
     Ok(match algo {
-        Algorithm::Sha256d => Box::new(Sha256d::new()),
-        Algorithm::Scrypt => Box::new(Scrypt::new()),
+        Algorithm::Sha256d => Box::new(
+            match pick(algo, backend, &Sha256dBackend::ALL, Sha256dBackend::name)? {
+                Some(b) => Sha256d::with_backend(b)?,
+                None => Sha256d::new(),
+            },
+        ),
+        Algorithm::Scrypt => Box::new(
+            match pick(algo, backend, &ScryptBackend::ALL, ScryptBackend::name)? {
+                Some(b) => Scrypt::with_backend(b)?,
+                None => Scrypt::new(),
+            },
+        ),
         Algorithm::RandomX => {
             let key = key.unwrap_or(DEFAULT_RANDOMX_KEY);
             let progress = |done: u64, total: u64| {

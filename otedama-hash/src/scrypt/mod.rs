@@ -274,6 +274,13 @@ pub enum ScryptBackend {
 }
 
 impl ScryptBackend {
+    /// Every backend, portable first.
+    pub const ALL: [ScryptBackend; 3] = [
+        ScryptBackend::Portable,
+        ScryptBackend::Avx2x8,
+        ScryptBackend::Avx512x8,
+    ];
+
     /// The fastest backend this CPU supports.
     pub fn detect() -> Self {
         [ScryptBackend::Avx512x8, ScryptBackend::Avx2x8]

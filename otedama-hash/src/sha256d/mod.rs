@@ -4,6 +4,8 @@
 //! within a job, so their compression (the midstate) is done once, and each nonce pays for the
 //! second block and for the hash of the 32-byte digest.
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod portable;
 #[cfg(target_arch = "x86_64")]
 mod shani;
@@ -24,16 +26,24 @@ pub enum Sha256dBackend {
     Portable,
     /// The x86 SHA extensions, two nonces at a time.
     ShaNi,
+    /// AVX-512, sixteen nonces at a time in vector lanes.
+    Avx512x16,
 }
 
 impl Sha256dBackend {
+    /// Every backend, portable first.
+    pub const ALL: [Sha256dBackend; 3] = [
+        Sha256dBackend::Portable,
+        Sha256dBackend::ShaNi,
+        Sha256dBackend::Avx512x16,
+    ];
+
     /// The fastest backend this CPU supports.
     pub fn detect() -> Self {
-        if Sha256dBackend::ShaNi.is_available() {
-            Sha256dBackend::ShaNi
-        } else {
-            Sha256dBackend::Portable
-        }
+        [Sha256dBackend::Avx512x16, Sha256dBackend::ShaNi]
+            .into_iter()
+            .find(|b| b.is_available())
+            .unwrap_or(Sha256dBackend::Portable)
     }
 
     /// Whether this CPU can run the backend.
@@ -42,8 +52,10 @@ impl Sha256dBackend {
             Sha256dBackend::Portable => true,
             #[cfg(target_arch = "x86_64")]
             Sha256dBackend::ShaNi => shani::available(),
+            #[cfg(target_arch = "x86_64")]
+            Sha256dBackend::Avx512x16 => avx512::available(),
             #[cfg(not(target_arch = "x86_64"))]
-            Sha256dBackend::ShaNi => false,
+            Sha256dBackend::ShaNi | Sha256dBackend::Avx512x16 => false,
         }
     }
 
@@ -52,6 +64,7 @@ impl Sha256dBackend {
         match self {
             Sha256dBackend::Portable => "portable",
             Sha256dBackend::ShaNi => "sha-ni",
+            Sha256dBackend::Avx512x16 => "avx512x16",
         }
     }
 }
@@ -185,6 +198,11 @@ impl Worker for Sha256dWorker {
                 // the CPU features that `shani::scan` is compiled for.
                 unsafe { shani::scan(&midstate, &tail, start, last, top_limit, &mut on_hit) }
             }
+            #[cfg(target_arch = "x86_64")]
+            Sha256dBackend::Avx512x16 => {
+                // SAFETY: as above, for the AVX-512 features `avx512::scan` needs.
+                unsafe { avx512::scan(&midstate, &tail, start, last, top_limit, &mut on_hit) }
+            }
             _ => scan_portable(&midstate, &tail, start, last, top_limit, &mut on_hit),
         };
         Ok(done)
@@ -265,7 +283,11 @@ mod tests {
         t[31] = 0x00;
         let target = Target::from_le_bytes(t);
         let mut results = Vec::new();
-        for backend in [Sha256dBackend::Portable, Sha256dBackend::ShaNi] {
+        for backend in [
+            Sha256dBackend::Portable,
+            Sha256dBackend::ShaNi,
+            Sha256dBackend::Avx512x16,
+        ] {
             let Ok(kernel) = Sha256d::with_backend(backend) else {
                 continue;
             };

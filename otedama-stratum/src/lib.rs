@@ -1,10 +1,55 @@
 //! Stratum mining protocols for otedama, sans-IO.
 //!
-//! This crate will hold the Stratum v1 codec (with the Monero `login`/`job` dialect and
-//! EthereumStratum/1.0.0), Stratum v2 binary framing with the Noise handshake, and the pool-side
-//! and miner-side session state machines that drive them. Bytes go in, events and bytes come out;
-//! time is passed in by the caller. A `tokio` feature will add TCP server and client adapters.
+//! Bytes go in, events and bytes come out; the caller owns sockets and the clock. The crate
+//! holds:
 //!
-//! The crate is laid out now so that the workspace builds end to end; the protocol arrives with
-//! the Stratum issues.
+//! - Stratum v1 for the Bitcoin family: [`LineBuffer`] framing with a hard line limit,
+//!   [`Message`] parsing that echoes request ids of any JSON type, typed [`ClientRequest`] and
+//!   [`ServerRequest`] forms of every method in use (BIP310 `mining.configure` included), and
+//!   errors in all three shapes seen in the wild ([`StratumError`]).
+//! - [`PoolSession`]: the pool side of a connection (extranonce1 from a shared
+//!   [`ExtranonceAllocator`], authorization, version rolling, vardiff, job announcement,
+//!   share checks for stale, duplicate, ntime and version bits, ban score, timeouts). The
+//!   session never validates proof of work itself: it hands each share to the caller as a
+//!   [`PoolEvent::Share`] and answers when told the verdict.
+//!
+//! # Example
+//!
+//! A pool session answering a miner's subscribe and authorize:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Instant;
+//! use otedama_stratum::{ExtranonceAllocator, PoolConfig, PoolEvent, PoolSession};
+//!
+//! let allocator = ExtranonceAllocator::new(&[], 4)?;
+//! let now = Instant::now();
+//! let mut session = PoolSession::new(Arc::new(PoolConfig::default()), allocator, now);
+//! session.handle_line(br#"{"id": 1, "method": "mining.subscribe", "params": ["cpuminer/2.5.1"]}"#, now);
+//! let reply = session.poll_output().expect("subscribe result");
+//! assert!(reply.contains(r#""id":1"#));
+//!
+//! session.handle_line(br#"{"id": 2, "method": "mining.authorize", "params": ["addr.rig1", "x"]}"#, now);
+//! let Some(PoolEvent::Authorize { token, username, .. }) = session.poll_event() else { panic!() };
+//! assert_eq!(username, "addr.rig1");
+//! session.authorize_result(token, Ok(()));
+//! assert_eq!(session.poll_output().as_deref(), Some("{\"error\":null,\"id\":2,\"result\":true}\n"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![forbid(unsafe_code)]
+
+mod v1;
+
+pub use v1::error::{ErrorCode, StratumError};
+pub use v1::extranonce::{Extranonce1, ExtranonceAllocator, ExtranonceConfigError};
+pub use v1::frame::{FrameError, LineBuffer};
+pub use v1::message::{
+    difficulty_json, format_hex_u32, parse_hex_u32, Authorize, ClientRequest, Configure, Message,
+    Notify, ParamsError, ParseError, Reconnect, Request, RequestId, Response, ServerRequest,
+    Submit, Subscribe, SubscribeResult, VersionRollingRequest,
+};
+pub use v1::pool::{
+    AuthorizeToken, CloseReason, JobAnnouncement, PoolConfig, PoolEvent, PoolSession,
+    ShareSubmission, ShareToken, ShareVerdict,
+};
+pub use v1::vardiff::{Vardiff, VardiffConfig};

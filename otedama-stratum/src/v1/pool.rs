@@ -1,0 +1,716 @@
+//! The pool side of a Stratum v1 connection, as a sans-IO state machine.
+//!
+//! Feed it the lines the miner sends ([`PoolSession::handle_line`]) and the jobs to announce
+//! ([`PoolSession::send_job`]); take the lines to write from [`PoolSession::poll_output`] and
+//! the decisions it needs from [`PoolSession::poll_event`]. Authorization and share validity
+//! (proof of work, payout addresses) are the caller's: the session hands them over as events
+//! and sends the answer when [`PoolSession::authorize_result`] or
+//! [`PoolSession::share_result`] is called, which lets a pool acknowledge a share only once it
+//! is durably recorded. Time is always passed in.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use otedama_core::encode_hex;
+use serde_json::{json, Map, Value};
+
+use super::error::{ErrorCode, StratumError};
+use super::extranonce::{Extranonce1, ExtranonceAllocator};
+use super::message::{
+    ClientRequest, Configure, Message, Notify, Request, RequestId, Response, ServerRequest, Submit,
+    SubscribeResult,
+};
+use super::vardiff::{Vardiff, VardiffConfig};
+
+/// Pool-side session settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolConfig {
+    /// Bytes of extranonce2 the miner fills in.
+    pub extranonce2_size: usize,
+    /// The version bits miners may roll (BIP320: 0x1fffe000).
+    pub version_rolling_mask: u32,
+    /// Difficulty for a new session.
+    pub initial_difficulty: f64,
+    /// Vardiff settings; its bounds also limit `suggest_difficulty`.
+    pub vardiff: VardiffConfig,
+    /// Whether vardiff runs at all.
+    pub vardiff_enabled: bool,
+    /// How long a connection may stay without subscribing.
+    pub subscribe_timeout: Duration,
+    /// How long a connection may stay silent.
+    pub idle_timeout: Duration,
+    /// How far past the job's time a share's ntime may be, in seconds.
+    pub ntime_ahead: u32,
+    /// How many recent jobs stay valid for shares (older ones are stale).
+    pub max_jobs: usize,
+    /// How many submitted shares are remembered for duplicate detection.
+    pub max_seen_shares: usize,
+    /// Score at or below which the connection is dropped for bad shares.
+    pub ban_threshold: i32,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            extranonce2_size: 4,
+            version_rolling_mask: 0x1fff_e000,
+            initial_difficulty: 1.0,
+            vardiff: VardiffConfig::default(),
+            vardiff_enabled: true,
+            subscribe_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(600),
+            ntime_ahead: 7000,
+            max_jobs: 16,
+            max_seen_shares: 65_536,
+            ban_threshold: -30,
+        }
+    }
+}
+
+/// A job to announce; built once per template and shared by every session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobAnnouncement {
+    /// The `mining.notify` content.
+    pub notify: Notify,
+    /// Identifies the chain tip the job builds on; jobs of an older tip are stale.
+    pub height: u64,
+}
+
+/// Identifies an authorization awaiting the caller's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AuthorizeToken(u64);
+
+/// Identifies a share awaiting the caller's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ShareToken(u64);
+
+/// A share that passed the session's checks, for the caller to validate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShareSubmission {
+    /// Answer with [`PoolSession::share_result`].
+    pub token: ShareToken,
+    /// The authorized worker name it was submitted under.
+    pub worker: String,
+    /// The job.
+    pub job_id: String,
+    /// The session's extranonce1.
+    pub extranonce1: Vec<u8>,
+    /// The miner's extranonce2 (length already checked).
+    pub extranonce2: Vec<u8>,
+    /// Header time (window already checked).
+    pub ntime: u32,
+    /// Header nonce.
+    pub nonce: u32,
+    /// Rolled version bits (inside the mask, already checked), when sent.
+    pub version_bits: Option<u32>,
+    /// The negotiated version mask (0 when none).
+    pub version_mask: u32,
+    /// The difficulty the job was announced with: the share must meet it.
+    pub difficulty: f64,
+}
+
+/// What the session needs the caller to decide.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum PoolEvent {
+    /// A worker asks to be authorized; answer with [`PoolSession::authorize_result`].
+    Authorize {
+        /// The request to answer.
+        token: AuthorizeToken,
+        /// `address` or `address.worker`.
+        username: String,
+        /// The password, if sent.
+        password: Option<String>,
+    },
+    /// A share to validate; answer with [`PoolSession::share_result`].
+    Share(ShareSubmission),
+    /// The session ended; close the connection.
+    Closed(CloseReason),
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// No subscribe within the allowed time.
+    SubscribeTimeout,
+    /// Silent for too long.
+    Idle,
+    /// Too many bad shares or lines.
+    Banned,
+    /// The line was not Stratum at all (TLS, HTTP, binary) before any subscribe.
+    NotStratum,
+    /// Every extranonce1 is in use.
+    PoolFull,
+    /// Closed by the caller.
+    Requested,
+}
+
+/// The caller's verdict on a share.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ShareVerdict {
+    /// Valid and recorded.
+    Accepted,
+    /// The hash misses the share difficulty.
+    LowDifficulty,
+    /// The job went stale while the share was being checked.
+    Stale,
+    /// Invalid for another reason.
+    Invalid(String),
+}
+
+#[derive(Debug, Clone)]
+struct ActiveJob {
+    ntime: u32,
+    difficulty: f64,
+}
+
+/// The decoded bytes that make a share unique; hex case and spelling do not matter.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ShareKey {
+    job_id: String,
+    extranonce2: Vec<u8>,
+    ntime: u32,
+    nonce: u32,
+    version_bits: Option<u32>,
+}
+
+#[derive(Debug)]
+struct PendingShare {
+    id: Option<RequestId>,
+}
+
+/// One miner connection, pool side.
+#[derive(Debug)]
+pub struct PoolSession {
+    config: Arc<PoolConfig>,
+    allocator: Arc<ExtranonceAllocator>,
+    extranonce1: Option<Extranonce1>,
+    session_id: Option<String>,
+    user_agent: Option<String>,
+    created: Instant,
+    last_seen: Instant,
+    authorized: HashSet<String>,
+    pending_authorize: HashMap<u64, (Option<RequestId>, String)>,
+    pending_shares: HashMap<u64, PendingShare>,
+    next_token: u64,
+    version_mask: Option<u32>,
+    extranonce_subscribed: bool,
+    difficulty: f64,
+    announced_difficulty: Option<f64>,
+    minimum_difficulty: Option<f64>,
+    jobs: VecDeque<(String, ActiveJob)>,
+    seen: HashSet<ShareKey>,
+    seen_order: VecDeque<ShareKey>,
+    vardiff: Vardiff,
+    ban_score: i32,
+    accepted: u64,
+    rejected: u64,
+    output: VecDeque<String>,
+    events: VecDeque<PoolEvent>,
+    closed: Option<CloseReason>,
+}
+
+impl PoolSession {
+    /// A new connection at `now`.
+    pub fn new(config: Arc<PoolConfig>, allocator: Arc<ExtranonceAllocator>, now: Instant) -> Self {
+        let vardiff = Vardiff::new(config.vardiff.clone(), now);
+        let difficulty = config.vardiff.clamp(config.initial_difficulty);
+        PoolSession {
+            config,
+            allocator,
+            extranonce1: None,
+            session_id: None,
+            user_agent: None,
+            created: now,
+            last_seen: now,
+            authorized: HashSet::new(),
+            pending_authorize: HashMap::new(),
+            pending_shares: HashMap::new(),
+            next_token: 0,
+            version_mask: None,
+            extranonce_subscribed: false,
+            difficulty,
+            announced_difficulty: None,
+            minimum_difficulty: None,
+            jobs: VecDeque::new(),
+            seen: HashSet::new(),
+            seen_order: VecDeque::new(),
+            vardiff,
+            ban_score: 0,
+            accepted: 0,
+            rejected: 0,
+            output: VecDeque::new(),
+            events: VecDeque::new(),
+            closed: None,
+        }
+    }
+
+    /// The next line to write to the miner.
+    pub fn poll_output(&mut self) -> Option<String> {
+        self.output.pop_front()
+    }
+
+    /// The next decision needed from the caller.
+    pub fn poll_event(&mut self) -> Option<PoolEvent> {
+        self.events.pop_front()
+    }
+
+    /// Whether the session has subscribed.
+    pub fn is_subscribed(&self) -> bool {
+        self.extranonce1.is_some()
+    }
+
+    /// Whether the session has ended.
+    pub fn is_closed(&self) -> bool {
+        self.closed.is_some()
+    }
+
+    /// The session's extranonce1, once subscribed.
+    pub fn extranonce1(&self) -> Option<&[u8]> {
+        self.extranonce1.as_ref().map(Extranonce1::as_bytes)
+    }
+
+    /// The miner's user agent, if it sent one.
+    pub fn user_agent(&self) -> Option<&str> {
+        self.user_agent.as_deref()
+    }
+
+    /// The authorized worker names.
+    pub fn workers(&self) -> impl Iterator<Item = &str> {
+        self.authorized.iter().map(String::as_str)
+    }
+
+    /// The difficulty the next job will carry.
+    pub fn difficulty(&self) -> f64 {
+        self.difficulty
+    }
+
+    /// The negotiated version-rolling mask, if any.
+    pub fn version_mask(&self) -> Option<u32> {
+        self.version_mask
+    }
+
+    /// Shares accepted and rejected so far.
+    pub fn share_counts(&self) -> (u64, u64) {
+        (self.accepted, self.rejected)
+    }
+
+    /// The instant by which [`PoolSession::handle_timeout`] must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.closed.is_some() {
+            return None;
+        }
+        let idle = self.last_seen + self.config.idle_timeout;
+        if self.is_subscribed() {
+            Some(idle)
+        } else {
+            Some(idle.min(self.created + self.config.subscribe_timeout))
+        }
+    }
+
+    /// Checks the timeouts at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.closed.is_some() {
+            return;
+        }
+        if !self.is_subscribed() && now >= self.created + self.config.subscribe_timeout {
+            self.close(CloseReason::SubscribeTimeout);
+        } else if now >= self.last_seen + self.config.idle_timeout {
+            self.close(CloseReason::Idle);
+        }
+    }
+
+    /// Ends the session.
+    pub fn close(&mut self, reason: CloseReason) {
+        if self.closed.is_none() {
+            self.closed = Some(reason.clone());
+            self.events.push_back(PoolEvent::Closed(reason));
+            self.extranonce1 = None;
+        }
+    }
+
+    fn send(&mut self, line: String) {
+        self.output.push_back(line);
+    }
+
+    fn reply(&mut self, id: Option<RequestId>, result: Result<Value, StratumError>) {
+        // Notifications (null id) get no reply, as JSON-RPC has it.
+        if id.is_none() {
+            return;
+        }
+        let response = match result {
+            Ok(v) => Response::ok(id, v),
+            Err(e) => Response::err(id, e),
+        };
+        self.send(response.to_line());
+    }
+
+    fn token(&mut self) -> u64 {
+        self.next_token += 1;
+        self.next_token
+    }
+
+    fn penalize(&mut self, points: i32) {
+        self.ban_score = self.ban_score.saturating_sub(points);
+        if self.ban_score <= self.config.ban_threshold {
+            self.close(CloseReason::Banned);
+        }
+    }
+
+    /// Handles one line from the miner (without its newline).
+    pub fn handle_line(&mut self, line: &[u8], now: Instant) {
+        if self.closed.is_some() {
+            return;
+        }
+        self.last_seen = now;
+        let request = match Message::parse(line) {
+            Ok(Message::Request(r)) => r,
+            // Miners do not answer pools except for client.get_version and the like.
+            Ok(Message::Response(_)) => return,
+            Err(_) if !self.is_subscribed() => {
+                self.close(CloseReason::NotStratum);
+                return;
+            }
+            Err(_) => {
+                self.penalize(5);
+                return;
+            }
+        };
+        let id = request.id.clone();
+        match ClientRequest::from_request(&request) {
+            Ok(msg) => self.dispatch(id, msg, now),
+            Err(e) => {
+                self.reply(id, Err(StratumError::new(ErrorCode::Other, e.to_string())));
+                self.penalize(5);
+            }
+        }
+    }
+
+    fn dispatch(&mut self, id: Option<RequestId>, msg: ClientRequest, now: Instant) {
+        match msg {
+            ClientRequest::Subscribe(s) => {
+                if self.extranonce1.is_none() {
+                    let resume = s
+                        .session_id
+                        .as_deref()
+                        .and_then(|sid| otedama_core::decode_hex(sid).ok());
+                    match self.allocator.allocate(resume.as_deref()) {
+                        Some(en1) => {
+                            self.session_id = Some(encode_hex(en1.as_bytes()));
+                            self.extranonce1 = Some(en1);
+                        }
+                        None => {
+                            self.reply(
+                                id,
+                                Err(StratumError::new(ErrorCode::Other, "pool is full")),
+                            );
+                            self.close(CloseReason::PoolFull);
+                            return;
+                        }
+                    }
+                }
+                self.user_agent = s.user_agent.or(self.user_agent.take());
+                let sid = self.session_id.clone().unwrap_or_default();
+                let result = SubscribeResult {
+                    subscriptions: vec![
+                        ("mining.set_difficulty".into(), sid.clone()),
+                        ("mining.notify".into(), sid),
+                    ],
+                    extranonce1: self.extranonce1().map(<[u8]>::to_vec).unwrap_or_default(),
+                    extranonce2_size: self.config.extranonce2_size,
+                };
+                self.reply(id, Ok(result.to_json()));
+            }
+            ClientRequest::Authorize(a) => {
+                let token = self.token();
+                self.pending_authorize
+                    .insert(token, (id, a.username.clone()));
+                self.events.push_back(PoolEvent::Authorize {
+                    token: AuthorizeToken(token),
+                    username: a.username,
+                    password: a.password,
+                });
+            }
+            ClientRequest::Submit(s) => self.submit(id, s),
+            ClientRequest::Configure(c) => {
+                let result = self.configure(&c);
+                self.reply(id, Ok(result));
+            }
+            ClientRequest::ExtranonceSubscribe => {
+                self.extranonce_subscribed = true;
+                self.reply(id, Ok(Value::Bool(true)));
+            }
+            ClientRequest::SuggestDifficulty(d) => {
+                self.set_difficulty(d, now);
+                self.reply(id, Ok(Value::Bool(true)));
+            }
+            ClientRequest::SuggestTarget(target) => {
+                // target = diff1 / d, read with Bitcoin's diff-1.
+                let t = otedama_core::Target::from_be_bytes(target);
+                if let Ok(d) = otedama_core::DifficultyConvention::Bitcoin.difficulty_of(&t) {
+                    self.set_difficulty(d.as_f64(), now);
+                }
+                self.reply(id, Ok(Value::Bool(true)));
+            }
+            ClientRequest::Unknown { method, .. } => {
+                self.reply(
+                    id,
+                    Err(StratumError::new(
+                        ErrorCode::Other,
+                        format!("unsupported method {method}"),
+                    )),
+                );
+            }
+        }
+    }
+
+    fn configure(&mut self, c: &Configure) -> Value {
+        let mut out = Map::new();
+        for ext in &c.extensions {
+            match ext.as_str() {
+                "version-rolling" => {
+                    let req = c
+                        .version_rolling
+                        .unwrap_or(super::message::VersionRollingRequest {
+                            mask: u32::MAX,
+                            min_bit_count: 0,
+                        });
+                    let mask = self.config.version_rolling_mask & req.mask;
+                    if mask.count_ones() >= req.min_bit_count && mask != 0 {
+                        self.version_mask = Some(mask);
+                        out.insert("version-rolling".into(), Value::Bool(true));
+                        out.insert("version-rolling.mask".into(), json!(format!("{mask:08x}")));
+                    } else {
+                        out.insert("version-rolling".into(), Value::Bool(false));
+                    }
+                }
+                "minimum-difficulty" => {
+                    let ok = c.minimum_difficulty.is_some();
+                    self.minimum_difficulty = c.minimum_difficulty;
+                    out.insert("minimum-difficulty".into(), Value::Bool(ok));
+                }
+                "subscribe-extranonce" => {
+                    self.extranonce_subscribed = true;
+                    out.insert("subscribe-extranonce".into(), Value::Bool(true));
+                }
+                "info" => {
+                    out.insert("info".into(), Value::Bool(true));
+                }
+                other => {
+                    out.insert(other.to_owned(), Value::Bool(false));
+                }
+            }
+        }
+        Value::Object(out)
+    }
+
+    fn set_difficulty(&mut self, d: f64, now: Instant) {
+        let floor = self.minimum_difficulty.unwrap_or(0.0);
+        self.difficulty = self.config.vardiff.clamp(d.max(floor));
+        self.vardiff.reset(now);
+    }
+
+    /// Announces a job: `mining.set_difficulty` first when the difficulty changed (miners apply
+    /// it from the next notify), then `mining.notify`. A clean job voids every earlier one.
+    pub fn send_job(&mut self, job: &JobAnnouncement, now: Instant) {
+        if self.closed.is_some() || !self.is_subscribed() {
+            return;
+        }
+        if self.config.vardiff_enabled {
+            if let Some(d) = self.vardiff.retarget(self.difficulty, now) {
+                let floor = self.minimum_difficulty.unwrap_or(0.0);
+                self.difficulty = self.config.vardiff.clamp(d.max(floor));
+            }
+        }
+        if self.announced_difficulty != Some(self.difficulty) {
+            let line = ServerRequest::SetDifficulty(self.difficulty)
+                .to_request(None)
+                .to_line();
+            self.send(line);
+            self.announced_difficulty = Some(self.difficulty);
+        }
+        if job.notify.clean_jobs {
+            self.jobs.clear();
+            self.seen.clear();
+            self.seen_order.clear();
+        }
+        self.jobs.retain(|(id, _)| *id != job.notify.job_id);
+        self.jobs.push_back((
+            job.notify.job_id.clone(),
+            ActiveJob {
+                ntime: job.notify.ntime,
+                difficulty: self.difficulty,
+            },
+        ));
+        while self.jobs.len() > self.config.max_jobs.max(1) {
+            self.jobs.pop_front();
+        }
+        let line = ServerRequest::Notify(job.notify.clone())
+            .to_request(None)
+            .to_line();
+        self.send(line);
+    }
+
+    /// Checks a submitted share against the session's state and hands it to the caller.
+    fn submit(&mut self, id: Option<RequestId>, s: Submit) {
+        let reject = |this: &mut PoolSession,
+                      id: Option<RequestId>,
+                      code: ErrorCode,
+                      msg: &str,
+                      points: i32| {
+            this.rejected += 1;
+            this.reply(id, Err(StratumError::new(code, msg)));
+            this.penalize(points);
+        };
+        let Some(en1) = self.extranonce1().map(<[u8]>::to_vec) else {
+            return reject(self, id, ErrorCode::NotSubscribed, "not subscribed", 5);
+        };
+        if !self.authorized.contains(&s.worker) {
+            return reject(self, id, ErrorCode::Unauthorized, "unauthorized worker", 5);
+        }
+        let Some(job) = self
+            .jobs
+            .iter()
+            .find(|(j, _)| *j == s.job_id)
+            .map(|(_, job)| job.clone())
+        else {
+            // Stale shares happen to honest miners around block changes: a light penalty.
+            return reject(self, id, ErrorCode::JobNotFound, "job not found (stale)", 1);
+        };
+        if s.extranonce2.len() != self.config.extranonce2_size {
+            return reject(
+                self,
+                id,
+                ErrorCode::Other,
+                "extranonce2 has the wrong size",
+                5,
+            );
+        }
+        if s.ntime < job.ntime || s.ntime - job.ntime > self.config.ntime_ahead {
+            return reject(self, id, ErrorCode::Other, "ntime out of range", 5);
+        }
+        let mask = self.version_mask.unwrap_or(0);
+        if let Some(bits) = s.version_bits {
+            if bits & !mask != 0 {
+                return reject(
+                    self,
+                    id,
+                    ErrorCode::Other,
+                    "version bits outside the negotiated mask",
+                    5,
+                );
+            }
+        }
+        let key = ShareKey {
+            job_id: s.job_id.clone(),
+            extranonce2: s.extranonce2.clone(),
+            ntime: s.ntime,
+            nonce: s.nonce,
+            version_bits: s.version_bits.filter(|b| *b != 0),
+        };
+        if self.seen.contains(&key) {
+            return reject(self, id, ErrorCode::Duplicate, "duplicate share", 5);
+        }
+        self.seen.insert(key.clone());
+        self.seen_order.push_back(key);
+        while self.seen_order.len() > self.config.max_seen_shares.max(1) {
+            if let Some(old) = self.seen_order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        let token = self.token();
+        self.pending_shares.insert(token, PendingShare { id });
+        self.events.push_back(PoolEvent::Share(ShareSubmission {
+            token: ShareToken(token),
+            worker: s.worker,
+            job_id: s.job_id,
+            extranonce1: en1,
+            extranonce2: s.extranonce2,
+            ntime: s.ntime,
+            nonce: s.nonce,
+            version_bits: s.version_bits,
+            version_mask: mask,
+            difficulty: job.difficulty,
+        }));
+    }
+
+    /// Answers an authorization: `Ok` authorizes the worker, `Err` refuses it with the reason
+    /// (e.g. "invalid payout address").
+    pub fn authorize_result(&mut self, token: AuthorizeToken, result: Result<(), String>) {
+        let Some((id, username)) = self.pending_authorize.remove(&token.0) else {
+            return;
+        };
+        match result {
+            Ok(()) => {
+                self.authorized.insert(username);
+                self.reply(id, Ok(Value::Bool(true)));
+            }
+            Err(reason) => {
+                self.reply(id, Err(StratumError::new(ErrorCode::Unauthorized, reason)));
+                self.penalize(5);
+            }
+        }
+    }
+
+    /// Answers a share. Call it only once the share is durably recorded when accepting.
+    pub fn share_result(&mut self, token: ShareToken, verdict: ShareVerdict) {
+        let Some(pending) = self.pending_shares.remove(&token.0) else {
+            return;
+        };
+        match verdict {
+            ShareVerdict::Accepted => {
+                self.accepted += 1;
+                self.ban_score = (self.ban_score + 1).min(10);
+                self.vardiff.record_share();
+                self.reply(pending.id, Ok(Value::Bool(true)));
+            }
+            ShareVerdict::LowDifficulty => {
+                self.rejected += 1;
+                self.reply(
+                    pending.id,
+                    Err(StratumError::new(
+                        ErrorCode::LowDifficulty,
+                        "low difficulty share",
+                    )),
+                );
+                self.penalize(5);
+            }
+            ShareVerdict::Stale => {
+                self.rejected += 1;
+                self.reply(
+                    pending.id,
+                    Err(StratumError::new(ErrorCode::JobNotFound, "stale share")),
+                );
+                self.penalize(1);
+            }
+            ShareVerdict::Invalid(reason) => {
+                self.rejected += 1;
+                self.reply(pending.id, Err(StratumError::new(ErrorCode::Other, reason)));
+                self.penalize(5);
+            }
+        }
+    }
+
+    /// Sends `client.reconnect` to move the miner elsewhere (or back here after `wait_secs`).
+    pub fn reconnect(&mut self, reconnect: super::message::Reconnect) {
+        let line = ServerRequest::Reconnect(reconnect)
+            .to_request(None)
+            .to_line();
+        self.send(line);
+    }
+
+    /// Sends a server-to-client request such as `client.get_version` or `mining.ping`, with a
+    /// fresh numeric id.
+    pub fn server_request(&mut self, request: ServerRequest) {
+        let id = RequestId::number(self.token());
+        let line: String = Request {
+            id: Some(id),
+            ..request.to_request(None)
+        }
+        .to_line();
+        self.send(line);
+    }
+}

@@ -37,7 +37,7 @@ case "${1:-}" in
         ;;
     test)
         install_missing
-        cargo test --workspace
+        cargo test --workspace --all-features
         ;;
     *)
         echo "usage: bash scripts/otedama.sh run|test" >&2

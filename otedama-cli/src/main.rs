@@ -1,6 +1,8 @@
 //! The otedama command line: hashing, benchmarks, and (in later releases) the pool and miner.
 
 mod bench;
+#[allow(dead_code)] // wired into `pool` next
+mod config;
 mod hash;
 mod kernel;
 

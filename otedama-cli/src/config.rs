@@ -1,0 +1,448 @@
+//! The YAML configuration: parsed strictly, validated, every error naming file, key and reason.
+//!
+//! Sections follow the shape operators know: `mining`, `pool`, `api`, `monitoring`. Every field
+//! has a default, so an empty file (or none) is a working devnet pool.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A configuration problem: where and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConfigError {
+    /// The file, or `<flags>` for a command-line value.
+    pub(crate) file: String,
+    /// The dotted key, e.g. `pool.fee_percentage`.
+    pub(crate) key: String,
+    /// What is wrong.
+    pub(crate) reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file, self.reason)
+        } else {
+            write!(f, "{}: {}: {}", self.file, self.key, self.reason)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A duration written as `90s`, `30m`, `2h` or `1d` (or a bare number of seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span(pub(crate) Duration);
+
+impl Span {
+    pub(crate) fn parse(text: &str) -> Result<Span, String> {
+        let t = text.trim();
+        let (digits, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+        let n: u64 = digits
+            .parse()
+            .map_err(|_| format!("{text:?} is not a duration like 90s, 30m, 2h or 1d"))?;
+        let secs = match unit.trim() {
+            "" | "s" => Some(n),
+            "m" => n.checked_mul(60),
+            "h" => n.checked_mul(3600),
+            "d" => n.checked_mul(86_400),
+            _ => None,
+        }
+        .ok_or_else(|| format!("{text:?} is not a duration like 90s, 30m, 2h or 1d"))?;
+        Ok(Span(Duration::from_secs(secs)))
+    }
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.0.as_secs();
+        match s {
+            0 => write!(f, "0s"),
+            s if s % 86_400 == 0 => write!(f, "{}d", s / 86_400),
+            s if s % 3600 == 0 => write!(f, "{}h", s / 3600),
+            s if s % 60 == 0 => write!(f, "{}m", s / 60),
+            s => write!(f, "{s}s"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Secs(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Secs(n) => Ok(Span(Duration::from_secs(n))),
+            Raw::Text(t) => Span::parse(&t).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl Serialize for Span {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+/// `mining`: what is mined and by the built-in miner.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Mining {
+    /// sha256d, scrypt or randomx.
+    pub(crate) algorithm: String,
+    /// Threads of the built-in CPU miner that `pool` starts (0: none).
+    pub(crate) threads: usize,
+}
+
+impl Default for Mining {
+    fn default() -> Self {
+        Mining {
+            algorithm: "sha256d".into(),
+            threads: 1,
+        }
+    }
+}
+
+/// `pool.node`: the coin's node; absent means the embedded devnet.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Node {
+    /// JSON-RPC URL, e.g. `http://127.0.0.1:19443`.
+    pub(crate) url: String,
+    /// RPC user.
+    #[serde(default)]
+    pub(crate) user: Option<String>,
+    /// RPC password.
+    #[serde(default)]
+    pub(crate) password: Option<String>,
+    /// Cookie file, instead of user and password.
+    #[serde(default)]
+    pub(crate) cookie: Option<PathBuf>,
+}
+
+/// `pool.rewards`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Rewards {
+    /// pplns, pps, fpps, prop or solo.
+    pub(crate) system: String,
+    /// The PPLNS window.
+    pub(crate) window: Span,
+}
+
+impl Default for Rewards {
+    fn default() -> Self {
+        Rewards {
+            system: "pplns".into(),
+            window: Span(Duration::from_secs(7200)),
+        }
+    }
+}
+
+/// `pool`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Pool {
+    /// Where the Stratum server listens.
+    pub(crate) listen: SocketAddr,
+    /// The pool's own payout address (fees, and the devnet's coinbase).
+    pub(crate) address: Option<String>,
+    /// Most concurrent miner connections.
+    pub(crate) max_connections: usize,
+    /// The pool fee in percent.
+    pub(crate) fee_percentage: f64,
+    /// Starting share difficulty.
+    pub(crate) difficulty: f64,
+    /// The node; the embedded devnet when absent.
+    pub(crate) node: Option<Node>,
+    /// Where shares and blocks are stored: a SQLite file path, or `postgres://...`.
+    pub(crate) database: String,
+    /// Reward scheme.
+    pub(crate) rewards: Rewards,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Pool {
+            listen: SocketAddr::from(([127, 0, 0, 1], 3333)),
+            address: None,
+            max_connections: 10_000,
+            fee_percentage: 1.0,
+            difficulty: 1.0,
+            node: None,
+            database: "otedama.db".into(),
+            rewards: Rewards::default(),
+        }
+    }
+}
+
+/// `api`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Api {
+    /// Whether the REST/WebSocket API runs.
+    pub(crate) enabled: bool,
+    /// Where it listens.
+    pub(crate) listen: SocketAddr,
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        Api {
+            enabled: false,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+/// `monitoring`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Monitoring {
+    /// Whether Prometheus metrics are served (on the API listener).
+    pub(crate) metrics: bool,
+    /// How often the pool prints its status line.
+    pub(crate) stats_interval: Span,
+}
+
+impl Default for Monitoring {
+    fn default() -> Self {
+        Monitoring {
+            metrics: false,
+            stats_interval: Span(Duration::from_secs(10)),
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Config {
+    /// `mining`.
+    pub(crate) mining: Mining,
+    /// `pool`.
+    pub(crate) pool: Pool,
+    /// `api`.
+    pub(crate) api: Api,
+    /// `monitoring`.
+    pub(crate) monitoring: Monitoring,
+}
+
+const ALGORITHMS: [&str; 3] = ["sha256d", "scrypt", "randomx"];
+const SYSTEMS: [&str; 5] = ["pplns", "pps", "fpps", "prop", "solo"];
+
+impl Config {
+    /// Parses YAML text; `file` names the source in errors.
+    pub(crate) fn from_yaml(text: &str, file: &str) -> Result<Config, ConfigError> {
+        if text.trim().is_empty() {
+            let config = Config::default();
+            config.validate(file)?;
+            return Ok(config);
+        }
+        let de = serde_yaml::Deserializer::from_str(text);
+        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let mut reason = e.inner().to_string();
+            // serde_yaml starts its message with its own, shorter path; ours is exact.
+            if let Some((prefix, rest)) = reason.split_once(": ") {
+                if key.starts_with(prefix) {
+                    reason = rest.to_owned();
+                }
+            }
+            ConfigError {
+                file: file.to_owned(),
+                key: if key == "." { String::new() } else { key },
+                reason,
+            }
+        })?;
+        config.validate(file)?;
+        Ok(config)
+    }
+
+    /// Reads and parses a file.
+    pub(crate) fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            key: String::new(),
+            reason: format!("cannot read: {e}"),
+        })?;
+        Config::from_yaml(&text, &file)
+    }
+
+    /// Checks values that parse but make no sense.
+    pub(crate) fn validate(&self, file: &str) -> Result<(), ConfigError> {
+        let err = |key: &str, reason: String| {
+            Err(ConfigError {
+                file: file.to_owned(),
+                key: key.to_owned(),
+                reason,
+            })
+        };
+        if !ALGORITHMS.contains(&self.mining.algorithm.as_str()) {
+            return err(
+                "mining.algorithm",
+                format!(
+                    "unknown algorithm {:?} (choose {})",
+                    self.mining.algorithm,
+                    ALGORITHMS.join(", ")
+                ),
+            );
+        }
+        if self.mining.threads > 1024 {
+            return err(
+                "mining.threads",
+                format!("{} is more than 1024", self.mining.threads),
+            );
+        }
+        if !(0.0..=100.0).contains(&self.pool.fee_percentage)
+            || !self.pool.fee_percentage.is_finite()
+        {
+            return err(
+                "pool.fee_percentage",
+                format!("{} is not between 0 and 100", self.pool.fee_percentage),
+            );
+        }
+        if !(self.pool.difficulty.is_finite() && self.pool.difficulty > 0.0) {
+            return err(
+                "pool.difficulty",
+                format!("{} is not a positive number", self.pool.difficulty),
+            );
+        }
+        if self.pool.max_connections == 0 || self.pool.max_connections > 1_000_000 {
+            return err(
+                "pool.max_connections",
+                format!("{} is not between 1 and 1000000", self.pool.max_connections),
+            );
+        }
+        if !SYSTEMS.contains(&self.pool.rewards.system.as_str()) {
+            return err(
+                "pool.rewards.system",
+                format!(
+                    "unknown system {:?} (choose {})",
+                    self.pool.rewards.system,
+                    SYSTEMS.join(", ")
+                ),
+            );
+        }
+        if self.pool.rewards.window.0.is_zero() {
+            return err("pool.rewards.window", "must be longer than zero".into());
+        }
+        if self.pool.database.trim().is_empty() {
+            return err("pool.database", "is empty".into());
+        }
+        if let Some(node) = &self.pool.node {
+            if !(node.url.starts_with("http://") || node.url.starts_with("https://")) {
+                return err(
+                    "pool.node.url",
+                    format!("{:?} is not an http:// url", node.url),
+                );
+            }
+            let has_password = node.user.is_some() || node.password.is_some();
+            if has_password && node.cookie.is_some() {
+                return err(
+                    "pool.node",
+                    "give user and password, or cookie, not both".into(),
+                );
+            }
+            if node.user.is_some() != node.password.is_some() {
+                return err("pool.node", "user and password go together".into());
+            }
+        }
+        if self.monitoring.stats_interval.0.is_zero() {
+            return err(
+                "monitoring.stats_interval",
+                "must be longer than zero".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as YAML.
+    pub(crate) fn to_yaml(&self) -> String {
+        serde_yaml::to_string(self)
+            .unwrap_or_else(|e| format!("# cannot print the configuration: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_is_the_devnet_default() {
+        let c = Config::from_yaml("", "c.yaml").expect("defaults");
+        assert_eq!(c, Config::default());
+        assert!(c.pool.node.is_none());
+    }
+
+    #[test]
+    fn the_documented_shape_parses() {
+        let c = Config::from_yaml(
+            "mining:\n  algorithm: scrypt\n  threads: 2\npool:\n  listen: 127.0.0.1:4444\n  fee_percentage: 1.5\n  max_connections: 500\n  rewards:\n    system: pplns\n    window: 2h\n  node:\n    url: http://127.0.0.1:19443\n    user: u\n    password: p\napi:\n  enabled: true\nmonitoring:\n  stats_interval: 30s\n",
+            "c.yaml",
+        )
+        .expect("valid");
+        assert_eq!(c.mining.algorithm, "scrypt");
+        assert_eq!(c.pool.rewards.window, Span(Duration::from_secs(7200)));
+        assert_eq!(c.pool.listen.port(), 4444);
+        let round = Config::from_yaml(&c.to_yaml(), "printed").expect("printed config parses");
+        assert_eq!(round, c);
+    }
+
+    #[test]
+    fn errors_name_file_key_and_reason() {
+        let cases = [
+            (
+                "pool:\n  fee_percentage: 150\n",
+                "c.yaml: pool.fee_percentage: 150 is not between 0 and 100",
+            ),
+            (
+                "pool:\n  fee_percentag: 1\n",
+                "c.yaml: pool.fee_percentag: unknown field `fee_percentag`",
+            ),
+            (
+                "pool:\n  rewards:\n    window: soon\n",
+                "c.yaml: pool.rewards.window: \"soon\" is not a duration",
+            ),
+            (
+                "mining:\n  algorithm: md5\n",
+                "c.yaml: mining.algorithm: unknown algorithm \"md5\"",
+            ),
+            (
+                "pool:\n  listen: nowhere\n",
+                "c.yaml: pool.listen: invalid socket address",
+            ),
+            (
+                "pool:\n  node:\n    url: ftp://x\n",
+                "c.yaml: pool.node.url: \"ftp://x\" is not an http:// url",
+            ),
+            (
+                "pool:\n  max_connections: -1\n",
+                "c.yaml: pool.max_connections: invalid type: integer `-1`",
+            ),
+        ];
+        for (yaml, expected) in cases {
+            let e = Config::from_yaml(yaml, "c.yaml")
+                .expect_err(yaml)
+                .to_string();
+            assert!(e.starts_with(expected), "{yaml:?}: got {e:?}");
+        }
+    }
+
+    #[test]
+    fn spans_round_trip() {
+        for text in ["90s", "30m", "2h", "1d", "0s"] {
+            assert_eq!(Span::parse(text).expect(text).to_string(), text);
+        }
+        assert_eq!(Span::parse("120").expect("bare").to_string(), "2m");
+        assert!(Span::parse("2 weeks").is_err());
+        assert!(Span::parse("99999999999999999999d").is_err());
+    }
+}

@@ -5,6 +5,8 @@ mod bench;
 mod config;
 mod hash;
 mod kernel;
+#[allow(dead_code)] // wired into `pool` next
+mod store;
 
 use std::process::ExitCode;
 

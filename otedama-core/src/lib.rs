@@ -56,6 +56,7 @@ mod job;
 mod merkle;
 mod order;
 mod target;
+mod template;
 
 /// The `bitcoin` crate this crate's conversions use, re-exported so that callers name the
 /// same version.
@@ -80,4 +81,7 @@ pub use target::{
     monero_check_hash, CompactTarget, CompactTargetError, Difficulty, DifficultyConvention,
     DifficultyError, Hashrate, HashrateError, MoneroTarget, MoneroTargetError, Target, Work,
     BITCOIN_DIFF1_TARGET, SCRYPT_DIFF1_TARGET, U256,
+};
+pub use template::{
+    write_compact_size, BlockTemplate, TemplateTransaction, WorkSource, WorkSourceError,
 };

@@ -50,6 +50,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod address;
 mod coinbase;
 mod header;
 mod job;
@@ -62,6 +63,7 @@ mod template;
 /// same version.
 pub use bitcoin;
 
+pub use address::{AddressError, AddressParams};
 pub use coinbase::{
     bip34_height_push, witness_commitment_script, Coinbase, CoinbaseBuilder, CoinbaseError,
     COINBASE_SCRIPT_SIG_MAX, COINBASE_SCRIPT_SIG_MIN, MAX_MONEY_SAT, WITNESS_COMMITMENT_HEADER,

@@ -7,6 +7,8 @@ mod hash;
 mod kernel;
 #[allow(dead_code)] // wired into `pool` next
 mod store;
+#[allow(dead_code)] // wired into `pool` next
+mod work;
 
 use std::process::ExitCode;
 

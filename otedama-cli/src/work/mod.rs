@@ -1,0 +1,3 @@
+//! Where the pool's work comes from: a node over RPC, or the embedded devnet.
+
+pub(crate) mod node;

@@ -1,0 +1,336 @@
+//! A Bitcoin-family node over JSON-RPC: `getblocktemplate` (segwit, and Litecoin's MWEB),
+//! long-polling for new blocks, and `submitblock`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use otedama_core::{
+    decode_hex, BlockTemplate, CompactTarget, TemplateTransaction, WorkSource, WorkSourceError,
+};
+use serde_json::{json, Value};
+
+/// How the node checks who is calling.
+#[derive(Debug, Clone)]
+pub(crate) enum RpcAuth {
+    /// `-rpcuser` / `-rpcpassword`.
+    UserPassword(String, String),
+    /// The `.cookie` file the node writes at start.
+    Cookie(PathBuf),
+}
+
+/// A JSON-RPC connection to the node.
+pub(crate) struct NodeRpc {
+    url: String,
+    auth: RpcAuth,
+    next_id: u64,
+}
+
+/// An error the node itself returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RpcError {
+    pub(crate) code: i64,
+    pub(crate) message: String,
+}
+
+fn basic(user: &str, password: &str) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let input = format!("{user}:{password}");
+    let bytes = input.as_bytes();
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(TABLE[((n >> shift) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    format!("Basic {out}")
+}
+
+impl NodeRpc {
+    pub(crate) fn new(url: &str, auth: RpcAuth) -> Self {
+        NodeRpc {
+            url: url.to_owned(),
+            auth,
+            next_id: 0,
+        }
+    }
+
+    fn authorization(&self) -> Result<String, WorkSourceError> {
+        match &self.auth {
+            RpcAuth::UserPassword(u, p) => Ok(basic(u, p)),
+            RpcAuth::Cookie(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    WorkSourceError::Unavailable(format!(
+                        "cannot read cookie {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                let (u, p) = text.trim().split_once(':').ok_or_else(|| {
+                    WorkSourceError::Unavailable(format!(
+                        "cookie {} is not user:password",
+                        path.display()
+                    ))
+                })?;
+                Ok(basic(u, p))
+            }
+        }
+    }
+
+    /// Calls `method`; `Err(Ok(rpc))` is the node's own error, `Err(Err(e))` a transport one.
+    pub(crate) fn call(
+        &mut self,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<Value, Result<RpcError, WorkSourceError>> {
+        self.next_id += 1;
+        let body =
+            json!({"jsonrpc": "1.0", "id": self.next_id, "method": method, "params": params})
+                .to_string();
+        let auth = self.authorization().map_err(Err)?;
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let response = agent
+            .post(&self.url)
+            .header("Authorization", &auth)
+            .header("Content-Type", "application/json")
+            .send(body.as_bytes())
+            .map_err(|e| match e {
+                ureq::Error::Timeout(_) => {
+                    Err(WorkSourceError::Unavailable(format!("{method}: timed out")))
+                }
+                e => Err(WorkSourceError::Unavailable(format!("{method}: {e}"))),
+            })?;
+        let status = response.status().as_u16();
+        if status == 401 || status == 403 {
+            return Err(Err(WorkSourceError::Unavailable(format!(
+                "{method}: the node refused the rpc credentials (http {status})"
+            ))));
+        }
+        let text = response
+            .into_body()
+            .read_to_string()
+            .map_err(|e| Err(WorkSourceError::Unavailable(format!("{method}: {e}"))))?;
+        let v: Value = serde_json::from_str(&text).map_err(|e| {
+            Err(WorkSourceError::BadTemplate(format!(
+                "{method}: http {status}, not json: {e}"
+            )))
+        })?;
+        if let Some(err) = v.get("error").filter(|e| !e.is_null()) {
+            return Err(Ok(RpcError {
+                code: err.get("code").and_then(Value::as_i64).unwrap_or(0),
+                message: err
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+            }));
+        }
+        Ok(v.get("result").cloned().unwrap_or(Value::Null))
+    }
+
+    fn gbt(
+        &mut self,
+        longpollid: Option<&str>,
+        timeout: Duration,
+    ) -> Result<BlockTemplate, WorkSourceError> {
+        let mut request = json!({"rules": ["mweb", "segwit"]});
+        if let Some(id) = longpollid {
+            request["longpollid"] = json!(id);
+        }
+        match self.call("getblocktemplate", json!([request]), timeout) {
+            Ok(v) => parse_template(&v),
+            Err(Ok(e)) => Err(WorkSourceError::Unavailable(format!(
+                "getblocktemplate: node error {}: {}",
+                e.code, e.message
+            ))),
+            Err(Err(e)) => Err(e),
+        }
+    }
+}
+
+fn field<'a>(v: &'a Value, key: &str) -> Result<&'a Value, WorkSourceError> {
+    v.get(key)
+        .ok_or_else(|| WorkSourceError::BadTemplate(format!("getblocktemplate has no {key}")))
+}
+
+fn hex32_display(v: &Value, key: &str) -> Result<[u8; 32], WorkSourceError> {
+    let text = field(v, key)?
+        .as_str()
+        .ok_or_else(|| WorkSourceError::BadTemplate(format!("{key} is not a string")))?;
+    let mut bytes: [u8; 32] = decode_hex(text)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| WorkSourceError::BadTemplate(format!("{key} is not 32 bytes of hex")))?;
+    bytes.reverse();
+    Ok(bytes)
+}
+
+fn uint(v: &Value, key: &str) -> Result<u64, WorkSourceError> {
+    field(v, key)?
+        .as_u64()
+        .ok_or_else(|| WorkSourceError::BadTemplate(format!("{key} is not a non-negative integer")))
+}
+
+fn hex_bytes(v: &Value, key: &str) -> Result<Vec<u8>, WorkSourceError> {
+    let text = field(v, key)?
+        .as_str()
+        .ok_or_else(|| WorkSourceError::BadTemplate(format!("{key} is not a string")))?;
+    decode_hex(text).map_err(|e| WorkSourceError::BadTemplate(format!("{key}: {e}")))
+}
+
+/// Reads a `getblocktemplate` result.
+pub(crate) fn parse_template(v: &Value) -> Result<BlockTemplate, WorkSourceError> {
+    let bits_text = field(v, "bits")?
+        .as_str()
+        .ok_or_else(|| WorkSourceError::BadTemplate("bits is not a string".into()))?;
+    let bits = u32::from_str_radix(bits_text, 16)
+        .map_err(|_| WorkSourceError::BadTemplate(format!("bits {bits_text:?} is not hex")))?;
+    let to_u32 = |key: &str| -> Result<u32, WorkSourceError> {
+        u32::try_from(uint(v, key)?)
+            .map_err(|_| WorkSourceError::BadTemplate(format!("{key} does not fit 32 bits")))
+    };
+    let txs = field(v, "transactions")?
+        .as_array()
+        .ok_or_else(|| WorkSourceError::BadTemplate("transactions is not an array".into()))?;
+    let transactions = txs
+        .iter()
+        .map(|t| {
+            Ok(TemplateTransaction {
+                data: hex_bytes(t, "data")?,
+                txid: hex32_display(t, "txid")?,
+                wtxid: hex32_display(t, "hash").or_else(|_| hex32_display(t, "txid"))?,
+                fee: t.get("fee").and_then(Value::as_u64).unwrap_or(0),
+            })
+        })
+        .collect::<Result<Vec<_>, WorkSourceError>>()?;
+    let witness_commitment = match v.get("default_witness_commitment") {
+        Some(Value::String(_)) => Some(hex_bytes(v, "default_witness_commitment")?),
+        _ => None,
+    };
+    let mweb = match v.get("mweb") {
+        Some(Value::String(_)) => Some(hex_bytes(v, "mweb")?),
+        _ => None,
+    };
+    Ok(BlockTemplate {
+        height: uint(v, "height")?,
+        version: to_u32("version")?,
+        prev_hash: hex32_display(v, "previousblockhash")?,
+        bits: CompactTarget::from_consensus(bits),
+        curtime: to_u32("curtime")?,
+        mintime: to_u32("mintime").unwrap_or(0),
+        coinbase_value: uint(v, "coinbasevalue")?,
+        transactions,
+        witness_commitment,
+        mweb,
+        id: v
+            .get("longpollid")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("{}:{}", bits_text, v["previousblockhash"])),
+    })
+}
+
+impl WorkSource for NodeRpc {
+    fn template(&mut self) -> Result<BlockTemplate, WorkSourceError> {
+        self.gbt(None, Duration::from_secs(30))
+    }
+
+    fn wait_for_change(
+        &mut self,
+        current_id: &str,
+        timeout: Duration,
+    ) -> Result<Option<BlockTemplate>, WorkSourceError> {
+        // The node holds a long-poll until the template changes; our timeout ends it early.
+        match self.gbt(Some(current_id), timeout) {
+            Ok(t) if t.id != current_id => Ok(Some(t)),
+            Ok(_) => Ok(None),
+            Err(WorkSourceError::Unavailable(m)) if m.ends_with("timed out") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn submit_block(&mut self, block: &[u8]) -> Result<(), WorkSourceError> {
+        let hex = otedama_core::encode_hex(block);
+        match self.call("submitblock", json!([hex]), Duration::from_secs(60)) {
+            // null is acceptance; a string is the reason for refusal.
+            Ok(Value::Null) => Ok(()),
+            Ok(Value::String(reason)) => Err(WorkSourceError::Rejected(reason)),
+            Ok(other) => Err(WorkSourceError::Rejected(other.to_string())),
+            Err(Ok(e)) => Err(WorkSourceError::Rejected(format!(
+                "node error {}: {}",
+                e.code, e.message
+            ))),
+            Err(Err(e)) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn capture(name: &str) -> Value {
+        let path = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(path).expect("capture")).expect("json")
+    }
+
+    #[test]
+    fn post_mweb_template_parses_and_commits_to_its_witnesses() {
+        let v = capture("ltc-gbt-post-mweb.json");
+        let t = parse_template(&v).expect("template");
+        assert_eq!(t.height, 438);
+        assert_eq!(t.bits.to_consensus(), 0x207f_ffff);
+        assert!(t.mweb.is_some());
+        assert_eq!(t.transactions.len(), 1);
+        let mut prev = t.prev_hash;
+        prev.reverse();
+        assert_eq!(
+            otedama_core::encode_hex(&prev),
+            v["previousblockhash"].as_str().expect("prev")
+        );
+        // Our witness root must give the node's own commitment.
+        let ours = otedama_core::witness_commitment_script(&t.witness_root());
+        assert_eq!(Some(ours.to_bytes()), t.witness_commitment);
+    }
+
+    #[test]
+    fn first_mweb_block_template_parses() {
+        let t =
+            parse_template(&capture("ltc-gbt-height432-first-mweb-block.json")).expect("template");
+        assert_eq!(t.height, 432);
+        assert!(t.mweb.is_some());
+        let ours = otedama_core::witness_commitment_script(&t.witness_root());
+        assert_eq!(Some(ours.to_bytes()), t.witness_commitment);
+    }
+
+    #[test]
+    fn basic_auth_is_base64() {
+        assert_eq!(
+            basic("Aladdin", "open sesame"),
+            "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
+        assert_eq!(basic("u", "p"), "Basic dTpw");
+    }
+
+    #[test]
+    fn a_bad_template_is_an_error_not_a_panic() {
+        assert!(parse_template(&json!({})).is_err());
+        assert!(parse_template(&json!({"bits": "zz"})).is_err());
+        let mut v = capture("ltc-gbt-post-mweb.json");
+        v["transactions"][0]["txid"] = json!("12");
+        assert!(parse_template(&v).is_err());
+    }
+}

@@ -1,3 +1,4 @@
 //! Where the pool's work comes from: a node over RPC, or the embedded devnet.
 
+pub(crate) mod devnet;
 pub(crate) mod node;

@@ -5,6 +5,8 @@ mod bench;
 mod config;
 mod hash;
 mod kernel;
+#[allow(dead_code)] // wired into the `pool` command next
+mod pool;
 #[allow(dead_code)] // wired into `pool` next
 mod store;
 #[allow(dead_code)] // wired into `pool` next

@@ -1,0 +1,122 @@
+//! Jobs built from block templates: the coinbase for the pool's payout, the merkle branch and
+//! the `mining.notify` every session announces; kept so shares can be checked against them.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use otedama_core::bitcoin::ScriptBuf;
+use otedama_core::{BlockTemplate, Coinbase, CoinbaseBuilder, CoinbaseError, Job, JobId, Target};
+use otedama_stratum::{JobAnnouncement, Notify};
+
+/// Extranonce1 bytes per session.
+pub(crate) const EXTRANONCE1_SIZE: usize = 4;
+/// Extranonce2 bytes the miner rolls.
+pub(crate) const EXTRANONCE2_SIZE: usize = 4;
+
+/// One announced job and everything needed to check its shares and build its block.
+#[derive(Debug)]
+pub(crate) struct PoolJob {
+    /// The template it came from.
+    pub(crate) template: Arc<BlockTemplate>,
+    /// The coinbase, split around the extranonces.
+    pub(crate) coinbase: Coinbase,
+    /// The job in core's form, to rebuild headers from shares.
+    pub(crate) job: Job,
+    /// What sessions announce.
+    pub(crate) announcement: JobAnnouncement,
+    /// The network target: a share meeting it is a block.
+    pub(crate) network_target: Target,
+}
+
+/// The jobs still valid for shares, newest last.
+#[derive(Debug, Default)]
+pub(crate) struct JobBook {
+    jobs: HashMap<String, Arc<PoolJob>>,
+    order: VecDeque<String>,
+    counter: u64,
+}
+
+/// How many jobs stay valid (sessions keep at most as many).
+const KEEP: usize = 16;
+
+impl JobBook {
+    /// Builds the job for `template` paying `payout`; `clean` when the chain tip moved.
+    pub(crate) fn make(
+        &mut self,
+        template: Arc<BlockTemplate>,
+        payout: &ScriptBuf,
+        tag: &[u8],
+        clean: bool,
+        ntime: u32,
+    ) -> Result<Arc<PoolJob>, CoinbaseError> {
+        let height = u32::try_from(template.height).unwrap_or(u32::MAX);
+        let mut builder = CoinbaseBuilder::new(height)
+            .extranonce_sizes(EXTRANONCE1_SIZE, EXTRANONCE2_SIZE)
+            .pool_tag(tag.to_vec())
+            .output(payout.clone(), template.coinbase_value);
+        if template.witness_commitment.is_some() {
+            builder = builder.witness_root(template.witness_root());
+        }
+        let coinbase = builder.build()?;
+        self.counter += 1;
+        let id = format!("{:x}", self.counter);
+        let network_target = template.target().unwrap_or(Target::ZERO);
+        let ntime = ntime.max(template.mintime);
+        let job = Job {
+            id: JobId::new(id.clone()),
+            prevhash: template.prev_hash,
+            coinb1: coinbase.coinb1().to_vec(),
+            coinb2: coinbase.coinb2().to_vec(),
+            merkle_branch: template.merkle_branch(),
+            version: template.version,
+            bits: template.bits,
+            time: ntime,
+            clean,
+            height,
+            share_target: network_target,
+        };
+        let announcement = JobAnnouncement {
+            notify: Notify {
+                job_id: id.clone(),
+                prevhash: template.prev_hash,
+                coinb1: job.coinb1.clone(),
+                coinb2: job.coinb2.clone(),
+                merkle_branch: job.merkle_branch.hashes().to_vec(),
+                version: template.version,
+                nbits: template.bits.to_consensus(),
+                ntime,
+                clean_jobs: clean,
+            },
+            height: template.height,
+        };
+        let pool_job = Arc::new(PoolJob {
+            template,
+            coinbase,
+            job,
+            announcement,
+            network_target,
+        });
+        if clean {
+            self.jobs.clear();
+            self.order.clear();
+        }
+        self.jobs.insert(id.clone(), Arc::clone(&pool_job));
+        self.order.push_back(id);
+        while self.order.len() > KEEP {
+            if let Some(old) = self.order.pop_front() {
+                self.jobs.remove(&old);
+            }
+        }
+        Ok(pool_job)
+    }
+
+    /// A job by id, while it is still valid.
+    pub(crate) fn get(&self, id: &str) -> Option<Arc<PoolJob>> {
+        self.jobs.get(id).cloned()
+    }
+
+    /// The newest job.
+    pub(crate) fn latest(&self) -> Option<Arc<PoolJob>> {
+        self.order.back().and_then(|id| self.get(id))
+    }
+}

@@ -1,0 +1,189 @@
+//! Share validation: rebuild coinbase → merkle root → header (with version rolling) → proof
+//! of work → share target and network target; a block candidate comes back fully assembled.
+
+use otedama_core::bitcoin::consensus::serialize;
+use otedama_core::{reverse_hash, sha256d, Difficulty, DifficultyConvention, Share};
+use otedama_hash::PowAlgorithm;
+use otedama_stratum::ShareSubmission;
+
+use super::jobs::PoolJob;
+
+/// What a share turned out to be.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Outcome {
+    /// Meets the share target.
+    Share {
+        /// The proof-of-work hash.
+        pow_hash: [u8; 32],
+    },
+    /// Meets the network target too: a block.
+    Block {
+        /// The proof-of-work hash.
+        pow_hash: [u8; 32],
+        /// The block's id (sha256d of the header), display order hex.
+        block_hash: String,
+        /// The full block to submit.
+        block: Vec<u8>,
+    },
+    /// Misses the share target.
+    LowDifficulty,
+    /// Cannot be rebuilt (bad sizes, version bits).
+    Invalid(String),
+}
+
+/// The share a session handed over, in core's form.
+pub(crate) fn share_of(submission: &ShareSubmission) -> Share {
+    Share {
+        job_id: submission.job_id.as_str().into(),
+        extranonce1: submission.extranonce1.clone(),
+        extranonce2: submission.extranonce2.clone(),
+        ntime: submission.ntime,
+        nonce: submission.nonce,
+        version_bits: submission.version_bits,
+        worker: submission.worker.clone(),
+    }
+}
+
+/// Checks `share` against `job` with `kernel`: the version mask negotiated by the session,
+/// and the share difficulty read in `convention`.
+pub(crate) fn validate(
+    job: &PoolJob,
+    share: &Share,
+    version_mask: u32,
+    share_difficulty: f64,
+    kernel: &dyn PowAlgorithm,
+    convention: DifficultyConvention,
+) -> Outcome {
+    let header = match job.job.header_for(share, version_mask) {
+        Ok(h) => h,
+        Err(e) => return Outcome::Invalid(e.to_string()),
+    };
+    let header_bytes = header.to_bytes();
+    let pow_hash = match kernel.hash(&header_bytes) {
+        Ok(out) => out.hash,
+        Err(e) => return Outcome::Invalid(format!("proof of work: {e}")),
+    };
+    let Ok(difficulty) = Difficulty::new(share_difficulty) else {
+        return Outcome::Invalid(format!("difficulty {share_difficulty} is not usable"));
+    };
+    if !convention.target_for(difficulty).is_met_by(&pow_hash) {
+        return Outcome::LowDifficulty;
+    }
+    if !job.network_target.is_met_by(&pow_hash) {
+        return Outcome::Share { pow_hash };
+    }
+    let coinbase = match job
+        .coinbase
+        .transaction(&share.extranonce1, &share.extranonce2)
+    {
+        Ok(tx) => serialize(&tx),
+        Err(e) => return Outcome::Invalid(e.to_string()),
+    };
+    let block = job.template.assemble_block(&header, &coinbase);
+    Outcome::Block {
+        pow_hash,
+        block_hash: otedama_core::encode_hex(&reverse_hash(&sha256d(&header_bytes))),
+        block,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use otedama_core::{stratum_merkle_root, BlockHeader, Target, WorkSource};
+    use otedama_hash::{ScanJob, Sha256d};
+
+    use super::*;
+    use crate::pool::jobs::JobBook;
+    use crate::work::devnet::Devnet;
+
+    fn share(job: &PoolJob, nonce: u32) -> Share {
+        Share {
+            job_id: job.job.id.clone(),
+            extranonce1: vec![0xaa; 4],
+            extranonce2: vec![0xbb; 4],
+            ntime: job.job.time,
+            nonce,
+            version_bits: None,
+            worker: "w".into(),
+        }
+    }
+
+    /// Finds a nonce the way a miner does: from the notify fields alone.
+    fn mine(job: &PoolJob, target: &Target) -> u32 {
+        let n = &job.announcement.notify;
+        let root = stratum_merkle_root(
+            &n.coinb1,
+            &[0xaa; 4],
+            &[0xbb; 4],
+            &n.coinb2,
+            &job.job.merkle_branch,
+        );
+        let header = BlockHeader {
+            version: n.version,
+            prev_blockhash: n.prevhash,
+            merkle_root: root,
+            time: n.ntime,
+            bits: otedama_core::CompactTarget::from_consensus(n.nbits),
+            nonce: 0,
+        };
+        let mut worker = Sha256d::new().worker().expect("worker");
+        let job = ScanJob::header80(header.to_bytes());
+        let mut found = Vec::new();
+        let mut start = 0;
+        while found.is_empty() {
+            worker
+                .scan(&job, start..start + 65_536, target, &mut found)
+                .expect("scan");
+            start += 65_536;
+        }
+        found[0].nonce as u32
+    }
+
+    #[test]
+    fn shares_and_blocks_from_a_miners_view_validate_and_the_block_is_accepted() {
+        let network =
+            DifficultyConvention::Bitcoin.target_for(Difficulty::new(1.0 / 1024.0).expect("d"));
+        let mut devnet = Devnet::new(Box::new(Sha256d::new()), network);
+        let template = Arc::new(devnet.template().expect("template"));
+        let mut book = JobBook::default();
+        let payout = otedama_core::bitcoin::ScriptBuf::new();
+        let job = book
+            .make(template, &payout, b"/otedama/", true, 0)
+            .expect("job");
+        let kernel = Sha256d::new();
+
+        // A block: meets the network target, and the devnet takes it.
+        let nonce = mine(&job, &job.network_target);
+        let bitcoin = DifficultyConvention::Bitcoin;
+        let Outcome::Block { block, .. } =
+            validate(&job, &share(&job, nonce), 0, 1.0 / 1024.0, &kernel, bitcoin)
+        else {
+            panic!("expected a block");
+        };
+        devnet
+            .submit_block(&block)
+            .expect("devnet accepts the pool's block");
+        assert_eq!(devnet.height(), 1);
+
+        // The same nonce at a far higher share difficulty is low difficulty.
+        assert_eq!(
+            validate(&job, &share(&job, nonce), 0, 1e12, &kernel, bitcoin),
+            Outcome::LowDifficulty
+        );
+        // Version bits outside the mask cannot be rebuilt.
+        let mut rolled = share(&job, nonce);
+        rolled.version_bits = Some(0x0000_2000);
+        assert!(matches!(
+            validate(&job, &rolled, 0, 1.0 / 1024.0, &kernel, bitcoin),
+            Outcome::Invalid(_)
+        ));
+        // Inside the mask they roll the version: a different header, still checked.
+        rolled.version_bits = Some(0x0000_2000);
+        assert!(!matches!(
+            validate(&job, &rolled, 0x1fff_e000, 1.0 / 1024.0, &kernel, bitcoin),
+            Outcome::Invalid(_)
+        ));
+    }
+}

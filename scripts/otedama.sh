@@ -7,11 +7,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Installs the build tools, and with `test` also the nodes the integration tests start.
 install_missing() {
     local missing=()
     command -v cmake >/dev/null 2>&1 || missing+=(cmake)
     command -v g++ >/dev/null 2>&1 || missing+=(g++)
     command -v make >/dev/null 2>&1 || missing+=(make)
+    if [ "${1:-}" = test ]; then
+        command -v litecoind >/dev/null 2>&1 || missing+=(litecoind)
+    fi
     if [ "${#missing[@]}" -eq 0 ]; then
         return
     fi
@@ -36,7 +40,7 @@ case "${1:-}" in
         "$cli" bench --algo randomx --mode fast --threads "$(threads)" --seconds 10
         ;;
     test)
-        install_missing
+        install_missing test
         cargo test --workspace --all-features
         ;;
     *)

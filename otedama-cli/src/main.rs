@@ -12,6 +12,11 @@ mod store;
 #[allow(dead_code)] // wired into `pool` next
 mod work;
 
+/// The litecoind regtest harness, shared with the integration tests.
+#[cfg(test)]
+#[path = "../tests/support/litecoind.rs"]
+mod litecoind_support;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};

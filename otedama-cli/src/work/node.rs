@@ -334,3 +334,169 @@ mod tests {
         assert!(parse_template(&v).is_err());
     }
 }
+
+/// Against a real litecoind regtest pair, through the pool's own job and validation path.
+#[cfg(test)]
+mod litecoind_tests {
+    use std::sync::Arc;
+
+    use otedama_core::{
+        stratum_merkle_root, AddressParams, BlockHeader, DifficultyConvention, Share,
+    };
+    use otedama_hash::{PowAlgorithm, ScanJob, Scrypt};
+    use serde_json::json;
+
+    use super::*;
+    use crate::pool::jobs::JobBook;
+    use crate::pool::validate::{validate, Outcome};
+
+    use crate::litecoind_support as support;
+
+    /// Mines the node's current template with the pool's coinbase and submits the block.
+    fn mine_and_submit(
+        rpc: &mut NodeRpc,
+        payout: &str,
+        book: &mut JobBook,
+    ) -> (BlockTemplate, String) {
+        let template = Arc::new(rpc.template().expect("getblocktemplate"));
+        let script = AddressParams::LITECOIN_REGTEST
+            .script_pubkey(payout)
+            .expect("payout address");
+        let job = book
+            .make(
+                Arc::clone(&template),
+                &script,
+                b"/otedama/",
+                true,
+                template.curtime,
+            )
+            .expect("job");
+        let n = &job.announcement.notify;
+        let (en1, en2) = ([1u8, 2, 3, 4], [5u8, 6, 7, 8]);
+        let root = stratum_merkle_root(&n.coinb1, &en1, &en2, &n.coinb2, &job.job.merkle_branch);
+        let header = BlockHeader {
+            version: n.version,
+            prev_blockhash: n.prevhash,
+            merkle_root: root,
+            time: n.ntime,
+            bits: template.bits,
+            nonce: 0,
+        };
+        let kernel = Scrypt::new();
+        let mut worker = kernel.worker().expect("worker");
+        let mut found = Vec::new();
+        let scan = ScanJob::header80(header.to_bytes());
+        let mut start = 0;
+        while found.is_empty() {
+            worker
+                .scan(&scan, start..start + 64, &job.network_target, &mut found)
+                .expect("scan");
+            start += 64;
+        }
+        let share = Share {
+            job_id: job.job.id.clone(),
+            extranonce1: en1.to_vec(),
+            extranonce2: en2.to_vec(),
+            ntime: n.ntime,
+            nonce: found[0].nonce as u32,
+            version_bits: None,
+            worker: payout.into(),
+        };
+        let difficulty = 1.0 / 65_536.0;
+        let Outcome::Block {
+            block, block_hash, ..
+        } = validate(
+            &job,
+            &share,
+            0,
+            difficulty,
+            &kernel,
+            DifficultyConvention::Scrypt,
+        )
+        else {
+            panic!("a share meeting the network target must be a block");
+        };
+        rpc.submit_block(&block)
+            .expect("litecoind accepts the block");
+        (Arc::unwrap_or_clone(template), block_hash)
+    }
+
+    #[test]
+    fn litecoind_accepts_pool_blocks_before_and_after_mweb() {
+        if !support::available() {
+            return;
+        }
+        let node = support::Litecoind::start();
+        let mut rpc = NodeRpc::new(
+            &node.url(),
+            RpcAuth::UserPassword(node.user.clone(), node.password.clone()),
+        );
+        let payout = node.new_address("bech32");
+        let mut book = JobBook::default();
+
+        let (template, hash) = mine_and_submit(&mut rpc, &payout, &mut book);
+        assert_eq!(node.height(), template.height);
+        let block = node.rpc("getblock", json!([hash, 2]));
+        let coinbase = &block["tx"][0];
+        // Litecoin 0.21 lists `addresses`; newer nodes say `address`.
+        let spk = &coinbase["vout"][0]["scriptPubKey"];
+        let paid_to = spk
+            .get("address")
+            .cloned()
+            .unwrap_or_else(|| spk["addresses"][0].clone());
+        assert_eq!(paid_to, json!(payout), "the coinbase pays the pool: {spk}");
+
+        // Up to the block before MWEB activation, then a peg-in so block 432 can be built.
+        let filler = node.new_address("bech32");
+        let to_go = 431 - node.height();
+        node.rpc("generatetoaddress", json!([to_go, filler]));
+        assert_eq!(node.height(), 431);
+        let mweb_address = node.new_address("mweb");
+        node.rpc("sendtoaddress", json!([mweb_address, 1]));
+
+        let (template, _) = mine_and_submit(&mut rpc, &payout, &mut book);
+        assert_eq!(template.height, 432);
+        assert!(
+            template.mweb.is_some(),
+            "the activation block carries MWEB data"
+        );
+        assert_eq!(node.height(), 432);
+        let (template, _) = mine_and_submit(&mut rpc, &payout, &mut book);
+        assert_eq!(template.height, 433);
+        assert_eq!(node.height(), 433);
+
+        // A stale block (its parent is no longer the tip) is refused with the node's reason.
+        let stale = template;
+        let err = {
+            let mut book = JobBook::default();
+            let script = AddressParams::LITECOIN_REGTEST
+                .script_pubkey(&payout)
+                .expect("payout");
+            let job = book
+                .make(Arc::new(stale), &script, b"", true, 0)
+                .expect("job");
+            let header = job
+                .job
+                .header_for(
+                    &Share {
+                        job_id: job.job.id.clone(),
+                        extranonce1: vec![0; 4],
+                        extranonce2: vec![0; 4],
+                        ntime: job.job.time,
+                        nonce: 0,
+                        version_bits: None,
+                        worker: String::new(),
+                    },
+                    0,
+                )
+                .expect("header");
+            let tx = otedama_core::bitcoin::consensus::serialize(
+                &job.coinbase.transaction(&[0; 4], &[0; 4]).expect("tx"),
+            );
+            rpc.submit_block(&job.template.assemble_block(&header, &tx))
+                .expect_err("stale")
+        };
+        assert!(matches!(err, WorkSourceError::Rejected(_)), "{err:?}");
+        assert_eq!(node.height(), 433);
+    }
+}

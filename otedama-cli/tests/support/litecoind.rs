@@ -1,0 +1,264 @@
+//! A pair of litecoind regtest nodes for tests: the first with a wallet, the second only its
+//! peer (getblocktemplate refuses to work without one). Both bind to 127.0.0.1 on free ports,
+//! live in a temporary directory, and stop when dropped.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// A running regtest pair.
+pub struct Litecoind {
+    nodes: Vec<(Child, PathBuf, u16)>,
+    pub rpc_port: u16,
+    pub dir: PathBuf,
+    pub user: String,
+    pub password: String,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Whether litecoind is installed; on CI (CI=true) its absence is a failure, not a skip.
+pub fn available() -> bool {
+    let found = Command::new("litecoind")
+        .arg("-version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !found && std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("litecoind is not installed on CI; .ci/run must install it");
+    }
+    if !found {
+        eprintln!("litecoind not installed: skipping (install it with apt-get install litecoind)");
+    }
+    found
+}
+
+impl Litecoind {
+    /// Starts the pair, mines one block to leave initial sync, and creates wallet `w`.
+    pub fn start() -> Litecoind {
+        let dir = std::env::temp_dir().join(format!(
+            "otedama-ltc-{}-{}",
+            std::process::id(),
+            Instant::now().elapsed().as_nanos() ^ (free_port() as u128)
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let user = "otedama".to_owned();
+        let password = "regtest-password".to_owned();
+        let p2p_a = free_port();
+        let rpc_a = free_port();
+        let mut ltc = Litecoind {
+            nodes: Vec::new(),
+            rpc_port: rpc_a,
+            dir: dir.clone(),
+            user,
+            password,
+        };
+        ltc.spawn("a", rpc_a, p2p_a, &[]);
+        let rpc_b = free_port();
+        let p2p_b = free_port();
+        ltc.spawn(
+            "b",
+            rpc_b,
+            p2p_b,
+            &[
+                format!("-connect=127.0.0.1:{p2p_a}"),
+                "-disablewallet=1".into(),
+            ],
+        );
+        ltc.wait_ready(rpc_a);
+        ltc.wait_ready(rpc_b);
+        ltc.rpc("createwallet", json!(["w"]));
+        let address = ltc.new_address("bech32");
+        ltc.rpc("generatetoaddress", json!([1, address]));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while ltc.rpc("getconnectioncount", json!([])).as_u64() == Some(0) {
+            assert!(
+                Instant::now() < deadline,
+                "the regtest nodes never connected"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        ltc
+    }
+
+    fn spawn(&mut self, name: &str, rpc: u16, p2p: u16, extra: &[String]) {
+        let datadir = self.dir.join(name);
+        std::fs::create_dir_all(&datadir).expect("datadir");
+        let child = Command::new("litecoind")
+            .args([
+                "-regtest",
+                "-server=1",
+                &format!("-rpcuser={}", self.user),
+                &format!("-rpcpassword={}", self.password),
+                "-rpcbind=127.0.0.1",
+                "-rpcallowip=127.0.0.1",
+                "-bind=127.0.0.1",
+                "-listen=1",
+                "-discover=0",
+                "-dnsseed=0",
+                "-upnp=0",
+                "-fallbackfee=0.0001",
+                "-printtoconsole=0",
+                &format!("-datadir={}", datadir.display()),
+                &format!("-pid={}", datadir.join("litecoind.pid").display()),
+                &format!("-rpcport={rpc}"),
+                &format!("-port={p2p}"),
+            ])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("litecoind starts");
+        self.nodes.push((child, datadir, rpc));
+    }
+
+    fn wait_ready(&self, port: u16) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if self
+                .try_rpc_on(port, "getblockchaininfo", json!([]))
+                .is_ok()
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "litecoind on port {port} never answered"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The first node's RPC URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.rpc_port)
+    }
+
+    fn try_rpc_on(&self, port: u16, method: &str, params: Value) -> Result<Value, String> {
+        self.try_rpc_at(&format!("http://127.0.0.1:{port}"), method, params)
+    }
+
+    fn try_rpc_at(&self, url: &str, method: &str, params: Value) -> Result<Value, String> {
+        let body =
+            json!({"jsonrpc": "1.0", "id": 1, "method": method, "params": params}).to_string();
+        let token = base64(&format!("{}:{}", self.user, self.password));
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(120)))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let response = agent
+            .post(url)
+            .header("Authorization", &format!("Basic {token}"))
+            .send(body.as_bytes())
+            .map_err(|e| e.to_string())?;
+        let text = response
+            .into_body()
+            .read_to_string()
+            .map_err(|e| e.to_string())?;
+        let v: Value = serde_json::from_str(&text).map_err(|e| format!("{e}: {text}"))?;
+        if !v["error"].is_null() {
+            return Err(v["error"].to_string());
+        }
+        Ok(v["result"].clone())
+    }
+
+    /// Calls the first node's wallet-aware RPC, panicking on error.
+    pub fn rpc(&self, method: &str, params: Value) -> Value {
+        self.try_rpc(method, params)
+            .unwrap_or_else(|e| panic!("{method}: {e}"))
+    }
+
+    /// Calls the first node, returning its error.
+    pub fn try_rpc(&self, method: &str, params: Value) -> Result<Value, String> {
+        let wallet_methods = [
+            "getnewaddress",
+            "sendtoaddress",
+            "getbalance",
+            "generatetoaddress",
+            "listunspent",
+        ];
+        if wallet_methods.contains(&method) {
+            self.try_rpc_at(&format!("{}/wallet/w", self.url()), method, params)
+        } else {
+            self.try_rpc_at(&self.url(), method, params)
+        }
+    }
+
+    /// A new wallet address of `kind` (bech32, legacy, mweb, ...).
+    pub fn new_address(&self, kind: &str) -> String {
+        self.rpc("getnewaddress", json!(["", kind]))
+            .as_str()
+            .expect("address")
+            .to_owned()
+    }
+
+    /// The current height.
+    pub fn height(&self) -> u64 {
+        self.rpc("getblockcount", json!([]))
+            .as_u64()
+            .expect("height")
+    }
+
+    /// The data directory of the first node.
+    pub fn datadir(&self) -> &Path {
+        &self.nodes[0].1
+    }
+}
+
+impl Drop for Litecoind {
+    fn drop(&mut self) {
+        let ports: Vec<u16> = self.nodes.iter().map(|n| n.2).collect();
+        for port in ports {
+            let _ = self.try_rpc_on(port, "stop", json!([]));
+        }
+        for (child, _, _) in &mut self.nodes {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) => break,
+                    _ if Instant::now() > deadline => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                    _ => std::thread::sleep(Duration::from_millis(100)),
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn base64(input: &str) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes = input.as_bytes();
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            out.push(if i <= chunk.len() {
+                TABLE[((n >> shift) & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}

@@ -157,8 +157,16 @@ pub(crate) struct Pool {
     pub(crate) max_connections: usize,
     /// The pool fee in percent.
     pub(crate) fee_percentage: f64,
-    /// Starting share difficulty.
-    pub(crate) difficulty: f64,
+    /// Starting share difficulty, in the algorithm's pool convention (scrypt ×65536); a
+    /// per-algorithm default when absent.
+    pub(crate) difficulty: Option<f64>,
+    /// The chain whose addresses miners log in with: bitcoin, bitcoin-testnet,
+    /// bitcoin-regtest, litecoin, litecoin-testnet, litecoin-regtest. Defaults to the regtest
+    /// chain of the algorithm's coin.
+    pub(crate) chain: Option<String>,
+    /// Network difficulty of the embedded devnet; a per-algorithm default (a block every
+    /// few seconds on one CPU thread) when absent.
+    pub(crate) devnet_difficulty: Option<f64>,
     /// The node; the embedded devnet when absent.
     pub(crate) node: Option<Node>,
     /// Where shares and blocks are stored: a SQLite file path, or `postgres://...`.
@@ -174,7 +182,9 @@ impl Default for Pool {
             address: None,
             max_connections: 10_000,
             fee_percentage: 1.0,
-            difficulty: 1.0,
+            difficulty: None,
+            chain: None,
+            devnet_difficulty: None,
             node: None,
             database: "otedama.db".into(),
             rewards: Rewards::default(),
@@ -235,6 +245,33 @@ pub(crate) struct Config {
 }
 
 const ALGORITHMS: [&str; 3] = ["sha256d", "scrypt", "randomx"];
+
+/// Chain names accepted in `pool.chain`, with their address prefixes.
+pub(crate) const CHAINS: [(&str, otedama_core::AddressParams); 6] = [
+    ("bitcoin", otedama_core::AddressParams::BITCOIN),
+    (
+        "bitcoin-testnet",
+        otedama_core::AddressParams::BITCOIN_TESTNET,
+    ),
+    (
+        "bitcoin-regtest",
+        otedama_core::AddressParams::BITCOIN_REGTEST,
+    ),
+    ("litecoin", otedama_core::AddressParams::LITECOIN),
+    (
+        "litecoin-testnet",
+        otedama_core::AddressParams::LITECOIN_TESTNET,
+    ),
+    (
+        "litecoin-regtest",
+        otedama_core::AddressParams::LITECOIN_REGTEST,
+    ),
+];
+
+/// The address prefixes of a chain named in `pool.chain`.
+pub(crate) fn chain_params(name: &str) -> Option<otedama_core::AddressParams> {
+    CHAINS.iter().find(|(n, _)| *n == name).map(|(_, p)| *p)
+}
 const SYSTEMS: [&str; 5] = ["pplns", "pps", "fpps", "prop", "solo"];
 
 impl Config {
@@ -309,11 +346,24 @@ impl Config {
                 format!("{} is not between 0 and 100", self.pool.fee_percentage),
             );
         }
-        if !(self.pool.difficulty.is_finite() && self.pool.difficulty > 0.0) {
-            return err(
-                "pool.difficulty",
-                format!("{} is not a positive number", self.pool.difficulty),
-            );
+        for (key, value) in [
+            ("pool.difficulty", self.pool.difficulty),
+            ("pool.devnet_difficulty", self.pool.devnet_difficulty),
+        ] {
+            if let Some(d) = value {
+                if !(d.is_finite() && d > 0.0) {
+                    return err(key, format!("{d} is not a positive number"));
+                }
+            }
+        }
+        if let Some(chain) = &self.pool.chain {
+            if chain_params(chain).is_none() {
+                let names: Vec<&str> = CHAINS.iter().map(|c| c.0).collect();
+                return err(
+                    "pool.chain",
+                    format!("unknown chain {chain:?} (choose {})", names.join(", ")),
+                );
+            }
         }
         if self.pool.max_connections == 0 || self.pool.max_connections > 1_000_000 {
             return err(

@@ -1,8 +1,11 @@
 //! Turning command-line choices into a kernel.
 
 use anyhow::{bail, Context, Result};
+use std::sync::atomic::AtomicBool;
+
 use otedama_hash::{
-    Algorithm, PowAlgorithm, RandomX, RandomXMode, Scrypt, ScryptBackend, Sha256d, Sha256dBackend,
+    Algorithm, DagAlgorithm, EpochCache, Ethash, KawPow, PowAlgorithm, RandomX, RandomXMode,
+    Scrypt, ScryptBackend, Sha256d, Sha256dBackend,
 };
 
 /// The RandomX key used when none is given: an arbitrary fixed seed, so runs are comparable.
@@ -80,4 +83,43 @@ pub(crate) fn build(
         }
         other => bail!("the {other} kernel is not part of this build yet"),
     })
+}
+
+/// Builds an Ethash or KawPow kernel at block `height`: from the light cache to verify, or, to
+/// search, with the epoch's full dataset built first by `threads` threads (progress on
+/// stderr).
+pub(crate) fn build_dag(
+    algo: DagAlgorithm,
+    height: u64,
+    search: bool,
+    threads: usize,
+) -> Result<Box<dyn PowAlgorithm>> {
+    let epochs = EpochCache::new(1);
+    if !search {
+        return Ok(match algo {
+            DagAlgorithm::Ethash => Box::new(Ethash::new(height, &epochs)?),
+            DagAlgorithm::KawPow => Box::new(KawPow::new(height, &epochs)?),
+        });
+    }
+    let progress = |done: u64, total: u64| {
+        if done == total || done % (1 << 18) < (1 << 12) {
+            eprint!(
+                "\rbuilding {algo} dataset: {:5.1}%",
+                100.0 * done as f64 / total as f64
+            );
+        }
+    };
+    let never = AtomicBool::new(false);
+    let kernel: Box<dyn PowAlgorithm> = match algo {
+        DagAlgorithm::Ethash => Box::new(
+            Ethash::with_dataset(height, &epochs, threads, &progress, &never)
+                .context("could not build the ethash dataset")?,
+        ),
+        DagAlgorithm::KawPow => Box::new(
+            KawPow::with_dataset(height, &epochs, threads, &progress, &never)
+                .context("could not build the kawpow dataset")?,
+        ),
+    };
+    eprintln!();
+    Ok(kernel)
 }

@@ -1,15 +1,13 @@
-//! The otedama command line: hashing, benchmarks, and (in later releases) the pool and miner.
+//! The otedama command line: a Stratum pool, a CPU miner, hashing and benchmarks.
 
 mod bench;
-#[allow(dead_code)] // wired into `pool` next
 mod config;
 mod hash;
 mod kernel;
-#[allow(dead_code)] // wired into the `pool` command next
+mod mine;
 mod pool;
-#[allow(dead_code)] // wired into `pool` next
+mod signals;
 mod store;
-#[allow(dead_code)] // wired into `pool` next
 mod work;
 
 /// The litecoind regtest harness, shared with the integration tests.
@@ -35,6 +33,10 @@ enum Command {
     Hash(hash::HashArgs),
     /// Measure a mining kernel's speed over a nonce range.
     Bench(bench::BenchArgs),
+    /// Run a Stratum v1 pool on a node or the embedded devnet.
+    Pool(pool::PoolArgs),
+    /// Mine on a Stratum v1 pool with the CPU.
+    Mine(mine::MineArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +44,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Hash(args) => hash::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Pool(args) => pool::run(args),
+        Command::Mine(args) => mine::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

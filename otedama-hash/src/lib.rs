@@ -43,12 +43,17 @@
 //! ```
 
 mod algorithm;
+mod ethash;
 mod randomx;
 mod scrypt;
 mod sha256d;
 
 pub use algorithm::{
     Algorithm, HashOrder, NonceWidth, PowAlgorithm, PowOutput, ScanJob, Solution, Worker,
+};
+pub use ethash::{
+    epoch_seed, keccak256, keccak512, DagAlgorithm, DagMode, EpochCache, EpochContext, EpochParams,
+    Ethash, FullDataset, KawPow, ShareClaim, Verification, HEADER_NONCE_LEN, MAX_EPOCH,
 };
 pub use randomx::{randomx_commitment, Progress, RandomX, RandomXMode};
 pub use scrypt::{
@@ -100,4 +105,59 @@ pub enum HashError {
     /// The RandomX library could not do what was asked.
     #[error("randomx: {0}")]
     RandomX(String),
+    /// An Ethash or KawPow epoch past the last one supported ([`MAX_EPOCH`]).
+    #[error("epoch {epoch} is past the last supported epoch {max}")]
+    EpochOutOfRange {
+        /// The epoch asked for.
+        epoch: u64,
+        /// The last epoch supported.
+        max: u32,
+    },
+    /// An algorithm without epochs where Ethash or KawPow was needed.
+    #[error("{0} is not an ethash-family algorithm")]
+    NotDagAlgorithm(Algorithm),
+    /// An epoch context used for a height outside its epoch.
+    #[error("the {algorithm} context of epoch {context_epoch} cannot serve height {height} (epoch {height_epoch})")]
+    EpochMismatch {
+        /// The context's algorithm.
+        algorithm: Algorithm,
+        /// The context's epoch.
+        context_epoch: u32,
+        /// The height asked for.
+        height: u64,
+        /// The epoch of that height.
+        height_epoch: u32,
+    },
+    /// Memory for a light cache or full dataset could not be allocated.
+    #[error("could not allocate {bytes} bytes for the {what}")]
+    OutOfMemory {
+        /// What was being allocated.
+        what: &'static str,
+        /// How many bytes.
+        bytes: u64,
+    },
+    /// A dataset build stopped because its cancellation flag was set.
+    #[error("building the {what} of epoch {epoch} was cancelled")]
+    Cancelled {
+        /// What was being built.
+        what: &'static str,
+        /// Its epoch.
+        epoch: u32,
+    },
+    /// An Ethash or KawPow input that is not a 32-byte header hash and an 8-byte nonce.
+    #[error("an ethash or kawpow input is a 32-byte header hash and an 8-byte little-endian nonce (40 bytes), not {len} bytes")]
+    HeaderNonceInput {
+        /// The input's length.
+        len: usize,
+    },
+    /// An Ethash or KawPow scan job not laid out as header hash, then a 64-bit nonce.
+    #[error("an ethash or kawpow scan job needs a 40-byte input with an 8-byte nonce at offset 32, not {len} bytes with a {width}-byte nonce at {offset}")]
+    ScanLayout {
+        /// The input's length.
+        len: usize,
+        /// Where its nonce slot starts.
+        offset: usize,
+        /// The slot's width in bytes.
+        width: usize,
+    },
 }

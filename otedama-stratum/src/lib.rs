@@ -12,6 +12,15 @@
 //!   share checks for stale, duplicate, ntime and version bits, ban score, timeouts). The
 //!   session never validates proof of work itself: it hands each share to the caller as a
 //!   [`PoolEvent::Share`] and answers when told the verdict.
+//! - [`MinerSession`]: the miner side (configure, subscribe with resume, authorize,
+//!   extranonce subscription, jobs carrying the difficulty and extranonce in force for them,
+//!   submits matched to their results, same-host-only reconnects), and [`MinerJob`] helpers
+//!   that build the 80-byte header and the share target and iterate extranonce2 values.
+//! - The Monero (xmrig) dialect: typed `login`/`job`/`submit`/`keepalived` messages
+//!   ([`MoneroClientRequest`], [`MoneroJob`], ..), the pool side [`MoneroPoolSession`] and the
+//!   miner side [`MoneroMinerSession`].
+//! - EthereumStratum/1.0.0 (NiceHash) and the kawpowminer variant: [`EthClientRequest`],
+//!   [`EthServerRequest`], [`EthSubscribeResult`], and the pool side [`EthPoolSession`].
 //!
 //! # Example
 //!
@@ -53,3 +62,29 @@ pub use v1::pool::{
     ShareSubmission, ShareToken, ShareVerdict,
 };
 pub use v1::vardiff::{Vardiff, VardiffConfig};
+
+#[cfg(feature = "tokio")]
+mod tokio;
+#[cfg(feature = "tokio")]
+pub use self::tokio::{client, server};
+
+mod ethereum;
+mod monero;
+
+pub use ethereum::{
+    eth_share_target, EthAuthorizeToken, EthClientRequest, EthConfigError, EthNotify,
+    EthPoolConfig, EthPoolEvent, EthPoolSession, EthServerRequest, EthShareSubmission,
+    EthShareToken, EthSubmit, EthSubscribe, EthSubscribeResult, KawpowNotify, ETH_MAX_EXTRANONCE,
+    ETH_STRATUM_PROTOCOL,
+};
+pub use monero::{
+    monero_status, MoneroClientRequest, MoneroError, MoneroJob, MoneroLogin, MoneroLoginResult,
+    MoneroLoginToken, MoneroMessage, MoneroMinerConfig, MoneroMinerError, MoneroMinerEvent,
+    MoneroMinerSession, MoneroMinerShare, MoneroPoolConfig, MoneroPoolEvent, MoneroPoolSession,
+    MoneroResponse, MoneroServerRequest, MoneroShareSubmission, MoneroShareToken, MoneroSubmit,
+    MONERO_MAX_BLOB, MONERO_NONCE_OFFSET, MONERO_STATUS_KEEPALIVED, MONERO_STATUS_OK,
+};
+pub use v1::miner::{
+    Extranonce2Iter, MinerCloseReason, MinerConfig, MinerError, MinerEvent, MinerJob,
+    MinerJobError, MinerSession, MinerShare, MAX_MERKLE_BRANCH,
+};

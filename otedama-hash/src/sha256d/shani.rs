@@ -89,7 +89,7 @@ macro_rules! quads_1_to_15 {
         rounds2x4!(3, $a0, $c0, $x3, $a1, $c1, $y3);
         macro_rules! step {
             ($q:expr, $p0:ident, $p1:ident, $p2:ident, $p3:ident,
-                                 $r0:ident, $r1:ident, $r2:ident, $r3:ident) => {{
+                                                 $r0:ident, $r1:ident, $r2:ident, $r3:ident) => {{
                 schedule!($p0, $p1, $p2, $p3);
                 schedule!($r0, $r1, $r2, $r3);
                 rounds2x4!($q, $a0, $c0, $p0, $a1, $c1, $r0);

@@ -40,10 +40,11 @@ impl RequestId {
         let text = raw.get().trim();
         (text != "null").then(|| RequestId(text.into()))
     }
+}
 
-    fn to_value(&self) -> Value {
-        serde_json::from_str(&self.0).unwrap_or(Value::Null)
-    }
+/// The JSON text of an optional id: `null` when absent.
+fn id_json(id: Option<&RequestId>) -> &str {
+    id.map_or("null", RequestId::as_json)
 }
 
 impl fmt::Debug for RequestId {
@@ -129,7 +130,9 @@ struct Envelope<'a> {
     method: Option<String>,
     #[serde(default)]
     params: Option<Value>,
-    #[serde(default, borrow)]
+    // `Some` whenever the key is present, `null` included: `{"id":1,"result":null,"error":null}`
+    // is a response.
+    #[serde(default, borrow, deserialize_with = "present")]
     result: Option<&'a RawValue>,
     #[serde(default)]
     error: Option<Value>,
@@ -137,10 +140,22 @@ struct Envelope<'a> {
     reject_reason: Option<String>,
 }
 
+/// Deserializes a field that is present, even as `null`, to `Some`.
+fn present<'de, D>(deserializer: D) -> Result<Option<&'de RawValue>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    <&'de RawValue>::deserialize(deserializer).map(Some)
+}
+
 impl Message {
     /// Parses one line (without its newline).
     pub fn parse(line: &[u8]) -> Result<Message, ParseError> {
         let text = std::str::from_utf8(line).map_err(|_| ParseError::NotUtf8)?;
+        // serde would also read a struct from an array (`[1, "mining.subscribe", []]`).
+        if !text.trim_start().starts_with('{') {
+            return Err(ParseError::NotJson("not an object".into()));
+        }
         let env: Envelope<'_> =
             serde_json::from_str(text).map_err(|e| ParseError::NotJson(e.to_string()))?;
         let id = env.id.and_then(RequestId::from_raw);
@@ -169,12 +184,15 @@ impl Message {
 }
 
 impl Request {
-    /// The line for this request, with its newline.
+    /// The line for this request, with its newline. The id is written exactly as it was
+    /// received.
     pub fn to_line(&self) -> String {
-        let id = self.id.as_ref().map_or(Value::Null, RequestId::to_value);
-        let mut line = json!({"id": id, "method": self.method, "params": self.params}).to_string();
-        line.push('\n');
-        line
+        let method = Value::from(self.method.as_str()).to_string();
+        format!(
+            "{{\"id\":{},\"method\":{method},\"params\":{}}}\n",
+            id_json(self.id.as_ref()),
+            self.params
+        )
     }
 }
 
@@ -199,15 +217,19 @@ impl Response {
 
     /// The line for this response, with its newline; the error in the `[code, message, null]`
     /// form.
+    ///
+    /// The id is written byte for byte as the request carried it (`1.50`, `1e2` or
+    /// `{"b": 1, "a": 2}` come back unchanged), so any client finds its own id again.
     pub fn to_line(&self) -> String {
-        let id = self.id.as_ref().map_or(Value::Null, RequestId::to_value);
         let error = self
             .error
             .as_ref()
             .map_or(Value::Null, StratumError::to_json);
-        let mut line = json!({"id": id, "result": self.result, "error": error}).to_string();
-        line.push('\n');
-        line
+        format!(
+            "{{\"error\":{error},\"id\":{},\"result\":{}}}\n",
+            id_json(self.id.as_ref()),
+            self.result
+        )
     }
 }
 
@@ -617,7 +639,7 @@ pub struct Notify {
 pub struct Reconnect {
     /// New host; the same host when absent.
     pub host: Option<String>,
-    /// New port; the same port when absent.
+    /// New port; the same port when absent (on the wire: null, missing or 0).
     pub port: Option<u16>,
     /// Seconds to wait before reconnecting.
     pub wait_secs: Option<u64>,
@@ -722,11 +744,15 @@ impl ServerRequest {
             }
             "client.reconnect" => {
                 let items = params_array(m, p)?;
-                let port = items.get(1).and_then(|v| match v {
-                    Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
-                    Value::String(s) => s.parse().ok(),
-                    _ => None,
-                });
+                // Port 0 means "the same port", as an absent one does.
+                let port = items
+                    .get(1)
+                    .and_then(|v| match v {
+                        Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
+                        Value::String(s) => s.parse().ok(),
+                        _ => None,
+                    })
+                    .filter(|p| *p != 0);
                 ServerRequest::Reconnect(Reconnect {
                     host: opt_string_at(items, 0).filter(|h| !h.is_empty()),
                     port,
@@ -784,14 +810,21 @@ impl ServerRequest {
                 extranonce2_size,
             } => json!([encode_hex(extranonce1), extranonce2_size]),
             ServerRequest::SetVersionMask(mask) => json!([format_hex_u32(*mask)]),
-            ServerRequest::Reconnect(r) => match (&r.host, r.port) {
-                (None, None) if r.wait_secs.is_none() => json!([]),
-                _ => json!([
-                    r.host.clone().unwrap_or_default(),
-                    r.port.unwrap_or(0),
-                    r.wait_secs.unwrap_or(0)
-                ]),
-            },
+            ServerRequest::Reconnect(r) => {
+                if r.host.is_none() && r.port.is_none() && r.wait_secs.is_none() {
+                    json!([])
+                } else {
+                    // A missing port goes out as null, never as 0: cpuminer would dial port 0.
+                    let mut items = vec![
+                        json!(r.host.clone().unwrap_or_default()),
+                        r.port.map_or(Value::Null, |p| json!(p)),
+                    ];
+                    if let Some(wait) = r.wait_secs {
+                        items.push(json!(wait));
+                    }
+                    Value::Array(items)
+                }
+            }
             ServerRequest::GetVersion | ServerRequest::Ping => json!([]),
             ServerRequest::ShowMessage(text) => json!([text]),
             ServerRequest::Unknown { params, .. } => params.clone(),

@@ -202,6 +202,7 @@ pub struct PoolSession {
     announced_difficulty: Option<f64>,
     minimum_difficulty: Option<f64>,
     jobs: VecDeque<(String, ActiveJob)>,
+    tip_height: Option<u64>,
     seen: HashSet<ShareKey>,
     seen_order: VecDeque<ShareKey>,
     vardiff: Vardiff,
@@ -236,6 +237,7 @@ impl PoolSession {
             announced_difficulty: None,
             minimum_difficulty: None,
             jobs: VecDeque::new(),
+            tip_height: None,
             seen: HashSet::new(),
             seen_order: VecDeque::new(),
             vardiff,
@@ -324,11 +326,16 @@ impl PoolSession {
     }
 
     /// Ends the session.
+    ///
+    /// Authorizations and shares still awaiting a verdict are forgotten: answering them
+    /// afterwards writes nothing.
     pub fn close(&mut self, reason: CloseReason) {
         if self.closed.is_none() {
             self.closed = Some(reason.clone());
             self.events.push_back(PoolEvent::Closed(reason));
             self.extranonce1 = None;
+            self.pending_authorize.clear();
+            self.pending_shares.clear();
         }
     }
 
@@ -336,11 +343,18 @@ impl PoolSession {
         self.output.push_back(line);
     }
 
+    /// Replies to a request; notifications (null id) get no reply, as JSON-RPC has it.
+    /// bfgminer sends `mining.suggest_target` with a null id before subscribing and takes the
+    /// first response it reads for the subscribe result.
     fn reply(&mut self, id: Option<RequestId>, result: Result<Value, StratumError>) {
-        // Notifications (null id) get no reply, as JSON-RPC has it.
-        if id.is_none() {
-            return;
+        if id.is_some() {
+            self.answer(id, result);
         }
+    }
+
+    /// Replies to a request whose answer the miner cannot do without (subscribe, authorize,
+    /// submit, configure), with `"id":null` when it came with a null id.
+    fn answer(&mut self, id: Option<RequestId>, result: Result<Value, StratumError>) {
         let response = match result {
             Ok(v) => Response::ok(id, v),
             Err(e) => Response::err(id, e),
@@ -383,7 +397,12 @@ impl PoolSession {
         match ClientRequest::from_request(&request) {
             Ok(msg) => self.dispatch(id, msg, now),
             Err(e) => {
-                self.reply(id, Err(StratumError::new(ErrorCode::Other, e.to_string())));
+                let error = Err(StratumError::new(ErrorCode::Other, e.to_string()));
+                if needs_answer(&request.method) {
+                    self.answer(id, error);
+                } else {
+                    self.reply(id, error);
+                }
                 self.penalize(5);
             }
         }
@@ -403,7 +422,7 @@ impl PoolSession {
                             self.extranonce1 = Some(en1);
                         }
                         None => {
-                            self.reply(
+                            self.answer(
                                 id,
                                 Err(StratumError::new(ErrorCode::Other, "pool is full")),
                             );
@@ -422,7 +441,7 @@ impl PoolSession {
                     extranonce1: self.extranonce1().map(<[u8]>::to_vec).unwrap_or_default(),
                     extranonce2_size: self.config.extranonce2_size,
                 };
-                self.reply(id, Ok(result.to_json()));
+                self.answer(id, Ok(result.to_json()));
             }
             ClientRequest::Authorize(a) => {
                 let token = self.token();
@@ -437,7 +456,7 @@ impl PoolSession {
             ClientRequest::Submit(s) => self.submit(id, s),
             ClientRequest::Configure(c) => {
                 let result = self.configure(&c);
-                self.reply(id, Ok(result));
+                self.answer(id, Ok(result));
             }
             ClientRequest::ExtranonceSubscribe => {
                 self.extranonce_subscribed = true;
@@ -514,7 +533,9 @@ impl PoolSession {
     }
 
     /// Announces a job: `mining.set_difficulty` first when the difficulty changed (miners apply
-    /// it from the next notify), then `mining.notify`. A clean job voids every earlier one.
+    /// it from the next notify), then `mining.notify`. A clean job voids every earlier one; so
+    /// does a job whose `height` is above every earlier one (a new chain tip), which then goes
+    /// out with `clean_jobs` set whatever the announcement said.
     pub fn send_job(&mut self, job: &JobAnnouncement, now: Instant) {
         if self.closed.is_some() || !self.is_subscribed() {
             return;
@@ -532,10 +553,18 @@ impl PoolSession {
             self.send(line);
             self.announced_difficulty = Some(self.difficulty);
         }
-        if job.notify.clean_jobs {
+        let new_tip = self.tip_height.is_some_and(|tip| job.height > tip);
+        let clean = job.notify.clean_jobs || new_tip;
+        if clean {
             self.jobs.clear();
             self.seen.clear();
             self.seen_order.clear();
+            self.tip_height = Some(job.height);
+        } else {
+            self.tip_height = Some(
+                self.tip_height
+                    .map_or(job.height, |tip| tip.max(job.height)),
+            );
         }
         self.jobs.retain(|(id, _)| *id != job.notify.job_id);
         self.jobs.push_back((
@@ -548,9 +577,9 @@ impl PoolSession {
         while self.jobs.len() > self.config.max_jobs.max(1) {
             self.jobs.pop_front();
         }
-        let line = ServerRequest::Notify(job.notify.clone())
-            .to_request(None)
-            .to_line();
+        let mut notify = job.notify.clone();
+        notify.clean_jobs = clean;
+        let line = ServerRequest::Notify(notify).to_request(None).to_line();
         self.send(line);
     }
 
@@ -562,7 +591,7 @@ impl PoolSession {
                       msg: &str,
                       points: i32| {
             this.rejected += 1;
-            this.reply(id, Err(StratumError::new(code, msg)));
+            this.answer(id, Err(StratumError::new(code, msg)));
             this.penalize(points);
         };
         let Some(en1) = self.extranonce1().map(<[u8]>::to_vec) else {
@@ -646,10 +675,10 @@ impl PoolSession {
         match result {
             Ok(()) => {
                 self.authorized.insert(username);
-                self.reply(id, Ok(Value::Bool(true)));
+                self.answer(id, Ok(Value::Bool(true)));
             }
             Err(reason) => {
-                self.reply(id, Err(StratumError::new(ErrorCode::Unauthorized, reason)));
+                self.answer(id, Err(StratumError::new(ErrorCode::Unauthorized, reason)));
                 self.penalize(5);
             }
         }
@@ -665,11 +694,11 @@ impl PoolSession {
                 self.accepted += 1;
                 self.ban_score = (self.ban_score + 1).min(10);
                 self.vardiff.record_share();
-                self.reply(pending.id, Ok(Value::Bool(true)));
+                self.answer(pending.id, Ok(Value::Bool(true)));
             }
             ShareVerdict::LowDifficulty => {
                 self.rejected += 1;
-                self.reply(
+                self.answer(
                     pending.id,
                     Err(StratumError::new(
                         ErrorCode::LowDifficulty,
@@ -680,7 +709,7 @@ impl PoolSession {
             }
             ShareVerdict::Stale => {
                 self.rejected += 1;
-                self.reply(
+                self.answer(
                     pending.id,
                     Err(StratumError::new(ErrorCode::JobNotFound, "stale share")),
                 );
@@ -688,7 +717,7 @@ impl PoolSession {
             }
             ShareVerdict::Invalid(reason) => {
                 self.rejected += 1;
-                self.reply(pending.id, Err(StratumError::new(ErrorCode::Other, reason)));
+                self.answer(pending.id, Err(StratumError::new(ErrorCode::Other, reason)));
                 self.penalize(5);
             }
         }
@@ -713,4 +742,12 @@ impl PoolSession {
         .to_line();
         self.send(line);
     }
+}
+
+/// Methods whose result a miner waits for: answered even when sent with a null id.
+fn needs_answer(method: &str) -> bool {
+    matches!(
+        method,
+        "mining.subscribe" | "mining.authorize" | "mining.submit" | "mining.configure"
+    )
 }

@@ -1,0 +1,594 @@
+//! The running pool: work source → jobs → Stratum server → validation → share log → blocks.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use otedama_core::bitcoin::bech32::{segwit, Hrp};
+use otedama_core::bitcoin::ScriptBuf;
+use otedama_core::{
+    AddressParams, Difficulty, DifficultyConvention, Hashrate, WorkSource, WorkSourceError,
+};
+use otedama_hash::{Algorithm, PowAlgorithm, RandomXMode};
+use otedama_stratum::server::{Server, ServerConfig, ServerEvent};
+use otedama_stratum::{
+    ExtranonceAllocator, JobAnnouncement, PoolConfig, ShareVerdict, VardiffConfig,
+};
+use tokio::sync::{mpsc, watch};
+
+use super::jobs::{JobBook, PoolJob, EXTRANONCE1_SIZE, EXTRANONCE2_SIZE};
+use super::validate::{share_of, validate, Outcome};
+use crate::config::{chain_params, Config, ConfigError, Node};
+use crate::kernel::build;
+use crate::store::{BlockRecord, BlockStatus, ShareLog, ShareRecord, SqliteStore};
+use crate::work::devnet::Devnet;
+use crate::work::node::{NodeRpc, RpcAuth};
+
+/// Arguments of `otedama-cli pool`; every flag overrides the configuration file.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct PoolArgs {
+    /// The YAML configuration file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Print the effective configuration and exit.
+    #[arg(long)]
+    print_config: bool,
+    /// mining.algorithm: sha256d or scrypt.
+    #[arg(long)]
+    algo: Option<String>,
+    /// mining.threads: built-in miner threads (0: none).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// pool.listen: the Stratum address.
+    #[arg(long)]
+    listen: Option<String>,
+    /// pool.address: the pool's payout address.
+    #[arg(long)]
+    address: Option<String>,
+    /// pool.chain: whose addresses miners use.
+    #[arg(long)]
+    chain: Option<String>,
+    /// pool.difficulty: starting share difficulty.
+    #[arg(long)]
+    difficulty: Option<f64>,
+    /// pool.devnet_difficulty: the devnet's network difficulty.
+    #[arg(long)]
+    devnet_difficulty: Option<f64>,
+    /// pool.max_connections.
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// pool.fee_percentage.
+    #[arg(long)]
+    fee: Option<f64>,
+    /// pool.database: the SQLite file.
+    #[arg(long)]
+    database: Option<String>,
+    /// pool.node.url: the node's JSON-RPC URL (the devnet when absent).
+    #[arg(long)]
+    node_url: Option<String>,
+    /// pool.node.user.
+    #[arg(long)]
+    node_user: Option<String>,
+    /// pool.node.password.
+    #[arg(long)]
+    node_password: Option<String>,
+    /// pool.node.cookie.
+    #[arg(long)]
+    node_cookie: Option<PathBuf>,
+    /// Stop after this many seconds (for scripts and tests).
+    #[arg(long)]
+    seconds: Option<f64>,
+}
+
+fn flag_error(key: &str, reason: String) -> ConfigError {
+    ConfigError {
+        file: "<flags>".into(),
+        key: key.into(),
+        reason,
+    }
+}
+
+impl PoolArgs {
+    /// The configuration file with the flags applied, validated.
+    fn effective(&self) -> Result<Config, ConfigError> {
+        let mut c = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        if let Some(v) = &self.algo {
+            c.mining.algorithm = v.clone();
+        }
+        if let Some(v) = self.threads {
+            c.mining.threads = v;
+        }
+        if let Some(v) = &self.listen {
+            c.pool.listen = v
+                .parse()
+                .map_err(|e| flag_error("pool.listen", format!("{v:?}: {e}")))?;
+        }
+        if let Some(v) = &self.address {
+            c.pool.address = Some(v.clone());
+        }
+        if let Some(v) = &self.chain {
+            c.pool.chain = Some(v.clone());
+        }
+        if let Some(v) = self.difficulty {
+            c.pool.difficulty = Some(v);
+        }
+        if let Some(v) = self.devnet_difficulty {
+            c.pool.devnet_difficulty = Some(v);
+        }
+        if let Some(v) = self.max_connections {
+            c.pool.max_connections = v;
+        }
+        if let Some(v) = self.fee {
+            c.pool.fee_percentage = v;
+        }
+        if let Some(v) = &self.database {
+            c.pool.database = v.clone();
+        }
+        if let Some(url) = &self.node_url {
+            c.pool.node = Some(Node {
+                url: url.clone(),
+                user: self.node_user.clone(),
+                password: self.node_password.clone(),
+                cookie: self.node_cookie.clone(),
+            });
+        } else if self.node_user.is_some()
+            || self.node_password.is_some()
+            || self.node_cookie.is_some()
+        {
+            return Err(flag_error(
+                "pool.node",
+                "node credentials given without --node-url".into(),
+            ));
+        }
+        let file = self
+            .config
+            .as_ref()
+            .map_or("<flags>".to_owned(), |p| p.display().to_string());
+        c.validate(&file)?;
+        Ok(c)
+    }
+}
+
+/// Per-algorithm defaults a fresh machine can mine with.
+struct AlgoSettings {
+    algo: Algorithm,
+    convention: DifficultyConvention,
+    chain: &'static str,
+    share_difficulty: f64,
+    devnet_difficulty: f64,
+}
+
+fn algo_settings(name: &str) -> Result<AlgoSettings> {
+    Ok(match name {
+        "sha256d" => AlgoSettings {
+            algo: Algorithm::Sha256d,
+            convention: DifficultyConvention::Bitcoin,
+            chain: "bitcoin-regtest",
+            share_difficulty: 0.005,
+            devnet_difficulty: 0.05,
+        },
+        "scrypt" => AlgoSettings {
+            algo: Algorithm::Scrypt,
+            convention: DifficultyConvention::Scrypt,
+            chain: "litecoin-regtest",
+            share_difficulty: 0.25,
+            devnet_difficulty: 2.0,
+        },
+        other => bail!(
+            "mining.algorithm {other}: this pool serves sha256d and scrypt over Stratum v1; a RandomX pool needs the Monero dialect and is not wired in yet"
+        ),
+    })
+}
+
+/// An address nobody holds the key to, valid on `params`: where a devnet without a
+/// configured address pays its coinbase.
+fn devnet_address(params: &AddressParams) -> Result<String> {
+    let hrp = Hrp::parse(params.bech32_hrp).context("chain prefix")?;
+    segwit::encode(hrp, segwit::VERSION_0, &[0u8; 20]).context("devnet address")
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn now_secs() -> u32 {
+    u32::try_from(now_ms() / 1000).unwrap_or(u32::MAX)
+}
+
+/// A source of work, opened once for templates and once for submissions so that a long-poll
+/// never delays a block.
+fn open_source(config: &Config, devnet: &Option<Devnet>) -> Result<Box<dyn WorkSource>> {
+    if let Some(d) = devnet {
+        return Ok(Box::new(d.clone()));
+    }
+    let node = config.pool.node.as_ref().context("no node configured")?;
+    let auth = match (&node.user, &node.password, &node.cookie) {
+        (Some(u), Some(p), _) => RpcAuth::UserPassword(u.clone(), p.clone()),
+        (_, _, Some(cookie)) => RpcAuth::Cookie(cookie.clone()),
+        _ => bail!("pool.node needs user and password, or a cookie file"),
+    };
+    Ok(Box::new(NodeRpc::new(&node.url, auth)))
+}
+
+struct Totals {
+    accepted: u64,
+    rejected: u64,
+    blocks: u64,
+    difficulty_sum: f64,
+}
+
+/// Runs the pool until SIGINT/SIGTERM (or `--seconds`).
+pub(crate) fn run(args: PoolArgs) -> Result<()> {
+    let config = args.effective()?;
+    if args.print_config {
+        print!("{}", config.to_yaml());
+        return Ok(());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(config, args.seconds))
+}
+
+async fn serve(config: Config, seconds: Option<f64>) -> Result<()> {
+    let settings = algo_settings(&config.mining.algorithm)?;
+    let chain_name = config
+        .pool
+        .chain
+        .clone()
+        .unwrap_or_else(|| settings.chain.to_owned());
+    let chain = chain_params(&chain_name).with_context(|| format!("unknown chain {chain_name}"))?;
+    let pool_address = match &config.pool.address {
+        Some(a) => a.clone(),
+        None if config.pool.node.is_none() => devnet_address(&chain)?,
+        None => bail!("pool.address is required when mining on a node: the coinbase pays it"),
+    };
+    let payout: ScriptBuf = chain
+        .script_pubkey(&pool_address)
+        .with_context(|| format!("pool.address {pool_address}"))?;
+    let kernel: Arc<dyn PowAlgorithm> =
+        Arc::from(build(settings.algo, None, None, RandomXMode::Light, 1)?);
+
+    let database = PathBuf::from(&config.pool.database);
+    let store = SqliteStore::open(&database)
+        .with_context(|| format!("cannot open the database {}", database.display()))?;
+    let (log, log_thread) = ShareLog::start(Box::new(store))?;
+
+    let devnet = if config.pool.node.is_none() {
+        let d = Difficulty::new(
+            config
+                .pool
+                .devnet_difficulty
+                .unwrap_or(settings.devnet_difficulty),
+        )?;
+        let network = settings.convention.target_for(d);
+        let devnet_kernel = build(settings.algo, None, None, RandomXMode::Light, 1)?;
+        Some(Devnet::new(devnet_kernel, network))
+    } else {
+        None
+    };
+    let submitter = Arc::new(Mutex::new(open_source(&config, &devnet)?));
+    let mut templates = open_source(&config, &devnet)?;
+
+    let book = Arc::new(Mutex::new(JobBook::default()));
+    let (jobs_tx, jobs_rx) = watch::channel::<Option<Arc<JobAnnouncement>>>(None);
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    // The template thread: long-polls the source, rebuilds jobs on a new tip (clean) and
+    // refreshes them every 30 s; when the source is down it keeps the last job and retries.
+    let template_thread = {
+        let (book, jobs_tx, stop_rx, payout) = (
+            Arc::clone(&book),
+            jobs_tx.clone(),
+            stop_rx.clone(),
+            payout.clone(),
+        );
+        std::thread::Builder::new()
+            .name("templates".into())
+            .spawn(move || {
+                let mut current: Option<(String, [u8; 32])> = None;
+                let mut backoff = Duration::from_millis(500);
+                while !*stop_rx.borrow() {
+                    let next = match &current {
+                        None => templates.template().map(Some),
+                        Some((id, _)) => templates.wait_for_change(id, Duration::from_secs(30)),
+                    };
+                    let template = match next {
+                        Ok(Some(t)) => t,
+                        // Nothing changed in 30 s: refresh the job's time.
+                        Ok(None) => match templates.template() {
+                            Ok(t) => t,
+                            Err(e) => {
+                                eprintln!("work source: {e}; keeping the last job");
+                                std::thread::sleep(backoff);
+                                continue;
+                            }
+                        },
+                        Err(e) => {
+                            eprintln!(
+                                "work source: {e}; keeping the last job, retrying in {backoff:?}"
+                            );
+                            std::thread::sleep(backoff);
+                            backoff = (backoff * 2).min(Duration::from_secs(30));
+                            continue;
+                        }
+                    };
+                    backoff = Duration::from_millis(500);
+                    let clean = current
+                        .as_ref()
+                        .is_none_or(|(_, prev)| *prev != template.prev_hash);
+                    let id = template.id.clone();
+                    let prev = template.prev_hash;
+                    let height = template.height;
+                    let made = book.lock().unwrap_or_else(|p| p.into_inner()).make(
+                        Arc::new(template),
+                        &payout,
+                        b"/otedama/",
+                        clean,
+                        now_secs(),
+                    );
+                    match made {
+                        Ok(job) => {
+                            if clean {
+                                println!("new block to mine: height {height}");
+                            }
+                            jobs_tx.send_replace(Some(Arc::new(job.announcement.clone())));
+                        }
+                        Err(e) => eprintln!("cannot build a job for height {height}: {e}"),
+                    }
+                    current = Some((id, prev));
+                }
+            })?
+    };
+
+    let allocator = ExtranonceAllocator::new(&[], EXTRANONCE1_SIZE)?;
+    let pool_config = PoolConfig {
+        extranonce2_size: EXTRANONCE2_SIZE,
+        initial_difficulty: config.pool.difficulty.unwrap_or(settings.share_difficulty),
+        vardiff: VardiffConfig {
+            min_difficulty: 1e-6,
+            ..VardiffConfig::default()
+        },
+        ..PoolConfig::default()
+    };
+    let server_config = ServerConfig {
+        pool: Arc::new(pool_config),
+        max_connections: config.pool.max_connections,
+        ..ServerConfig::default()
+    };
+    let (events_tx, mut events) = mpsc::channel(4096);
+    let server = Server::bind(
+        config.pool.listen,
+        server_config,
+        allocator,
+        events_tx,
+        jobs_rx,
+    )
+    .await
+    .with_context(|| format!("cannot listen on {}", config.pool.listen))?;
+    let local = server.local_addr()?;
+    println!(
+        "otedama pool: {} on stratum+tcp://{local} ({}, payouts to {pool_address}, database {})",
+        settings.algo,
+        if devnet.is_some() {
+            "embedded devnet".to_owned()
+        } else {
+            format!(
+                "node {}",
+                config.pool.node.as_ref().map_or("", |n| n.url.as_str())
+            )
+        },
+        database.display()
+    );
+    let server_task = {
+        let mut stop = stop_rx.clone();
+        tokio::spawn(server.run(async move {
+            let _ = stop.changed().await;
+        }))
+    };
+
+    let miner_task = if config.mining.threads > 0 {
+        let args = crate::mine::MineArgs {
+            urls: vec![format!("stratum+tcp://{local}")],
+            user: format!("{pool_address}.builtin"),
+            password: "x".into(),
+            algo: settings.algo,
+            threads: config.mining.threads,
+            backend: None,
+            max_shares: None,
+            seconds: None,
+            stats_interval: config.monitoring.stats_interval.0.as_secs_f64(),
+        };
+        let stop = stop_rx.clone();
+        Some(tokio::spawn(crate::mine::mine(args, stop)))
+    } else {
+        None
+    };
+
+    let totals = Arc::new(Mutex::new(Totals {
+        accepted: 0,
+        rejected: 0,
+        blocks: 0,
+        difficulty_sum: 0.0,
+    }));
+    let shutdown = async {
+        match seconds {
+            Some(s) => tokio::time::sleep(Duration::from_secs_f64(s.max(0.0))).await,
+            None => crate::signals::wait_for_shutdown().await,
+        }
+    };
+    tokio::pin!(shutdown);
+    let mut stats = tokio::time::interval(config.monitoring.stats_interval.0);
+    stats.tick().await;
+    let mut last_stats = (Instant::now(), 0.0f64);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = stats.tick() => {
+                let t = totals.lock().unwrap_or_else(|p| p.into_inner());
+                let secs = last_stats.0.elapsed().as_secs_f64();
+                let work = (t.difficulty_sum - last_stats.1) * settings.convention.expected_hashes(Difficulty::ONE);
+                let rate = Hashrate::from_hashes_and_secs(work, secs).unwrap_or(Hashrate::ZERO);
+                println!("[pool] shares accepted {} rejected {}  blocks {}  pool hashrate {rate:.2}", t.accepted, t.rejected, t.blocks);
+                last_stats = (Instant::now(), t.difficulty_sum);
+            }
+            event = events.recv() => {
+                let Some(event) = event else { break };
+                match event {
+                    ServerEvent::Authorize { conn, token, username, .. } => {
+                        let address = username.split('.').next().unwrap_or_default();
+                        let verdict = chain.script_pubkey(address).map(|_| ()).map_err(|e| format!("{e}"));
+                        if let Err(reason) = &verdict {
+                            eprintln!("refused worker {username:?} from {}: {reason}", conn.peer_addr());
+                        }
+                        conn.authorize_result(token, verdict);
+                    }
+                    ServerEvent::Share { conn, share } => {
+                        let (book, kernel, log, submitter, totals) =
+                            (Arc::clone(&book), Arc::clone(&kernel), log.clone(), Arc::clone(&submitter), Arc::clone(&totals));
+                        let convention = settings.convention;
+                        // Hashing, the block submission and the durable commit happen off the
+                        // event loop; the miner hears back only once the share is on disk.
+                        tokio::task::spawn_blocking(move || {
+                            let job = book.lock().unwrap_or_else(|p| p.into_inner()).get(&share.job_id);
+                            let (verdict, block) = match job {
+                                None => (ShareVerdict::Stale, false),
+                                Some(job) => judge(&job, &share, kernel.as_ref(), convention, &log, &submitter),
+                            };
+                            let mut t = totals.lock().unwrap_or_else(|p| p.into_inner());
+                            t.blocks += u64::from(block);
+                            match &verdict {
+                                ShareVerdict::Accepted => {
+                                    t.accepted += 1;
+                                    t.difficulty_sum += share.difficulty;
+                                }
+                                _ => t.rejected += 1,
+                            }
+                            drop(t);
+                            conn.share_result(share.token, verdict);
+                        });
+                    }
+                    ServerEvent::Closed { .. } | ServerEvent::Connected { .. } => {}
+                    _ => {}
+                }
+            }
+        }
+    }
+    println!("shutting down: closing connections and flushing the share log");
+    let _ = stop_tx.send(true);
+    if let Some(task) = miner_task {
+        let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(10), server_task).await;
+    drop(events);
+    // Shares already being judged finish and commit before the log closes.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    if !log.flush(Duration::from_secs(30)) {
+        eprintln!("the share log did not flush in 30 s");
+    }
+    drop(log);
+    let _ = tokio::task::spawn_blocking(move || {
+        let _ = log_thread.join();
+        let _ = template_thread.join();
+    })
+    .await;
+    let t = totals.lock().unwrap_or_else(|p| p.into_inner());
+    println!(
+        "pool stopped: {} shares accepted, {} rejected, {} blocks found",
+        t.accepted, t.rejected, t.blocks
+    );
+    Ok(())
+}
+
+/// Validates a share, submits a block when it is one, and records it durably; returns what
+/// the miner is told and whether the share was a block.
+fn judge(
+    job: &PoolJob,
+    share: &otedama_stratum::ShareSubmission,
+    kernel: &dyn PowAlgorithm,
+    convention: DifficultyConvention,
+    log: &ShareLog,
+    submitter: &Mutex<Box<dyn WorkSource>>,
+) -> (ShareVerdict, bool) {
+    let core_share = share_of(share);
+    let outcome = validate(
+        job,
+        &core_share,
+        share.version_mask,
+        share.difficulty,
+        kernel,
+        convention,
+    );
+    let (pow_hash, block) = match outcome {
+        Outcome::LowDifficulty => return (ShareVerdict::LowDifficulty, false),
+        Outcome::Invalid(reason) => return (ShareVerdict::Invalid(reason), false),
+        Outcome::Share { pow_hash } => (pow_hash, None),
+        Outcome::Block {
+            pow_hash,
+            block_hash,
+            block,
+        } => (pow_hash, Some((block_hash, block))),
+    };
+    let (address, worker) = match share.worker.split_once('.') {
+        Some((a, w)) => (a.to_owned(), w.to_owned()),
+        None => (share.worker.clone(), String::new()),
+    };
+    if let Some((hash, bytes)) = &block {
+        // The block goes out first: every second counts against a competing block.
+        let result = submitter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .submit_block(bytes);
+        let (status, detail) = match &result {
+            Ok(()) => (BlockStatus::Accepted, None),
+            Err(WorkSourceError::Rejected(r)) => (BlockStatus::Rejected, Some(r.clone())),
+            Err(e) => (BlockStatus::Submitted, Some(e.to_string())),
+        };
+        println!(
+            "BLOCK height {} {hash} by {address}: {}",
+            job.template.height,
+            match &result {
+                Ok(()) => "accepted".to_owned(),
+                Err(e) => e.to_string(),
+            }
+        );
+        let record = BlockRecord {
+            time_ms: now_ms(),
+            height: job.template.height,
+            hash: hash.clone(),
+            address: address.clone(),
+            worker: worker.clone(),
+            reward: job.template.coinbase_value,
+            status,
+            detail,
+        };
+        if let Err(e) = log.record_block(record) {
+            eprintln!("cannot record block {hash}: {e}");
+        }
+    }
+    let record = ShareRecord {
+        time_ms: now_ms(),
+        address,
+        worker,
+        difficulty: share.difficulty,
+        job_id: share.job_id.clone(),
+        height: job.template.height,
+        pow_hash,
+        is_block: block.is_some(),
+    };
+    let verdict = match log.record_share(record) {
+        Ok(()) => ShareVerdict::Accepted,
+        // Not durable, so not acknowledged: the miner learns the share was not credited.
+        Err(e) => ShareVerdict::Invalid(format!("share not recorded: {e}")),
+    };
+    (verdict, block.is_some())
+}

@@ -1,0 +1,643 @@
+//! A Stratum v1 TCP server: one task per connection, each driving a [`PoolSession`].
+//!
+//! The embedding pool talks to the server through plain channels, with no trait to implement:
+//!
+//! - every decision the sessions need arrives as a [`ServerEvent`] on the
+//!   `mpsc::Sender<ServerEvent>` given to [`Server::bind`], carrying the [`Connection`] it came
+//!   from; the pool answers with [`Connection::authorize_result`] and
+//!   [`Connection::share_result`] (plain, non-async calls), whenever it is ready;
+//! - jobs go out through a `tokio::sync::watch` channel of `Option<Arc<JobAnnouncement>>`:
+//!   each connection announces the latest job as soon as it has subscribed and authorized a
+//!   worker, and every new one after that. A connection that falls behind skips straight to
+//!   the newest job, which is safe because a job of a new chain tip (a greater
+//!   [`JobAnnouncement::height`]) is always announced as clean.
+//!
+//! Each connection costs a task, a socket and a session: no per-connection read buffer is
+//! held while a connection is idle (reads go through a stack buffer and a [`LineBuffer`] that
+//! only grows while a line is unfinished). The server bounds connections overall and per IP
+//! address, lines to [`ServerConfig::max_line`], and writes to [`ServerConfig::write_timeout`];
+//! the session bounds everything else (subscribe and idle timeouts, ban score).
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use otedama_stratum::server::{Server, ServerConfig, ServerEvent};
+//! use otedama_stratum::{ExtranonceAllocator, ShareVerdict};
+//! use tokio::sync::{mpsc, watch};
+//!
+//! # async fn pool() -> std::io::Result<()> {
+//! let allocator = ExtranonceAllocator::new(&[], 4).expect("valid sizes");
+//! let (events_tx, mut events) = mpsc::channel(1024);
+//! let (jobs, jobs_rx) = watch::channel(None);
+//! let server = Server::bind("0.0.0.0:3333", ServerConfig::default(), allocator, events_tx, jobs_rx).await?;
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! tokio::spawn(server.run(async { stopped.await.ok(); }));
+//! jobs.send_replace(Some(Arc::new(next_job())));
+//! while let Some(event) = events.recv().await {
+//!     match event {
+//!         ServerEvent::Authorize { conn, token, username, .. } => {
+//!             conn.authorize_result(token, Ok(()));
+//!         }
+//!         ServerEvent::Share { conn, share } => {
+//!             // Validate the proof of work, record the share, then:
+//!             conn.share_result(share.token, ShareVerdict::Accepted);
+//!         }
+//!         _ => {}
+//!     }
+//! }
+//! # stop.send(()).ok();
+//! # Ok(())
+//! # }
+//! # fn next_job() -> otedama_stratum::JobAnnouncement { unimplemented!() }
+//! ```
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use ::tokio::io::AsyncWriteExt;
+use ::tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use ::tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
+use ::tokio::task::JoinSet;
+use ::tokio::time::{sleep_until, timeout, Instant};
+
+use crate::{
+    AuthorizeToken, CloseReason, ExtranonceAllocator, JobAnnouncement, LineBuffer, PoolConfig,
+    PoolEvent, PoolSession, ShareSubmission, ShareToken, ShareVerdict,
+};
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The settings every session runs with.
+    pub pool: Arc<PoolConfig>,
+    /// Connections served at once; more are accepted and closed straight away.
+    pub max_connections: usize,
+    /// Connections served at once from one IP address (`None`: no per-address limit; mining
+    /// farms often sit behind one address).
+    pub max_connections_per_ip: Option<usize>,
+    /// The longest line accepted from a miner; a longer one closes the connection.
+    pub max_line: usize,
+    /// How long a write may wait for a miner that does not read.
+    pub write_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            pool: Arc::new(PoolConfig::default()),
+            max_connections: 100_000,
+            max_connections_per_ip: None,
+            max_line: LineBuffer::DEFAULT_MAX_LINE,
+            write_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why a connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DisconnectReason {
+    /// The session ended it (timeouts, ban, not Stratum, pool full, or
+    /// [`Connection::close`]).
+    Session(CloseReason),
+    /// The miner closed the connection.
+    PeerClosed,
+    /// The miner sent a line longer than [`ServerConfig::max_line`].
+    LineTooLong,
+    /// The miner stopped reading for longer than [`ServerConfig::write_timeout`].
+    WriteTimeout,
+    /// A socket error.
+    Io(io::ErrorKind),
+    /// The server is shutting down, or the event receiver was dropped.
+    Shutdown,
+}
+
+/// What a connection needs from the pool, or reports to it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ServerEvent {
+    /// A connection was accepted.
+    Connected {
+        /// The connection.
+        conn: Connection,
+    },
+    /// A worker asks to be authorized: answer with [`Connection::authorize_result`].
+    Authorize {
+        /// The connection.
+        conn: Connection,
+        /// The request to answer.
+        token: AuthorizeToken,
+        /// `address` or `address.worker`.
+        username: String,
+        /// The password, if sent.
+        password: Option<String>,
+    },
+    /// A share passed the session's checks: validate it and answer with
+    /// [`Connection::share_result`].
+    Share {
+        /// The connection.
+        conn: Connection,
+        /// The share.
+        share: ShareSubmission,
+    },
+    /// A connection ended; answers to its outstanding events are dropped.
+    Closed {
+        /// The connection.
+        conn: Connection,
+        /// Why.
+        reason: DisconnectReason,
+    },
+}
+
+impl ServerEvent {
+    /// The connection the event is about.
+    pub fn conn(&self) -> &Connection {
+        match self {
+            ServerEvent::Connected { conn }
+            | ServerEvent::Authorize { conn, .. }
+            | ServerEvent::Share { conn, .. }
+            | ServerEvent::Closed { conn, .. } => conn,
+        }
+    }
+}
+
+/// A verdict on its way to a connection's task.
+#[derive(Debug)]
+enum Command {
+    Authorize(AuthorizeToken, Result<(), String>),
+    Share(ShareToken, ShareVerdict),
+    Close,
+}
+
+#[derive(Debug, Default)]
+struct Mailbox {
+    commands: Mutex<Vec<Command>>,
+    wake: Notify,
+    closed: AtomicBool,
+}
+
+impl Mailbox {
+    fn lock(&self) -> MutexGuard<'_, Vec<Command>> {
+        // A push or a drain is one step; a panicking holder leaves the list consistent.
+        self.commands.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn push(&self, command: Command) {
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        self.lock().push(command);
+        self.wake.notify_one();
+    }
+}
+
+/// A handle on one miner connection: cheap to clone, usable from any thread, and harmless
+/// once the connection is gone (answers to a closed connection are dropped).
+#[derive(Debug, Clone)]
+pub struct Connection {
+    id: u64,
+    peer: SocketAddr,
+    mailbox: Arc<Mailbox>,
+}
+
+impl Connection {
+    /// A number unique among this server's connections.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The miner's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Answers an [`ServerEvent::Authorize`]: `Ok` authorizes the worker, `Err` refuses it
+    /// with the reason.
+    pub fn authorize_result(&self, token: AuthorizeToken, result: Result<(), String>) {
+        self.mailbox.push(Command::Authorize(token, result));
+    }
+
+    /// Answers a [`ServerEvent::Share`]. Accept only once the share is durably recorded.
+    pub fn share_result(&self, token: ShareToken, verdict: ShareVerdict) {
+        self.mailbox.push(Command::Share(token, verdict));
+    }
+
+    /// Closes the connection (after writing what is already queued).
+    pub fn close(&self) {
+        self.mailbox.push(Command::Close);
+    }
+
+    /// Whether the connection has ended.
+    pub fn is_closed(&self) -> bool {
+        self.mailbox.closed.load(Ordering::Acquire)
+    }
+}
+
+impl PartialEq for Connection {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.mailbox, &other.mailbox)
+    }
+}
+
+impl Eq for Connection {}
+
+/// Counters of a running server.
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    accepted: AtomicU64,
+    refused: AtomicU64,
+    live: AtomicUsize,
+}
+
+impl ServerStats {
+    /// Connections accepted and served so far.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Connections closed on arrival because a limit was reached.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// Connections being served now.
+    pub fn live(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
+    }
+}
+
+/// What every connection task shares.
+#[derive(Debug)]
+struct Context {
+    config: ServerConfig,
+    allocator: Arc<ExtranonceAllocator>,
+    events: mpsc::Sender<ServerEvent>,
+    stats: Arc<ServerStats>,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl Context {
+    fn per_ip(&self) -> MutexGuard<'_, HashMap<IpAddr, usize>> {
+        self.per_ip.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Holds a connection's place in the limits until the task ends.
+struct Slot {
+    context: Arc<Context>,
+    ip: IpAddr,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.context.stats.live.fetch_sub(1, Ordering::Relaxed);
+        if self.context.config.max_connections_per_ip.is_some() {
+            let mut map = self.context.per_ip();
+            if let Some(n) = map.get_mut(&self.ip) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(&self.ip);
+                }
+            }
+        }
+    }
+}
+
+/// A bound listener, ready to [`run`](Server::run).
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    context: Arc<Context>,
+    jobs: watch::Receiver<Option<Arc<JobAnnouncement>>>,
+    limit: Arc<Semaphore>,
+}
+
+impl Server {
+    /// Binds `addr`. Events go to `events`; jobs are read from `jobs`.
+    pub async fn bind(
+        addr: impl ToSocketAddrs,
+        config: ServerConfig,
+        allocator: Arc<ExtranonceAllocator>,
+        events: mpsc::Sender<ServerEvent>,
+        jobs: watch::Receiver<Option<Arc<JobAnnouncement>>>,
+    ) -> io::Result<Server> {
+        let listener = TcpListener::bind(addr).await?;
+        Ok(Server::from_listener(
+            listener, config, allocator, events, jobs,
+        ))
+    }
+
+    /// Serves an already bound listener.
+    pub fn from_listener(
+        listener: TcpListener,
+        config: ServerConfig,
+        allocator: Arc<ExtranonceAllocator>,
+        events: mpsc::Sender<ServerEvent>,
+        jobs: watch::Receiver<Option<Arc<JobAnnouncement>>>,
+    ) -> Server {
+        let limit = Arc::new(Semaphore::new(
+            config.max_connections.min(Semaphore::MAX_PERMITS),
+        ));
+        Server {
+            listener,
+            context: Arc::new(Context {
+                config,
+                allocator,
+                events,
+                stats: Arc::new(ServerStats::default()),
+                per_ip: Mutex::new(HashMap::new()),
+            }),
+            jobs,
+            limit,
+        }
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The server's counters; they stay readable while [`Server::run`] runs.
+    pub fn stats(&self) -> Arc<ServerStats> {
+        Arc::clone(&self.context.stats)
+    }
+
+    /// Accepts and serves connections until `shutdown` completes, then stops accepting, lets
+    /// every connection write what it has queued, closes them, and returns once all their
+    /// tasks have ended.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let Server {
+            listener,
+            context,
+            jobs,
+            limit,
+        } = self;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        let mut next_id: u64 = 0;
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            ::tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                accepted = listener.accept() => {
+                    let (stream, peer) = match accepted {
+                        Ok(pair) => pair,
+                        Err(_) => {
+                            // Out of descriptors, or a connection reset before accept: back
+                            // off briefly instead of spinning.
+                            ::tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let Some(slot) = admit(&context, &limit, peer.ip()) else {
+                        context.stats.refused.fetch_add(1, Ordering::Relaxed);
+                        drop(stream);
+                        continue;
+                    };
+                    next_id += 1;
+                    let conn = Connection {
+                        id: next_id,
+                        peer,
+                        mailbox: Arc::new(Mailbox::default()),
+                    };
+                    // Nagle would hold back the small replies miners wait for.
+                    stream.set_nodelay(true).ok();
+                    tasks.spawn(serve(stream, conn, slot, jobs.clone(), stop_rx.clone()));
+                }
+            }
+        }
+        drop(listener);
+        stop_tx.send_replace(true);
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Takes a place for a new connection from `ip`, or `None` when a limit is reached.
+fn admit(context: &Arc<Context>, limit: &Arc<Semaphore>, ip: IpAddr) -> Option<Slot> {
+    let permit = Arc::clone(limit).try_acquire_owned().ok()?;
+    if let Some(max) = context.config.max_connections_per_ip {
+        let mut map = context.per_ip();
+        let n = map.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+    }
+    context.stats.accepted.fetch_add(1, Ordering::Relaxed);
+    context.stats.live.fetch_add(1, Ordering::Relaxed);
+    Some(Slot {
+        context: Arc::clone(context),
+        ip,
+        _permit: permit,
+    })
+}
+
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+/// Reads what is available into the session. Synchronous, so the read buffer lives on the
+/// stack only for the call and is never part of an idle connection's state.
+fn read_into(
+    stream: &TcpStream,
+    lines: &mut LineBuffer,
+    session: &mut PoolSession,
+    sniffed: &mut bool,
+) -> Result<(), DisconnectReason> {
+    let mut buf = [0u8; 4096];
+    let n = match stream.try_read(&mut buf) {
+        Ok(0) => return Err(DisconnectReason::PeerClosed),
+        Ok(n) => n,
+        // A spurious readiness: tokio has cleared it, the next `readable` waits again.
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+        Err(e) => return Err(DisconnectReason::Io(e.kind())),
+    };
+    let data = buf.get(..n).unwrap_or_default();
+    let at = now();
+    if !*sniffed {
+        // A Stratum miner opens with `{`. A TLS ClientHello, an HTTP request or a PROXY header
+        // need not contain a newline at all: judge them by their first byte instead of waiting
+        // out the subscribe timeout for a line that never ends.
+        if let Some(first) = data.iter().find(|b| !b.is_ascii_whitespace()) {
+            *sniffed = true;
+            if *first != b'{' {
+                session.handle_line(data, at);
+                return Ok(());
+            }
+        }
+    }
+    lines
+        .feed(data)
+        .map_err(|_| DisconnectReason::LineTooLong)?;
+    while let Some(line) = lines.next_line() {
+        session.handle_line(line, at);
+        if session.is_closed() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Writes everything the session has queued, as one write.
+async fn flush(
+    stream: &mut TcpStream,
+    session: &mut PoolSession,
+    limit: Duration,
+) -> Result<(), DisconnectReason> {
+    let Some(first) = session.poll_output() else {
+        return Ok(());
+    };
+    let mut out = first.into_bytes();
+    while let Some(line) = session.poll_output() {
+        out.extend_from_slice(line.as_bytes());
+    }
+    match timeout(limit, stream.write_all(&out)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(DisconnectReason::Io(e.kind())),
+        Err(_) => Err(DisconnectReason::WriteTimeout),
+    }
+}
+
+/// Applies the pool's queued verdicts.
+fn apply_commands(conn: &Connection, session: &mut PoolSession) {
+    let commands = std::mem::take(&mut *conn.mailbox.lock());
+    for command in commands {
+        match command {
+            Command::Authorize(token, result) => session.authorize_result(token, result),
+            Command::Share(token, verdict) => session.share_result(token, verdict),
+            Command::Close => session.close(CloseReason::Requested),
+        }
+    }
+}
+
+/// One connection, from accept to close.
+async fn serve(
+    mut stream: TcpStream,
+    conn: Connection,
+    slot: Slot,
+    mut jobs: watch::Receiver<Option<Arc<JobAnnouncement>>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let context = Arc::clone(&slot.context);
+    let events = &context.events;
+    let config = &context.config;
+    let mut session = PoolSession::new(
+        Arc::clone(&config.pool),
+        Arc::clone(&context.allocator),
+        now(),
+    );
+    let mut lines = LineBuffer::new(config.max_line);
+    let mut sniffed = false;
+    let mut jobs_open = true;
+    // Whether the session has had the current job since it became ready for work.
+    let mut working = false;
+
+    let reason = 'conn: {
+        if events
+            .send(ServerEvent::Connected { conn: conn.clone() })
+            .await
+            .is_err()
+        {
+            break 'conn DisconnectReason::Shutdown;
+        }
+        loop {
+            if let Err(reason) = flush(&mut stream, &mut session, config.write_timeout).await {
+                break 'conn reason;
+            }
+            let mut closed = None;
+            while let Some(event) = session.poll_event() {
+                let event = match event {
+                    PoolEvent::Authorize {
+                        token,
+                        username,
+                        password,
+                    } => ServerEvent::Authorize {
+                        conn: conn.clone(),
+                        token,
+                        username,
+                        password,
+                    },
+                    PoolEvent::Share(share) => ServerEvent::Share {
+                        conn: conn.clone(),
+                        share,
+                    },
+                    PoolEvent::Closed(reason) => {
+                        closed = Some(reason);
+                        continue;
+                    }
+                };
+                if events.send(event).await.is_err() {
+                    break 'conn DisconnectReason::Shutdown;
+                }
+            }
+            if let Some(reason) = closed {
+                // The last replies (a ban's final error, say) still go out.
+                flush(&mut stream, &mut session, config.write_timeout)
+                    .await
+                    .ok();
+                break 'conn DisconnectReason::Session(reason);
+            }
+            if !working && session.is_subscribed() && session.workers().next().is_some() {
+                working = true;
+                let current = jobs.borrow_and_update().clone();
+                if let Some(job) = current {
+                    session.send_job(&job, now());
+                    continue;
+                }
+            }
+            let deadline = session.poll_timeout().map(Instant::from_std);
+            ::tokio::select! {
+                biased;
+                _ = stop.changed() => break 'conn DisconnectReason::Shutdown,
+                () = conn.mailbox.wake.notified() => apply_commands(&conn, &mut session),
+                changed = jobs.changed(), if working && jobs_open => match changed {
+                    Ok(()) => {
+                        let current = jobs.borrow_and_update().clone();
+                        if let Some(job) = current {
+                            session.send_job(&job, now());
+                        }
+                    }
+                    Err(_) => jobs_open = false,
+                },
+                ready = stream.readable() => {
+                    if let Err(e) = ready {
+                        break 'conn DisconnectReason::Io(e.kind());
+                    }
+                    if let Err(reason) = read_into(&stream, &mut lines, &mut session, &mut sniffed) {
+                        break 'conn reason;
+                    }
+                }
+                () = sleep_or_never(deadline) => session.handle_timeout(now()),
+            }
+        }
+    };
+
+    conn.mailbox.closed.store(true, Ordering::Release);
+    conn.mailbox.lock().clear();
+    if reason == DisconnectReason::Shutdown {
+        // Queued replies go out before the close; the pool may no longer be reading events.
+        flush(&mut stream, &mut session, config.write_timeout)
+            .await
+            .ok();
+        events.try_send(ServerEvent::Closed { conn, reason }).ok();
+    } else {
+        events.send(ServerEvent::Closed { conn, reason }).await.ok();
+    }
+    stream.shutdown().await.ok();
+    drop(slot);
+}
+
+async fn sleep_or_never(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

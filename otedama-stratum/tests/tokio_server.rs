@@ -1,0 +1,752 @@
+//! The tokio server over real loopback sockets: raw TCP clients replay the captured miners'
+//! lines byte for byte, a test pool answers through the channel interface.
+#![cfg(feature = "tokio")]
+
+mod common;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{load_capture, Dir};
+use otedama_stratum::server::{
+    Connection, DisconnectReason, Server, ServerConfig, ServerEvent, ServerStats,
+};
+use otedama_stratum::{
+    CloseReason, ExtranonceAllocator, JobAnnouncement, Message, PoolConfig, Response,
+    ServerRequest, ShareSubmission, ShareVerdict, SubscribeResult,
+};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+type Validator = Box<dyn Fn(&ShareSubmission) -> ShareVerdict + Send>;
+
+/// What the test pool saw, per connection id.
+#[derive(Debug, Clone, PartialEq)]
+enum Seen {
+    Connected(u64),
+    Authorize(u64, String),
+    Share(u64, Vec<u8>, u32, u32),
+    Closed(u64, DisconnectReason),
+}
+
+struct Pool {
+    addr: SocketAddr,
+    jobs: watch::Sender<Option<Arc<JobAnnouncement>>>,
+    stop: Option<oneshot::Sender<()>>,
+    server: JoinHandle<()>,
+    stats: Arc<ServerStats>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    conns: Arc<Mutex<Vec<Connection>>>,
+    allocator: Arc<ExtranonceAllocator>,
+}
+
+impl Pool {
+    async fn start(config: ServerConfig, validate: Validator) -> Pool {
+        let allocator = ExtranonceAllocator::new(&[0x08, 0x00], 2).expect("allocator");
+        let (events_tx, mut events) = mpsc::channel(256);
+        let (jobs, jobs_rx) = watch::channel(None);
+        let server = Server::bind(
+            "127.0.0.1:0",
+            config,
+            Arc::clone(&allocator),
+            events_tx,
+            jobs_rx,
+        )
+        .await
+        .expect("bind");
+        let addr = server.local_addr().expect("addr");
+        let stats = server.stats();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        let conns = Arc::new(Mutex::new(Vec::new()));
+        let handles = Arc::clone(&conns);
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                let id = event.conn().id();
+                let entry = match event {
+                    ServerEvent::Connected { conn } => {
+                        assert!(conn.peer_addr().ip().is_loopback());
+                        handles.lock().expect("conns").push(conn);
+                        Seen::Connected(id)
+                    }
+                    ServerEvent::Authorize {
+                        conn,
+                        token,
+                        username,
+                        ..
+                    } => {
+                        if username.starts_with("bad") {
+                            conn.authorize_result(token, Err("unknown user".into()));
+                        } else {
+                            conn.authorize_result(token, Ok(()));
+                        }
+                        Seen::Authorize(id, username)
+                    }
+                    ServerEvent::Share { conn, share } => {
+                        conn.share_result(share.token, validate(&share));
+                        Seen::Share(id, share.extranonce1.clone(), share.ntime, share.nonce)
+                    }
+                    ServerEvent::Closed { conn, reason } => {
+                        assert!(conn.is_closed());
+                        Seen::Closed(id, reason)
+                    }
+                    other => panic!("unexpected {other:?}"),
+                };
+                log.lock().expect("log").push(entry);
+            }
+        });
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(server.run(async {
+            stop_rx.await.ok();
+        }));
+        Pool {
+            addr,
+            jobs,
+            stop: Some(stop_tx),
+            server,
+            stats,
+            seen,
+            conns,
+            allocator,
+        }
+    }
+
+    fn publish(&self, job: JobAnnouncement) {
+        self.jobs.send_replace(Some(Arc::new(job)));
+    }
+
+    fn conns(&self) -> Vec<Connection> {
+        self.conns.lock().expect("conns").clone()
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().expect("log").clone()
+    }
+
+    async fn wait_for(&self, what: impl Fn(&[Seen]) -> bool) {
+        timeout(WAIT, async {
+            while !what(&self.seen()) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("timed out; seen: {:?}", self.seen()));
+    }
+
+    async fn shutdown(mut self) -> Vec<Seen> {
+        if let Some(stop) = self.stop.take() {
+            stop.send(()).ok();
+        }
+        timeout(WAIT, &mut self.server)
+            .await
+            .expect("server stops")
+            .expect("server task");
+        // Let the event loop record the last Closed events.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        self.seen()
+    }
+}
+
+/// A miner that is just a socket.
+struct RawClient {
+    reader: BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+    notifications: Vec<ServerRequest>,
+}
+
+impl RawClient {
+    async fn connect(addr: SocketAddr) -> RawClient {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let (r, w) = stream.into_split();
+        RawClient {
+            reader: BufReader::new(r),
+            writer: w,
+            notifications: Vec::new(),
+        }
+    }
+
+    async fn send_raw(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).await.expect("write");
+    }
+
+    /// The next line, or `None` at EOF.
+    async fn recv(&mut self) -> Option<String> {
+        let mut line = String::new();
+        let n = timeout(WAIT, self.reader.read_line(&mut line))
+            .await
+            .expect("a line in time")
+            .ok()?;
+        (n > 0).then_some(line)
+    }
+
+    /// Reads until the response with this id text, keeping notifications.
+    async fn response(&mut self, id: &str) -> Response {
+        loop {
+            let line = self.recv().await.expect("connection open");
+            assert!(line.ends_with('\n'));
+            match Message::parse(line.trim_end().as_bytes()).expect("server line parses") {
+                Message::Response(r) if r.id.as_ref().map(|i| i.as_json()) == Some(id) => {
+                    return r;
+                }
+                Message::Response(r) => panic!("unexpected response {r:?}"),
+                Message::Request(r) => self
+                    .notifications
+                    .push(ServerRequest::from_request(&r).expect("typed")),
+            }
+        }
+    }
+
+    /// Waits for the server to close the connection, skipping whatever it sends first.
+    async fn expect_eof(&mut self) {
+        let mut rest = Vec::new();
+        timeout(WAIT, self.reader.read_to_end(&mut rest))
+            .await
+            .expect("closed in time")
+            .ok();
+    }
+}
+
+/// The job of the minerd-sha256d capture; its ntime is the earliest of all the captures.
+fn capture_job() -> JobAnnouncement {
+    let entries = load_capture("minerd-sha256d.txt");
+    let notify = entries
+        .iter()
+        .filter(|e| e.dir == Dir::ServerToClient)
+        .find_map(|e| match Message::parse(e.line.as_bytes()) {
+            Ok(Message::Request(r)) => match ServerRequest::from_request(&r) {
+                Ok(ServerRequest::Notify(n)) => Some(n),
+                _ => None,
+            },
+            _ => None,
+        })
+        .expect("notify");
+    JobAnnouncement { notify, height: 0 }
+}
+
+/// Every (ntime, nonce) a captured miner submitted.
+fn captured_shares() -> HashSet<(u32, u32)> {
+    let mut set = HashSet::new();
+    for name in [
+        "minerd-sha256d.txt",
+        "cpuminer-opt-sha256d.txt",
+        "minerd-scrypt.txt",
+        "cpuminer-opt-scrypt.txt",
+    ] {
+        for e in load_capture(name) {
+            if e.dir != Dir::ClientToServer || !e.line.contains("mining.submit") {
+                continue;
+            }
+            let Ok(Message::Request(r)) = Message::parse(e.line.as_bytes()) else {
+                panic!("submit parses")
+            };
+            let text = |i: usize| r.params[i].as_str().expect("hex").to_owned();
+            set.insert((
+                u32::from_str_radix(&text(3), 16).expect("ntime"),
+                u32::from_str_radix(&text(4), 16).expect("nonce"),
+            ));
+        }
+    }
+    set
+}
+
+fn base_config(difficulty: f64) -> ServerConfig {
+    ServerConfig {
+        pool: Arc::new(PoolConfig {
+            initial_difficulty: difficulty,
+            vardiff_enabled: false,
+            ..PoolConfig::default()
+        }),
+        ..ServerConfig::default()
+    }
+}
+
+/// Replays one capture's C->S lines byte for byte and checks every answer against the
+/// capture's. Returns the extranonce1 the server gave, how many shares were accepted, and the
+/// still open connection.
+async fn replay(
+    addr: SocketAddr,
+    name: &str,
+    job: &JobAnnouncement,
+) -> (Vec<u8>, usize, RawClient) {
+    let entries = load_capture(name);
+    let mut client = RawClient::connect(addr).await;
+    let mut extranonce1 = Vec::new();
+    let mut accepted = 0;
+    let mut last: Option<Response> = None;
+    for e in &entries {
+        match e.dir {
+            Dir::Note => {}
+            Dir::ClientToServer => {
+                let mut bytes = e.line.clone().into_bytes();
+                bytes.push(b'\n');
+                client.send_raw(&bytes).await;
+                let Ok(Message::Request(r)) = Message::parse(e.line.as_bytes()) else {
+                    panic!()
+                };
+                let id = r.id.expect("every captured request has an id");
+                let response = client.response(id.as_json()).await;
+                if r.method == "mining.subscribe" {
+                    let sub = SubscribeResult::from_json(&response.result).expect("result");
+                    extranonce1 = sub.extranonce1;
+                }
+                if r.method == "mining.submit" && response.result == serde_json::Value::Bool(true) {
+                    accepted += 1;
+                }
+                last = Some(response);
+            }
+            Dir::ServerToClient => match Message::parse(e.line.as_bytes()).expect("capture") {
+                Message::Response(theirs) => {
+                    let ours = last.take().expect("we answered what they answered");
+                    assert_eq!(
+                        ours.id.as_ref().map(|i| i.as_json()),
+                        theirs.id.as_ref().map(|i| i.as_json()),
+                        "{name}"
+                    );
+                    assert_eq!(ours.error, theirs.error, "{name}");
+                    match SubscribeResult::from_json(&theirs.result) {
+                        Some(sub) => {
+                            let mine = SubscribeResult::from_json(&ours.result).expect("ours");
+                            assert_eq!(mine.extranonce1.len(), sub.extranonce1.len());
+                            assert_eq!(mine.extranonce2_size, sub.extranonce2_size);
+                        }
+                        None => assert_eq!(ours.result, theirs.result, "{name}"),
+                    }
+                }
+                Message::Request(_) => {}
+            },
+        }
+    }
+    if name == "minerd-passive.txt" {
+        assert!(client.notifications.is_empty(), "no job before authorize");
+    } else {
+        assert_eq!(
+            client.notifications,
+            [
+                ServerRequest::SetDifficulty(0.001),
+                ServerRequest::Notify(job.notify.clone())
+            ],
+            "{name}"
+        );
+    }
+    (extranonce1, accepted, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn captured_miners_over_loopback() {
+    let valid = captured_shares();
+    assert_eq!(valid.len(), 133);
+    let validator: Validator = Box::new(move |share: &ShareSubmission| {
+        if share.job_id == "job1"
+            && share.extranonce2 == [0, 0, 0, 0]
+            && share.difficulty == 0.001
+            && share.extranonce1.len() == 4
+            && valid.contains(&(share.ntime, share.nonce))
+        {
+            ShareVerdict::Accepted
+        } else {
+            ShareVerdict::Invalid("hash does not meet the target".into())
+        }
+    });
+    let pool = Pool::start(base_config(0.001), validator).await;
+    let job = capture_job();
+    pool.publish(job.clone());
+
+    let names = [
+        "minerd-sha256d.txt",
+        "cpuminer-opt-sha256d.txt",
+        "minerd-scrypt.txt",
+        "cpuminer-opt-scrypt.txt",
+        "minerd-passive.txt",
+    ];
+    let mut tasks = Vec::new();
+    for name in names {
+        let job = job.clone();
+        let addr = pool.addr;
+        tasks.push(tokio::spawn(async move {
+            (name, replay(addr, name, &job).await)
+        }));
+    }
+    let mut extranonces = HashSet::new();
+    let mut total = 0;
+    let mut open = Vec::new();
+    for task in tasks {
+        let (name, (en1, accepted, client)) = task.await.expect("client task");
+        open.push(client);
+        assert!(extranonces.insert(en1), "{name}: unique extranonce1");
+        let expected = match name {
+            "minerd-sha256d.txt" => 45,
+            "cpuminer-opt-sha256d.txt" => 81,
+            "minerd-scrypt.txt" => 6,
+            "cpuminer-opt-scrypt.txt" => 1,
+            _ => 0,
+        };
+        assert_eq!(accepted, expected, "{name}");
+        total += accepted;
+    }
+    assert_eq!(total, 133);
+
+    // A share the validator refuses is answered with its reason.
+    let mut bad = RawClient::connect(pool.addr).await;
+    bad.send_raw(b"{\"id\": 1, \"method\": \"mining.subscribe\", \"params\": []}\n{\"id\": 2, \"method\": \"mining.authorize\", \"params\": [\"w\", \"x\"]}\n").await;
+    bad.response("1").await;
+    bad.response("2").await;
+    bad.send_raw(b"{\"method\": \"mining.submit\", \"params\": [\"w\", \"job1\", \"00000000\", \"6b04e972\", \"00000000\"], \"id\":4}\n").await;
+    let r = bad.response("4").await;
+    let error = r.error.expect("refused");
+    assert_eq!(error.code.as_i64(), 20);
+    assert_eq!(error.message, "hash does not meet the target");
+    // A refused worker gets 24.
+    bad.send_raw(br#"{"id":"a","method":"mining.authorize","params":["bad.user","x"]}"#)
+        .await;
+    bad.send_raw(b"\n").await;
+    let r = bad.response("\"a\"").await;
+    assert_eq!(r.error.map(|e| e.code.as_i64()), Some(24));
+
+    assert_eq!(pool.stats.live(), 6, "five replayed miners and one more");
+    assert_eq!(pool.stats.accepted(), 6);
+    assert_eq!(pool.allocator.live(), 6);
+    // Two miners hang up; the rest are closed by the shutdown.
+    open.truncate(3);
+    pool.wait_for(|seen| {
+        seen.iter()
+            .filter(|s| matches!(s, Seen::Closed(_, DisconnectReason::PeerClosed)))
+            .count()
+            == 2
+    })
+    .await;
+    let seen = pool.shutdown().await;
+    let shares = seen.iter().filter(|s| matches!(s, Seen::Share(..))).count();
+    assert_eq!(shares, 134);
+    let closed: Vec<&DisconnectReason> = seen
+        .iter()
+        .filter_map(|s| match s {
+            Seen::Closed(_, r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(closed.len(), 6);
+    let by_shutdown = closed
+        .iter()
+        .filter(|r| matches!(r, DisconnectReason::Shutdown))
+        .count();
+    assert_eq!(by_shutdown, 4);
+    for mut client in open {
+        client.expect_eof().await;
+    }
+}
+
+#[tokio::test]
+async fn non_stratum_openings_are_closed_at_once() {
+    let pool = Pool::start(
+        base_config(1.0),
+        Box::new(|_: &ShareSubmission| ShareVerdict::Accepted),
+    )
+    .await;
+    let openings: [&[u8]; 4] = [
+        // A TLS ClientHello never contains a newline: judged by its first byte.
+        &[
+            0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03, 0x03,
+        ],
+        b"GET / HTTP/1.1\r\nHost: pool\r\n\r\n",
+        b"PROXY TCP4 192.0.2.1 192.0.2.2 5555 3333\r\n",
+        b"\x00\x01\x02\x03",
+    ];
+    for bytes in openings {
+        let mut client = RawClient::connect(pool.addr).await;
+        client.send_raw(bytes).await;
+        let mut rest = Vec::new();
+        timeout(Duration::from_secs(2), client.reader.read_to_end(&mut rest))
+            .await
+            .expect("closed promptly, not after the subscribe timeout")
+            .ok();
+        assert!(rest.is_empty(), "nothing written to {bytes:?}");
+    }
+    pool.wait_for(|seen| {
+        seen.iter()
+            .filter(|s| {
+                matches!(
+                    s,
+                    Seen::Closed(_, DisconnectReason::Session(CloseReason::NotStratum))
+                )
+            })
+            .count()
+            == 4
+    })
+    .await;
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_endless_line_closes_the_connection() {
+    let config = ServerConfig {
+        max_line: 1024,
+        ..base_config(1.0)
+    };
+    let pool = Pool::start(
+        config,
+        Box::new(|_: &ShareSubmission| ShareVerdict::Accepted),
+    )
+    .await;
+    let mut client = RawClient::connect(pool.addr).await;
+    client.send_raw(b"{\"id\": 1, \"params\": [\"").await;
+    // The server may close while we are still writing.
+    let chunk = vec![b'a'; 4096];
+    for _ in 0..16 {
+        if client.writer.write_all(&chunk).await.is_err() {
+            break;
+        }
+    }
+    client.expect_eof().await;
+    pool.wait_for(|seen| {
+        seen.iter()
+            .any(|s| matches!(s, Seen::Closed(_, DisconnectReason::LineTooLong)))
+    })
+    .await;
+    assert_eq!(pool.allocator.live(), 0);
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn connection_limits_refuse_extra_connections() {
+    let config = ServerConfig {
+        max_connections: 2,
+        ..base_config(1.0)
+    };
+    let pool = Pool::start(
+        config,
+        Box::new(|_: &ShareSubmission| ShareVerdict::Accepted),
+    )
+    .await;
+    let mut a = RawClient::connect(pool.addr).await;
+    let mut b = RawClient::connect(pool.addr).await;
+    pool.wait_for(|seen| {
+        seen.iter()
+            .filter(|s| matches!(s, Seen::Connected(_)))
+            .count()
+            == 2
+    })
+    .await;
+    let mut c = RawClient::connect(pool.addr).await;
+    c.expect_eof().await;
+    assert_eq!(pool.stats.refused(), 1);
+    // The two admitted ones work.
+    for client in [&mut a, &mut b] {
+        client
+            .send_raw(b"{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[]}\n")
+            .await;
+        client.response("1").await;
+    }
+    // A place frees up when one leaves.
+    drop(a);
+    pool.wait_for(|seen| {
+        seen.iter()
+            .any(|s| matches!(s, Seen::Closed(_, DisconnectReason::PeerClosed)))
+    })
+    .await;
+    let mut d = RawClient::connect(pool.addr).await;
+    d.send_raw(b"{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[]}\n")
+        .await;
+    d.response("1").await;
+    pool.shutdown().await;
+
+    // Per address.
+    let config = ServerConfig {
+        max_connections_per_ip: Some(1),
+        ..base_config(1.0)
+    };
+    let pool = Pool::start(
+        config,
+        Box::new(|_: &ShareSubmission| ShareVerdict::Accepted),
+    )
+    .await;
+    let _a = RawClient::connect(pool.addr).await;
+    pool.wait_for(|seen| seen.iter().any(|s| matches!(s, Seen::Connected(_))))
+        .await;
+    let mut b = RawClient::connect(pool.addr).await;
+    b.expect_eof().await;
+    assert_eq!(pool.stats.refused(), 1);
+    assert_eq!(pool.stats.live(), 1);
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn subscribe_timeout_closes_a_silent_socket() {
+    let config = ServerConfig {
+        pool: Arc::new(PoolConfig {
+            subscribe_timeout: Duration::from_millis(200),
+            ..PoolConfig::default()
+        }),
+        ..ServerConfig::default()
+    };
+    let pool = Pool::start(
+        config,
+        Box::new(|_: &ShareSubmission| ShareVerdict::Accepted),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let mut client = RawClient::connect(pool.addr).await;
+    client.expect_eof().await;
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(190), "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    pool.wait_for(|seen| {
+        seen.iter().any(|s| {
+            matches!(
+                s,
+                Seen::Closed(_, DisconnectReason::Session(CloseReason::SubscribeTimeout))
+            )
+        })
+    })
+    .await;
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn new_jobs_reach_working_miners_and_a_new_tip_is_clean() {
+    let pool = Pool::start(
+        base_config(2.0),
+        Box::new(|_: &ShareSubmission| ShareVerdict::Accepted),
+    )
+    .await;
+    let mut client = RawClient::connect(pool.addr).await;
+    client
+        .send_raw(b"{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[]}\n{\"id\":2,\"method\":\"mining.authorize\",\"params\":[\"w\",\"x\"]}\n")
+        .await;
+    client.response("1").await;
+    client.response("2").await;
+    // No job yet: nothing but the answers.
+    let mut job = capture_job();
+    job.height = 10;
+    job.notify.clean_jobs = false;
+    pool.publish(job.clone());
+    assert_eq!(
+        next_request(&mut client).await,
+        ServerRequest::SetDifficulty(2.0)
+    );
+    assert_eq!(
+        next_request(&mut client).await,
+        ServerRequest::Notify(job.notify.clone())
+    );
+    job.notify.job_id = "job2".into();
+    job.height = 11;
+    pool.publish(job.clone());
+    let ServerRequest::Notify(n) = next_request(&mut client).await else {
+        panic!()
+    };
+    assert_eq!(n.job_id, "job2");
+    assert!(n.clean_jobs, "a new height is announced clean");
+    // A share for the first job is now stale.
+    client
+        .send_raw(b"{\"id\":9,\"method\":\"mining.submit\",\"params\":[\"w\",\"job1\",\"00000000\",\"6b04e972\",\"00000000\"]}\n")
+        .await;
+    let r = client.response("9").await;
+    assert_eq!(r.error.map(|e| e.code.as_i64()), Some(21));
+    pool.shutdown().await;
+    client.expect_eof().await;
+}
+
+#[tokio::test]
+async fn graceful_shutdown_flushes_and_closes_everyone() {
+    let pool = Pool::start(
+        base_config(1.0),
+        Box::new(|_: &ShareSubmission| ShareVerdict::Accepted),
+    )
+    .await;
+    let mut clients = Vec::new();
+    for _ in 0..20 {
+        let mut c = RawClient::connect(pool.addr).await;
+        c.send_raw(b"{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[]}\n")
+            .await;
+        clients.push(c);
+    }
+    for c in &mut clients {
+        c.response("1").await;
+    }
+    assert_eq!(pool.stats.live(), 20);
+    let allocator = Arc::clone(&pool.allocator);
+    let stats = Arc::clone(&pool.stats);
+    let addr = pool.addr;
+    let seen = pool.shutdown().await;
+    for c in &mut clients {
+        c.expect_eof().await;
+    }
+    assert_eq!(stats.live(), 0);
+    assert_eq!(allocator.live(), 0, "every extranonce1 released");
+    assert_eq!(
+        seen.iter()
+            .filter(|s| matches!(s, Seen::Closed(_, DisconnectReason::Shutdown)))
+            .count(),
+        20
+    );
+    // The listener is gone.
+    assert!(TcpStream::connect(addr).await.is_err());
+}
+
+async fn next_request(client: &mut RawClient) -> ServerRequest {
+    let line = client.recv().await.expect("line");
+    let Ok(Message::Request(r)) = Message::parse(line.trim_end().as_bytes()) else {
+        panic!("{line}")
+    };
+    ServerRequest::from_request(&r).expect("typed")
+}
+
+#[tokio::test]
+async fn a_pool_closing_a_connection_and_a_ban_end_it() {
+    let pool = Pool::start(
+        base_config(1.0),
+        Box::new(|_: &ShareSubmission| ShareVerdict::LowDifficulty),
+    )
+    .await;
+    let mut client = RawClient::connect(pool.addr).await;
+    pool.publish(capture_job());
+    client
+        .send_raw(b"{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[]}\n{\"id\":2,\"method\":\"mining.authorize\",\"params\":[\"w\",\"x\"]}\n")
+        .await;
+    client.response("1").await;
+    client.response("2").await;
+    for nonce in 0..6 {
+        let line = format!("{{\"id\":{nonce},\"method\":\"mining.submit\",\"params\":[\"w\",\"job1\",\"00000000\",\"6b04e972\",\"{nonce:08x}\"]}}\n");
+        client.send_raw(line.as_bytes()).await;
+        let r = client.response(&nonce.to_string()).await;
+        assert_eq!(r.error.map(|e| e.code.as_i64()), Some(23));
+    }
+    client.expect_eof().await;
+    pool.wait_for(|seen| {
+        seen.iter().any(|s| {
+            matches!(
+                s,
+                Seen::Closed(_, DisconnectReason::Session(CloseReason::Banned))
+            )
+        })
+    })
+    .await;
+
+    // The pool hangs up on a connection through its handle.
+    let mut other = RawClient::connect(pool.addr).await;
+    other
+        .send_raw(b"{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[]}\n")
+        .await;
+    other.response("1").await;
+    let conn = pool.conns().pop().expect("handle");
+    assert!(!conn.is_closed());
+    conn.close();
+    other.expect_eof().await;
+    pool.wait_for(|seen| {
+        seen.iter().any(|s| {
+            *s == Seen::Closed(conn.id(), DisconnectReason::Session(CloseReason::Requested))
+        })
+    })
+    .await;
+    assert!(conn.is_closed());
+    // Answers to a closed connection go nowhere.
+    conn.close();
+    pool.shutdown().await;
+}

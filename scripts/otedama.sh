@@ -2,7 +2,8 @@
 # One entry point for a fresh machine: installs the system packages the build needs when they
 # are missing, then runs otedama's main job or its whole test suite.
 #
-#   bash scripts/otedama.sh run     # the main job (for now: benchmark the mining kernels)
+#   bash scripts/otedama.sh run     # the main job: a pool on the embedded devnet with a CPU miner
+#   bash scripts/otedama.sh bench   # benchmark the mining kernels
 #   bash scripts/otedama.sh test    # the whole test suite
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +35,13 @@ case "${1:-}" in
     run)
         install_missing
         cargo build --release -p otedama-cli
+        shift
+        # A pool on the embedded devnet with its own CPU miner attached; Ctrl-C stops both.
+        exec target/release/otedama-cli pool --threads "$(threads)" --stats-interval 5 "$@"
+        ;;
+    bench)
+        install_missing
+        cargo build --release -p otedama-cli
         cli=target/release/otedama-cli
         "$cli" bench --algo sha256d --threads "$(threads)" --seconds 5
         "$cli" bench --algo scrypt --threads "$(threads)" --seconds 5
@@ -44,7 +52,7 @@ case "${1:-}" in
         cargo test --workspace --all-features
         ;;
     *)
-        echo "usage: bash scripts/otedama.sh run|test" >&2
+        echo "usage: bash scripts/otedama.sh run|bench|test" >&2
         exit 2
         ;;
 esac

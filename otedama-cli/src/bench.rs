@@ -7,23 +7,30 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use otedama_core::{Hashrate, Target};
-use otedama_hash::{Algorithm, RandomXMode, ScanJob};
+use otedama_hash::{
+    Algorithm, DagAlgorithm, EpochContext, HashError, NonceWidth, RandomXMode, ScanJob, Solution,
+    Worker,
+};
 
-use crate::kernel::{build, parse_hex};
+use crate::kernel::{build, build_dag_search, parse_hex};
 
-/// RandomX mode on the command line.
-#[derive(Debug, Clone, Copy, ValueEnum)]
+/// Mode on the command line, for RandomX, Ethash and KawPow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Mode {
-    /// Mining mode: the 2 GiB dataset.
+    /// Mining mode (also `search`): the full dataset (RandomX 2 GiB, Ethash and KawPow about
+    /// 1 GiB at epoch 0, built first).
+    #[value(alias = "search")]
     Fast,
-    /// Verification mode: the 256 MiB cache only.
+    /// Verification mode (also `verify`): the cache only (RandomX 256 MiB, Ethash and KawPow
+    /// 16 MiB at epoch 0); for Ethash and KawPow, one share verification after another.
+    #[value(alias = "verify")]
     Light,
 }
 
 /// Arguments of `otedama-cli bench`.
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
-    /// The algorithm: sha256d, scrypt or randomx.
+    /// The algorithm: sha256d, scrypt, randomx, ethash or kawpow.
     #[arg(long)]
     algo: Algorithm,
     /// Mining threads.
@@ -32,9 +39,13 @@ pub(crate) struct BenchArgs {
     /// How long to measure, in seconds (set-up such as the RandomX dataset is not counted).
     #[arg(long, default_value_t = 10.0)]
     seconds: f64,
-    /// RandomX mode.
-    #[arg(long, value_enum, default_value_t = Mode::Fast)]
-    mode: Mode,
+    /// Mode for randomx, ethash and kawpow: fast (or search) mines with the full dataset,
+    /// light (or verify) uses the cache alone; fast when left out.
+    #[arg(long, value_enum)]
+    mode: Option<Mode>,
+    /// The block height for ethash and kawpow (picks the epoch); 0 when left out.
+    #[arg(long)]
+    height: Option<u64>,
     /// The SIMD backend for sha256d or scrypt (e.g. portable, sha-ni, avx512x16, avx2x8,
     /// avx512x8); the fastest this CPU supports when left out.
     #[arg(long)]
@@ -97,18 +108,42 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         .as_deref()
         .map(|k| parse_hex("--key", k))
         .transpose()?;
-    let mode = match args.mode {
-        Mode::Fast => RandomXMode::Fast,
-        Mode::Light => RandomXMode::Light,
+    let dag = DagAlgorithm::try_from(args.algo).ok();
+    if args.mode.is_some() && matches!(args.algo, Algorithm::Sha256d | Algorithm::Scrypt) {
+        bail!(
+            "{} has no --mode (only randomx, ethash and kawpow have light and fast modes)",
+            args.algo
+        );
+    }
+    if args.height.is_some() && dag.is_none() {
+        bail!(
+            "--height only applies to ethash and kawpow, not {}",
+            args.algo
+        );
+    }
+    let mode = args.mode.unwrap_or(Mode::Fast);
+    let (job, workers) = match dag {
+        Some(dag) => dag_workers(dag, args.height.unwrap_or(0), mode, args.threads)?,
+        None => {
+            let randomx_mode = match mode {
+                Mode::Fast => RandomXMode::Fast,
+                Mode::Light => RandomXMode::Light,
+            };
+            let kernel = build(
+                args.algo,
+                args.backend.as_deref(),
+                key.as_deref(),
+                randomx_mode,
+                args.threads,
+            )?;
+            let mut workers = Vec::with_capacity(args.threads);
+            for _ in 0..args.threads {
+                workers.push(kernel.worker().context("could not create a worker")?);
+            }
+            (bench_job(args.algo)?, workers)
+        }
     };
-    let kernel = build(
-        args.algo,
-        args.backend.as_deref(),
-        key.as_deref(),
-        mode,
-        args.threads,
-    )?;
-    let job = bench_job(args.algo)?;
+    let verifying = dag.is_some() && mode == Mode::Light;
     // Bitcoin's difficulty-1 target: hits are rare, so the loop measured is the real one.
     let target = Target::from_be_bytes({
         let mut t = [0u8; 32];
@@ -122,10 +157,6 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
     let span = (1u64 << 32) / args.threads as u64;
     let duration = Duration::from_secs_f64(args.seconds);
 
-    let mut workers = Vec::with_capacity(args.threads);
-    for _ in 0..args.threads {
-        workers.push(kernel.worker().context("could not create a worker")?);
-    }
     let started = Instant::now();
     let elapsed = std::thread::scope(|scope| -> Result<Duration> {
         let mut handles = Vec::new();
@@ -184,13 +215,19 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         .collect();
     let total: f64 = per_thread.iter().sum();
     if args.json {
-        let object = serde_json::json!({
+        let mut object = serde_json::json!({
             "algo": args.algo.name(),
             "threads": args.threads,
             "hashes_per_second": total,
             "per_thread": per_thread,
             "seconds": secs,
         });
+        if dag.is_some() {
+            object["mode"] = serde_json::json!(if verifying { "verify" } else { "search" });
+        }
+        if verifying {
+            object["verifications_per_second"] = serde_json::json!(total);
+        }
         println!("{object}");
     } else {
         eprintln!();
@@ -204,6 +241,79 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
             secs,
             args.threads
         );
+        if verifying {
+            println!(
+                "{} verify: {:.0} verifications/s ({:.0} per thread)",
+                args.algo,
+                total,
+                total / args.threads as f64
+            );
+        }
     }
     Ok(())
+}
+
+/// The job and workers of an Ethash or KawPow run at `height`: search mode mines with the full
+/// dataset; verify mode checks one share after another from the light cache, as a pool does.
+fn dag_workers(
+    algo: DagAlgorithm,
+    height: u64,
+    mode: Mode,
+    threads: usize,
+) -> Result<(ScanJob, Vec<Box<dyn Worker>>)> {
+    let header = [0x2au8; 32];
+    let mut input = header.to_vec();
+    input.extend_from_slice(&[0u8; 8]);
+    let job = ScanJob::new(input, 32, NonceWidth::U64)?;
+    let mut workers: Vec<Box<dyn Worker>> = Vec::with_capacity(threads);
+    match mode {
+        Mode::Fast => {
+            let kernel = build_dag_search(algo, height, threads)?;
+            for _ in 0..threads {
+                workers.push(kernel.worker().context("could not create a worker")?);
+            }
+        }
+        Mode::Light => {
+            let epoch = algo.epoch_of(height)?;
+            let context = std::sync::Arc::new(
+                EpochContext::build(algo, epoch)
+                    .with_context(|| format!("could not build the {algo} light cache"))?,
+            );
+            for _ in 0..threads {
+                workers.push(Box::new(Verifier {
+                    context: std::sync::Arc::clone(&context),
+                    height,
+                    header,
+                }));
+            }
+        }
+    }
+    Ok((job, workers))
+}
+
+/// Verifies one claimed share per nonce. The claimed mix hash is zeros and the boundary the
+/// largest, so every claim passes the cheap check and has its mix hash recomputed from the
+/// light cache: the full cost of verifying a valid share.
+struct Verifier {
+    context: std::sync::Arc<EpochContext>,
+    height: u64,
+    header: [u8; 32],
+}
+
+impl Worker for Verifier {
+    fn scan(
+        &mut self,
+        _job: &ScanJob,
+        nonces: std::ops::Range<u64>,
+        _target: &Target,
+        _found: &mut Vec<Solution>,
+    ) -> Result<u64, HashError> {
+        for nonce in nonces.clone() {
+            let verdict =
+                self.context
+                    .verify(self.height, &self.header, nonce, &[0u8; 32], &Target::MAX)?;
+            std::hint::black_box(verdict);
+        }
+        Ok(nonces.end - nonces.start)
+    }
 }

@@ -85,22 +85,14 @@ pub(crate) fn build(
     })
 }
 
-/// Builds an Ethash or KawPow kernel at block `height`: from the light cache to verify, or, to
-/// search, with the epoch's full dataset built first by `threads` threads (progress on
-/// stderr).
-pub(crate) fn build_dag(
+/// Builds an Ethash or KawPow kernel in search mode at block `height`, its epoch's full
+/// dataset built first by `threads` threads (progress on stderr).
+pub(crate) fn build_dag_search(
     algo: DagAlgorithm,
     height: u64,
-    search: bool,
     threads: usize,
 ) -> Result<Box<dyn PowAlgorithm>> {
     let epochs = EpochCache::new(1);
-    if !search {
-        return Ok(match algo {
-            DagAlgorithm::Ethash => Box::new(Ethash::new(height, &epochs)?),
-            DagAlgorithm::KawPow => Box::new(KawPow::new(height, &epochs)?),
-        });
-    }
     let progress = |done: u64, total: u64| {
         if done == total || done % (1 << 18) < (1 << 12) {
             eprint!(

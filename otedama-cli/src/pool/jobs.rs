@@ -114,9 +114,4 @@ impl JobBook {
     pub(crate) fn get(&self, id: &str) -> Option<Arc<PoolJob>> {
         self.jobs.get(id).cloned()
     }
-
-    /// The newest job.
-    pub(crate) fn latest(&self) -> Option<Arc<PoolJob>> {
-        self.order.back().and_then(|id| self.get(id))
-    }
 }

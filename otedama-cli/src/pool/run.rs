@@ -77,6 +77,9 @@ pub(crate) struct PoolArgs {
     /// pool.node.cookie.
     #[arg(long)]
     node_cookie: Option<PathBuf>,
+    /// monitoring.stats_interval: seconds between status lines.
+    #[arg(long)]
+    stats_interval: Option<f64>,
     /// Stop after this many seconds (for scripts and tests).
     #[arg(long)]
     seconds: Option<f64>,
@@ -128,6 +131,16 @@ impl PoolArgs {
         }
         if let Some(v) = &self.database {
             c.pool.database = v.clone();
+        }
+        if let Some(v) = self.stats_interval {
+            if !(v.is_finite() && v > 0.0 && v <= 86_400.0) {
+                return Err(flag_error(
+                    "monitoring.stats_interval",
+                    format!("{v} is not between 0 and a day"),
+                ));
+            }
+            c.monitoring.stats_interval =
+                crate::config::Span(Duration::from_secs_f64(v.max(1.0).round()));
         }
         if let Some(url) = &self.node_url {
             c.pool.node = Some(Node {

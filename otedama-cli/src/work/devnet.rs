@@ -72,11 +72,13 @@ impl Devnet {
     }
 
     /// The current height.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn height(&self) -> u64 {
         self.lock().height
     }
 
     /// Hashes of the accepted blocks, internal order.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn accepted(&self) -> Vec<[u8; 32]> {
         self.lock().accepted.clone()
     }

@@ -2,7 +2,7 @@
 //! peer (getblocktemplate refuses to work without one). Both bind to 127.0.0.1 on free ports,
 //! live in a temporary directory, and stop when dropped.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

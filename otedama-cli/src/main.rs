@@ -6,6 +6,7 @@ mod hash;
 mod kernel;
 mod mine;
 mod pool;
+mod pool_bench;
 mod signals;
 mod store;
 mod work;
@@ -37,6 +38,8 @@ enum Command {
     Pool(pool::PoolArgs),
     /// Mine on a Stratum v1 pool with the CPU.
     Mine(mine::MineArgs),
+    /// Measure share validation and submit latency with simulated miners.
+    BenchPool(pool_bench::PoolBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(&args),
         Command::Pool(args) => pool::run(args),
         Command::Mine(args) => mine::run(args),
+        Command::BenchPool(args) => pool_bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,4 +4,4 @@ pub(crate) mod jobs;
 mod run;
 pub(crate) mod validate;
 
-pub(crate) use run::{run, PoolArgs};
+pub(crate) use run::{run, serve, PoolArgs, ServeOptions};

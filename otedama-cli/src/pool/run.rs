@@ -12,7 +12,7 @@ use otedama_core::{
     AddressParams, Difficulty, DifficultyConvention, Hashrate, WorkSource, WorkSourceError,
 };
 use otedama_hash::{Algorithm, PowAlgorithm, RandomXMode};
-use otedama_stratum::server::{Server, ServerConfig, ServerEvent};
+use otedama_stratum::server::{DisconnectReason, Server, ServerConfig, ServerEvent};
 use otedama_stratum::{
     ExtranonceAllocator, JobAnnouncement, PoolConfig, ShareVerdict, VardiffConfig,
 };
@@ -80,6 +80,9 @@ pub(crate) struct PoolArgs {
     /// monitoring.stats_interval: seconds between status lines.
     #[arg(long)]
     stats_interval: Option<f64>,
+    /// Keep every session at the starting difficulty (no vardiff).
+    #[arg(long)]
+    fixed_difficulty: bool,
     /// Stop after this many seconds (for scripts and tests).
     #[arg(long)]
     seconds: Option<f64>,
@@ -249,10 +252,31 @@ pub(crate) fn run(args: PoolArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config, args.seconds))
+    let options = ServeOptions {
+        seconds: args.seconds,
+        vardiff: !args.fixed_difficulty,
+        ready: None,
+    };
+    runtime.block_on(serve(config, options))
 }
 
-async fn serve(config: Config, seconds: Option<f64>) -> Result<()> {
+/// How a pool run is driven.
+pub(crate) struct ServeOptions {
+    /// Stop after this long instead of at SIGINT/SIGTERM.
+    pub(crate) seconds: Option<f64>,
+    /// Whether vardiff runs.
+    pub(crate) vardiff: bool,
+    /// Told the Stratum address once the pool listens.
+    pub(crate) ready: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
+}
+
+/// Runs a pool with `config` until stopped.
+pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
+    let ServeOptions {
+        seconds,
+        vardiff,
+        ready,
+    } = options;
     let settings = algo_settings(&config.mining.algorithm)?;
     let chain_name = config
         .pool
@@ -364,13 +388,15 @@ async fn serve(config: Config, seconds: Option<f64>) -> Result<()> {
     };
 
     let allocator = ExtranonceAllocator::new(&[], EXTRANONCE1_SIZE)?;
+    let initial_difficulty = config.pool.difficulty.unwrap_or(settings.share_difficulty);
     let pool_config = PoolConfig {
         extranonce2_size: EXTRANONCE2_SIZE,
-        initial_difficulty: config.pool.difficulty.unwrap_or(settings.share_difficulty),
+        initial_difficulty,
         vardiff: VardiffConfig {
-            min_difficulty: 1e-6,
+            min_difficulty: initial_difficulty.min(1e-6),
             ..VardiffConfig::default()
         },
+        vardiff_enabled: vardiff,
         ..PoolConfig::default()
     };
     let server_config = ServerConfig {
@@ -389,6 +415,9 @@ async fn serve(config: Config, seconds: Option<f64>) -> Result<()> {
     .await
     .with_context(|| format!("cannot listen on {}", config.pool.listen))?;
     let local = server.local_addr()?;
+    if let Some(ready) = ready {
+        let _ = ready.send(local);
+    }
     println!(
         "otedama pool: {} on stratum+tcp://{local} ({}, payouts to {pool_address}, database {})",
         settings.algo,
@@ -490,7 +519,12 @@ async fn serve(config: Config, seconds: Option<f64>) -> Result<()> {
                             conn.share_result(share.token, verdict);
                         });
                     }
-                    ServerEvent::Closed { .. } | ServerEvent::Connected { .. } => {}
+                    ServerEvent::Closed { conn, reason } => {
+                        if !matches!(reason, DisconnectReason::PeerClosed | DisconnectReason::Shutdown) {
+                            eprintln!("closed {}: {reason:?}", conn.peer_addr());
+                        }
+                    }
+                    ServerEvent::Connected { .. } => {}
                     _ => {}
                 }
             }

@@ -394,17 +394,9 @@ fn a_killed_pool_keeps_every_acknowledged_share() {
     );
 }
 
-#[test]
-fn litecoind_pool_mines_blocks_through_its_own_miner() {
-    if !support::litecoind::available() {
-        return;
-    }
-    let node = support::litecoind::Litecoind::start();
-    let payout = node.new_address("bech32");
-    let db = temp_db("litecoind");
-    let start_height = node.height();
+fn pool_on(node: &support::litecoind::Litecoind, payout: &str, db: &PathBuf) -> Pool {
     let url = node.url();
-    let mut pool = Pool::start(&[
+    Pool::start(&[
         "--algo",
         "scrypt",
         "--chain",
@@ -416,29 +408,107 @@ fn litecoind_pool_mines_blocks_through_its_own_miner() {
         "--node-password",
         &node.password,
         "--address",
-        &payout,
+        payout,
         "--threads",
         "1",
         "--database",
         db.to_str().expect("utf-8"),
-    ]);
+    ])
+}
+
+fn coinbase_address(node: &support::litecoind::Litecoind, height: u64) -> Value {
+    let hash = node.rpc("getblockhash", json!([height]));
+    let block = node.rpc("getblock", json!([hash, 2]));
+    let spk = &block["tx"][0]["vout"][0]["scriptPubKey"];
+    spk.get("address")
+        .cloned()
+        .unwrap_or_else(|| spk["addresses"][0].clone())
+}
+
+#[test]
+fn litecoind_pool_mines_blocks_through_its_own_miner_before_and_after_mweb() {
+    if !support::litecoind::available() {
+        return;
+    }
+    let node = support::litecoind::Litecoind::start();
+    let payout = node.new_address("bech32");
+    let db = temp_db("litecoind");
+    let start = node.height();
+    let mut pool = pool_on(&node, &payout, &db);
     pool.wait_for(
-        &format!("BLOCK height {}", start_height + 1),
+        &format!("BLOCK height {}", start + 1),
         Duration::from_secs(120),
     );
     pool.wait_for(
-        &format!("BLOCK height {}", start_height + 2),
+        &format!("BLOCK height {}", start + 2),
         Duration::from_secs(120),
     );
     pool.stop();
-    assert!(node.height() >= start_height + 2);
-    let hash = node.rpc("getblockhash", json!([start_height + 1]));
-    let block = node.rpc("getblock", json!([hash, 2]));
-    let spk = &block["tx"][0]["vout"][0]["scriptPubKey"];
-    let paid = spk
-        .get("address")
-        .cloned()
-        .unwrap_or_else(|| spk["addresses"][0].clone());
-    assert_eq!(paid, json!(payout), "the pool's coinbase");
-    assert!(count(&db, "SELECT COUNT(*) FROM blocks WHERE status = 'accepted'") >= 2);
+    assert!(node.height() >= start + 2);
+    assert_eq!(
+        coinbase_address(&node, start + 1),
+        json!(payout),
+        "the pool's coinbase"
+    );
+
+    // Up to the eve of MWEB activation (height 432), with the peg-in block 432 needs.
+    let filler = node.new_address("bech32");
+    node.rpc("generatetoaddress", json!([431 - node.height(), filler]));
+    node.rpc("sendtoaddress", json!([node.new_address("mweb"), 1]));
+    let mut pool = pool_on(&node, &payout, &db);
+    let first = pool.wait_for("BLOCK height 432", Duration::from_secs(120));
+    assert!(first.ends_with("accepted"), "{first}");
+    pool.wait_for("BLOCK height 433", Duration::from_secs(120));
+    pool.stop();
+    assert!(node.height() >= 433);
+    assert_eq!(coinbase_address(&node, 432), json!(payout));
+    assert_eq!(coinbase_address(&node, 433), json!(payout));
+    assert!(count(&db, "SELECT COUNT(*) FROM blocks WHERE status = 'accepted'") >= 4);
+}
+
+#[test]
+fn the_miner_fails_over_to_a_backup_pool() {
+    let db = temp_db("failover");
+    let pool = Pool::start(&[
+        "--threads",
+        "0",
+        "--database",
+        db.to_str().expect("utf-8"),
+        "--difficulty",
+        "0.0005",
+    ]);
+    // A port nobody listens on.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let out = Command::new(bin())
+        .args([
+            "mine",
+            "-o",
+            &format!("stratum+tcp://127.0.0.1:{dead}"),
+            "-o",
+            &pool.url(),
+        ])
+        .args([
+            "-u",
+            "bcrt1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqdku202.backup",
+            "--algo",
+            "sha256d",
+        ])
+        .args(["--threads", "1", "--max-shares", "3", "--seconds", "120"])
+        .output()
+        .expect("miner runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("127.0.0.1:{dead}")),
+        "the dead pool was tried first: {err}"
+    );
+    assert!(
+        err.contains("done: 3 accepted") || err.contains("done: 4 accepted"),
+        "{err}"
+    );
+    drop(pool);
 }

@@ -750,3 +750,57 @@ async fn a_pool_closing_a_connection_and_a_ban_end_it() {
     conn.close();
     pool.shutdown().await;
 }
+
+/// A pool that stops reading events, or a miner that stops reading lines, cannot hold up a
+/// shutdown.
+#[tokio::test]
+async fn shutdown_does_not_wait_for_a_stuck_pool_or_miner() {
+    let allocator = ExtranonceAllocator::new(&[], 4).expect("allocator");
+    // Room for one event, and nobody reading it.
+    let (events_tx, _events) = mpsc::channel(1);
+    let (_jobs, jobs_rx) = watch::channel(None);
+    let server = Server::bind(
+        "127.0.0.1:0",
+        base_config(1.0),
+        allocator,
+        events_tx,
+        jobs_rx,
+    )
+    .await
+    .expect("bind");
+    let addr = server.local_addr().expect("addr");
+    let stats = server.stats();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let run = tokio::spawn(server.run(async {
+        stopped.await.ok();
+    }));
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let mut c = RawClient::connect(addr).await;
+        c.send_raw(b"{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[]}\n{\"id\":2,\"method\":\"mining.authorize\",\"params\":[\"w\",\"x\"]}\n")
+            .await;
+        clients.push(c);
+    }
+    // A miner that never reads, flooding requests that each get an answer.
+    let mut flood = TcpStream::connect(addr).await.expect("connect");
+    let line = b"{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[]}\n".repeat(64);
+    for _ in 0..64 {
+        if timeout(Duration::from_millis(100), flood.write_all(&line))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(stats.live(), 4);
+    stop.send(()).ok();
+    timeout(Duration::from_secs(5), run)
+        .await
+        .expect("shutdown is not held up")
+        .expect("server task");
+    assert_eq!(stats.live(), 0);
+    for c in &mut clients {
+        c.expect_eof().await;
+    }
+}

@@ -540,17 +540,26 @@ async fn serve(
     // Whether the session has had the current job since it became ready for work.
     let mut working = false;
 
+    // Every wait on the pool or on the miner gives way to a shutdown, so that a pool that
+    // stopped reading events or a miner that stopped reading lines cannot hold it up.
     let reason = 'conn: {
-        if events
-            .send(ServerEvent::Connected { conn: conn.clone() })
-            .await
-            .is_err()
-        {
+        let connected = ServerEvent::Connected { conn: conn.clone() };
+        if !matches!(
+            or_stop(events.send(connected), &mut stop).await,
+            Some(Ok(()))
+        ) {
             break 'conn DisconnectReason::Shutdown;
         }
         loop {
-            if let Err(reason) = flush(&mut stream, &mut session, config.write_timeout).await {
-                break 'conn reason;
+            match or_stop(
+                flush(&mut stream, &mut session, config.write_timeout),
+                &mut stop,
+            )
+            .await
+            {
+                Some(Ok(())) => {}
+                Some(Err(reason)) => break 'conn reason,
+                None => break 'conn DisconnectReason::Shutdown,
             }
             let mut closed = None;
             while let Some(event) = session.poll_event() {
@@ -574,15 +583,19 @@ async fn serve(
                         continue;
                     }
                 };
-                if events.send(event).await.is_err() {
+                if !matches!(or_stop(events.send(event), &mut stop).await, Some(Ok(()))) {
                     break 'conn DisconnectReason::Shutdown;
                 }
             }
             if let Some(reason) = closed {
                 // The last replies (a ban's final error, say) still go out.
-                flush(&mut stream, &mut session, config.write_timeout)
-                    .await
-                    .ok();
+                let flushed = or_stop(
+                    flush(&mut stream, &mut session, config.write_timeout),
+                    &mut stop,
+                );
+                if flushed.await.is_none() {
+                    break 'conn DisconnectReason::Shutdown;
+                }
                 break 'conn DisconnectReason::Session(reason);
             }
             if !working && session.is_subscribed() && session.workers().next().is_some() {
@@ -623,16 +636,38 @@ async fn serve(
     conn.mailbox.closed.store(true, Ordering::Release);
     conn.mailbox.lock().clear();
     if reason == DisconnectReason::Shutdown {
-        // Queued replies go out before the close; the pool may no longer be reading events.
-        flush(&mut stream, &mut session, config.write_timeout)
-            .await
-            .ok();
+        // Queued replies go out before the close, briefly; the pool may no longer be reading
+        // events. (A write cut short by the shutdown leaves the miner a partial line, which
+        // it discards with the connection.)
+        let limit = config.write_timeout.min(SHUTDOWN_FLUSH);
+        flush(&mut stream, &mut session, limit).await.ok();
         events.try_send(ServerEvent::Closed { conn, reason }).ok();
-    } else {
-        events.send(ServerEvent::Closed { conn, reason }).await.ok();
+    } else if or_stop(
+        events.send(ServerEvent::Closed {
+            conn: conn.clone(),
+            reason: reason.clone(),
+        }),
+        &mut stop,
+    )
+    .await
+    .is_none()
+    {
+        events.try_send(ServerEvent::Closed { conn, reason }).ok();
     }
     stream.shutdown().await.ok();
     drop(slot);
+}
+
+/// How long a connection may take to write its last lines when the server shuts down.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
+
+/// Runs `fut` unless the server is told to stop first (`None`).
+async fn or_stop<T>(fut: impl Future<Output = T>, stop: &mut watch::Receiver<bool>) -> Option<T> {
+    ::tokio::select! {
+        biased;
+        _ = stop.changed() => None,
+        out = fut => Some(out),
+    }
 }
 
 async fn sleep_or_never(deadline: Option<Instant>) {

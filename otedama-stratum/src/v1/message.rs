@@ -140,6 +140,30 @@ struct Envelope<'a> {
     reject_reason: Option<String>,
 }
 
+/// The object key serde_json's `raw_value` feature reserves for itself.
+const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
+
+/// Refuses values holding serde_json's private raw-value key. When that key comes first in an
+/// object, serde_json reads the object as embedded JSON text; anywhere else it is an ordinary
+/// key, but one that sorts first when the value is written out again, so the line we would
+/// write could not be read back (found by the `stratum_v1_message` fuzz target).
+fn reject_raw_value_key(value: &Value) -> Result<(), ParseError> {
+    let found = match value {
+        Value::Object(map) => {
+            map.contains_key(RAW_VALUE_TOKEN)
+                || map.values().any(|v| reject_raw_value_key(v).is_err())
+        }
+        Value::Array(items) => items.iter().any(|v| reject_raw_value_key(v).is_err()),
+        _ => false,
+    };
+    if found {
+        return Err(ParseError::NotJson(format!(
+            "reserved key {RAW_VALUE_TOKEN:?}"
+        )));
+    }
+    Ok(())
+}
+
 /// Deserializes a field that is present, even as `null`, to `Some`.
 fn present<'de, D>(deserializer: D) -> Result<Option<&'de RawValue>, D::Error>
 where
@@ -160,11 +184,9 @@ impl Message {
             serde_json::from_str(text).map_err(|e| ParseError::NotJson(e.to_string()))?;
         let id = env.id.and_then(RequestId::from_raw);
         if let Some(method) = env.method {
-            return Ok(Message::Request(Request {
-                id,
-                method,
-                params: env.params.unwrap_or(Value::Null),
-            }));
+            let params = env.params.unwrap_or(Value::Null);
+            reject_raw_value_key(&params)?;
+            return Ok(Message::Request(Request { id, method, params }));
         }
         if env.result.is_none() && env.error.is_none() {
             return Err(ParseError::NeitherRequestNorResponse);
@@ -173,6 +195,7 @@ impl Message {
             .result
             .and_then(|raw| serde_json::from_str(raw.get()).ok())
             .unwrap_or(Value::Null);
+        reject_raw_value_key(&result)?;
         let mut error = env.error.as_ref().and_then(StratumError::from_json);
         if error.is_none() && result == Value::Bool(false) {
             if let Some(reason) = env.reject_reason {
@@ -311,7 +334,7 @@ pub fn difficulty_json(d: f64) -> Value {
 pub struct Subscribe {
     /// The miner's name and version.
     pub user_agent: Option<String>,
-    /// A session id to resume, when params[1] is a string (NiceHash puts other things there).
+    /// A session id to resume, when `params[1]` is a string (NiceHash puts other things there).
     pub session_id: Option<String>,
     /// The host the miner connected to.
     pub host: Option<String>,

@@ -47,7 +47,22 @@
 //! # stop.send(()).ok();
 //! # Ok(())
 //! # }
-//! # fn next_job() -> otedama_stratum::JobAnnouncement { unimplemented!() }
+//! # fn next_job() -> otedama_stratum::JobAnnouncement {
+//! #     otedama_stratum::JobAnnouncement {
+//! #         notify: otedama_stratum::Notify {
+//! #             job_id: "1".into(),
+//! #             prevhash: [0; 32],
+//! #             coinb1: vec![],
+//! #             coinb2: vec![],
+//! #             merkle_branch: vec![],
+//! #             version: 0x2000_0000,
+//! #             nbits: 0x207f_ffff,
+//! #             ntime: 0,
+//! #             clean_jobs: true,
+//! #         },
+//! #         height: 1,
+//! #     }
+//! # }
 //! ```
 
 use std::collections::HashMap;

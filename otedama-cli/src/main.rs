@@ -5,14 +5,17 @@ mod config;
 mod hash;
 mod kernel;
 mod mine;
+mod mine_randomx;
 mod pool;
 mod pool_bench;
 mod signals;
 mod store;
 mod work;
 
-/// The litecoind regtest harness, shared with the integration tests.
+/// The litecoind regtest harness, shared with the integration tests (whose `pub` items are
+/// public to them).
 #[cfg(test)]
+#[allow(unreachable_pub)]
 #[path = "../tests/support/litecoind.rs"]
 mod litecoind_support;
 
@@ -28,15 +31,19 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per run: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Hash one input and print the result in hex.
     Hash(hash::HashArgs),
     /// Measure a mining kernel's speed over a nonce range.
     Bench(bench::BenchArgs),
-    /// Run a Stratum v1 pool on a node or the embedded devnet.
+    /// Run a pool on a node or the embedded devnet (Stratum v1, or the Monero dialect for
+    /// randomx).
     Pool(pool::PoolArgs),
-    /// Mine on a Stratum v1 pool with the CPU.
+    /// Mine with the CPU on a Stratum v1 pool (sha256d, scrypt) or a Monero-dialect pool
+    /// (randomx).
     Mine(mine::MineArgs),
     /// Measure share validation and submit latency with simulated miners.
     BenchPool(pool_bench::PoolBenchArgs),

@@ -30,7 +30,7 @@ pub(crate) struct MineArgs {
     /// Password (most pools ignore it).
     #[arg(short = 'p', long, default_value = "x")]
     pub(crate) password: String,
-    /// The algorithm: sha256d or scrypt.
+    /// The algorithm: sha256d, scrypt or randomx (randomx speaks the Monero dialect).
     #[arg(long)]
     pub(crate) algo: Algorithm,
     /// Mining threads.
@@ -48,6 +48,9 @@ pub(crate) struct MineArgs {
     /// Seconds between status lines.
     #[arg(long, default_value_t = 10.0)]
     pub(crate) stats_interval: f64,
+    /// RandomX only: fast (the 2 GiB dataset) or light (the 256 MiB cache, slow).
+    #[arg(long, value_enum, default_value_t = crate::mine_randomx::RandomXModeArg::Fast)]
+    pub(crate) randomx_mode: crate::mine_randomx::RandomXModeArg,
 }
 
 /// What a mining run ended with.
@@ -309,6 +312,9 @@ async fn run_session(
 /// Mines until stopped (Ctrl-C, `stop`, `--max-shares`, `--seconds`), failing over between the
 /// pool URLs; returns the totals.
 pub(crate) async fn mine(args: MineArgs, mut stop: watch::Receiver<bool>) -> Result<MinerTotals> {
+    if args.algo == Algorithm::RandomX {
+        return crate::mine_randomx::mine(args, stop).await;
+    }
     if args.threads == 0 || args.threads > 1024 {
         bail!("--threads must be between 1 and 1024, got {}", args.threads);
     }

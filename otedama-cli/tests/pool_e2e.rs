@@ -6,7 +6,7 @@ mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -394,7 +394,7 @@ fn a_killed_pool_keeps_every_acknowledged_share() {
     );
 }
 
-fn pool_on(node: &support::litecoind::Litecoind, payout: &str, db: &PathBuf) -> Pool {
+fn pool_on(node: &support::litecoind::Litecoind, payout: &str, db: &Path) -> Pool {
     let url = node.url();
     Pool::start(&[
         "--algo",
@@ -511,4 +511,208 @@ fn the_miner_fails_over_to_a_backup_pool() {
         "{err}"
     );
     drop(pool);
+}
+
+/// Waits for `needle` unless an earlier line already had it (the tip announcement and the
+/// block line come from different tasks, in either order).
+fn seen_or_wait(pool: &mut Pool, needle: &str, timeout: Duration) {
+    if !pool.seen.iter().any(|l| l.contains(needle)) {
+        pool.wait_for(needle, timeout);
+    }
+}
+
+#[test]
+fn devnet_randomx_pool_with_its_miner_finds_blocks() {
+    let db = temp_db("randomx");
+    let started = Instant::now();
+    // Light mode hashes at about 40 H/s a thread: a block every few seconds at 150.
+    let mut pool = Pool::start(&[
+        "--algo",
+        "randomx",
+        "--threads",
+        "1",
+        "--randomx-mode",
+        "light",
+        "--devnet-difficulty",
+        "150",
+        "--difficulty",
+        "15",
+        "--stats-interval",
+        "2",
+        "--database",
+        db.to_str().expect("utf-8"),
+    ]);
+    let block = pool.wait_for("BLOCK height 1", Duration::from_secs(150));
+    assert!(block.ends_with("accepted"), "{block}");
+    seen_or_wait(
+        &mut pool,
+        "new block to mine: height 2",
+        Duration::from_secs(30),
+    );
+    let lines = pool.stop();
+    assert!(
+        lines.iter().any(|l| l.starts_with("pool stopped:")),
+        "{lines:#?}"
+    );
+    let shares = count(&db, "SELECT COUNT(*) FROM shares");
+    let blocks = count(&db, "SELECT COUNT(*) FROM blocks WHERE status = 'accepted'");
+    eprintln!(
+        "randomx devnet: {shares} shares, {blocks} blocks in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(blocks >= 1);
+    assert!(shares >= 1);
+    assert!(count(&db, "SELECT COUNT(*) FROM shares WHERE is_block = 1") >= 1);
+}
+
+/// The first nonce from `start` whose RandomX hash of `blob` meets `target`, and the hash.
+fn randomx_share(
+    kernel: &otedama_hash::RandomX,
+    blob: &[u8],
+    target: otedama_core::MoneroTarget,
+) -> (u32, [u8; 32]) {
+    use otedama_hash::PowAlgorithm;
+    let mut blob = blob.to_vec();
+    for nonce in 0u32.. {
+        blob[39..43].copy_from_slice(&nonce.to_le_bytes());
+        let hash = kernel.hash(&blob).expect("hash").hash;
+        if target.is_met_by(&hash) {
+            return (nonce, hash);
+        }
+    }
+    unreachable!("some nonce meets the target")
+}
+
+#[test]
+fn the_randomx_pool_answers_xmrig_as_xmrig_expects() {
+    let db = temp_db("randomx-xmrig");
+    let pool = Pool::start(&[
+        "--algo",
+        "randomx",
+        "--threads",
+        "0",
+        "--difficulty",
+        "2",
+        "--devnet-difficulty",
+        "1000000000",
+        "--database",
+        db.to_str().expect("utf-8"),
+    ]);
+    let mut c = Raw::connect(pool.port);
+    let mut notes = Vec::new();
+    // A mistyped address (the last character changed) is refused.
+    c.send(r#"{"id":1,"jsonrpc":"2.0","method":"login","params":{"login":"44vBLPTgU6EC6mhtnoJ2HM7YnPCRmX2o6jRquBnLieg44qfmsUVgr3oJSXxZcHJfPWbnNjEftdiYVYQ23eHWb78MENjm2cD","pass":"x","agent":"XMRig/6.26.0","algo":["rx/0"]}}"#);
+    let refused = c.response(1, &mut notes);
+    assert!(refused["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("checksum")));
+
+    // xmrig's login line, byte for byte from shared/captures/xmrig-rx0.txt (algo list cut).
+    let login = r#"{"id":1,"jsonrpc":"2.0","method":"login","params":{"login":"44vBLPTgU6EC6mhtnoJ2HM7YnPCRmX2o6jRquBnLieg44qfmsUVgr3oJSXxZcHJfPWbnNjEftdiYVYQ23eHWb78MENjm2cC","pass":"x","agent":"XMRig/6.26.0 (Linux x86_64) libuv/1.44.2 gcc/12.2.0","algo":["cn/0","cn/1","rx/0","rx/wow","argon2/chukwa","ghostrider"]}}"#;
+    let mut c = Raw::connect(pool.port);
+    c.send(login);
+    let answer = c.response(1, &mut notes);
+    assert_eq!(answer["error"], Value::Null, "{answer}");
+    let result = &answer["result"];
+    assert_eq!(result["status"], json!("OK"));
+    let sid = result["id"].as_str().expect("session id").to_owned();
+    let job = &result["job"];
+    assert_eq!(job["algo"], json!("rx/0"));
+    assert_eq!(job["height"], json!(1));
+    let blob = hex::decode(job["blob"].as_str().expect("blob")).expect("hex");
+    assert_eq!(blob.len(), 76);
+    assert_eq!(&blob[..2], &[16, 16]);
+    let target_hex = job["target"].as_str().expect("target");
+    assert_eq!(target_hex.len(), 8, "xmrig's 4-byte target form");
+    let target = otedama_core::MoneroTarget::from_hex(target_hex).expect("target");
+    let seed = hex::decode(job["seed_hash"].as_str().expect("seed")).expect("hex");
+    let job_id = job["job_id"].as_str().expect("job id").to_owned();
+
+    let kernel =
+        otedama_hash::RandomX::new(&seed, otedama_hash::RandomXMode::Light, 1).expect("randomx");
+    let (nonce, hash) = randomx_share(&kernel, &blob, target);
+    let submit = |id: u64, nonce: u32, result: &[u8; 32]| {
+        format!(
+            r#"{{"id":{id},"jsonrpc":"2.0","method":"submit","params":{{"id":"{sid}","job_id":"{job_id}","nonce":"{}","result":"{}","algo":"rx/0"}}}}"#,
+            hex::encode(nonce.to_le_bytes()),
+            hex::encode(result)
+        )
+    };
+    c.send(&submit(2, nonce, &hash));
+    let ok = c.response(2, &mut notes);
+    assert_eq!(ok["result"], json!({"status": "OK"}), "{ok}");
+    // The same share again is a duplicate.
+    c.send(&submit(3, nonce, &hash));
+    let dup = c.response(3, &mut notes);
+    assert!(dup["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("Duplicate")));
+    // A claimed hash that meets the target but is not the blob's hash.
+    c.send(&submit(4, nonce.wrapping_add(1_000_000), &[0u8; 32]));
+    let forged = c.response(4, &mut notes);
+    assert!(
+        forged["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not the hash")),
+        "{forged}"
+    );
+    c.send(r#"{"id":5,"jsonrpc":"2.0","method":"keepalived","params":{"id":"x"}}"#);
+    let alive = c.response(5, &mut notes);
+    assert_eq!(alive["result"]["status"], json!("KEEPALIVED"));
+    drop(c);
+    let lines = pool.stop();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("pool stopped: 1 shares accepted")),
+        "{lines:#?}"
+    );
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM shares"), 1);
+}
+
+#[test]
+fn the_randomx_miner_fails_over_and_stops_at_max_shares() {
+    let db = temp_db("randomx-miner");
+    let pool = Pool::start(&[
+        "--algo",
+        "randomx",
+        "--threads",
+        "0",
+        "--difficulty",
+        "4",
+        "--database",
+        db.to_str().expect("utf-8"),
+    ]);
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let out = Command::new(bin())
+        .args([
+            "mine",
+            "-o",
+            &format!("stratum+tcp://127.0.0.1:{dead}"),
+            "-o",
+            &pool.url(),
+            "-u",
+            "44vBLPTgU6EC6mhtnoJ2HM7YnPCRmX2o6jRquBnLieg44qfmsUVgr3oJSXxZcHJfPWbnNjEftdiYVYQ23eHWb78MENjm2cC.rig",
+            "--algo",
+            "randomx",
+            "--randomx-mode",
+            "light",
+        ])
+        .args(["--threads", "1", "--max-shares", "3", "--seconds", "120"])
+        .output()
+        .expect("miner runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains(&format!("127.0.0.1:{dead}")), "{err}");
+    assert!(err.contains("[mine randomx] done: 3 accepted"), "{err}");
+    drop(pool);
+    let conn = rusqlite::Connection::open(&db).expect("database");
+    let worker: String = conn
+        .query_row("SELECT worker FROM shares LIMIT 1", [], |r| r.get(0))
+        .expect("a share");
+    assert_eq!(worker, "rig");
 }

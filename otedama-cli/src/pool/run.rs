@@ -22,6 +22,7 @@ use super::jobs::{JobBook, PoolJob, EXTRANONCE1_SIZE, EXTRANONCE2_SIZE};
 use super::validate::{share_of, validate, Outcome};
 use crate::config::{chain_params, Config, ConfigError, Node};
 use crate::kernel::build;
+use crate::mine_randomx::RandomXModeArg;
 use crate::store::{BlockRecord, BlockStatus, ShareLog, ShareRecord, SqliteStore};
 use crate::work::devnet::Devnet;
 use crate::work::node::{NodeRpc, RpcAuth};
@@ -35,7 +36,7 @@ pub(crate) struct PoolArgs {
     /// Print the effective configuration and exit.
     #[arg(long)]
     print_config: bool,
-    /// mining.algorithm: sha256d or scrypt.
+    /// mining.algorithm: sha256d, scrypt or randomx.
     #[arg(long)]
     algo: Option<String>,
     /// mining.threads: built-in miner threads (0: none).
@@ -86,6 +87,9 @@ pub(crate) struct PoolArgs {
     /// Stop after this many seconds (for scripts and tests).
     #[arg(long)]
     seconds: Option<f64>,
+    /// RandomX only: the built-in miner's mode, fast (2 GiB dataset) or light (256 MiB cache).
+    #[arg(long, value_enum, default_value_t = RandomXModeArg::Fast)]
+    randomx_mode: RandomXModeArg,
 }
 
 fn flag_error(key: &str, reason: String) -> ConfigError {
@@ -196,7 +200,7 @@ fn algo_settings(name: &str) -> Result<AlgoSettings> {
             devnet_difficulty: 2.0,
         },
         other => bail!(
-            "mining.algorithm {other}: this pool serves sha256d and scrypt over Stratum v1; a RandomX pool needs the Monero dialect and is not wired in yet"
+            "mining.algorithm {other}: the Stratum v1 pool serves sha256d and scrypt (randomx has its own pool path)"
         ),
     })
 }
@@ -256,6 +260,7 @@ pub(crate) fn run(args: PoolArgs) -> Result<()> {
         seconds: args.seconds,
         vardiff: !args.fixed_difficulty,
         ready: None,
+        randomx_mode: args.randomx_mode,
     };
     runtime.block_on(serve(config, options))
 }
@@ -268,14 +273,20 @@ pub(crate) struct ServeOptions {
     pub(crate) vardiff: bool,
     /// Told the Stratum address once the pool listens.
     pub(crate) ready: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
+    /// The built-in RandomX miner's mode.
+    pub(crate) randomx_mode: RandomXModeArg,
 }
 
 /// Runs a pool with `config` until stopped.
 pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
+    if config.mining.algorithm == Algorithm::RandomX.name() {
+        return super::randomx::serve(config, options).await;
+    }
     let ServeOptions {
         seconds,
         vardiff,
         ready,
+        randomx_mode: _,
     } = options;
     let settings = algo_settings(&config.mining.algorithm)?;
     let chain_name = config
@@ -449,6 +460,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
             max_shares: None,
             seconds: None,
             stats_interval: config.monitoring.stats_interval.0.as_secs_f64(),
+            randomx_mode: RandomXModeArg::default(),
         };
         let stop = stop_rx.clone();
         Some(tokio::spawn(crate::mine::mine(args, stop)))
@@ -519,10 +531,10 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
                             conn.share_result(share.token, verdict);
                         });
                     }
-                    ServerEvent::Closed { conn, reason } => {
-                        if !matches!(reason, DisconnectReason::PeerClosed | DisconnectReason::Shutdown) {
-                            eprintln!("closed {}: {reason:?}", conn.peer_addr());
-                        }
+                    ServerEvent::Closed { conn, reason }
+                        if !matches!(reason, DisconnectReason::PeerClosed | DisconnectReason::Shutdown) =>
+                    {
+                        eprintln!("closed {}: {reason:?}", conn.peer_addr());
                     }
                     ServerEvent::Connected { .. } => {}
                     _ => {}

@@ -1,3 +1,4 @@
 //! Shared test support.
 
+#[allow(unreachable_pub)]
 pub mod litecoind;

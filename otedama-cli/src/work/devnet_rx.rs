@@ -1,0 +1,498 @@
+//! The embedded RandomX devnet: an in-process chain with an easy, adjustable difficulty, so a
+//! RandomX pool works on a fresh machine with no monerod. Its hashing blobs have Monero's
+//! layout, so xmrig-style miners mine it unchanged, and it checks submitted blocks as a node
+//! would: parent, coinbase height, tree root and RandomX proof of work.
+//!
+//! Devnet simplifications, all deliberate:
+//! - One RandomX key for the whole chain, [`DEVNET_RX_SEED`] (Monero re-keys every 2048 blocks
+//!   from an older block's id).
+//! - The coinbase is a devnet byte string, [`coinbase`]: the height (8 bytes little-endian),
+//!   8 reserved bytes the pool fills per session, then the payout address as text.
+//! - The tree root is sha256d(coinbase) (Monero hashes a keccak tree of transaction ids), and a
+//!   block's id is sha256d(hashing blob).
+//! - The difficulty is fixed (Monero retargets every block).
+//!
+//! The hashing blob, 76 bytes: varint major version 16, varint minor version 16, varint
+//! timestamp (5 bytes for current unix times), previous block id (32), nonce (4, little-endian,
+//! at byte [`RX_NONCE_OFFSET`]), tree root (32), varint transaction count 1.
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use otedama_core::{encode_hex, monero_check_hash, sha256d};
+use otedama_hash::{HashError, PowAlgorithm, RandomX, RandomXMode};
+use tokio::sync::watch;
+
+/// The RandomX key (Monero's "seed hash") of every devnet block: 32 fixed ASCII bytes.
+pub(crate) const DEVNET_RX_SEED: [u8; 32] = *b"otedama randomx devnet seed 0001";
+
+/// The block major and minor version the devnet writes (Monero's RandomX era).
+pub(crate) const RX_BLOCK_VERSION: u64 = 16;
+
+/// Length of a devnet hashing blob.
+pub(crate) const RX_BLOB_LEN: usize = 76;
+
+/// Where the nonce sits in a hashing blob (as in Monero).
+pub(crate) const RX_NONCE_OFFSET: usize = 39;
+
+// The devnet's blobs put the nonce where xmrig and the stratum codec expect it.
+const _: () = assert!(RX_NONCE_OFFSET == otedama_stratum::MONERO_NONCE_OFFSET);
+
+/// The reward of every devnet block, in piconero (0.6 XMR, Monero's tail emission).
+pub(crate) const RX_DEVNET_REWARD: u64 = 600_000_000_000;
+
+/// Bytes of the coinbase before the payout address: height (8) and reserved (8).
+const COINBASE_FIXED: usize = 16;
+
+/// Timestamps from here on take exactly five varint bytes, which puts the nonce at byte 39.
+const MIN_TIMESTAMP: u64 = 1 << 28;
+
+/// Why the devnet refused a block; the messages name what a node would.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum RxReject {
+    /// The blob or coinbase cannot be read.
+    #[error("bad-block-encoding: {0}")]
+    Malformed(String),
+    /// A version other than [`RX_BLOCK_VERSION`].
+    #[error("bad-version: major {major} minor {minor} (expected {RX_BLOCK_VERSION})")]
+    BadVersion {
+        /// The major version.
+        major: u64,
+        /// The minor version.
+        minor: u64,
+    },
+    /// The block is already in the chain.
+    #[error("duplicate: block {0} is already in the chain")]
+    Duplicate(String),
+    /// The block does not build on the tip.
+    #[error("bad-prevblk: builds on {got}, the tip is {tip}")]
+    BadPrev {
+        /// The parent the block names.
+        got: String,
+        /// The current tip.
+        tip: String,
+    },
+    /// The coinbase names another height.
+    #[error("bad-cb-height: coinbase height {got}, expected {expected}")]
+    BadHeight {
+        /// The height the coinbase names.
+        got: u64,
+        /// The next height.
+        expected: u64,
+    },
+    /// The tree root is not sha256d(coinbase).
+    #[error("bad-tree-root: the blob's tree root does not commit to the coinbase")]
+    BadTreeRoot,
+    /// The proof of work misses the network difficulty.
+    #[error("high-hash: proof of work {hash} misses difficulty {difficulty}")]
+    HighHash {
+        /// The RandomX hash, hex as computed.
+        hash: String,
+        /// The network difficulty.
+        difficulty: u64,
+    },
+    /// RandomX could not hash the blob.
+    #[error("proof of work: {0}")]
+    Pow(String),
+}
+
+/// Work for one miner (or one pool session): a hashing blob with a zero nonce and the
+/// coinbase it commits to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RxTemplate {
+    /// The hashing blob, nonce zero.
+    pub(crate) blob: Vec<u8>,
+    /// The coinbase the blob's tree root commits to.
+    pub(crate) coinbase: Vec<u8>,
+    /// Height of the block being built.
+    pub(crate) height: u64,
+    /// The network difficulty (Monero convention).
+    pub(crate) difficulty: u64,
+    /// The RandomX key.
+    pub(crate) seed: [u8; 32],
+    /// The block this one builds on.
+    pub(crate) prev_id: [u8; 32],
+    /// What the block pays, in piconero.
+    pub(crate) reward: u64,
+}
+
+/// The devnet coinbase: height (8 bytes little-endian), `reserved`, then `address`.
+pub(crate) fn coinbase(height: u64, reserved: [u8; 8], address: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(COINBASE_FIXED + address.len());
+    out.extend_from_slice(&height.to_le_bytes());
+    out.extend_from_slice(&reserved);
+    out.extend_from_slice(address.as_bytes());
+    out
+}
+
+/// Appends `value` as a Monero varint (7 bits a byte, low first).
+fn write_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8 & 0x7f) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// Reads a varint at `*pos`, moving past it.
+fn read_varint(bytes: &[u8], pos: &mut usize) -> Result<u64, RxReject> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *bytes
+            .get(*pos)
+            .ok_or_else(|| RxReject::Malformed("blob ends inside a varint".into()))?;
+        *pos += 1;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err(RxReject::Malformed("varint longer than 64 bits".into()))
+}
+
+/// The fields of a hashing blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RxBlob {
+    /// Major version.
+    pub(crate) major: u64,
+    /// Minor version.
+    pub(crate) minor: u64,
+    /// Unix time.
+    pub(crate) timestamp: u64,
+    /// The parent block's id.
+    pub(crate) prev_id: [u8; 32],
+    /// The nonce.
+    pub(crate) nonce: u32,
+    /// The transaction tree root.
+    pub(crate) tree_root: [u8; 32],
+    /// Transactions in the block (the coinbase included).
+    pub(crate) tx_count: u64,
+}
+
+fn take<const N: usize>(bytes: &[u8], pos: &mut usize, what: &str) -> Result<[u8; N], RxReject> {
+    let out = bytes
+        .get(*pos..*pos + N)
+        .and_then(|s| <[u8; N]>::try_from(s).ok())
+        .ok_or_else(|| RxReject::Malformed(format!("blob ends inside the {what}")))?;
+    *pos += N;
+    Ok(out)
+}
+
+impl RxBlob {
+    /// Writes the blob.
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(RX_BLOB_LEN);
+        write_varint(&mut out, self.major);
+        write_varint(&mut out, self.minor);
+        write_varint(&mut out, self.timestamp);
+        out.extend_from_slice(&self.prev_id);
+        out.extend_from_slice(&self.nonce.to_le_bytes());
+        out.extend_from_slice(&self.tree_root);
+        write_varint(&mut out, self.tx_count);
+        out
+    }
+
+    /// Reads a blob; trailing bytes are an error.
+    pub(crate) fn parse(bytes: &[u8]) -> Result<RxBlob, RxReject> {
+        let mut pos = 0;
+        let major = read_varint(bytes, &mut pos)?;
+        let minor = read_varint(bytes, &mut pos)?;
+        let timestamp = read_varint(bytes, &mut pos)?;
+        let prev_id = take::<32>(bytes, &mut pos, "previous block id")?;
+        let nonce = u32::from_le_bytes(take::<4>(bytes, &mut pos, "nonce")?);
+        let tree_root = take::<32>(bytes, &mut pos, "tree root")?;
+        let tx_count = read_varint(bytes, &mut pos)?;
+        if pos != bytes.len() {
+            return Err(RxReject::Malformed(format!(
+                "{} bytes after the transaction count",
+                bytes.len() - pos
+            )));
+        }
+        Ok(RxBlob {
+            major,
+            minor,
+            timestamp,
+            prev_id,
+            nonce,
+            tree_root,
+            tx_count,
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Chain {
+    tip: [u8; 32],
+    height: u64,
+    last_time: u64,
+    accepted: Vec<[u8; 32]>,
+}
+
+/// The RandomX devnet. Share it behind an `Arc`; every method takes `&self`.
+pub(crate) struct RxDevnet {
+    chain: Mutex<Chain>,
+    difficulty: u64,
+    kernel: RandomX,
+    tips: watch::Sender<u64>,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl RxDevnet {
+    /// A fresh chain at height 0 whose blocks must meet the Monero `difficulty` (at least 1).
+    /// Builds the devnet's own light-mode RandomX verifier for [`DEVNET_RX_SEED`].
+    pub(crate) fn new(difficulty: u64) -> Result<RxDevnet, HashError> {
+        let kernel = RandomX::new(&DEVNET_RX_SEED, RandomXMode::Light, 1)?;
+        let (tips, _) = watch::channel(0);
+        Ok(RxDevnet {
+            chain: Mutex::new(Chain {
+                tip: sha256d(b"otedama randomx devnet genesis"),
+                height: 0,
+                last_time: now_secs().max(MIN_TIMESTAMP),
+                accepted: Vec::new(),
+            }),
+            difficulty: difficulty.max(1),
+            kernel,
+            tips,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Chain> {
+        self.chain.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The network difficulty.
+    pub(crate) fn difficulty(&self) -> u64 {
+        self.difficulty
+    }
+
+    /// The height of the tip.
+    pub(crate) fn height(&self) -> u64 {
+        self.lock().height
+    }
+
+    /// Ids of the accepted blocks, oldest first.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn accepted(&self) -> Vec<[u8; 32]> {
+        self.lock().accepted.clone()
+    }
+
+    /// Follows the tip: the receiver sees the new height after every accepted block.
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
+        self.tips.subscribe()
+    }
+
+    /// Work on the tip paying `address`, with `reserved` in the coinbase (a pool gives every
+    /// session its own, so no two sessions hash the same blob).
+    pub(crate) fn template(&self, address: &str, reserved: [u8; 8]) -> RxTemplate {
+        let chain = self.lock();
+        let height = chain.height + 1;
+        let coinbase = coinbase(height, reserved, address);
+        let blob = RxBlob {
+            major: RX_BLOCK_VERSION,
+            minor: RX_BLOCK_VERSION,
+            timestamp: now_secs().max(chain.last_time).max(MIN_TIMESTAMP),
+            prev_id: chain.tip,
+            nonce: 0,
+            tree_root: sha256d(&coinbase),
+            tx_count: 1,
+        };
+        RxTemplate {
+            blob: blob.to_bytes(),
+            coinbase,
+            height,
+            difficulty: self.difficulty,
+            seed: DEVNET_RX_SEED,
+            prev_id: chain.tip,
+            reward: RX_DEVNET_REWARD,
+        }
+    }
+
+    /// Checks a block (hashing blob and coinbase) as a node would and, when it is good, makes
+    /// it the tip; returns its id.
+    pub(crate) fn submit(&self, blob: &[u8], coinbase: &[u8]) -> Result<[u8; 32], RxReject> {
+        let parsed = RxBlob::parse(blob)?;
+        if parsed.major != RX_BLOCK_VERSION || parsed.minor != RX_BLOCK_VERSION {
+            return Err(RxReject::BadVersion {
+                major: parsed.major,
+                minor: parsed.minor,
+            });
+        }
+        if parsed.tx_count != 1 {
+            return Err(RxReject::Malformed(format!(
+                "{} transactions; the devnet takes the coinbase alone",
+                parsed.tx_count
+            )));
+        }
+        let id = sha256d(blob);
+        // The hash is the slow part: compute it before taking the chain lock.
+        let pow = self
+            .kernel
+            .hash(blob)
+            .map_err(|e| RxReject::Pow(e.to_string()))?
+            .hash;
+        let mut chain = self.lock();
+        if parsed.prev_id != chain.tip {
+            if chain.accepted.contains(&id) {
+                return Err(RxReject::Duplicate(encode_hex(&id)));
+            }
+            return Err(RxReject::BadPrev {
+                got: encode_hex(&parsed.prev_id),
+                tip: encode_hex(&chain.tip),
+            });
+        }
+        let height_bytes = coinbase
+            .get(..8)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .filter(|_| coinbase.len() >= COINBASE_FIXED)
+            .ok_or_else(|| RxReject::Malformed(format!("coinbase of {} bytes", coinbase.len())))?;
+        let got = u64::from_le_bytes(height_bytes);
+        if got != chain.height + 1 {
+            return Err(RxReject::BadHeight {
+                got,
+                expected: chain.height + 1,
+            });
+        }
+        if parsed.tree_root != sha256d(coinbase) {
+            return Err(RxReject::BadTreeRoot);
+        }
+        if !monero_check_hash(&pow, self.difficulty) {
+            return Err(RxReject::HighHash {
+                hash: encode_hex(&pow),
+                difficulty: self.difficulty,
+            });
+        }
+        chain.tip = id;
+        chain.height += 1;
+        chain.last_time = chain.last_time.max(parsed.timestamp);
+        chain.accepted.push(id);
+        let height = chain.height;
+        drop(chain);
+        self.tips.send_replace(height);
+        Ok(id)
+    }
+}
+
+impl std::fmt::Debug for RxDevnet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let chain = self.lock();
+        write!(
+            f,
+            "RxDevnet(height {}, tip {}, difficulty {})",
+            chain.height,
+            encode_hex(&chain.tip),
+            self.difficulty
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ADDRESS: &str = "44vBLPTgU6EC6mhtnoJ2HM7YnPCRmX2o6jRquBnLieg44qfmsUVgr3oJSXxZcHJfPWbnNjEftdiYVYQ23eHWb78MENjm2cC";
+
+    /// The first nonce from `start` whose hash does (`wanted`) or does not meet `difficulty`.
+    fn find(devnet: &RxDevnet, blob: &[u8], difficulty: u64, wanted: bool) -> Vec<u8> {
+        let mut blob = blob.to_vec();
+        for nonce in 0u32.. {
+            blob[RX_NONCE_OFFSET..RX_NONCE_OFFSET + 4].copy_from_slice(&nonce.to_le_bytes());
+            let hash = devnet.kernel.hash(&blob).expect("hash").hash;
+            if monero_check_hash(&hash, difficulty) == wanted {
+                return blob;
+            }
+        }
+        unreachable!("some nonce meets or misses")
+    }
+
+    #[test]
+    fn blobs_have_the_monero_layout() {
+        let devnet = RxDevnet::new(4).expect("devnet");
+        let t = devnet.template(ADDRESS, [7; 8]);
+        assert_eq!(t.blob.len(), RX_BLOB_LEN);
+        assert_eq!(&t.blob[..2], &[16, 16]);
+        assert_eq!(&t.blob[7..39], &t.prev_id);
+        assert_eq!(&t.blob[39..43], &[0; 4]);
+        assert_eq!(&t.blob[43..75], &sha256d(&t.coinbase));
+        assert_eq!(t.blob[75], 1);
+        assert_eq!(&t.coinbase[..8], &1u64.to_le_bytes());
+        assert_eq!(&t.coinbase[8..16], &[7; 8]);
+        let parsed = RxBlob::parse(&t.blob).expect("parse");
+        assert_eq!(parsed.to_bytes(), t.blob);
+        assert!(parsed.timestamp >= MIN_TIMESTAMP);
+        // The captured monerod template has the same shape.
+        let captured = otedama_core::decode_hex("1010b5d493d80698f51c3ad889a73ad53d581795180b6b5c66cfb442f0179a1858082a2a6b73b800000000a2860f81d2c7bab7fa5e5113b96228a5d18538a382f94e31279ff7454553d60e01").expect("hex");
+        let monerod = RxBlob::parse(&captured).expect("monerod blob");
+        assert_eq!(
+            (monerod.major, monerod.minor, monerod.tx_count),
+            (16, 16, 1)
+        );
+        assert_eq!(captured.len(), RX_BLOB_LEN);
+    }
+
+    #[test]
+    fn a_mined_block_extends_the_chain_and_bad_ones_are_refused() {
+        let devnet = RxDevnet::new(4).expect("devnet");
+        let mut tips = devnet.subscribe();
+        let t = devnet.template(ADDRESS, [1; 8]);
+
+        // A hash that misses the difficulty.
+        let weak = find(&devnet, &t.blob, t.difficulty, false);
+        assert!(matches!(
+            devnet.submit(&weak, &t.coinbase),
+            Err(RxReject::HighHash { difficulty: 4, .. })
+        ));
+        let good = find(&devnet, &t.blob, t.difficulty, true);
+        // Another coinbase than the tree root commits to.
+        let other = coinbase(1, [2; 8], ADDRESS);
+        assert_eq!(devnet.submit(&good, &other), Err(RxReject::BadTreeRoot));
+        // A coinbase for the wrong height (its root written into the blob).
+        let wrong_height = coinbase(5, [1; 8], ADDRESS);
+        let mut blob = RxBlob::parse(&good).expect("parse");
+        blob.tree_root = sha256d(&wrong_height);
+        assert_eq!(
+            devnet.submit(&blob.to_bytes(), &wrong_height),
+            Err(RxReject::BadHeight {
+                got: 5,
+                expected: 1
+            })
+        );
+        assert!(matches!(
+            devnet.submit(&good[..40], &t.coinbase),
+            Err(RxReject::Malformed(_))
+        ));
+        assert_eq!(devnet.height(), 0);
+        assert!(!tips.has_changed().expect("open"));
+
+        let id = devnet.submit(&good, &t.coinbase).expect("accepted");
+        assert_eq!(id, sha256d(&good));
+        assert_eq!(devnet.height(), 1);
+        assert_eq!(devnet.accepted(), vec![id]);
+        assert!(tips.has_changed().expect("open"));
+        assert_eq!(*tips.borrow_and_update(), 1);
+        assert!(matches!(
+            devnet.submit(&good, &t.coinbase),
+            Err(RxReject::Duplicate(_))
+        ));
+
+        // The next template builds on the new tip; the old one no longer does.
+        let next = devnet.template(ADDRESS, [1; 8]);
+        assert_eq!((next.height, next.prev_id), (2, id));
+        // Another block on the old parent (a later timestamp): no longer on the tip.
+        let mut old = RxBlob::parse(&good).expect("parse");
+        old.timestamp += 1;
+        let stale = find(&devnet, &old.to_bytes(), t.difficulty, true);
+        assert!(matches!(
+            devnet.submit(&stale, &t.coinbase),
+            Err(RxReject::BadPrev { .. })
+        ));
+        let second = find(&devnet, &next.blob, next.difficulty, true);
+        devnet.submit(&second, &next.coinbase).expect("block 2");
+        assert_eq!(devnet.height(), 2);
+    }
+}

@@ -4,7 +4,7 @@
 //!
 //! `cargo bench -p otedama-benches --bench ethash -- light` measures verification and the
 //! cache build in a minute or two. The `search` benchmarks first build the real epoch-0
-//! dataset (1 GiB; about a minute for Ethash and two for KawPow on two cores), once, outside
+//! dataset (1 GiB; about 20 seconds each for Ethash and KawPow on two cores), once, outside
 //! the measurement, and only when they are selected: `-- search`.
 
 // `criterion_group!` generates a public function without docs.

@@ -716,3 +716,49 @@ fn the_randomx_miner_fails_over_and_stops_at_max_shares() {
         .expect("a share");
     assert_eq!(worker, "rig");
 }
+
+#[test]
+fn a_pool_whose_node_is_down_keeps_serving_and_retrying() {
+    let db = temp_db("node-down");
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let url = format!("http://127.0.0.1:{dead}");
+    let mut pool = Pool::start(&[
+        "--algo",
+        "scrypt",
+        "--chain",
+        "litecoin-regtest",
+        "--address",
+        "rltc1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqnmxrc5",
+        "--node-url",
+        &url,
+        "--node-user",
+        "u",
+        "--node-password",
+        "p",
+        "--threads",
+        "0",
+        "--database",
+        db.to_str().expect("utf-8"),
+    ]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        pool.child.try_wait().expect("status").is_none(),
+        "the pool must not exit when the node is down"
+    );
+    let mut c = Raw::connect(pool.port);
+    let mut notes = Vec::new();
+    c.send(r#"{"id": 1, "method": "mining.subscribe", "params": []}"#);
+    assert!(
+        c.response(1, &mut notes)["result"].is_array(),
+        "miners can still connect"
+    );
+    let lines = pool.stop();
+    assert!(
+        lines.iter().any(|l| l.starts_with("pool stopped:")),
+        "{lines:#?}"
+    );
+}

@@ -9,6 +9,10 @@
 //!   the general RFC 7914 function as [`scrypt()`].
 //! - [`RandomX`]: rx/0 on the reference library, light mode to verify and fast mode (2 GiB
 //!   dataset, built by several threads) to mine, re-keyed with [`RandomX::set_key`].
+//! - [`Ethash`] and [`KawPow`]: the DAG family, bound to a block height; light caches shared
+//!   across threads and epochs prepared ahead by an [`EpochCache`], share verification with
+//!   [`EpochContext::verify`] (one) or [`EpochContext::verify_many`] (batched), and search over
+//!   a [`FullDataset`] built only when mining is asked for.
 //!
 //! Every kernel is checked against published known-answer vectors.
 //!

@@ -78,6 +78,21 @@ pub(crate) struct PoolArgs {
     /// pool.node.cookie.
     #[arg(long)]
     node_cookie: Option<PathBuf>,
+    /// pool.rewards.system: pplns, pps, fpps, prop or solo.
+    #[arg(long)]
+    rewards_system: Option<String>,
+    /// pool.rewards.window: the PPLNS window, e.g. 2h.
+    #[arg(long)]
+    rewards_window: Option<String>,
+    /// api.enabled: serve the REST/WebSocket API.
+    #[arg(long)]
+    api_enabled: Option<bool>,
+    /// api.listen: the API address.
+    #[arg(long)]
+    api_listen: Option<String>,
+    /// monitoring.metrics: serve Prometheus metrics on the API listener.
+    #[arg(long)]
+    metrics: Option<bool>,
     /// monitoring.stats_interval: seconds between status lines.
     #[arg(long)]
     stats_interval: Option<f64>,
@@ -138,6 +153,24 @@ impl PoolArgs {
         }
         if let Some(v) = &self.database {
             c.pool.database = v.clone();
+        }
+        if let Some(v) = &self.rewards_system {
+            c.pool.rewards.system = v.clone();
+        }
+        if let Some(v) = &self.rewards_window {
+            c.pool.rewards.window =
+                crate::config::Span::parse(v).map_err(|e| flag_error("pool.rewards.window", e))?;
+        }
+        if let Some(v) = self.api_enabled {
+            c.api.enabled = v;
+        }
+        if let Some(v) = &self.api_listen {
+            c.api.listen = v
+                .parse()
+                .map_err(|e| flag_error("api.listen", format!("{v:?}: {e}")))?;
+        }
+        if let Some(v) = self.metrics {
+            c.monitoring.metrics = v;
         }
         if let Some(v) = self.stats_interval {
             if !(v.is_finite() && v > 0.0 && v <= 86_400.0) {

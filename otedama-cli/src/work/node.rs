@@ -317,6 +317,39 @@ mod tests {
     }
 
     #[test]
+    fn cookie_files_authenticate_and_missing_ones_are_clear_errors() {
+        let path = std::env::temp_dir().join(format!("otedama-cookie-{}", std::process::id()));
+        std::fs::write(&path, "__cookie__:0123abcd\n").expect("cookie");
+        let rpc = NodeRpc::new("http://127.0.0.1:1", RpcAuth::Cookie(path.clone()));
+        assert_eq!(
+            rpc.authorization().expect("auth"),
+            basic("__cookie__", "0123abcd")
+        );
+        std::fs::write(&path, "no separator").expect("cookie");
+        assert!(rpc.authorization().is_err());
+        std::fs::remove_file(&path).expect("remove");
+        let err = rpc.authorization().expect_err("missing");
+        assert!(err.to_string().contains("cannot read cookie"), "{err}");
+    }
+
+    #[test]
+    fn an_unreachable_node_is_unavailable_not_a_panic() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let mut rpc = NodeRpc::new(
+            &format!("http://127.0.0.1:{port}"),
+            RpcAuth::UserPassword("u".into(), "p".into()),
+        );
+        assert!(matches!(
+            rpc.template(),
+            Err(WorkSourceError::Unavailable(_))
+        ));
+    }
+
+    #[test]
     fn basic_auth_is_base64() {
         assert_eq!(
             basic("Aladdin", "open sesame"),

@@ -2,6 +2,7 @@
 
 use super::dag::{fnv1, FastMod, Lookup};
 use super::keccak::{keccak256_seed_mix, keccak512_header_nonce};
+use super::simd::NodeBackend;
 
 /// Dataset reads per hash.
 const ACCESSES: u32 = 64;
@@ -78,21 +79,37 @@ pub(crate) fn mix_hash<L: Lookup>(seed: &[u32; 16], lookup: &L, items: FastMod) 
     mix
 }
 
-/// Mix hashes for any number of seeds, four at a time.
+/// Mix hashes for any number of seeds, several at a time: eight with AVX2, whose lean node
+/// loop keeps sixteen walks in flight, four on the portable path, where more would crowd the
+/// out-of-order window.
 pub(crate) fn mix_hashes_all<L: Lookup>(
     seeds: &[[u32; 16]],
     lookup: &L,
     items: FastMod,
     out: &mut [[u8; 32]],
 ) {
-    let mut seed_groups = seeds.chunks_exact(4);
-    let mut out_groups = out.chunks_exact_mut(4);
+    match lookup.backend() {
+        NodeBackend::Portable => in_groups::<L, 4, 8>(seeds, lookup, items, out),
+        #[cfg(target_arch = "x86_64")]
+        NodeBackend::Avx2 => in_groups::<L, 8, 16>(seeds, lookup, items, out),
+    }
+}
+
+/// Mix hashes in groups of `K` (`N = 2·K` nodes per lookup), the rest one at a time.
+fn in_groups<L: Lookup, const K: usize, const N: usize>(
+    seeds: &[[u32; 16]],
+    lookup: &L,
+    items: FastMod,
+    out: &mut [[u8; 32]],
+) {
+    let mut seed_groups = seeds.chunks_exact(K);
+    let mut out_groups = out.chunks_exact_mut(K);
     for (group, dst) in (&mut seed_groups).zip(&mut out_groups) {
         if let (Ok(group), Ok(dst)) = (
-            <&[[u32; 16]; 4]>::try_from(group),
-            <&mut [[u8; 32]; 4]>::try_from(dst),
+            <&[[u32; 16]; K]>::try_from(group),
+            <&mut [[u8; 32]; K]>::try_from(dst),
         ) {
-            *dst = mix_hashes::<L, 4, 8>(group, lookup, items);
+            *dst = mix_hashes::<L, K, N>(group, lookup, items);
         }
     }
     for (seed, dst) in seed_groups

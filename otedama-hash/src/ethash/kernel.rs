@@ -1,6 +1,7 @@
 //! The [`Ethash`] and [`KawPow`] kernels behind [`PowAlgorithm`], their workers, and direct
 //! hashing and verification on an [`EpochContext`].
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -108,7 +109,7 @@ impl EpochContext {
                 let program = Program::generate(height / kawpow::PERIOD_LENGTH);
                 let h = kawpow::hash(
                     &program,
-                    self.l1_or_err()?,
+                    self.l1(),
                     &lookup,
                     self.items_2048(),
                     header_hash,
@@ -154,13 +155,7 @@ impl EpochContext {
                 let program = Program::generate(height / kawpow::PERIOD_LENGTH);
                 (
                     final_hash,
-                    kawpow::mix(
-                        &carried,
-                        &program,
-                        self.l1_or_err()?,
-                        &lookup,
-                        self.items_2048(),
-                    ),
+                    kawpow::mix(&carried, &program, self.l1(), &lookup, self.items_2048()),
                 )
             }
         };
@@ -177,14 +172,19 @@ impl EpochContext {
     /// boundary, as [`verify`](Self::verify) does one; the results come back in order.
     ///
     /// The shares that pass the cheap boundary check have their mix hashes recomputed several
-    /// at a time (four for Ethash, two for KawPow), which keeps more cache reads in flight:
-    /// several times the throughput of one-by-one verification on one thread.
+    /// at a time in lockstep (with AVX2, eight for Ethash and four for KawPow; half that on the
+    /// portable path), which keeps many more cache reads in flight than one hash can: about
+    /// five times the one-by-one rate for Ethash and three and a half for KawPow on one thread
+    /// of the development machine.
     pub fn verify_many(&self, claims: &[ShareClaim]) -> Vec<Result<Verification, HashError>> {
         let mut results: Vec<Result<Verification, HashError>> = Vec::with_capacity(claims.len());
         // Claims that meet their boundary by the claimed mix: (claim index, final hash).
         let mut pending: Vec<(usize, [u8; 32])> = Vec::new();
         let mut ethash_seeds: Vec<[u32; 16]> = Vec::new();
-        let mut kawpow_states: Vec<([u32; 8], u64)> = Vec::new();
+        // KawPow: first-pass states, with the index of their period's program.
+        let mut kawpow_states: Vec<([u32; 8], usize)> = Vec::new();
+        let mut programs: Vec<Program> = Vec::new();
+        let mut program_of_period: BTreeMap<u64, usize> = BTreeMap::new();
         for (i, claim) in claims.iter().enumerate() {
             if let Err(e) = self.check_height(claim.height) {
                 results.push(Err(e));
@@ -203,7 +203,12 @@ impl EpochContext {
                     let carried = kawpow::initial_state(&claim.header_hash, claim.nonce);
                     let f = kawpow::final_hash(&carried, &claim.mix);
                     if claim.boundary.is_met_by_be(&f) {
-                        kawpow_states.push((carried, claim.height / kawpow::PERIOD_LENGTH));
+                        let period = claim.height / kawpow::PERIOD_LENGTH;
+                        let program = *program_of_period.entry(period).or_insert_with(|| {
+                            programs.push(Program::generate(period));
+                            programs.len() - 1
+                        });
+                        kawpow_states.push((carried, program));
                     }
                     f
                 }
@@ -221,34 +226,12 @@ impl EpochContext {
                 ethash::mix_hashes_all(&ethash_seeds, &lookup, self.items_1024(), &mut expected)
             }
             DagAlgorithm::KawPow => {
-                let l1 = match self.l1_or_err() {
-                    Ok(l1) => l1,
-                    Err(_) => {
-                        for (i, _) in &pending {
-                            if let Some(r) = results.get_mut(*i) {
-                                *r = Err(HashError::NotDagAlgorithm(Algorithm::KawPow));
-                            }
-                        }
-                        return results;
-                    }
-                };
-                // One program per distinct period among the claims.
-                let mut programs: Vec<(u64, Program)> = Vec::new();
-                for (_, period) in &kawpow_states {
-                    if !programs.iter().any(|(p, _)| p == period) {
-                        programs.push((*period, Program::generate(*period)));
-                    }
-                }
+                // Each index was handed out just after pushing its program.
                 let jobs: Vec<([u32; 8], &Program)> = kawpow_states
                     .iter()
-                    .filter_map(|(carried, period)| {
-                        programs
-                            .iter()
-                            .find(|(p, _)| p == period)
-                            .map(|(_, program)| (*carried, program))
-                    })
+                    .map(|&(carried, program)| (carried, &programs[program]))
                     .collect();
-                kawpow::mixes_all(&jobs, l1, &lookup, self.items_2048(), &mut expected);
+                kawpow::mixes_all(&jobs, self.l1(), &lookup, self.items_2048(), &mut expected);
             }
         }
         for ((i, final_hash), expected) in pending.into_iter().zip(expected) {
@@ -266,12 +249,6 @@ impl EpochContext {
         }
         results
     }
-
-    fn l1_or_err(&self) -> Result<&[u32; super::dag::L1_WORDS], HashError> {
-        // Every KawPow context is built with its L1 cache; this only guards the invariant.
-        self.l1()
-            .ok_or(HashError::NotDagAlgorithm(Algorithm::KawPow))
-    }
 }
 
 /// Whether a kernel reads dataset items from the light cache or from a built full dataset.
@@ -280,18 +257,19 @@ pub enum DagMode {
     /// Items computed from the light cache on demand: little memory, about a thousand times
     /// slower per hash. For verifying shares.
     Verify,
-    /// Items read from the full dataset (built first, minutes and a gigabyte or more). For
-    /// mining.
+    /// Items read from the full dataset (built first: a gigabyte or more, tens of seconds on a
+    /// few cores). For mining.
     Search,
 }
 
 /// What a kernel is bound to: a height, its epoch's context, the dataset in search mode, and
-/// KawPow's program for the height's period.
+/// the ProgPoW program of the height's period (generated for Ethash too, and unused: it costs
+/// microseconds).
 struct Binding {
     height: u64,
     context: Arc<EpochContext>,
     dataset: Option<Arc<FullDataset>>,
-    program: Option<Program>,
+    program: Program,
 }
 
 impl Binding {
@@ -310,15 +288,11 @@ impl Binding {
             DagMode::Verify => None,
             DagMode::Search => Some(epochs.dataset(algorithm, epoch, threads, progress, cancel)?),
         };
-        let program = match algorithm {
-            DagAlgorithm::Ethash => None,
-            DagAlgorithm::KawPow => Some(Program::generate(height / kawpow::PERIOD_LENGTH)),
-        };
         Ok(Binding {
             height,
             context,
             dataset,
-            program,
+            program: Program::generate(height / kawpow::PERIOD_LENGTH),
         })
     }
 
@@ -326,7 +300,7 @@ impl Binding {
         let mut out = None;
         self.scan(header_hash, nonce..nonce.saturating_add(1), &mut |_, o| {
             out = Some(o)
-        })?;
+        });
         // An empty range only when `nonce` is u64::MAX; hash it on its own.
         match out {
             Some(o) => Ok(o),
@@ -340,7 +314,7 @@ impl Binding {
         header_hash: &[u8; 32],
         nonces: Range<u64>,
         each: &mut dyn FnMut(u64, PowOutput),
-    ) -> Result<(), HashError> {
+    ) {
         match &self.dataset {
             Some(dataset) => self.scan_with(&FullLookup::new(dataset), header_hash, nonces, each),
             None => self.scan_with(&LightLookup::new(&self.context), header_hash, nonces, each),
@@ -355,15 +329,15 @@ impl Binding {
         header_hash: &[u8; 32],
         nonces: Range<u64>,
         each: &mut dyn FnMut(u64, PowOutput),
-    ) -> Result<(), HashError> {
+    ) {
         const BLOCK: usize = 16;
         let context = &self.context;
         let mut start = nonces.start;
         while start < nonces.end {
             let count = (nonces.end - start).min(BLOCK as u64) as usize;
             let mut mixes = [[0u8; 32]; BLOCK];
-            match (context.algorithm(), &self.program) {
-                (DagAlgorithm::Ethash, _) => {
+            match context.algorithm() {
+                DagAlgorithm::Ethash => {
                     let mut seeds = [[0u32; 16]; BLOCK];
                     for (k, seed) in seeds.iter_mut().take(count).enumerate() {
                         *seed = ethash::seed(header_hash, start + k as u64);
@@ -381,14 +355,14 @@ impl Binding {
                         );
                     }
                 }
-                (DagAlgorithm::KawPow, Some(program)) => {
-                    let mut jobs = [([0u32; 8], program); BLOCK];
+                DagAlgorithm::KawPow => {
+                    let mut jobs = [([0u32; 8], &self.program); BLOCK];
                     for (k, job) in jobs.iter_mut().take(count).enumerate() {
                         job.0 = kawpow::initial_state(header_hash, start + k as u64);
                     }
                     kawpow::mixes_all(
                         &jobs[..count],
-                        context.l1_or_err()?,
+                        context.l1(),
                         lookup,
                         context.items_2048(),
                         &mut mixes[..count],
@@ -401,13 +375,9 @@ impl Binding {
                         );
                     }
                 }
-                (DagAlgorithm::KawPow, None) => {
-                    return Err(HashError::NotDagAlgorithm(Algorithm::KawPow))
-                }
             }
             start += count as u64;
         }
-        Ok(())
     }
 }
 
@@ -546,7 +516,7 @@ impl Worker for DagWorker {
             if target.is_met_by_be(&output.hash) {
                 found.push(Solution { nonce, output });
             }
-        })?;
+        });
         Ok(nonces.end - nonces.start)
     }
 }
@@ -597,8 +567,8 @@ macro_rules! dag_kernel {
             }
 
             /// A kernel in search mode at `height`: the epoch's full dataset comes from
-            /// `epochs`, built there with `threads` threads if it is not kept (minutes), with
-            /// `progress(done, total)` reports; setting `cancel` stops the build with
+            /// `epochs`, built there with `threads` threads if it is not kept (tens of seconds),
+            /// with `progress(done, total)` reports; setting `cancel` stops the build with
             /// [`HashError::Cancelled`].
             pub fn with_dataset(
                 height: u64,
@@ -621,7 +591,7 @@ macro_rules! dag_kernel {
             }
 
             /// Moves the kernel to `height`. In search mode a new epoch means a new full
-            /// dataset, built here (minutes); use
+            /// dataset, built here (tens of seconds); use
             /// [`set_height_with_progress`](Self::set_height_with_progress) to watch or cancel
             /// it.
             pub fn set_height(&self, height: u64) -> Result<(), HashError> {

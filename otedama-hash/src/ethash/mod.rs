@@ -32,6 +32,7 @@ mod dag;
 mod epoch;
 #[allow(clippy::module_inception)]
 mod ethash;
+mod hugepages;
 mod kawpow;
 mod keccak;
 mod kernel;

@@ -267,13 +267,21 @@ impl Program {
     /// The program of `period` (KawPow: height / 3).
     pub(crate) fn generate(period: u64) -> Self {
         let mut state = ProgramRng::new(period);
-        let mut ops = Vec::with_capacity(CACHE_ACCESSES + MATH_OPERATIONS);
+        let mut ops = [Op::Cache {
+            src: 0,
+            dst: 0,
+            merge: Merge::MulAdd,
+        }; CACHE_ACCESSES + MATH_OPERATIONS];
+        // Cache reads and math interleave until the cache reads run out.
+        let mut slots = ops.iter_mut();
         for i in 0..CACHE_ACCESSES.max(MATH_OPERATIONS) {
             if i < CACHE_ACCESSES {
                 let src = state.next_src();
                 let dst = state.next_dst();
                 let merge = Merge::from_selector(state.rng.next_u32());
-                ops.push(Op::Cache { src, dst, merge });
+                if let Some(slot) = slots.next() {
+                    *slot = Op::Cache { src, dst, merge };
+                }
             }
             if i < MATH_OPERATIONS {
                 let pair = state.rng.next_u32() % (REGS * (REGS - 1)) as u32;
@@ -285,13 +293,15 @@ impl Program {
                 let math = Math::from_selector(state.rng.next_u32());
                 let dst = state.next_dst();
                 let merge = Merge::from_selector(state.rng.next_u32());
-                ops.push(Op::Math {
-                    a,
-                    b,
-                    math,
-                    dst,
-                    merge,
-                });
+                if let Some(slot) = slots.next() {
+                    *slot = Op::Math {
+                        a,
+                        b,
+                        math,
+                        dst,
+                        merge,
+                    };
+                }
             }
         }
         let mut dag_dst = [0usize; DAG_WORDS_PER_LANE];
@@ -300,13 +310,6 @@ impl Program {
             *dst = if i == 0 { 0 } else { state.next_dst() };
             *merge = Merge::from_selector(state.rng.next_u32());
         }
-        let ops = std::array::from_fn(|i| {
-            ops.get(i).copied().unwrap_or(Op::Cache {
-                src: 0,
-                dst: 0,
-                merge: Merge::MulAdd,
-            })
-        });
         Program {
             ops,
             dag_dst,
@@ -376,6 +379,7 @@ fn round(r: u32, mix: &mut Mix, program: &Program, l1: &[u32; L1_WORDS], item: &
 /// The ProgPoW mix hashes (eight words each) of `K` hashes at once, each with its own seed and
 /// program. The hashes advance round by round in lockstep so that their `N = 4·K` dataset
 /// nodes are looked up together.
+#[inline(always)]
 pub(crate) fn mix_hashes<L: Lookup, const K: usize, const N: usize>(
     seeds: [[u32; 2]; K],
     programs: [&Program; K],

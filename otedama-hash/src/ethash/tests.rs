@@ -109,7 +109,7 @@ fn built_kawpow_items_agree_with_light_items() {
     for (index, chunk) in l1.chunks_exact(64).enumerate() {
         assert_eq!(chunk, full.item_2048(index as u32).as_slice());
     }
-    let l1 = kawpow_context.l1().expect("l1");
+    let l1 = kawpow_context.l1();
     let program = Program::generate(5);
     let header = [0xa5u8; 32];
     let a = kawpow::hash(&program, l1, &full, kawpow_context.items_2048(), &header, 9);
@@ -165,4 +165,106 @@ fn node_backends_agree() {
             assert_eq!(one, reference[4], "{backend:?}");
         }
     }
+}
+
+#[test]
+fn progpow_backends_agree() {
+    use super::dag::Node;
+    use super::simd::NodeBackend;
+    /// Items made up from their index: enough to drive the mix through every operation.
+    struct MadeUp;
+    impl Lookup for MadeUp {
+        fn nodes<const N: usize>(&self, indices: [u64; N]) -> [Node; N] {
+            indices.map(|i| {
+                Node(std::array::from_fn(|w| {
+                    (i as u32 ^ 0x9e37_79b9).rotate_left(w as u32)
+                }))
+            })
+        }
+
+        fn backend(&self) -> NodeBackend {
+            NodeBackend::Portable
+        }
+    }
+    let (_, kawpow_context) = contexts();
+    let items = kawpow_context.items_2048();
+    for period in [0u64, 1, 16, 9_999_999] {
+        let a = Program::generate(period);
+        let b = Program::generate(period + 1);
+        let seeds = [[period as u32, 7], [3, period as u32]];
+        let portable = NodeBackend::Portable.progpow_mixes::<_, 2, 8>(
+            seeds,
+            [&a, &b],
+            kawpow_context.l1(),
+            &MadeUp,
+            items,
+        );
+        let detected = NodeBackend::detect().progpow_mixes::<_, 2, 8>(
+            seeds,
+            [&a, &b],
+            kawpow_context.l1(),
+            &MadeUp,
+            items,
+        );
+        assert_eq!(portable, detected, "period {period}");
+    }
+}
+
+#[test]
+fn portable_backend_reproduces_published_hashes() {
+    use super::simd::NodeBackend;
+    let (ethash_context, _) = contexts();
+    let portable = Arc::new(ethash_context.light().on_backend(NodeBackend::Portable));
+    let ethash_context = EpochContext::from_light(DagAlgorithm::Ethash, Arc::clone(&portable));
+    let kawpow_context = EpochContext::from_light(DagAlgorithm::KawPow, portable);
+    let hex32 = |s: &str| -> [u8; 32] {
+        let bytes: Vec<u8> = (0..32)
+            .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex"))
+            .collect();
+        bytes.try_into().expect("32 bytes")
+    };
+    // ethash.json, block 0; kawpow.json, block 0.
+    let out = ethash_context
+        .hash(
+            0,
+            &hex32("2a8de2adf89af77358250bf908bf04ba94a6e8c3ba87775564a41d269a05e4ce"),
+            0x4242_4242_4242_4242,
+        )
+        .expect("ethash");
+    assert_eq!(
+        out.mix,
+        Some(hex32(
+            "58f759ede17a706c93f13030328bcea40c1d1341fb26f2facd21ceb0dae57017"
+        ))
+    );
+    assert_eq!(
+        out.hash,
+        hex32("dd47fd2d98db51078356852d7c4014e6a5d6c387c35f40e2875b74a256ed7906")
+    );
+    // A dataset prefix built on the portable path holds the items of the detected one.
+    let never = AtomicBool::new(false);
+    let ethash_context = Arc::new(ethash_context);
+    let built = FullDataset::build_prefix(Arc::clone(&ethash_context), 37, 2, &|_, _| {}, &never)
+        .expect("prefix");
+    let full = FullLookup::new(&built);
+    let (detected, _) = contexts();
+    for index in 0..37 {
+        let words: Vec<u8> = full
+            .item_1024(index)
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect();
+        assert_eq!(words, detected.dataset_item(index).to_vec(), "item {index}");
+    }
+    let out = kawpow_context.hash(0, &[0u8; 32], 0).expect("kawpow");
+    assert_eq!(
+        out.mix,
+        Some(hex32(
+            "6e97b47b134fda0c7888802988e1a373affeb28bcd813b6e9a0fc669c935d03a"
+        ))
+    );
+    assert_eq!(
+        out.hash,
+        hex32("e601a7257a70dc48fccc97a7330d704d776047623b92883d77111fb36870f3d1")
+    );
 }

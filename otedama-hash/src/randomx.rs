@@ -504,3 +504,68 @@ impl Worker for RandomXWorker {
         Ok(nonces.end - nonces.start)
     }
 }
+
+/// Vectors of the reference library's inner stages that its hashing API does not expose:
+/// the Argon2d-filled cache and the reciprocal used by the IMUL_RCP instruction.
+#[cfg(test)]
+mod inner_stage_tests {
+    use super::*;
+
+    extern "C" {
+        // Exported with C linkage by the library's reciprocal.h.
+        fn randomx_reciprocal(divisor: u32) -> u64;
+    }
+
+    fn vectors() -> Vec<serde_json::Value> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/randomx.json");
+        let text = std::fs::read_to_string(path).expect("vectors");
+        serde_json::from_str(&text).expect("json")
+    }
+
+    fn hex_u64(v: &serde_json::Value) -> u64 {
+        let text = v.as_str().expect("hex string").trim_start_matches("0x");
+        u64::from_str_radix(text, 16).expect("u64 hex")
+    }
+
+    #[test]
+    fn reciprocals_match() {
+        let mut seen = 0;
+        for e in vectors()
+            .iter()
+            .filter(|e| e["kind"] == "randomx_reciprocal")
+        {
+            let divisor = u32::try_from(e["divisor"].as_u64().expect("divisor")).expect("u32");
+            // SAFETY: a pure function of its argument.
+            let got = unsafe { randomx_reciprocal(divisor) };
+            assert_eq!(
+                got,
+                e["reciprocal_u64"].as_u64().expect("value"),
+                "divisor {divisor}"
+            );
+            seen += 1;
+        }
+        assert_eq!(seen, 5);
+    }
+
+    #[test]
+    fn cache_words_match() {
+        let context =
+            Context::build(b"test key 000", RandomXMode::Light, 1, &|_, _| {}).expect("cache");
+        let mut seen = 0;
+        for e in vectors().iter().filter(|e| e["kind"] == "cache_u64") {
+            assert_eq!(e["key_ascii"], "test key 000");
+            let index =
+                usize::try_from(e["cache_u64_index"].as_u64().expect("index")).expect("usize");
+            assert!(index < (256 << 20) / 8, "index inside the 256 MiB cache");
+            // SAFETY: `randomx_cache` begins with `uint8_t* memory`, the 256 MiB Argon2 output
+            // (dataset.hpp), filled by `randomx_init_cache`; `index` is inside it.
+            let word = unsafe {
+                let memory = *context.cache.cast::<*const u64>();
+                memory.add(index).read_unaligned()
+            };
+            assert_eq!(word, hex_u64(&e["value_u64_hex"]), "cache word {index}");
+            seen += 1;
+        }
+        assert_eq!(seen, 2);
+    }
+}

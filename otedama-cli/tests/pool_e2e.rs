@@ -771,3 +771,49 @@ fn a_pool_whose_node_is_down_keeps_serving_and_retrying() {
         "{lines:#?}"
     );
 }
+
+#[test]
+fn a_share_for_a_job_before_the_last_block_is_stale() {
+    let db = temp_db("stale");
+    // The built-in miner finds devnet blocks every second or two.
+    let pool = Pool::start(&[
+        "--threads",
+        "1",
+        "--devnet-difficulty",
+        "0.005",
+        "--database",
+        db.to_str().expect("utf-8"),
+    ]);
+    let mut c = Raw::connect(pool.port);
+    let mut notes = Vec::new();
+    c.send(r#"{"id": 1, "method": "mining.subscribe", "params": []}"#);
+    c.response(1, &mut notes);
+    c.send(r#"{"id": 2, "method": "mining.authorize", "params": ["bcrt1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqdku202.stale", "x"]}"#);
+    assert_eq!(c.response(2, &mut notes)["result"], json!(true));
+    let mut read_notify = |c: &mut Raw, notes: &mut Vec<Value>| loop {
+        if let Some(i) = notes.iter().position(|n| n["method"] == "mining.notify") {
+            break notes.remove(i);
+        }
+        let mut line = String::new();
+        assert!(c.reader.read_line(&mut line).expect("read") > 0, "closed");
+        notes.push(serde_json::from_str(&line).expect("json"));
+    };
+    let first = read_notify(&mut c, &mut notes);
+    let old_job = first["params"][0].as_str().expect("job id").to_owned();
+    let ntime = first["params"][7].as_str().expect("ntime").to_owned();
+    // Wait for a job on a new tip: clean_jobs is set.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(Instant::now() < deadline, "no new block within two minutes");
+        let n = read_notify(&mut c, &mut notes);
+        if n["params"][8] == json!(true) && n["params"][0] != json!(old_job) {
+            break;
+        }
+    }
+    c.send(&format!(
+        r#"{{"id": 3, "method": "mining.submit", "params": ["bcrt1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqdku202.stale", "{old_job}", "00000000", "{ntime}", "00000001"]}}"#
+    ));
+    let stale = c.response(3, &mut notes);
+    assert_eq!(stale["error"][0], json!(21), "{stale}");
+    drop(pool);
+}

@@ -790,7 +790,7 @@ fn a_share_for_a_job_before_the_last_block_is_stale() {
     c.response(1, &mut notes);
     c.send(r#"{"id": 2, "method": "mining.authorize", "params": ["bcrt1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqdku202.stale", "x"]}"#);
     assert_eq!(c.response(2, &mut notes)["result"], json!(true));
-    let mut read_notify = |c: &mut Raw, notes: &mut Vec<Value>| loop {
+    let read_notify = |c: &mut Raw, notes: &mut Vec<Value>| loop {
         if let Some(i) = notes.iter().position(|n| n["method"] == "mining.notify") {
             break notes.remove(i);
         }

@@ -145,6 +145,32 @@ impl Default for Rewards {
     }
 }
 
+/// One entry of `pool.ports`: another algorithm or coin served by the same process on its
+/// own port. Fields left out are taken from `mining` and `pool`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PortConfig {
+    /// sha256d, scrypt or randomx.
+    pub(crate) algorithm: String,
+    /// Where this port's Stratum server listens.
+    pub(crate) listen: SocketAddr,
+    /// Whose addresses miners use on this port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) chain: Option<String>,
+    /// This port's payout address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) address: Option<String>,
+    /// This port's node; the devnet when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) node: Option<Node>,
+    /// This port's starting share difficulty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) difficulty: Option<f64>,
+    /// This port's devnet difficulty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) devnet_difficulty: Option<f64>,
+}
+
 /// `pool`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -173,6 +199,9 @@ pub(crate) struct Pool {
     pub(crate) database: String,
     /// Reward scheme.
     pub(crate) rewards: Rewards,
+    /// More algorithms or coins, one port each; when given, the pool serves exactly these.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) ports: Vec<PortConfig>,
 }
 
 impl Default for Pool {
@@ -188,6 +217,7 @@ impl Default for Pool {
             node: None,
             database: "otedama.db".into(),
             rewards: Rewards::default(),
+            ports: Vec::new(),
         }
     }
 }
@@ -405,6 +435,24 @@ impl Config {
                 return err("pool.node", "user and password go together".into());
             }
         }
+        if !self.pool.ports.is_empty() {
+            let mut seen = std::collections::HashSet::new();
+            for (i, port) in self.pool.ports.iter().enumerate() {
+                // Port 0 asks the system for any free port: never a clash.
+                if port.listen.port() != 0 && !seen.insert(port.listen) {
+                    return err(
+                        &format!("pool.ports[{i}].listen"),
+                        format!("{} is already used by another port", port.listen),
+                    );
+                }
+            }
+            for (i, instance) in self.instances().iter().enumerate() {
+                instance.validate(file).map_err(|mut e| {
+                    e.key = format!("pool.ports[{i}] ({})", e.key);
+                    e
+                })?;
+            }
+        }
         if self.monitoring.stats_interval.0.is_zero() {
             return err(
                 "monitoring.stats_interval",
@@ -412,6 +460,30 @@ impl Config {
             );
         }
         Ok(())
+    }
+
+    /// One configuration per served port: this one when `pool.ports` is empty, otherwise one
+    /// per entry, each entry's fields overriding `mining` and `pool`.
+    pub(crate) fn instances(&self) -> Vec<Config> {
+        if self.pool.ports.is_empty() {
+            return vec![self.clone()];
+        }
+        self.pool
+            .ports
+            .iter()
+            .map(|port| {
+                let mut c = self.clone();
+                c.pool.ports.clear();
+                c.mining.algorithm = port.algorithm.clone();
+                c.pool.listen = port.listen;
+                c.pool.chain = port.chain.clone().or(c.pool.chain);
+                c.pool.address = port.address.clone().or(c.pool.address);
+                c.pool.node = port.node.clone().or(c.pool.node);
+                c.pool.difficulty = port.difficulty.or(c.pool.difficulty);
+                c.pool.devnet_difficulty = port.devnet_difficulty.or(c.pool.devnet_difficulty);
+                c
+            })
+            .collect()
     }
 
     /// The effective configuration as YAML.
@@ -484,6 +556,41 @@ mod tests {
                 .to_string();
             assert!(e.starts_with(expected), "{yaml:?}: got {e:?}");
         }
+    }
+
+    #[test]
+    fn ports_expand_into_one_configuration_each() {
+        let c = Config::from_yaml(
+            "mining:\n  threads: 0\npool:\n  address: a\n  ports:\n    - algorithm: sha256d\n      listen: 127.0.0.1:3333\n    - algorithm: scrypt\n      listen: 127.0.0.1:3334\n      chain: litecoin-regtest\n      difficulty: 2\n",
+            "c.yaml",
+        )
+        .expect("valid");
+        let instances = c.instances();
+        assert_eq!(instances.len(), 2);
+        assert_eq!(instances[1].mining.algorithm, "scrypt");
+        assert_eq!(instances[1].pool.listen.port(), 3334);
+        assert_eq!(instances[1].pool.difficulty, Some(2.0));
+        assert_eq!(instances[0].pool.address.as_deref(), Some("a"));
+        assert!(instances.iter().all(|i| i.pool.ports.is_empty()));
+        let dup = Config::from_yaml(
+            "pool:\n  ports:\n    - algorithm: sha256d\n      listen: 127.0.0.1:3333\n    - algorithm: scrypt\n      listen: 127.0.0.1:3333\n",
+            "c.yaml",
+        )
+        .expect_err("same port twice");
+        assert!(
+            dup.to_string()
+                .starts_with("c.yaml: pool.ports[1].listen: 127.0.0.1:3333 is already used"),
+            "{dup}"
+        );
+        let bad = Config::from_yaml(
+            "pool:\n  ports:\n    - algorithm: md5\n      listen: 127.0.0.1:1\n",
+            "c.yaml",
+        )
+        .expect_err("bad algorithm");
+        assert!(
+            bad.to_string().contains("pool.ports[0] (mining.algorithm)"),
+            "{bad}"
+        );
     }
 
     #[test]

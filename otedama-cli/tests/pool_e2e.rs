@@ -817,3 +817,48 @@ fn a_share_for_a_job_before_the_last_block_is_stale() {
     assert_eq!(stale["error"][0], json!(21), "{stale}");
     drop(pool);
 }
+
+#[test]
+fn one_process_serves_several_algorithms_on_their_own_ports() {
+    let db = temp_db("ports");
+    let config = db.with_file_name("ports.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "mining:\n  threads: 1\npool:\n  database: {}\n  ports:\n    - algorithm: sha256d\n      listen: 127.0.0.1:0\n      devnet_difficulty: 0.01\n    - algorithm: scrypt\n      listen: 127.0.0.1:0\n      devnet_difficulty: 0.5\n",
+            db.display()
+        ),
+    )
+    .expect("config");
+    let mut pool = Pool::start(&["--config", config.to_str().expect("utf-8")]);
+    pool.wait_for("[sha256d] BLOCK height 1", Duration::from_secs(120));
+    pool.wait_for("[scrypt] BLOCK height 1", Duration::from_secs(120));
+    let banners = pool
+        .seen
+        .iter()
+        .filter(|l| l.starts_with("otedama pool:"))
+        .count();
+    assert_eq!(banners, 2, "{:#?}", pool.seen);
+    let lines = pool.stop();
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("pool stopped:"))
+            .count(),
+        2,
+        "{lines:#?}"
+    );
+    assert!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM shares WHERE algorithm = 'sha256d'"
+        ) >= 1
+    );
+    assert!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM shares WHERE algorithm = 'scrypt'"
+        ) >= 1
+    );
+    assert!(count(&db, "SELECT COUNT(DISTINCT algorithm) FROM blocks") == 2);
+}

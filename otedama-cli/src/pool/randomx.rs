@@ -188,7 +188,7 @@ impl Ctx {
             let result = self.devnet.submit(&share.blob, &template.coinbase);
             let id = encode_hex(&sha256d(&share.blob));
             println!(
-                "BLOCK height {} {id} by {address}: {}",
+                "[randomx] BLOCK height {} {id} by {address}: {}",
                 template.height,
                 match &result {
                     Ok(_) => "accepted".to_owned(),
@@ -203,6 +203,7 @@ impl Ctx {
                 self.totals.lock().unwrap_or_else(|p| p.into_inner()).blocks += 1;
             }
             let record = BlockRecord {
+                algorithm: "randomx".into(),
                 time_ms: now_ms(),
                 height: template.height,
                 hash: id.clone(),
@@ -217,6 +218,7 @@ impl Ctx {
             }
         }
         let record = ShareRecord {
+            algorithm: "randomx".into(),
             time_ms: now_ms(),
             address,
             worker,
@@ -451,7 +453,10 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         share_target.difficulty(),
         database.display()
     );
-    println!("new block to mine: height {}", ctx.devnet.height() + 1);
+    println!(
+        "[randomx] new block to mine: height {}",
+        ctx.devnet.height() + 1
+    );
     let accept_task = tokio::spawn(accept_loop(Arc::clone(&ctx), listener, stop_rx.clone()));
 
     // The tip follower: announces new heights and forgets the jobs they made stale.
@@ -466,7 +471,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
                         }
                         let height = *tips.borrow_and_update();
                         ctx.jobs.lock().unwrap_or_else(|p| p.into_inner()).retire_below(height + 1);
-                        println!("new block to mine: height {}", height + 1);
+                        println!("[randomx] new block to mine: height {}", height + 1);
                     }
                     _ = stop.changed() => break,
                 }
@@ -514,7 +519,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
                 // A share of Monero difficulty d is worth d hashes.
                 let rate = Hashrate::from_hashes_and_secs(t.difficulty_sum - last_stats.1, secs)
                     .unwrap_or(Hashrate::ZERO);
-                println!("[pool] shares accepted {} rejected {}  blocks {}  pool hashrate {rate:.2}", t.accepted, t.rejected, t.blocks);
+                println!("[pool randomx] shares accepted {} rejected {}  blocks {}  pool hashrate {rate:.2}", t.accepted, t.rejected, t.blocks);
                 last_stats = (Instant::now(), t.difficulty_sum);
             }
         }

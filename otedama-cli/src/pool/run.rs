@@ -289,13 +289,35 @@ pub(crate) fn run(args: PoolArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let options = ServeOptions {
-        seconds: args.seconds,
-        vardiff: !args.fixed_difficulty,
-        ready: None,
-        randomx_mode: args.randomx_mode,
-    };
-    runtime.block_on(serve(config, options))
+    let instances = config.instances();
+    runtime.block_on(async move {
+        // One pool per configured port, each with its own work source and Stratum server;
+        // they stop together at the signal.
+        let mut tasks = tokio::task::JoinSet::new();
+        for instance in instances {
+            let options = ServeOptions {
+                seconds: args.seconds,
+                vardiff: !args.fixed_difficulty,
+                ready: None,
+                randomx_mode: args.randomx_mode,
+            };
+            let name = instance.mining.algorithm.clone();
+            let listen = instance.pool.listen;
+            tasks.spawn(async move {
+                serve(instance, options)
+                    .await
+                    .with_context(|| format!("the {name} pool on {listen}"))
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            match done {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e),
+                Err(e) => bail!("a pool task failed: {e}"),
+            }
+        }
+        Ok(())
+    })
 }
 
 /// How a pool run is driven.
@@ -367,6 +389,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
     // The template thread: long-polls the source, rebuilds jobs on a new tip (clean) and
     // refreshes them every 30 s; when the source is down it keeps the last job and retries.
     let template_thread = {
+        let algo = settings.algo;
         let (book, jobs_tx, stop_rx, payout) = (
             Arc::clone(&book),
             jobs_tx.clone(),
@@ -420,7 +443,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
                     match made {
                         Ok(job) => {
                             if clean {
-                                println!("new block to mine: height {height}");
+                                println!("[{algo}] new block to mine: height {height}");
                             }
                             jobs_tx.send_replace(Some(Arc::new(job.announcement.clone())));
                         }
@@ -525,7 +548,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
                 let secs = last_stats.0.elapsed().as_secs_f64();
                 let work = (t.difficulty_sum - last_stats.1) * settings.convention.expected_hashes(Difficulty::ONE);
                 let rate = Hashrate::from_hashes_and_secs(work, secs).unwrap_or(Hashrate::ZERO);
-                println!("[pool] shares accepted {} rejected {}  blocks {}  pool hashrate {rate:.2}", t.accepted, t.rejected, t.blocks);
+                println!("[pool {}] shares accepted {} rejected {}  blocks {}  pool hashrate {rate:.2}", settings.algo, t.accepted, t.rejected, t.blocks);
                 last_stats = (Instant::now(), t.difficulty_sum);
             }
             event = events.recv() => {
@@ -543,13 +566,14 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
                         let (book, kernel, log, submitter, totals) =
                             (Arc::clone(&book), Arc::clone(&kernel), log.clone(), Arc::clone(&submitter), Arc::clone(&totals));
                         let convention = settings.convention;
+                        let algorithm = settings.algo;
                         // Hashing, the block submission and the durable commit happen off the
                         // event loop; the miner hears back only once the share is on disk.
                         tokio::task::spawn_blocking(move || {
                             let job = book.lock().unwrap_or_else(|p| p.into_inner()).get(&share.job_id);
                             let (verdict, block) = match job {
                                 None => (ShareVerdict::Stale, false),
-                                Some(job) => judge(&job, &share, kernel.as_ref(), convention, &log, &submitter),
+                                Some(job) => judge(&job, &share, kernel.as_ref(), convention, &log, &submitter, algorithm),
                             };
                             let mut t = totals.lock().unwrap_or_else(|p| p.into_inner());
                             t.blocks += u64::from(block);
@@ -588,11 +612,16 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         eprintln!("the share log did not flush in 30 s");
     }
     drop(log);
-    let _ = tokio::task::spawn_blocking(move || {
-        let _ = log_thread.join();
-        let _ = template_thread.join();
-    })
+    // The writer ends once the last handle is gone; everything acknowledged is already on
+    // disk, so a writer still busy after 10 s is not waited for.
+    let _ = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::task::spawn_blocking(move || log_thread.join()),
+    )
     .await;
+    // The template thread may sit in a long-poll for up to 30 s and holds nothing that
+    // needs closing: it is left to end with the process.
+    drop(template_thread);
     let t = totals.lock().unwrap_or_else(|p| p.into_inner());
     println!(
         "pool stopped: {} shares accepted, {} rejected, {} blocks found",
@@ -610,6 +639,7 @@ fn judge(
     convention: DifficultyConvention,
     log: &ShareLog,
     submitter: &Mutex<Box<dyn WorkSource>>,
+    algorithm: Algorithm,
 ) -> (ShareVerdict, bool) {
     let core_share = share_of(share);
     let outcome = validate(
@@ -646,7 +676,7 @@ fn judge(
             Err(e) => (BlockStatus::Submitted, Some(e.to_string())),
         };
         println!(
-            "BLOCK height {} {hash} by {address}: {}",
+            "[{algorithm}] BLOCK height {} {hash} by {address}: {}",
             job.template.height,
             match &result {
                 Ok(()) => "accepted".to_owned(),
@@ -654,6 +684,7 @@ fn judge(
             }
         );
         let record = BlockRecord {
+            algorithm: algorithm.name().into(),
             time_ms: now_ms(),
             height: job.template.height,
             hash: hash.clone(),
@@ -668,6 +699,7 @@ fn judge(
         }
     }
     let record = ShareRecord {
+        algorithm: algorithm.name().into(),
         time_ms: now_ms(),
         address,
         worker,

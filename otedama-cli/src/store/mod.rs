@@ -17,6 +17,8 @@ pub(crate) use sqlite::SqliteStore;
 /// An accepted share, with what reward accounting needs.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ShareRecord {
+    /// The algorithm (and so the coin) of the port it came in on.
+    pub(crate) algorithm: String,
     /// Unix time in milliseconds.
     pub(crate) time_ms: i64,
     /// The payout address.
@@ -69,6 +71,8 @@ impl BlockStatus {
 /// A found block.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct BlockRecord {
+    /// The algorithm of the port it came in on.
+    pub(crate) algorithm: String,
     /// Unix time in milliseconds.
     pub(crate) time_ms: i64,
     /// Height.

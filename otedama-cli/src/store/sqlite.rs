@@ -8,7 +8,8 @@ use super::{BlockRecord, BlockStatus, ShareRecord, Store, StoreError};
 
 /// Schema migrations, applied in order; the index of the last applied one is kept in
 /// `PRAGMA user_version`.
-const MIGRATIONS: &[&str] = &["CREATE TABLE shares (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE shares (
         id INTEGER PRIMARY KEY,
         time_ms INTEGER NOT NULL,
         address TEXT NOT NULL,
@@ -31,7 +32,11 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE shares (
         reward INTEGER NOT NULL,
         status TEXT NOT NULL,
         detail TEXT
-    );"];
+    );",
+    // Pools serving several algorithms write to one database.
+    "ALTER TABLE shares ADD COLUMN algorithm TEXT NOT NULL DEFAULT '';
+    ALTER TABLE blocks ADD COLUMN algorithm TEXT NOT NULL DEFAULT '';",
+];
 
 fn db(e: rusqlite::Error) -> StoreError {
     StoreError::Database(e.to_string())
@@ -60,8 +65,13 @@ impl SqliteStore {
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
-        let applied: i64 = self
+        // The version is read and the migrations applied under one write lock, so that
+        // several pools opening the same file at once migrate it exactly once.
+        let tx = self
             .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let applied: i64 = tx
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(db)?;
         let applied = usize::try_from(applied).unwrap_or(0);
@@ -71,14 +81,12 @@ impl SqliteStore {
                 MIGRATIONS.len()
             )));
         }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
-            let tx = self.conn.transaction().map_err(db)?;
+        for sql in MIGRATIONS.iter().skip(applied) {
             tx.execute_batch(sql).map_err(db)?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)
-                .map_err(db)?;
-            tx.commit().map_err(db)?;
         }
-        Ok(())
+        tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)
+            .map_err(db)?;
+        tx.commit().map_err(db)
     }
 }
 
@@ -88,8 +96,8 @@ impl Store for SqliteStore {
         {
             let mut insert = tx
                 .prepare_cached(
-                    "INSERT INTO shares (time_ms, address, worker, difficulty, job_id, height, pow_hash, is_block)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    "INSERT INTO shares (time_ms, address, worker, difficulty, job_id, height, pow_hash, is_block, algorithm)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 )
                 .map_err(db)?;
             for s in shares {
@@ -102,14 +110,15 @@ impl Store for SqliteStore {
                         s.job_id,
                         s.height as i64,
                         &s.pow_hash[..],
-                        s.is_block
+                        s.is_block,
+                        s.algorithm
                     ])
                     .map_err(db)?;
             }
             let mut insert = tx
                 .prepare_cached(
-                    "INSERT INTO blocks (time_ms, height, hash, address, worker, reward, status, detail)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                    "INSERT INTO blocks (time_ms, height, hash, address, worker, reward, status, detail, algorithm)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                      ON CONFLICT (hash) DO NOTHING",
                 )
                 .map_err(db)?;
@@ -123,7 +132,8 @@ impl Store for SqliteStore {
                         b.worker,
                         b.reward as i64,
                         b.status.as_str(),
-                        b.detail
+                        b.detail,
+                        b.algorithm
                     ])
                     .map_err(db)?;
             }
@@ -157,7 +167,10 @@ impl Store for SqliteStore {
     fn blocks(&mut self) -> Result<Vec<BlockRecord>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT time_ms, height, hash, address, worker, reward, status, detail FROM blocks ORDER BY id")
+            .prepare(
+                "SELECT time_ms, height, hash, address, worker, reward, status, detail, algorithm
+                 FROM blocks ORDER BY id",
+            )
             .map_err(db)?;
         let rows = stmt
             .query_map([], |r| {
@@ -171,6 +184,7 @@ impl Store for SqliteStore {
                     reward: r.get::<_, i64>(5)?.max(0) as u64,
                     status: BlockStatus::parse(&status).unwrap_or(BlockStatus::Submitted),
                     detail: r.get(7)?,
+                    algorithm: r.get(8)?,
                 })
             })
             .map_err(db)?;
@@ -181,7 +195,7 @@ impl Store for SqliteStore {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT time_ms, address, worker, difficulty, job_id, height, pow_hash, is_block
+                "SELECT time_ms, address, worker, difficulty, job_id, height, pow_hash, is_block, algorithm
                  FROM shares ORDER BY id LIMIT ?1",
             )
             .map_err(db)?;
@@ -201,6 +215,7 @@ impl Store for SqliteStore {
                     height: r.get::<_, i64>(5)?.max(0) as u64,
                     pow_hash,
                     is_block: r.get(7)?,
+                    algorithm: r.get(8)?,
                 })
             })
             .map_err(db)?;
@@ -215,6 +230,7 @@ mod tests {
 
     fn share(i: u32) -> ShareRecord {
         ShareRecord {
+            algorithm: "scrypt".into(),
             time_ms: 1_700_000_000_000 + i64::from(i),
             address: "rltc1qexample".into(),
             worker: format!("rig{}", i % 3),
@@ -242,6 +258,7 @@ mod tests {
                 w.recv().expect("answer").expect("committed");
             }
             let block = BlockRecord {
+                algorithm: "scrypt".into(),
                 time_ms: 1,
                 height: 432,
                 hash: "00ab".into(),

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use otedama_core::{decode_hex, encode_hex, Difficulty, DifficultyConvention, Target};
 use serde_json::{json, Value};
 
+use crate::liveness::Liveness;
 use crate::v1::error::{ErrorCode, StratumError};
 use crate::v1::extranonce::{Extranonce1, ExtranonceAllocator};
 use crate::v1::frame::LineBuffer;
@@ -660,8 +661,7 @@ pub struct EthPoolSession {
     config: Arc<EthPoolConfig>,
     allocator: Arc<ExtranonceAllocator>,
     extranonce: Option<Extranonce1>,
-    created: Instant,
-    last_seen: Instant,
+    liveness: Liveness,
     authorized: HashSet<String>,
     pending_authorize: HashMap<u64, (Option<RequestId>, String)>,
     pending_shares: HashMap<u64, Option<RequestId>>,
@@ -694,12 +694,12 @@ impl EthPoolSession {
             });
         }
         let difficulty = positive_number(&Value::from(config.initial_difficulty)).unwrap_or(1.0);
+        let liveness = Liveness::new(now, config.subscribe_timeout, config.idle_timeout);
         Ok(EthPoolSession {
             config,
             allocator,
             extranonce: None,
-            created: now,
-            last_seen: now,
+            liveness,
             authorized: HashSet::new(),
             pending_authorize: HashMap::new(),
             pending_shares: HashMap::new(),
@@ -773,12 +773,7 @@ impl EthPoolSession {
         if self.closed.is_some() {
             return None;
         }
-        let idle = self.last_seen + self.config.idle_timeout;
-        if self.is_subscribed() {
-            Some(idle)
-        } else {
-            Some(idle.min(self.created + self.config.subscribe_timeout))
-        }
+        Some(self.liveness.deadline(self.is_subscribed()))
     }
 
     /// Checks the timeouts at `now`.
@@ -786,10 +781,8 @@ impl EthPoolSession {
         if self.closed.is_some() {
             return;
         }
-        if !self.is_subscribed() && now >= self.created + self.config.subscribe_timeout {
-            self.close(CloseReason::SubscribeTimeout);
-        } else if now >= self.last_seen + self.config.idle_timeout {
-            self.close(CloseReason::Idle);
+        if let Some(reason) = self.liveness.expired(now, self.is_subscribed()) {
+            self.close(reason);
         }
     }
 
@@ -835,7 +828,7 @@ impl EthPoolSession {
         if self.closed.is_some() {
             return;
         }
-        self.last_seen = now;
+        self.liveness.seen(now);
         let parsed = (line.len() <= LineBuffer::DEFAULT_MAX_LINE)
             .then(|| Message::parse(line).ok())
             .flatten();

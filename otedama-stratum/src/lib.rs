@@ -47,6 +47,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod liveness;
 mod v1;
 
 pub use v1::error::{ErrorCode, StratumError};

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use otedama_core::{decode_hex, encode_hex, MoneroTarget};
 use serde_json::{json, Map, Value};
 
+use crate::liveness::Liveness;
 use crate::v1::frame::LineBuffer;
 use crate::v1::message::{Message, ParamsError, ParseError, Request, RequestId};
 use crate::v1::miner::{our_id, MinerCloseReason, MAX_JOB_ID, MAX_PENDING, VERSION_STRING};
@@ -687,8 +688,7 @@ pub enum MoneroPoolEvent {
 pub struct MoneroPoolSession {
     config: Arc<MoneroPoolConfig>,
     session_id: String,
-    created: Instant,
-    last_seen: Instant,
+    liveness: Liveness,
     worker: Option<String>,
     pending_login: Option<(u64, Option<RequestId>, String)>,
     pending_shares: HashMap<u64, Option<RequestId>>,
@@ -712,11 +712,11 @@ impl MoneroPoolSession {
     /// A new connection at `now`; `session_id` is the id the login result hands the miner
     /// (the caller picks it, e.g. from a counter or its random source).
     pub fn new(config: Arc<MoneroPoolConfig>, session_id: impl Into<String>, now: Instant) -> Self {
+        let liveness = Liveness::new(now, config.login_timeout, config.idle_timeout);
         MoneroPoolSession {
             config,
             session_id: session_id.into(),
-            created: now,
-            last_seen: now,
+            liveness,
             worker: None,
             pending_login: None,
             pending_shares: HashMap::new(),
@@ -775,12 +775,7 @@ impl MoneroPoolSession {
         if self.closed.is_some() {
             return None;
         }
-        let idle = self.last_seen + self.config.idle_timeout;
-        if self.is_logged_in() {
-            Some(idle)
-        } else {
-            Some(idle.min(self.created + self.config.login_timeout))
-        }
+        Some(self.liveness.deadline(self.is_logged_in()))
     }
 
     /// Checks the timeouts at `now`.
@@ -788,10 +783,8 @@ impl MoneroPoolSession {
         if self.closed.is_some() {
             return;
         }
-        if !self.is_logged_in() && now >= self.created + self.config.login_timeout {
-            self.close(CloseReason::SubscribeTimeout);
-        } else if now >= self.last_seen + self.config.idle_timeout {
-            self.close(CloseReason::Idle);
+        if let Some(reason) = self.liveness.expired(now, self.is_logged_in()) {
+            self.close(reason);
         }
     }
 
@@ -827,7 +820,7 @@ impl MoneroPoolSession {
         if self.closed.is_some() {
             return;
         }
-        self.last_seen = now;
+        self.liveness.seen(now);
         let parsed = if line.len() > LineBuffer::DEFAULT_MAX_LINE {
             Err(ParseError::NeitherRequestNorResponse)
         } else {

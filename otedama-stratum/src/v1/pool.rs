@@ -22,6 +22,7 @@ use super::message::{
     SubscribeResult,
 };
 use super::vardiff::{Vardiff, VardiffConfig};
+use crate::liveness::Liveness;
 
 /// Pool-side session settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -190,8 +191,7 @@ pub struct PoolSession {
     extranonce1: Option<Extranonce1>,
     session_id: Option<String>,
     user_agent: Option<String>,
-    created: Instant,
-    last_seen: Instant,
+    liveness: Liveness,
     authorized: HashSet<String>,
     pending_authorize: HashMap<u64, (Option<RequestId>, String)>,
     pending_shares: HashMap<u64, PendingShare>,
@@ -219,14 +219,14 @@ impl PoolSession {
     pub fn new(config: Arc<PoolConfig>, allocator: Arc<ExtranonceAllocator>, now: Instant) -> Self {
         let vardiff = Vardiff::new(config.vardiff.clone(), now);
         let difficulty = config.vardiff.clamp(config.initial_difficulty);
+        let liveness = Liveness::new(now, config.subscribe_timeout, config.idle_timeout);
         PoolSession {
             config,
             allocator,
             extranonce1: None,
             session_id: None,
             user_agent: None,
-            created: now,
-            last_seen: now,
+            liveness,
             authorized: HashSet::new(),
             pending_authorize: HashMap::new(),
             pending_shares: HashMap::new(),
@@ -305,12 +305,7 @@ impl PoolSession {
         if self.closed.is_some() {
             return None;
         }
-        let idle = self.last_seen + self.config.idle_timeout;
-        if self.is_subscribed() {
-            Some(idle)
-        } else {
-            Some(idle.min(self.created + self.config.subscribe_timeout))
-        }
+        Some(self.liveness.deadline(self.is_subscribed()))
     }
 
     /// Checks the timeouts at `now`.
@@ -318,10 +313,8 @@ impl PoolSession {
         if self.closed.is_some() {
             return;
         }
-        if !self.is_subscribed() && now >= self.created + self.config.subscribe_timeout {
-            self.close(CloseReason::SubscribeTimeout);
-        } else if now >= self.last_seen + self.config.idle_timeout {
-            self.close(CloseReason::Idle);
+        if let Some(reason) = self.liveness.expired(now, self.is_subscribed()) {
+            self.close(reason);
         }
     }
 
@@ -379,7 +372,7 @@ impl PoolSession {
         if self.closed.is_some() {
             return;
         }
-        self.last_seen = now;
+        self.liveness.seen(now);
         let request = match Message::parse(line) {
             Ok(Message::Request(r)) => r,
             // Miners do not answer pools except for client.get_version and the like.

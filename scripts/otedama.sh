@@ -16,6 +16,7 @@ install_missing() {
     command -v make >/dev/null 2>&1 || missing+=(make)
     if [ "${1:-}" = test ]; then
         command -v litecoind >/dev/null 2>&1 || missing+=(litecoind)
+        ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
     fi
     if [ "${#missing[@]}" -eq 0 ]; then
         return

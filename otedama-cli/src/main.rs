@@ -19,6 +19,11 @@ mod work;
 #[path = "../tests/support/litecoind.rs"]
 mod litecoind_support;
 
+/// The PostgreSQL harness, shared with the integration tests.
+#[cfg(test)]
+#[path = "../tests/support/postgres.rs"]
+mod postgres_support;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};

@@ -340,12 +340,78 @@ fn config_errors_name_file_key_and_reason() {
 fn a_killed_pool_keeps_every_acknowledged_share() {
     let db = temp_db("kill");
     let dbs = db.to_str().expect("utf-8").to_owned();
+    let acknowledged = killed_pool_acknowledged(&dbs);
+    let stored = count(&db, "SELECT COUNT(*) FROM shares");
+    assert!(
+        stored >= acknowledged,
+        "{stored} stored < {acknowledged} acknowledged"
+    );
+}
+
+fn pg_count(url: &str, sql: &str) -> i64 {
+    let mut client = postgres::Client::connect(url, postgres::NoTls).expect("connect");
+    client.query_one(sql, &[]).expect("query").get(0)
+}
+
+#[test]
+fn a_killed_pool_on_postgresql_keeps_every_acknowledged_share() {
+    if !support::postgres::available() {
+        return;
+    }
+    let server = support::postgres::Postgres::start();
+    let url = server.database("kill");
+    let acknowledged = killed_pool_acknowledged(&url);
+    let stored = pg_count(&url, "SELECT COUNT(*) FROM shares");
+    assert!(
+        stored >= acknowledged,
+        "{stored} stored < {acknowledged} acknowledged"
+    );
+}
+
+#[test]
+fn the_devnet_pool_records_into_postgresql() {
+    if !support::postgres::available() {
+        return;
+    }
+    let server = support::postgres::Postgres::start();
+    let url = server.database("devnet");
+    let mut pool = Pool::start(&[
+        "--threads",
+        "1",
+        "--devnet-difficulty",
+        "0.01",
+        "--database",
+        &url,
+    ]);
+    pool.wait_for("BLOCK height 1", Duration::from_secs(120));
+    let lines = pool.stop();
+    assert!(
+        lines.iter().any(|l| l.starts_with("pool stopped:")),
+        "{lines:#?}"
+    );
+    assert!(
+        pg_count(
+            &url,
+            "SELECT COUNT(*) FROM shares WHERE algorithm = 'sha256d'"
+        ) >= 1
+    );
+    assert!(
+        pg_count(
+            &url,
+            "SELECT COUNT(*) FROM blocks WHERE status = 'accepted'"
+        ) >= 1
+    );
+}
+
+/// Runs a pool on `database` with a miner pushing many shares a second, kills the pool with
+/// SIGKILL, and returns how many shares the miner had seen acknowledged.
+fn killed_pool_acknowledged(dbs: &str) -> i64 {
     // A very low share difficulty: shares arrive many times a second.
     let pool = Pool::start(&[
         "--threads",
         "0",
         "--database",
-        &dbs,
+        dbs,
         "--difficulty",
         "0.00005",
     ]);
@@ -396,11 +462,7 @@ fn a_killed_pool_keeps_every_acknowledged_share() {
         .expect("the miner reported accepted shares");
     assert!(acknowledged > 10, "too few shares to mean anything: {err}");
     drop(pool);
-    let stored = count(&db, "SELECT COUNT(*) FROM shares");
-    assert!(
-        stored >= acknowledged,
-        "{stored} stored < {acknowledged} acknowledged"
-    );
+    acknowledged
 }
 
 fn pool_on(node: &support::litecoind::Litecoind, payout: &str, db: &Path) -> Pool {

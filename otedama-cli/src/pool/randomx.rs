@@ -4,7 +4,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -24,7 +23,7 @@ use tokio::task::JoinSet;
 use super::xmr_address::{check_address, devnet_address};
 use super::ServeOptions;
 use crate::config::Config;
-use crate::store::{BlockRecord, BlockStatus, ShareLog, ShareRecord, SqliteStore};
+use crate::store::{BlockRecord, BlockStatus, ShareLog, ShareRecord};
 use crate::work::devnet_rx::{RxDevnet, RxTemplate, DEVNET_RX_SEED};
 
 /// Share difficulty when `pool.difficulty` is absent: a share every second or so from one
@@ -408,10 +407,19 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
     let share_target = MoneroTarget::from_difficulty(share_difficulty)
         .with_context(|| format!("share difficulty {share_difficulty}"))?;
 
-    let database = PathBuf::from(&config.pool.database);
-    let store = SqliteStore::open(&database)
-        .with_context(|| format!("cannot open the database {}", database.display()))?;
-    let (log, _log_thread) = ShareLog::start(Box::new(store))?;
+    let database = config.pool.database.clone();
+    let (log, _log_thread) = {
+        let opening = database.clone();
+        tokio::task::spawn_blocking(move || crate::store::open_share_log(&opening))
+            .await
+            .context("the database opener stopped")?
+            .with_context(|| {
+                format!(
+                    "cannot open the database {}",
+                    crate::store::display_database(&database)
+                )
+            })?
+    };
 
     // Two RandomX caches of 256 MiB: the devnet's own (a node checks blocks itself) and the
     // pool's share verifier.
@@ -451,7 +459,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         Algorithm::RandomX,
         ctx.devnet.difficulty(),
         share_target.difficulty(),
-        database.display()
+        crate::store::display_database(&database)
     );
     println!(
         "[randomx] new block to mine: height {}",

@@ -23,7 +23,7 @@ use super::validate::{share_of, validate, Outcome};
 use crate::config::{chain_params, Config, ConfigError, Node};
 use crate::kernel::build;
 use crate::mine_randomx::RandomXModeArg;
-use crate::store::{BlockRecord, BlockStatus, ShareLog, ShareRecord, SqliteStore};
+use crate::store::{BlockRecord, BlockStatus, ShareLog, ShareRecord};
 use crate::work::devnet::Devnet;
 use crate::work::node::{NodeRpc, RpcAuth};
 
@@ -361,10 +361,19 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
     let kernel: Arc<dyn PowAlgorithm> =
         Arc::from(build(settings.algo, None, None, RandomXMode::Light, 1)?);
 
-    let database = PathBuf::from(&config.pool.database);
-    let store = SqliteStore::open(&database)
-        .with_context(|| format!("cannot open the database {}", database.display()))?;
-    let (log, log_thread) = ShareLog::start(Box::new(store))?;
+    let database = config.pool.database.clone();
+    let (log, log_thread) = {
+        let opening = database.clone();
+        tokio::task::spawn_blocking(move || crate::store::open_share_log(&opening))
+            .await
+            .context("the database opener stopped")?
+            .with_context(|| {
+                format!(
+                    "cannot open the database {}",
+                    crate::store::display_database(&database)
+                )
+            })?
+    };
 
     let devnet = if config.pool.node.is_none() {
         let d = Difficulty::new(
@@ -496,7 +505,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
                 config.pool.node.as_ref().map_or("", |n| n.url.as_str())
             )
         },
-        database.display()
+        crate::store::display_database(&database)
     );
     let server_task = {
         let mut stop = stop_rx.clone();

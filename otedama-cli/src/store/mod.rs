@@ -6,13 +6,49 @@
 //! commit is running go into the next transaction together, and each caller is answered only
 //! after the transaction holding its share has committed.
 
+mod postgres;
 mod sqlite;
 
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+pub(crate) use postgres::PostgresStore;
 pub(crate) use sqlite::SqliteStore;
+
+/// `database` for messages, with any password in a URL hidden.
+pub(crate) fn display_database(database: &str) -> String {
+    match (database.split_once("://"), database.rfind('@')) {
+        (Some((scheme, rest)), Some(at)) if is_postgres_url(database) => {
+            let userinfo = &rest[..at - scheme.len() - 3];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{}", &database[at + 1..])
+        }
+        _ => database.to_owned(),
+    }
+}
+
+/// Whether `database` names a PostgreSQL server rather than a SQLite file.
+pub(crate) fn is_postgres_url(database: &str) -> bool {
+    database.starts_with("postgres://") || database.starts_with("postgresql://")
+}
+
+/// Opens the database `pool.database` names (a `postgres://` URL, or a SQLite file path) on
+/// the writer thread, and starts the share log over it. Blocks until the database is open.
+pub(crate) fn open_share_log(
+    database: &str,
+) -> Result<(ShareLog, thread::JoinHandle<()>), StoreError> {
+    let database = database.to_owned();
+    ShareLog::start_with(move || -> Result<Box<dyn Store>, StoreError> {
+        if is_postgres_url(&database) {
+            Ok(Box::new(PostgresStore::open(&database)?))
+        } else {
+            Ok(Box::new(SqliteStore::open(std::path::Path::new(
+                &database,
+            ))?))
+        }
+    })
+}
 
 /// An accepted share, with what reward accounting needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -145,12 +181,31 @@ const MAX_BATCH: usize = 4096;
 impl ShareLog {
     /// Starts the writer thread over `store`.
     pub(crate) fn start(
-        mut store: Box<dyn Store>,
+        store: Box<dyn Store>,
+    ) -> Result<(ShareLog, thread::JoinHandle<()>), StoreError> {
+        ShareLog::start_with(move || Ok(store))
+    }
+
+    /// Starts the writer thread, which first opens its store with `open`: a database client
+    /// that blocks on a runtime of its own (PostgreSQL's) then lives on a plain thread.
+    pub(crate) fn start_with(
+        open: impl FnOnce() -> Result<Box<dyn Store>, StoreError> + Send + 'static,
     ) -> Result<(ShareLog, thread::JoinHandle<()>), StoreError> {
         let (tx, rx) = mpsc::channel::<Request>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), StoreError>>();
         let handle = thread::Builder::new()
             .name("share-log".into())
             .spawn(move || {
+                let mut store = match open() {
+                    Ok(store) => {
+                        let _ = ready_tx.send(Ok(()));
+                        store
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
                 while let Ok(first) = rx.recv() {
                     let mut batch = vec![first];
                     // Whatever queued while the last commit ran rides along in this one.
@@ -164,6 +219,7 @@ impl ShareLog {
                 }
             })
             .map_err(|e| StoreError::Database(format!("cannot start the writer thread: {e}")))?;
+        ready_rx.recv().map_err(|_| StoreError::Stopped)??;
         Ok((ShareLog { tx }, handle))
     }
 
@@ -256,5 +312,74 @@ fn write_batch(store: &mut dyn Store, batch: Vec<Request>) {
     }
     for f in flushes {
         let _ = f.send(());
+    }
+}
+
+/// The checks every store passes.
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    fn share(i: u32) -> ShareRecord {
+        ShareRecord {
+            algorithm: "scrypt".into(),
+            time_ms: 1_700_000_000_000 + i64::from(i),
+            address: "rltc1qexample".into(),
+            worker: format!("rig{}", i % 3),
+            difficulty: 0.5 + f64::from(i),
+            job_id: format!("{i:x}"),
+            height: 432,
+            pow_hash: [i as u8; 32],
+            is_block: i == 7,
+        }
+    }
+
+    /// Writes through a share log, drops it, opens the store again and reads back.
+    pub(crate) fn exercise(open: &dyn Fn() -> Box<dyn Store>) {
+        {
+            let (log, thread) = ShareLog::start(open()).expect("writer");
+            let waits: Vec<_> = (0..50)
+                .map(|i| log.record_share_async(share(i)).expect("queued"))
+                .collect();
+            for w in waits {
+                w.recv().expect("answer").expect("committed");
+            }
+            let block = BlockRecord {
+                algorithm: "scrypt".into(),
+                time_ms: 1,
+                height: 432,
+                hash: "00ab".into(),
+                address: "rltc1qexample".into(),
+                worker: "rig1".into(),
+                reward: 5_000_000_000,
+                status: BlockStatus::Submitted,
+                detail: None,
+            };
+            log.record_block(block.clone()).expect("block");
+            log.record_block(block)
+                .expect("same block twice is not an error");
+            log.set_block_status("00ab".into(), BlockStatus::Accepted, Some("ok".into()));
+            assert!(log.flush(Duration::from_secs(5)));
+            drop(log);
+            thread.join().expect("writer ends");
+        }
+        let mut store = open();
+        assert_eq!(store.share_count().expect("count"), 50);
+        let shares = store.shares(100).expect("shares");
+        assert_eq!(shares[7], share(7));
+        let blocks = store.blocks().expect("blocks");
+        assert_eq!(blocks.len(), 1);
+        assert_eq!(blocks[0].status, BlockStatus::Accepted);
+        assert_eq!(blocks[0].detail.as_deref(), Some("ok"));
+        assert_eq!(blocks[0].algorithm, "scrypt");
+    }
+
+    #[test]
+    fn passwords_stay_out_of_messages() {
+        assert_eq!(
+            display_database("postgres://pool:secret@db.example:5432/otedama"),
+            "postgres://pool:***@db.example:5432/otedama"
+        );
+        assert_eq!(display_database("otedama.db"), "otedama.db");
     }
 }

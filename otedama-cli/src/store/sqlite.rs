@@ -226,21 +226,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::ShareLog;
-
-    fn share(i: u32) -> ShareRecord {
-        ShareRecord {
-            algorithm: "scrypt".into(),
-            time_ms: 1_700_000_000_000 + i64::from(i),
-            address: "rltc1qexample".into(),
-            worker: format!("rig{}", i % 3),
-            difficulty: 0.5 + f64::from(i),
-            job_id: format!("{i:x}"),
-            height: 432,
-            pow_hash: [i as u8; 32],
-            is_block: i == 7,
-        }
-    }
+    use crate::store::tests::exercise;
 
     #[test]
     fn shares_and_blocks_survive_reopening() {
@@ -248,42 +234,7 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("dir");
         let path = dir.join("shares.db");
         let _ = std::fs::remove_file(&path);
-        {
-            let store = SqliteStore::open(&path).expect("open");
-            let (log, thread) = ShareLog::start(Box::new(store)).expect("writer");
-            let waits: Vec<_> = (0..50)
-                .map(|i| log.record_share_async(share(i)).expect("queued"))
-                .collect();
-            for w in waits {
-                w.recv().expect("answer").expect("committed");
-            }
-            let block = BlockRecord {
-                algorithm: "scrypt".into(),
-                time_ms: 1,
-                height: 432,
-                hash: "00ab".into(),
-                address: "rltc1qexample".into(),
-                worker: "rig1".into(),
-                reward: 5_000_000_000,
-                status: BlockStatus::Submitted,
-                detail: None,
-            };
-            log.record_block(block.clone()).expect("block");
-            log.record_block(block)
-                .expect("same block twice is not an error");
-            log.set_block_status("00ab".into(), BlockStatus::Accepted, Some("ok".into()));
-            assert!(log.flush(std::time::Duration::from_secs(5)));
-            drop(log);
-            thread.join().expect("writer ends");
-        }
-        let mut store = SqliteStore::open(&path).expect("reopen");
-        assert_eq!(store.share_count().expect("count"), 50);
-        let shares = store.shares(100).expect("shares");
-        assert_eq!(shares[7], share(7));
-        let blocks = store.blocks().expect("blocks");
-        assert_eq!(blocks.len(), 1);
-        assert_eq!(blocks[0].status, BlockStatus::Accepted);
-        assert_eq!(blocks[0].detail.as_deref(), Some("ok"));
+        exercise(&|| Box::new(SqliteStore::open(&path).expect("open")));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -1,4 +1,6 @@
 //! Shared test support.
 
-#[allow(unreachable_pub)]
+#![allow(unreachable_pub)]
+
 pub mod litecoind;
+pub mod postgres;

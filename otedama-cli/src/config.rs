@@ -199,6 +199,10 @@ pub(crate) struct Pool {
     pub(crate) database: String,
     /// Reward scheme.
     pub(crate) rewards: Rewards,
+    /// Confirmations after which a found block counts as confirmed (coinbase maturity).
+    pub(crate) maturity: u32,
+    /// How often found blocks are checked against the node (confirmed, or orphaned).
+    pub(crate) block_check_interval: Span,
     /// More algorithms or coins, one port each; when given, the pool serves exactly these.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(crate) ports: Vec<PortConfig>,
@@ -217,6 +221,8 @@ impl Default for Pool {
             node: None,
             database: "otedama.db".into(),
             rewards: Rewards::default(),
+            maturity: 100,
+            block_check_interval: Span(Duration::from_secs(10)),
             ports: Vec::new(),
         }
     }
@@ -452,6 +458,15 @@ impl Config {
                     e
                 })?;
             }
+        }
+        if self.pool.maturity == 0 {
+            return err("pool.maturity", "must be at least one confirmation".into());
+        }
+        if self.pool.block_check_interval.0.is_zero() {
+            return err(
+                "pool.block_check_interval",
+                "must be longer than zero".into(),
+            );
         }
         if self.monitoring.stats_interval.0.is_zero() {
             return err(

@@ -924,3 +924,64 @@ fn one_process_serves_several_algorithms_on_their_own_ports() {
     );
     assert!(count(&db, "SELECT COUNT(DISTINCT algorithm) FROM blocks") == 2);
 }
+
+#[test]
+fn found_blocks_are_confirmed_at_maturity_and_orphaned_when_invalidated() {
+    if !support::litecoind::available() {
+        return;
+    }
+    let node = support::litecoind::Litecoind::start();
+    let payout = node.new_address("bech32");
+    let db = temp_db("maturity");
+    let start = node.height();
+    let url = node.url();
+    let mut pool = Pool::start(&[
+        "--algo",
+        "scrypt",
+        "--chain",
+        "litecoin-regtest",
+        "--node-url",
+        &url,
+        "--node-user",
+        &node.user,
+        "--node-password",
+        &node.password,
+        "--address",
+        &payout,
+        "--threads",
+        "1",
+        "--maturity",
+        "2",
+        "--block-check-interval",
+        "1",
+        "--database",
+        db.to_str().expect("utf-8"),
+    ]);
+    let first = pool.wait_for(
+        &format!("BLOCK height {} ", start + 1),
+        Duration::from_secs(120),
+    );
+    let hash = first
+        .split_whitespace()
+        .nth(4)
+        .expect("block hash")
+        .to_owned();
+    pool.wait_for(
+        &format!("block height {} {hash} confirmed", start + 1),
+        Duration::from_secs(120),
+    );
+    // Take the block out of the main chain: the pool must see it leave.
+    node.rpc("invalidateblock", json!([hash]));
+    pool.wait_for(
+        &format!("block height {} {hash} orphaned", start + 1),
+        Duration::from_secs(60),
+    );
+    pool.stop();
+    let conn = rusqlite::Connection::open(&db).expect("database");
+    let status: String = conn
+        .query_row("SELECT status FROM blocks WHERE hash = ?1", [&hash], |r| {
+            r.get(0)
+        })
+        .expect("the block is recorded");
+    assert_eq!(status, "orphaned");
+}

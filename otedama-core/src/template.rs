@@ -141,6 +141,11 @@ pub trait WorkSource: Send {
 
     /// Submits a solved block (its full serialization).
     fn submit_block(&mut self, block: &[u8]) -> Result<(), WorkSourceError>;
+
+    /// How deep the block with this hash (internal byte order) is in the main chain: 1 for
+    /// the tip, `Some(-1)` when it is known but no longer on the main chain (orphaned), and
+    /// `None` when the source does not know it.
+    fn block_confirmations(&mut self, hash: &[u8; 32]) -> Result<Option<i64>, WorkSourceError>;
 }
 
 #[cfg(test)]

@@ -78,6 +78,12 @@ pub(crate) struct PoolArgs {
     /// pool.node.cookie.
     #[arg(long)]
     node_cookie: Option<PathBuf>,
+    /// pool.maturity: confirmations after which a found block counts as confirmed.
+    #[arg(long)]
+    maturity: Option<u32>,
+    /// pool.block_check_interval: seconds between checks of found blocks against the node.
+    #[arg(long)]
+    block_check_interval: Option<u64>,
     /// pool.rewards.system: pplns, pps, fpps, prop or solo.
     #[arg(long)]
     rewards_system: Option<String>,
@@ -153,6 +159,12 @@ impl PoolArgs {
         }
         if let Some(v) = &self.database {
             c.pool.database = v.clone();
+        }
+        if let Some(v) = self.maturity {
+            c.pool.maturity = v;
+        }
+        if let Some(v) = self.block_check_interval {
+            c.pool.block_check_interval = crate::config::Span(Duration::from_secs(v));
         }
         if let Some(v) = &self.rewards_system {
             c.pool.rewards.system = v.clone();
@@ -463,6 +475,28 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
             })?
     };
 
+    // The block tracker: found blocks become confirmed at maturity, or orphaned when they
+    // leave the main chain.
+    {
+        let (log, mut stop_rx) = (log.clone(), stop_rx.clone());
+        let mut source = open_source(&config, &devnet)?;
+        let (maturity, interval) = (
+            i64::from(config.pool.maturity),
+            config.pool.block_check_interval.0,
+        );
+        let algo = settings.algo;
+        std::thread::Builder::new()
+            .name("blocks".into())
+            .spawn(move || {
+                while !*stop_rx.borrow_and_update() {
+                    std::thread::sleep(interval);
+                    if let Err(e) = track_blocks(&log, source.as_mut(), algo, maturity) {
+                        eprintln!("[{algo}] block check: {e}");
+                    }
+                }
+            })?;
+    }
+
     let allocator = ExtranonceAllocator::new(&[], EXTRANONCE1_SIZE)?;
     let initial_difficulty = config.pool.difficulty.unwrap_or(settings.share_difficulty);
     let pool_config = PoolConfig {
@@ -636,6 +670,53 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         "pool stopped: {} shares accepted, {} rejected, {} blocks found",
         t.accepted, t.rejected, t.blocks
     );
+    Ok(())
+}
+
+/// Checks this port's found blocks with the work source and records their new status.
+fn track_blocks(
+    log: &ShareLog,
+    source: &mut dyn WorkSource,
+    algorithm: Algorithm,
+    maturity: i64,
+) -> Result<()> {
+    let recent = now_ms() - 24 * 3600 * 1000;
+    for block in log.blocks(Duration::from_secs(30))? {
+        let watched = match block.status {
+            BlockStatus::Accepted | BlockStatus::Submitted => true,
+            // A reorganisation deeper than maturity is rare, but its credits must go too.
+            BlockStatus::Confirmed => block.time_ms > recent,
+            BlockStatus::Rejected | BlockStatus::Orphaned => false,
+        };
+        if !watched || block.algorithm != algorithm.name() {
+            continue;
+        }
+        let mut hash: [u8; 32] = match otedama_core::decode_hex32(&block.hash) {
+            Ok(h) => h,
+            Err(_) => continue,
+        };
+        hash.reverse();
+        let next = match source.block_confirmations(&hash) {
+            Ok(Some(c)) if c < 0 => Some((BlockStatus::Orphaned, "left the main chain".to_owned())),
+            Ok(None) if block.status != BlockStatus::Submitted => {
+                Some((BlockStatus::Orphaned, "unknown to the node".to_owned()))
+            }
+            Ok(Some(c)) if c >= maturity && block.status != BlockStatus::Confirmed => {
+                Some((BlockStatus::Confirmed, format!("{c} confirmations")))
+            }
+            Ok(_) => None,
+            Err(e) => return Err(anyhow::anyhow!("{e}")),
+        };
+        if let Some((status, detail)) = next {
+            println!(
+                "[{algorithm}] block height {} {} {}: {detail}",
+                block.height,
+                block.hash,
+                status.as_str()
+            );
+            log.set_block_status(block.hash.clone(), status, Some(detail));
+        }
+    }
     Ok(())
 }
 

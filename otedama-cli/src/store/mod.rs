@@ -82,6 +82,10 @@ pub(crate) enum BlockStatus {
     Accepted,
     /// The node refused it.
     Rejected,
+    /// Buried under enough blocks for its coinbase to be spendable.
+    Confirmed,
+    /// It left the main chain.
+    Orphaned,
 }
 
 impl BlockStatus {
@@ -90,6 +94,8 @@ impl BlockStatus {
             BlockStatus::Submitted => "submitted",
             BlockStatus::Accepted => "accepted",
             BlockStatus::Rejected => "rejected",
+            BlockStatus::Confirmed => "confirmed",
+            BlockStatus::Orphaned => "orphaned",
         }
     }
 
@@ -99,6 +105,8 @@ impl BlockStatus {
             "submitted" => Some(BlockStatus::Submitted),
             "accepted" => Some(BlockStatus::Accepted),
             "rejected" => Some(BlockStatus::Rejected),
+            "confirmed" => Some(BlockStatus::Confirmed),
+            "orphaned" => Some(BlockStatus::Orphaned),
             _ => None,
         }
     }
@@ -165,6 +173,7 @@ enum Request {
     Block(BlockRecord, mpsc::Sender<Result<(), String>>),
     Status(String, BlockStatus, Option<String>),
     Flush(mpsc::Sender<()>),
+    Blocks(mpsc::Sender<Result<Vec<BlockRecord>, String>>),
 }
 
 /// The writer thread and the handle to it. Clone the handle freely; the thread ends when the
@@ -267,6 +276,17 @@ impl ShareLog {
         let _ = self.tx.send(Request::Status(hash, status, detail));
     }
 
+    /// Every recorded block, read on the writer thread after what is queued before it.
+    pub(crate) fn blocks(&self, timeout: Duration) -> Result<Vec<BlockRecord>, StoreError> {
+        let (done, wait) = mpsc::channel();
+        self.tx
+            .send(Request::Blocks(done))
+            .map_err(|_| StoreError::Stopped)?;
+        wait.recv_timeout(timeout)
+            .map_err(|_| StoreError::Stopped)?
+            .map_err(StoreError::Database)
+    }
+
     /// Waits until everything queued before this call is written.
     pub(crate) fn flush(&self, timeout: Duration) -> bool {
         let (done, wait) = mpsc::channel();
@@ -283,6 +303,7 @@ fn write_batch(store: &mut dyn Store, batch: Vec<Request>) {
     let mut waiters = Vec::new();
     let mut statuses = Vec::new();
     let mut flushes = Vec::new();
+    let mut reads = Vec::new();
     for r in batch {
         match r {
             Request::Share(s, w) => {
@@ -295,6 +316,7 @@ fn write_batch(store: &mut dyn Store, batch: Vec<Request>) {
             }
             Request::Status(h, s, d) => statuses.push((h, s, d)),
             Request::Flush(w) => flushes.push(w),
+            Request::Blocks(w) => reads.push(w),
         }
     }
     let result = if shares.is_empty() && blocks.is_empty() {
@@ -312,6 +334,9 @@ fn write_batch(store: &mut dyn Store, batch: Vec<Request>) {
     }
     for f in flushes {
         let _ = f.send(());
+    }
+    for r in reads {
+        let _ = r.send(store.blocks().map_err(|e| e.to_string()));
     }
 }
 

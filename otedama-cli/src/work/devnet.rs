@@ -176,6 +176,16 @@ impl WorkSource for Devnet {
         }
     }
 
+    fn block_confirmations(&mut self, hash: &[u8; 32]) -> Result<Option<i64>, WorkSourceError> {
+        // The devnet never reorganises: a block it accepted stays on its chain.
+        let chain = self.lock();
+        Ok(chain
+            .accepted
+            .iter()
+            .position(|h| h == hash)
+            .map(|i| chain.accepted.len() as i64 - i as i64))
+    }
+
     fn submit_block(&mut self, block: &[u8]) -> Result<(), WorkSourceError> {
         let mut chain = self.lock();
         let hash = self

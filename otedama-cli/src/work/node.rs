@@ -262,6 +262,20 @@ impl WorkSource for NodeRpc {
         }
     }
 
+    fn block_confirmations(&mut self, hash: &[u8; 32]) -> Result<Option<i64>, WorkSourceError> {
+        let display = otedama_core::encode_hex(&otedama_core::reverse_hash(hash));
+        match self.call("getblockheader", json!([display]), Duration::from_secs(30)) {
+            Ok(v) => Ok(v.get("confirmations").and_then(Value::as_i64)),
+            // -5: the node has never seen the block.
+            Err(Ok(e)) if e.code == -5 => Ok(None),
+            Err(Ok(e)) => Err(WorkSourceError::Unavailable(format!(
+                "getblockheader: node error {}: {}",
+                e.code, e.message
+            ))),
+            Err(Err(e)) => Err(e),
+        }
+    }
+
     fn submit_block(&mut self, block: &[u8]) -> Result<(), WorkSourceError> {
         let hex = otedama_core::encode_hex(block);
         match self.call("submitblock", json!([hex]), Duration::from_secs(60)) {

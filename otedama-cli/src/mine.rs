@@ -224,7 +224,6 @@ async fn run_session(
     session.start();
     let mut lines = LineBuffer::default();
     let mut buf = vec![0u8; 16 * 1024];
-    let mut pending: std::collections::HashMap<u64, ()> = std::collections::HashMap::new();
     loop {
         while let Some(out) = session.poll_output() {
             wr.write_all(out.as_bytes())
@@ -245,11 +244,8 @@ async fn run_session(
                 }
                 MinerEvent::NewJob(job) => shared.set(Some(job), convention),
                 MinerEvent::ShareResult {
-                    sequence,
-                    accepted,
-                    error,
+                    accepted, error, ..
                 } => {
-                    pending.remove(&sequence);
                     if accepted {
                         counters.accepted.fetch_add(1, Ordering::Relaxed);
                     } else {
@@ -297,8 +293,8 @@ async fn run_session(
                 // Solutions for a job that was replaced by a clean one are not worth sending.
                 let stale = shared.current().is_none_or(|w| w.generation != generation && w.job.clean);
                 if !stale {
-                    let sequence = session.submit(share);
-                    pending.insert(sequence, ());
+                    // The session answers every submit with one ShareResult.
+                    session.submit(share);
                 }
             }
             _ = tokio::time::sleep_until(deadline) => {

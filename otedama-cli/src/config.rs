@@ -145,6 +145,38 @@ impl Default for Rewards {
     }
 }
 
+/// `pool.payments`: paying balances through the node's wallet (a pool on a node only).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Payments {
+    /// Whether payment rounds run.
+    pub(crate) enabled: bool,
+    /// The smallest balance paid, in the coin's smallest unit.
+    pub(crate) threshold: u64,
+    /// Time between payment rounds.
+    pub(crate) interval: Span,
+    /// Most outputs in one payment transaction; larger rounds continue next time.
+    pub(crate) max_outputs: usize,
+    /// Whether the network fee comes out of the miners' outputs (otherwise the pool pays it).
+    pub(crate) fee_from_miners: bool,
+    /// The node wallet that pays (`/wallet/<name>`); the node's only wallet when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) wallet: Option<String>,
+}
+
+impl Default for Payments {
+    fn default() -> Self {
+        Payments {
+            enabled: true,
+            threshold: 10_000_000,
+            interval: Span(Duration::from_secs(600)),
+            max_outputs: 250,
+            fee_from_miners: false,
+            wallet: None,
+        }
+    }
+}
+
 /// One entry of `pool.ports`: another algorithm or coin served by the same process on its
 /// own port. Fields left out are taken from `mining` and `pool`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -199,8 +231,11 @@ pub(crate) struct Pool {
     pub(crate) database: String,
     /// Reward scheme.
     pub(crate) rewards: Rewards,
-    /// Confirmations after which a found block counts as confirmed (coinbase maturity).
+    /// Confirmations after which a found block counts as confirmed (coinbase maturity) and
+    /// its reward is credited.
     pub(crate) maturity: u32,
+    /// Payments of balances through the node's wallet.
+    pub(crate) payments: Payments,
     /// How often found blocks are checked against the node (confirmed, or orphaned).
     pub(crate) block_check_interval: Span,
     /// More algorithms or coins, one port each; when given, the pool serves exactly these.
@@ -222,6 +257,7 @@ impl Default for Pool {
             database: "otedama.db".into(),
             rewards: Rewards::default(),
             maturity: 100,
+            payments: Payments::default(),
             block_check_interval: Span(Duration::from_secs(10)),
             ports: Vec::new(),
         }
@@ -443,7 +479,15 @@ impl Config {
         }
         if !self.pool.ports.is_empty() {
             let mut seen = std::collections::HashSet::new();
+            let mut algorithms = std::collections::HashSet::new();
             for (i, port) in self.pool.ports.iter().enumerate() {
+                // Shares, blocks and balances are kept per algorithm: one coin each.
+                if !algorithms.insert(port.algorithm.as_str()) {
+                    return err(
+                        &format!("pool.ports[{i}].algorithm"),
+                        format!("{} is already served by another port", port.algorithm),
+                    );
+                }
                 // Port 0 asks the system for any free port: never a clash.
                 if port.listen.port() != 0 && !seen.insert(port.listen) {
                     return err(
@@ -457,6 +501,30 @@ impl Config {
                     e.key = format!("pool.ports[{i}] ({})", e.key);
                     e
                 })?;
+            }
+        }
+        let payments = &self.pool.payments;
+        if payments.interval.0.is_zero() {
+            return err("pool.payments.interval", "must be longer than zero".into());
+        }
+        if payments.max_outputs == 0 || payments.max_outputs > 10_000 {
+            return err(
+                "pool.payments.max_outputs",
+                format!("{} is not between 1 and 10000", payments.max_outputs),
+            );
+        }
+        if payments.threshold == 0 {
+            return err(
+                "pool.payments.threshold",
+                "must be at least one unit".into(),
+            );
+        }
+        if let Some(wallet) = &payments.wallet {
+            if wallet.is_empty() || !wallet.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+                return err(
+                    "pool.payments.wallet",
+                    format!("{wallet:?} is not a wallet name (letters, digits, -, _ and .)"),
+                );
             }
         }
         if self.pool.maturity == 0 {

@@ -226,6 +226,9 @@ impl Ctx {
             height: template.height,
             pow_hash: hash,
             is_block,
+            network_difficulty: template.difficulty as f64,
+            block_value: template.reward,
+            tx_fees: 0,
         };
         match self.log.record_share(record) {
             Ok(()) => ShareVerdict::Accepted,

@@ -12,12 +12,14 @@ use otedama_core::{
     AddressParams, Difficulty, DifficultyConvention, Hashrate, WorkSource, WorkSourceError,
 };
 use otedama_hash::{Algorithm, PowAlgorithm, RandomXMode};
+use otedama_rewards::FeeRate;
 use otedama_stratum::server::{DisconnectReason, Server, ServerConfig, ServerEvent};
 use otedama_stratum::{
     ExtranonceAllocator, JobAnnouncement, PoolConfig, ShareVerdict, VardiffConfig,
 };
 use tokio::sync::{mpsc, watch};
 
+use super::accounting::{self, Accounting, PaymentRules, Scheme};
 use super::jobs::{JobBook, PoolJob, EXTRANONCE1_SIZE, EXTRANONCE2_SIZE};
 use super::validate::{share_of, validate, Outcome};
 use crate::config::{chain_params, Config, ConfigError, Node};
@@ -27,9 +29,19 @@ use crate::store::{BlockRecord, BlockStatus, ShareLog, ShareRecord};
 use crate::work::devnet::Devnet;
 use crate::work::node::{NodeRpc, RpcAuth};
 
+/// `otedama-cli pool <action>`: looking into a pool's database.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub(crate) enum PoolAction {
+    /// Show every ledger line (credits, fees, reversals, payments) of an address.
+    Ledger(super::ledger::LedgerArgs),
+}
+
 /// Arguments of `otedama-cli pool`; every flag overrides the configuration file.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct PoolArgs {
+    /// What to do instead of running the pool.
+    #[command(subcommand)]
+    action: Option<PoolAction>,
     /// The YAML configuration file.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -84,6 +96,24 @@ pub(crate) struct PoolArgs {
     /// pool.block_check_interval: seconds between checks of found blocks against the node.
     #[arg(long)]
     block_check_interval: Option<u64>,
+    /// pool.payments.enabled: pay balances through the node's wallet.
+    #[arg(long)]
+    payments_enabled: Option<bool>,
+    /// pool.payments.threshold: the smallest balance paid, in the coin's smallest unit.
+    #[arg(long)]
+    payment_threshold: Option<u64>,
+    /// pool.payments.interval: time between payment rounds, e.g. 10m.
+    #[arg(long)]
+    payment_interval: Option<String>,
+    /// pool.payments.max_outputs: most outputs in one payment transaction.
+    #[arg(long)]
+    payment_max_outputs: Option<usize>,
+    /// pool.payments.fee_from_miners: take the network fee out of the miners' outputs.
+    #[arg(long)]
+    payment_fee_from_miners: Option<bool>,
+    /// pool.payments.wallet: the node wallet that pays.
+    #[arg(long)]
+    payment_wallet: Option<String>,
     /// pool.rewards.system: pplns, pps, fpps, prop or solo.
     #[arg(long)]
     rewards_system: Option<String>,
@@ -165,6 +195,25 @@ impl PoolArgs {
         }
         if let Some(v) = self.block_check_interval {
             c.pool.block_check_interval = crate::config::Span(Duration::from_secs(v));
+        }
+        if let Some(v) = self.payments_enabled {
+            c.pool.payments.enabled = v;
+        }
+        if let Some(v) = self.payment_threshold {
+            c.pool.payments.threshold = v;
+        }
+        if let Some(v) = &self.payment_interval {
+            c.pool.payments.interval = crate::config::Span::parse(v)
+                .map_err(|e| flag_error("pool.payments.interval", e))?;
+        }
+        if let Some(v) = self.payment_max_outputs {
+            c.pool.payments.max_outputs = v;
+        }
+        if let Some(v) = self.payment_fee_from_miners {
+            c.pool.payments.fee_from_miners = v;
+        }
+        if let Some(v) = &self.payment_wallet {
+            c.pool.payments.wallet = Some(v.clone());
         }
         if let Some(v) = &self.rewards_system {
             c.pool.rewards.system = v.clone();
@@ -273,13 +322,18 @@ fn open_source(config: &Config, devnet: &Option<Devnet>) -> Result<Box<dyn WorkS
     if let Some(d) = devnet {
         return Ok(Box::new(d.clone()));
     }
+    Ok(Box::new(open_node(config)?))
+}
+
+/// A JSON-RPC client of the configured node.
+fn open_node(config: &Config) -> Result<NodeRpc> {
     let node = config.pool.node.as_ref().context("no node configured")?;
     let auth = match (&node.user, &node.password, &node.cookie) {
         (Some(u), Some(p), _) => RpcAuth::UserPassword(u.clone(), p.clone()),
         (_, _, Some(cookie)) => RpcAuth::Cookie(cookie.clone()),
         _ => bail!("pool.node needs user and password, or a cookie file"),
     };
-    Ok(Box::new(NodeRpc::new(&node.url, auth)))
+    Ok(NodeRpc::new(&node.url, auth))
 }
 
 struct Totals {
@@ -291,6 +345,9 @@ struct Totals {
 
 /// Runs the pool until SIGINT/SIGTERM (or `--seconds`).
 pub(crate) fn run(args: PoolArgs) -> Result<()> {
+    if let Some(PoolAction::Ledger(ledger)) = &args.action {
+        return super::ledger::run(ledger);
+    }
     let config = args.effective()?;
     if args.print_config {
         print!("{}", config.to_yaml());
@@ -475,25 +532,49 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
             })?
     };
 
-    // The block tracker: found blocks become confirmed at maturity, or orphaned when they
-    // leave the main chain.
+    // The accounting thread: found blocks are credited at maturity or reversed when orphaned,
+    // PPS shares are paid, and balances are paid through the node's wallet.
     {
-        let (log, mut stop_rx) = (log.clone(), stop_rx.clone());
-        let mut source = open_source(&config, &devnet)?;
-        let (maturity, interval) = (
+        let accounting = Accounting {
+            coin: settings.algo.name().to_owned(),
+            scheme: Scheme::from_config(
+                &config.pool.rewards.system,
+                config.pool.rewards.window.0,
+            )?,
+            fee: FeeRate::from_percent(config.pool.fee_percentage)
+                .map_err(|e| anyhow::anyhow!("pool.fee_percentage: {e}"))?,
+            pool_address: pool_address.clone(),
+            convention: settings.convention,
+        };
+        let payments = &config.pool.payments;
+        let wallet = match (&devnet, payments.enabled) {
+            (None, true) => {
+                let node = open_node(&config)?;
+                Some(match &payments.wallet {
+                    Some(name) => node.wallet(name),
+                    None => node,
+                })
+            }
+            _ => None,
+        };
+        let rules = PaymentRules {
+            threshold: payments.threshold,
+            max_outputs: payments.max_outputs,
+            fee_from_miners: payments.fee_from_miners,
+            interval: payments.interval.0,
+        };
+        let (log, stop_rx) = (log.clone(), stop_rx.clone());
+        let source = open_source(&config, &devnet)?;
+        let (maturity, check) = (
             i64::from(config.pool.maturity),
             config.pool.block_check_interval.0,
         );
-        let algo = settings.algo;
         std::thread::Builder::new()
-            .name("blocks".into())
+            .name("accounting".into())
             .spawn(move || {
-                while !*stop_rx.borrow_and_update() {
-                    std::thread::sleep(interval);
-                    if let Err(e) = track_blocks(&log, source.as_mut(), algo, maturity) {
-                        eprintln!("[{algo}] block check: {e}");
-                    }
-                }
+                accounting::run(
+                    log, source, wallet, accounting, rules, maturity, check, stop_rx,
+                )
             })?;
     }
 
@@ -673,53 +754,6 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
     Ok(())
 }
 
-/// Checks this port's found blocks with the work source and records their new status.
-fn track_blocks(
-    log: &ShareLog,
-    source: &mut dyn WorkSource,
-    algorithm: Algorithm,
-    maturity: i64,
-) -> Result<()> {
-    let recent = now_ms() - 24 * 3600 * 1000;
-    for block in log.blocks(Duration::from_secs(30))? {
-        let watched = match block.status {
-            BlockStatus::Accepted | BlockStatus::Submitted => true,
-            // A reorganisation deeper than maturity is rare, but its credits must go too.
-            BlockStatus::Confirmed => block.time_ms > recent,
-            BlockStatus::Rejected | BlockStatus::Orphaned => false,
-        };
-        if !watched || block.algorithm != algorithm.name() {
-            continue;
-        }
-        let mut hash: [u8; 32] = match otedama_core::decode_hex32(&block.hash) {
-            Ok(h) => h,
-            Err(_) => continue,
-        };
-        hash.reverse();
-        let next = match source.block_confirmations(&hash) {
-            Ok(Some(c)) if c < 0 => Some((BlockStatus::Orphaned, "left the main chain".to_owned())),
-            Ok(None) if block.status != BlockStatus::Submitted => {
-                Some((BlockStatus::Orphaned, "unknown to the node".to_owned()))
-            }
-            Ok(Some(c)) if c >= maturity && block.status != BlockStatus::Confirmed => {
-                Some((BlockStatus::Confirmed, format!("{c} confirmations")))
-            }
-            Ok(_) => None,
-            Err(e) => return Err(anyhow::anyhow!("{e}")),
-        };
-        if let Some((status, detail)) = next {
-            println!(
-                "[{algorithm}] block height {} {} {}: {detail}",
-                block.height,
-                block.hash,
-                status.as_str()
-            );
-            log.set_block_status(block.hash.clone(), status, Some(detail));
-        }
-    }
-    Ok(())
-}
-
 /// Validates a share, submits a block when it is one, and records it durably; returns what
 /// the miner is told and whether the share was a block.
 fn judge(
@@ -754,6 +788,9 @@ fn judge(
         Some((a, w)) => (a.to_owned(), w.to_owned()),
         None => (share.worker.clone(), String::new()),
     };
+    // A block and its share carry one time, so that the block's own share is in its PPLNS
+    // window.
+    let time_ms = now_ms();
     if let Some((hash, bytes)) = &block {
         // The block goes out first: every second counts against a competing block.
         let result = submitter
@@ -775,7 +812,7 @@ fn judge(
         );
         let record = BlockRecord {
             algorithm: algorithm.name().into(),
-            time_ms: now_ms(),
+            time_ms,
             height: job.template.height,
             hash: hash.clone(),
             address: address.clone(),
@@ -788,16 +825,26 @@ fn judge(
             eprintln!("cannot record block {hash}: {e}");
         }
     }
+    let template = &job.template;
     let record = ShareRecord {
         algorithm: algorithm.name().into(),
-        time_ms: now_ms(),
+        time_ms,
         address,
         worker,
         difficulty: share.difficulty,
         job_id: share.job_id.clone(),
-        height: job.template.height,
+        height: template.height,
         pow_hash,
         is_block: block.is_some(),
+        network_difficulty: template
+            .target()
+            .and_then(|t| convention.difficulty_of(&t).ok())
+            .map_or(0.0, Difficulty::as_f64),
+        block_value: template.coinbase_value,
+        tx_fees: template
+            .transactions
+            .iter()
+            .fold(0u64, |sum, tx| sum.saturating_add(tx.fee)),
     };
     let verdict = match log.record_share(record) {
         Ok(()) => ShareVerdict::Accepted,

@@ -71,6 +71,12 @@ pub(crate) struct ShareRecord {
     pub(crate) pow_hash: [u8; 32],
     /// Whether the share also solved a block.
     pub(crate) is_block: bool,
+    /// The network difficulty of the job's block, in the same convention.
+    pub(crate) network_difficulty: f64,
+    /// The job's coinbase value (subsidy plus transaction fees), smallest unit.
+    pub(crate) block_value: u64,
+    /// The transaction fees within `block_value`.
+    pub(crate) tx_fees: u64,
 }
 
 /// Where a found block stands.
@@ -135,6 +141,137 @@ pub(crate) struct BlockRecord {
     pub(crate) detail: Option<String>,
 }
 
+/// What a ledger line records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LedgerKind {
+    /// A miner's part of a confirmed block.
+    Credit,
+    /// The pool's fee from a confirmed block (or, under PPS/FPPS, the whole block).
+    Fee,
+    /// The undoing of a credit or fee whose block was orphaned.
+    Reversal,
+    /// PPS/FPPS pay for accepted shares.
+    Shares,
+    /// Money sent to the address (negative).
+    Payment,
+    /// A SOLO block paid straight to the finder in its coinbase (negative, beside its credit).
+    Coinbase,
+}
+
+impl LedgerKind {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            LedgerKind::Credit => "credit",
+            LedgerKind::Fee => "fee",
+            LedgerKind::Reversal => "reversal",
+            LedgerKind::Shares => "shares",
+            LedgerKind::Payment => "payment",
+            LedgerKind::Coinbase => "coinbase",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        [
+            LedgerKind::Credit,
+            LedgerKind::Fee,
+            LedgerKind::Reversal,
+            LedgerKind::Shares,
+            LedgerKind::Payment,
+            LedgerKind::Coinbase,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// A ledger line to write: the balance of `address` moves by `amount`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NewEntry {
+    /// Whose balance.
+    pub(crate) address: String,
+    /// Signed, in the coin's smallest unit.
+    pub(crate) amount: i64,
+    /// Why.
+    pub(crate) kind: LedgerKind,
+    /// A human explanation (the scheme and its inputs).
+    pub(crate) memo: String,
+}
+
+/// A written ledger line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LedgerEntry {
+    /// Position in the ledger: lines are never changed or removed.
+    pub(crate) id: i64,
+    /// Unix time in milliseconds.
+    pub(crate) time_ms: i64,
+    /// The algorithm of the port whose coin it is.
+    pub(crate) coin: String,
+    /// Whose balance.
+    pub(crate) address: String,
+    /// Signed, in the coin's smallest unit.
+    pub(crate) amount: i64,
+    /// Why.
+    pub(crate) kind: LedgerKind,
+    /// The block it comes from, for block lines.
+    pub(crate) block_hash: Option<String>,
+    /// The payment it belongs to, for payment lines.
+    pub(crate) payment_id: Option<i64>,
+    /// A human explanation.
+    pub(crate) memo: String,
+}
+
+/// Where a payment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PaymentStatus {
+    /// Written before the wallet is asked to send: the wallet may or may not have sent it.
+    Sending,
+    /// The wallet sent it; its txid is recorded and the balances debited.
+    Sent,
+    /// The wallet did not send it; balances untouched.
+    Failed,
+}
+
+impl PaymentStatus {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "sending" => Some(PaymentStatus::Sending),
+            "sent" => Some(PaymentStatus::Sent),
+            "failed" => Some(PaymentStatus::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// One payment transaction, to one or many addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Payment {
+    /// Its number; the wallet transaction carries it in its comment.
+    pub(crate) id: i64,
+    /// The algorithm of the port whose coin it is.
+    pub(crate) coin: String,
+    /// When it was written, Unix milliseconds.
+    pub(crate) time_ms: i64,
+    /// Where it stands.
+    pub(crate) status: PaymentStatus,
+    /// The wallet transaction, once sent.
+    pub(crate) txid: Option<String>,
+    /// The network fee the pool paid for it, once sent.
+    pub(crate) tx_fee: Option<u64>,
+    /// Why it failed, or other notes.
+    pub(crate) detail: Option<String>,
+    /// Address and amount of every output, smallest unit.
+    pub(crate) outputs: Vec<(String, u64)>,
+}
+
+/// An accepted share awaiting PPS/FPPS pay, with its position in the share log.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PendingShare {
+    /// Its row id: shares are paid in id order, and the position of the last one paid is kept.
+    pub(crate) id: i64,
+    /// The share.
+    pub(crate) share: ShareRecord,
+}
+
 /// Storage failures.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum StoreError {
@@ -163,8 +300,69 @@ pub(crate) trait Store: Send {
     fn share_count(&mut self) -> Result<u64, StoreError>;
     /// Every recorded block, oldest first.
     fn blocks(&mut self) -> Result<Vec<BlockRecord>, StoreError>;
-    /// Shares recorded for a job and nonce-free key (time, address) — for audits and tests.
+    /// The first `limit` shares recorded, oldest first.
     fn shares(&mut self, limit: u64) -> Result<Vec<ShareRecord>, StoreError>;
+
+    /// The shares of `coin` with `after_ms < time_ms <= until_ms`, oldest first: a PPLNS
+    /// window or a PROP round.
+    fn shares_between(
+        &mut self,
+        coin: &str,
+        after_ms: i64,
+        until_ms: i64,
+    ) -> Result<Vec<ShareRecord>, StoreError>;
+    /// In one transaction: marks the block confirmed and, unless it was credited before,
+    /// writes `entries` to the ledger and the balances. Returns whether it credited.
+    fn credit_block(
+        &mut self,
+        hash: &str,
+        detail: &str,
+        entries: &[NewEntry],
+        time_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// In one transaction: marks the block orphaned and reverses every ledger line it wrote
+    /// (once). Returns the reversal lines written.
+    fn orphan_block(
+        &mut self,
+        hash: &str,
+        detail: &str,
+        time_ms: i64,
+    ) -> Result<Vec<NewEntry>, StoreError>;
+    /// Every non-zero balance of `coin`, by address.
+    fn balances(&mut self, coin: &str) -> Result<Vec<(String, i64)>, StoreError>;
+    /// Every ledger line of `address` (all coins), oldest first.
+    fn ledger(&mut self, address: &str) -> Result<Vec<LedgerEntry>, StoreError>;
+    /// Writes a payment in the `sending` state, before the wallet is asked; returns its id.
+    fn begin_payment(
+        &mut self,
+        coin: &str,
+        outputs: &[(String, u64)],
+        time_ms: i64,
+    ) -> Result<i64, StoreError>;
+    /// In one transaction: records the txid and debits every output's balance. Does nothing
+    /// (and returns false) unless the payment is still `sending`.
+    fn finish_payment(
+        &mut self,
+        id: i64,
+        txid: &str,
+        tx_fee: u64,
+        time_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// Marks a `sending` payment failed: the wallet never sent it.
+    fn fail_payment(&mut self, id: i64, reason: &str) -> Result<(), StoreError>;
+    /// Every payment of `coin`, oldest first.
+    fn payments(&mut self, coin: &str) -> Result<Vec<Payment>, StoreError>;
+    /// Up to `limit` shares of `coin` not yet paid under PPS/FPPS, oldest first.
+    fn unpaid_shares(&mut self, coin: &str, limit: u64) -> Result<Vec<PendingShare>, StoreError>;
+    /// In one transaction: marks the shares `ids` paid and writes `entries`; fails, writing
+    /// nothing, if any of them was paid already.
+    fn credit_shares(
+        &mut self,
+        coin: &str,
+        ids: &[i64],
+        entries: &[NewEntry],
+        time_ms: i64,
+    ) -> Result<(), StoreError>;
 }
 
 #[cfg_attr(not(test), allow(dead_code))]
@@ -174,6 +372,7 @@ enum Request {
     Status(String, BlockStatus, Option<String>),
     Flush(mpsc::Sender<()>),
     Blocks(mpsc::Sender<Result<Vec<BlockRecord>, String>>),
+    Run(Box<dyn FnOnce(&mut dyn Store) + Send>),
 }
 
 /// The writer thread and the handle to it. Clone the handle freely; the thread ends when the
@@ -287,6 +486,21 @@ impl ShareLog {
             .map_err(StoreError::Database)
     }
 
+    /// Runs `job` on the writer thread, after what is queued before it, and returns its
+    /// result: accounting shares the share log's connection and its order.
+    pub(crate) fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut dyn Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (done, wait) = mpsc::channel();
+        self.tx
+            .send(Request::Run(Box::new(move |store| {
+                let _ = done.send(job(store));
+            })))
+            .map_err(|_| StoreError::Stopped)?;
+        wait.recv().map_err(|_| StoreError::Stopped)?
+    }
+
     /// Waits until everything queued before this call is written.
     pub(crate) fn flush(&self, timeout: Duration) -> bool {
         let (done, wait) = mpsc::channel();
@@ -304,6 +518,7 @@ fn write_batch(store: &mut dyn Store, batch: Vec<Request>) {
     let mut statuses = Vec::new();
     let mut flushes = Vec::new();
     let mut reads = Vec::new();
+    let mut jobs = Vec::new();
     for r in batch {
         match r {
             Request::Share(s, w) => {
@@ -317,6 +532,7 @@ fn write_batch(store: &mut dyn Store, batch: Vec<Request>) {
             Request::Status(h, s, d) => statuses.push((h, s, d)),
             Request::Flush(w) => flushes.push(w),
             Request::Blocks(w) => reads.push(w),
+            Request::Run(job) => jobs.push(job),
         }
     }
     let result = if shares.is_empty() && blocks.is_empty() {
@@ -331,6 +547,9 @@ fn write_batch(store: &mut dyn Store, batch: Vec<Request>) {
         if let Err(e) = store.set_block_status(&hash, status, detail.as_deref()) {
             eprintln!("share log: cannot update block {hash}: {e}");
         }
+    }
+    for job in jobs {
+        job(store);
     }
     for f in flushes {
         let _ = f.send(());
@@ -356,6 +575,9 @@ pub(crate) mod tests {
             height: 432,
             pow_hash: [i as u8; 32],
             is_block: i == 7,
+            network_difficulty: 0.031,
+            block_value: 5_000_000_000,
+            tx_fees: 12_345,
         }
     }
 

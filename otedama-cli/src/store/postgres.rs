@@ -2,7 +2,10 @@
 
 use postgres::{Client, NoTls};
 
-use super::{BlockRecord, BlockStatus, ShareRecord, Store, StoreError};
+use super::{
+    BlockRecord, BlockStatus, LedgerEntry, LedgerKind, NewEntry, Payment, PaymentStatus,
+    PendingShare, ShareRecord, Store, StoreError,
+};
 
 /// Schema migrations, applied in order; the count applied is kept in `otedama_schema`.
 const MIGRATIONS: &[&str] = &[
@@ -32,7 +35,122 @@ const MIGRATIONS: &[&str] = &[
     );",
     "ALTER TABLE shares ADD COLUMN algorithm TEXT NOT NULL DEFAULT '';
     ALTER TABLE blocks ADD COLUMN algorithm TEXT NOT NULL DEFAULT '';",
+    "ALTER TABLE shares ADD COLUMN network_difficulty DOUBLE PRECISION NOT NULL DEFAULT 0;
+    ALTER TABLE shares ADD COLUMN block_value BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE shares ADD COLUMN tx_fees BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE shares ADD COLUMN paid BOOLEAN NOT NULL DEFAULT FALSE;
+    CREATE INDEX shares_coin_time ON shares (algorithm, time_ms);
+    CREATE INDEX shares_unpaid ON shares (algorithm, id) WHERE NOT paid;
+    ALTER TABLE blocks ADD COLUMN credited SMALLINT NOT NULL DEFAULT 0;
+    CREATE TABLE ledger (
+        id BIGSERIAL PRIMARY KEY,
+        time_ms BIGINT NOT NULL,
+        coin TEXT NOT NULL,
+        address TEXT NOT NULL,
+        amount BIGINT NOT NULL,
+        kind TEXT NOT NULL,
+        block_hash TEXT,
+        payment_id BIGINT,
+        memo TEXT NOT NULL
+    );
+    CREATE INDEX ledger_address ON ledger (address, id);
+    CREATE INDEX ledger_block ON ledger (block_hash);
+    CREATE FUNCTION otedama_ledger_append_only() RETURNS trigger LANGUAGE plpgsql AS
+        $$ BEGIN RAISE EXCEPTION 'the ledger is append-only'; END $$;
+    CREATE TRIGGER ledger_append_only BEFORE UPDATE OR DELETE ON ledger
+        FOR EACH ROW EXECUTE FUNCTION otedama_ledger_append_only();
+    CREATE TABLE balances (
+        coin TEXT NOT NULL,
+        address TEXT NOT NULL,
+        amount BIGINT NOT NULL,
+        PRIMARY KEY (coin, address)
+    );
+    CREATE TABLE payments (
+        id BIGSERIAL PRIMARY KEY,
+        coin TEXT NOT NULL,
+        time_ms BIGINT NOT NULL,
+        status TEXT NOT NULL,
+        txid TEXT,
+        tx_fee BIGINT,
+        detail TEXT
+    );
+    CREATE TABLE payment_outputs (
+        payment_id BIGINT NOT NULL REFERENCES payments (id),
+        address TEXT NOT NULL,
+        amount BIGINT NOT NULL,
+        PRIMARY KEY (payment_id, address)
+    );",
 ];
+
+/// The share columns [`share_from_row`] reads, in its order.
+const SHARE_COLUMNS: &str = "time_ms, address, worker, difficulty, job_id, height, pow_hash, is_block, algorithm, network_difficulty, block_value, tx_fees";
+
+fn share_from_row(r: &postgres::Row, at: usize) -> ShareRecord {
+    let hash: Vec<u8> = r.get(at + 6);
+    let mut pow_hash = [0u8; 32];
+    if hash.len() == 32 {
+        pow_hash.copy_from_slice(&hash);
+    }
+    ShareRecord {
+        time_ms: r.get(at),
+        address: r.get(at + 1),
+        worker: r.get(at + 2),
+        difficulty: r.get(at + 3),
+        job_id: r.get(at + 4),
+        height: u64::try_from(r.get::<_, i64>(at + 5)).unwrap_or(0),
+        pow_hash,
+        is_block: r.get(at + 7),
+        algorithm: r.get(at + 8),
+        network_difficulty: r.get(at + 9),
+        block_value: u64::try_from(r.get::<_, i64>(at + 10)).unwrap_or(0),
+        tx_fees: u64::try_from(r.get::<_, i64>(at + 11)).unwrap_or(0),
+    }
+}
+
+/// Appends ledger lines and moves the balances with them, inside the caller's transaction.
+fn append(
+    tx: &mut postgres::Transaction<'_>,
+    coin: &str,
+    entries: &[NewEntry],
+    block_hash: Option<&str>,
+    payment_id: Option<i64>,
+    time_ms: i64,
+) -> Result<(), StoreError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let line = tx
+        .prepare(
+            "INSERT INTO ledger (time_ms, coin, address, amount, kind, block_hash, payment_id, memo)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .map_err(db)?;
+    let balance = tx
+        .prepare(
+            "INSERT INTO balances (coin, address, amount) VALUES ($1, $2, $3)
+             ON CONFLICT (coin, address) DO UPDATE SET amount = balances.amount + EXCLUDED.amount",
+        )
+        .map_err(db)?;
+    for e in entries {
+        tx.execute(
+            &line,
+            &[
+                &time_ms,
+                &coin,
+                &e.address,
+                &e.amount,
+                &e.kind.as_str(),
+                &block_hash,
+                &payment_id,
+                &e.memo,
+            ],
+        )
+        .map_err(db)?;
+        tx.execute(&balance, &[&coin, &e.address, &e.amount])
+            .map_err(db)?;
+    }
+    Ok(())
+}
 
 /// Any number, so long as every otedama uses the same one: it serialises migrations.
 const MIGRATION_LOCK: i64 = 0x006f_7465_6461_6d61;
@@ -102,8 +220,8 @@ impl Store for PostgresStore {
         if !shares.is_empty() {
             let insert = tx
                 .prepare(
-                    "INSERT INTO shares (time_ms, address, worker, difficulty, job_id, height, pow_hash, is_block, algorithm)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    "INSERT INTO shares (time_ms, address, worker, difficulty, job_id, height, pow_hash, is_block, algorithm, network_difficulty, block_value, tx_fees)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 )
                 .map_err(db)?;
             for s in shares {
@@ -119,6 +237,9 @@ impl Store for PostgresStore {
                         &&s.pow_hash[..],
                         &s.is_block,
                         &s.algorithm,
+                        &s.network_difficulty,
+                        &to_i64(s.block_value),
+                        &to_i64(s.tx_fees),
                     ],
                 )
                 .map_err(db)?;
@@ -209,32 +330,311 @@ impl Store for PostgresStore {
         let rows = self
             .client
             .query(
-                "SELECT time_ms, address, worker, difficulty, job_id, height, pow_hash, is_block, algorithm
-                 FROM shares ORDER BY id LIMIT $1",
+                &format!("SELECT {SHARE_COLUMNS} FROM shares ORDER BY id LIMIT $1"),
                 &[&to_i64(limit)],
+            )
+            .map_err(db)?;
+        Ok(rows.iter().map(|r| share_from_row(r, 0)).collect())
+    }
+
+    fn shares_between(
+        &mut self,
+        coin: &str,
+        after_ms: i64,
+        until_ms: i64,
+    ) -> Result<Vec<ShareRecord>, StoreError> {
+        let rows = self
+            .client
+            .query(
+                &format!(
+                    "SELECT {SHARE_COLUMNS} FROM shares
+                     WHERE algorithm = $1 AND time_ms > $2 AND time_ms <= $3 ORDER BY id"
+                ),
+                &[&coin, &after_ms, &until_ms],
+            )
+            .map_err(db)?;
+        Ok(rows.iter().map(|r| share_from_row(r, 0)).collect())
+    }
+
+    fn credit_block(
+        &mut self,
+        hash: &str,
+        detail: &str,
+        entries: &[NewEntry],
+        time_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.client.transaction().map_err(db)?;
+        // The row lock makes a second pool on the same database wait, then see it credited.
+        let row = tx
+            .query_opt(
+                "SELECT algorithm, credited FROM blocks WHERE hash = $1 FOR UPDATE",
+                &[&hash],
+            )
+            .map_err(db)?
+            .ok_or_else(|| StoreError::Database(format!("no block {hash}")))?;
+        let (coin, credited): (String, i16) = (row.get(0), row.get(1));
+        tx.execute(
+            "UPDATE blocks SET status = 'confirmed', detail = $2 WHERE hash = $1",
+            &[&hash, &detail],
+        )
+        .map_err(db)?;
+        let fresh = credited == 0;
+        if fresh {
+            append(&mut tx, &coin, entries, Some(hash), None, time_ms)?;
+            tx.execute("UPDATE blocks SET credited = 1 WHERE hash = $1", &[&hash])
+                .map_err(db)?;
+        }
+        tx.commit().map_err(db)?;
+        Ok(fresh)
+    }
+
+    fn orphan_block(
+        &mut self,
+        hash: &str,
+        detail: &str,
+        time_ms: i64,
+    ) -> Result<Vec<NewEntry>, StoreError> {
+        let mut tx = self.client.transaction().map_err(db)?;
+        let row = tx
+            .query_opt(
+                "SELECT algorithm, credited FROM blocks WHERE hash = $1 FOR UPDATE",
+                &[&hash],
+            )
+            .map_err(db)?
+            .ok_or_else(|| StoreError::Database(format!("no block {hash}")))?;
+        let (coin, credited): (String, i16) = (row.get(0), row.get(1));
+        tx.execute(
+            "UPDATE blocks SET status = 'orphaned', detail = $2 WHERE hash = $1",
+            &[&hash, &detail],
+        )
+        .map_err(db)?;
+        let mut reversal = Vec::new();
+        if credited == 1 {
+            let rows = tx
+                .query(
+                    "SELECT address, amount, kind FROM ledger
+                     WHERE block_hash = $1 AND kind != 'reversal' ORDER BY id",
+                    &[&hash],
+                )
+                .map_err(db)?;
+            for r in &rows {
+                let (address, amount, kind): (String, i64, String) = (r.get(0), r.get(1), r.get(2));
+                reversal.push(NewEntry {
+                    address,
+                    amount: -amount,
+                    kind: LedgerKind::Reversal,
+                    memo: format!("block {hash} orphaned: undoes its {kind} line"),
+                });
+            }
+            append(&mut tx, &coin, &reversal, Some(hash), None, time_ms)?;
+            tx.execute("UPDATE blocks SET credited = 2 WHERE hash = $1", &[&hash])
+                .map_err(db)?;
+        }
+        tx.commit().map_err(db)?;
+        Ok(reversal)
+    }
+
+    fn balances(&mut self, coin: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT address, amount FROM balances WHERE coin = $1 AND amount != 0 ORDER BY address",
+                &[&coin],
+            )
+            .map_err(db)?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    fn ledger(&mut self, address: &str) -> Result<Vec<LedgerEntry>, StoreError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT id, time_ms, coin, address, amount, kind, block_hash, payment_id, memo
+                 FROM ledger WHERE address = $1 ORDER BY id",
+                &[&address],
             )
             .map_err(db)?;
         Ok(rows
             .iter()
             .map(|r| {
-                let hash: Vec<u8> = r.get(6);
-                let mut pow_hash = [0u8; 32];
-                if hash.len() == 32 {
-                    pow_hash.copy_from_slice(&hash);
-                }
-                ShareRecord {
-                    time_ms: r.get(0),
-                    address: r.get(1),
-                    worker: r.get(2),
-                    difficulty: r.get(3),
-                    job_id: r.get(4),
-                    height: u64::try_from(r.get::<_, i64>(5)).unwrap_or(0),
-                    pow_hash,
-                    is_block: r.get(7),
-                    algorithm: r.get(8),
+                let kind: String = r.get(5);
+                LedgerEntry {
+                    id: r.get(0),
+                    time_ms: r.get(1),
+                    coin: r.get(2),
+                    address: r.get(3),
+                    amount: r.get(4),
+                    kind: LedgerKind::parse(&kind).unwrap_or(LedgerKind::Credit),
+                    block_hash: r.get(6),
+                    payment_id: r.get(7),
+                    memo: r.get(8),
                 }
             })
             .collect())
+    }
+
+    fn begin_payment(
+        &mut self,
+        coin: &str,
+        outputs: &[(String, u64)],
+        time_ms: i64,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.client.transaction().map_err(db)?;
+        let id: i64 = tx
+            .query_one(
+                "INSERT INTO payments (coin, time_ms, status) VALUES ($1, $2, 'sending') RETURNING id",
+                &[&coin, &time_ms],
+            )
+            .map_err(db)?
+            .get(0);
+        let out = tx
+            .prepare("INSERT INTO payment_outputs (payment_id, address, amount) VALUES ($1, $2, $3)")
+            .map_err(db)?;
+        for (address, amount) in outputs {
+            let amount = i64::try_from(*amount)
+                .map_err(|_| StoreError::Database(format!("amount {amount} too large")))?;
+            tx.execute(&out, &[&id, address, &amount]).map_err(db)?;
+        }
+        tx.commit().map_err(db)?;
+        Ok(id)
+    }
+
+    fn finish_payment(
+        &mut self,
+        id: i64,
+        txid: &str,
+        tx_fee: u64,
+        time_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.client.transaction().map_err(db)?;
+        let row = tx
+            .query_opt(
+                "UPDATE payments SET status = 'sent', txid = $2, tx_fee = $3
+                 WHERE id = $1 AND status = 'sending' RETURNING coin",
+                &[&id, &txid, &to_i64(tx_fee)],
+            )
+            .map_err(db)?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let coin: String = row.get(0);
+        let debits: Vec<NewEntry> = tx
+            .query(
+                "SELECT address, amount FROM payment_outputs WHERE payment_id = $1 ORDER BY address",
+                &[&id],
+            )
+            .map_err(db)?
+            .iter()
+            .map(|r| NewEntry {
+                address: r.get(0),
+                amount: -r.get::<_, i64>(1),
+                kind: LedgerKind::Payment,
+                memo: format!("payment {id}, transaction {txid}"),
+            })
+            .collect();
+        append(&mut tx, &coin, &debits, None, Some(id), time_ms)?;
+        tx.commit().map_err(db)?;
+        Ok(true)
+    }
+
+    fn fail_payment(&mut self, id: i64, reason: &str) -> Result<(), StoreError> {
+        self.client
+            .execute(
+                "UPDATE payments SET status = 'failed', detail = $2 WHERE id = $1 AND status = 'sending'",
+                &[&id, &reason],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn payments(&mut self, coin: &str) -> Result<Vec<Payment>, StoreError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT id, coin, time_ms, status, txid, tx_fee, detail FROM payments
+                 WHERE coin = $1 ORDER BY id",
+                &[&coin],
+            )
+            .map_err(db)?;
+        let mut payments: Vec<Payment> = rows
+            .iter()
+            .map(|r| {
+                let status: String = r.get(3);
+                Payment {
+                    id: r.get(0),
+                    coin: r.get(1),
+                    time_ms: r.get(2),
+                    status: PaymentStatus::parse(&status).unwrap_or(PaymentStatus::Sending),
+                    txid: r.get(4),
+                    tx_fee: r
+                        .get::<_, Option<i64>>(5)
+                        .map(|f| u64::try_from(f).unwrap_or(0)),
+                    detail: r.get(6),
+                    outputs: Vec::new(),
+                }
+            })
+            .collect();
+        let stmt = self
+            .client
+            .prepare("SELECT address, amount FROM payment_outputs WHERE payment_id = $1 ORDER BY address")
+            .map_err(db)?;
+        for p in &mut payments {
+            p.outputs = self
+                .client
+                .query(&stmt, &[&p.id])
+                .map_err(db)?
+                .iter()
+                .map(|r| (r.get(0), u64::try_from(r.get::<_, i64>(1)).unwrap_or(0)))
+                .collect();
+        }
+        Ok(payments)
+    }
+
+    fn unpaid_shares(&mut self, coin: &str, limit: u64) -> Result<Vec<PendingShare>, StoreError> {
+        let rows = self
+            .client
+            .query(
+                &format!(
+                    "SELECT id, {SHARE_COLUMNS} FROM shares
+                     WHERE algorithm = $1 AND NOT paid ORDER BY id LIMIT $2"
+                ),
+                &[&coin, &to_i64(limit)],
+            )
+            .map_err(db)?;
+        Ok(rows
+            .iter()
+            .map(|r| PendingShare {
+                id: r.get(0),
+                share: share_from_row(r, 1),
+            })
+            .collect())
+    }
+
+    fn credit_shares(
+        &mut self,
+        coin: &str,
+        ids: &[i64],
+        entries: &[NewEntry],
+        time_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.client.transaction().map_err(db)?;
+        let marked = tx
+            .execute(
+                "UPDATE shares SET paid = TRUE WHERE id = ANY($1) AND NOT paid",
+                &[&ids],
+            )
+            .map_err(db)?;
+        if marked != ids.len() as u64 {
+            // Another pool paid some of them first: pay nothing twice (the rollback undoes
+            // the marks).
+            return Err(StoreError::Database(format!(
+                "{} of {} shares were already paid",
+                ids.len() as u64 - marked,
+                ids.len()
+            )));
+        }
+        append(&mut tx, coin, entries, None, None, time_ms)?;
+        tx.commit().map_err(db)
     }
 }
 

@@ -2,9 +2,12 @@
 
 use std::path::Path;
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{BlockRecord, BlockStatus, ShareRecord, Store, StoreError};
+use super::{
+    BlockRecord, BlockStatus, LedgerEntry, LedgerKind, NewEntry, Payment, PaymentStatus,
+    PendingShare, ShareRecord, Store, StoreError,
+};
 
 /// Schema migrations, applied in order; the index of the last applied one is kept in
 /// `PRAGMA user_version`.
@@ -36,7 +39,119 @@ const MIGRATIONS: &[&str] = &[
     // Pools serving several algorithms write to one database.
     "ALTER TABLE shares ADD COLUMN algorithm TEXT NOT NULL DEFAULT '';
     ALTER TABLE blocks ADD COLUMN algorithm TEXT NOT NULL DEFAULT '';",
+    // Reward accounting: what PPS needs of each share, balances and the ledger behind them,
+    // and payments.
+    "ALTER TABLE shares ADD COLUMN network_difficulty REAL NOT NULL DEFAULT 0;
+    ALTER TABLE shares ADD COLUMN block_value INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE shares ADD COLUMN tx_fees INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE shares ADD COLUMN paid INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX shares_coin_time ON shares (algorithm, time_ms);
+    CREATE INDEX shares_unpaid ON shares (algorithm, id) WHERE paid = 0;
+    ALTER TABLE blocks ADD COLUMN credited INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE ledger (
+        id INTEGER PRIMARY KEY,
+        time_ms INTEGER NOT NULL,
+        coin TEXT NOT NULL,
+        address TEXT NOT NULL,
+        amount INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        block_hash TEXT,
+        payment_id INTEGER,
+        memo TEXT NOT NULL
+    );
+    CREATE INDEX ledger_address ON ledger (address, id);
+    CREATE INDEX ledger_block ON ledger (block_hash);
+    CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger
+        BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+    CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger
+        BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+    CREATE TABLE balances (
+        coin TEXT NOT NULL,
+        address TEXT NOT NULL,
+        amount INTEGER NOT NULL,
+        PRIMARY KEY (coin, address)
+    );
+    CREATE TABLE payments (
+        id INTEGER PRIMARY KEY,
+        coin TEXT NOT NULL,
+        time_ms INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        txid TEXT,
+        tx_fee INTEGER,
+        detail TEXT
+    );
+    CREATE TABLE payment_outputs (
+        payment_id INTEGER NOT NULL REFERENCES payments (id),
+        address TEXT NOT NULL,
+        amount INTEGER NOT NULL,
+        PRIMARY KEY (payment_id, address)
+    );",
 ];
+
+/// Appends ledger lines and moves the balances with them, inside the caller's transaction.
+fn append(
+    tx: &rusqlite::Transaction<'_>,
+    coin: &str,
+    entries: &[NewEntry],
+    block_hash: Option<&str>,
+    payment_id: Option<i64>,
+    time_ms: i64,
+) -> Result<(), StoreError> {
+    let mut line = tx
+        .prepare_cached(
+            "INSERT INTO ledger (time_ms, coin, address, amount, kind, block_hash, payment_id, memo)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .map_err(db)?;
+    let mut balance = tx
+        .prepare_cached(
+            "INSERT INTO balances (coin, address, amount) VALUES (?1, ?2, ?3)
+             ON CONFLICT (coin, address) DO UPDATE SET amount = amount + excluded.amount",
+        )
+        .map_err(db)?;
+    for e in entries {
+        line.execute(params![
+            time_ms,
+            coin,
+            e.address,
+            e.amount,
+            e.kind.as_str(),
+            block_hash,
+            payment_id,
+            e.memo
+        ])
+        .map_err(db)?;
+        balance
+            .execute(params![coin, e.address, e.amount])
+            .map_err(db)?;
+    }
+    Ok(())
+}
+
+fn share_from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<ShareRecord> {
+    let hash: Vec<u8> = r.get(at + 6)?;
+    let mut pow_hash = [0u8; 32];
+    if hash.len() == 32 {
+        pow_hash.copy_from_slice(&hash);
+    }
+    Ok(ShareRecord {
+        time_ms: r.get(at)?,
+        address: r.get(at + 1)?,
+        worker: r.get(at + 2)?,
+        difficulty: r.get(at + 3)?,
+        job_id: r.get(at + 4)?,
+        height: r.get::<_, i64>(at + 5)?.max(0) as u64,
+        pow_hash,
+        is_block: r.get(at + 7)?,
+        algorithm: r.get(at + 8)?,
+        network_difficulty: r.get(at + 9)?,
+        block_value: r.get::<_, i64>(at + 10)?.max(0) as u64,
+        tx_fees: r.get::<_, i64>(at + 11)?.max(0) as u64,
+    })
+}
+
+/// The share columns [`share_from_row`] reads, in its order.
+const SHARE_COLUMNS: &str = "time_ms, address, worker, difficulty, job_id, height, pow_hash, is_block, algorithm, network_difficulty, block_value, tx_fees";
 
 fn db(e: rusqlite::Error) -> StoreError {
     StoreError::Database(e.to_string())
@@ -96,8 +211,8 @@ impl Store for SqliteStore {
         {
             let mut insert = tx
                 .prepare_cached(
-                    "INSERT INTO shares (time_ms, address, worker, difficulty, job_id, height, pow_hash, is_block, algorithm)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    "INSERT INTO shares (time_ms, address, worker, difficulty, job_id, height, pow_hash, is_block, algorithm, network_difficulty, block_value, tx_fees)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 )
                 .map_err(db)?;
             for s in shares {
@@ -111,7 +226,10 @@ impl Store for SqliteStore {
                         s.height as i64,
                         &s.pow_hash[..],
                         s.is_block,
-                        s.algorithm
+                        s.algorithm,
+                        s.network_difficulty,
+                        s.block_value as i64,
+                        s.tx_fees as i64
                     ])
                     .map_err(db)?;
             }
@@ -194,32 +312,340 @@ impl Store for SqliteStore {
     fn shares(&mut self, limit: u64) -> Result<Vec<ShareRecord>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT time_ms, address, worker, difficulty, job_id, height, pow_hash, is_block, algorithm
-                 FROM shares ORDER BY id LIMIT ?1",
+            .prepare(&format!(
+                "SELECT {SHARE_COLUMNS} FROM shares ORDER BY id LIMIT ?1"
+            ))
+            .map_err(db)?;
+        let rows = stmt
+            .query_map([limit.min(i64::MAX as u64) as i64], |r| share_from_row(r, 0))
+            .map_err(db)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+    }
+
+    fn shares_between(
+        &mut self,
+        coin: &str,
+        after_ms: i64,
+        until_ms: i64,
+    ) -> Result<Vec<ShareRecord>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {SHARE_COLUMNS} FROM shares
+                 WHERE algorithm = ?1 AND time_ms > ?2 AND time_ms <= ?3 ORDER BY id"
+            ))
+            .map_err(db)?;
+        let rows = stmt
+            .query_map(params![coin, after_ms, until_ms], |r| share_from_row(r, 0))
+            .map_err(db)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+    }
+
+    fn credit_block(
+        &mut self,
+        hash: &str,
+        detail: &str,
+        entries: &[NewEntry],
+        time_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let coin: Option<(String, i64)> = tx
+            .query_row(
+                "SELECT algorithm, credited FROM blocks WHERE hash = ?1",
+                [hash],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(db)?;
+        let Some((coin, credited)) = coin else {
+            return Err(StoreError::Database(format!("no block {hash}")));
+        };
+        tx.execute(
+            "UPDATE blocks SET status = 'confirmed', detail = ?2 WHERE hash = ?1",
+            params![hash, detail],
+        )
+        .map_err(db)?;
+        let fresh = credited == 0;
+        if fresh {
+            append(&tx, &coin, entries, Some(hash), None, time_ms)?;
+            tx.execute("UPDATE blocks SET credited = 1 WHERE hash = ?1", [hash])
+                .map_err(db)?;
+        }
+        tx.commit().map_err(db)?;
+        Ok(fresh)
+    }
+
+    fn orphan_block(
+        &mut self,
+        hash: &str,
+        detail: &str,
+        time_ms: i64,
+    ) -> Result<Vec<NewEntry>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let coin: Option<(String, i64)> = tx
+            .query_row(
+                "SELECT algorithm, credited FROM blocks WHERE hash = ?1",
+                [hash],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(db)?;
+        let Some((coin, credited)) = coin else {
+            return Err(StoreError::Database(format!("no block {hash}")));
+        };
+        tx.execute(
+            "UPDATE blocks SET status = 'orphaned', detail = ?2 WHERE hash = ?1",
+            params![hash, detail],
+        )
+        .map_err(db)?;
+        let mut reversal = Vec::new();
+        if credited == 1 {
+            {
+                let mut stmt = tx
+                    .prepare(
+                        "SELECT address, amount, kind FROM ledger
+                         WHERE block_hash = ?1 AND kind != 'reversal' ORDER BY id",
+                    )
+                    .map_err(db)?;
+                let rows = stmt
+                    .query_map([hash], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+                    })
+                    .map_err(db)?;
+                for row in rows {
+                    let (address, amount, kind) = row.map_err(db)?;
+                    reversal.push(NewEntry {
+                        address,
+                        amount: -amount,
+                        kind: LedgerKind::Reversal,
+                        memo: format!("block {hash} orphaned: undoes its {kind} line"),
+                    });
+                }
+            }
+            append(&tx, &coin, &reversal, Some(hash), None, time_ms)?;
+            tx.execute("UPDATE blocks SET credited = 2 WHERE hash = ?1", [hash])
+                .map_err(db)?;
+        }
+        tx.commit().map_err(db)?;
+        Ok(reversal)
+    }
+
+    fn balances(&mut self, coin: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT address, amount FROM balances WHERE coin = ?1 AND amount != 0 ORDER BY address",
             )
             .map_err(db)?;
         let rows = stmt
-            .query_map([limit.min(i64::MAX as u64) as i64], |r| {
-                let hash: Vec<u8> = r.get(6)?;
-                let mut pow_hash = [0u8; 32];
-                if hash.len() == 32 {
-                    pow_hash.copy_from_slice(&hash);
-                }
-                Ok(ShareRecord {
-                    time_ms: r.get(0)?,
-                    address: r.get(1)?,
-                    worker: r.get(2)?,
-                    difficulty: r.get(3)?,
-                    job_id: r.get(4)?,
-                    height: r.get::<_, i64>(5)?.max(0) as u64,
-                    pow_hash,
-                    is_block: r.get(7)?,
-                    algorithm: r.get(8)?,
+            .query_map([coin], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(db)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+    }
+
+    fn ledger(&mut self, address: &str) -> Result<Vec<LedgerEntry>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, time_ms, coin, address, amount, kind, block_hash, payment_id, memo
+                 FROM ledger WHERE address = ?1 ORDER BY id",
+            )
+            .map_err(db)?;
+        let rows = stmt
+            .query_map([address], |r| {
+                let kind: String = r.get(5)?;
+                Ok(LedgerEntry {
+                    id: r.get(0)?,
+                    time_ms: r.get(1)?,
+                    coin: r.get(2)?,
+                    address: r.get(3)?,
+                    amount: r.get(4)?,
+                    kind: LedgerKind::parse(&kind).unwrap_or(LedgerKind::Credit),
+                    block_hash: r.get(6)?,
+                    payment_id: r.get(7)?,
+                    memo: r.get(8)?,
                 })
             })
             .map_err(db)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(db)
+    }
+
+    fn begin_payment(
+        &mut self,
+        coin: &str,
+        outputs: &[(String, u64)],
+        time_ms: i64,
+    ) -> Result<i64, StoreError> {
+        let tx = self.conn.transaction().map_err(db)?;
+        tx.execute(
+            "INSERT INTO payments (coin, time_ms, status) VALUES (?1, ?2, 'sending')",
+            params![coin, time_ms],
+        )
+        .map_err(db)?;
+        let id = tx.last_insert_rowid();
+        {
+            let mut out = tx
+                .prepare_cached(
+                    "INSERT INTO payment_outputs (payment_id, address, amount) VALUES (?1, ?2, ?3)",
+                )
+                .map_err(db)?;
+            for (address, amount) in outputs {
+                let amount = i64::try_from(*amount)
+                    .map_err(|_| StoreError::Database(format!("amount {amount} too large")))?;
+                out.execute(params![id, address, amount]).map_err(db)?;
+            }
+        }
+        tx.commit().map_err(db)?;
+        Ok(id)
+    }
+
+    fn finish_payment(
+        &mut self,
+        id: i64,
+        txid: &str,
+        tx_fee: u64,
+        time_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let changed = tx
+            .execute(
+                "UPDATE payments SET status = 'sent', txid = ?2, tx_fee = ?3
+                 WHERE id = ?1 AND status = 'sending'",
+                params![id, txid, i64::try_from(tx_fee).unwrap_or(i64::MAX)],
+            )
+            .map_err(db)?;
+        if changed == 0 {
+            return Ok(false);
+        }
+        let coin: String = tx
+            .query_row("SELECT coin FROM payments WHERE id = ?1", [id], |r| r.get(0))
+            .map_err(db)?;
+        let debits = {
+            let mut stmt = tx
+                .prepare("SELECT address, amount FROM payment_outputs WHERE payment_id = ?1 ORDER BY address")
+                .map_err(db)?;
+            let rows = stmt
+                .query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                .map_err(db)?;
+            rows.map(|row| {
+                row.map(|(address, amount)| NewEntry {
+                    address,
+                    amount: -amount,
+                    kind: LedgerKind::Payment,
+                    memo: format!("payment {id}, transaction {txid}"),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db)?
+        };
+        append(&tx, &coin, &debits, None, Some(id), time_ms)?;
+        tx.commit().map_err(db)?;
+        Ok(true)
+    }
+
+    fn fail_payment(&mut self, id: i64, reason: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE payments SET status = 'failed', detail = ?2 WHERE id = ?1 AND status = 'sending'",
+                params![id, reason],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn payments(&mut self, coin: &str) -> Result<Vec<Payment>, StoreError> {
+        let mut payments = {
+            let mut stmt = self
+                .conn
+                .prepare(
+                    "SELECT id, coin, time_ms, status, txid, tx_fee, detail FROM payments
+                     WHERE coin = ?1 ORDER BY id",
+                )
+                .map_err(db)?;
+            let rows = stmt
+                .query_map([coin], |r| {
+                    let status: String = r.get(3)?;
+                    Ok(Payment {
+                        id: r.get(0)?,
+                        coin: r.get(1)?,
+                        time_ms: r.get(2)?,
+                        status: PaymentStatus::parse(&status).unwrap_or(PaymentStatus::Sending),
+                        txid: r.get(4)?,
+                        tx_fee: r.get::<_, Option<i64>>(5)?.map(|f| f.max(0) as u64),
+                        detail: r.get(6)?,
+                        outputs: Vec::new(),
+                    })
+                })
+                .map_err(db)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(db)?
+        };
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT address, amount FROM payment_outputs WHERE payment_id = ?1 ORDER BY address",
+            )
+            .map_err(db)?;
+        for p in &mut payments {
+            let rows = stmt
+                .query_map([p.id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64)))
+                .map_err(db)?;
+            p.outputs = rows.collect::<Result<Vec<_>, _>>().map_err(db)?;
+        }
+        Ok(payments)
+    }
+
+    fn unpaid_shares(&mut self, coin: &str, limit: u64) -> Result<Vec<PendingShare>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT id, {SHARE_COLUMNS} FROM shares
+                 WHERE algorithm = ?1 AND paid = 0 ORDER BY id LIMIT ?2"
+            ))
+            .map_err(db)?;
+        let rows = stmt
+            .query_map(params![coin, limit.min(i64::MAX as u64) as i64], |r| {
+                Ok(PendingShare {
+                    id: r.get(0)?,
+                    share: share_from_row(r, 1)?,
+                })
+            })
+            .map_err(db)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+    }
+
+    fn credit_shares(
+        &mut self,
+        coin: &str,
+        ids: &[i64],
+        entries: &[NewEntry],
+        time_ms: i64,
+    ) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(db)?;
+        {
+            let mut mark = tx
+                .prepare_cached("UPDATE shares SET paid = 1 WHERE id = ?1 AND paid = 0")
+                .map_err(db)?;
+            for id in ids {
+                if mark.execute([id]).map_err(db)? == 0 {
+                    // Another process paid it first: pay nothing twice.
+                    return Err(StoreError::Database(format!("share {id} is already paid")));
+                }
+            }
+        }
+        append(&tx, coin, entries, None, None, time_ms)?;
+        tx.commit().map_err(db)
     }
 }
 

@@ -18,6 +18,63 @@ pub(crate) enum RpcAuth {
     Cookie(PathBuf),
 }
 
+/// Why a payment was not sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SendError {
+    /// The wallet answered with an error: nothing was sent.
+    Refused(String),
+    /// No answer (timeout, connection lost): it may or may not have been sent.
+    Unknown(String),
+}
+
+fn rpc_failure(e: Result<RpcError, WorkSourceError>) -> WorkSourceError {
+    match e {
+        Ok(rpc) => WorkSourceError::Unavailable(format!("{} ({})", rpc.message, rpc.code)),
+        Err(e) => e,
+    }
+}
+
+/// Smallest units per coin on the Bitcoin-family chains the node path serves.
+const UNITS_PER_COIN: u64 = 100_000_000;
+
+/// `units` as the exact decimal coin amount the node's RPC takes, e.g. `12.34500000`.
+pub(crate) fn units_to_coins(units: u64) -> String {
+    format!("{}.{:08}", units / UNITS_PER_COIN, units % UNITS_PER_COIN)
+}
+
+/// A decimal coin amount as the node prints it (`0.0000226`, `2.26e-5`, `12`) in smallest
+/// units, exactly; `None` when it is not one or has more than eight decimals.
+pub(crate) fn coins_to_units(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let (mantissa, exponent) = match text.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.parse::<i32>().ok()?),
+        None => (text, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if whole.is_empty() && fraction.is_empty()
+        || !whole.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let digits = format!("{whole}{fraction}");
+    // value = digits * 10^(exponent - fraction.len()); in units, times 10^8.
+    let shift = exponent + 8 - i32::try_from(fraction.len()).ok()?;
+    let mut value: u128 = 0;
+    for b in digits.bytes() {
+        value = value.checked_mul(10)?.checked_add(u128::from(b - b'0'))?;
+    }
+    if shift >= 0 {
+        value = value.checked_mul(10u128.checked_pow(u32::try_from(shift).ok()?)?)?;
+    } else {
+        let divisor = 10u128.checked_pow(u32::try_from(-shift).ok()?)?;
+        if value % divisor != 0 {
+            return None;
+        }
+        value /= divisor;
+    }
+    u64::try_from(value).ok()
+}
+
 /// A JSON-RPC connection to the node.
 pub(crate) struct NodeRpc {
     url: String,
@@ -139,6 +196,86 @@ impl NodeRpc {
             }));
         }
         Ok(v.get("result").cloned().unwrap_or(Value::Null))
+    }
+
+    /// A wallet's endpoint on the same node: `/wallet/<name>`.
+    pub(crate) fn wallet(&self, name: &str) -> NodeRpc {
+        NodeRpc::new(
+            &format!("{}/wallet/{name}", self.url.trim_end_matches('/')),
+            self.auth.clone(),
+        )
+    }
+
+    /// Sends one transaction paying every `(address, amount)` (smallest unit), with `comment`
+    /// stored in the wallet beside it; returns the txid. With `fee_from_outputs` the network
+    /// fee is taken out of the outputs instead of the wallet's change.
+    pub(crate) fn send_many(
+        &mut self,
+        outputs: &[(String, u64)],
+        comment: &str,
+        fee_from_outputs: bool,
+    ) -> Result<String, SendError> {
+        let amounts: serde_json::Map<String, Value> = outputs
+            .iter()
+            .map(|(a, v)| (a.clone(), Value::String(units_to_coins(*v))))
+            .collect();
+        let subtract: Vec<&str> = if fee_from_outputs {
+            outputs.iter().map(|(a, _)| a.as_str()).collect()
+        } else {
+            Vec::new()
+        };
+        let params = json!(["", amounts, 1, comment, subtract]);
+        match self.call("sendmany", params, Duration::from_secs(120)) {
+            Ok(v) => v
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| SendError::Unknown(format!("sendmany answered {v}"))),
+            Err(Ok(rpc)) => Err(SendError::Refused(format!("{} ({})", rpc.message, rpc.code))),
+            Err(Err(e)) => Err(SendError::Unknown(e.to_string())),
+        }
+    }
+
+    /// The network fee the wallet paid for `txid`, smallest unit.
+    pub(crate) fn transaction_fee(&mut self, txid: &str) -> Result<u64, WorkSourceError> {
+        let v = self
+            .call("gettransaction", json!([txid]), Duration::from_secs(30))
+            .map_err(rpc_failure)?;
+        let fee = v.get("fee").map(Value::to_string).unwrap_or_default();
+        coins_to_units(fee.trim_start_matches('-')).ok_or_else(|| {
+            WorkSourceError::BadTemplate(format!("gettransaction {txid}: fee {fee:?}"))
+        })
+    }
+
+    /// The wallet transaction whose comment is exactly `comment`, with its fee: how a payment
+    /// interrupted between sending and recording is found again.
+    pub(crate) fn find_transaction_by_comment(
+        &mut self,
+        comment: &str,
+    ) -> Result<Option<(String, u64)>, WorkSourceError> {
+        const PAGE: u64 = 500;
+        let mut skip = 0u64;
+        loop {
+            let v = self
+                .call(
+                    "listtransactions",
+                    json!(["*", PAGE, skip, true]),
+                    Duration::from_secs(60),
+                )
+                .map_err(rpc_failure)?;
+            let list = v.as_array().cloned().unwrap_or_default();
+            for tx in &list {
+                if tx.get("comment").and_then(Value::as_str) == Some(comment) {
+                    if let Some(txid) = tx.get("txid").and_then(Value::as_str) {
+                        let fee = self.transaction_fee(txid)?;
+                        return Ok(Some((txid.to_owned(), fee)));
+                    }
+                }
+            }
+            if (list.len() as u64) < PAGE {
+                return Ok(None);
+            }
+            skip += PAGE;
+        }
     }
 
     fn gbt(
@@ -361,6 +498,35 @@ mod tests {
             rpc.template(),
             Err(WorkSourceError::Unavailable(_))
         ));
+    }
+
+    #[test]
+    fn coin_amounts_convert_exactly() {
+        assert_eq!(units_to_coins(0), "0.00000000");
+        assert_eq!(units_to_coins(1_234_567_891), "12.34567891");
+        assert_eq!(units_to_coins(u64::MAX), "184467440737.09551615");
+        for (text, units) in [
+            ("0.0000226", Some(2260)),
+            ("2.26e-5", Some(2260)),
+            ("12", Some(1_200_000_000)),
+            ("12.34567891", Some(1_234_567_891)),
+            ("1E-8", Some(1)),
+            ("0.000000001", None),
+            ("1e-9", None),
+            ("abc", None),
+            ("", None),
+            (".", None),
+            ("-1", None),
+        ] {
+            assert_eq!(coins_to_units(text), units, "{text}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn amounts_round_trip(units in proptest::prelude::any::<u64>()) {
+            proptest::prop_assert_eq!(coins_to_units(&units_to_coins(units)), Some(units));
+        }
     }
 
     #[test]

@@ -1,0 +1,495 @@
+//! The money path of a running pool: found blocks credited at maturity through the reward
+//! scheme, credits reversed when a block is orphaned, PPS/FPPS share pay, and payments through
+//! the node's wallet.
+//!
+//! Every step is one database transaction, and a payment is written down (`sending`) before
+//! the wallet is asked to send it, with its number in the wallet transaction's comment. After
+//! a crash the wallet is searched for that comment: found, the payment is recorded as sent
+//! and the balances debited; not found, it is marked failed and paid again later. So a crash
+//! between sending and recording neither pays twice nor loses a payment.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use otedama_core::{Difficulty, DifficultyConvention, WorkSource};
+use otedama_rewards::{
+    fpps_value, pplns, pps_value, prop, solo, FeeRate, Payout, RewardError, Window,
+};
+
+use crate::store::{
+    BlockRecord, BlockStatus, LedgerKind, NewEntry, PaymentStatus, ShareLog, ShareRecord, Store,
+    StoreError,
+};
+use crate::work::node::{NodeRpc, SendError};
+
+/// How a block's reward is shared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scheme {
+    /// Over the shares of the last `window_ms` up to the block.
+    Pplns { window_ms: i64 },
+    /// Over the shares since the previous block.
+    Prop,
+    /// To the finder, through the coinbase.
+    Solo,
+    /// Each share at its expected value of the subsidy; the pool keeps the blocks.
+    Pps,
+    /// As PPS, with the transaction fees of the share's job counted in.
+    Fpps,
+}
+
+impl Scheme {
+    /// The scheme `pool.rewards` names.
+    pub(crate) fn from_config(system: &str, window: Duration) -> Result<Scheme> {
+        Ok(match system {
+            "pplns" => Scheme::Pplns {
+                window_ms: i64::try_from(window.as_millis()).unwrap_or(i64::MAX),
+            },
+            "prop" => Scheme::Prop,
+            "solo" => Scheme::Solo,
+            "pps" => Scheme::Pps,
+            "fpps" => Scheme::Fpps,
+            other => return Err(anyhow!("unknown reward system {other}")),
+        })
+    }
+
+    fn pays_per_share(self) -> bool {
+        matches!(self, Scheme::Pps | Scheme::Fpps)
+    }
+}
+
+/// A port's accounting rules.
+#[derive(Debug, Clone)]
+pub(crate) struct Accounting {
+    /// The algorithm of the port: balances and the ledger are kept per coin under it.
+    pub(crate) coin: String,
+    /// The reward scheme.
+    pub(crate) scheme: Scheme,
+    /// The pool fee.
+    pub(crate) fee: FeeRate,
+    /// Where fees (and PPS block rewards) are credited; never paid out, its coins are the
+    /// wallet's already.
+    pub(crate) pool_address: String,
+    /// How share difficulty turns into work.
+    pub(crate) convention: DifficultyConvention,
+}
+
+/// The expected hashes behind a share of `difficulty`, as the integer the schemes weigh.
+pub(crate) fn work_of(convention: DifficultyConvention, difficulty: f64) -> u128 {
+    match Difficulty::new(difficulty) {
+        Ok(d) => {
+            let w = convention.expected_hashes(d).round();
+            if w.is_finite() && w >= 0.0 {
+                w as u128
+            } else {
+                0
+            }
+        }
+        Err(_) => 0,
+    }
+}
+
+fn to_signed(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl Accounting {
+    fn rewards_shares(&self, shares: &[ShareRecord]) -> Vec<otedama_rewards::ShareRecord> {
+        shares
+            .iter()
+            .map(|s| {
+                otedama_rewards::ShareRecord::new(
+                    s.address.clone(),
+                    work_of(self.convention, s.difficulty),
+                    s.time_ms,
+                )
+            })
+            .collect()
+    }
+
+    /// The ledger lines a confirmed block writes: the miners' parts and the pool fee, adding
+    /// up to the block's reward exactly.
+    pub(crate) fn block_entries(
+        &self,
+        store: &mut dyn Store,
+        block: &BlockRecord,
+    ) -> Result<Vec<NewEntry>, StoreError> {
+        let reward = block.reward;
+        let memo_block = format!("block {} at height {}", block.hash, block.height);
+        let (payout, how): (Result<Payout, RewardError>, String) = match self.scheme {
+            Scheme::Pplns { window_ms } => {
+                let shares = store.shares_between(
+                    &self.coin,
+                    block.time_ms.saturating_sub(window_ms),
+                    block.time_ms,
+                )?;
+                let payout = pplns(
+                    &self.rewards_shares(&shares),
+                    block.time_ms,
+                    Window::Duration { ms: window_ms },
+                    reward,
+                    self.fee,
+                );
+                (
+                    payout,
+                    format!(
+                        "PPLNS over {} shares of the last {} s",
+                        shares.len(),
+                        window_ms / 1000
+                    ),
+                )
+            }
+            Scheme::Prop => {
+                let start = store
+                    .blocks()?
+                    .iter()
+                    .filter(|b| {
+                        b.algorithm == self.coin
+                            && b.time_ms < block.time_ms
+                            && b.status != BlockStatus::Rejected
+                    })
+                    .map(|b| b.time_ms)
+                    .max()
+                    .unwrap_or(i64::MIN);
+                let shares = store.shares_between(&self.coin, start, block.time_ms)?;
+                (
+                    prop(&self.rewards_shares(&shares), reward, self.fee),
+                    format!("PROP over the round's {} shares", shares.len()),
+                )
+            }
+            Scheme::Solo => (
+                Ok(solo(&block.address, reward, self.fee)),
+                "SOLO".to_owned(),
+            ),
+            Scheme::Pps | Scheme::Fpps => {
+                return Ok(vec![NewEntry {
+                    address: self.pool_address.clone(),
+                    amount: to_signed(reward),
+                    kind: LedgerKind::Fee,
+                    memo: format!("{memo_block}: kept by the pool, whose shares are paid per share"),
+                }]);
+            }
+        };
+        let payout = match payout {
+            Ok(p) => p,
+            // Nobody to pay: the block is the pool's.
+            Err(RewardError::NoShares { .. }) => Payout {
+                amounts: Default::default(),
+                pool_fee: reward,
+            },
+            Err(e) => return Err(StoreError::Database(format!("reward split: {e}"))),
+        };
+        let mut entries: Vec<NewEntry> = payout
+            .amounts
+            .iter()
+            .filter(|(_, amount)| **amount > 0)
+            .map(|(address, amount)| NewEntry {
+                address: address.clone(),
+                amount: to_signed(*amount),
+                kind: LedgerKind::Credit,
+                memo: format!("{memo_block}: {how}"),
+            })
+            .collect();
+        if payout.pool_fee > 0 {
+            entries.push(NewEntry {
+                address: self.pool_address.clone(),
+                amount: to_signed(payout.pool_fee),
+                kind: LedgerKind::Fee,
+                memo: format!("{memo_block}: pool fee {} ppm", self.fee.ppm()),
+            });
+        }
+        Ok(entries)
+    }
+
+    /// Pays the PPS/FPPS value of up to `limit` unpaid shares; returns how many it paid.
+    pub(crate) fn pay_shares(&self, store: &mut dyn Store, limit: u64) -> Result<usize, StoreError> {
+        let pending = store.unpaid_shares(&self.coin, limit)?;
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let mut amounts: std::collections::BTreeMap<String, u64> = Default::default();
+        for p in &pending {
+            let s = &p.share;
+            let network = work_of(self.convention, s.network_difficulty);
+            let work = work_of(self.convention, s.difficulty);
+            let subsidy = s.block_value.saturating_sub(s.tx_fees);
+            let value = match self.scheme {
+                Scheme::Fpps => fpps_value(work, network, subsidy, s.tx_fees, self.fee),
+                _ => pps_value(work, network, subsidy, self.fee),
+            }
+            // A share recorded without its network difficulty earns nothing rather than
+            // stopping the pay of every share after it.
+            .unwrap_or(0);
+            let entry = amounts.entry(s.address.clone()).or_insert(0);
+            *entry = entry.saturating_add(value);
+        }
+        let (first, last) = (
+            pending.first().map_or(0, |p| p.id),
+            pending.last().map_or(0, |p| p.id),
+        );
+        let name = if self.scheme == Scheme::Fpps {
+            "FPPS"
+        } else {
+            "PPS"
+        };
+        let entries: Vec<NewEntry> = amounts
+            .into_iter()
+            .filter(|(_, v)| *v > 0)
+            .map(|(address, amount)| NewEntry {
+                address,
+                amount: to_signed(amount),
+                kind: LedgerKind::Shares,
+                memo: format!("{name} for shares {first}..={last}"),
+            })
+            .collect();
+        let ids: Vec<i64> = pending.iter().map(|p| p.id).collect();
+        store.credit_shares(&self.coin, &ids, &entries, now_ms())?;
+        Ok(pending.len())
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Checks this port's found blocks with the work source: blocks reaching `maturity`
+/// confirmations are confirmed and credited, blocks that left the main chain are orphaned and
+/// their credits reversed.
+pub(crate) fn track_blocks(
+    log: &ShareLog,
+    source: &mut dyn WorkSource,
+    accounting: &Accounting,
+    maturity: i64,
+) -> Result<()> {
+    let recent = now_ms() - 24 * 3600 * 1000;
+    for block in log.blocks(Duration::from_secs(30))? {
+        let watched = match block.status {
+            BlockStatus::Accepted | BlockStatus::Submitted => true,
+            // A reorganisation deeper than maturity is rare, but its credits must go too.
+            BlockStatus::Confirmed => block.time_ms > recent,
+            BlockStatus::Rejected | BlockStatus::Orphaned => false,
+        };
+        if !watched || block.algorithm != accounting.coin {
+            continue;
+        }
+        let mut hash: [u8; 32] = match otedama_core::decode_hex32(&block.hash) {
+            Ok(h) => h,
+            Err(_) => continue,
+        };
+        hash.reverse();
+        let confirmations = source
+            .block_confirmations(&hash)
+            .map_err(|e| anyhow!("{e}"))?;
+        let algo = &accounting.coin;
+        match confirmations {
+            Some(c) if c < 0 => orphan(log, algo, &block, "left the main chain")?,
+            None if block.status != BlockStatus::Submitted => {
+                orphan(log, algo, &block, "unknown to the node")?
+            }
+            Some(c) if c >= maturity && block.status != BlockStatus::Confirmed => {
+                let detail = format!("{c} confirmations");
+                let (acct, record, detail2) = (accounting.clone(), block.clone(), detail.clone());
+                let credited = log.run(move |store| {
+                    let entries = acct.block_entries(store, &record)?;
+                    let total: i64 = entries.iter().map(|e| e.amount).sum();
+                    let fresh = store.credit_block(&record.hash, &detail2, &entries, now_ms())?;
+                    Ok((fresh, entries.len(), total))
+                })?;
+                let (fresh, lines, total) = credited;
+                println!(
+                    "[{algo}] block height {} {} confirmed: {detail}{}",
+                    block.height,
+                    block.hash,
+                    if fresh {
+                        format!("; credited {total} in {lines} ledger lines")
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn orphan(log: &ShareLog, algo: &str, block: &BlockRecord, why: &str) -> Result<()> {
+    let hash = block.hash.clone();
+    let detail = why.to_owned();
+    let reversed = log.run(move |store| store.orphan_block(&hash, &detail, now_ms()))?;
+    let total: i64 = reversed.iter().map(|e| e.amount).sum();
+    println!(
+        "[{algo}] block height {} {} orphaned: {why}{}",
+        block.height,
+        block.hash,
+        if reversed.is_empty() {
+            String::new()
+        } else {
+            format!("; reversed {} in {} ledger lines", -total, reversed.len())
+        }
+    );
+    Ok(())
+}
+
+/// `pool.payments`, as the payment loop uses it.
+#[derive(Debug, Clone)]
+pub(crate) struct PaymentRules {
+    /// Smallest balance paid, smallest unit.
+    pub(crate) threshold: u64,
+    /// Most outputs in one transaction.
+    pub(crate) max_outputs: usize,
+    /// Whether the miners pay the transaction fee (out of their outputs) instead of the pool.
+    pub(crate) fee_from_miners: bool,
+    /// Time between payment rounds.
+    pub(crate) interval: Duration,
+}
+
+/// Where a crash is injected, for the crash tests: `OTEDAMA_FAULT=payment-before-send` or
+/// `payment-after-send` aborts the process at that point of a payment.
+fn fault(point: &str) {
+    if std::env::var("OTEDAMA_FAULT").is_ok_and(|v| v == point) {
+        eprintln!("OTEDAMA_FAULT={point}: aborting");
+        std::process::abort();
+    }
+}
+
+fn comment(coin: &str, id: i64, time_ms: i64) -> String {
+    format!("otedama {coin} payment {id} written at {time_ms}")
+}
+
+/// Settles payments a previous run left `sending`: sent if the wallet has their transaction,
+/// failed (to be paid again) if it does not.
+pub(crate) fn reconcile(log: &ShareLog, wallet: &mut NodeRpc, coin: &str) -> Result<()> {
+    let coin_owned = coin.to_owned();
+    let open: Vec<_> = log
+        .run(move |store| store.payments(&coin_owned))?
+        .into_iter()
+        .filter(|p| p.status == PaymentStatus::Sending)
+        .collect();
+    for payment in open {
+        let note = comment(coin, payment.id, payment.time_ms);
+        let found = wallet
+            .find_transaction_by_comment(&note)
+            .map_err(|e| anyhow!("cannot search the wallet for payment {}: {e}", payment.id))?;
+        let id = payment.id;
+        match found {
+            Some((txid, fee)) => {
+                let t = txid.clone();
+                log.run(move |store| store.finish_payment(id, &t, fee, now_ms()))?;
+                println!("[{coin}] payment {id}: found in the wallet as {txid}; recorded and debited");
+            }
+            None => {
+                log.run(move |store| {
+                    store.fail_payment(id, "the wallet has no transaction for it: never sent")
+                })?;
+                println!("[{coin}] payment {id}: never sent; the balances stay to be paid");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One payment round: settles open payments, then pays every balance over the threshold (but
+/// the pool's own) in one transaction of at most `max_outputs` outputs.
+pub(crate) fn pay(
+    log: &ShareLog,
+    wallet: &mut NodeRpc,
+    accounting: &Accounting,
+    rules: &PaymentRules,
+) -> Result<()> {
+    let coin = accounting.coin.clone();
+    reconcile(log, wallet, &coin)?;
+    let c = coin.clone();
+    let mut due: Vec<(String, u64)> = log
+        .run(move |store| store.balances(&c))?
+        .into_iter()
+        .filter(|(address, amount)| {
+            *address != accounting.pool_address
+                && u64::try_from(*amount).is_ok_and(|a| a >= rules.threshold.max(1))
+        })
+        .map(|(address, amount)| (address, u64::try_from(amount).unwrap_or(0)))
+        .collect();
+    if due.is_empty() {
+        return Ok(());
+    }
+    // The largest balances first; what does not fit waits for the next round.
+    due.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    due.truncate(rules.max_outputs.max(1));
+    due.sort();
+    let written = now_ms();
+    let (c, outputs) = (coin.clone(), due.clone());
+    let id = log.run(move |store| store.begin_payment(&c, &outputs, written))?;
+    let total: u64 = due.iter().map(|(_, a)| a).sum();
+    fault("payment-before-send");
+    match wallet.send_many(&due, &comment(&coin, id, written), rules.fee_from_miners) {
+        Ok(txid) => {
+            fault("payment-after-send");
+            let fee = wallet.transaction_fee(&txid).unwrap_or_else(|e| {
+                eprintln!("[{coin}] payment {id}: cannot read the fee of {txid}: {e}");
+                0
+            });
+            let t = txid.clone();
+            log.run(move |store| store.finish_payment(id, &t, fee, now_ms()))
+                .with_context(|| {
+                    format!("payment {id} was sent as {txid} but not recorded; it is reconciled at the next round")
+                })?;
+            println!(
+                "[{coin}] payment {id}: sent {total} to {} addresses in {txid} (network fee {fee})",
+                due.len()
+            );
+        }
+        Err(SendError::Refused(reason)) => {
+            let r = reason.clone();
+            log.run(move |store| store.fail_payment(id, &r))?;
+            eprintln!("[{coin}] payment {id}: the wallet refused it: {reason}");
+        }
+        // The node may or may not have sent it: left `sending`, settled by the next round.
+        Err(SendError::Unknown(reason)) => {
+            eprintln!("[{coin}] payment {id}: no answer from the wallet ({reason}); checked again next round");
+        }
+    }
+    Ok(())
+}
+
+/// The accounting thread's body: tracks blocks every `check` interval, pays PPS shares, and
+/// runs a payment round every `rules.interval` while a wallet is configured.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run(
+    log: ShareLog,
+    mut source: Box<dyn WorkSource>,
+    mut wallet: Option<NodeRpc>,
+    accounting: Accounting,
+    rules: PaymentRules,
+    maturity: i64,
+    check: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let coin = accounting.coin.clone();
+    if let Some(w) = wallet.as_mut() {
+        if let Err(e) = reconcile(&log, w, &coin) {
+            eprintln!("[{coin}] {e:#}");
+        }
+    }
+    let mut last_payment = Instant::now();
+    while !*stop.borrow_and_update() {
+        std::thread::sleep(check);
+        if let Err(e) = track_blocks(&log, source.as_mut(), &accounting, maturity) {
+            eprintln!("[{coin}] block check: {e:#}");
+        }
+        if accounting.scheme.pays_per_share() {
+            let acct = accounting.clone();
+            if let Err(e) = log.run(move |store| acct.pay_shares(store, 10_000)) {
+                eprintln!("[{coin}] share pay: {e}");
+            }
+        }
+        if let Some(w) = wallet.as_mut() {
+            if last_payment.elapsed() >= rules.interval {
+                last_payment = Instant::now();
+                if let Err(e) = pay(&log, w, &accounting, &rules) {
+                    eprintln!("[{coin}] payments: {e:#}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! `otedama-cli pool ledger --address A`: every line behind an address's balance.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use crate::config::Config;
+use crate::store::{display_database, is_postgres_url, PostgresStore, SqliteStore, Store};
+
+/// Arguments of `otedama-cli pool ledger`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct LedgerArgs {
+    /// The payout address whose ledger is shown.
+    #[arg(long)]
+    address: String,
+    /// The pool's YAML configuration (for `pool.database`).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// pool.database: a SQLite file or a postgres:// URL.
+    #[arg(long)]
+    database: Option<String>,
+}
+
+/// `days` since 1970-01-01 as (year, month, day), proleptic Gregorian.
+fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Unix milliseconds as `YYYY-MM-DD HH:MM:SS` UTC.
+pub(crate) fn utc(time_ms: i64) -> String {
+    let secs = time_ms.div_euclid(1000);
+    let (y, m, d) = civil(secs.div_euclid(86_400));
+    let s = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
+/// Prints the ledger of `args.address`, with a running balance per coin.
+pub(crate) fn run(args: &LedgerArgs) -> Result<()> {
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let database = args
+        .database
+        .clone()
+        .unwrap_or_else(|| config.pool.database.clone());
+    let shown = display_database(&database);
+    let mut store: Box<dyn Store> = if is_postgres_url(&database) {
+        Box::new(PostgresStore::open(&database).with_context(|| format!("cannot open {shown}"))?)
+    } else {
+        if !std::path::Path::new(&database).exists() {
+            anyhow::bail!("no database at {shown}: give --database or --config");
+        }
+        Box::new(
+            SqliteStore::open(std::path::Path::new(&database))
+                .with_context(|| format!("cannot open {shown}"))?,
+        )
+    };
+    let lines = store.ledger(&args.address).context("cannot read the ledger")?;
+    println!("ledger of {} in {shown}", args.address);
+    if lines.is_empty() {
+        println!("no ledger lines: nothing credited or paid to this address");
+        return Ok(());
+    }
+    println!(
+        "{:>6}  {:<19}  {:<8}  {:<8}  {:>16}  {:>16}  memo",
+        "line", "time (UTC)", "coin", "kind", "amount", "balance"
+    );
+    let mut running: std::collections::BTreeMap<String, i64> = Default::default();
+    for l in &lines {
+        let balance = running.entry(l.coin.clone()).or_insert(0);
+        *balance = balance.saturating_add(l.amount);
+        println!(
+            "{:>6}  {:<19}  {:<8}  {:<8}  {:>+16}  {:>16}  {}",
+            l.id,
+            utc(l.time_ms),
+            l.coin,
+            l.kind.as_str(),
+            l.amount,
+            balance,
+            l.memo
+        );
+    }
+    for (coin, balance) in &running {
+        let stored = store
+            .balances(coin)
+            .context("cannot read the balances")?
+            .into_iter()
+            .find(|(a, _)| *a == args.address)
+            .map_or(0, |(_, b)| b);
+        println!("balance {coin}: {balance} (smallest unit)");
+        if stored != *balance {
+            // The balance table and the ledger are written in one transaction; a difference
+            // means the database was edited by hand.
+            println!("warning: the balances table says {stored} for {coin}");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_print_in_utc() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00");
+        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00");
+        assert_eq!(utc(1_795_603_661_123), "2026-11-25 10:47:41");
+    }
+}

@@ -520,7 +520,11 @@ impl Config {
             );
         }
         if let Some(wallet) = &payments.wallet {
-            if wallet.is_empty() || !wallet.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+            if wallet.is_empty()
+                || !wallet
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            {
                 return err(
                     "pool.payments.wallet",
                     format!("{wallet:?} is not a wallet name (letters, digits, -, _ and .)"),

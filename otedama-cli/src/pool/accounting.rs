@@ -165,7 +165,9 @@ impl Accounting {
                     address: self.pool_address.clone(),
                     amount: to_signed(reward),
                     kind: LedgerKind::Fee,
-                    memo: format!("{memo_block}: kept by the pool, whose shares are paid per share"),
+                    memo: format!(
+                        "{memo_block}: kept by the pool, whose shares are paid per share"
+                    ),
                 }]);
             }
         };
@@ -201,7 +203,11 @@ impl Accounting {
     }
 
     /// Pays the PPS/FPPS value of up to `limit` unpaid shares; returns how many it paid.
-    pub(crate) fn pay_shares(&self, store: &mut dyn Store, limit: u64) -> Result<usize, StoreError> {
+    pub(crate) fn pay_shares(
+        &self,
+        store: &mut dyn Store,
+        limit: u64,
+    ) -> Result<usize, StoreError> {
         let pending = store.unpaid_shares(&self.coin, limit)?;
         if pending.is_empty() {
             return Ok(0);
@@ -377,7 +383,9 @@ pub(crate) fn reconcile(log: &ShareLog, wallet: &mut NodeRpc, coin: &str) -> Res
             Some((txid, fee)) => {
                 let t = txid.clone();
                 log.run(move |store| store.finish_payment(id, &t, fee, now_ms()))?;
-                println!("[{coin}] payment {id}: found in the wallet as {txid}; recorded and debited");
+                println!(
+                    "[{coin}] payment {id}: found in the wallet as {txid}; recorded and debited"
+                );
             }
             None => {
                 log.run(move |store| {

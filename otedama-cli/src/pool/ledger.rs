@@ -71,7 +71,9 @@ pub(crate) fn run(args: &LedgerArgs) -> Result<()> {
                 .with_context(|| format!("cannot open {shown}"))?,
         )
     };
-    let lines = store.ledger(&args.address).context("cannot read the ledger")?;
+    let lines = store
+        .ledger(&args.address)
+        .context("cannot read the ledger")?;
     println!("ledger of {} in {shown}", args.address);
     if lines.is_empty() {
         println!("no ledger lines: nothing credited or paid to this address");

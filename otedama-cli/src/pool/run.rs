@@ -537,10 +537,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
     {
         let accounting = Accounting {
             coin: settings.algo.name().to_owned(),
-            scheme: Scheme::from_config(
-                &config.pool.rewards.system,
-                config.pool.rewards.window.0,
-            )?,
+            scheme: Scheme::from_config(&config.pool.rewards.system, config.pool.rewards.window.0)?,
             fee: FeeRate::from_percent(config.pool.fee_percentage)
                 .map_err(|e| anyhow::anyhow!("pool.fee_percentage: {e}"))?,
             pool_address: pool_address.clone(),
@@ -799,6 +796,11 @@ fn judge(
             .submit_block(bytes);
         let (status, detail) = match &result {
             Ok(()) => (BlockStatus::Accepted, None),
+            // Valid, but another block at its height came first: it may still win, so the
+            // block tracker watches it like any accepted block.
+            Err(WorkSourceError::Rejected(r)) if r == "inconclusive" => {
+                (BlockStatus::Accepted, Some(r.clone()))
+            }
             Err(WorkSourceError::Rejected(r)) => (BlockStatus::Rejected, Some(r.clone())),
             Err(e) => (BlockStatus::Submitted, Some(e.to_string())),
         };

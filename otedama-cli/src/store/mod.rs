@@ -365,6 +365,9 @@ pub(crate) trait Store: Send {
     ) -> Result<(), StoreError>;
 }
 
+/// Work run on the writer thread against its store.
+type StoreJob = Box<dyn FnOnce(&mut dyn Store) + Send>;
+
 #[cfg_attr(not(test), allow(dead_code))]
 enum Request {
     Share(ShareRecord, mpsc::Sender<Result<(), String>>),
@@ -372,7 +375,7 @@ enum Request {
     Status(String, BlockStatus, Option<String>),
     Flush(mpsc::Sender<()>),
     Blocks(mpsc::Sender<Result<Vec<BlockRecord>, String>>),
-    Run(Box<dyn FnOnce(&mut dyn Store) + Send>),
+    Run(StoreJob),
 }
 
 /// The writer thread and the handle to it. Clone the handle freely; the thread ends when the
@@ -619,6 +622,154 @@ pub(crate) mod tests {
         assert_eq!(blocks[0].status, BlockStatus::Accepted);
         assert_eq!(blocks[0].detail.as_deref(), Some("ok"));
         assert_eq!(blocks[0].algorithm, "scrypt");
+    }
+
+    fn entry(address: &str, amount: i64, kind: LedgerKind) -> NewEntry {
+        NewEntry {
+            address: address.into(),
+            amount,
+            kind,
+            memo: "test".into(),
+        }
+    }
+
+    fn sum(store: &mut dyn Store, coin: &str) -> i64 {
+        store
+            .balances(coin)
+            .expect("balances")
+            .iter()
+            .map(|(_, a)| a)
+            .sum()
+    }
+
+    /// The money path on a fresh store: credits once, reversals once, payments debited once,
+    /// PPS shares paid once, and a ledger nobody can rewrite.
+    pub(crate) fn exercise_accounting(store: &mut dyn Store) {
+        let block = |hash: &str, time_ms| BlockRecord {
+            algorithm: "scrypt".into(),
+            time_ms,
+            height: 10,
+            hash: hash.into(),
+            address: "alice".into(),
+            worker: String::new(),
+            reward: 5_000_000_000,
+            status: BlockStatus::Accepted,
+            detail: None,
+        };
+        let shares: Vec<ShareRecord> = (0..6).map(share).collect();
+        store
+            .commit(&shares, &[block("b1", 100), block("b2", 200)])
+            .expect("commit");
+        let window = store
+            .shares_between("scrypt", shares[1].time_ms, shares[4].time_ms)
+            .expect("window");
+        assert_eq!(window, shares[2..=4].to_vec(), "after < time <= until");
+        assert!(store
+            .shares_between("sha256d", 0, i64::MAX)
+            .expect("other coin")
+            .is_empty());
+
+        let credits = [
+            entry("alice", 3_000_000_000, LedgerKind::Credit),
+            entry("bob", 1_950_000_000, LedgerKind::Credit),
+            entry("pool", 50_000_000, LedgerKind::Fee),
+        ];
+        assert!(store
+            .credit_block("b1", "3 confirmations", &credits, 1)
+            .expect("credit"));
+        assert!(!store
+            .credit_block("b1", "4 confirmations", &credits, 2)
+            .expect("again"));
+        assert!(store
+            .credit_block("b2", "3 confirmations", &credits, 3)
+            .expect("credit b2"));
+        assert_eq!(sum(store, "scrypt"), 10_000_000_000);
+        assert!(store.credit_block("nope", "", &credits, 3).is_err());
+        let blocks = store.blocks().expect("blocks");
+        assert_eq!(blocks[0].status, BlockStatus::Confirmed);
+        assert_eq!(blocks[0].detail.as_deref(), Some("4 confirmations"));
+
+        let reversed = store
+            .orphan_block("b2", "left the main chain", 4)
+            .expect("orphan");
+        assert_eq!(reversed.len(), 3);
+        assert_eq!(
+            reversed.iter().map(|e| e.amount).sum::<i64>(),
+            -5_000_000_000
+        );
+        assert!(store
+            .orphan_block("b2", "again", 5)
+            .expect("orphan again")
+            .is_empty());
+        assert_eq!(sum(store, "scrypt"), 5_000_000_000);
+        assert_eq!(
+            store.blocks().expect("blocks")[1].status,
+            BlockStatus::Orphaned
+        );
+
+        let outputs = vec![
+            ("alice".to_owned(), 3_000_000_000),
+            ("bob".to_owned(), 1_000),
+        ];
+        let id = store.begin_payment("scrypt", &outputs, 6).expect("begin");
+        let open = store.payments("scrypt").expect("payments");
+        assert_eq!(open.len(), 1);
+        assert_eq!(open[0].status, PaymentStatus::Sending);
+        assert_eq!(open[0].outputs, outputs);
+        assert_eq!(
+            sum(store, "scrypt"),
+            5_000_000_000,
+            "nothing debited before the txid"
+        );
+        assert!(store
+            .finish_payment(id, "ab".repeat(32).as_str(), 2_260, 7)
+            .expect("finish"));
+        assert!(!store.finish_payment(id, "cd", 0, 8).expect("twice"));
+        store.fail_payment(id, "too late").expect("no-op");
+        let paid = &store.payments("scrypt").expect("payments")[0];
+        assert_eq!(paid.status, PaymentStatus::Sent);
+        assert_eq!(paid.txid.as_deref(), Some("ab".repeat(32).as_str()));
+        assert_eq!(paid.tx_fee, Some(2_260));
+        let balances = store.balances("scrypt").expect("balances");
+        assert_eq!(
+            balances,
+            vec![
+                ("bob".to_owned(), 1_949_999_000),
+                ("pool".to_owned(), 50_000_000)
+            ]
+        );
+        let failed = store.begin_payment("scrypt", &outputs, 9).expect("begin");
+        store.fail_payment(failed, "refused").expect("fail");
+        assert!(!store
+            .finish_payment(failed, "ef", 0, 10)
+            .expect("failed stays failed"));
+
+        let alice = store.ledger("alice").expect("ledger");
+        let kinds: Vec<LedgerKind> = alice.iter().map(|l| l.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                LedgerKind::Credit,
+                LedgerKind::Credit,
+                LedgerKind::Reversal,
+                LedgerKind::Payment
+            ]
+        );
+        assert_eq!(alice.iter().map(|l| l.amount).sum::<i64>(), 0);
+        assert_eq!(alice[3].payment_id, Some(id));
+        assert_eq!(alice[2].block_hash.as_deref(), Some("b2"));
+
+        let unpaid = store.unpaid_shares("scrypt", 4).expect("unpaid");
+        assert_eq!(unpaid.len(), 4);
+        assert_eq!(unpaid[0].share, shares[0]);
+        let ids: Vec<i64> = unpaid.iter().map(|p| p.id).collect();
+        let pps = [entry("carol", 7, LedgerKind::Shares)];
+        store
+            .credit_shares("scrypt", &ids, &pps, 11)
+            .expect("pay shares");
+        assert!(store.credit_shares("scrypt", &ids[..1], &pps, 12).is_err());
+        assert_eq!(store.unpaid_shares("scrypt", 100).expect("rest").len(), 2);
+        assert_eq!(store.ledger("carol").expect("carol").len(), 1);
     }
 
     #[test]

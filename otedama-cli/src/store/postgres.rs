@@ -488,7 +488,9 @@ impl Store for PostgresStore {
             .map_err(db)?
             .get(0);
         let out = tx
-            .prepare("INSERT INTO payment_outputs (payment_id, address, amount) VALUES ($1, $2, $3)")
+            .prepare(
+                "INSERT INTO payment_outputs (payment_id, address, amount) VALUES ($1, $2, $3)",
+            )
             .map_err(db)?;
         for (address, amount) in outputs {
             let amount = i64::try_from(*amount)
@@ -652,6 +654,14 @@ mod tests {
         let server = Postgres::start();
         let url = server.database("store_test");
         exercise(&|| Box::new(PostgresStore::open(&url).expect("connect")));
+        let mut store = PostgresStore::open(&server.database("ledger_test")).expect("connect");
+        crate::store::tests::exercise_accounting(&mut store);
+        let err = store
+            .client
+            .execute("UPDATE ledger SET amount = amount + 1", &[])
+            .expect_err("append-only");
+        assert!(format!("{err:?}").contains("append-only"), "{err:?}");
+        assert!(store.client.execute("DELETE FROM ledger", &[]).is_err());
         // Two pools migrating one database at once agree on the schema.
         let url2 = server.database("store_race");
         let handles: Vec<_> = (0..2)

@@ -317,7 +317,9 @@ impl Store for SqliteStore {
             ))
             .map_err(db)?;
         let rows = stmt
-            .query_map([limit.min(i64::MAX as u64) as i64], |r| share_from_row(r, 0))
+            .query_map([limit.min(i64::MAX as u64) as i64], |r| {
+                share_from_row(r, 0)
+            })
             .map_err(db)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(db)
     }
@@ -415,7 +417,11 @@ impl Store for SqliteStore {
                     .map_err(db)?;
                 let rows = stmt
                     .query_map([hash], |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, String>(2)?,
+                        ))
                     })
                     .map_err(db)?;
                 for row in rows {
@@ -527,7 +533,9 @@ impl Store for SqliteStore {
             return Ok(false);
         }
         let coin: String = tx
-            .query_row("SELECT coin FROM payments WHERE id = ?1", [id], |r| r.get(0))
+            .query_row("SELECT coin FROM payments WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
             .map_err(db)?;
         let debits = {
             let mut stmt = tx
@@ -596,7 +604,9 @@ impl Store for SqliteStore {
             .map_err(db)?;
         for p in &mut payments {
             let rows = stmt
-                .query_map([p.id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64)))
+                .query_map([p.id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+                })
                 .map_err(db)?;
             p.outputs = rows.collect::<Result<Vec<_>, _>>().map_err(db)?;
         }
@@ -661,6 +671,23 @@ mod tests {
         let path = dir.join("shares.db");
         let _ = std::fs::remove_file(&path);
         exercise(&|| Box::new(SqliteStore::open(&path).expect("open")));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn accounting_is_exact_and_the_ledger_append_only() {
+        let dir = std::env::temp_dir().join(format!("otedama-ledger-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("ledger.db");
+        let _ = std::fs::remove_file(&path);
+        let mut store = SqliteStore::open(&path).expect("open");
+        crate::store::tests::exercise_accounting(&mut store);
+        let err = store
+            .conn
+            .execute("UPDATE ledger SET amount = amount + 1", [])
+            .expect_err("append-only");
+        assert!(err.to_string().contains("append-only"), "{err}");
+        assert!(store.conn.execute("DELETE FROM ledger", []).is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -52,7 +52,10 @@ pub(crate) fn coins_to_units(text: &str) -> Option<u64> {
     };
     let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
     if whole.is_empty() && fraction.is_empty()
-        || !whole.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit())
+        || !whole
+            .bytes()
+            .chain(fraction.bytes())
+            .all(|b| b.is_ascii_digit())
     {
         return None;
     }
@@ -67,7 +70,7 @@ pub(crate) fn coins_to_units(text: &str) -> Option<u64> {
         value = value.checked_mul(10u128.checked_pow(u32::try_from(shift).ok()?)?)?;
     } else {
         let divisor = 10u128.checked_pow(u32::try_from(-shift).ok()?)?;
-        if value % divisor != 0 {
+        if !value.is_multiple_of(divisor) {
             return None;
         }
         value /= divisor;
@@ -230,7 +233,10 @@ impl NodeRpc {
                 .as_str()
                 .map(str::to_owned)
                 .ok_or_else(|| SendError::Unknown(format!("sendmany answered {v}"))),
-            Err(Ok(rpc)) => Err(SendError::Refused(format!("{} ({})", rpc.message, rpc.code))),
+            Err(Ok(rpc)) => Err(SendError::Refused(format!(
+                "{} ({})",
+                rpc.message, rpc.code
+            ))),
             Err(Err(e)) => Err(SendError::Unknown(e.to_string())),
         }
     }

@@ -188,6 +188,9 @@ impl Litecoind {
             "getbalance",
             "generatetoaddress",
             "listunspent",
+            "listtransactions",
+            "gettransaction",
+            "sendmany",
         ];
         if wallet_methods.contains(&method) {
             self.try_rpc_at(&format!("{}/wallet/w", self.url()), method, params)

@@ -3,4 +3,5 @@
 #![allow(unreachable_pub)]
 
 pub mod litecoind;
+pub mod pool;
 pub mod postgres;

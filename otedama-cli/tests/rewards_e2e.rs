@@ -1,0 +1,433 @@
+//! The money path end to end, against litecoind regtest: two miners of different hashrates
+//! find blocks through the pool; the blocks mature and are credited by PPLNS to the unit; an
+//! invalidated block has its credits reversed; a payment round pays both miners through
+//! `sendmany`, with the pool killed before and after sending. On SQLite and on PostgreSQL.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use otedama_core::{Difficulty, DifficultyConvention};
+use serde_json::json;
+use support::litecoind::{self, Litecoind};
+use support::pool::{bin, temp_db, Pool};
+
+/// Where the pool keeps its books, and how the test reads them.
+enum Db {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Db {
+    fn arg(&self) -> String {
+        match self {
+            Db::Sqlite(path) => path.display().to_string(),
+            Db::Postgres(url) => url.clone(),
+        }
+    }
+
+    /// Rows of `sql`, whose columns are all `CAST(... AS TEXT)`.
+    fn rows(&self, sql: &str) -> Vec<Vec<String>> {
+        match self {
+            Db::Sqlite(path) => {
+                let conn = rusqlite::Connection::open(path).expect("database");
+                let mut stmt = conn.prepare(sql).expect("query");
+                let n = stmt.column_count();
+                stmt.query_map([], |r| {
+                    (0..n)
+                        .map(|i| r.get::<_, Option<String>>(i).map(Option::unwrap_or_default))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .expect("rows")
+                .collect::<Result<Vec<_>, _>>()
+                .expect("rows")
+            }
+            Db::Postgres(url) => {
+                let mut client = postgres::Client::connect(url, postgres::NoTls).expect("connect");
+                client
+                    .query(sql, &[])
+                    .expect("query")
+                    .iter()
+                    .map(|r| {
+                        (0..r.len())
+                            .map(|i| r.get::<_, Option<String>>(i).unwrap_or_default())
+                            .collect()
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    fn balances(&self) -> BTreeMap<String, i64> {
+        self.rows(
+            "SELECT address, CAST(amount AS TEXT) FROM balances WHERE coin = 'scrypt' AND amount != 0",
+        )
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].parse().expect("amount")))
+        .collect()
+    }
+
+    /// (hash, time_ms, reward, status) of every block.
+    fn blocks(&self) -> Vec<(String, i64, u64, String)> {
+        self.rows(
+            "SELECT hash, CAST(time_ms AS TEXT), CAST(reward AS TEXT), status FROM blocks ORDER BY id",
+        )
+        .into_iter()
+        .map(|r| {
+            (
+                r[0].clone(),
+                r[1].parse().expect("time"),
+                r[2].parse().expect("reward"),
+                r[3].clone(),
+            )
+        })
+        .collect()
+    }
+
+    /// (address, amount, kind) of the ledger lines of `block`.
+    fn block_lines(&self, block: &str) -> Vec<(String, i64, String)> {
+        self.rows(&format!(
+            "SELECT address, CAST(amount AS TEXT), kind FROM ledger WHERE block_hash = '{block}' ORDER BY id"
+        ))
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].parse().expect("amount"), r[2].clone()))
+        .collect()
+    }
+
+    /// (id, status, txid) of every payment.
+    fn payments(&self) -> Vec<(i64, String, String)> {
+        self.rows("SELECT CAST(id AS TEXT), status, COALESCE(txid, '') FROM payments ORDER BY id")
+            .into_iter()
+            .map(|r| (r[0].parse().expect("id"), r[1].clone(), r[2].clone()))
+            .collect()
+    }
+}
+
+const WINDOW_MS: i64 = 3_600_000;
+const FEE_PPM: u128 = 10_000;
+const MATURITY: u64 = 3;
+
+/// The PPLNS split written out independently of the pool: the fee floored, each address the
+/// floor of its exact part of the rest, the units left over one each to the largest
+/// remainders (ties to the smaller address).
+fn expected_pplns(db: &Db, block_time: i64, reward: u64) -> BTreeMap<String, i64> {
+    let shares = db.rows(&format!(
+        "SELECT address, CAST(difficulty AS TEXT) FROM shares
+         WHERE algorithm = 'scrypt' AND time_ms > {} AND time_ms <= {block_time}",
+        block_time - WINDOW_MS
+    ));
+    let mut weights: BTreeMap<String, u128> = BTreeMap::new();
+    for s in &shares {
+        let d: f64 = s[1].parse().expect("difficulty");
+        let work = DifficultyConvention::Scrypt
+            .expected_hashes(Difficulty::new(d).expect("difficulty"))
+            .round() as u128;
+        *weights.entry(s[0].clone()).or_default() += work;
+    }
+    let total: u128 = weights.values().sum();
+    assert!(total > 0, "a credited block has shares in its window");
+    let fee = u128::from(reward) * FEE_PPM / 1_000_000;
+    let rest = u128::from(reward) - fee;
+    let mut out: BTreeMap<String, i64> = BTreeMap::new();
+    let mut remainders: Vec<(u128, String)> = Vec::new();
+    let mut given = 0u128;
+    for (address, w) in &weights {
+        let part = rest * w / total;
+        given += part;
+        out.insert(address.clone(), part as i64);
+        remainders.push((rest * w % total, address.clone()));
+    }
+    remainders.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    for (_, address) in remainders.iter().take((rest - given) as usize) {
+        *out.get_mut(address).expect("address") += 1;
+    }
+    out.insert("fee".into(), fee as i64);
+    out
+}
+
+fn miner(pool: &Pool, user: &str, backend: Option<&str>) -> Child {
+    let mut cmd = Command::new(bin());
+    cmd.args(["mine", "-o", &pool.url(), "-u", user, "--algo", "scrypt"])
+        .args(["--threads", "1"]);
+    if let Some(b) = backend {
+        cmd.args(["--backend", b]);
+    }
+    cmd.stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("miner starts")
+}
+
+fn stop(mut child: Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Wallet transactions sent with an otedama payment comment: (txid, comment).
+fn otedama_sends(node: &Litecoind) -> Vec<(String, String)> {
+    let list = node.rpc("listtransactions", json!(["*", 1000, 0, true]));
+    let mut out: Vec<(String, String)> = list
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter(|t| t["category"] == "send")
+        .filter_map(|t| {
+            let c = t["comment"].as_str()?;
+            c.starts_with("otedama ").then(|| {
+                (
+                    t["txid"].as_str().unwrap_or_default().to_owned(),
+                    c.to_owned(),
+                )
+            })
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn pool_args<'a>(node: &'a Litecoind, url: &'a str, address: &'a str, db: &'a str) -> Vec<&'a str> {
+    vec![
+        "--algo",
+        "scrypt",
+        "--chain",
+        "litecoin-regtest",
+        "--node-url",
+        url,
+        "--node-user",
+        &node.user,
+        "--node-password",
+        &node.password,
+        "--address",
+        address,
+        "--threads",
+        "0",
+        "--database",
+        db,
+        "--fee",
+        "1",
+        "--rewards-system",
+        "pplns",
+        "--rewards-window",
+        "1h",
+        "--maturity",
+        "3",
+        "--block-check-interval",
+        "1",
+        "--difficulty",
+        "0.25",
+        "--fixed-difficulty",
+        "--payment-threshold",
+        "1",
+        "--payment-interval",
+        "1",
+    ]
+}
+
+fn money_path(db: Db) {
+    let node = Litecoind::start();
+    let pool_address = node.new_address("bech32");
+    let alice = node.new_address("bech32");
+    let bob = node.new_address("bech32");
+    let filler = node.new_address("bech32");
+    let url = node.url();
+    let database = db.arg();
+    let base = pool_args(&node, &url, &pool_address, &database);
+
+    // Mining: two miners, the fastest kernel against the portable one. On regtest every
+    // share meets the network target, so every share is a block.
+    let mut args = base.clone();
+    args.extend(["--payments-enabled", "false"]);
+    let mut pool = Pool::start(&args);
+    let fast = miner(&pool, &format!("{alice}.fast"), None);
+    let slow = miner(&pool, &format!("{bob}.slow"), Some("portable"));
+    for who in [&alice, &bob] {
+        for _ in 0..2 {
+            let line = pool.wait_for(&format!("by {who}: accepted"), Duration::from_secs(240));
+            // Counted once: the next wait must find a new line.
+            pool.seen.retain(|l| *l != line);
+        }
+    }
+    stop(fast);
+    stop(slow);
+    std::thread::sleep(Duration::from_secs(2));
+
+    // Maturity: every accepted block is buried and credited, or orphaned.
+    node.rpc("generatetoaddress", json!([MATURITY, filler]));
+    wait_until(
+        "every block credited or orphaned",
+        Duration::from_secs(60),
+        || {
+            db.blocks()
+                .iter()
+                .all(|b| b.3 == "confirmed" || b.3 == "orphaned" || b.3 == "rejected")
+        },
+    );
+    let blocks = db.blocks();
+    let confirmed: Vec<_> = blocks.iter().filter(|b| b.3 == "confirmed").collect();
+    assert!(confirmed.len() >= 3, "blocks: {blocks:?}");
+    let mut expected_balances: BTreeMap<String, i64> = BTreeMap::new();
+    for (hash, time, reward, _) in &confirmed {
+        let lines = db.block_lines(hash);
+        let expected = expected_pplns(&db, *time, *reward);
+        let mut got: BTreeMap<String, i64> = BTreeMap::new();
+        for (address, amount, kind) in &lines {
+            let key = if kind == "fee" {
+                assert_eq!(*address, pool_address, "the fee goes to the pool");
+                "fee".to_owned()
+            } else {
+                assert_eq!(kind, "credit");
+                address.clone()
+            };
+            *got.entry(key).or_default() += amount;
+            *expected_balances.entry(address.clone()).or_default() += amount;
+        }
+        assert_eq!(got, expected, "block {hash}: PPLNS to the unit");
+        assert_eq!(got.values().sum::<i64>(), *reward as i64, "block {hash}");
+    }
+    assert_eq!(db.balances(), expected_balances);
+    assert!(expected_balances[&alice] > 0 && expected_balances[&bob] > 0);
+
+    // A reorganisation: the newest credited block leaves the main chain; its credits go.
+    let (last, _, last_reward, _) = (*confirmed.last().expect("a block")).clone();
+    node.rpc("invalidateblock", json!([last]));
+    pool.wait_for(&format!("{last} orphaned"), Duration::from_secs(60));
+    let lines = db.block_lines(&last);
+    let reversed: i64 = lines
+        .iter()
+        .filter(|l| l.2 == "reversal")
+        .map(|l| l.1)
+        .sum();
+    assert_eq!(reversed, -(last_reward as i64), "{lines:?}");
+    for (address, amount, kind) in &lines {
+        if kind != "reversal" {
+            *expected_balances.get_mut(address).expect("credited") -= amount;
+        }
+    }
+    expected_balances.retain(|_, v| *v != 0);
+    assert_eq!(db.balances(), expected_balances);
+    pool.stop();
+
+    // The coinbases mature; payments start.
+    node.rpc("generatetoaddress", json!([101, filler]));
+    let owed: BTreeMap<String, i64> = expected_balances
+        .iter()
+        .filter(|(a, _)| **a != pool_address)
+        .map(|(a, v)| (a.clone(), *v))
+        .collect();
+    assert_eq!(owed.len(), 2);
+
+    // Killed after writing the payment, before sending it.
+    let mut pool = Pool::start_env(&base, &[("OTEDAMA_FAULT", "payment-before-send")]);
+    assert!(!pool.wait_exit(Duration::from_secs(60)).success());
+    assert_eq!(db.payments().len(), 1);
+    assert_eq!(db.payments()[0].1, "sending");
+    assert!(otedama_sends(&node).is_empty(), "nothing sent");
+
+    // Killed after sending, before recording.
+    let mut pool = Pool::start_env(&base, &[("OTEDAMA_FAULT", "payment-after-send")]);
+    assert!(!pool.wait_exit(Duration::from_secs(60)).success());
+    let payments = db.payments();
+    assert_eq!(payments.len(), 2, "{payments:?}");
+    assert_eq!(
+        payments[0].1, "failed",
+        "the unsent payment is settled as never sent"
+    );
+    assert_eq!(payments[1].1, "sending");
+    let sent = otedama_sends(&node);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(db.balances(), expected_balances, "nothing debited yet");
+
+    // Restarted: the sent payment is found, recorded and debited; nothing is paid twice.
+    let mut pool = Pool::start(&base);
+    pool.wait_for("found in the wallet", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(4));
+    pool.stop();
+    let payments = db.payments();
+    assert_eq!(payments.len(), 2, "no new payment: {payments:?}");
+    assert_eq!(payments[1].1, "sent");
+    assert_eq!(
+        payments[1].2, sent[0].0,
+        "the recorded txid is the wallet's"
+    );
+    assert_eq!(otedama_sends(&node).len(), 1, "paid once");
+
+    // The transaction pays each miner exactly its balance.
+    let tx = node.rpc("gettransaction", json!([sent[0].0]));
+    let decoded = node.rpc("decoderawtransaction", json!([tx["hex"]]));
+    let mut outputs: BTreeMap<String, i64> = BTreeMap::new();
+    for out in decoded["vout"].as_array().expect("outputs") {
+        let spk = &out["scriptPubKey"];
+        let address = spk
+            .get("address")
+            .cloned()
+            .unwrap_or_else(|| spk["addresses"][0].clone());
+        let sats = (out["value"].as_f64().expect("value") * 1e8).round() as i64;
+        if let Some(a) = address.as_str() {
+            if owed.contains_key(a) {
+                outputs.insert(a.to_owned(), sats);
+            }
+        }
+    }
+    assert_eq!(outputs, owed, "sendmany outputs");
+    let after = db.balances();
+    assert!(
+        !after.contains_key(&alice) && !after.contains_key(&bob),
+        "{after:?}"
+    );
+    assert_eq!(
+        after.get(&pool_address),
+        expected_balances.get(&pool_address)
+    );
+
+    // The ledger explains alice's zero balance line by line.
+    let out = Command::new(bin())
+        .args([
+            "pool",
+            "ledger",
+            "--address",
+            &alice,
+            "--database",
+            &database,
+        ])
+        .output()
+        .expect("ledger");
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{} blocks credited; {text}", confirmed.len());
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("credit") && text.contains("reversal") && text.contains("payment"),
+        "{text}"
+    );
+    assert!(text.contains("balance scrypt: 0 "), "{text}");
+}
+
+#[test]
+fn pplns_credits_reversal_and_crash_safe_payments_on_sqlite() {
+    if !litecoind::available() {
+        return;
+    }
+    money_path(Db::Sqlite(temp_db("money-sqlite")));
+}
+
+#[test]
+fn pplns_credits_reversal_and_crash_safe_payments_on_postgresql() {
+    if !litecoind::available() || !support::postgres::available() {
+        return;
+    }
+    let server = support::postgres::Postgres::start();
+    money_path(Db::Postgres(server.database("money")));
+}

@@ -1,0 +1,133 @@
+//! A pool process for tests, its stdout lines on a channel.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_otedama-cli")
+}
+
+pub fn temp_db(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("otedama-e2e-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join("pool.db")
+}
+
+/// A running pool process whose stdout lines arrive on a channel.
+pub struct Pool {
+    pub child: Child,
+    pub lines: mpsc::Receiver<String>,
+    pub port: u16,
+    pub seen: Vec<String>,
+}
+
+impl Pool {
+    pub fn start(args: &[&str]) -> Pool {
+        Pool::start_env(args, &[])
+    }
+
+    /// Starts a pool with extra environment variables.
+    pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Pool {
+        let mut child = Command::new(bin())
+            .envs(env.iter().copied())
+            .arg("pool")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("pool starts");
+        let stdout: ChildStdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut pool = Pool {
+            child,
+            lines,
+            port: 0,
+            seen: Vec::new(),
+        };
+        let banner = pool.wait_for("stratum+tcp://", Duration::from_secs(60));
+        let port = banner
+            .split("stratum+tcp://127.0.0.1:")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|p| p.parse().ok())
+            .expect("listening port in the banner");
+        pool.port = port;
+        pool
+    }
+
+    /// Waits for a stdout line containing `needle`, counting lines already seen (the pool's
+    /// threads print in whatever order they finish).
+    pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
+        if let Some(line) = self.seen.iter().find(|l| l.contains(needle)) {
+            return line.clone();
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line with {needle:?} within {timeout:?}; saw {:#?}",
+                    self.seen
+                ),
+            }
+        }
+    }
+
+    /// Waits for the process to end on its own; panics after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.seen.extend(self.lines.try_iter());
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the pool did not exit within {timeout:?}; saw {:#?}",
+                self.seen
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("stratum+tcp://127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(mut self) -> Vec<String> {
+        // SIGTERM: a graceful stop that flushes the share log.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        self.seen.extend(self.lines.try_iter());
+        std::mem::take(&mut self.seen)
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

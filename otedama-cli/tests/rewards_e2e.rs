@@ -431,3 +431,88 @@ fn pplns_credits_reversal_and_crash_safe_payments_on_postgresql() {
     let server = support::postgres::Postgres::start();
     money_path(Db::Postgres(server.database("money")));
 }
+
+/// SOLO: the finder's own address is in the coinbase, for the reward less the fee; the pool's
+/// fee is the coinbase's second output. The ledger shows the credit and that it was paid.
+fn solo_through_the_coinbase(db: Db) {
+    let node = Litecoind::start();
+    let pool_address = node.new_address("bech32");
+    let alice = node.new_address("bech32");
+    let filler = node.new_address("bech32");
+    let url = node.url();
+    let database = db.arg();
+    let mut args = pool_args(&node, &url, &pool_address, &database);
+    let system = args
+        .iter()
+        .position(|a| *a == "--rewards-system")
+        .expect("flag");
+    args[system + 1] = "solo";
+    args.extend(["--payments-enabled", "false"]);
+    let mut pool = Pool::start(&args);
+    let fast = miner(&pool, &format!("{alice}.rig"), None);
+    let found = pool.wait_for(&format!("by {alice}: accepted"), Duration::from_secs(240));
+    stop(fast);
+    let hash = found.split_whitespace().nth(4).expect("hash").to_owned();
+    node.rpc("generatetoaddress", json!([MATURITY, filler]));
+    pool.wait_for(&format!("{hash} confirmed"), Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(2));
+    pool.stop();
+
+    let block = node.rpc("getblock", json!([hash, 2]));
+    let reward: i64 = db
+        .blocks()
+        .iter()
+        .find(|b| b.0 == hash)
+        .map(|b| b.2 as i64)
+        .expect("recorded");
+    let fee = reward * FEE_PPM as i64 / 1_000_000;
+    let mut paid: BTreeMap<String, i64> = BTreeMap::new();
+    for out in block["tx"][0]["vout"].as_array().expect("outputs") {
+        let spk = &out["scriptPubKey"];
+        let address = spk
+            .get("address")
+            .cloned()
+            .unwrap_or_else(|| spk["addresses"][0].clone());
+        if let Some(a) = address.as_str() {
+            paid.insert(
+                a.to_owned(),
+                (out["value"].as_f64().expect("value") * 1e8).round() as i64,
+            );
+        }
+    }
+    assert_eq!(paid.get(&alice), Some(&(reward - fee)), "{paid:?}");
+    assert_eq!(paid.get(&pool_address), Some(&fee), "{paid:?}");
+
+    let mut lines = db.block_lines(&hash);
+    lines.sort();
+    let mut expected = vec![
+        (alice.clone(), reward - fee, "credit".to_owned()),
+        (alice.clone(), -(reward - fee), "coinbase".to_owned()),
+        (pool_address.clone(), fee, "fee".to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(lines, expected);
+    let balances = db.balances();
+    assert!(
+        !balances.contains_key(&alice),
+        "paid in the coinbase: {balances:?}"
+    );
+    assert!(balances[&pool_address] >= fee);
+}
+
+#[test]
+fn solo_pays_the_finder_in_the_coinbase_on_sqlite() {
+    if !litecoind::available() {
+        return;
+    }
+    solo_through_the_coinbase(Db::Sqlite(temp_db("solo-sqlite")));
+}
+
+#[test]
+fn solo_pays_the_finder_in_the_coinbase_on_postgresql() {
+    if !litecoind::available() || !support::postgres::available() {
+        return;
+    }
+    let server = support::postgres::Postgres::start();
+    solo_through_the_coinbase(Db::Postgres(server.database("solo")));
+}

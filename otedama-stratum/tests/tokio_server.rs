@@ -804,3 +804,65 @@ async fn shutdown_does_not_wait_for_a_stuck_pool_or_miner() {
         c.expect_eof().await;
     }
 }
+
+/// Gives each worker its own job id and coinbase start, as a solo pool does.
+#[derive(Debug)]
+struct PerWorker;
+
+impl otedama_stratum::server::JobTailor for PerWorker {
+    fn tailor(&self, job: &Arc<JobAnnouncement>, worker: &str) -> Option<Arc<JobAnnouncement>> {
+        let mut own = JobAnnouncement::clone(job);
+        own.notify.job_id = format!("{}-{worker}", job.notify.job_id);
+        own.notify.coinb1 = worker.as_bytes().to_vec();
+        Some(Arc::new(own))
+    }
+}
+
+#[tokio::test]
+async fn a_job_tailor_gives_each_connection_its_own_job() {
+    let config = ServerConfig {
+        tailor: Some(Arc::new(PerWorker)),
+        ..base_config(2.0)
+    };
+    let pool = Pool::start(
+        config,
+        Box::new(|_: &ShareSubmission| ShareVerdict::Accepted),
+    )
+    .await;
+    let mut job = capture_job();
+    job.notify.job_id = "j".into();
+    pool.publish(job.clone());
+    let mut notified = Vec::new();
+    for worker in ["alice.rig", "bob"] {
+        let mut client = RawClient::connect(pool.addr).await;
+        client
+            .send_raw(format!("{{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[]}}\n{{\"id\":2,\"method\":\"mining.authorize\",\"params\":[\"{worker}\",\"x\"]}}\n").as_bytes())
+            .await;
+        client.response("1").await;
+        client.response("2").await;
+        assert_eq!(
+            next_request(&mut client).await,
+            ServerRequest::SetDifficulty(2.0)
+        );
+        let ServerRequest::Notify(n) = next_request(&mut client).await else {
+            panic!("a job")
+        };
+        assert_eq!(n.job_id, format!("j-{worker}"));
+        assert_eq!(n.coinb1, worker.as_bytes());
+        notified.push((client, n));
+    }
+    // Shares name the tailored job, which the session knows; the pool sees that id.
+    let (client, n) = &mut notified[0];
+    client
+        .send_raw(format!("{{\"id\":9,\"method\":\"mining.submit\",\"params\":[\"alice.rig\",\"{}\",\"00000000\",\"6b04e972\",\"00000000\"]}}\n", n.job_id).as_bytes())
+        .await;
+    let r = client.response("9").await;
+    assert!(r.error.is_none(), "{r:?}");
+    // The untailored id was never sent to this connection: stale.
+    client
+        .send_raw(b"{\"id\":10,\"method\":\"mining.submit\",\"params\":[\"alice.rig\",\"j\",\"00000000\",\"6b04e972\",\"00000001\"]}\n")
+        .await;
+    let r = client.response("10").await;
+    assert_eq!(r.error.map(|e| e.code.as_i64()), Some(21));
+    pool.shutdown().await;
+}

@@ -156,10 +156,38 @@ impl Accounting {
                     format!("PROP over the round's {} shares", shares.len()),
                 )
             }
-            Scheme::Solo => (
-                Ok(solo(&block.address, reward, self.fee)),
-                "SOLO".to_owned(),
-            ),
+            Scheme::Solo => {
+                let payout = solo(&block.address, reward, self.fee);
+                if block.payee.as_deref() == Some(block.address.as_str()) {
+                    // The coinbase paid the finder already: its credit and that payment are
+                    // both written, so its balance explains itself and stays what it was.
+                    let mut entries = Vec::new();
+                    for (address, amount) in &payout.amounts {
+                        entries.push(NewEntry {
+                            address: address.clone(),
+                            amount: to_signed(*amount),
+                            kind: LedgerKind::Credit,
+                            memo: format!("{memo_block}: SOLO"),
+                        });
+                        entries.push(NewEntry {
+                            address: address.clone(),
+                            amount: -to_signed(*amount),
+                            kind: LedgerKind::Coinbase,
+                            memo: format!("{memo_block}: paid in its coinbase"),
+                        });
+                    }
+                    if payout.pool_fee > 0 {
+                        entries.push(NewEntry {
+                            address: self.pool_address.clone(),
+                            amount: to_signed(payout.pool_fee),
+                            kind: LedgerKind::Fee,
+                            memo: format!("{memo_block}: pool fee {} ppm", self.fee.ppm()),
+                        });
+                    }
+                    return Ok(entries);
+                }
+                (Ok(payout), "SOLO".to_owned())
+            }
             Scheme::Pps | Scheme::Fpps => {
                 return Ok(vec![NewEntry {
                     address: self.pool_address.clone(),

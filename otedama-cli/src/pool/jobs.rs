@@ -26,6 +26,8 @@ pub(crate) struct PoolJob {
     pub(crate) announcement: JobAnnouncement,
     /// The network target: a share meeting it is a block.
     pub(crate) network_target: Target,
+    /// The miner address the coinbase pays directly (SOLO), when it is not the pool's.
+    pub(crate) payee: Option<String>,
 }
 
 /// The jobs still valid for shares, newest last.
@@ -34,6 +36,68 @@ pub(crate) struct JobBook {
     jobs: HashMap<String, Arc<PoolJob>>,
     order: VecDeque<String>,
     counter: u64,
+    /// Per base job: the jobs derived from it for one payee each, by payee.
+    derived: HashMap<String, HashMap<String, Arc<PoolJob>>>,
+}
+
+/// Builds a job for `template` whose coinbase pays `outputs`.
+fn build(
+    template: Arc<BlockTemplate>,
+    outputs: &[(ScriptBuf, u64)],
+    tag: &[u8],
+    id: String,
+    clean: bool,
+    ntime: u32,
+    payee: Option<String>,
+) -> Result<PoolJob, CoinbaseError> {
+    let height = u32::try_from(template.height).unwrap_or(u32::MAX);
+    let mut builder = CoinbaseBuilder::new(height)
+        .extranonce_sizes(EXTRANONCE1_SIZE, EXTRANONCE2_SIZE)
+        .pool_tag(tag.to_vec());
+    for (script, value) in outputs {
+        builder = builder.output(script.clone(), *value);
+    }
+    if template.witness_commitment.is_some() {
+        builder = builder.witness_root(template.witness_root());
+    }
+    let coinbase = builder.build()?;
+    let network_target = template.target().unwrap_or(Target::ZERO);
+    let ntime = ntime.max(template.mintime);
+    let job = Job {
+        id: JobId::new(id.clone()),
+        prevhash: template.prev_hash,
+        coinb1: coinbase.coinb1().to_vec(),
+        coinb2: coinbase.coinb2().to_vec(),
+        merkle_branch: template.merkle_branch(),
+        version: template.version,
+        bits: template.bits,
+        time: ntime,
+        clean,
+        height,
+        share_target: network_target,
+    };
+    let announcement = JobAnnouncement {
+        notify: Notify {
+            job_id: id,
+            prevhash: template.prev_hash,
+            coinb1: job.coinb1.clone(),
+            coinb2: job.coinb2.clone(),
+            merkle_branch: job.merkle_branch.hashes().to_vec(),
+            version: template.version,
+            nbits: template.bits.to_consensus(),
+            ntime,
+            clean_jobs: clean,
+        },
+        height: template.height,
+    };
+    Ok(PoolJob {
+        template,
+        coinbase,
+        job,
+        announcement,
+        network_target,
+        payee,
+    })
 }
 
 /// How many jobs stay valid (sessions keep at most as many).
@@ -49,65 +113,69 @@ impl JobBook {
         clean: bool,
         ntime: u32,
     ) -> Result<Arc<PoolJob>, CoinbaseError> {
-        let height = u32::try_from(template.height).unwrap_or(u32::MAX);
-        let mut builder = CoinbaseBuilder::new(height)
-            .extranonce_sizes(EXTRANONCE1_SIZE, EXTRANONCE2_SIZE)
-            .pool_tag(tag.to_vec())
-            .output(payout.clone(), template.coinbase_value);
-        if template.witness_commitment.is_some() {
-            builder = builder.witness_root(template.witness_root());
-        }
-        let coinbase = builder.build()?;
+        let value = template.coinbase_value;
         self.counter += 1;
         let id = format!("{:x}", self.counter);
-        let network_target = template.target().unwrap_or(Target::ZERO);
-        let ntime = ntime.max(template.mintime);
-        let job = Job {
-            id: JobId::new(id.clone()),
-            prevhash: template.prev_hash,
-            coinb1: coinbase.coinb1().to_vec(),
-            coinb2: coinbase.coinb2().to_vec(),
-            merkle_branch: template.merkle_branch(),
-            version: template.version,
-            bits: template.bits,
-            time: ntime,
-            clean,
-            height,
-            share_target: network_target,
-        };
-        let announcement = JobAnnouncement {
-            notify: Notify {
-                job_id: id.clone(),
-                prevhash: template.prev_hash,
-                coinb1: job.coinb1.clone(),
-                coinb2: job.coinb2.clone(),
-                merkle_branch: job.merkle_branch.hashes().to_vec(),
-                version: template.version,
-                nbits: template.bits.to_consensus(),
-                ntime,
-                clean_jobs: clean,
-            },
-            height: template.height,
-        };
-        let pool_job = Arc::new(PoolJob {
+        let pool_job = Arc::new(build(
             template,
-            coinbase,
-            job,
-            announcement,
-            network_target,
-        });
+            &[(payout.clone(), value)],
+            tag,
+            id.clone(),
+            clean,
+            ntime,
+            None,
+        )?);
         if clean {
             self.jobs.clear();
             self.order.clear();
+            self.derived.clear();
         }
         self.jobs.insert(id.clone(), Arc::clone(&pool_job));
         self.order.push_back(id);
         while self.order.len() > KEEP {
             if let Some(old) = self.order.pop_front() {
                 self.jobs.remove(&old);
+                for derived in self.derived.remove(&old).unwrap_or_default().values() {
+                    self.jobs.remove(derived.job.id.as_str());
+                }
             }
         }
         Ok(pool_job)
+    }
+
+    /// The version of job `base_id` whose coinbase pays `outputs` for `payee` (SOLO mining),
+    /// made once and kept as long as the base job; `None` when the base job is gone.
+    pub(crate) fn derive(
+        &mut self,
+        base_id: &str,
+        payee: &str,
+        outputs: &[(ScriptBuf, u64)],
+        tag: &[u8],
+    ) -> Option<Result<Arc<PoolJob>, CoinbaseError>> {
+        let base = self.jobs.get(base_id)?.clone();
+        if base.payee.is_some() {
+            return None;
+        }
+        let own = self.derived.entry(base_id.to_owned()).or_default();
+        if let Some(job) = own.get(payee) {
+            return Some(Ok(Arc::clone(job)));
+        }
+        let id = format!("{base_id}.{:x}", own.len());
+        let job = match build(
+            Arc::clone(&base.template),
+            outputs,
+            tag,
+            id.clone(),
+            base.job.clean,
+            base.job.time,
+            Some(payee.to_owned()),
+        ) {
+            Ok(job) => Arc::new(job),
+            Err(e) => return Some(Err(e)),
+        };
+        own.insert(payee.to_owned(), Arc::clone(&job));
+        self.jobs.insert(id, Arc::clone(&job));
+        Some(Ok(job))
     }
 
     /// A job by id, while it is still valid.

@@ -211,6 +211,7 @@ impl Ctx {
                 reward: template.reward,
                 status,
                 detail,
+                payee: None,
             };
             if let Err(e) = self.log.record_block(record) {
                 eprintln!("cannot record block {id}: {e}");

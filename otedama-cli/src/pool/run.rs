@@ -13,7 +13,7 @@ use otedama_core::{
 };
 use otedama_hash::{Algorithm, PowAlgorithm, RandomXMode};
 use otedama_rewards::FeeRate;
-use otedama_stratum::server::{DisconnectReason, Server, ServerConfig, ServerEvent};
+use otedama_stratum::server::{DisconnectReason, JobTailor, Server, ServerConfig, ServerEvent};
 use otedama_stratum::{
     ExtranonceAllocator, JobAnnouncement, PoolConfig, ShareVerdict, VardiffConfig,
 };
@@ -336,6 +336,40 @@ fn open_node(config: &Config) -> Result<NodeRpc> {
     Ok(NodeRpc::new(&node.url, auth))
 }
 
+/// The coinbase tag every job carries.
+const POOL_TAG: &[u8] = b"/otedama/";
+
+/// SOLO: every connection mines a coinbase paying its own address the reward less the pool
+/// fee, and the pool the fee.
+#[derive(Debug)]
+struct SoloTailor {
+    book: Arc<Mutex<JobBook>>,
+    chain: AddressParams,
+    pool_script: ScriptBuf,
+    fee: FeeRate,
+}
+
+impl JobTailor for SoloTailor {
+    fn tailor(&self, job: &Arc<JobAnnouncement>, worker: &str) -> Option<Arc<JobAnnouncement>> {
+        let address = worker.split('.').next()?;
+        let script = self.chain.script_pubkey(address).ok()?;
+        let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
+        let value = book.get(&job.notify.job_id)?.template.coinbase_value;
+        let fee = self.fee.fee_of(value);
+        let mut outputs = vec![(script, value - fee)];
+        if fee > 0 {
+            outputs.push((self.pool_script.clone(), fee));
+        }
+        match book.derive(&job.notify.job_id, address, &outputs, POOL_TAG)? {
+            Ok(own) => Some(Arc::new(own.announcement.clone())),
+            Err(e) => {
+                eprintln!("cannot build a solo job for {address}: {e}");
+                None
+            }
+        }
+    }
+}
+
 struct Totals {
     accepted: u64,
     rejected: u64,
@@ -514,7 +548,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
                     let made = book.lock().unwrap_or_else(|p| p.into_inner()).make(
                         Arc::new(template),
                         &payout,
-                        b"/otedama/",
+                        POOL_TAG,
                         clean,
                         now_secs(),
                     );
@@ -587,9 +621,21 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         vardiff_enabled: vardiff,
         ..PoolConfig::default()
     };
+    let tailor: Option<Arc<dyn JobTailor>> = if config.pool.rewards.system == "solo" {
+        Some(Arc::new(SoloTailor {
+            book: Arc::clone(&book),
+            chain,
+            pool_script: payout.clone(),
+            fee: FeeRate::from_percent(config.pool.fee_percentage)
+                .map_err(|e| anyhow::anyhow!("pool.fee_percentage: {e}"))?,
+        }))
+    } else {
+        None
+    };
     let server_config = ServerConfig {
         pool: Arc::new(pool_config),
         max_connections: config.pool.max_connections,
+        tailor,
         ..ServerConfig::default()
     };
     let (events_tx, mut events) = mpsc::channel(4096);
@@ -817,7 +863,9 @@ fn judge(
             time_ms,
             height: job.template.height,
             hash: hash.clone(),
-            address: address.clone(),
+            // Under SOLO the coinbase's payee found it, whatever worker name the share used.
+            address: job.payee.clone().unwrap_or_else(|| address.clone()),
+            payee: job.payee.clone(),
             worker: worker.clone(),
             reward: job.template.coinbase_value,
             status,

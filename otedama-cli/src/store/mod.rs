@@ -139,6 +139,8 @@ pub(crate) struct BlockRecord {
     pub(crate) status: BlockStatus,
     /// The node's answer, when it gave one.
     pub(crate) detail: Option<String>,
+    /// The miner address its coinbase paid directly (SOLO), when not the pool's.
+    pub(crate) payee: Option<String>,
 }
 
 /// What a ledger line records.
@@ -604,6 +606,7 @@ pub(crate) mod tests {
                 reward: 5_000_000_000,
                 status: BlockStatus::Submitted,
                 detail: None,
+                payee: Some("rltc1qexample".into()),
             };
             log.record_block(block.clone()).expect("block");
             log.record_block(block)
@@ -622,6 +625,7 @@ pub(crate) mod tests {
         assert_eq!(blocks[0].status, BlockStatus::Accepted);
         assert_eq!(blocks[0].detail.as_deref(), Some("ok"));
         assert_eq!(blocks[0].algorithm, "scrypt");
+        assert_eq!(blocks[0].payee.as_deref(), Some("rltc1qexample"));
     }
 
     fn entry(address: &str, amount: i64, kind: LedgerKind) -> NewEntry {
@@ -655,6 +659,7 @@ pub(crate) mod tests {
             reward: 5_000_000_000,
             status: BlockStatus::Accepted,
             detail: None,
+            payee: None,
         };
         let shares: Vec<ShareRecord> = (0..6).map(share).collect();
         store

@@ -41,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE shares ADD COLUMN paid BOOLEAN NOT NULL DEFAULT FALSE;
     CREATE INDEX shares_coin_time ON shares (algorithm, time_ms);
     CREATE INDEX shares_unpaid ON shares (algorithm, id) WHERE NOT paid;
+    ALTER TABLE blocks ADD COLUMN payee TEXT;
     ALTER TABLE blocks ADD COLUMN credited SMALLINT NOT NULL DEFAULT 0;
     CREATE TABLE ledger (
         id BIGSERIAL PRIMARY KEY,
@@ -248,8 +249,8 @@ impl Store for PostgresStore {
         if !blocks.is_empty() {
             let insert = tx
                 .prepare(
-                    "INSERT INTO blocks (time_ms, height, hash, address, worker, reward, status, detail, algorithm)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                    "INSERT INTO blocks (time_ms, height, hash, address, worker, reward, status, detail, algorithm, payee)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                      ON CONFLICT (hash) DO NOTHING",
                 )
                 .map_err(db)?;
@@ -266,6 +267,7 @@ impl Store for PostgresStore {
                         &b.status.as_str(),
                         &b.detail,
                         &b.algorithm,
+                        &b.payee,
                     ],
                 )
                 .map_err(db)?;
@@ -302,7 +304,7 @@ impl Store for PostgresStore {
         let rows = self
             .client
             .query(
-                "SELECT time_ms, height, hash, address, worker, reward, status, detail, algorithm
+                "SELECT time_ms, height, hash, address, worker, reward, status, detail, algorithm, payee
                  FROM blocks ORDER BY id",
                 &[],
             )
@@ -321,6 +323,7 @@ impl Store for PostgresStore {
                     status: BlockStatus::parse(&status).unwrap_or(BlockStatus::Submitted),
                     detail: r.get(7),
                     algorithm: r.get(8),
+                    payee: r.get(9),
                 }
             })
             .collect())

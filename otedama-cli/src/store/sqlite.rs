@@ -47,6 +47,7 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE shares ADD COLUMN paid INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX shares_coin_time ON shares (algorithm, time_ms);
     CREATE INDEX shares_unpaid ON shares (algorithm, id) WHERE paid = 0;
+    ALTER TABLE blocks ADD COLUMN payee TEXT;
     ALTER TABLE blocks ADD COLUMN credited INTEGER NOT NULL DEFAULT 0;
     CREATE TABLE ledger (
         id INTEGER PRIMARY KEY,
@@ -235,8 +236,8 @@ impl Store for SqliteStore {
             }
             let mut insert = tx
                 .prepare_cached(
-                    "INSERT INTO blocks (time_ms, height, hash, address, worker, reward, status, detail, algorithm)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                    "INSERT INTO blocks (time_ms, height, hash, address, worker, reward, status, detail, algorithm, payee)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                      ON CONFLICT (hash) DO NOTHING",
                 )
                 .map_err(db)?;
@@ -251,7 +252,8 @@ impl Store for SqliteStore {
                         b.reward as i64,
                         b.status.as_str(),
                         b.detail,
-                        b.algorithm
+                        b.algorithm,
+                        b.payee
                     ])
                     .map_err(db)?;
             }
@@ -286,7 +288,7 @@ impl Store for SqliteStore {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT time_ms, height, hash, address, worker, reward, status, detail, algorithm
+                "SELECT time_ms, height, hash, address, worker, reward, status, detail, algorithm, payee
                  FROM blocks ORDER BY id",
             )
             .map_err(db)?;
@@ -303,6 +305,7 @@ impl Store for SqliteStore {
                     status: BlockStatus::parse(&status).unwrap_or(BlockStatus::Submitted),
                     detail: r.get(7)?,
                     algorithm: r.get(8)?,
+                    payee: r.get(9)?,
                 })
             })
             .map_err(db)?;

@@ -98,6 +98,19 @@ pub struct ServerConfig {
     pub max_line: usize,
     /// How long a write may wait for a miner that does not read.
     pub write_timeout: Duration,
+    /// Gives each connection its own version of every job (solo mining: a coinbase paying
+    /// the connection's own address); `None` sends every connection the same jobs.
+    pub tailor: Option<Arc<dyn JobTailor>>,
+}
+
+/// Makes a connection's own version of a job, from the job every connection gets and the
+/// first worker the connection authorized.
+///
+/// The server calls it from the connection's task each time it sends a job, so it should be
+/// quick (cache what it builds). The caller must then accept shares on the tailored job's id.
+pub trait JobTailor: Send + Sync + std::fmt::Debug {
+    /// The job for `worker` in place of `job`; `None` sends `job` as it is.
+    fn tailor(&self, job: &Arc<JobAnnouncement>, worker: &str) -> Option<Arc<JobAnnouncement>>;
 }
 
 impl Default for ServerConfig {
@@ -108,6 +121,7 @@ impl Default for ServerConfig {
             max_connections_per_ip: None,
             max_line: LineBuffer::DEFAULT_MAX_LINE,
             write_timeout: Duration::from_secs(30),
+            tailor: None,
         }
     }
 }
@@ -521,6 +535,15 @@ async fn flush(
     }
 }
 
+/// Sends `job` to the session, tailored to its first worker when the server tailors jobs.
+fn send_job(session: &mut PoolSession, job: &Arc<JobAnnouncement>, config: &ServerConfig) {
+    let tailored = config.tailor.as_ref().and_then(|tailor| {
+        let worker = session.workers().next()?.to_owned();
+        tailor.tailor(job, &worker)
+    });
+    session.send_job(tailored.as_ref().unwrap_or(job), now());
+}
+
 /// Applies the pool's queued verdicts.
 fn apply_commands(conn: &Connection, session: &mut PoolSession) {
     let commands = std::mem::take(&mut *conn.mailbox.lock());
@@ -617,7 +640,7 @@ async fn serve(
                 working = true;
                 let current = jobs.borrow_and_update().clone();
                 if let Some(job) = current {
-                    session.send_job(&job, now());
+                    send_job(&mut session, &job, config);
                     continue;
                 }
             }
@@ -630,7 +653,7 @@ async fn serve(
                     Ok(()) => {
                         let current = jobs.borrow_and_update().clone();
                         if let Some(job) = current {
-                            session.send_job(&job, now());
+                            send_job(&mut session, &job, config);
                         }
                     }
                     Err(_) => jobs_open = false,

@@ -529,3 +529,210 @@ pub(crate) fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SqliteStore;
+
+    fn store(name: &str) -> (SqliteStore, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("otedama-acct-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("pool.db");
+        (SqliteStore::open(&path).expect("open"), dir)
+    }
+
+    fn share(address: &str, difficulty: f64, time_ms: i64) -> ShareRecord {
+        ShareRecord {
+            algorithm: "scrypt".into(),
+            time_ms,
+            address: address.into(),
+            worker: String::new(),
+            difficulty,
+            job_id: "1".into(),
+            height: 5,
+            pow_hash: [0; 32],
+            is_block: false,
+            network_difficulty: 1000.0,
+            block_value: 5_000_012_345,
+            tx_fees: 12_345,
+        }
+    }
+
+    fn block(hash: &str, time_ms: i64, payee: Option<&str>) -> BlockRecord {
+        BlockRecord {
+            algorithm: "scrypt".into(),
+            time_ms,
+            height: 5,
+            hash: hash.into(),
+            address: "carol".into(),
+            worker: String::new(),
+            reward: 5_000_012_345,
+            status: BlockStatus::Accepted,
+            detail: None,
+            payee: payee.map(str::to_owned),
+        }
+    }
+
+    fn accounting(scheme: Scheme) -> Accounting {
+        Accounting {
+            coin: "scrypt".into(),
+            scheme,
+            fee: FeeRate::from_ppm(12_500).expect("fee"),
+            pool_address: "pool".into(),
+            convention: DifficultyConvention::Scrypt,
+        }
+    }
+
+    fn amounts(entries: &[NewEntry]) -> Vec<(&str, i64, LedgerKind)> {
+        entries
+            .iter()
+            .map(|e| (e.address.as_str(), e.amount, e.kind))
+            .collect()
+    }
+
+    #[test]
+    fn pplns_counts_the_window_and_weighs_by_difficulty() {
+        let (mut store, dir) = store("pplns");
+        let shares = [
+            share("alice", 1.0, 1_000), // outside a 5 s window ending at 7 000
+            share("alice", 2.0, 3_000),
+            share("bob", 1.0, 6_000),
+            share("carol", 4.0, 9_000), // after the block
+        ];
+        store
+            .commit(&shares, &[block("b", 7_000, None)])
+            .expect("commit");
+        let acct = accounting(Scheme::Pplns { window_ms: 5_000 });
+        let entries = acct
+            .block_entries(&mut store, &block("b", 7_000, None))
+            .expect("entries");
+        // fee = floor(5_000_012_345 * 12_500 / 1e6) = 62_500_154; 4_937_512_191 split 2 : 1.
+        assert_eq!(
+            amounts(&entries),
+            [
+                ("alice", 3_291_674_794, LedgerKind::Credit),
+                ("bob", 1_645_837_397, LedgerKind::Credit),
+                ("pool", 62_500_154, LedgerKind::Fee),
+            ]
+        );
+        assert_eq!(entries.iter().map(|e| e.amount).sum::<i64>(), 5_000_012_345);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn prop_counts_the_round_since_the_previous_block() {
+        let (mut store, dir) = store("prop");
+        let shares = [
+            share("alice", 1.0, 1_000),
+            share("bob", 1.0, 3_000),
+            share("bob", 1.0, 4_000),
+        ];
+        store
+            .commit(&shares, &[block("a", 2_000, None), block("b", 5_000, None)])
+            .expect("commit");
+        let entries = accounting(Scheme::Prop)
+            .block_entries(&mut store, &block("b", 5_000, None))
+            .expect("entries");
+        assert_eq!(
+            amounts(&entries),
+            [
+                ("bob", 4_937_512_191, LedgerKind::Credit),
+                ("pool", 62_500_154, LedgerKind::Fee)
+            ]
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_block_without_shares_is_the_pools() {
+        let (mut store, dir) = store("empty");
+        store
+            .commit(&[], &[block("b", 5_000, None)])
+            .expect("commit");
+        let entries = accounting(Scheme::Pplns { window_ms: 1_000 })
+            .block_entries(&mut store, &block("b", 5_000, None))
+            .expect("entries");
+        assert_eq!(
+            amounts(&entries),
+            [("pool", 5_000_012_345, LedgerKind::Fee)]
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn solo_credits_the_finder_or_records_its_coinbase() {
+        let (mut store, dir) = store("solo");
+        let acct = accounting(Scheme::Solo);
+        let by_balance = acct
+            .block_entries(&mut store, &block("b", 1, None))
+            .expect("entries");
+        assert_eq!(
+            amounts(&by_balance),
+            [
+                ("carol", 4_937_512_191, LedgerKind::Credit),
+                ("pool", 62_500_154, LedgerKind::Fee)
+            ]
+        );
+        let in_coinbase = acct
+            .block_entries(&mut store, &block("b", 1, Some("carol")))
+            .expect("entries");
+        assert_eq!(
+            amounts(&in_coinbase),
+            [
+                ("carol", 4_937_512_191, LedgerKind::Credit),
+                ("carol", -4_937_512_191, LedgerKind::Coinbase),
+                ("pool", 62_500_154, LedgerKind::Fee)
+            ]
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn pps_pays_each_share_once_and_the_pool_keeps_blocks() {
+        let (mut store, dir) = store("pps");
+        let shares = [
+            share("alice", 1.0, 1),
+            share("alice", 1.0, 2),
+            share("bob", 10.0, 3),
+        ];
+        store.commit(&shares, &[]).expect("commit");
+        let pps = accounting(Scheme::Pps);
+        assert_eq!(pps.pay_shares(&mut store, 2).expect("first"), 2);
+        assert_eq!(pps.pay_shares(&mut store, 100).expect("rest"), 1);
+        assert_eq!(pps.pay_shares(&mut store, 100).expect("none left"), 0);
+        let one = pps_value(
+            work_of(DifficultyConvention::Scrypt, 1.0),
+            work_of(DifficultyConvention::Scrypt, 1000.0),
+            5_000_000_000,
+            pps.fee,
+        )
+        .expect("value");
+        // subsidy 5e9 * (1 / 1000) * (1 - 1.25 %) = 4_937_500.
+        assert_eq!(one, 4_937_500);
+        let balances = store.balances("scrypt").expect("balances");
+        assert_eq!(
+            balances,
+            vec![
+                ("alice".to_owned(), 2 * 4_937_500),
+                ("bob".to_owned(), 49_375_000)
+            ]
+        );
+        let kept = pps
+            .block_entries(&mut store, &block("b", 1, None))
+            .expect("entries");
+        assert_eq!(amounts(&kept), [("pool", 5_000_012_345, LedgerKind::Fee)]);
+
+        // FPPS counts the job's transaction fees in.
+        store
+            .commit(&[share("carol", 1.0, 4)], &[])
+            .expect("commit");
+        let fpps = accounting(Scheme::Fpps);
+        assert_eq!(fpps.pay_shares(&mut store, 100).expect("fpps"), 1);
+        let carol = store.ledger("carol").expect("ledger");
+        // 5_000_012_345 / 1000 * 0.9875 = 4_937_512.19..., floored.
+        assert_eq!(carol[0].amount, 4_937_512);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

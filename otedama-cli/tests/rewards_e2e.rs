@@ -366,22 +366,8 @@ fn money_path(db: Db) {
     assert_eq!(otedama_sends(&node).len(), 1, "paid once");
 
     // The transaction pays each miner exactly its balance.
-    let tx = node.rpc("gettransaction", json!([sent[0].0]));
-    let decoded = node.rpc("decoderawtransaction", json!([tx["hex"]]));
-    let mut outputs: BTreeMap<String, i64> = BTreeMap::new();
-    for out in decoded["vout"].as_array().expect("outputs") {
-        let spk = &out["scriptPubKey"];
-        let address = spk
-            .get("address")
-            .cloned()
-            .unwrap_or_else(|| spk["addresses"][0].clone());
-        let sats = (out["value"].as_f64().expect("value") * 1e8).round() as i64;
-        if let Some(a) = address.as_str() {
-            if owed.contains_key(a) {
-                outputs.insert(a.to_owned(), sats);
-            }
-        }
-    }
+    let mut outputs = tx_outputs(&node, &sent[0].0);
+    outputs.retain(|a, _| owed.contains_key(a));
     assert_eq!(outputs, owed, "sendmany outputs");
     let after = db.balances();
     assert!(
@@ -515,4 +501,127 @@ fn solo_pays_the_finder_in_the_coinbase_on_postgresql() {
     }
     let server = support::postgres::Postgres::start();
     solo_through_the_coinbase(Db::Postgres(server.database("solo")));
+}
+
+/// Balances written straight into the books, as if credited.
+fn seed(db: &Db, balances: &[(&str, i64)]) {
+    let mut sql = String::new();
+    for (address, amount) in balances {
+        sql.push_str(&format!(
+            "INSERT INTO ledger (time_ms, coin, address, amount, kind, memo)
+             VALUES (1, 'scrypt', '{address}', {amount}, 'credit', 'seeded');
+             INSERT INTO balances (coin, address, amount) VALUES ('scrypt', '{address}', {amount});"
+        ));
+    }
+    match db {
+        Db::Sqlite(path) => rusqlite::Connection::open(path)
+            .expect("database")
+            .execute_batch(&sql)
+            .expect("seed"),
+        Db::Postgres(url) => postgres::Client::connect(url, postgres::NoTls)
+            .expect("connect")
+            .batch_execute(&sql)
+            .expect("seed"),
+    }
+}
+
+/// Outputs of a wallet transaction, smallest unit, by address.
+fn tx_outputs(node: &Litecoind, txid: &str) -> BTreeMap<String, i64> {
+    let tx = node.rpc("gettransaction", json!([txid]));
+    let decoded = node.rpc("decoderawtransaction", json!([tx["hex"]]));
+    let mut outputs = BTreeMap::new();
+    for out in decoded["vout"].as_array().expect("outputs") {
+        let spk = &out["scriptPubKey"];
+        let address = spk
+            .get("address")
+            .cloned()
+            .unwrap_or_else(|| spk["addresses"][0].clone());
+        if let Some(a) = address.as_str() {
+            outputs.insert(
+                a.to_owned(),
+                (out["value"].as_f64().expect("value") * 1e8).round() as i64,
+            );
+        }
+    }
+    outputs
+}
+
+/// The threshold, the size limit (largest balances first, the rest next round) and the fee
+/// taken from the miners' outputs when configured so.
+#[test]
+fn payments_respect_threshold_size_limit_and_fee_policy() {
+    if !litecoind::available() {
+        return;
+    }
+    let node = Litecoind::start();
+    let pool_address = node.new_address("bech32");
+    node.rpc("generatetoaddress", json!([101, pool_address]));
+    let (alice, bob, carol) = (
+        node.new_address("bech32"),
+        node.new_address("bech32"),
+        node.new_address("bech32"),
+    );
+    let url = node.url();
+    let db = Db::Sqlite(temp_db("payment-rules"));
+    let database = db.arg();
+    let mut base = pool_args(&node, &url, &pool_address, &database);
+    let threshold = base
+        .iter()
+        .position(|a| *a == "--payment-threshold")
+        .expect("flag");
+    base[threshold + 1] = "100000000";
+
+    let mut args = base.clone();
+    args.extend(["--payments-enabled", "false"]);
+    Pool::start(&args).stop();
+    seed(
+        &db,
+        &[
+            (&alice, 300_000_000),
+            (&bob, 200_000_000),
+            (&carol, 50_000_000),
+        ],
+    );
+
+    let mut args = base.clone();
+    args.extend(["--payment-max-outputs", "1"]);
+    let mut pool = Pool::start(&args);
+    pool.wait_for("payment 2: sent", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(3));
+    pool.stop();
+    let payments = db.payments();
+    assert_eq!(
+        payments.len(),
+        2,
+        "carol is under the threshold: {payments:?}"
+    );
+    let first = tx_outputs(&node, &payments[0].2);
+    let second = tx_outputs(&node, &payments[1].2);
+    assert_eq!(
+        first.get(&alice),
+        Some(&300_000_000),
+        "largest first: {first:?}"
+    );
+    assert!(!first.contains_key(&bob), "one output per transaction");
+    assert_eq!(second.get(&bob), Some(&200_000_000), "{second:?}");
+    assert_eq!(db.balances().get(&carol), Some(&50_000_000));
+
+    // The miners pay the network fee: carol's output is her balance less the fee.
+    base[threshold + 1] = "10000000";
+    let mut args = base.clone();
+    args.extend(["--payment-fee-from-miners", "true"]);
+    let mut pool = Pool::start(&args);
+    pool.wait_for("payment 3: sent", Duration::from_secs(60));
+    pool.stop();
+    let payments = db.payments();
+    let fee: i64 = db.rows("SELECT CAST(tx_fee AS TEXT) FROM payments WHERE id = 3")[0][0]
+        .parse()
+        .expect("fee");
+    assert!(fee > 0);
+    let third = tx_outputs(&node, &payments[2].2);
+    assert_eq!(third.get(&carol), Some(&(50_000_000 - fee)), "{third:?}");
+    assert!(
+        !db.balances().contains_key(&carol),
+        "debited her whole balance"
+    );
 }

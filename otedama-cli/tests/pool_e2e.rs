@@ -6,6 +6,7 @@ mod support;
 
 use support::pool::{bin, temp_db, Pool};
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -890,4 +891,83 @@ fn found_blocks_are_confirmed_at_maturity_and_orphaned_when_invalidated() {
         })
         .expect("the block is recorded");
     assert_eq!(status, "orphaned");
+}
+
+/// PPS on the devnet: every accepted share is paid its expected value of the subsidy, once,
+/// whether or not it found a block; the pool keeps its blocks.
+#[test]
+fn pps_pays_every_share_its_expected_value() {
+    use otedama_core::{Difficulty, DifficultyConvention};
+    let db = temp_db("pps");
+    let mut pool = Pool::start(&[
+        "--threads",
+        "1",
+        "--rewards-system",
+        "pps",
+        "--fee",
+        "2",
+        "--maturity",
+        "1",
+        "--block-check-interval",
+        "1",
+        "--database",
+        db.to_str().expect("utf-8"),
+    ]);
+    pool.wait_for("BLOCK height", Duration::from_secs(120));
+    std::thread::sleep(Duration::from_secs(4));
+    pool.stop();
+    let conn = rusqlite::Connection::open(&db).expect("database");
+    let work = |d: f64| {
+        DifficultyConvention::Bitcoin
+            .expected_hashes(Difficulty::new(d).expect("difficulty"))
+            .round() as u128
+    };
+    let mut stmt = conn
+        .prepare(
+            "SELECT address, difficulty, network_difficulty, block_value, tx_fees FROM shares WHERE paid = 1",
+        )
+        .expect("query");
+    let mut expected: BTreeMap<String, i64> = BTreeMap::new();
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, f64>(1)?,
+                r.get::<_, f64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })
+        .expect("rows");
+    let mut paid = 0;
+    for row in rows {
+        let (address, d, network, value, fees) = row.expect("row");
+        let subsidy = (value - fees) as u128;
+        let v = subsidy * work(d) * (1_000_000 - 20_000) / (work(network) * 1_000_000);
+        *expected.entry(address).or_default() += v as i64;
+        paid += 1;
+    }
+    assert!(paid > 0, "shares were paid while the pool ran");
+    let mut stmt = conn
+        .prepare("SELECT address, SUM(amount) FROM ledger WHERE kind = 'shares' GROUP BY address")
+        .expect("query");
+    let got: BTreeMap<String, i64> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(got, expected);
+    // Blocks buried past maturity are the pool's under PPS.
+    let kept: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM ledger WHERE kind = 'fee' AND memo LIKE '%kept by the pool%'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("fees");
+    let confirmed = count(
+        &db,
+        "SELECT COUNT(*) FROM blocks WHERE status = 'confirmed'",
+    );
+    assert_eq!(kept, confirmed);
 }

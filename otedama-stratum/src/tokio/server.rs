@@ -10,7 +10,9 @@
 //!   each connection announces the latest job as soon as it has subscribed and authorized a
 //!   worker, and every new one after that. A connection that falls behind skips straight to
 //!   the newest job, which is safe because a job of a new chain tip (a greater
-//!   [`JobAnnouncement::height`]) is always announced as clean.
+//!   [`JobAnnouncement::height`]) is always announced as clean. A pool whose connections each
+//!   need their own job (solo mining, a coinbase paying each miner's address) sets
+//!   [`ServerConfig::tailor`]: its [`JobTailor`] turns the common job into the connection's own.
 //!
 //! Each connection costs a task, a socket and a session: no per-connection read buffer is
 //! held while a connection is idle (reads go through a stack buffer and a [`LineBuffer`] that

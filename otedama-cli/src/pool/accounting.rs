@@ -377,6 +377,28 @@ pub(crate) struct PaymentRules {
     pub(crate) fee_from_miners: bool,
     /// Time between payment rounds.
     pub(crate) interval: Duration,
+    /// Who this pool is, for the claim on paying its coin from a shared database (a
+    /// restarted pool with the same name takes its claim back at once).
+    pub(crate) payer: String,
+}
+
+/// Whether this pool may pay its coin now: the claim is renewed each round and lapses after
+/// three rounds (at least a minute) without one.
+fn claim(log: &ShareLog, coin: &str, rules: &PaymentRules) -> Result<bool> {
+    let ttl = i64::try_from(
+        rules
+            .interval
+            .saturating_mul(3)
+            .max(Duration::from_secs(60))
+            .as_millis(),
+    )
+    .unwrap_or(i64::MAX);
+    let (c, owner) = (coin.to_owned(), rules.payer.clone());
+    let held = log.run(move |store| store.claim_payer(&c, &owner, now_ms(), ttl))?;
+    if !held {
+        println!("[{coin}] payments: another pool on this database pays {coin}; not paying");
+    }
+    Ok(held)
 }
 
 /// Where a crash is injected, for the crash tests: `OTEDAMA_FAULT=payment-before-send` or
@@ -435,6 +457,9 @@ pub(crate) fn pay(
     rules: &PaymentRules,
 ) -> Result<()> {
     let coin = accounting.coin.clone();
+    if !claim(log, &coin, rules)? {
+        return Ok(());
+    }
     reconcile(log, wallet, &coin)?;
     let c = coin.clone();
     let mut due: Vec<(String, u64)> = log
@@ -453,10 +478,19 @@ pub(crate) fn pay(
     due.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     due.truncate(rules.max_outputs.max(1));
     due.sort();
+    let total: u64 = due.iter().map(|(_, a)| a).sum();
+    let spendable = wallet
+        .spendable()
+        .map_err(|e| anyhow!("cannot read the wallet's balance: {e}"))?;
+    if spendable < total {
+        println!(
+            "[{coin}] payments wait: the wallet can spend {spendable}, the round needs {total}"
+        );
+        return Ok(());
+    }
     let written = now_ms();
     let (c, outputs) = (coin.clone(), due.clone());
     let id = log.run(move |store| store.begin_payment(&c, &outputs, written))?;
-    let total: u64 = due.iter().map(|(_, a)| a).sum();
     fault("payment-before-send");
     match wallet.send_many(&due, &comment(&coin, id, written), rules.fee_from_miners) {
         Ok(txid) => {
@@ -503,7 +537,14 @@ pub(crate) fn run(
 ) {
     let coin = accounting.coin.clone();
     if let Some(w) = wallet.as_mut() {
-        if let Err(e) = reconcile(&log, w, &coin) {
+        let settled = claim(&log, &coin, &rules).and_then(|held| {
+            if held {
+                reconcile(&log, w, &coin)
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = settled {
             eprintln!("[{coin}] {e:#}");
         }
     }

@@ -593,6 +593,13 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
             max_outputs: payments.max_outputs,
             fee_from_miners: payments.fee_from_miners,
             interval: payments.interval.0,
+            payer: format!(
+                "{} {}",
+                std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .map(|h| h.trim().to_owned())
+                    .unwrap_or_else(|_| "localhost".into()),
+                config.pool.listen
+            ),
         };
         let (log, stop_rx) = (log.clone(), stop_rx.clone());
         let source = open_source(&config, &devnet)?;

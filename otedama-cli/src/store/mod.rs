@@ -334,7 +334,19 @@ pub(crate) trait Store: Send {
     fn balances(&mut self, coin: &str) -> Result<Vec<(String, i64)>, StoreError>;
     /// Every ledger line of `address` (all coins), oldest first.
     fn ledger(&mut self, address: &str) -> Result<Vec<LedgerEntry>, StoreError>;
+    /// Takes or renews the right to pay `coin` from this database for `ttl_ms`: true when
+    /// `owner` holds it (it is free, expired, or already `owner`'s). Two pools sharing a
+    /// database never pay the same balances.
+    fn claim_payer(
+        &mut self,
+        coin: &str,
+        owner: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError>;
     /// Writes a payment in the `sending` state, before the wallet is asked; returns its id.
+    /// Fails, writing nothing, when another payment of `coin` is still `sending` or an output
+    /// is more than its address's balance.
     fn begin_payment(
         &mut self,
         coin: &str,
@@ -712,11 +724,45 @@ pub(crate) mod tests {
             BlockStatus::Orphaned
         );
 
+        assert!(store
+            .claim_payer("scrypt", "pool-a", 100, 50)
+            .expect("free"));
+        assert!(store
+            .claim_payer("scrypt", "pool-a", 120, 50)
+            .expect("renewed"));
+        assert!(!store
+            .claim_payer("scrypt", "pool-b", 160, 50)
+            .expect("held by a"));
+        assert!(store
+            .claim_payer("scrypt", "pool-b", 171, 50)
+            .expect("a's lapsed"));
+        assert!(!store
+            .claim_payer("scrypt", "pool-a", 200, 50)
+            .expect("held by b"));
+        assert!(store
+            .claim_payer("sha256d", "pool-a", 200, 50)
+            .expect("per coin"));
+
+        let too_much = vec![("alice".to_owned(), 3_000_000_001)];
+        assert!(
+            store.begin_payment("scrypt", &too_much, 6).is_err(),
+            "more than owed"
+        );
+        let nobody = vec![("dave".to_owned(), 1)];
+        assert!(
+            store.begin_payment("scrypt", &nobody, 6).is_err(),
+            "owed nothing"
+        );
         let outputs = vec![
             ("alice".to_owned(), 3_000_000_000),
             ("bob".to_owned(), 1_000),
         ];
         let id = store.begin_payment("scrypt", &outputs, 6).expect("begin");
+        let again = vec![("bob".to_owned(), 1_000)];
+        assert!(
+            store.begin_payment("scrypt", &again, 6).is_err(),
+            "one payment of a coin at a time"
+        );
         let open = store.payments("scrypt").expect("payments");
         assert_eq!(open.len(), 1);
         assert_eq!(open[0].status, PaymentStatus::Sending);
@@ -743,7 +789,7 @@ pub(crate) mod tests {
                 ("pool".to_owned(), 50_000_000)
             ]
         );
-        let failed = store.begin_payment("scrypt", &outputs, 9).expect("begin");
+        let failed = store.begin_payment("scrypt", &again, 9).expect("begin");
         store.fail_payment(failed, "refused").expect("fail");
         assert!(!store
             .finish_payment(failed, "ef", 0, 10)

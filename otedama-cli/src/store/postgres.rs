@@ -80,6 +80,11 @@ const MIGRATIONS: &[&str] = &[
         address TEXT NOT NULL,
         amount BIGINT NOT NULL,
         PRIMARY KEY (payment_id, address)
+    );
+    CREATE TABLE payers (
+        coin TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        expires_ms BIGINT NOT NULL
     );",
 ];
 
@@ -155,6 +160,10 @@ fn append(
 
 /// Any number, so long as every otedama uses the same one: it serialises migrations.
 const MIGRATION_LOCK: i64 = 0x006f_7465_6461_6d61;
+
+/// The first key of the advisory lock that serialises the start of payments (the second is
+/// the coin's hash).
+const PAYMENT_LOCK: i32 = 0x6f74_6470;
 
 fn db(e: postgres::Error) -> StoreError {
     StoreError::Database(e.to_string())
@@ -476,6 +485,27 @@ impl Store for PostgresStore {
             .collect())
     }
 
+    fn claim_payer(
+        &mut self,
+        coin: &str,
+        owner: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError> {
+        // No row comes back when another owner holds an unexpired claim.
+        let row = self
+            .client
+            .query_opt(
+                "INSERT INTO payers (coin, owner, expires_ms) VALUES ($1, $2, $3)
+                 ON CONFLICT (coin) DO UPDATE SET owner = EXCLUDED.owner, expires_ms = EXCLUDED.expires_ms
+                 WHERE payers.owner = EXCLUDED.owner OR payers.expires_ms < $4
+                 RETURNING owner",
+                &[&coin, &owner, &now_ms.saturating_add(ttl_ms), &now_ms],
+            )
+            .map_err(db)?;
+        Ok(row.is_some_and(|r| r.get::<_, String>(0) == owner))
+    }
+
     fn begin_payment(
         &mut self,
         coin: &str,
@@ -483,6 +513,38 @@ impl Store for PostgresStore {
         time_ms: i64,
     ) -> Result<i64, StoreError> {
         let mut tx = self.client.transaction().map_err(db)?;
+        // One payment of a coin begins at a time, across every pool on this database.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+            &[&PAYMENT_LOCK, &coin],
+        )
+        .map_err(db)?;
+        let open: i64 = tx
+            .query_one(
+                "SELECT COUNT(*) FROM payments WHERE coin = $1 AND status = 'sending'",
+                &[&coin],
+            )
+            .map_err(db)?
+            .get(0);
+        if open > 0 {
+            return Err(StoreError::Database(format!(
+                "a {coin} payment is still being sent"
+            )));
+        }
+        for (address, amount) in outputs {
+            let balance: i64 = tx
+                .query_opt(
+                    "SELECT amount FROM balances WHERE coin = $1 AND address = $2 FOR UPDATE",
+                    &[&coin, address],
+                )
+                .map_err(db)?
+                .map_or(0, |r| r.get(0));
+            if u64::try_from(balance).map_or(true, |b| b < *amount) {
+                return Err(StoreError::Database(format!(
+                    "{address} is owed {balance}, not {amount}"
+                )));
+            }
+        }
         let id: i64 = tx
             .query_one(
                 "INSERT INTO payments (coin, time_ms, status) VALUES ($1, $2, 'sending') RETURNING id",

@@ -86,6 +86,11 @@ const MIGRATIONS: &[&str] = &[
         address TEXT NOT NULL,
         amount INTEGER NOT NULL,
         PRIMARY KEY (payment_id, address)
+    );
+    CREATE TABLE payers (
+        coin TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        expires_ms INTEGER NOT NULL
     );",
 ];
 
@@ -485,13 +490,71 @@ impl Store for SqliteStore {
         rows.collect::<Result<Vec<_>, _>>().map_err(db)
     }
 
+    fn claim_payer(
+        &mut self,
+        coin: &str,
+        owner: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(db)?;
+        tx.execute(
+            "INSERT INTO payers (coin, owner, expires_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT (coin) DO UPDATE SET owner = excluded.owner, expires_ms = excluded.expires_ms
+             WHERE payers.owner = excluded.owner OR payers.expires_ms < ?4",
+            params![coin, owner, now_ms.saturating_add(ttl_ms), now_ms],
+        )
+        .map_err(db)?;
+        let holder: String = tx
+            .query_row("SELECT owner FROM payers WHERE coin = ?1", [coin], |r| {
+                r.get(0)
+            })
+            .map_err(db)?;
+        tx.commit().map_err(db)?;
+        Ok(holder == owner)
+    }
+
     fn begin_payment(
         &mut self,
         coin: &str,
         outputs: &[(String, u64)],
         time_ms: i64,
     ) -> Result<i64, StoreError> {
-        let tx = self.conn.transaction().map_err(db)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let open: i64 = tx
+            .query_row(
+                "SELECT COUNT(*) FROM payments WHERE coin = ?1 AND status = 'sending'",
+                [coin],
+                |r| r.get(0),
+            )
+            .map_err(db)?;
+        if open > 0 {
+            return Err(StoreError::Database(format!(
+                "a {coin} payment is still being sent"
+            )));
+        }
+        for (address, amount) in outputs {
+            let balance: i64 = tx
+                .query_row(
+                    "SELECT amount FROM balances WHERE coin = ?1 AND address = ?2",
+                    params![coin, address],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db)?
+                .unwrap_or(0);
+            if u64::try_from(balance).map_or(true, |b| b < *amount) {
+                return Err(StoreError::Database(format!(
+                    "{address} is owed {balance}, not {amount}"
+                )));
+            }
+        }
         tx.execute(
             "INSERT INTO payments (coin, time_ms, status) VALUES (?1, ?2, 'sending')",
             params![coin, time_ms],

@@ -241,6 +241,15 @@ impl NodeRpc {
         }
     }
 
+    /// What the wallet can spend now (confirmed, mature), smallest unit.
+    pub(crate) fn spendable(&mut self) -> Result<u64, WorkSourceError> {
+        let v = self
+            .call("getbalance", json!([]), Duration::from_secs(30))
+            .map_err(rpc_failure)?;
+        coins_to_units(&v.to_string())
+            .ok_or_else(|| WorkSourceError::BadTemplate(format!("getbalance answered {v}")))
+    }
+
     /// The network fee the wallet paid for `txid`, smallest unit.
     pub(crate) fn transaction_fee(&mut self, txid: &str) -> Result<u64, WorkSourceError> {
         let v = self

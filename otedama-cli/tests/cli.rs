@@ -114,3 +114,63 @@ fn bench_rejects_bad_arguments() {
     let out = cli(&["bench", "--algo", "sha256d", "--seconds", "-1"]);
     assert!(!out.status.success());
 }
+
+#[test]
+fn the_ledger_command_explains_missing_databases_and_empty_ledgers() {
+    let out = cli(&[
+        "pool",
+        "ledger",
+        "--address",
+        "rltc1qexample",
+        "--database",
+        "/nonexistent/otedama.db",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no database at /nonexistent/otedama.db"),
+        "{}",
+        stderr(&out)
+    );
+    let out = cli(&[
+        "pool",
+        "ledger",
+        "--address",
+        "x",
+        "--database",
+        "postgres://nobody:secret@127.0.0.1:1/none",
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("cannot open postgres://nobody:***@"), "{err}");
+    assert!(!err.contains("secret"), "{err}");
+
+    let dir = std::env::temp_dir().join(format!("otedama-ledger-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let db = dir.join("pool.db");
+    let db = db.to_str().expect("utf-8");
+    // A pool run creates and migrates the database.
+    let run = cli(&[
+        "pool",
+        "--threads",
+        "0",
+        "--listen",
+        "127.0.0.1:0",
+        "--seconds",
+        "0.5",
+        "--database",
+        db,
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let out = cli(&[
+        "pool",
+        "ledger",
+        "--address",
+        "rltc1qexample",
+        "--database",
+        db,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("no ledger lines"), "{}", stdout(&out));
+    let _ = std::fs::remove_dir_all(&dir);
+}

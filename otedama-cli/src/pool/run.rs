@@ -672,6 +672,27 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         },
         crate::store::display_database(&database)
     );
+    let payments = &config.pool.payments;
+    println!(
+        "[{}] rewards: {}{}, fee {} %, credited at {} confirmations; payments: {}",
+        settings.algo,
+        config.pool.rewards.system,
+        if config.pool.rewards.system == "pplns" {
+            format!(" over {}", config.pool.rewards.window)
+        } else {
+            String::new()
+        },
+        config.pool.fee_percentage,
+        config.pool.maturity,
+        match (&devnet, payments.enabled) {
+            (Some(_), _) => "none (the devnet has no wallet)".to_owned(),
+            (None, false) => "off".to_owned(),
+            (None, true) => format!(
+                "every {} for balances of at least {}, up to {} per transaction",
+                payments.interval, payments.threshold, payments.max_outputs
+            ),
+        }
+    );
     let server_task = {
         let mut stop = stop_rx.clone();
         tokio::spawn(server.run(async move {

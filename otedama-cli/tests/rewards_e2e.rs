@@ -548,11 +548,7 @@ fn tx_outputs(node: &Litecoind, txid: &str) -> BTreeMap<String, i64> {
 
 /// The threshold, the size limit (largest balances first, the rest next round) and the fee
 /// taken from the miners' outputs when configured so.
-#[test]
-fn payments_respect_threshold_size_limit_and_fee_policy() {
-    if !litecoind::available() {
-        return;
-    }
+fn payment_rules(db: Db) {
     let node = Litecoind::start();
     let pool_address = node.new_address("bech32");
     node.rpc("generatetoaddress", json!([101, pool_address]));
@@ -562,7 +558,6 @@ fn payments_respect_threshold_size_limit_and_fee_policy() {
         node.new_address("bech32"),
     );
     let url = node.url();
-    let db = Db::Sqlite(temp_db("payment-rules"));
     let database = db.arg();
     let mut base = pool_args(&node, &url, &pool_address, &database);
     let threshold = base
@@ -624,4 +619,21 @@ fn payments_respect_threshold_size_limit_and_fee_policy() {
         !db.balances().contains_key(&carol),
         "debited her whole balance"
     );
+}
+
+#[test]
+fn payments_respect_threshold_size_limit_and_fee_policy_on_sqlite() {
+    if !litecoind::available() {
+        return;
+    }
+    payment_rules(Db::Sqlite(temp_db("payment-rules")));
+}
+
+#[test]
+fn payments_respect_threshold_size_limit_and_fee_policy_on_postgresql() {
+    if !litecoind::available() || !support::postgres::available() {
+        return;
+    }
+    let server = support::postgres::Postgres::start();
+    payment_rules(Db::Postgres(server.database("rules")));
 }

@@ -281,6 +281,22 @@ impl Accounting {
     }
 }
 
+/// Under PPS/FPPS, what the pool kept of its blocks (net of reversals) and what it paid for
+/// shares: the difference is the variance the pool carries, negative while it is behind.
+pub(crate) fn pps_position(totals: &[(LedgerKind, i64)]) -> (i64, i64) {
+    let sum = |kinds: &[LedgerKind]| -> i64 {
+        totals
+            .iter()
+            .filter(|(k, _)| kinds.contains(k))
+            .map(|(_, v)| v)
+            .sum()
+    };
+    (
+        sum(&[LedgerKind::Fee, LedgerKind::Reversal]),
+        sum(&[LedgerKind::Shares]),
+    )
+}
+
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -556,8 +572,20 @@ pub(crate) fn run(
         }
         if accounting.scheme.pays_per_share() {
             let acct = accounting.clone();
-            if let Err(e) = log.run(move |store| acct.pay_shares(store, 10_000)) {
-                eprintln!("[{coin}] share pay: {e}");
+            let paid = log.run(move |store| {
+                let n = acct.pay_shares(store, 10_000)?;
+                Ok((n, store.ledger_totals(&acct.coin)?))
+            });
+            match paid {
+                Ok((0, _)) => {}
+                Ok((n, totals)) => {
+                    let (kept, paid) = pps_position(&totals);
+                    println!(
+                        "[{coin}] paid {n} shares; the pool's position: blocks kept {kept} - shares paid {paid} = {:+}",
+                        kept - paid
+                    );
+                }
+                Err(e) => eprintln!("[{coin}] share pay: {e}"),
             }
         }
         if let Some(w) = wallet.as_mut() {
@@ -774,6 +802,13 @@ mod tests {
         let carol = store.ledger("carol").expect("ledger");
         // 5_000_012_345 / 1000 * 0.9875 = 4_937_512.19..., floored.
         assert_eq!(carol[0].amount, 4_937_512);
+
+        // The pool's position: nothing kept yet (no block credited), every share paid.
+        let totals = store.ledger_totals("scrypt").expect("totals");
+        assert_eq!(
+            pps_position(&totals),
+            (0, 2 * 4_937_500 + 49_375_000 + 4_937_512)
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 }

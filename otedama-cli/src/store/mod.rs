@@ -332,6 +332,8 @@ pub(crate) trait Store: Send {
     ) -> Result<Vec<NewEntry>, StoreError>;
     /// Every non-zero balance of `coin`, by address.
     fn balances(&mut self, coin: &str) -> Result<Vec<(String, i64)>, StoreError>;
+    /// The sum of every ledger line of `coin`, by kind.
+    fn ledger_totals(&mut self, coin: &str) -> Result<Vec<(LedgerKind, i64)>, StoreError>;
     /// Every ledger line of `address` (all coins), oldest first.
     fn ledger(&mut self, address: &str) -> Result<Vec<LedgerEntry>, StoreError>;
     /// Takes or renews the right to pay `coin` from this database for `ttl_ms`: true when
@@ -821,6 +823,16 @@ pub(crate) mod tests {
         assert!(store.credit_shares("scrypt", &ids[..1], &pps, 12).is_err());
         assert_eq!(store.unpaid_shares("scrypt", 100).expect("rest").len(), 2);
         assert_eq!(store.ledger("carol").expect("carol").len(), 1);
+
+        // Every balance is the sum of its ledger lines.
+        let totals = store.ledger_totals("scrypt").expect("totals");
+        assert_eq!(
+            totals.iter().map(|(_, v)| v).sum::<i64>(),
+            sum(store, "scrypt")
+        );
+        let of = |kind| totals.iter().find(|(k, _)| *k == kind).map(|(_, v)| *v);
+        assert_eq!(of(LedgerKind::Reversal), Some(-5_000_000_000));
+        assert_eq!(of(LedgerKind::Payment), Some(-3_000_001_000));
     }
 
     #[test]

@@ -457,6 +457,23 @@ impl Store for PostgresStore {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
+    fn ledger_totals(&mut self, coin: &str) -> Result<Vec<(LedgerKind, i64)>, StoreError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT kind, SUM(amount)::BIGINT FROM ledger WHERE coin = $1 GROUP BY kind ORDER BY kind",
+                &[&coin],
+            )
+            .map_err(db)?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                let kind: String = r.get(0);
+                LedgerKind::parse(&kind).map(|k| (k, r.get::<_, i64>(1)))
+            })
+            .collect())
+    }
+
     fn ledger(&mut self, address: &str) -> Result<Vec<LedgerEntry>, StoreError> {
         let rows = self
             .client

@@ -463,6 +463,28 @@ impl Store for SqliteStore {
         rows.collect::<Result<Vec<_>, _>>().map_err(db)
     }
 
+    fn ledger_totals(&mut self, coin: &str) -> Result<Vec<(LedgerKind, i64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT kind, SUM(amount) FROM ledger WHERE coin = ?1 GROUP BY kind ORDER BY kind",
+            )
+            .map_err(db)?;
+        let rows = stmt
+            .query_map([coin], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })
+            .map_err(db)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (kind, sum) = row.map_err(db)?;
+            if let Some(kind) = LedgerKind::parse(&kind) {
+                out.push((kind, sum));
+            }
+        }
+        Ok(out)
+    }
+
     fn ledger(&mut self, address: &str) -> Result<Vec<LedgerEntry>, StoreError> {
         let mut stmt = self
             .conn

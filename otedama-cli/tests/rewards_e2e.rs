@@ -1,7 +1,7 @@
 //! The money path end to end, against litecoind regtest: two miners of different hashrates
 //! find blocks through the pool; the blocks mature and are credited by PPLNS to the unit; an
-//! invalidated block has its credits reversed; a payment round pays both miners through
-//! `sendmany`, with the pool killed before and after sending. On SQLite and on PostgreSQL.
+//! invalidated block has its credits reversed; a payment round pays both miners in one wallet
+//! transaction, with the pool killed before and after broadcasting. On SQLite and on PostgreSQL.
 
 mod support;
 
@@ -176,23 +176,15 @@ fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
     }
 }
 
-/// Wallet transactions sent with an otedama payment comment: (txid, comment).
-fn otedama_sends(node: &Litecoind) -> Vec<(String, String)> {
+/// The wallet's transactions paying any of `to`: their txids.
+fn sends_to(node: &Litecoind, to: &[&str]) -> Vec<String> {
     let list = node.rpc("listtransactions", json!(["*", 1000, 0, true]));
-    let mut out: Vec<(String, String)> = list
+    let mut out: Vec<String> = list
         .as_array()
         .expect("list")
         .iter()
-        .filter(|t| t["category"] == "send")
-        .filter_map(|t| {
-            let c = t["comment"].as_str()?;
-            c.starts_with("otedama ").then(|| {
-                (
-                    t["txid"].as_str().unwrap_or_default().to_owned(),
-                    c.to_owned(),
-                )
-            })
-        })
+        .filter(|t| t["category"] == "send" && to.iter().any(|a| t["address"] == *a))
+        .filter_map(|t| t["txid"].as_str().map(str::to_owned))
         .collect();
     out.sort();
     out.dedup();
@@ -330,45 +322,44 @@ fn money_path(db: Db) {
         .collect();
     assert_eq!(owed.len(), 2);
 
-    // Killed after writing the payment, before sending it.
-    let mut pool = Pool::start_env(&base, &[("OTEDAMA_FAULT", "payment-before-send")]);
-    assert!(!pool.wait_exit(Duration::from_secs(60)).success());
-    assert_eq!(db.payments().len(), 1);
-    assert_eq!(db.payments()[0].1, "sending");
-    assert!(otedama_sends(&node).is_empty(), "nothing sent");
-
-    // Killed after sending, before recording.
+    // Killed after broadcasting the payment, before recording that it went out: the
+    // transaction was recorded with its txid, and the balances debited, before the broadcast.
     let mut pool = Pool::start_env(&base, &[("OTEDAMA_FAULT", "payment-after-send")]);
     assert!(!pool.wait_exit(Duration::from_secs(60)).success());
     let payments = db.payments();
-    assert_eq!(payments.len(), 2, "{payments:?}");
+    assert_eq!(payments.len(), 1, "{payments:?}");
+    assert_eq!(payments[0].1, "sending");
+    let txid = payments[0].2.clone();
     assert_eq!(
-        payments[0].1, "failed",
-        "the unsent payment is settled as never sent"
+        sends_to(&node, &[&alice, &bob]),
+        std::slice::from_ref(&txid),
+        "sent once"
     );
-    assert_eq!(payments[1].1, "sending");
-    let sent = otedama_sends(&node);
-    assert_eq!(sent.len(), 1, "{sent:?}");
-    assert_eq!(db.balances(), expected_balances, "nothing debited yet");
+    let debited = db.balances();
+    assert!(!debited.contains_key(&alice) && !debited.contains_key(&bob));
 
-    // Restarted: the sent payment is found, recorded and debited; nothing is paid twice.
+    // Restarted: the wallet has it, so it is recorded as sent; nothing is paid twice.
     let mut pool = Pool::start(&base);
-    pool.wait_for("found in the wallet", Duration::from_secs(60));
+    pool.wait_for(
+        &format!("payment 1: {txid} is in the wallet; recorded as sent"),
+        Duration::from_secs(60),
+    );
     std::thread::sleep(Duration::from_secs(4));
     pool.stop();
     let payments = db.payments();
-    assert_eq!(payments.len(), 2, "no new payment: {payments:?}");
-    assert_eq!(payments[1].1, "sent");
+    assert_eq!(payments.len(), 1, "no new payment: {payments:?}");
+    assert_eq!(payments[0].1, "sent");
     assert_eq!(
-        payments[1].2, sent[0].0,
-        "the recorded txid is the wallet's"
+        sends_to(&node, &[&alice, &bob]),
+        std::slice::from_ref(&txid),
+        "paid once"
     );
-    assert_eq!(otedama_sends(&node).len(), 1, "paid once");
+    let sent = [txid];
 
     // The transaction pays each miner exactly its balance.
-    let mut outputs = tx_outputs(&node, &sent[0].0);
+    let mut outputs = tx_outputs(&node, &sent[0]);
     outputs.retain(|a, _| owed.contains_key(a));
-    assert_eq!(outputs, owed, "sendmany outputs");
+    assert_eq!(outputs, owed, "the payment's outputs");
     let after = db.balances();
     assert!(
         !after.contains_key(&alice) && !after.contains_key(&bob),
@@ -580,7 +571,27 @@ fn payment_rules(db: Db) {
 
     let mut args = base.clone();
     args.extend(["--payment-max-outputs", "1"]);
+    // Killed after recording the signed payment, before broadcasting it.
+    let mut pool = Pool::start_env(&args, &[("OTEDAMA_FAULT", "payment-before-send")]);
+    assert!(!pool.wait_exit(Duration::from_secs(60)).success());
+    let recorded = db.payments();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].1, "sending");
+    assert!(
+        node.try_rpc("gettransaction", json!([recorded[0].2]))
+            .is_err(),
+        "not broadcast"
+    );
+    assert!(!db.balances().contains_key(&alice), "debited when recorded");
+    // Restarted: the recorded transaction itself is broadcast, then the round goes on.
     let mut pool = Pool::start(&args);
+    pool.wait_for(
+        &format!(
+            "payment 1: {} broadcast again; recorded as sent",
+            recorded[0].2
+        ),
+        Duration::from_secs(60),
+    );
     pool.wait_for("payment 2: sent", Duration::from_secs(60));
     std::thread::sleep(Duration::from_secs(3));
     pool.stop();
@@ -589,6 +600,15 @@ fn payment_rules(db: Db) {
         payments.len(),
         2,
         "carol is under the threshold: {payments:?}"
+    );
+    assert_eq!(
+        payments[0].2, recorded[0].2,
+        "the transaction recorded before the crash"
+    );
+    assert_eq!(
+        sends_to(&node, &[&alice]),
+        [payments[0].2.clone()],
+        "alice paid once"
     );
     let first = tx_outputs(&node, &payments[0].2);
     let second = tx_outputs(&node, &payments[1].2);

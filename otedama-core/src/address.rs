@@ -115,6 +115,29 @@ impl AddressParams {
         }
     }
 
+    /// Checks `address` for this chain and returns the one spelling of it: surrounding space
+    /// removed, bech32 in lower case. Use it as the key of anything kept per address, so
+    /// that `RLTC1Q...` and `rltc1q...` are one account.
+    ///
+    /// ```
+    /// use otedama_core::AddressParams;
+    ///
+    /// let chain = AddressParams::BITCOIN;
+    /// let canonical = chain.canonical(" BC1QW508D6QEJXTDG4Y5R3ZARVARY0C5XW7KV8F3T4 ")?;
+    /// assert_eq!(canonical, "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4");
+    /// # Ok::<(), otedama_core::AddressError>(())
+    /// ```
+    pub fn canonical(&self, address: &str) -> Result<String, AddressError> {
+        self.script_pubkey(address)?;
+        let address = address.trim();
+        let lower = address.to_ascii_lowercase();
+        if lower.starts_with(&format!("{}1", self.bech32_hrp)) {
+            Ok(lower)
+        } else {
+            Ok(address.to_owned())
+        }
+    }
+
     fn wrong_chain(&self, address: &str) -> AddressError {
         AddressError::WrongChain {
             address: address.to_owned(),
@@ -153,6 +176,32 @@ pub enum AddressError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_spelling_per_address() {
+        let chain = AddressParams::BITCOIN;
+        assert_eq!(
+            chain
+                .canonical("1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa\n")
+                .expect("p2pkh"),
+            "1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa",
+            "base58 keeps its case"
+        );
+        assert_eq!(
+            chain
+                .canonical("bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4")
+                .expect("bech32"),
+            chain
+                .canonical("BC1QW508D6QEJXTDG4Y5R3ZARVARY0C5XW7KV8F3T4")
+                .expect("upper case bech32")
+        );
+        assert!(chain
+            .canonical("bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t5")
+            .is_err());
+        assert!(AddressParams::LITECOIN
+            .canonical("bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4")
+            .is_err());
+    }
 
     #[test]
     fn known_addresses_map_to_their_scripts() {

@@ -2,25 +2,27 @@
 //! scheme, credits reversed when a block is orphaned, PPS/FPPS share pay, and payments through
 //! the node's wallet.
 //!
-//! Every step is one database transaction, and a payment is written down (`sending`) before
-//! the wallet is asked to send it, with its number in the wallet transaction's comment. After
-//! a crash the wallet is searched for that comment: found, the payment is recorded as sent
-//! and the balances debited; not found, it is marked failed and paid again later. So a crash
+//! Every step is one database transaction. A payment's transaction is built and signed by the
+//! wallet first; its txid and signed bytes are recorded, and the balances debited, in one
+//! database transaction; only then is it broadcast. After a crash or a lost answer the
+//! recorded transaction is looked up in the wallet and, if unknown, broadcast again: the same
+//! transaction, so it can be mined once at most. Only a transaction the network refuses for
+//! good (its inputs spent elsewhere) fails, and its amounts go back to the balances. So a crash
 //! between sending and recording neither pays twice nor loses a payment.
 
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 use otedama_core::{Difficulty, DifficultyConvention, WorkSource};
 use otedama_rewards::{
     fpps_value, pplns, pps_value, prop, solo, FeeRate, Payout, RewardError, Window,
 };
 
 use crate::store::{
-    BlockRecord, BlockStatus, LedgerKind, NewEntry, PaymentStatus, ShareLog, ShareRecord, Store,
-    StoreError,
+    BlockRecord, BlockStatus, LedgerKind, NewEntry, PaymentStatus, PaymentTransaction, ShareLog,
+    ShareRecord, Store, StoreError,
 };
-use crate::work::node::{NodeRpc, SendError};
+use crate::work::node::{Broadcast, NodeRpc, SendError};
 
 /// How a block's reward is shared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +73,8 @@ pub(crate) struct Accounting {
     pub(crate) pool_address: String,
     /// How share difficulty turns into work.
     pub(crate) convention: DifficultyConvention,
+    /// When this scheme started for the coin: earlier shares belong to the scheme before.
+    pub(crate) since_ms: i64,
 }
 
 /// The expected hashes behind a share of `difficulty`, as the integer the schemes weigh.
@@ -119,7 +123,10 @@ impl Accounting {
             Scheme::Pplns { window_ms } => {
                 let shares = store.shares_between(
                     &self.coin,
-                    block.time_ms.saturating_sub(window_ms),
+                    block
+                        .time_ms
+                        .saturating_sub(window_ms)
+                        .max(self.since_ms.saturating_sub(1)),
                     block.time_ms,
                 )?;
                 let payout = pplns(
@@ -142,14 +149,17 @@ impl Accounting {
                 let start = store
                     .blocks()?
                     .iter()
+                    // Only blocks that stand end a round: an orphaned block's shares carry
+                    // over to the next one.
                     .filter(|b| {
                         b.algorithm == self.coin
                             && b.time_ms < block.time_ms
-                            && b.status != BlockStatus::Rejected
+                            && matches!(b.status, BlockStatus::Accepted | BlockStatus::Confirmed)
                     })
                     .map(|b| b.time_ms)
                     .max()
-                    .unwrap_or(i64::MIN);
+                    .unwrap_or(i64::MIN)
+                    .max(self.since_ms.saturating_sub(1));
                 let shares = store.shares_between(&self.coin, start, block.time_ms)?;
                 (
                     prop(&self.rewards_shares(&shares), reward, self.fee),
@@ -236,7 +246,7 @@ impl Accounting {
         store: &mut dyn Store,
         limit: u64,
     ) -> Result<usize, StoreError> {
-        let pending = store.unpaid_shares(&self.coin, limit)?;
+        let pending = store.unpaid_shares(&self.coin, self.since_ms, limit)?;
         if pending.is_empty() {
             return Ok(0);
         }
@@ -316,9 +326,10 @@ pub(crate) fn track_blocks(
     for block in log.blocks(Duration::from_secs(30))? {
         let watched = match block.status {
             BlockStatus::Accepted | BlockStatus::Submitted => true,
-            // A reorganisation deeper than maturity is rare, but its credits must go too.
-            BlockStatus::Confirmed => block.time_ms > recent,
-            BlockStatus::Rejected | BlockStatus::Orphaned => false,
+            // A reorganisation deeper than maturity is rare, but its credits must go too; and
+            // an orphaned block (one the node called inconclusive, say) may come back.
+            BlockStatus::Confirmed | BlockStatus::Orphaned => block.time_ms > recent,
+            BlockStatus::Rejected => false,
         };
         if !watched || block.algorithm != accounting.coin {
             continue;
@@ -333,8 +344,21 @@ pub(crate) fn track_blocks(
             .map_err(|e| anyhow!("{e}"))?;
         let algo = &accounting.coin;
         match confirmations {
-            Some(c) if c < 0 => orphan(log, algo, &block, "left the main chain")?,
-            None if block.status != BlockStatus::Submitted => {
+            Some(c) if c < 0 && block.status != BlockStatus::Orphaned => {
+                orphan(log, algo, &block, "left the main chain")?
+            }
+            Some(c) if c >= 0 && c < maturity && block.status == BlockStatus::Orphaned => {
+                println!(
+                    "[{algo}] block height {} {} is back in the main chain ({c} confirmations)",
+                    block.height, block.hash
+                );
+                log.set_block_status(
+                    block.hash.clone(),
+                    BlockStatus::Accepted,
+                    Some("back in the main chain".into()),
+                );
+            }
+            None if !matches!(block.status, BlockStatus::Submitted | BlockStatus::Orphaned) => {
                 orphan(log, algo, &block, "unknown to the node")?
             }
             Some(c) if c >= maturity && block.status != BlockStatus::Confirmed => {
@@ -426,12 +450,9 @@ fn fault(point: &str) {
     }
 }
 
-fn comment(coin: &str, id: i64, time_ms: i64) -> String {
-    format!("otedama {coin} payment {id} written at {time_ms}")
-}
-
-/// Settles payments a previous run left `sending`: sent if the wallet has their transaction,
-/// failed (to be paid again) if it does not.
+/// Settles the payments a previous round left `sending` (a crash, a lost answer): the
+/// wallet knows the transaction → sent; conflicted → failed, amounts returned; unknown →
+/// the recorded transaction is broadcast again (the same transaction: it cannot pay twice).
 pub(crate) fn reconcile(log: &ShareLog, wallet: &mut NodeRpc, coin: &str) -> Result<()> {
     let coin_owned = coin.to_owned();
     let open: Vec<_> = log
@@ -440,24 +461,39 @@ pub(crate) fn reconcile(log: &ShareLog, wallet: &mut NodeRpc, coin: &str) -> Res
         .filter(|p| p.status == PaymentStatus::Sending)
         .collect();
     for payment in open {
-        let note = comment(coin, payment.id, payment.time_ms);
-        let found = wallet
-            .find_transaction_by_comment(&note)
-            .map_err(|e| anyhow!("cannot search the wallet for payment {}: {e}", payment.id))?;
         let id = payment.id;
-        match found {
-            Some((txid, fee)) => {
-                let t = txid.clone();
-                log.run(move |store| store.finish_payment(id, &t, fee, now_ms()))?;
-                println!(
-                    "[{coin}] payment {id}: found in the wallet as {txid}; recorded and debited"
-                );
+        let (Some(txid), Some(hex)) = (payment.txid.clone(), payment.tx_hex.clone()) else {
+            eprintln!("[{coin}] payment {id} has no recorded transaction; left for the operator");
+            continue;
+        };
+        let verdict = match wallet
+            .wallet_confirmations(&txid)
+            .map_err(|e| anyhow!("cannot look up payment {id} ({txid}): {e}"))?
+        {
+            Some(c) if c >= 0 => Ok(format!("{txid} is in the wallet")),
+            Some(c) => Err(format!(
+                "{txid} conflicts with the chain ({c} confirmations)"
+            )),
+            None => match wallet
+                .broadcast(&hex)
+                .map_err(|e| anyhow!("cannot broadcast payment {id} ({txid}): {e}"))?
+            {
+                Broadcast::Sent => Ok(format!("{txid} broadcast again")),
+                Broadcast::Refused(reason) => Err(format!("{txid} refused: {reason}")),
+            },
+        };
+        match verdict {
+            Ok(how) => {
+                log.run(move |store| store.finish_payment(id))?;
+                println!("[{coin}] payment {id}: {how}; recorded as sent");
             }
-            None => {
-                log.run(move |store| {
-                    store.fail_payment(id, "the wallet has no transaction for it: never sent")
-                })?;
-                println!("[{coin}] payment {id}: never sent; the balances stay to be paid");
+            Err(why) => {
+                let reason = why.clone();
+                log.run(move |store| store.fail_payment(id, &reason, now_ms()))?;
+                let _ = wallet.release(&hex);
+                println!(
+                    "[{coin}] payment {id}: {why}; failed, its amounts returned to the balances"
+                );
             }
         }
     }
@@ -465,7 +501,9 @@ pub(crate) fn reconcile(log: &ShareLog, wallet: &mut NodeRpc, coin: &str) -> Res
 }
 
 /// One payment round: settles open payments, then pays every balance over the threshold (but
-/// the pool's own) in one transaction of at most `max_outputs` outputs.
+/// the pool's own) in one transaction of at most `max_outputs` outputs. The transaction is
+/// signed first, recorded with its txid while the balances are debited, and only then
+/// broadcast.
 pub(crate) fn pay(
     log: &ShareLog,
     wallet: &mut NodeRpc,
@@ -478,15 +516,29 @@ pub(crate) fn pay(
     }
     reconcile(log, wallet, &coin)?;
     let c = coin.clone();
-    let mut due: Vec<(String, u64)> = log
-        .run(move |store| store.balances(&c))?
-        .into_iter()
-        .filter(|(address, amount)| {
-            *address != accounting.pool_address
-                && u64::try_from(*amount).is_ok_and(|a| a >= rules.threshold.max(1))
-        })
-        .map(|(address, amount)| (address, u64::try_from(amount).unwrap_or(0)))
-        .collect();
+    let (balances, pool_accounts) =
+        log.run(move |store| Ok((store.balances(&c)?, store.fee_accounts(&c)?)))?;
+    let mut due: Vec<(String, u64)> = Vec::new();
+    for (address, amount) in balances {
+        let Ok(amount) = u64::try_from(amount) else {
+            continue;
+        };
+        if amount < rules.threshold.max(1)
+            || address == accounting.pool_address
+            || pool_accounts.contains(&address)
+        {
+            continue;
+        }
+        // One address the node will not pay must not hold up everyone else's payment.
+        if !wallet
+            .is_valid_address(&address)
+            .map_err(|e| anyhow!("cannot check {address}: {e}"))?
+        {
+            eprintln!("[{coin}] payments: the node refuses {address} as a destination; its balance of {amount} stays");
+            continue;
+        }
+        due.push((address, amount));
+    }
     if due.is_empty() {
         return Ok(());
     }
@@ -494,7 +546,10 @@ pub(crate) fn pay(
     due.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     due.truncate(rules.max_outputs.max(1));
     due.sort();
-    let total: u64 = due.iter().map(|(_, a)| a).sum();
+    let total = due
+        .iter()
+        .try_fold(0u64, |sum, (_, a)| sum.checked_add(*a))
+        .ok_or_else(|| anyhow!("the round's total overflows"))?;
     let spendable = wallet
         .spendable()
         .map_err(|e| anyhow!("cannot read the wallet's balance: {e}"))?;
@@ -504,35 +559,54 @@ pub(crate) fn pay(
         );
         return Ok(());
     }
-    let written = now_ms();
+    let prepared = match wallet.prepare_payment(&due, rules.fee_from_miners) {
+        Ok(p) => p,
+        Err(SendError::Refused(reason)) | Err(SendError::Unknown(reason)) => {
+            eprintln!(
+                "[{coin}] payments: the wallet cannot build the round's transaction: {reason}"
+            );
+            return Ok(());
+        }
+    };
+    let transaction = PaymentTransaction {
+        txid: prepared.txid.clone(),
+        hex: prepared.hex.clone(),
+        fee: prepared.fee,
+    };
     let (c, outputs) = (coin.clone(), due.clone());
-    let id = log.run(move |store| store.begin_payment(&c, &outputs, written))?;
+    let id = match log.run(move |store| store.begin_payment(&c, &outputs, &transaction, now_ms())) {
+        Ok(id) => id,
+        Err(e) => {
+            // Never broadcast: its inputs go back to the wallet.
+            let _ = wallet.release(&prepared.hex);
+            return Err(anyhow!("cannot record the payment: {e}"));
+        }
+    };
+    let txid = prepared.txid;
     fault("payment-before-send");
-    match wallet.send_many(&due, &comment(&coin, id, written), rules.fee_from_miners) {
-        Ok(txid) => {
+    match wallet.broadcast(&prepared.hex) {
+        Ok(Broadcast::Sent) => {
             fault("payment-after-send");
-            let fee = wallet.transaction_fee(&txid).unwrap_or_else(|e| {
-                eprintln!("[{coin}] payment {id}: cannot read the fee of {txid}: {e}");
-                0
-            });
-            let t = txid.clone();
-            log.run(move |store| store.finish_payment(id, &t, fee, now_ms()))
-                .with_context(|| {
-                    format!("payment {id} was sent as {txid} but not recorded; it is reconciled at the next round")
-                })?;
+            log.run(move |store| store.finish_payment(id))?;
             println!(
-                "[{coin}] payment {id}: sent {total} to {} addresses in {txid} (network fee {fee})",
-                due.len()
+                "[{coin}] payment {id}: sent {total} to {} addresses in {txid} (network fee {})",
+                due.len(),
+                prepared.fee
             );
         }
-        Err(SendError::Refused(reason)) => {
+        Ok(Broadcast::Refused(reason)) => {
             let r = reason.clone();
-            log.run(move |store| store.fail_payment(id, &r))?;
-            eprintln!("[{coin}] payment {id}: the wallet refused it: {reason}");
+            log.run(move |store| store.fail_payment(id, &r, now_ms()))?;
+            let _ = wallet.release(&prepared.hex);
+            eprintln!(
+                "[{coin}] payment {id}: the network refused {txid}: {reason}; amounts returned"
+            );
         }
-        // The node may or may not have sent it: left `sending`, settled by the next round.
-        Err(SendError::Unknown(reason)) => {
-            eprintln!("[{coin}] payment {id}: no answer from the wallet ({reason}); checked again next round");
+        // The node may or may not have it: left `sending`, settled by the next round.
+        Err(e) => {
+            eprintln!(
+                "[{coin}] payment {id}: no answer broadcasting {txid} ({e}); settled next round"
+            );
         }
     }
     Ok(())
@@ -651,6 +725,7 @@ mod tests {
             fee: FeeRate::from_ppm(12_500).expect("fee"),
             pool_address: "pool".into(),
             convention: DifficultyConvention::Scrypt,
+            since_ms: 0,
         }
     }
 
@@ -805,10 +880,20 @@ mod tests {
 
         // The pool's position: nothing kept yet (no block credited), every share paid.
         let totals = store.ledger_totals("scrypt").expect("totals");
-        assert_eq!(
-            pps_position(&totals),
-            (0, 2 * 4_937_500 + 49_375_000 + 4_937_512)
-        );
+        let paid = 2 * 4_937_500 + 49_375_000 + 4_937_512;
+        assert_eq!(pps_position(&totals), (0, paid));
+
+        // A scheme started later pays only the shares from then on.
+        store
+            .commit(&[share("dave", 1.0, 10), share("erin", 1.0, 20)], &[])
+            .expect("commit");
+        let later = Accounting {
+            since_ms: 20,
+            ..accounting(Scheme::Pps)
+        };
+        assert_eq!(later.pay_shares(&mut store, 100).expect("since"), 1);
+        assert!(store.ledger("dave").expect("dave").is_empty());
+        assert_eq!(store.ledger("erin").expect("erin").len(), 1);
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -336,6 +336,10 @@ fn open_node(config: &Config) -> Result<NodeRpc> {
     Ok(NodeRpc::new(&node.url, auth))
 }
 
+/// How long a long-poll may wait before it is given up (and left to the node until its next
+/// block).
+const LONG_POLL: Duration = Duration::from_secs(3600);
+
 /// The coinbase tag every job carries.
 const POOL_TAG: &[u8] = b"/otedama/";
 
@@ -351,8 +355,8 @@ struct SoloTailor {
 
 impl JobTailor for SoloTailor {
     fn tailor(&self, job: &Arc<JobAnnouncement>, worker: &str) -> Option<Arc<JobAnnouncement>> {
-        let address = worker.split('.').next()?;
-        let script = self.chain.script_pubkey(address).ok()?;
+        let address = self.chain.canonical(worker.split('.').next()?).ok()?;
+        let script = self.chain.script_pubkey(&address).ok()?;
         let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
         let value = book.get(&job.notify.job_id)?.template.coinbase_value;
         let fee = self.fee.fee_of(value);
@@ -360,7 +364,7 @@ impl JobTailor for SoloTailor {
         if fee > 0 {
             outputs.push((self.pool_script.clone(), fee));
         }
-        match book.derive(&job.notify.job_id, address, &outputs, POOL_TAG)? {
+        match book.derive(&job.notify.job_id, &address, &outputs, POOL_TAG)? {
             Ok(own) => Some(Arc::new(own.announcement.clone())),
             Err(e) => {
                 eprintln!("cannot build a solo job for {address}: {e}");
@@ -498,8 +502,47 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
     let (jobs_tx, jobs_rx) = watch::channel::<Option<Arc<JobAnnouncement>>>(None);
     let (stop_tx, stop_rx) = watch::channel(false);
 
-    // The template thread: long-polls the source, rebuilds jobs on a new tip (clean) and
-    // refreshes them every 30 s; when the source is down it keeps the last job and retries.
+    // The long-poll thread: one long-poll outstanding at all times, never abandoned early. A
+    // node holds a long-poll until its template changes, whether or not the caller still
+    // waits, so polls given up every few seconds would pile up in its RPC threads on a quiet
+    // chain and starve the block submissions.
+    let (changes_tx, changes) = std::sync::mpsc::channel::<otedama_core::BlockTemplate>();
+    {
+        let mut poller = open_source(&config, &devnet)?;
+        let stop_rx = stop_rx.clone();
+        std::thread::Builder::new()
+            .name("long-poll".into())
+            .spawn(move || {
+                let mut id: Option<String> = None;
+                let mut backoff = Duration::from_millis(500);
+                while !*stop_rx.borrow() {
+                    let next = match &id {
+                        None => poller.template().map(Some),
+                        Some(id) => poller.wait_for_change(id, LONG_POLL),
+                    };
+                    match next {
+                        Ok(Some(t)) => {
+                            backoff = Duration::from_millis(500);
+                            let first = id.is_none();
+                            id = Some(t.id.clone());
+                            if !first && changes_tx.send(t).is_err() {
+                                break;
+                            }
+                        }
+                        Ok(None) => {}
+                        // The template thread reports the source's errors.
+                        Err(_) => {
+                            std::thread::sleep(backoff);
+                            backoff = (backoff * 2).min(Duration::from_secs(30));
+                        }
+                    }
+                }
+            })?;
+    }
+
+    // The template thread: rebuilds jobs on each change the long-poll brings (clean on a new
+    // tip) and refreshes them every 30 s; when the source is down it keeps the last job and
+    // retries.
     let template_thread = {
         let algo = settings.algo;
         let (book, jobs_tx, stop_rx, payout) = (
@@ -516,7 +559,14 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
                 while !*stop_rx.borrow() {
                     let next = match &current {
                         None => templates.template().map(Some),
-                        Some((id, _)) => templates.wait_for_change(id, Duration::from_secs(30)),
+                        Some(_) => match changes.recv_timeout(Duration::from_secs(30)) {
+                            Ok(t) => Ok(Some(t)),
+                            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Ok(None),
+                            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                                std::thread::sleep(Duration::from_secs(30));
+                                Ok(None)
+                            }
+                        },
                     };
                     let template = match next {
                         Ok(Some(t)) => t,
@@ -569,8 +619,15 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
     // The accounting thread: found blocks are credited at maturity or reversed when orphaned,
     // PPS shares are paid, and balances are paid through the node's wallet.
     {
+        let coin = settings.algo.name().to_owned();
+        let since_ms = {
+            let (c, system) = (coin.clone(), config.pool.rewards.system.clone());
+            log.run(move |store| store.scheme_since(&c, &system, accounting::now_ms()))
+                .context("cannot record the reward scheme")?
+        };
         let accounting = Accounting {
-            coin: settings.algo.name().to_owned(),
+            coin,
+            since_ms,
             scheme: Scheme::from_config(&config.pool.rewards.system, config.pool.rewards.window.0)?,
             fee: FeeRate::from_percent(config.pool.fee_percentage)
                 .map_err(|e| anyhow::anyhow!("pool.fee_percentage: {e}"))?,
@@ -768,7 +825,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
                             let job = book.lock().unwrap_or_else(|p| p.into_inner()).get(&share.job_id);
                             let (verdict, block) = match job {
                                 None => (ShareVerdict::Stale, false),
-                                Some(job) => judge(&job, &share, kernel.as_ref(), convention, &log, &submitter, algorithm),
+                                Some(job) => judge(&job, &share, &chain, kernel.as_ref(), convention, &log, &submitter, algorithm),
                             };
                             let mut t = totals.lock().unwrap_or_else(|p| p.into_inner());
                             t.blocks += u64::from(block);
@@ -827,9 +884,11 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
 
 /// Validates a share, submits a block when it is one, and records it durably; returns what
 /// the miner is told and whether the share was a block.
+#[allow(clippy::too_many_arguments)]
 fn judge(
     job: &PoolJob,
     share: &otedama_stratum::ShareSubmission,
+    chain: &AddressParams,
     kernel: &dyn PowAlgorithm,
     convention: DifficultyConvention,
     log: &ShareLog,
@@ -859,6 +918,8 @@ fn judge(
         Some((a, w)) => (a.to_owned(), w.to_owned()),
         None => (share.worker.clone(), String::new()),
     };
+    // One account per address, however the miner spells it (authorization checked it).
+    let address = chain.canonical(&address).unwrap_or(address);
     // A block and its share carry one time, so that the block's own share is in its PPLNS
     // window.
     let time_ms = now_ms();

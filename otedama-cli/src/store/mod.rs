@@ -222,14 +222,25 @@ pub(crate) struct LedgerEntry {
     pub(crate) memo: String,
 }
 
+/// A signed payment transaction, as recorded before it is broadcast.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PaymentTransaction {
+    /// Its id.
+    pub(crate) txid: String,
+    /// The signed transaction, hex.
+    pub(crate) hex: String,
+    /// The network fee it pays, smallest unit.
+    pub(crate) fee: u64,
+}
+
 /// Where a payment stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PaymentStatus {
-    /// Written before the wallet is asked to send: the wallet may or may not have sent it.
+    /// Signed and recorded, balances debited; the network may or may not have it yet.
     Sending,
-    /// The wallet sent it; its txid is recorded and the balances debited.
+    /// The network has it.
     Sent,
-    /// The wallet did not send it; balances untouched.
+    /// It never will be mined; its amounts went back to the balances.
     Failed,
 }
 
@@ -255,10 +266,12 @@ pub(crate) struct Payment {
     pub(crate) time_ms: i64,
     /// Where it stands.
     pub(crate) status: PaymentStatus,
-    /// The wallet transaction, once sent.
+    /// The transaction's id, known before it is broadcast.
     pub(crate) txid: Option<String>,
-    /// The network fee the pool paid for it, once sent.
+    /// The network fee it pays.
     pub(crate) tx_fee: Option<u64>,
+    /// The signed transaction, broadcast again if a crash leaves it unsent.
+    pub(crate) tx_hex: Option<String>,
     /// Why it failed, or other notes.
     pub(crate) detail: Option<String>,
     /// Address and amount of every output, smallest unit.
@@ -313,8 +326,9 @@ pub(crate) trait Store: Send {
         after_ms: i64,
         until_ms: i64,
     ) -> Result<Vec<ShareRecord>, StoreError>;
-    /// In one transaction: marks the block confirmed and, unless it was credited before,
-    /// writes `entries` to the ledger and the balances. Returns whether it credited.
+    /// In one transaction: marks the block confirmed and, unless its credit stands already,
+    /// writes `entries` to the ledger and the balances (a block reversed when it left the main
+    /// chain is credited again when it comes back). Returns whether it credited.
     fn credit_block(
         &mut self,
         hash: &str,
@@ -338,7 +352,7 @@ pub(crate) trait Store: Send {
     fn ledger(&mut self, address: &str) -> Result<Vec<LedgerEntry>, StoreError>;
     /// Takes or renews the right to pay `coin` from this database for `ttl_ms`: true when
     /// `owner` holds it (it is free, expired, or already `owner`'s). Two pools sharing a
-    /// database never pay the same balances.
+    /// database do not pay the same coin at once.
     fn claim_payer(
         &mut self,
         coin: &str,
@@ -346,30 +360,38 @@ pub(crate) trait Store: Send {
         now_ms: i64,
         ttl_ms: i64,
     ) -> Result<bool, StoreError>;
-    /// Writes a payment in the `sending` state, before the wallet is asked; returns its id.
-    /// Fails, writing nothing, when another payment of `coin` is still `sending` or an output
-    /// is more than its address's balance.
+    /// In one transaction: records a signed, not yet broadcast payment (`sending`, with its
+    /// txid and transaction) and debits every output's balance. Fails, writing nothing, when
+    /// another payment of `coin` is still `sending` or an output is more than its address's
+    /// balance. Returns the payment's id.
     fn begin_payment(
         &mut self,
         coin: &str,
         outputs: &[(String, u64)],
+        transaction: &PaymentTransaction,
         time_ms: i64,
     ) -> Result<i64, StoreError>;
-    /// In one transaction: records the txid and debits every output's balance. Does nothing
-    /// (and returns false) unless the payment is still `sending`.
-    fn finish_payment(
-        &mut self,
-        id: i64,
-        txid: &str,
-        tx_fee: u64,
-        time_ms: i64,
-    ) -> Result<bool, StoreError>;
-    /// Marks a `sending` payment failed: the wallet never sent it.
-    fn fail_payment(&mut self, id: i64, reason: &str) -> Result<(), StoreError>;
+    /// Marks a `sending` payment sent (the network has it). Returns false unless it was
+    /// `sending`.
+    fn finish_payment(&mut self, id: i64) -> Result<bool, StoreError>;
+    /// In one transaction: marks a `sending` payment failed (it never will be mined) and
+    /// returns its amounts to the balances. Returns false unless it was `sending`.
+    fn fail_payment(&mut self, id: i64, reason: &str, time_ms: i64) -> Result<bool, StoreError>;
+    /// The addresses of `coin` that have been paid pool fees: the pool's own, never paid out.
+    fn fee_accounts(&mut self, coin: &str) -> Result<Vec<String>, StoreError>;
+    /// When `coin` started paying under `scheme`: the time of the first run with it since the
+    /// last change, recorded now if it changed. Shares from before belong to the old scheme.
+    fn scheme_since(&mut self, coin: &str, scheme: &str, now_ms: i64) -> Result<i64, StoreError>;
     /// Every payment of `coin`, oldest first.
     fn payments(&mut self, coin: &str) -> Result<Vec<Payment>, StoreError>;
-    /// Up to `limit` shares of `coin` not yet paid under PPS/FPPS, oldest first.
-    fn unpaid_shares(&mut self, coin: &str, limit: u64) -> Result<Vec<PendingShare>, StoreError>;
+    /// Up to `limit` shares of `coin` from `since_ms` on, not yet paid under PPS/FPPS, oldest
+    /// first.
+    fn unpaid_shares(
+        &mut self,
+        coin: &str,
+        since_ms: i64,
+        limit: u64,
+    ) -> Result<Vec<PendingShare>, StoreError>;
     /// In one transaction: marks the shares `ids` paid and writes `entries`; fails, writing
     /// nothing, if any of them was paid already.
     fn credit_shares(
@@ -745,44 +767,60 @@ pub(crate) mod tests {
             .claim_payer("sha256d", "pool-a", 200, 50)
             .expect("per coin"));
 
+        let signed = |txid: &str| PaymentTransaction {
+            txid: txid.repeat(32),
+            hex: "0200".into(),
+            fee: 2_260,
+        };
         let too_much = vec![("alice".to_owned(), 3_000_000_001)];
         assert!(
-            store.begin_payment("scrypt", &too_much, 6).is_err(),
+            store
+                .begin_payment("scrypt", &too_much, &signed("ab"), 6)
+                .is_err(),
             "more than owed"
         );
         let nobody = vec![("dave".to_owned(), 1)];
         assert!(
-            store.begin_payment("scrypt", &nobody, 6).is_err(),
+            store
+                .begin_payment("scrypt", &nobody, &signed("ab"), 6)
+                .is_err(),
             "owed nothing"
         );
         let outputs = vec![
             ("alice".to_owned(), 3_000_000_000),
             ("bob".to_owned(), 1_000),
         ];
-        let id = store.begin_payment("scrypt", &outputs, 6).expect("begin");
-        let again = vec![("bob".to_owned(), 1_000)];
-        assert!(
-            store.begin_payment("scrypt", &again, 6).is_err(),
-            "one payment of a coin at a time"
+        let id = store
+            .begin_payment("scrypt", &outputs, &signed("ab"), 6)
+            .expect("begin");
+        assert_eq!(
+            sum(store, "scrypt"),
+            5_000_000_000 - 3_000_001_000,
+            "debited with the txid recorded, before the broadcast"
         );
         let open = store.payments("scrypt").expect("payments");
         assert_eq!(open.len(), 1);
         assert_eq!(open[0].status, PaymentStatus::Sending);
         assert_eq!(open[0].outputs, outputs);
-        assert_eq!(
-            sum(store, "scrypt"),
-            5_000_000_000,
-            "nothing debited before the txid"
+        assert_eq!(open[0].txid.as_deref(), Some("ab".repeat(32).as_str()));
+        assert_eq!(open[0].tx_hex.as_deref(), Some("0200"));
+        assert_eq!(open[0].tx_fee, Some(2_260));
+        let again = vec![("bob".to_owned(), 1_000)];
+        assert!(
+            store
+                .begin_payment("scrypt", &again, &signed("cd"), 6)
+                .is_err(),
+            "one payment of a coin at a time"
         );
-        assert!(store
-            .finish_payment(id, "ab".repeat(32).as_str(), 2_260, 7)
-            .expect("finish"));
-        assert!(!store.finish_payment(id, "cd", 0, 8).expect("twice"));
-        store.fail_payment(id, "too late").expect("no-op");
-        let paid = &store.payments("scrypt").expect("payments")[0];
-        assert_eq!(paid.status, PaymentStatus::Sent);
-        assert_eq!(paid.txid.as_deref(), Some("ab".repeat(32).as_str()));
-        assert_eq!(paid.tx_fee, Some(2_260));
+        assert!(store.finish_payment(id).expect("finish"));
+        assert!(!store.finish_payment(id).expect("twice"));
+        assert!(!store
+            .fail_payment(id, "too late", 8)
+            .expect("sent stays sent"));
+        assert_eq!(
+            store.payments("scrypt").expect("payments")[0].status,
+            PaymentStatus::Sent
+        );
         let balances = store.balances("scrypt").expect("balances");
         assert_eq!(
             balances,
@@ -791,11 +829,29 @@ pub(crate) mod tests {
                 ("pool".to_owned(), 50_000_000)
             ]
         );
-        let failed = store.begin_payment("scrypt", &again, 9).expect("begin");
-        store.fail_payment(failed, "refused").expect("fail");
-        assert!(!store
-            .finish_payment(failed, "ef", 0, 10)
-            .expect("failed stays failed"));
+        let failed = store
+            .begin_payment("scrypt", &again, &signed("ef"), 9)
+            .expect("begin");
+        assert_eq!(
+            store.balances("scrypt").expect("balances")[0].1,
+            1_949_998_000
+        );
+        assert!(store.fail_payment(failed, "refused", 10).expect("fail"));
+        assert!(!store.fail_payment(failed, "again", 11).expect("once"));
+        assert!(!store.finish_payment(failed).expect("failed stays failed"));
+        assert_eq!(
+            store.balances("scrypt").expect("balances"),
+            balances,
+            "returned"
+        );
+        let bob: Vec<i64> = store
+            .ledger("bob")
+            .expect("ledger")
+            .iter()
+            .filter(|l| l.kind == LedgerKind::Payment)
+            .map(|l| l.amount)
+            .collect();
+        assert_eq!(bob, [-1_000, -1_000, 1_000]);
 
         let alice = store.ledger("alice").expect("ledger");
         let kinds: Vec<LedgerKind> = alice.iter().map(|l| l.kind).collect();
@@ -812,7 +868,7 @@ pub(crate) mod tests {
         assert_eq!(alice[3].payment_id, Some(id));
         assert_eq!(alice[2].block_hash.as_deref(), Some("b2"));
 
-        let unpaid = store.unpaid_shares("scrypt", 4).expect("unpaid");
+        let unpaid = store.unpaid_shares("scrypt", 0, 4).expect("unpaid");
         assert_eq!(unpaid.len(), 4);
         assert_eq!(unpaid[0].share, shares[0]);
         let ids: Vec<i64> = unpaid.iter().map(|p| p.id).collect();
@@ -821,8 +877,35 @@ pub(crate) mod tests {
             .credit_shares("scrypt", &ids, &pps, 11)
             .expect("pay shares");
         assert!(store.credit_shares("scrypt", &ids[..1], &pps, 12).is_err());
-        assert_eq!(store.unpaid_shares("scrypt", 100).expect("rest").len(), 2);
+        assert_eq!(
+            store.unpaid_shares("scrypt", 0, 100).expect("rest").len(),
+            2
+        );
         assert_eq!(store.ledger("carol").expect("carol").len(), 1);
+
+        // A scheme change is remembered; returning to a scheme starts it afresh.
+        assert_eq!(
+            store.scheme_since("scrypt", "pplns", 100).expect("first"),
+            100
+        );
+        assert_eq!(
+            store.scheme_since("scrypt", "pplns", 200).expect("same"),
+            100
+        );
+        assert_eq!(
+            store.scheme_since("scrypt", "pps", 300).expect("changed"),
+            300
+        );
+        assert_eq!(
+            store.scheme_since("sha256d", "pps", 350).expect("per coin"),
+            350
+        );
+        assert_eq!(store.scheme_since("scrypt", "pps", 400).expect("same"), 300);
+        assert_eq!(
+            store.scheme_since("scrypt", "pplns", 500).expect("back"),
+            500
+        );
+        assert_eq!(store.fee_accounts("scrypt").expect("fees"), ["pool"]);
 
         // Every balance is the sum of its ledger lines.
         let totals = store.ledger_totals("scrypt").expect("totals");

@@ -4,7 +4,7 @@ use postgres::{Client, NoTls};
 
 use super::{
     BlockRecord, BlockStatus, LedgerEntry, LedgerKind, NewEntry, Payment, PaymentStatus,
-    PendingShare, ShareRecord, Store, StoreError,
+    PaymentTransaction, PendingShare, ShareRecord, Store, StoreError,
 };
 
 /// Schema migrations, applied in order; the count applied is kept in `otedama_schema`.
@@ -73,6 +73,7 @@ const MIGRATIONS: &[&str] = &[
         status TEXT NOT NULL,
         txid TEXT,
         tx_fee BIGINT,
+        tx_hex TEXT,
         detail TEXT
     );
     CREATE TABLE payment_outputs (
@@ -85,6 +86,12 @@ const MIGRATIONS: &[&str] = &[
         coin TEXT PRIMARY KEY,
         owner TEXT NOT NULL,
         expires_ms BIGINT NOT NULL
+    );
+    CREATE TABLE schemes (
+        id BIGSERIAL PRIMARY KEY,
+        coin TEXT NOT NULL,
+        scheme TEXT NOT NULL,
+        since_ms BIGINT NOT NULL
     );",
 ];
 
@@ -164,6 +171,9 @@ const MIGRATION_LOCK: i64 = 0x006f_7465_6461_6d61;
 /// The first key of the advisory lock that serialises the start of payments (the second is
 /// the coin's hash).
 const PAYMENT_LOCK: i32 = 0x6f74_6470;
+
+/// The first key of the advisory lock that serialises scheme changes.
+const SCHEME_LOCK: i32 = 0x6f74_6473;
 
 fn db(e: postgres::Error) -> StoreError {
     StoreError::Database(e.to_string())
@@ -390,7 +400,8 @@ impl Store for PostgresStore {
             &[&hash, &detail],
         )
         .map_err(db)?;
-        let fresh = credited == 0;
+        // 0: never credited; 2: credited, then reversed when it left the main chain.
+        let fresh = credited != 1;
         if fresh {
             append(&mut tx, &coin, entries, Some(hash), None, time_ms)?;
             tx.execute("UPDATE blocks SET credited = 1 WHERE hash = $1", &[&hash])
@@ -425,7 +436,10 @@ impl Store for PostgresStore {
             let rows = tx
                 .query(
                     "SELECT address, amount, kind FROM ledger
-                     WHERE block_hash = $1 AND kind != 'reversal' ORDER BY id",
+                     WHERE block_hash = $1 AND kind != 'reversal'
+                           AND id > COALESCE((SELECT MAX(id) FROM ledger
+                                              WHERE block_hash = $1 AND kind = 'reversal'), 0)
+                         ORDER BY id",
                     &[&hash],
                 )
                 .map_err(db)?;
@@ -527,6 +541,7 @@ impl Store for PostgresStore {
         &mut self,
         coin: &str,
         outputs: &[(String, u64)],
+        transaction: &PaymentTransaction,
         time_ms: i64,
     ) -> Result<i64, StoreError> {
         let mut tx = self.client.transaction().map_err(db)?;
@@ -564,8 +579,15 @@ impl Store for PostgresStore {
         }
         let id: i64 = tx
             .query_one(
-                "INSERT INTO payments (coin, time_ms, status) VALUES ($1, $2, 'sending') RETURNING id",
-                &[&coin, &time_ms],
+                "INSERT INTO payments (coin, time_ms, status, txid, tx_fee, tx_hex)
+                 VALUES ($1, $2, 'sending', $3, $4, $5) RETURNING id",
+                &[
+                    &coin,
+                    &time_ms,
+                    &transaction.txid,
+                    &to_i64(transaction.fee),
+                    &transaction.hex,
+                ],
             )
             .map_err(db)?
             .get(0);
@@ -574,35 +596,48 @@ impl Store for PostgresStore {
                 "INSERT INTO payment_outputs (payment_id, address, amount) VALUES ($1, $2, $3)",
             )
             .map_err(db)?;
+        let mut debits = Vec::with_capacity(outputs.len());
         for (address, amount) in outputs {
             let amount = i64::try_from(*amount)
                 .map_err(|_| StoreError::Database(format!("amount {amount} too large")))?;
             tx.execute(&out, &[&id, address, &amount]).map_err(db)?;
+            debits.push(NewEntry {
+                address: address.clone(),
+                amount: -amount,
+                kind: LedgerKind::Payment,
+                memo: format!("payment {id}, transaction {}", transaction.txid),
+            });
         }
+        append(&mut tx, coin, &debits, None, Some(id), time_ms)?;
         tx.commit().map_err(db)?;
         Ok(id)
     }
 
-    fn finish_payment(
-        &mut self,
-        id: i64,
-        txid: &str,
-        tx_fee: u64,
-        time_ms: i64,
-    ) -> Result<bool, StoreError> {
+    fn finish_payment(&mut self, id: i64) -> Result<bool, StoreError> {
+        let changed = self
+            .client
+            .execute(
+                "UPDATE payments SET status = 'sent' WHERE id = $1 AND status = 'sending'",
+                &[&id],
+            )
+            .map_err(db)?;
+        Ok(changed == 1)
+    }
+
+    fn fail_payment(&mut self, id: i64, reason: &str, time_ms: i64) -> Result<bool, StoreError> {
         let mut tx = self.client.transaction().map_err(db)?;
         let row = tx
             .query_opt(
-                "UPDATE payments SET status = 'sent', txid = $2, tx_fee = $3
+                "UPDATE payments SET status = 'failed', detail = $2
                  WHERE id = $1 AND status = 'sending' RETURNING coin",
-                &[&id, &txid, &to_i64(tx_fee)],
+                &[&id, &reason],
             )
             .map_err(db)?;
         let Some(row) = row else {
             return Ok(false);
         };
         let coin: String = row.get(0);
-        let debits: Vec<NewEntry> = tx
+        let returned: Vec<NewEntry> = tx
             .query(
                 "SELECT address, amount FROM payment_outputs WHERE payment_id = $1 ORDER BY address",
                 &[&id],
@@ -611,31 +646,60 @@ impl Store for PostgresStore {
             .iter()
             .map(|r| NewEntry {
                 address: r.get(0),
-                amount: -r.get::<_, i64>(1),
+                amount: r.get(1),
                 kind: LedgerKind::Payment,
-                memo: format!("payment {id}, transaction {txid}"),
+                memo: format!("payment {id} failed ({reason}): returned"),
             })
             .collect();
-        append(&mut tx, &coin, &debits, None, Some(id), time_ms)?;
+        append(&mut tx, &coin, &returned, None, Some(id), time_ms)?;
         tx.commit().map_err(db)?;
         Ok(true)
     }
 
-    fn fail_payment(&mut self, id: i64, reason: &str) -> Result<(), StoreError> {
-        self.client
-            .execute(
-                "UPDATE payments SET status = 'failed', detail = $2 WHERE id = $1 AND status = 'sending'",
-                &[&id, &reason],
+    fn fee_accounts(&mut self, coin: &str) -> Result<Vec<String>, StoreError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT DISTINCT address FROM ledger WHERE coin = $1 AND kind = 'fee' ORDER BY address",
+                &[&coin],
             )
             .map_err(db)?;
-        Ok(())
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    fn scheme_since(&mut self, coin: &str, scheme: &str, now_ms: i64) -> Result<i64, StoreError> {
+        let mut tx = self.client.transaction().map_err(db)?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+            &[&SCHEME_LOCK, &coin],
+        )
+        .map_err(db)?;
+        let last = tx
+            .query_opt(
+                "SELECT scheme, since_ms FROM schemes WHERE coin = $1 ORDER BY id DESC LIMIT 1",
+                &[&coin],
+            )
+            .map_err(db)?;
+        let since = match last {
+            Some(r) if r.get::<_, String>(0) == scheme => r.get(1),
+            _ => {
+                tx.execute(
+                    "INSERT INTO schemes (coin, scheme, since_ms) VALUES ($1, $2, $3)",
+                    &[&coin, &scheme, &now_ms],
+                )
+                .map_err(db)?;
+                now_ms
+            }
+        };
+        tx.commit().map_err(db)?;
+        Ok(since)
     }
 
     fn payments(&mut self, coin: &str) -> Result<Vec<Payment>, StoreError> {
         let rows = self
             .client
             .query(
-                "SELECT id, coin, time_ms, status, txid, tx_fee, detail FROM payments
+                "SELECT id, coin, time_ms, status, txid, tx_fee, detail, tx_hex FROM payments
                  WHERE coin = $1 ORDER BY id",
                 &[&coin],
             )
@@ -654,6 +718,7 @@ impl Store for PostgresStore {
                         .get::<_, Option<i64>>(5)
                         .map(|f| u64::try_from(f).unwrap_or(0)),
                     detail: r.get(6),
+                    tx_hex: r.get(7),
                     outputs: Vec::new(),
                 }
             })
@@ -674,15 +739,20 @@ impl Store for PostgresStore {
         Ok(payments)
     }
 
-    fn unpaid_shares(&mut self, coin: &str, limit: u64) -> Result<Vec<PendingShare>, StoreError> {
+    fn unpaid_shares(
+        &mut self,
+        coin: &str,
+        since_ms: i64,
+        limit: u64,
+    ) -> Result<Vec<PendingShare>, StoreError> {
         let rows = self
             .client
             .query(
                 &format!(
                     "SELECT id, {SHARE_COLUMNS} FROM shares
-                     WHERE algorithm = $1 AND NOT paid ORDER BY id LIMIT $2"
+                     WHERE algorithm = $1 AND NOT paid AND time_ms >= $3 ORDER BY id LIMIT $2"
                 ),
-                &[&coin, &to_i64(limit)],
+                &[&coin, &to_i64(limit), &since_ms],
             )
             .map_err(db)?;
         Ok(rows

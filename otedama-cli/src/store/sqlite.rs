@@ -6,7 +6,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
     BlockRecord, BlockStatus, LedgerEntry, LedgerKind, NewEntry, Payment, PaymentStatus,
-    PendingShare, ShareRecord, Store, StoreError,
+    PaymentTransaction, PendingShare, ShareRecord, Store, StoreError,
 };
 
 /// Schema migrations, applied in order; the index of the last applied one is kept in
@@ -79,6 +79,7 @@ const MIGRATIONS: &[&str] = &[
         status TEXT NOT NULL,
         txid TEXT,
         tx_fee INTEGER,
+        tx_hex TEXT,
         detail TEXT
     );
     CREATE TABLE payment_outputs (
@@ -91,6 +92,12 @@ const MIGRATIONS: &[&str] = &[
         coin TEXT PRIMARY KEY,
         owner TEXT NOT NULL,
         expires_ms INTEGER NOT NULL
+    );
+    CREATE TABLE schemes (
+        id INTEGER PRIMARY KEY,
+        coin TEXT NOT NULL,
+        scheme TEXT NOT NULL,
+        since_ms INTEGER NOT NULL
     );",
 ];
 
@@ -378,7 +385,8 @@ impl Store for SqliteStore {
             params![hash, detail],
         )
         .map_err(db)?;
-        let fresh = credited == 0;
+        // 0: never credited; 2: credited, then reversed when it left the main chain.
+        let fresh = credited != 1;
         if fresh {
             append(&tx, &coin, entries, Some(hash), None, time_ms)?;
             tx.execute("UPDATE blocks SET credited = 1 WHERE hash = ?1", [hash])
@@ -420,7 +428,10 @@ impl Store for SqliteStore {
                 let mut stmt = tx
                     .prepare(
                         "SELECT address, amount, kind FROM ledger
-                         WHERE block_hash = ?1 AND kind != 'reversal' ORDER BY id",
+                         WHERE block_hash = ?1 AND kind != 'reversal'
+                           AND id > COALESCE((SELECT MAX(id) FROM ledger
+                                              WHERE block_hash = ?1 AND kind = 'reversal'), 0)
+                         ORDER BY id",
                     )
                     .map_err(db)?;
                 let rows = stmt
@@ -543,6 +554,7 @@ impl Store for SqliteStore {
         &mut self,
         coin: &str,
         outputs: &[(String, u64)],
+        transaction: &PaymentTransaction,
         time_ms: i64,
     ) -> Result<i64, StoreError> {
         let tx = self
@@ -578,11 +590,19 @@ impl Store for SqliteStore {
             }
         }
         tx.execute(
-            "INSERT INTO payments (coin, time_ms, status) VALUES (?1, ?2, 'sending')",
-            params![coin, time_ms],
+            "INSERT INTO payments (coin, time_ms, status, txid, tx_fee, tx_hex)
+             VALUES (?1, ?2, 'sending', ?3, ?4, ?5)",
+            params![
+                coin,
+                time_ms,
+                transaction.txid,
+                i64::try_from(transaction.fee).unwrap_or(i64::MAX),
+                transaction.hex
+            ],
         )
         .map_err(db)?;
         let id = tx.last_insert_rowid();
+        let mut debits = Vec::with_capacity(outputs.len());
         {
             let mut out = tx
                 .prepare_cached(
@@ -593,28 +613,39 @@ impl Store for SqliteStore {
                 let amount = i64::try_from(*amount)
                     .map_err(|_| StoreError::Database(format!("amount {amount} too large")))?;
                 out.execute(params![id, address, amount]).map_err(db)?;
+                debits.push(NewEntry {
+                    address: address.clone(),
+                    amount: -amount,
+                    kind: LedgerKind::Payment,
+                    memo: format!("payment {id}, transaction {}", transaction.txid),
+                });
             }
         }
+        append(&tx, coin, &debits, None, Some(id), time_ms)?;
         tx.commit().map_err(db)?;
         Ok(id)
     }
 
-    fn finish_payment(
-        &mut self,
-        id: i64,
-        txid: &str,
-        tx_fee: u64,
-        time_ms: i64,
-    ) -> Result<bool, StoreError> {
+    fn finish_payment(&mut self, id: i64) -> Result<bool, StoreError> {
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE payments SET status = 'sent' WHERE id = ?1 AND status = 'sending'",
+                [id],
+            )
+            .map_err(db)?;
+        Ok(changed == 1)
+    }
+
+    fn fail_payment(&mut self, id: i64, reason: &str, time_ms: i64) -> Result<bool, StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(db)?;
         let changed = tx
             .execute(
-                "UPDATE payments SET status = 'sent', txid = ?2, tx_fee = ?3
-                 WHERE id = ?1 AND status = 'sending'",
-                params![id, txid, i64::try_from(tx_fee).unwrap_or(i64::MAX)],
+                "UPDATE payments SET status = 'failed', detail = ?2 WHERE id = ?1 AND status = 'sending'",
+                params![id, reason],
             )
             .map_err(db)?;
         if changed == 0 {
@@ -625,9 +656,11 @@ impl Store for SqliteStore {
                 r.get(0)
             })
             .map_err(db)?;
-        let debits = {
+        let returned = {
             let mut stmt = tx
-                .prepare("SELECT address, amount FROM payment_outputs WHERE payment_id = ?1 ORDER BY address")
+                .prepare(
+                    "SELECT address, amount FROM payment_outputs WHERE payment_id = ?1 ORDER BY address",
+                )
                 .map_err(db)?;
             let rows = stmt
                 .query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
@@ -635,27 +668,56 @@ impl Store for SqliteStore {
             rows.map(|row| {
                 row.map(|(address, amount)| NewEntry {
                     address,
-                    amount: -amount,
+                    amount,
                     kind: LedgerKind::Payment,
-                    memo: format!("payment {id}, transaction {txid}"),
+                    memo: format!("payment {id} failed ({reason}): returned"),
                 })
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(db)?
         };
-        append(&tx, &coin, &debits, None, Some(id), time_ms)?;
+        append(&tx, &coin, &returned, None, Some(id), time_ms)?;
         tx.commit().map_err(db)?;
         Ok(true)
     }
 
-    fn fail_payment(&mut self, id: i64, reason: &str) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "UPDATE payments SET status = 'failed', detail = ?2 WHERE id = ?1 AND status = 'sending'",
-                params![id, reason],
+    fn fee_accounts(&mut self, coin: &str) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT DISTINCT address FROM ledger WHERE coin = ?1 AND kind = 'fee' ORDER BY address",
             )
             .map_err(db)?;
-        Ok(())
+        let rows = stmt.query_map([coin], |r| r.get(0)).map_err(db)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+    }
+
+    fn scheme_since(&mut self, coin: &str, scheme: &str, now_ms: i64) -> Result<i64, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let last: Option<(String, i64)> = tx
+            .query_row(
+                "SELECT scheme, since_ms FROM schemes WHERE coin = ?1 ORDER BY id DESC LIMIT 1",
+                [coin],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(db)?;
+        let since = match last {
+            Some((s, since)) if s == scheme => since,
+            _ => {
+                tx.execute(
+                    "INSERT INTO schemes (coin, scheme, since_ms) VALUES (?1, ?2, ?3)",
+                    params![coin, scheme, now_ms],
+                )
+                .map_err(db)?;
+                now_ms
+            }
+        };
+        tx.commit().map_err(db)?;
+        Ok(since)
     }
 
     fn payments(&mut self, coin: &str) -> Result<Vec<Payment>, StoreError> {
@@ -663,7 +725,7 @@ impl Store for SqliteStore {
             let mut stmt = self
                 .conn
                 .prepare(
-                    "SELECT id, coin, time_ms, status, txid, tx_fee, detail FROM payments
+                    "SELECT id, coin, time_ms, status, txid, tx_fee, detail, tx_hex FROM payments
                      WHERE coin = ?1 ORDER BY id",
                 )
                 .map_err(db)?;
@@ -678,6 +740,7 @@ impl Store for SqliteStore {
                         txid: r.get(4)?,
                         tx_fee: r.get::<_, Option<i64>>(5)?.map(|f| f.max(0) as u64),
                         detail: r.get(6)?,
+                        tx_hex: r.get(7)?,
                         outputs: Vec::new(),
                     })
                 })
@@ -701,21 +764,29 @@ impl Store for SqliteStore {
         Ok(payments)
     }
 
-    fn unpaid_shares(&mut self, coin: &str, limit: u64) -> Result<Vec<PendingShare>, StoreError> {
+    fn unpaid_shares(
+        &mut self,
+        coin: &str,
+        since_ms: i64,
+        limit: u64,
+    ) -> Result<Vec<PendingShare>, StoreError> {
         let mut stmt = self
             .conn
             .prepare_cached(&format!(
                 "SELECT id, {SHARE_COLUMNS} FROM shares
-                 WHERE algorithm = ?1 AND paid = 0 ORDER BY id LIMIT ?2"
+                 WHERE algorithm = ?1 AND paid = 0 AND time_ms >= ?3 ORDER BY id LIMIT ?2"
             ))
             .map_err(db)?;
         let rows = stmt
-            .query_map(params![coin, limit.min(i64::MAX as u64) as i64], |r| {
-                Ok(PendingShare {
-                    id: r.get(0)?,
-                    share: share_from_row(r, 1)?,
-                })
-            })
+            .query_map(
+                params![coin, limit.min(i64::MAX as u64) as i64, since_ms],
+                |r| {
+                    Ok(PendingShare {
+                        id: r.get(0)?,
+                        share: share_from_row(r, 1)?,
+                    })
+                },
+            )
             .map_err(db)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(db)
     }

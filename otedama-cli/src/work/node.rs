@@ -18,13 +18,40 @@ pub(crate) enum RpcAuth {
     Cookie(PathBuf),
 }
 
-/// Why a payment was not sent.
+/// Why a payment transaction could not be prepared (nothing was broadcast either way).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum SendError {
-    /// The wallet answered with an error: nothing was sent.
+    /// The wallet answered with an error (an invalid address, too little money).
     Refused(String),
-    /// No answer (timeout, connection lost): it may or may not have been sent.
+    /// No usable answer (timeout, connection lost).
     Unknown(String),
+}
+
+fn send_failure(e: Result<RpcError, WorkSourceError>) -> SendError {
+    match e {
+        Ok(rpc) => SendError::Refused(format!("{} ({})", rpc.message, rpc.code)),
+        Err(e) => SendError::Unknown(e.to_string()),
+    }
+}
+
+/// A signed payment transaction, ready to broadcast.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PreparedPayment {
+    /// Its id, known before it is sent.
+    pub(crate) txid: String,
+    /// The signed transaction.
+    pub(crate) hex: String,
+    /// The network fee it pays, smallest unit.
+    pub(crate) fee: u64,
+}
+
+/// What the network made of a broadcast.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Broadcast {
+    /// Sent, or already in the mempool or the chain.
+    Sent,
+    /// Refused for good: its inputs are spent elsewhere, or it breaks a rule.
+    Refused(String),
 }
 
 fn rpc_failure(e: Result<RpcError, WorkSourceError>) -> WorkSourceError {
@@ -61,7 +88,9 @@ pub(crate) fn coins_to_units(text: &str) -> Option<u64> {
     }
     let digits = format!("{whole}{fraction}");
     // value = digits * 10^(exponent - fraction.len()); in units, times 10^8.
-    let shift = exponent + 8 - i32::try_from(fraction.len()).ok()?;
+    let shift = exponent
+        .checked_add(8)?
+        .checked_sub(i32::try_from(fraction.len()).ok()?)?;
     let mut value: u128 = 0;
     for b in digits.bytes() {
         value = value.checked_mul(10)?.checked_add(u128::from(b - b'0'))?;
@@ -69,7 +98,7 @@ pub(crate) fn coins_to_units(text: &str) -> Option<u64> {
     if shift >= 0 {
         value = value.checked_mul(10u128.checked_pow(u32::try_from(shift).ok()?)?)?;
     } else {
-        let divisor = 10u128.checked_pow(u32::try_from(-shift).ok()?)?;
+        let divisor = 10u128.checked_pow(u32::try_from(shift.checked_neg()?).ok()?)?;
         if !value.is_multiple_of(divisor) {
             return None;
         }
@@ -209,36 +238,133 @@ impl NodeRpc {
         )
     }
 
-    /// Sends one transaction paying every `(address, amount)` (smallest unit), with `comment`
-    /// stored in the wallet beside it; returns the txid. With `fee_from_outputs` the network
-    /// fee is taken out of the outputs instead of the wallet's change.
-    pub(crate) fn send_many(
+    /// Builds and signs, without broadcasting, one transaction paying every
+    /// `(address, amount)` (smallest unit) from the wallet; its inputs stay locked in the
+    /// wallet until it is broadcast. With `fee_from_outputs` the network fee comes out of the
+    /// outputs instead of the change.
+    pub(crate) fn prepare_payment(
         &mut self,
         outputs: &[(String, u64)],
-        comment: &str,
         fee_from_outputs: bool,
-    ) -> Result<String, SendError> {
+    ) -> Result<PreparedPayment, SendError> {
+        let wait = Duration::from_secs(60);
         let amounts: serde_json::Map<String, Value> = outputs
             .iter()
             .map(|(a, v)| (a.clone(), Value::String(units_to_coins(*v))))
             .collect();
-        let subtract: Vec<&str> = if fee_from_outputs {
-            outputs.iter().map(|(a, _)| a.as_str()).collect()
-        } else {
-            Vec::new()
+        let count = amounts.len();
+        let raw = self
+            .call("createrawtransaction", json!([[], amounts]), wait)
+            .map_err(send_failure)?;
+        let mut options = json!({"lockUnspents": true});
+        if fee_from_outputs {
+            options["subtractFeeFromOutputs"] = json!((0..count).collect::<Vec<_>>());
+        }
+        let funded = self
+            .call("fundrawtransaction", json!([raw, options]), wait)
+            .map_err(send_failure)?;
+        let fee = funded
+            .get("fee")
+            .map(Value::to_string)
+            .and_then(|f| coins_to_units(&f))
+            .ok_or_else(|| SendError::Unknown(format!("fundrawtransaction answered {funded}")))?;
+        let signed = self
+            .call(
+                "signrawtransactionwithwallet",
+                json!([funded.get("hex").cloned().unwrap_or(Value::Null)]),
+                wait,
+            )
+            .map_err(send_failure)?;
+        let hex = match (
+            signed.get("hex").and_then(Value::as_str),
+            signed.get("complete"),
+        ) {
+            (Some(hex), Some(Value::Bool(true))) => hex.to_owned(),
+            _ => {
+                return Err(SendError::Refused(format!(
+                    "the wallet could not sign: {signed}"
+                )))
+            }
         };
-        let params = json!(["", amounts, 1, comment, subtract]);
-        match self.call("sendmany", params, Duration::from_secs(120)) {
-            Ok(v) => v
-                .as_str()
-                .map(str::to_owned)
-                .ok_or_else(|| SendError::Unknown(format!("sendmany answered {v}"))),
-            Err(Ok(rpc)) => Err(SendError::Refused(format!(
+        let decoded = self
+            .call("decoderawtransaction", json!([hex]), wait)
+            .map_err(send_failure)?;
+        let txid = decoded
+            .get("txid")
+            .and_then(Value::as_str)
+            .ok_or_else(|| SendError::Unknown(format!("decoderawtransaction answered {decoded}")))?
+            .to_owned();
+        Ok(PreparedPayment { txid, hex, fee })
+    }
+
+    /// Sends a signed transaction to the network. Sending one the node already has is not an
+    /// error: broadcasting the same transaction again can never pay twice.
+    pub(crate) fn broadcast(&mut self, hex: &str) -> Result<Broadcast, WorkSourceError> {
+        match self.call("sendrawtransaction", json!([hex]), Duration::from_secs(60)) {
+            Ok(_) => Ok(Broadcast::Sent),
+            // -27: already in the chain; -26 "txn-already-in-mempool" / "txn-already-known".
+            Err(Ok(rpc)) if rpc.code == -27 => Ok(Broadcast::Sent),
+            Err(Ok(rpc)) if rpc.code == -26 && rpc.message.contains("already") => {
+                Ok(Broadcast::Sent)
+            }
+            // Its inputs are spent by another transaction, or it breaks a rule: it never will
+            // be mined.
+            Err(Ok(rpc)) if rpc.code == -25 || rpc.code == -26 => Ok(Broadcast::Refused(format!(
                 "{} ({})",
                 rpc.message, rpc.code
             ))),
-            Err(Err(e)) => Err(SendError::Unknown(e.to_string())),
+            Err(e) => Err(rpc_failure(e)),
         }
+    }
+
+    /// The wallet's confirmations of `txid` (negative: conflicted, it will not be mined), or
+    /// `None` when the wallet does not know it.
+    pub(crate) fn wallet_confirmations(
+        &mut self,
+        txid: &str,
+    ) -> Result<Option<i64>, WorkSourceError> {
+        match self.call("gettransaction", json!([txid]), Duration::from_secs(30)) {
+            Ok(v) => Ok(Some(
+                v.get("confirmations").and_then(Value::as_i64).unwrap_or(0),
+            )),
+            Err(Ok(rpc)) if rpc.code == -5 => Ok(None),
+            Err(e) => Err(rpc_failure(e)),
+        }
+    }
+
+    /// Whether the node takes `address` as a destination.
+    pub(crate) fn is_valid_address(&mut self, address: &str) -> Result<bool, WorkSourceError> {
+        let v = self
+            .call("validateaddress", json!([address]), Duration::from_secs(30))
+            .map_err(rpc_failure)?;
+        Ok(v.get("isvalid").and_then(Value::as_bool).unwrap_or(false))
+    }
+
+    /// Unlocks the inputs of a prepared transaction that will not be broadcast.
+    pub(crate) fn release(&mut self, hex: &str) -> Result<(), WorkSourceError> {
+        let decoded = self
+            .call(
+                "decoderawtransaction",
+                json!([hex]),
+                Duration::from_secs(30),
+            )
+            .map_err(rpc_failure)?;
+        let inputs: Vec<Value> = decoded
+            .get("vin")
+            .and_then(Value::as_array)
+            .map(|vin| {
+                vin.iter()
+                    .map(|i| json!({"txid": i.get("txid"), "vout": i.get("vout")}))
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.call(
+            "lockunspent",
+            json!([true, inputs]),
+            Duration::from_secs(30),
+        )
+        .map_err(rpc_failure)?;
+        Ok(())
     }
 
     /// What the wallet can spend now (confirmed, mature), smallest unit.
@@ -248,49 +374,6 @@ impl NodeRpc {
             .map_err(rpc_failure)?;
         coins_to_units(&v.to_string())
             .ok_or_else(|| WorkSourceError::BadTemplate(format!("getbalance answered {v}")))
-    }
-
-    /// The network fee the wallet paid for `txid`, smallest unit.
-    pub(crate) fn transaction_fee(&mut self, txid: &str) -> Result<u64, WorkSourceError> {
-        let v = self
-            .call("gettransaction", json!([txid]), Duration::from_secs(30))
-            .map_err(rpc_failure)?;
-        let fee = v.get("fee").map(Value::to_string).unwrap_or_default();
-        coins_to_units(fee.trim_start_matches('-')).ok_or_else(|| {
-            WorkSourceError::BadTemplate(format!("gettransaction {txid}: fee {fee:?}"))
-        })
-    }
-
-    /// The wallet transaction whose comment is exactly `comment`, with its fee: how a payment
-    /// interrupted between sending and recording is found again.
-    pub(crate) fn find_transaction_by_comment(
-        &mut self,
-        comment: &str,
-    ) -> Result<Option<(String, u64)>, WorkSourceError> {
-        const PAGE: u64 = 500;
-        let mut skip = 0u64;
-        loop {
-            let v = self
-                .call(
-                    "listtransactions",
-                    json!(["*", PAGE, skip, true]),
-                    Duration::from_secs(60),
-                )
-                .map_err(rpc_failure)?;
-            let list = v.as_array().cloned().unwrap_or_default();
-            for tx in &list {
-                if tx.get("comment").and_then(Value::as_str) == Some(comment) {
-                    if let Some(txid) = tx.get("txid").and_then(Value::as_str) {
-                        let fee = self.transaction_fee(txid)?;
-                        return Ok(Some((txid.to_owned(), fee)));
-                    }
-                }
-            }
-            if (list.len() as u64) < PAGE {
-                return Ok(None);
-            }
-            skip += PAGE;
-        }
     }
 
     fn gbt(
@@ -532,6 +615,9 @@ mod tests {
             ("", None),
             (".", None),
             ("-1", None),
+            ("1e2147483647", None),
+            ("1e-2147483648", None),
+            ("0.00000000e-2147483640", None),
         ] {
             assert_eq!(coins_to_units(text), units, "{text}");
         }

@@ -109,6 +109,9 @@ impl Litecoind {
                 "-dnsseed=0",
                 "-upnp=0",
                 "-fallbackfee=0.0001",
+                // Every pool process a test starts leaves a long-poll parked in the node until
+                // the next block; the default of 4 RPC threads runs out after a few restarts.
+                "-rpcthreads=16",
                 "-printtoconsole=0",
                 &format!("-datadir={}", datadir.display()),
                 &format!("-pid={}", datadir.join("litecoind.pid").display()),

@@ -311,6 +311,25 @@ fn money_path(db: Db) {
     }
     expected_balances.retain(|_, v| *v != 0);
     assert_eq!(db.balances(), expected_balances);
+
+    // The reorganisation undone: the block is back, buried as deep as before, and credited
+    // again with the same split.
+    let credited_before: Vec<(String, i64, String)> = lines
+        .iter()
+        .filter(|l| l.2 != "reversal")
+        .cloned()
+        .collect();
+    pool.seen.clear();
+    node.rpc("reconsiderblock", json!([last]));
+    pool.wait_for(&format!("{last} confirmed"), Duration::from_secs(60));
+    let lines = db.block_lines(&last);
+    let credited_again: Vec<(String, i64, String)> =
+        lines[lines.len() - credited_before.len()..].to_vec();
+    assert_eq!(credited_again, credited_before, "{lines:?}");
+    for (address, amount, _) in &credited_again {
+        *expected_balances.entry(address.clone()).or_default() += amount;
+    }
+    assert_eq!(db.balances(), expected_balances);
     pool.stop();
 
     // The coinbases mature; payments start.

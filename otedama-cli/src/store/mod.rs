@@ -747,6 +747,21 @@ pub(crate) mod tests {
             store.blocks().expect("blocks")[1].status,
             BlockStatus::Orphaned
         );
+        // Back in the main chain: credited again; orphaned again: only that credit reversed.
+        let smaller = [
+            entry("alice", 1_000, LedgerKind::Credit),
+            entry("pool", 10, LedgerKind::Fee),
+        ];
+        assert!(store
+            .credit_block("b2", "back", &smaller, 5)
+            .expect("again"));
+        assert_eq!(sum(store, "scrypt"), 5_000_001_010);
+        let reversed = store.orphan_block("b2", "gone again", 5).expect("orphan");
+        assert_eq!(
+            reversed.iter().map(|e| e.amount).collect::<Vec<_>>(),
+            [-1_000, -10]
+        );
+        assert_eq!(sum(store, "scrypt"), 5_000_000_000);
 
         assert!(store
             .claim_payer("scrypt", "pool-a", 100, 50)
@@ -861,11 +876,13 @@ pub(crate) mod tests {
                 LedgerKind::Credit,
                 LedgerKind::Credit,
                 LedgerKind::Reversal,
+                LedgerKind::Credit,
+                LedgerKind::Reversal,
                 LedgerKind::Payment
             ]
         );
         assert_eq!(alice.iter().map(|l| l.amount).sum::<i64>(), 0);
-        assert_eq!(alice[3].payment_id, Some(id));
+        assert_eq!(alice[5].payment_id, Some(id));
         assert_eq!(alice[2].block_hash.as_deref(), Some("b2"));
 
         let unpaid = store.unpaid_shares("scrypt", 0, 4).expect("unpaid");
@@ -914,7 +931,7 @@ pub(crate) mod tests {
             sum(store, "scrypt")
         );
         let of = |kind| totals.iter().find(|(k, _)| *k == kind).map(|(_, v)| *v);
-        assert_eq!(of(LedgerKind::Reversal), Some(-5_000_000_000));
+        assert_eq!(of(LedgerKind::Reversal), Some(-5_000_001_010));
         assert_eq!(of(LedgerKind::Payment), Some(-3_000_001_000));
     }
 

@@ -90,6 +90,67 @@ impl Serialize for Span {
     }
 }
 
+/// `pool.rewards.window`: how far back PPLNS looks from a block, a time (`2h`) or a number of
+/// shares (`100000 shares`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RewardWindow {
+    /// The shares of this long before the block.
+    Time(Span),
+    /// The last this many shares up to the block.
+    Shares(u64),
+}
+
+impl RewardWindow {
+    pub(crate) fn parse(text: &str) -> Result<RewardWindow, String> {
+        let t = text.trim();
+        match t.strip_suffix("shares").or_else(|| t.strip_suffix("share")) {
+            Some(n) => n
+                .trim()
+                .parse::<u64>()
+                .map(RewardWindow::Shares)
+                .map_err(|_| format!("{text:?} is not a share count like 100000 shares")),
+            None => Span::parse(t).map(RewardWindow::Time),
+        }
+    }
+
+    fn is_empty(self) -> bool {
+        match self {
+            RewardWindow::Time(span) => span.0.is_zero(),
+            RewardWindow::Shares(n) => n == 0,
+        }
+    }
+}
+
+impl fmt::Display for RewardWindow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RewardWindow::Time(span) => span.fmt(f),
+            RewardWindow::Shares(n) => write!(f, "{n} shares"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RewardWindow {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Secs(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Secs(n) => Ok(RewardWindow::Time(Span(Duration::from_secs(n)))),
+            Raw::Text(t) => RewardWindow::parse(&t).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl Serialize for RewardWindow {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
 /// `mining`: what is mined and by the built-in miner.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -132,15 +193,15 @@ pub(crate) struct Node {
 pub(crate) struct Rewards {
     /// pplns, pps, fpps, prop or solo.
     pub(crate) system: String,
-    /// The PPLNS window.
-    pub(crate) window: Span,
+    /// The PPLNS window: a time (`2h`) or a share count (`100000 shares`).
+    pub(crate) window: RewardWindow,
 }
 
 impl Default for Rewards {
     fn default() -> Self {
         Rewards {
             system: "pplns".into(),
-            window: Span(Duration::from_secs(7200)),
+            window: RewardWindow::Time(Span(Duration::from_secs(7200))),
         }
     }
 }
@@ -453,7 +514,7 @@ impl Config {
                 ),
             );
         }
-        if self.pool.rewards.window.0.is_zero() {
+        if self.pool.rewards.window.is_empty() {
             return err("pool.rewards.window", "must be longer than zero".into());
         }
         if self.pool.database.trim().is_empty() {
@@ -599,7 +660,19 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(c.mining.algorithm, "scrypt");
-        assert_eq!(c.pool.rewards.window, Span(Duration::from_secs(7200)));
+        assert_eq!(
+            c.pool.rewards.window,
+            RewardWindow::Time(Span(Duration::from_secs(7200)))
+        );
+        let by_shares =
+            Config::from_yaml("pool:\n  rewards:\n    window: 50000 shares\n", "c.yaml")
+                .expect("a share window");
+        assert_eq!(by_shares.pool.rewards.window, RewardWindow::Shares(50_000));
+        assert!(
+            by_shares.to_yaml().contains("window: 50000 shares"),
+            "{}",
+            by_shares.to_yaml()
+        );
         assert_eq!(c.pool.listen.port(), 4444);
         let round = Config::from_yaml(&c.to_yaml(), "printed").expect("printed config parses");
         assert_eq!(round, c);

@@ -18,6 +18,7 @@ use otedama_rewards::{
     fpps_value, pplns, pps_value, prop, solo, FeeRate, Payout, RewardError, Window,
 };
 
+use crate::config::RewardWindow;
 use crate::store::{
     BlockRecord, BlockStatus, LedgerKind, NewEntry, PaymentStatus, PaymentTransaction, ShareLog,
     ShareRecord, Store, StoreError,
@@ -27,8 +28,8 @@ use crate::work::node::{Broadcast, NodeRpc, SendError};
 /// How a block's reward is shared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Scheme {
-    /// Over the shares of the last `window_ms` up to the block.
-    Pplns { window_ms: i64 },
+    /// Over the shares in the window up to the block.
+    Pplns(Window),
     /// Over the shares since the previous block.
     Prop,
     /// To the finder, through the coinbase.
@@ -41,11 +42,14 @@ pub(crate) enum Scheme {
 
 impl Scheme {
     /// The scheme `pool.rewards` names.
-    pub(crate) fn from_config(system: &str, window: Duration) -> Result<Scheme> {
+    pub(crate) fn from_config(system: &str, window: RewardWindow) -> Result<Scheme> {
         Ok(match system {
-            "pplns" => Scheme::Pplns {
-                window_ms: i64::try_from(window.as_millis()).unwrap_or(i64::MAX),
-            },
+            "pplns" => Scheme::Pplns(match window {
+                RewardWindow::Time(span) => Window::Duration {
+                    ms: i64::try_from(span.0.as_millis()).unwrap_or(i64::MAX),
+                },
+                RewardWindow::Shares(n) => Window::Shares(usize::try_from(n).unwrap_or(usize::MAX)),
+            }),
             "prop" => Scheme::Prop,
             "solo" => Scheme::Solo,
             "pps" => Scheme::Pps,
@@ -120,29 +124,32 @@ impl Accounting {
         let reward = block.reward;
         let memo_block = format!("block {} at height {}", block.hash, block.height);
         let (payout, how): (Result<Payout, RewardError>, String) = match self.scheme {
-            Scheme::Pplns { window_ms } => {
-                let shares = store.shares_between(
-                    &self.coin,
-                    block
-                        .time_ms
-                        .saturating_sub(window_ms)
-                        .max(self.since_ms.saturating_sub(1)),
-                    block.time_ms,
-                )?;
+            Scheme::Pplns(window) => {
+                let after = self.since_ms.saturating_sub(1);
+                let (shares, counted) = match window {
+                    Window::Duration { ms } => (
+                        store.shares_between(
+                            &self.coin,
+                            block.time_ms.saturating_sub(ms).max(after),
+                            block.time_ms,
+                        )?,
+                        format!("of the last {} s", ms / 1000),
+                    ),
+                    Window::Shares(n) => (
+                        store.last_shares(&self.coin, after, block.time_ms, n as u64)?,
+                        format!("of the last {n}"),
+                    ),
+                };
                 let payout = pplns(
                     &self.rewards_shares(&shares),
                     block.time_ms,
-                    Window::Duration { ms: window_ms },
+                    window,
                     reward,
                     self.fee,
                 );
                 (
                     payout,
-                    format!(
-                        "PPLNS over {} shares of the last {} s",
-                        shares.len(),
-                        window_ms / 1000
-                    ),
+                    format!("PPLNS over {} shares {counted}", shares.len()),
                 )
             }
             Scheme::Prop => {
@@ -748,7 +755,7 @@ mod tests {
         store
             .commit(&shares, &[block("b", 7_000, None)])
             .expect("commit");
-        let acct = accounting(Scheme::Pplns { window_ms: 5_000 });
+        let acct = accounting(Scheme::Pplns(Window::Duration { ms: 5_000 }));
         let entries = acct
             .block_entries(&mut store, &block("b", 7_000, None))
             .expect("entries");
@@ -758,6 +765,35 @@ mod tests {
             [
                 ("alice", 3_291_674_794, LedgerKind::Credit),
                 ("bob", 1_645_837_397, LedgerKind::Credit),
+                ("pool", 62_500_154, LedgerKind::Fee),
+            ]
+        );
+        assert_eq!(entries.iter().map(|e| e.amount).sum::<i64>(), 5_000_012_345);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_pplns_window_in_shares_counts_the_last_n() {
+        let (mut store, dir) = store("pplns-n");
+        let shares = [
+            share("alice", 1.0, 1_000),
+            share("alice", 1.0, 2_000),
+            share("bob", 1.0, 3_000),
+            share("carol", 1.0, 4_000),
+            share("dave", 1.0, 9_000), // after the block
+        ];
+        store.commit(&shares, &[]).expect("commit");
+        let acct = accounting(Scheme::Pplns(Window::Shares(3)));
+        let entries = acct
+            .block_entries(&mut store, &block("b", 5_000, None))
+            .expect("entries");
+        // 4_937_512_191 over alice, bob and carol, one share each: 1_645_837_397 apiece.
+        assert_eq!(
+            amounts(&entries),
+            [
+                ("alice", 1_645_837_397, LedgerKind::Credit),
+                ("bob", 1_645_837_397, LedgerKind::Credit),
+                ("carol", 1_645_837_397, LedgerKind::Credit),
                 ("pool", 62_500_154, LedgerKind::Fee),
             ]
         );
@@ -795,7 +831,7 @@ mod tests {
         store
             .commit(&[], &[block("b", 5_000, None)])
             .expect("commit");
-        let entries = accounting(Scheme::Pplns { window_ms: 1_000 })
+        let entries = accounting(Scheme::Pplns(Window::Duration { ms: 1_000 }))
             .block_entries(&mut store, &block("b", 5_000, None))
             .expect("entries");
         assert_eq!(

@@ -117,7 +117,7 @@ pub(crate) struct PoolArgs {
     /// pool.rewards.system: pplns, pps, fpps, prop or solo.
     #[arg(long)]
     rewards_system: Option<String>,
-    /// pool.rewards.window: the PPLNS window, e.g. 2h.
+    /// pool.rewards.window: the PPLNS window, e.g. 2h or "100000 shares".
     #[arg(long)]
     rewards_window: Option<String>,
     /// api.enabled: serve the REST/WebSocket API.
@@ -219,8 +219,8 @@ impl PoolArgs {
             c.pool.rewards.system = v.clone();
         }
         if let Some(v) = &self.rewards_window {
-            c.pool.rewards.window =
-                crate::config::Span::parse(v).map_err(|e| flag_error("pool.rewards.window", e))?;
+            c.pool.rewards.window = crate::config::RewardWindow::parse(v)
+                .map_err(|e| flag_error("pool.rewards.window", e))?;
         }
         if let Some(v) = self.api_enabled {
             c.api.enabled = v;
@@ -628,7 +628,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         let accounting = Accounting {
             coin,
             since_ms,
-            scheme: Scheme::from_config(&config.pool.rewards.system, config.pool.rewards.window.0)?,
+            scheme: Scheme::from_config(&config.pool.rewards.system, config.pool.rewards.window)?,
             fee: FeeRate::from_percent(config.pool.fee_percentage)
                 .map_err(|e| anyhow::anyhow!("pool.fee_percentage: {e}"))?,
             pool_address: pool_address.clone(),

@@ -326,6 +326,15 @@ pub(crate) trait Store: Send {
         after_ms: i64,
         until_ms: i64,
     ) -> Result<Vec<ShareRecord>, StoreError>;
+    /// The last `limit` shares of `coin` with `after_ms < time_ms <= until_ms`, oldest first:
+    /// a PPLNS window counted in shares.
+    fn last_shares(
+        &mut self,
+        coin: &str,
+        after_ms: i64,
+        until_ms: i64,
+        limit: u64,
+    ) -> Result<Vec<ShareRecord>, StoreError>;
     /// In one transaction: marks the block confirmed and, unless its credit stands already,
     /// writes `entries` to the ledger and the balances (a block reversed when it left the main
     /// chain is credited again when it comes back). Returns whether it credited.
@@ -705,6 +714,10 @@ pub(crate) mod tests {
             .shares_between("scrypt", shares[1].time_ms, shares[4].time_ms)
             .expect("window");
         assert_eq!(window, shares[2..=4].to_vec(), "after < time <= until");
+        let last = store
+            .last_shares("scrypt", shares[0].time_ms, shares[4].time_ms, 2)
+            .expect("last two");
+        assert_eq!(last, shares[3..=4].to_vec(), "the newest, oldest first");
         assert!(store
             .shares_between("sha256d", 0, i64::MAX)
             .expect("other coin")

@@ -378,6 +378,29 @@ impl Store for PostgresStore {
         Ok(rows.iter().map(|r| share_from_row(r, 0)).collect())
     }
 
+    fn last_shares(
+        &mut self,
+        coin: &str,
+        after_ms: i64,
+        until_ms: i64,
+        limit: u64,
+    ) -> Result<Vec<ShareRecord>, StoreError> {
+        let rows = self
+            .client
+            .query(
+                &format!(
+                    "SELECT {SHARE_COLUMNS} FROM shares
+                     WHERE algorithm = $1 AND time_ms > $2 AND time_ms <= $3
+                     ORDER BY id DESC LIMIT $4"
+                ),
+                &[&coin, &after_ms, &until_ms, &to_i64(limit)],
+            )
+            .map_err(db)?;
+        let mut shares: Vec<ShareRecord> = rows.iter().map(|r| share_from_row(r, 0)).collect();
+        shares.reverse();
+        Ok(shares)
+    }
+
     fn credit_block(
         &mut self,
         hash: &str,

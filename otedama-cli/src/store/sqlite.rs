@@ -358,6 +358,31 @@ impl Store for SqliteStore {
         rows.collect::<Result<Vec<_>, _>>().map_err(db)
     }
 
+    fn last_shares(
+        &mut self,
+        coin: &str,
+        after_ms: i64,
+        until_ms: i64,
+        limit: u64,
+    ) -> Result<Vec<ShareRecord>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {SHARE_COLUMNS} FROM shares
+                 WHERE algorithm = ?1 AND time_ms > ?2 AND time_ms <= ?3 ORDER BY id DESC LIMIT ?4"
+            ))
+            .map_err(db)?;
+        let rows = stmt
+            .query_map(
+                params![coin, after_ms, until_ms, limit.min(i64::MAX as u64) as i64],
+                |r| share_from_row(r, 0),
+            )
+            .map_err(db)?;
+        let mut shares = rows.collect::<Result<Vec<_>, _>>().map_err(db)?;
+        shares.reverse();
+        Ok(shares)
+    }
+
     fn credit_block(
         &mut self,
         hash: &str,

@@ -330,7 +330,8 @@ pub(crate) fn track_blocks(
     maturity: i64,
 ) -> Result<()> {
     let recent = now_ms() - 24 * 3600 * 1000;
-    for block in log.blocks(Duration::from_secs(30))? {
+    let coin = accounting.coin.clone();
+    for block in log.run(move |store| store.watched_blocks(&coin, recent))? {
         let watched = match block.status {
             BlockStatus::Accepted | BlockStatus::Submitted => true,
             // A reorganisation deeper than maturity is rare, but its credits must go too; and
@@ -412,6 +413,9 @@ fn orphan(log: &ShareLog, algo: &str, block: &BlockRecord, why: &str) -> Result<
     );
     Ok(())
 }
+
+/// Shares paid per PPS transaction.
+const PPS_BATCH: u64 = 10_000;
 
 /// `pool.payments`, as the payment loop uses it.
 #[derive(Debug, Clone)]
@@ -652,11 +656,30 @@ pub(crate) fn run(
             eprintln!("[{coin}] block check: {e:#}");
         }
         if accounting.scheme.pays_per_share() {
-            let acct = accounting.clone();
-            let paid = log.run(move |store| {
-                let n = acct.pay_shares(store, 10_000)?;
-                Ok((n, store.ledger_totals(&acct.coin)?))
-            });
+            // A batch at a time, each its own transaction between share commits, until the
+            // backlog is paid (or a bounded part of it, to come back to the blocks).
+            let mut paid = Ok((0, Vec::new()));
+            for _ in 0..100 {
+                let acct = accounting.clone();
+                let batch = log.run(move |store| {
+                    let n = acct.pay_shares(store, PPS_BATCH)?;
+                    Ok((n, store.ledger_totals(&acct.coin)?))
+                });
+                match (batch, &mut paid) {
+                    (Ok((n, totals)), Ok((sum, last))) => {
+                        *sum += n;
+                        *last = totals;
+                        if n < PPS_BATCH as usize {
+                            break;
+                        }
+                    }
+                    (Err(e), _) => {
+                        paid = Err(e);
+                        break;
+                    }
+                    (Ok(_), Err(_)) => break,
+                }
+            }
             match paid {
                 Ok((0, _)) => {}
                 Ok((n, totals)) => {

@@ -315,6 +315,14 @@ pub(crate) trait Store: Send {
     fn share_count(&mut self) -> Result<u64, StoreError>;
     /// Every recorded block, oldest first.
     fn blocks(&mut self) -> Result<Vec<BlockRecord>, StoreError>;
+    /// The blocks of `coin` the block tracker still watches: those not yet settled
+    /// (submitted, accepted), and those found after `recent_ms` (a reorganisation may still
+    /// orphan a confirmed block, or bring back an orphaned one). Oldest first.
+    fn watched_blocks(
+        &mut self,
+        coin: &str,
+        recent_ms: i64,
+    ) -> Result<Vec<BlockRecord>, StoreError>;
     /// The first `limit` shares recorded, oldest first.
     fn shares(&mut self, limit: u64) -> Result<Vec<ShareRecord>, StoreError>;
 
@@ -421,7 +429,6 @@ enum Request {
     Block(BlockRecord, mpsc::Sender<Result<(), String>>),
     Status(String, BlockStatus, Option<String>),
     Flush(mpsc::Sender<()>),
-    Blocks(mpsc::Sender<Result<Vec<BlockRecord>, String>>),
     Run(StoreJob),
 }
 
@@ -525,17 +532,6 @@ impl ShareLog {
         let _ = self.tx.send(Request::Status(hash, status, detail));
     }
 
-    /// Every recorded block, read on the writer thread after what is queued before it.
-    pub(crate) fn blocks(&self, timeout: Duration) -> Result<Vec<BlockRecord>, StoreError> {
-        let (done, wait) = mpsc::channel();
-        self.tx
-            .send(Request::Blocks(done))
-            .map_err(|_| StoreError::Stopped)?;
-        wait.recv_timeout(timeout)
-            .map_err(|_| StoreError::Stopped)?
-            .map_err(StoreError::Database)
-    }
-
     /// Runs `job` on the writer thread, after what is queued before it, and returns its
     /// result: accounting shares the share log's connection and its order.
     pub(crate) fn run<T: Send + 'static>(
@@ -567,7 +563,6 @@ fn write_batch(store: &mut dyn Store, batch: Vec<Request>) {
     let mut waiters = Vec::new();
     let mut statuses = Vec::new();
     let mut flushes = Vec::new();
-    let mut reads = Vec::new();
     let mut jobs = Vec::new();
     for r in batch {
         match r {
@@ -581,7 +576,6 @@ fn write_batch(store: &mut dyn Store, batch: Vec<Request>) {
             }
             Request::Status(h, s, d) => statuses.push((h, s, d)),
             Request::Flush(w) => flushes.push(w),
-            Request::Blocks(w) => reads.push(w),
             Request::Run(job) => jobs.push(job),
         }
     }
@@ -603,9 +597,6 @@ fn write_batch(store: &mut dyn Store, batch: Vec<Request>) {
     }
     for f in flushes {
         let _ = f.send(());
-    }
-    for r in reads {
-        let _ = r.send(store.blocks().map_err(|e| e.to_string()));
     }
 }
 
@@ -760,6 +751,25 @@ pub(crate) mod tests {
             store.blocks().expect("blocks")[1].status,
             BlockStatus::Orphaned
         );
+        let watched = |store: &mut dyn Store, recent| -> Vec<String> {
+            store
+                .watched_blocks("scrypt", recent)
+                .expect("watched")
+                .into_iter()
+                .map(|b| b.hash)
+                .collect()
+        };
+        assert_eq!(watched(store, 0), ["b1", "b2"]);
+        assert_eq!(
+            watched(store, 150),
+            ["b2"],
+            "settled and old: no longer watched"
+        );
+        assert!(store
+            .watched_blocks("sha256d", 0)
+            .expect("other coin")
+            .is_empty());
+
         // Back in the main chain: credited again; orphaned again: only that credit reversed.
         let smaller = [
             entry("alice", 1_000, LedgerKind::Credit),

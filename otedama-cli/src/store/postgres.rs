@@ -234,6 +234,43 @@ fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
+impl PostgresStore {
+    fn select_blocks(
+        &mut self,
+        filter: &str,
+        args: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<BlockRecord>, StoreError> {
+        let rows = self
+            .client
+            .query(
+                &format!(
+                    "SELECT time_ms, height, hash, address, worker, reward, status, detail, algorithm, payee
+                     FROM blocks WHERE {filter} ORDER BY id"
+                ),
+                args,
+            )
+            .map_err(db)?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let status: String = r.get(6);
+                BlockRecord {
+                    time_ms: r.get(0),
+                    height: u64::try_from(r.get::<_, i64>(1)).unwrap_or(0),
+                    hash: r.get(2),
+                    address: r.get(3),
+                    worker: r.get(4),
+                    reward: u64::try_from(r.get::<_, i64>(5)).unwrap_or(0),
+                    status: BlockStatus::parse(&status).unwrap_or(BlockStatus::Submitted),
+                    detail: r.get(7),
+                    algorithm: r.get(8),
+                    payee: r.get(9),
+                }
+            })
+            .collect())
+    }
+}
+
 impl Store for PostgresStore {
     fn commit(&mut self, shares: &[ShareRecord], blocks: &[BlockRecord]) -> Result<(), StoreError> {
         let mut tx = self.client.transaction().map_err(db)?;
@@ -320,32 +357,18 @@ impl Store for PostgresStore {
     }
 
     fn blocks(&mut self) -> Result<Vec<BlockRecord>, StoreError> {
-        let rows = self
-            .client
-            .query(
-                "SELECT time_ms, height, hash, address, worker, reward, status, detail, algorithm, payee
-                 FROM blocks ORDER BY id",
-                &[],
-            )
-            .map_err(db)?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let status: String = r.get(6);
-                BlockRecord {
-                    time_ms: r.get(0),
-                    height: u64::try_from(r.get::<_, i64>(1)).unwrap_or(0),
-                    hash: r.get(2),
-                    address: r.get(3),
-                    worker: r.get(4),
-                    reward: u64::try_from(r.get::<_, i64>(5)).unwrap_or(0),
-                    status: BlockStatus::parse(&status).unwrap_or(BlockStatus::Submitted),
-                    detail: r.get(7),
-                    algorithm: r.get(8),
-                    payee: r.get(9),
-                }
-            })
-            .collect())
+        self.select_blocks("TRUE", &[])
+    }
+
+    fn watched_blocks(
+        &mut self,
+        coin: &str,
+        recent_ms: i64,
+    ) -> Result<Vec<BlockRecord>, StoreError> {
+        self.select_blocks(
+            "algorithm = $1 AND (status IN ('submitted', 'accepted') OR time_ms > $2)",
+            &[&coin, &recent_ms],
+        )
     }
 
     fn shares(&mut self, limit: u64) -> Result<Vec<ShareRecord>, StoreError> {

@@ -218,6 +218,40 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    fn select_blocks(
+        &mut self,
+        filter: &str,
+        args: impl rusqlite::Params,
+    ) -> Result<Vec<BlockRecord>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT time_ms, height, hash, address, worker, reward, status, detail, algorithm, payee
+                 FROM blocks WHERE {filter} ORDER BY id"
+            ))
+            .map_err(db)?;
+        let rows = stmt
+            .query_map(args, |r| {
+                let status: String = r.get(6)?;
+                Ok(BlockRecord {
+                    time_ms: r.get(0)?,
+                    height: r.get::<_, i64>(1)?.max(0) as u64,
+                    hash: r.get(2)?,
+                    address: r.get(3)?,
+                    worker: r.get(4)?,
+                    reward: r.get::<_, i64>(5)?.max(0) as u64,
+                    status: BlockStatus::parse(&status).unwrap_or(BlockStatus::Submitted),
+                    detail: r.get(7)?,
+                    algorithm: r.get(8)?,
+                    payee: r.get(9)?,
+                })
+            })
+            .map_err(db)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+    }
+}
+
 impl Store for SqliteStore {
     fn commit(&mut self, shares: &[ShareRecord], blocks: &[BlockRecord]) -> Result<(), StoreError> {
         let tx = self.conn.transaction().map_err(db)?;
@@ -297,31 +331,18 @@ impl Store for SqliteStore {
     }
 
     fn blocks(&mut self) -> Result<Vec<BlockRecord>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT time_ms, height, hash, address, worker, reward, status, detail, algorithm, payee
-                 FROM blocks ORDER BY id",
-            )
-            .map_err(db)?;
-        let rows = stmt
-            .query_map([], |r| {
-                let status: String = r.get(6)?;
-                Ok(BlockRecord {
-                    time_ms: r.get(0)?,
-                    height: r.get::<_, i64>(1)?.max(0) as u64,
-                    hash: r.get(2)?,
-                    address: r.get(3)?,
-                    worker: r.get(4)?,
-                    reward: r.get::<_, i64>(5)?.max(0) as u64,
-                    status: BlockStatus::parse(&status).unwrap_or(BlockStatus::Submitted),
-                    detail: r.get(7)?,
-                    algorithm: r.get(8)?,
-                    payee: r.get(9)?,
-                })
-            })
-            .map_err(db)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+        self.select_blocks("1 = 1", params![])
+    }
+
+    fn watched_blocks(
+        &mut self,
+        coin: &str,
+        recent_ms: i64,
+    ) -> Result<Vec<BlockRecord>, StoreError> {
+        self.select_blocks(
+            "algorithm = ?1 AND (status IN ('submitted', 'accepted') OR time_ms > ?2)",
+            params![coin, recent_ms],
+        )
     }
 
     fn shares(&mut self, limit: u64) -> Result<Vec<ShareRecord>, StoreError> {

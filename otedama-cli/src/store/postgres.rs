@@ -120,6 +120,30 @@ fn share_from_row(r: &postgres::Row, at: usize) -> ShareRecord {
     }
 }
 
+/// Sets a block's status inside the caller's transaction, the row locked so that a second
+/// pool on the database waits; returns its coin and how it stands credited (0 never, 1
+/// credited, 2 reversed).
+fn set_status(
+    tx: &mut postgres::Transaction<'_>,
+    hash: &str,
+    status: BlockStatus,
+    detail: &str,
+) -> Result<(String, i16), StoreError> {
+    let row = tx
+        .query_opt(
+            "SELECT algorithm, credited FROM blocks WHERE hash = $1 FOR UPDATE",
+            &[&hash],
+        )
+        .map_err(db)?
+        .ok_or_else(|| StoreError::Database(format!("no block {hash}")))?;
+    tx.execute(
+        "UPDATE blocks SET status = $2, detail = $3 WHERE hash = $1",
+        &[&hash, &status.as_str(), &detail],
+    )
+    .map_err(db)?;
+    Ok((row.get(0), row.get(1)))
+}
+
 /// Appends ledger lines and moves the balances with them, inside the caller's transaction.
 fn append(
     tx: &mut postgres::Transaction<'_>,
@@ -432,20 +456,7 @@ impl Store for PostgresStore {
         time_ms: i64,
     ) -> Result<bool, StoreError> {
         let mut tx = self.client.transaction().map_err(db)?;
-        // The row lock makes a second pool on the same database wait, then see it credited.
-        let row = tx
-            .query_opt(
-                "SELECT algorithm, credited FROM blocks WHERE hash = $1 FOR UPDATE",
-                &[&hash],
-            )
-            .map_err(db)?
-            .ok_or_else(|| StoreError::Database(format!("no block {hash}")))?;
-        let (coin, credited): (String, i16) = (row.get(0), row.get(1));
-        tx.execute(
-            "UPDATE blocks SET status = 'confirmed', detail = $2 WHERE hash = $1",
-            &[&hash, &detail],
-        )
-        .map_err(db)?;
+        let (coin, credited) = set_status(&mut tx, hash, BlockStatus::Confirmed, detail)?;
         // 0: never credited; 2: credited, then reversed when it left the main chain.
         let fresh = credited != 1;
         if fresh {
@@ -464,19 +475,7 @@ impl Store for PostgresStore {
         time_ms: i64,
     ) -> Result<Vec<NewEntry>, StoreError> {
         let mut tx = self.client.transaction().map_err(db)?;
-        let row = tx
-            .query_opt(
-                "SELECT algorithm, credited FROM blocks WHERE hash = $1 FOR UPDATE",
-                &[&hash],
-            )
-            .map_err(db)?
-            .ok_or_else(|| StoreError::Database(format!("no block {hash}")))?;
-        let (coin, credited): (String, i16) = (row.get(0), row.get(1));
-        tx.execute(
-            "UPDATE blocks SET status = 'orphaned', detail = $2 WHERE hash = $1",
-            &[&hash, &detail],
-        )
-        .map_err(db)?;
+        let (coin, credited) = set_status(&mut tx, hash, BlockStatus::Orphaned, detail)?;
         let mut reversal = Vec::new();
         if credited == 1 {
             let rows = tx

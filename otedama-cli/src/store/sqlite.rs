@@ -141,6 +141,31 @@ fn append(
     Ok(())
 }
 
+/// Sets a block's status inside the caller's transaction; returns its coin and how it stands
+/// credited (0 never, 1 credited, 2 reversed).
+fn set_status(
+    tx: &rusqlite::Transaction<'_>,
+    hash: &str,
+    status: BlockStatus,
+    detail: &str,
+) -> Result<(String, i64), StoreError> {
+    let found: Option<(String, i64)> = tx
+        .query_row(
+            "SELECT algorithm, credited FROM blocks WHERE hash = ?1",
+            [hash],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(db)?;
+    let found = found.ok_or_else(|| StoreError::Database(format!("no block {hash}")))?;
+    tx.execute(
+        "UPDATE blocks SET status = ?2, detail = ?3 WHERE hash = ?1",
+        params![hash, status.as_str(), detail],
+    )
+    .map_err(db)?;
+    Ok(found)
+}
+
 fn share_from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<ShareRecord> {
     let hash: Vec<u8> = r.get(at + 6)?;
     let mut pow_hash = [0u8; 32];
@@ -415,22 +440,7 @@ impl Store for SqliteStore {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(db)?;
-        let coin: Option<(String, i64)> = tx
-            .query_row(
-                "SELECT algorithm, credited FROM blocks WHERE hash = ?1",
-                [hash],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(db)?;
-        let Some((coin, credited)) = coin else {
-            return Err(StoreError::Database(format!("no block {hash}")));
-        };
-        tx.execute(
-            "UPDATE blocks SET status = 'confirmed', detail = ?2 WHERE hash = ?1",
-            params![hash, detail],
-        )
-        .map_err(db)?;
+        let (coin, credited) = set_status(&tx, hash, BlockStatus::Confirmed, detail)?;
         // 0: never credited; 2: credited, then reversed when it left the main chain.
         let fresh = credited != 1;
         if fresh {
@@ -452,22 +462,7 @@ impl Store for SqliteStore {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(db)?;
-        let coin: Option<(String, i64)> = tx
-            .query_row(
-                "SELECT algorithm, credited FROM blocks WHERE hash = ?1",
-                [hash],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(db)?;
-        let Some((coin, credited)) = coin else {
-            return Err(StoreError::Database(format!("no block {hash}")));
-        };
-        tx.execute(
-            "UPDATE blocks SET status = 'orphaned', detail = ?2 WHERE hash = ?1",
-            params![hash, detail],
-        )
-        .map_err(db)?;
+        let (coin, credited) = set_status(&tx, hash, BlockStatus::Orphaned, detail)?;
         let mut reversal = Vec::new();
         if credited == 1 {
             {

@@ -174,3 +174,79 @@ fn the_ledger_command_explains_missing_databases_and_empty_ledgers() {
     assert!(stdout(&out).contains("no ledger lines"), "{}", stdout(&out));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_open_payment_is_settled_by_hand() {
+    let dir = std::env::temp_dir().join(format!("otedama-settle-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("pool.db");
+    let db = path.to_str().expect("utf-8");
+    let run = cli(&[
+        "pool",
+        "--threads",
+        "0",
+        "--listen",
+        "127.0.0.1:0",
+        "--seconds",
+        "0.5",
+        "--database",
+        db,
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    // A payment left open, its amount already debited, as the pool writes one.
+    rusqlite::Connection::open(&path)
+        .expect("database")
+        .execute_batch(
+            "INSERT INTO payments (id, coin, time_ms, status, txid, tx_fee, tx_hex)
+                 VALUES (7, 'scrypt', 1, 'sending', 'aa', 0, '00');
+             INSERT INTO payment_outputs VALUES (7, 'rltc1qexample', 1500);
+             INSERT INTO ledger (time_ms, coin, address, amount, kind, payment_id, memo)
+                 VALUES (1, 'scrypt', 'rltc1qexample', -1500, 'payment', 7, 'payment 7');
+             INSERT INTO balances VALUES ('scrypt', 'rltc1qexample', -1500);",
+        )
+        .expect("seed");
+    let out = cli(&[
+        "pool",
+        "payment",
+        "--id",
+        "7",
+        "--mark",
+        "failed",
+        "--database",
+        db,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("payment 7 marked failed"),
+        "{}",
+        stdout(&out)
+    );
+    let out = cli(&[
+        "pool",
+        "ledger",
+        "--address",
+        "rltc1qexample",
+        "--database",
+        db,
+    ]);
+    assert!(
+        stdout(&out).contains("balance scrypt: 0 "),
+        "{}",
+        stdout(&out)
+    );
+    // Settled once: marking it again is an error, not a second return.
+    let out = cli(&[
+        "pool",
+        "payment",
+        "--id",
+        "7",
+        "--mark",
+        "sent",
+        "--database",
+        db,
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("payment 7"), "{}", stderr(&out));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -363,11 +363,17 @@ fn money_path(db: Db) {
         &format!("payment 1: {txid} is in the wallet; recorded as sent"),
         Duration::from_secs(60),
     );
-    std::thread::sleep(Duration::from_secs(4));
+    std::thread::sleep(Duration::from_secs(3));
+    // Buried: the payment is confirmed.
+    node.rpc("generatetoaddress", json!([MATURITY, filler]));
+    pool.wait_for(
+        &format!("payment 1: {txid} confirmed"),
+        Duration::from_secs(60),
+    );
     pool.stop();
     let payments = db.payments();
     assert_eq!(payments.len(), 1, "no new payment: {payments:?}");
-    assert_eq!(payments[0].1, "sent");
+    assert_eq!(payments[0].1, "confirmed");
     assert_eq!(
         sends_to(&node, &[&alice, &bob]),
         std::slice::from_ref(&txid),
@@ -384,9 +390,14 @@ fn money_path(db: Db) {
         !after.contains_key(&alice) && !after.contains_key(&bob),
         "{after:?}"
     );
+    // The pool paid the network fee, out of its own account.
+    let fee: i64 = db.rows("SELECT CAST(tx_fee AS TEXT) FROM payments WHERE id = 1")[0][0]
+        .parse()
+        .expect("fee");
+    assert!(fee > 0);
     assert_eq!(
-        after.get(&pool_address),
-        expected_balances.get(&pool_address)
+        after.get(&pool_address).copied(),
+        expected_balances.get(&pool_address).map(|b| b - fee)
     );
 
     // The ledger explains alice's zero balance line by line.
@@ -658,6 +669,21 @@ fn payment_rules(db: Db) {
         !db.balances().contains_key(&carol),
         "debited her whole balance"
     );
+
+    // An output the network would refuse (dust) is set aside; the others are paid.
+    let (dave, erin) = (node.new_address("bech32"), node.new_address("bech32"));
+    seed(&db, &[(&dave, 100), (&erin, 100_000_000)]);
+    base[threshold + 1] = "1";
+    let mut pool = Pool::start(&base);
+    pool.wait_for("payment 4: sent", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(3));
+    pool.stop();
+    let payments = db.payments();
+    assert_eq!(payments.len(), 4, "{payments:?}");
+    let fourth = tx_outputs(&node, &payments[3].2);
+    assert_eq!(fourth.get(&erin), Some(&100_000_000), "{fourth:?}");
+    assert!(!fourth.contains_key(&dave));
+    assert_eq!(db.balances().get(&dave), Some(&100), "dust stays owed");
 }
 
 #[test]

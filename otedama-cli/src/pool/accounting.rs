@@ -428,6 +428,9 @@ pub(crate) struct PaymentRules {
     pub(crate) fee_from_miners: bool,
     /// Time between payment rounds.
     pub(crate) interval: Duration,
+    /// Confirmations after which a payment counts as confirmed, or a transaction that
+    /// double-spent it as final.
+    pub(crate) confirmations: i64,
     /// Who this pool is, for the claim on paying its coin from a shared database (a
     /// restarted pool with the same name takes its claim back at once).
     pub(crate) payer: String,
@@ -461,54 +464,120 @@ fn fault(point: &str) {
     }
 }
 
-/// Settles the payments a previous round left `sending` (a crash, a lost answer): the
-/// wallet knows the transaction → sent; conflicted → failed, amounts returned; unknown →
-/// the recorded transaction is broadcast again (the same transaction: it cannot pay twice).
-pub(crate) fn reconcile(log: &ShareLog, wallet: &mut NodeRpc, coin: &str) -> Result<()> {
+/// Settles the payments not yet confirmed. `sending` (a crash, a lost answer): the wallet
+/// knows the transaction → sent; unknown → the recorded transaction is broadcast again (the
+/// same transaction: it cannot pay twice). `sent`: buried `confirmations` deep → confirmed. A
+/// payment fails (its amounts return to the balances) only when a transaction spending the
+/// same inputs and paying none of its addresses is buried that deep: a fee bump or another
+/// copy of the payment never fails it. Anything else it cannot settle stays open and is
+/// reported every round, for the operator (`otedama-cli pool payment`).
+pub(crate) fn reconcile(
+    log: &ShareLog,
+    wallet: &mut NodeRpc,
+    coin: &str,
+    confirmations: i64,
+) -> Result<()> {
     let coin_owned = coin.to_owned();
     let open: Vec<_> = log
         .run(move |store| store.payments(&coin_owned))?
         .into_iter()
-        .filter(|p| p.status == PaymentStatus::Sending)
+        .filter(|p| matches!(p.status, PaymentStatus::Sending | PaymentStatus::Sent))
         .collect();
     for payment in open {
         let id = payment.id;
         let (Some(txid), Some(hex)) = (payment.txid.clone(), payment.tx_hex.clone()) else {
-            eprintln!("[{coin}] payment {id} has no recorded transaction; left for the operator");
+            eprintln!("[{coin}] payment {id} has no recorded transaction; settle it by hand");
             continue;
         };
-        let verdict = match wallet
-            .wallet_confirmations(&txid)
-            .map_err(|e| anyhow!("cannot look up payment {id} ({txid}): {e}"))?
-        {
-            Some(c) if c >= 0 => Ok(format!("{txid} is in the wallet")),
-            Some(c) => Err(format!(
-                "{txid} conflicts with the chain ({c} confirmations)"
-            )),
+        let sending = payment.status == PaymentStatus::Sending;
+        let known = wallet
+            .wallet_transaction(&txid)
+            .map_err(|e| anyhow!("cannot look up payment {id} ({txid}): {e}"))?;
+        match known {
+            Some(tx) if tx.confirmations >= 0 => {
+                if sending {
+                    log.run(move |store| store.finish_payment(id))?;
+                    println!("[{coin}] payment {id}: {txid} is in the wallet; recorded as sent");
+                }
+                if tx.confirmations >= confirmations {
+                    log.run(move |store| store.confirm_payment(id))?;
+                    println!(
+                        "[{coin}] payment {id}: {txid} confirmed ({} confirmations)",
+                        tx.confirmations
+                    );
+                }
+            }
+            Some(tx) => {
+                let paid: Vec<&str> = payment.outputs.iter().map(|(a, _)| a.as_str()).collect();
+                let mut replaced = false;
+                for other in &tx.conflicts {
+                    replaced |= wallet
+                        .pays_any(other, &paid)
+                        .map_err(|e| anyhow!("cannot look up {other}: {e}"))?;
+                }
+                if tx.confirmations <= -confirmations && !replaced {
+                    let reason = format!(
+                        "{txid} was double-spent by a transaction {} deep",
+                        -tx.confirmations
+                    );
+                    let r = reason.clone();
+                    log.run(move |store| store.fail_payment(id, &r, now_ms()))?;
+                    println!("[{coin}] payment {id}: {reason}; failed, its amounts returned to the balances");
+                } else {
+                    eprintln!(
+                        "[{coin}] payment {id}: {txid} conflicts with {} ({} confirmations){}; left open",
+                        tx.conflicts.join(", "),
+                        tx.confirmations,
+                        if replaced { ", which pays the same miners" } else { "" }
+                    );
+                }
+            }
             None => match wallet
                 .broadcast(&hex)
                 .map_err(|e| anyhow!("cannot broadcast payment {id} ({txid}): {e}"))?
             {
-                Broadcast::Sent => Ok(format!("{txid} broadcast again")),
-                Broadcast::Refused(reason) => Err(format!("{txid} refused: {reason}")),
+                Broadcast::Sent => {
+                    if sending {
+                        log.run(move |store| store.finish_payment(id))?;
+                    }
+                    println!("[{coin}] payment {id}: {txid} broadcast again; recorded as sent");
+                }
+                Broadcast::Refused(reason) => {
+                    // Without the wallet's view, a refusal proves nothing: the transaction may
+                    // have been mined, its outputs spent since.
+                    eprintln!(
+                        "[{coin}] payment {id}: the wallet does not know {txid} and the node refuses it ({reason}); left open, settle it by hand"
+                    );
+                }
             },
-        };
-        match verdict {
-            Ok(how) => {
-                log.run(move |store| store.finish_payment(id))?;
-                println!("[{coin}] payment {id}: {how}; recorded as sent");
-            }
-            Err(why) => {
-                let reason = why.clone();
-                log.run(move |store| store.fail_payment(id, &reason, now_ms()))?;
-                let _ = wallet.release(&hex);
-                println!(
-                    "[{coin}] payment {id}: {why}; failed, its amounts returned to the balances"
-                );
-            }
         }
     }
     Ok(())
+}
+
+/// Outputs the wallet can pay: when it refuses a round's transaction, each output is tried
+/// alone, so that one it refuses does not hold up everyone else's payment.
+fn payable(
+    wallet: &mut NodeRpc,
+    coin: &str,
+    due: &[(String, u64)],
+    fee_from_miners: bool,
+) -> Vec<(String, u64)> {
+    let mut good = Vec::new();
+    for output in due {
+        match wallet.prepare_payment(std::slice::from_ref(output), fee_from_miners) {
+            Ok(alone) => {
+                let _ = wallet.release(&alone.hex);
+                good.push(output.clone());
+            }
+            Err(SendError::Refused(reason)) => eprintln!(
+                "[{coin}] payments: the wallet refuses to pay {} to {}: {reason}; its balance stays",
+                output.1, output.0
+            ),
+            Err(SendError::Unknown(_)) => good.push(output.clone()),
+        }
+    }
+    good
 }
 
 /// One payment round: settles open payments, then pays every balance over the threshold (but
@@ -525,10 +594,11 @@ pub(crate) fn pay(
     if !claim(log, &coin, rules)? {
         return Ok(());
     }
-    reconcile(log, wallet, &coin)?;
+    reconcile(log, wallet, &coin, rules.confirmations)?;
     let c = coin.clone();
     let (balances, pool_accounts) =
         log.run(move |store| Ok((store.balances(&c)?, store.fee_accounts(&c)?)))?;
+    // May shrink below, should the wallet refuse some outputs.
     let mut due: Vec<(String, u64)> = Vec::new();
     for (address, amount) in balances {
         let Ok(amount) = u64::try_from(amount) else {
@@ -557,7 +627,7 @@ pub(crate) fn pay(
     due.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     due.truncate(rules.max_outputs.max(1));
     due.sort();
-    let total = due
+    let mut total = due
         .iter()
         .try_fold(0u64, |sum, (_, a)| sum.checked_add(*a))
         .ok_or_else(|| anyhow!("the round's total overflows"))?;
@@ -572,6 +642,22 @@ pub(crate) fn pay(
     }
     let prepared = match wallet.prepare_payment(&due, rules.fee_from_miners) {
         Ok(p) => p,
+        Err(SendError::Refused(reason)) if due.len() > 1 => {
+            eprintln!("[{coin}] payments: the wallet refuses the round's transaction ({reason}); trying each output");
+            let good = payable(wallet, &coin, &due, rules.fee_from_miners);
+            if good.is_empty() || good.len() == due.len() {
+                return Ok(());
+            }
+            due = good;
+            total = due.iter().map(|(_, a)| *a).sum();
+            match wallet.prepare_payment(&due, rules.fee_from_miners) {
+                Ok(p) => p,
+                Err(SendError::Refused(reason)) | Err(SendError::Unknown(reason)) => {
+                    eprintln!("[{coin}] payments: the wallet cannot build the round's transaction: {reason}");
+                    return Ok(());
+                }
+            }
+        }
         Err(SendError::Refused(reason)) | Err(SendError::Unknown(reason)) => {
             eprintln!(
                 "[{coin}] payments: the wallet cannot build the round's transaction: {reason}"
@@ -585,7 +671,11 @@ pub(crate) fn pay(
         fee: prepared.fee,
     };
     let (c, outputs) = (coin.clone(), due.clone());
-    let id = match log.run(move |store| store.begin_payment(&c, &outputs, &transaction, now_ms())) {
+    // The pool pays the network fee unless the miners do: its account carries it.
+    let fee_account = (!rules.fee_from_miners).then(|| accounting.pool_address.clone());
+    let id = match log.run(move |store| {
+        store.begin_payment(&c, &outputs, &transaction, fee_account.as_deref(), now_ms())
+    }) {
         Ok(id) => id,
         Err(e) => {
             // Never broadcast: its inputs go back to the wallet.
@@ -640,7 +730,7 @@ pub(crate) fn run(
     if let Some(w) = wallet.as_mut() {
         let settled = claim(&log, &coin, &rules).and_then(|held| {
             if held {
-                reconcile(&log, w, &coin)
+                reconcile(&log, w, &coin, rules.confirmations)
             } else {
                 Ok(())
             }

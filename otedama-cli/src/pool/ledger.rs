@@ -22,6 +22,90 @@ pub(crate) struct LedgerArgs {
     database: Option<String>,
 }
 
+/// Arguments of `otedama-cli pool payment`: settling by hand a payment the pool left open.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct PaymentArgs {
+    /// The payment's number (as the pool's messages and the ledger name it).
+    #[arg(long)]
+    id: i64,
+    /// What became of it, checked on the chain: `sent` (mined, or sure to be) or `failed`
+    /// (it never will be mined: its amounts return to the balances).
+    #[arg(long, value_enum)]
+    mark: Settle,
+    /// Why, kept with the payment.
+    #[arg(long, default_value = "settled by the operator")]
+    reason: String,
+    /// The pool's YAML configuration (for `pool.database`).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// pool.database: a SQLite file or a postgres:// URL.
+    #[arg(long)]
+    database: Option<String>,
+}
+
+/// How a payment is settled by hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Settle {
+    /// The network has it.
+    Sent,
+    /// It never will be mined.
+    Failed,
+}
+
+/// Opens the database a configuration file or a `--database` names.
+fn open_store(
+    config: &Option<PathBuf>,
+    database: &Option<String>,
+) -> Result<(Box<dyn Store>, String)> {
+    let config = match config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let database = database
+        .clone()
+        .unwrap_or_else(|| config.pool.database.clone());
+    let shown = display_database(&database);
+    let store: Box<dyn Store> = if is_postgres_url(&database) {
+        Box::new(PostgresStore::open(&database).with_context(|| format!("cannot open {shown}"))?)
+    } else {
+        if !std::path::Path::new(&database).exists() {
+            anyhow::bail!("no database at {shown}: give --database or --config");
+        }
+        Box::new(
+            SqliteStore::open(std::path::Path::new(&database))
+                .with_context(|| format!("cannot open {shown}"))?,
+        )
+    };
+    Ok((store, shown))
+}
+
+/// Marks an open payment sent or failed.
+pub(crate) fn settle(args: &PaymentArgs) -> Result<()> {
+    let (mut store, shown) = open_store(&args.config, &args.database)?;
+    let changed = match args.mark {
+        Settle::Sent => store.finish_payment(args.id),
+        Settle::Failed => {
+            store.fail_payment(args.id, &args.reason, crate::pool::accounting::now_ms())
+        }
+    }
+    .context("cannot settle the payment")?;
+    if !changed {
+        anyhow::bail!(
+            "payment {} in {shown} is not open (only a payment being sent can be marked sent, and one being sent or sent can be marked failed)",
+            args.id
+        );
+    }
+    println!(
+        "payment {} marked {}",
+        args.id,
+        match args.mark {
+            Settle::Sent => "sent",
+            Settle::Failed => "failed; its amounts are back in the balances",
+        }
+    );
+    Ok(())
+}
+
 /// `days` since 1970-01-01 as (year, month, day), proleptic Gregorian.
 fn civil(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
@@ -51,26 +135,7 @@ pub(crate) fn utc(time_ms: i64) -> String {
 
 /// Prints the ledger of `args.address`, with a running balance per coin.
 pub(crate) fn run(args: &LedgerArgs) -> Result<()> {
-    let config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
-    let database = args
-        .database
-        .clone()
-        .unwrap_or_else(|| config.pool.database.clone());
-    let shown = display_database(&database);
-    let mut store: Box<dyn Store> = if is_postgres_url(&database) {
-        Box::new(PostgresStore::open(&database).with_context(|| format!("cannot open {shown}"))?)
-    } else {
-        if !std::path::Path::new(&database).exists() {
-            anyhow::bail!("no database at {shown}: give --database or --config");
-        }
-        Box::new(
-            SqliteStore::open(std::path::Path::new(&database))
-                .with_context(|| format!("cannot open {shown}"))?,
-        )
-    };
+    let (mut store, shown) = open_store(&args.config, &args.database)?;
     let lines = store
         .ledger(&args.address)
         .context("cannot read the ledger")?;

@@ -1,7 +1,7 @@
 //! `otedama-cli pool`: a Stratum v1 pool on a node or the embedded devnet, and a RandomX pool
 //! in the Monero dialect on the embedded RandomX devnet.
 
-mod accounting;
+pub(crate) mod accounting;
 pub(crate) mod jobs;
 mod ledger;
 mod randomx;

@@ -34,6 +34,8 @@ use crate::work::node::{NodeRpc, RpcAuth};
 pub(crate) enum PoolAction {
     /// Show every ledger line (credits, fees, reversals, payments) of an address.
     Ledger(super::ledger::LedgerArgs),
+    /// Settle by hand a payment the pool left open, after checking the chain.
+    Payment(super::ledger::PaymentArgs),
 }
 
 /// Arguments of `otedama-cli pool`; every flag overrides the configuration file.
@@ -383,8 +385,10 @@ struct Totals {
 
 /// Runs the pool until SIGINT/SIGTERM (or `--seconds`).
 pub(crate) fn run(args: PoolArgs) -> Result<()> {
-    if let Some(PoolAction::Ledger(ledger)) = &args.action {
-        return super::ledger::run(ledger);
+    match &args.action {
+        Some(PoolAction::Ledger(ledger)) => return super::ledger::run(ledger),
+        Some(PoolAction::Payment(payment)) => return super::ledger::settle(payment),
+        None => {}
     }
     let config = args.effective()?;
     if args.print_config {
@@ -516,6 +520,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
                 let mut id: Option<String> = None;
                 let mut backoff = Duration::from_millis(500);
                 while !*stop_rx.borrow() {
+                    let asked = Instant::now();
                     let next = match &id {
                         None => poller.template().map(Some),
                         Some(id) => poller.wait_for_change(id, LONG_POLL),
@@ -529,7 +534,13 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
                                 break;
                             }
                         }
-                        Ok(None) => {}
+                        // A node that does not hold long-polls answers at once: ask again
+                        // no more than once a second.
+                        Ok(None) => {
+                            if asked.elapsed() < Duration::from_secs(1) {
+                                std::thread::sleep(Duration::from_secs(1));
+                            }
+                        }
                         // The template thread reports the source's errors.
                         Err(_) => {
                             std::thread::sleep(backoff);
@@ -650,6 +661,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
             max_outputs: payments.max_outputs,
             fee_from_miners: payments.fee_from_miners,
             interval: payments.interval.0,
+            confirmations: i64::from(config.pool.maturity),
             payer: format!(
                 "{} {}",
                 std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -871,8 +883,8 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         tokio::task::spawn_blocking(move || log_thread.join()),
     )
     .await;
-    // The template thread may sit in a long-poll for up to 30 s and holds nothing that
-    // needs closing: it is left to end with the process.
+    // The template thread may wait 30 s for a change and the long-poll thread up to an hour;
+    // neither holds anything that needs closing: they are left to end with the process.
     drop(template_thread);
     let t = totals.lock().unwrap_or_else(|p| p.into_inner());
     println!(

@@ -240,6 +240,8 @@ pub(crate) enum PaymentStatus {
     Sending,
     /// The network has it.
     Sent,
+    /// Buried under `pool.maturity` blocks.
+    Confirmed,
     /// It never will be mined; its amounts went back to the balances.
     Failed,
 }
@@ -249,6 +251,7 @@ impl PaymentStatus {
         match s {
             "sending" => Some(PaymentStatus::Sending),
             "sent" => Some(PaymentStatus::Sent),
+            "confirmed" => Some(PaymentStatus::Confirmed),
             "failed" => Some(PaymentStatus::Failed),
             _ => None,
         }
@@ -272,6 +275,8 @@ pub(crate) struct Payment {
     pub(crate) tx_fee: Option<u64>,
     /// The signed transaction, broadcast again if a crash leaves it unsent.
     pub(crate) tx_hex: Option<String>,
+    /// The account its network fee was debited from, when the pool paid the fee.
+    pub(crate) fee_account: Option<String>,
     /// Why it failed, or other notes.
     pub(crate) detail: Option<String>,
     /// Address and amount of every output, smallest unit.
@@ -381,18 +386,25 @@ pub(crate) trait Store: Send {
     /// txid and transaction) and debits every output's balance. Fails, writing nothing, when
     /// another payment of `coin` is still `sending` or an output is more than its address's
     /// balance. Returns the payment's id.
+    /// With `fee_account`, the network fee is debited from that account (the pool's) in the
+    /// same transaction.
     fn begin_payment(
         &mut self,
         coin: &str,
         outputs: &[(String, u64)],
         transaction: &PaymentTransaction,
+        fee_account: Option<&str>,
         time_ms: i64,
     ) -> Result<i64, StoreError>;
     /// Marks a `sending` payment sent (the network has it). Returns false unless it was
     /// `sending`.
     fn finish_payment(&mut self, id: i64) -> Result<bool, StoreError>;
-    /// In one transaction: marks a `sending` payment failed (it never will be mined) and
-    /// returns its amounts to the balances. Returns false unless it was `sending`.
+    /// Marks a `sent` payment confirmed (buried deep enough to stay). Returns false unless it
+    /// was `sent`.
+    fn confirm_payment(&mut self, id: i64) -> Result<bool, StoreError>;
+    /// In one transaction: marks a `sending` or `sent` payment failed (it never will be
+    /// mined) and returns its amounts, network fee included, to the balances. Returns false
+    /// unless it was `sending` or `sent`.
     fn fail_payment(&mut self, id: i64, reason: &str, time_ms: i64) -> Result<bool, StoreError>;
     /// The addresses of `coin` that have been paid pool fees: the pool's own, never paid out.
     fn fee_accounts(&mut self, coin: &str) -> Result<Vec<String>, StoreError>;
@@ -813,14 +825,14 @@ pub(crate) mod tests {
         let too_much = vec![("alice".to_owned(), 3_000_000_001)];
         assert!(
             store
-                .begin_payment("scrypt", &too_much, &signed("ab"), 6)
+                .begin_payment("scrypt", &too_much, &signed("ab"), None, 6)
                 .is_err(),
             "more than owed"
         );
         let nobody = vec![("dave".to_owned(), 1)];
         assert!(
             store
-                .begin_payment("scrypt", &nobody, &signed("ab"), 6)
+                .begin_payment("scrypt", &nobody, &signed("ab"), None, 6)
                 .is_err(),
             "owed nothing"
         );
@@ -829,7 +841,7 @@ pub(crate) mod tests {
             ("bob".to_owned(), 1_000),
         ];
         let id = store
-            .begin_payment("scrypt", &outputs, &signed("ab"), 6)
+            .begin_payment("scrypt", &outputs, &signed("ab"), None, 6)
             .expect("begin");
         assert_eq!(
             sum(store, "scrypt"),
@@ -846,18 +858,20 @@ pub(crate) mod tests {
         let again = vec![("bob".to_owned(), 1_000)];
         assert!(
             store
-                .begin_payment("scrypt", &again, &signed("cd"), 6)
+                .begin_payment("scrypt", &again, &signed("cd"), None, 6)
                 .is_err(),
             "one payment of a coin at a time"
         );
         assert!(store.finish_payment(id).expect("finish"));
         assert!(!store.finish_payment(id).expect("twice"));
+        assert!(store.confirm_payment(id).expect("confirmed"));
+        assert!(!store.confirm_payment(id).expect("once"));
         assert!(!store
             .fail_payment(id, "too late", 8)
-            .expect("sent stays sent"));
+            .expect("confirmed stays confirmed"));
         assert_eq!(
             store.payments("scrypt").expect("payments")[0].status,
-            PaymentStatus::Sent
+            PaymentStatus::Confirmed
         );
         let balances = store.balances("scrypt").expect("balances");
         assert_eq!(
@@ -868,13 +882,21 @@ pub(crate) mod tests {
             ]
         );
         let failed = store
-            .begin_payment("scrypt", &again, &signed("ef"), 9)
+            .begin_payment("scrypt", &again, &signed("ef"), Some("pool"), 9)
             .expect("begin");
         assert_eq!(
-            store.balances("scrypt").expect("balances")[0].1,
-            1_949_998_000
+            store.balances("scrypt").expect("balances"),
+            vec![
+                ("bob".to_owned(), 1_949_998_000),
+                ("pool".to_owned(), 50_000_000 - 2_260)
+            ],
+            "the pool's account carries the network fee"
         );
-        assert!(store.fail_payment(failed, "refused", 10).expect("fail"));
+        assert!(store.finish_payment(failed).expect("sent"));
+        // A sent payment whose transaction was double-spent fails, fee and all.
+        assert!(store
+            .fail_payment(failed, "double-spent", 10)
+            .expect("fail"));
         assert!(!store.fail_payment(failed, "again", 11).expect("once"));
         assert!(!store.finish_payment(failed).expect("failed stays failed"));
         assert_eq!(

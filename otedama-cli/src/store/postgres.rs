@@ -74,6 +74,7 @@ const MIGRATIONS: &[&str] = &[
         txid TEXT,
         tx_fee BIGINT,
         tx_hex TEXT,
+        fee_account TEXT,
         detail TEXT
     );
     CREATE TABLE payment_outputs (
@@ -587,6 +588,7 @@ impl Store for PostgresStore {
         coin: &str,
         outputs: &[(String, u64)],
         transaction: &PaymentTransaction,
+        fee_account: Option<&str>,
         time_ms: i64,
     ) -> Result<i64, StoreError> {
         let mut tx = self.client.transaction().map_err(db)?;
@@ -624,14 +626,15 @@ impl Store for PostgresStore {
         }
         let id: i64 = tx
             .query_one(
-                "INSERT INTO payments (coin, time_ms, status, txid, tx_fee, tx_hex)
-                 VALUES ($1, $2, 'sending', $3, $4, $5) RETURNING id",
+                "INSERT INTO payments (coin, time_ms, status, txid, tx_fee, tx_hex, fee_account)
+                 VALUES ($1, $2, 'sending', $3, $4, $5, $6) RETURNING id",
                 &[
                     &coin,
                     &time_ms,
                     &transaction.txid,
                     &to_i64(transaction.fee),
                     &transaction.hex,
+                    &fee_account,
                 ],
             )
             .map_err(db)?
@@ -653,6 +656,17 @@ impl Store for PostgresStore {
                 memo: format!("payment {id}, transaction {}", transaction.txid),
             });
         }
+        if let Some(account) = fee_account.filter(|_| transaction.fee > 0) {
+            debits.push(NewEntry {
+                address: account.to_owned(),
+                amount: -to_i64(transaction.fee),
+                kind: LedgerKind::Payment,
+                memo: format!(
+                    "network fee of payment {id}, transaction {}",
+                    transaction.txid
+                ),
+            });
+        }
         append(&mut tx, coin, &debits, None, Some(id), time_ms)?;
         tx.commit().map_err(db)?;
         Ok(id)
@@ -669,20 +683,32 @@ impl Store for PostgresStore {
         Ok(changed == 1)
     }
 
+    fn confirm_payment(&mut self, id: i64) -> Result<bool, StoreError> {
+        let changed = self
+            .client
+            .execute(
+                "UPDATE payments SET status = 'confirmed' WHERE id = $1 AND status = 'sent'",
+                &[&id],
+            )
+            .map_err(db)?;
+        Ok(changed == 1)
+    }
+
     fn fail_payment(&mut self, id: i64, reason: &str, time_ms: i64) -> Result<bool, StoreError> {
         let mut tx = self.client.transaction().map_err(db)?;
         let row = tx
             .query_opt(
                 "UPDATE payments SET status = 'failed', detail = $2
-                 WHERE id = $1 AND status = 'sending' RETURNING coin",
+                 WHERE id = $1 AND status IN ('sending', 'sent') RETURNING coin, tx_fee, fee_account",
                 &[&id, &reason],
             )
             .map_err(db)?;
         let Some(row) = row else {
             return Ok(false);
         };
-        let coin: String = row.get(0);
-        let returned: Vec<NewEntry> = tx
+        let (coin, fee, fee_account): (String, Option<i64>, Option<String>) =
+            (row.get(0), row.get(1), row.get(2));
+        let mut returned: Vec<NewEntry> = tx
             .query(
                 "SELECT address, amount FROM payment_outputs WHERE payment_id = $1 ORDER BY address",
                 &[&id],
@@ -696,6 +722,14 @@ impl Store for PostgresStore {
                 memo: format!("payment {id} failed ({reason}): returned"),
             })
             .collect();
+        if let (Some(account), Some(fee)) = (fee_account, fee.filter(|f| *f > 0)) {
+            returned.push(NewEntry {
+                address: account,
+                amount: fee,
+                kind: LedgerKind::Payment,
+                memo: format!("payment {id} failed ({reason}): network fee returned"),
+            });
+        }
         append(&mut tx, &coin, &returned, None, Some(id), time_ms)?;
         tx.commit().map_err(db)?;
         Ok(true)
@@ -744,7 +778,7 @@ impl Store for PostgresStore {
         let rows = self
             .client
             .query(
-                "SELECT id, coin, time_ms, status, txid, tx_fee, detail, tx_hex FROM payments
+                "SELECT id, coin, time_ms, status, txid, tx_fee, detail, tx_hex, fee_account FROM payments
                  WHERE coin = $1 ORDER BY id",
                 &[&coin],
             )
@@ -764,6 +798,7 @@ impl Store for PostgresStore {
                         .map(|f| u64::try_from(f).unwrap_or(0)),
                     detail: r.get(6),
                     tx_hex: r.get(7),
+                    fee_account: r.get(8),
                     outputs: Vec::new(),
                 }
             })

@@ -80,6 +80,7 @@ const MIGRATIONS: &[&str] = &[
         txid TEXT,
         tx_fee INTEGER,
         tx_hex TEXT,
+        fee_account TEXT,
         detail TEXT
     );
     CREATE TABLE payment_outputs (
@@ -596,6 +597,7 @@ impl Store for SqliteStore {
         coin: &str,
         outputs: &[(String, u64)],
         transaction: &PaymentTransaction,
+        fee_account: Option<&str>,
         time_ms: i64,
     ) -> Result<i64, StoreError> {
         let tx = self
@@ -631,14 +633,15 @@ impl Store for SqliteStore {
             }
         }
         tx.execute(
-            "INSERT INTO payments (coin, time_ms, status, txid, tx_fee, tx_hex)
-             VALUES (?1, ?2, 'sending', ?3, ?4, ?5)",
+            "INSERT INTO payments (coin, time_ms, status, txid, tx_fee, tx_hex, fee_account)
+             VALUES (?1, ?2, 'sending', ?3, ?4, ?5, ?6)",
             params![
                 coin,
                 time_ms,
                 transaction.txid,
                 i64::try_from(transaction.fee).unwrap_or(i64::MAX),
-                transaction.hex
+                transaction.hex,
+                fee_account
             ],
         )
         .map_err(db)?;
@@ -662,6 +665,17 @@ impl Store for SqliteStore {
                 });
             }
         }
+        if let Some(account) = fee_account.filter(|_| transaction.fee > 0) {
+            debits.push(NewEntry {
+                address: account.to_owned(),
+                amount: -i64::try_from(transaction.fee).unwrap_or(i64::MAX),
+                kind: LedgerKind::Payment,
+                memo: format!(
+                    "network fee of payment {id}, transaction {}",
+                    transaction.txid
+                ),
+            });
+        }
         append(&tx, coin, &debits, None, Some(id), time_ms)?;
         tx.commit().map_err(db)?;
         Ok(id)
@@ -678,6 +692,17 @@ impl Store for SqliteStore {
         Ok(changed == 1)
     }
 
+    fn confirm_payment(&mut self, id: i64) -> Result<bool, StoreError> {
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE payments SET status = 'confirmed' WHERE id = ?1 AND status = 'sent'",
+                [id],
+            )
+            .map_err(db)?;
+        Ok(changed == 1)
+    }
+
     fn fail_payment(&mut self, id: i64, reason: &str, time_ms: i64) -> Result<bool, StoreError> {
         let tx = self
             .conn
@@ -685,19 +710,22 @@ impl Store for SqliteStore {
             .map_err(db)?;
         let changed = tx
             .execute(
-                "UPDATE payments SET status = 'failed', detail = ?2 WHERE id = ?1 AND status = 'sending'",
+                "UPDATE payments SET status = 'failed', detail = ?2
+                 WHERE id = ?1 AND status IN ('sending', 'sent')",
                 params![id, reason],
             )
             .map_err(db)?;
         if changed == 0 {
             return Ok(false);
         }
-        let coin: String = tx
-            .query_row("SELECT coin FROM payments WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
+        let (coin, fee, fee_account): (String, Option<i64>, Option<String>) = tx
+            .query_row(
+                "SELECT coin, tx_fee, fee_account FROM payments WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
             .map_err(db)?;
-        let returned = {
+        let mut returned = {
             let mut stmt = tx
                 .prepare(
                     "SELECT address, amount FROM payment_outputs WHERE payment_id = ?1 ORDER BY address",
@@ -717,6 +745,14 @@ impl Store for SqliteStore {
             .collect::<Result<Vec<_>, _>>()
             .map_err(db)?
         };
+        if let (Some(account), Some(fee)) = (fee_account, fee.filter(|f| *f > 0)) {
+            returned.push(NewEntry {
+                address: account,
+                amount: fee,
+                kind: LedgerKind::Payment,
+                memo: format!("payment {id} failed ({reason}): network fee returned"),
+            });
+        }
         append(&tx, &coin, &returned, None, Some(id), time_ms)?;
         tx.commit().map_err(db)?;
         Ok(true)
@@ -766,7 +802,7 @@ impl Store for SqliteStore {
             let mut stmt = self
                 .conn
                 .prepare(
-                    "SELECT id, coin, time_ms, status, txid, tx_fee, detail, tx_hex FROM payments
+                    "SELECT id, coin, time_ms, status, txid, tx_fee, detail, tx_hex, fee_account FROM payments
                      WHERE coin = ?1 ORDER BY id",
                 )
                 .map_err(db)?;
@@ -782,6 +818,7 @@ impl Store for SqliteStore {
                         tx_fee: r.get::<_, Option<i64>>(5)?.map(|f| f.max(0) as u64),
                         detail: r.get(6)?,
                         tx_hex: r.get(7)?,
+                        fee_account: r.get(8)?,
                         outputs: Vec::new(),
                     })
                 })

@@ -45,6 +45,16 @@ pub(crate) struct PreparedPayment {
     pub(crate) fee: u64,
 }
 
+/// A wallet transaction as the wallet sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WalletTransaction {
+    /// Its confirmations; negative when a conflicting transaction is in the chain (minus that
+    /// one's depth).
+    pub(crate) confirmations: i64,
+    /// The wallet transactions spending any of the same inputs.
+    pub(crate) conflicts: Vec<String>,
+}
+
 /// What the network made of a broadcast.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Broadcast {
@@ -268,12 +278,23 @@ impl NodeRpc {
             .map(Value::to_string)
             .and_then(|f| coins_to_units(&f))
             .ok_or_else(|| SendError::Unknown(format!("fundrawtransaction answered {funded}")))?;
+        let funded_hex = funded
+            .get("hex")
+            .and_then(Value::as_str)
+            .ok_or_else(|| SendError::Unknown(format!("fundrawtransaction answered {funded}")))?
+            .to_owned();
+        let signed = self.sign(&funded_hex, fee);
+        if signed.is_err() {
+            // Funded but never to be sent: its inputs go back to the wallet.
+            let _ = self.release(&funded_hex);
+        }
+        signed
+    }
+
+    fn sign(&mut self, funded_hex: &str, fee: u64) -> Result<PreparedPayment, SendError> {
+        let wait = Duration::from_secs(60);
         let signed = self
-            .call(
-                "signrawtransactionwithwallet",
-                json!([funded.get("hex").cloned().unwrap_or(Value::Null)]),
-                wait,
-            )
+            .call("signrawtransactionwithwallet", json!([funded_hex]), wait)
             .map_err(send_failure)?;
         let hex = match (
             signed.get("hex").and_then(Value::as_str),
@@ -294,6 +315,21 @@ impl NodeRpc {
             .and_then(Value::as_str)
             .ok_or_else(|| SendError::Unknown(format!("decoderawtransaction answered {decoded}")))?
             .to_owned();
+        // Whatever the network would refuse (a dust output, too low a fee) is refused now,
+        // before anything is recorded, rather than failing the payment at its broadcast.
+        let verdict = self
+            .call("testmempoolaccept", json!([[hex]]), wait)
+            .map_err(send_failure)?;
+        let first = verdict.get(0).cloned().unwrap_or(Value::Null);
+        if first.get("allowed") != Some(&Value::Bool(true)) {
+            let reason = first
+                .get("reject-reason")
+                .and_then(Value::as_str)
+                .unwrap_or("refused");
+            return Err(SendError::Refused(format!(
+                "the network would refuse it: {reason}"
+            )));
+        }
         Ok(PreparedPayment { txid, hex, fee })
     }
 
@@ -317,19 +353,61 @@ impl NodeRpc {
         }
     }
 
-    /// The wallet's confirmations of `txid` (negative: conflicted, it will not be mined), or
-    /// `None` when the wallet does not know it.
-    pub(crate) fn wallet_confirmations(
+    /// What the wallet knows of `txid`, or `None` when it does not know it.
+    pub(crate) fn wallet_transaction(
         &mut self,
         txid: &str,
-    ) -> Result<Option<i64>, WorkSourceError> {
+    ) -> Result<Option<WalletTransaction>, WorkSourceError> {
         match self.call("gettransaction", json!([txid]), Duration::from_secs(30)) {
-            Ok(v) => Ok(Some(
-                v.get("confirmations").and_then(Value::as_i64).unwrap_or(0),
-            )),
+            Ok(v) => Ok(Some(WalletTransaction {
+                confirmations: v.get("confirmations").and_then(Value::as_i64).unwrap_or(0),
+                conflicts: v
+                    .get("walletconflicts")
+                    .and_then(Value::as_array)
+                    .map(|c| {
+                        c.iter()
+                            .filter_map(|t| t.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            })),
             Err(Ok(rpc)) if rpc.code == -5 => Ok(None),
             Err(e) => Err(rpc_failure(e)),
         }
+    }
+
+    /// Whether the wallet transaction `txid` pays any of `addresses` (a fee bump or another
+    /// copy of a payment does).
+    pub(crate) fn pays_any(
+        &mut self,
+        txid: &str,
+        addresses: &[&str],
+    ) -> Result<bool, WorkSourceError> {
+        let tx = self
+            .call("gettransaction", json!([txid]), Duration::from_secs(30))
+            .map_err(rpc_failure)?;
+        let decoded = self
+            .call(
+                "decoderawtransaction",
+                json!([tx.get("hex").cloned().unwrap_or(Value::Null)]),
+                Duration::from_secs(30),
+            )
+            .map_err(rpc_failure)?;
+        let outputs = decoded
+            .get("vout")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        Ok(outputs.iter().any(|out| {
+            let spk = out.get("scriptPubKey");
+            let single = spk.and_then(|s| s.get("address")).and_then(Value::as_str);
+            let listed = spk
+                .and_then(|s| s.get("addresses"))
+                .and_then(Value::as_array)
+                .and_then(|a| a.first())
+                .and_then(Value::as_str);
+            single.or(listed).is_some_and(|a| addresses.contains(&a))
+        }))
     }
 
     /// Whether the node takes `address` as a destination.
@@ -340,7 +418,8 @@ impl NodeRpc {
         Ok(v.get("isvalid").and_then(Value::as_bool).unwrap_or(false))
     }
 
-    /// Unlocks the inputs of a prepared transaction that will not be broadcast.
+    /// Unlocks the inputs of a prepared transaction that will not be broadcast, one by one
+    /// (an input already spent or unlocked does not keep the others locked).
     pub(crate) fn release(&mut self, hex: &str) -> Result<(), WorkSourceError> {
         let decoded = self
             .call(
@@ -349,21 +428,19 @@ impl NodeRpc {
                 Duration::from_secs(30),
             )
             .map_err(rpc_failure)?;
-        let inputs: Vec<Value> = decoded
+        let inputs = decoded
             .get("vin")
             .and_then(Value::as_array)
-            .map(|vin| {
-                vin.iter()
-                    .map(|i| json!({"txid": i.get("txid"), "vout": i.get("vout")}))
-                    .collect()
-            })
+            .cloned()
             .unwrap_or_default();
-        self.call(
-            "lockunspent",
-            json!([true, inputs]),
-            Duration::from_secs(30),
-        )
-        .map_err(rpc_failure)?;
+        for input in inputs {
+            let outpoint = json!([{"txid": input.get("txid"), "vout": input.get("vout")}]);
+            let _ = self.call(
+                "lockunspent",
+                json!([true, outpoint]),
+                Duration::from_secs(30),
+            );
+        }
         Ok(())
     }
 

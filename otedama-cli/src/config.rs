@@ -69,17 +69,19 @@ impl fmt::Display for Span {
     }
 }
 
+/// How a duration-like value is written in YAML: a bare number of seconds, or text.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SecsOrText {
+    Secs(u64),
+    Text(String),
+}
+
 impl<'de> Deserialize<'de> for Span {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Secs(u64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Secs(n) => Ok(Span(Duration::from_secs(n))),
-            Raw::Text(t) => Span::parse(&t).map_err(serde::de::Error::custom),
+        match SecsOrText::deserialize(d)? {
+            SecsOrText::Secs(n) => Ok(Span(Duration::from_secs(n))),
+            SecsOrText::Text(t) => Span::parse(&t).map_err(serde::de::Error::custom),
         }
     }
 }
@@ -132,15 +134,9 @@ impl fmt::Display for RewardWindow {
 
 impl<'de> Deserialize<'de> for RewardWindow {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Secs(u64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Secs(n) => Ok(RewardWindow::Time(Span(Duration::from_secs(n)))),
-            Raw::Text(t) => RewardWindow::parse(&t).map_err(serde::de::Error::custom),
+        match SecsOrText::deserialize(d)? {
+            SecsOrText::Secs(n) => Ok(RewardWindow::Time(Span(Duration::from_secs(n)))),
+            SecsOrText::Text(t) => RewardWindow::parse(&t).map_err(serde::de::Error::custom),
         }
     }
 }

@@ -115,6 +115,27 @@ fn bench_rejects_bad_arguments() {
     assert!(!out.status.success());
 }
 
+/// A pool database in a fresh directory, created and migrated by a short pool run.
+fn fresh_database(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("otedama-{name}-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("pool.db");
+    let run = cli(&[
+        "pool",
+        "--threads",
+        "0",
+        "--listen",
+        "127.0.0.1:0",
+        "--seconds",
+        "0.5",
+        "--database",
+        path.to_str().expect("utf-8"),
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    (dir, path)
+}
+
 #[test]
 fn the_ledger_command_explains_missing_databases_and_empty_ledgers() {
     let out = cli(&[
@@ -144,24 +165,8 @@ fn the_ledger_command_explains_missing_databases_and_empty_ledgers() {
     assert!(err.contains("cannot open postgres://nobody:***@"), "{err}");
     assert!(!err.contains("secret"), "{err}");
 
-    let dir = std::env::temp_dir().join(format!("otedama-ledger-cli-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    let db = dir.join("pool.db");
-    let db = db.to_str().expect("utf-8");
-    // A pool run creates and migrates the database.
-    let run = cli(&[
-        "pool",
-        "--threads",
-        "0",
-        "--listen",
-        "127.0.0.1:0",
-        "--seconds",
-        "0.5",
-        "--database",
-        db,
-    ]);
-    assert!(run.status.success(), "{}", stderr(&run));
+    let (dir, path) = fresh_database("ledger");
+    let db = path.to_str().expect("utf-8");
     let out = cli(&[
         "pool",
         "ledger",
@@ -177,23 +182,8 @@ fn the_ledger_command_explains_missing_databases_and_empty_ledgers() {
 
 #[test]
 fn an_open_payment_is_settled_by_hand() {
-    let dir = std::env::temp_dir().join(format!("otedama-settle-cli-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    let path = dir.join("pool.db");
+    let (dir, path) = fresh_database("settle");
     let db = path.to_str().expect("utf-8");
-    let run = cli(&[
-        "pool",
-        "--threads",
-        "0",
-        "--listen",
-        "127.0.0.1:0",
-        "--seconds",
-        "0.5",
-        "--database",
-        db,
-    ]);
-    assert!(run.status.success(), "{}", stderr(&run));
     // A payment left open, its amount already debited, as the pool writes one.
     rusqlite::Connection::open(&path)
         .expect("database")

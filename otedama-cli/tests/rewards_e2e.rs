@@ -473,20 +473,7 @@ fn solo_through_the_coinbase(db: Db) {
         .map(|b| b.2 as i64)
         .expect("recorded");
     let fee = reward * FEE_PPM as i64 / 1_000_000;
-    let mut paid: BTreeMap<String, i64> = BTreeMap::new();
-    for out in block["tx"][0]["vout"].as_array().expect("outputs") {
-        let spk = &out["scriptPubKey"];
-        let address = spk
-            .get("address")
-            .cloned()
-            .unwrap_or_else(|| spk["addresses"][0].clone());
-        if let Some(a) = address.as_str() {
-            paid.insert(
-                a.to_owned(),
-                (out["value"].as_f64().expect("value") * 1e8).round() as i64,
-            );
-        }
-    }
+    let paid = outputs_of(&block["tx"][0]);
     assert_eq!(paid.get(&alice), Some(&(reward - fee)), "{paid:?}");
     assert_eq!(paid.get(&pool_address), Some(&fee), "{paid:?}");
 
@@ -549,7 +536,11 @@ fn seed(db: &Db, balances: &[(&str, i64)]) {
 /// Outputs of a wallet transaction, smallest unit, by address.
 fn tx_outputs(node: &Litecoind, txid: &str) -> BTreeMap<String, i64> {
     let tx = node.rpc("gettransaction", json!([txid]));
-    let decoded = node.rpc("decoderawtransaction", json!([tx["hex"]]));
+    outputs_of(&node.rpc("decoderawtransaction", json!([tx["hex"]])))
+}
+
+/// The outputs of a decoded transaction, smallest unit, by address.
+fn outputs_of(decoded: &serde_json::Value) -> BTreeMap<String, i64> {
     let mut outputs = BTreeMap::new();
     for out in decoded["vout"].as_array().expect("outputs") {
         let spk = &out["scriptPubKey"];

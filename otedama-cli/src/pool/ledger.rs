@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use crate::config::Config;
-use crate::store::{display_database, is_postgres_url, PostgresStore, SqliteStore, Store};
+use crate::store::{display_database, is_postgres_url, Store};
 
 /// Arguments of `otedama-cli pool ledger`.
 #[derive(Debug, Clone, Args)]
@@ -65,17 +65,11 @@ fn open_store(
         .clone()
         .unwrap_or_else(|| config.pool.database.clone());
     let shown = display_database(&database);
-    let store: Box<dyn Store> = if is_postgres_url(&database) {
-        Box::new(PostgresStore::open(&database).with_context(|| format!("cannot open {shown}"))?)
-    } else {
-        if !std::path::Path::new(&database).exists() {
-            anyhow::bail!("no database at {shown}: give --database or --config");
-        }
-        Box::new(
-            SqliteStore::open(std::path::Path::new(&database))
-                .with_context(|| format!("cannot open {shown}"))?,
-        )
-    };
+    // Looking into a pool's books never creates an empty SQLite file by mistake.
+    if !is_postgres_url(&database) && !std::path::Path::new(&database).exists() {
+        anyhow::bail!("no database at {shown}: give --database or --config");
+    }
+    let store = crate::store::open(&database).with_context(|| format!("cannot open {shown}"))?;
     Ok((store, shown))
 }
 

@@ -39,15 +39,17 @@ pub(crate) fn open_share_log(
     database: &str,
 ) -> Result<(ShareLog, thread::JoinHandle<()>), StoreError> {
     let database = database.to_owned();
-    ShareLog::start_with(move || -> Result<Box<dyn Store>, StoreError> {
-        if is_postgres_url(&database) {
-            Ok(Box::new(PostgresStore::open(&database)?))
-        } else {
-            Ok(Box::new(SqliteStore::open(std::path::Path::new(
-                &database,
-            ))?))
-        }
-    })
+    ShareLog::start_with(move || open(&database))
+}
+
+/// Opens (creating and migrating as needed) the database `pool.database` names: a
+/// `postgres://` URL, or a SQLite file path.
+pub(crate) fn open(database: &str) -> Result<Box<dyn Store>, StoreError> {
+    if is_postgres_url(database) {
+        Ok(Box::new(PostgresStore::open(database)?))
+    } else {
+        Ok(Box::new(SqliteStore::open(std::path::Path::new(database))?))
+    }
 }
 
 /// An accepted share, with what reward accounting needs.
@@ -105,7 +107,6 @@ impl BlockStatus {
         }
     }
 
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn parse(s: &str) -> Option<Self> {
         match s {
             "submitted" => Some(BlockStatus::Submitted),
@@ -304,8 +305,6 @@ pub(crate) enum StoreError {
 }
 
 /// A database the pool records into.
-// The read side serves the tests now and the ledger command of the rewards work next.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) trait Store: Send {
     /// Writes shares and blocks in one transaction; all or nothing.
     fn commit(&mut self, shares: &[ShareRecord], blocks: &[BlockRecord]) -> Result<(), StoreError>;
@@ -316,6 +315,8 @@ pub(crate) trait Store: Send {
         status: BlockStatus,
         detail: Option<&str>,
     ) -> Result<(), StoreError>;
+    // The tests use it.
+    #[cfg_attr(not(test), allow(dead_code))]
     /// How many shares are recorded.
     fn share_count(&mut self) -> Result<u64, StoreError>;
     /// Every recorded block, oldest first.
@@ -328,6 +329,8 @@ pub(crate) trait Store: Send {
         coin: &str,
         recent_ms: i64,
     ) -> Result<Vec<BlockRecord>, StoreError>;
+    // The tests use it.
+    #[cfg_attr(not(test), allow(dead_code))]
     /// The first `limit` shares recorded, oldest first.
     fn shares(&mut self, limit: u64) -> Result<Vec<ShareRecord>, StoreError>;
 
@@ -435,7 +438,6 @@ pub(crate) trait Store: Send {
 /// Work run on the writer thread against its store.
 type StoreJob = Box<dyn FnOnce(&mut dyn Store) + Send>;
 
-#[cfg_attr(not(test), allow(dead_code))]
 enum Request {
     Share(ShareRecord, mpsc::Sender<Result<(), String>>),
     Block(BlockRecord, mpsc::Sender<Result<(), String>>),
@@ -454,8 +456,9 @@ pub(crate) struct ShareLog {
 /// Most records in one transaction.
 const MAX_BATCH: usize = 4096;
 
-#[cfg_attr(not(test), allow(dead_code))]
 impl ShareLog {
+    // The tests use it.
+    #[cfg_attr(not(test), allow(dead_code))]
     /// Starts the writer thread over `store`.
     pub(crate) fn start(
         store: Box<dyn Store>,
@@ -511,6 +514,8 @@ impl ShareLog {
             .map_err(StoreError::Database)
     }
 
+    // The tests use it.
+    #[cfg_attr(not(test), allow(dead_code))]
     /// Records a share without waiting; the receiver yields the commit result.
     pub(crate) fn record_share_async(
         &self,

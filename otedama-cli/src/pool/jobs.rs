@@ -28,6 +28,8 @@ pub(crate) struct PoolJob {
     pub(crate) network_target: Target,
     /// The miner address the coinbase pays directly (SOLO), when it is not the pool's.
     pub(crate) payee: Option<String>,
+    /// The transaction fees within the coinbase value, summed once per job.
+    pub(crate) tx_fees: u64,
 }
 
 /// The jobs still valid for shares, newest last.
@@ -90,7 +92,12 @@ fn build(
         },
         height: template.height,
     };
+    let tx_fees = template
+        .transactions
+        .iter()
+        .fold(0u64, |sum, tx| sum.saturating_add(tx.fee));
     Ok(PoolJob {
+        tx_fees,
         template,
         coinbase,
         job,

@@ -992,10 +992,7 @@ fn judge(
             .and_then(|t| convention.difficulty_of(&t).ok())
             .map_or(0.0, Difficulty::as_f64),
         block_value: template.coinbase_value,
-        tx_fees: template
-            .transactions
-            .iter()
-            .fold(0u64, |sum, tx| sum.saturating_add(tx.fee)),
+        tx_fees: job.tx_fees,
     };
     let verdict = match log.record_share(record) {
         Ok(()) => ShareVerdict::Accepted,

@@ -1,6 +1,7 @@
 //! The embedded default store: one SQLite file in WAL mode, synchronous commits.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -196,6 +197,35 @@ fn db(e: rusqlite::Error) -> StoreError {
     StoreError::Database(e.to_string())
 }
 
+/// How long opening a database waits for other connections that hold it.
+const OPEN_PATIENCE: Duration = Duration::from_secs(30);
+
+/// How long a read or write of an open database waits for other connections.
+const WRITE_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Runs `step` again while SQLite answers busy or locked, until `deadline`.
+fn retry_busy<T>(
+    deadline: Instant,
+    mut step: impl FnMut() -> Result<T, rusqlite::Error>,
+) -> Result<T, StoreError> {
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match step() {
+            Ok(value) => return Ok(value),
+            Err(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                ) && Instant::now() + pause < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            Err(e) => return Err(db(e)),
+        }
+    }
+}
+
 /// The SQLite store.
 pub(crate) struct SqliteStore {
     conn: Connection,
@@ -205,42 +235,45 @@ impl SqliteStore {
     /// Opens (creating and migrating as needed) the database at `path`.
     pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path).map_err(db)?;
+        conn.busy_timeout(OPEN_PATIENCE).map_err(db)?;
+        // Several connections open one new file at once (each port of a pool and its
+        // accounting thread). SQLite answers "busy" without waiting when two of them would
+        // otherwise deadlock, upgrading a read lock to switch the journal or migrate, so
+        // those steps are retried until the patience runs out.
+        let deadline = Instant::now() + OPEN_PATIENCE;
         // WAL with synchronous=FULL: a commit that returned is on disk, so an acknowledged
         // share survives a kill or a power cut.
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(db)?;
+        retry_busy(deadline, || {
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))
+        })?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(db)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(db)?;
         let mut store = SqliteStore { conn };
-        store.migrate()?;
+        retry_busy(deadline, || store.migrate())??;
+        store.conn.busy_timeout(WRITE_PATIENCE).map_err(db)?;
         Ok(store)
     }
 
-    fn migrate(&mut self) -> Result<(), StoreError> {
+    fn migrate(&mut self) -> Result<Result<(), StoreError>, rusqlite::Error> {
         // The version is read and the migrations applied under one write lock, so that
         // several pools opening the same file at once migrate it exactly once.
         let tx = self
             .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(db)?;
-        let applied: i64 = tx
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(db)?;
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let applied: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let applied = usize::try_from(applied).unwrap_or(0);
         if applied > MIGRATIONS.len() {
-            return Err(StoreError::Database(format!(
+            return Ok(Err(StoreError::Database(format!(
                 "database schema version {applied} is newer than this otedama ({})",
                 MIGRATIONS.len()
-            )));
+            ))));
         }
         for sql in MIGRATIONS.iter().skip(applied) {
-            tx.execute_batch(sql).map_err(db)?;
+            tx.execute_batch(sql)?;
         }
-        tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)
-            .map_err(db)?;
-        tx.commit().map_err(db)
+        tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)?;
+        tx.commit()?;
+        Ok(Ok(()))
     }
 }
 
@@ -908,6 +941,44 @@ mod tests {
         let path = dir.join("shares.db");
         let _ = std::fs::remove_file(&path);
         exercise(&|| Box::new(SqliteStore::open(&path).expect("open")));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn many_connections_open_a_new_file_at_once() {
+        // Every port of a pool, and each one's accounting thread, opens the same file at
+        // start; none of them may be turned away by another's migration or WAL switch.
+        let dir = std::env::temp_dir().join(format!("otedama-race-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        for round in 0..20 {
+            let path = dir.join(format!("race-{round}.db"));
+            let _ = std::fs::remove_file(&path);
+            let start = std::sync::Arc::new(std::sync::Barrier::new(8));
+            let openers: Vec<_> = (0..8)
+                .map(|_| {
+                    let path = path.clone();
+                    let start = start.clone();
+                    std::thread::spawn(move || {
+                        start.wait();
+                        SqliteStore::open(&path).map(|_| ())
+                    })
+                })
+                .collect();
+            for opener in openers {
+                opener.join().expect("opener").expect("open");
+            }
+            let store = SqliteStore::open(&path).expect("reopen");
+            let mode: String = store
+                .conn
+                .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                .expect("mode");
+            assert_eq!(mode, "wal");
+            let version: i64 = store
+                .conn
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .expect("version");
+            assert_eq!(version, MIGRATIONS.len() as i64);
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 

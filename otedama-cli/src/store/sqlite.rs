@@ -249,12 +249,20 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(db)?;
         let mut store = SqliteStore { conn };
-        retry_busy(deadline, || store.migrate())??;
+        let found = retry_busy(deadline, || store.migrate())?;
+        if found > MIGRATIONS.len() {
+            return Err(StoreError::Database(format!(
+                "database schema version {found} is newer than this otedama ({})",
+                MIGRATIONS.len()
+            )));
+        }
         store.conn.busy_timeout(WRITE_PATIENCE).map_err(db)?;
         Ok(store)
     }
 
-    fn migrate(&mut self) -> Result<Result<(), StoreError>, rusqlite::Error> {
+    /// Brings the schema up to date and returns the version the file had, leaving a file
+    /// newer than this otedama untouched.
+    fn migrate(&mut self) -> Result<usize, rusqlite::Error> {
         // The version is read and the migrations applied under one write lock, so that
         // several pools opening the same file at once migrate it exactly once.
         let tx = self
@@ -263,17 +271,14 @@ impl SqliteStore {
         let applied: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let applied = usize::try_from(applied).unwrap_or(0);
         if applied > MIGRATIONS.len() {
-            return Ok(Err(StoreError::Database(format!(
-                "database schema version {applied} is newer than this otedama ({})",
-                MIGRATIONS.len()
-            ))));
+            return Ok(applied);
         }
         for sql in MIGRATIONS.iter().skip(applied) {
             tx.execute_batch(sql)?;
         }
         tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)?;
         tx.commit()?;
-        Ok(Ok(()))
+        Ok(applied)
     }
 }
 

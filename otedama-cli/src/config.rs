@@ -115,6 +115,18 @@ impl RewardWindow {
         }
     }
 
+    /// The PPLNS window the reward rules take.
+    pub(crate) fn to_window(self) -> otedama_rewards::Window {
+        match self {
+            RewardWindow::Time(span) => otedama_rewards::Window::Duration {
+                ms: i64::try_from(span.0.as_millis()).unwrap_or(i64::MAX),
+            },
+            RewardWindow::Shares(n) => {
+                otedama_rewards::Window::Shares(usize::try_from(n).unwrap_or(usize::MAX))
+            }
+        }
+    }
+
     fn is_empty(self) -> bool {
         match self {
             RewardWindow::Time(span) => span.0.is_zero(),

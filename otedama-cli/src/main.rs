@@ -9,20 +9,6 @@ mod mine_randomx;
 mod pool;
 mod pool_bench;
 mod signals;
-mod store;
-mod work;
-
-/// The litecoind regtest harness, shared with the integration tests (whose `pub` items are
-/// public to them).
-#[cfg(test)]
-#[allow(unreachable_pub)]
-#[path = "../tests/support/litecoind.rs"]
-mod litecoind_support;
-
-/// The PostgreSQL harness, shared with the integration tests.
-#[cfg(test)]
-#[path = "../tests/support/postgres.rs"]
-mod postgres_support;
 
 use std::process::ExitCode;
 

@@ -7,18 +7,19 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use otedama_core::bitcoin::ScriptBuf;
-use otedama_core::{DifficultyConvention, Share, WorkSource};
+use otedama_core::{DifficultyConvention, Share};
 use otedama_hash::{Algorithm, RandomXMode};
+use otedama_pool::TemplateSource;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use crate::config::Config;
 use crate::kernel::build;
-use crate::pool::jobs::JobBook;
-use crate::pool::validate::validate;
 use crate::pool::{serve, ServeOptions};
-use crate::work::devnet::Devnet;
+use otedama_pool::source::devnet::Devnet;
+use otedama_pool::validate;
+use otedama_pool::JobBook;
 
 /// Arguments of `otedama-cli bench-pool`.
 #[derive(Debug, Args)]
@@ -71,7 +72,8 @@ fn validation_rate(algo: Algorithm, convention: DifficultyConvention, seconds: f
     while started.elapsed().as_secs_f64() < seconds {
         for _ in 0..64 {
             share.nonce = share.nonce.wrapping_add(1);
-            std::hint::black_box(validate(&job, &share, 0, 1e-9, kernel.as_ref(), convention));
+            let _ =
+                std::hint::black_box(validate(&job, &share, 0, 1e-9, kernel.as_ref(), convention));
         }
         done += 64;
     }

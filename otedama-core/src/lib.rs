@@ -84,6 +84,4 @@ pub use target::{
     DifficultyError, Hashrate, HashrateError, MoneroTarget, MoneroTargetError, Target, Work,
     BITCOIN_DIFF1_TARGET, SCRYPT_DIFF1_TARGET, U256,
 };
-pub use template::{
-    write_compact_size, BlockTemplate, TemplateTransaction, WorkSource, WorkSourceError,
-};
+pub use template::{write_compact_size, BlockTemplate, TemplateTransaction};

@@ -110,44 +110,6 @@ pub fn write_compact_size(out: &mut Vec<u8>, n: u64) {
     }
 }
 
-/// Why a work source could not serve a template or take a block.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum WorkSourceError {
-    /// The source cannot be reached; the caller keeps its last job and retries.
-    #[error("work source unavailable: {0}")]
-    Unavailable(String),
-    /// The source answered with something unusable.
-    #[error("work source sent a bad template: {0}")]
-    BadTemplate(String),
-    /// The source refused a block, with its reason.
-    #[error("block rejected: {0}")]
-    Rejected(String),
-}
-
-/// Where blocks to mine come from and where found blocks go: a node over RPC, or the embedded
-/// devnet. Calls may block (network I/O); a pool runs them off its event loop.
-pub trait WorkSource: Send {
-    /// The current template.
-    fn template(&mut self) -> Result<BlockTemplate, WorkSourceError>;
-
-    /// Waits up to `timeout` for a template that differs from the one with id `current_id`
-    /// (a new block or new transactions), returning it, or `None` when nothing changed.
-    fn wait_for_change(
-        &mut self,
-        current_id: &str,
-        timeout: std::time::Duration,
-    ) -> Result<Option<BlockTemplate>, WorkSourceError>;
-
-    /// Submits a solved block (its full serialization).
-    fn submit_block(&mut self, block: &[u8]) -> Result<(), WorkSourceError>;
-
-    /// How deep the block with this hash (internal byte order) is in the main chain: 1 for
-    /// the tip, `Some(-1)` when it is known but no longer on the main chain (orphaned), and
-    /// `None` when the source does not know it.
-    fn block_confirmations(&mut self, hash: &[u8; 32]) -> Result<Option<i64>, WorkSourceError>;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use crate::config::Config;
-use crate::store::{display_database, is_postgres_url, Store};
+use otedama_pool::store::{display_database, is_postgres_url, Store};
 
 /// Arguments of `otedama-cli pool ledger`.
 #[derive(Debug, Clone, Args)]
@@ -69,7 +69,8 @@ fn open_store(
     if !is_postgres_url(&database) && !std::path::Path::new(&database).exists() {
         anyhow::bail!("no database at {shown}: give --database or --config");
     }
-    let store = crate::store::open(&database).with_context(|| format!("cannot open {shown}"))?;
+    let store =
+        otedama_pool::store::open(&database).with_context(|| format!("cannot open {shown}"))?;
     Ok((store, shown))
 }
 
@@ -79,7 +80,7 @@ pub(crate) fn settle(args: &PaymentArgs) -> Result<()> {
     let changed = match args.mark {
         Settle::Sent => store.finish_payment(args.id),
         Settle::Failed => {
-            store.fail_payment(args.id, &args.reason, crate::pool::accounting::now_ms())
+            store.fail_payment(args.id, &args.reason, otedama_pool::accounting::now_ms())
         }
     }
     .context("cannot settle the payment")?;

@@ -1,12 +1,8 @@
 //! `otedama-cli pool`: a Stratum v1 pool on a node or the embedded devnet, and a RandomX pool
 //! in the Monero dialect on the embedded RandomX devnet.
 
-pub(crate) mod accounting;
-pub(crate) mod jobs;
 mod ledger;
 mod randomx;
 mod run;
-pub(crate) mod validate;
-mod xmr_address;
 
 pub(crate) use run::{run, serve, PoolArgs, ServeOptions};

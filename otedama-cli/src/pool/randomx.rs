@@ -20,11 +20,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use super::xmr_address::{check_address, devnet_address};
 use super::ServeOptions;
 use crate::config::Config;
-use crate::store::{BlockRecord, BlockStatus, ShareLog, ShareRecord};
-use crate::work::devnet_rx::{RxDevnet, RxTemplate, DEVNET_RX_SEED};
+use otedama_pool::source::devnet_rx::{RxDevnet, RxTemplate, DEVNET_RX_SEED};
+use otedama_pool::store::{BlockRecord, BlockStatus, ShareLog, ShareRecord};
+use otedama_pool::xmr_address::{check_address, devnet_address};
 
 /// Share difficulty when `pool.difficulty` is absent: a share every second or so from one
 /// fast-mode thread.
@@ -92,7 +92,9 @@ struct Totals {
 
 /// What every connection shares.
 struct Ctx {
-    devnet: RxDevnet,
+    devnet: Arc<RxDevnet>,
+    /// The devnet's tip height, followed by a thread of its own.
+    tips: watch::Sender<u64>,
     /// The pool's own light-mode verifier for the devnet's key.
     verifier: RandomX,
     log: ShareLog,
@@ -263,7 +265,7 @@ async fn connection(
     let mut session = MoneroPoolSession::new(Arc::clone(&ctx.monero), format!("{n:016x}"), {
         Instant::now()
     });
-    let mut tips = ctx.devnet.subscribe();
+    let mut tips = ctx.tips.subscribe();
     let (verdict_tx, mut verdicts) = mpsc::unbounded_channel::<(MoneroShareToken, ShareVerdict)>();
     stream.set_nodelay(true).ok();
     let (mut rd, mut wr) = stream.into_split();
@@ -414,13 +416,13 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
     let database = config.pool.database.clone();
     let (log, _log_thread) = {
         let opening = database.clone();
-        tokio::task::spawn_blocking(move || crate::store::open_share_log(&opening))
+        tokio::task::spawn_blocking(move || otedama_pool::store::open_share_log(&opening))
             .await
             .context("the database opener stopped")?
             .with_context(|| {
                 format!(
                     "cannot open the database {}",
-                    crate::store::display_database(&database)
+                    otedama_pool::store::display_database(&database)
                 )
             })?
     };
@@ -436,8 +438,11 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
     .await
     .context("the RandomX set-up thread failed")??;
 
+    let devnet = Arc::new(devnet);
+    let (tips, _) = watch::channel(devnet.height());
     let ctx = Arc::new(Ctx {
-        devnet,
+        devnet: Arc::clone(&devnet),
+        tips,
         verifier,
         log: log.clone(),
         jobs: Mutex::new(JobTable::default()),
@@ -463,7 +468,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         Algorithm::RandomX,
         ctx.devnet.difficulty(),
         share_target.difficulty(),
-        crate::store::display_database(&database)
+        otedama_pool::store::display_database(&database)
     );
     println!(
         "[randomx] new block to mine: height {}",
@@ -471,9 +476,26 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
     );
     let accept_task = tokio::spawn(accept_loop(Arc::clone(&ctx), listener, stop_rx.clone()));
 
+    // The devnet's tip, watched on a thread (the wait blocks) and published to the sessions.
+    {
+        let (ctx, stop) = (Arc::clone(&ctx), stop_rx.clone());
+        std::thread::Builder::new()
+            .name("rx-tips".into())
+            .spawn(move || {
+                let mut known = ctx.devnet.height();
+                while !*stop.borrow() {
+                    let height = ctx.devnet.wait_for_tip(known, Duration::from_millis(500));
+                    if height > known {
+                        known = height;
+                        ctx.tips.send_replace(height);
+                    }
+                }
+            })?;
+    }
+
     // The tip follower: announces new heights and forgets the jobs they made stale.
     let tip_task = {
-        let (ctx, mut tips, mut stop) = (Arc::clone(&ctx), ctx.devnet.subscribe(), stop_rx.clone());
+        let (ctx, mut tips, mut stop) = (Arc::clone(&ctx), ctx.tips.subscribe(), stop_rx.clone());
         tokio::spawn(async move {
             loop {
                 tokio::select! {

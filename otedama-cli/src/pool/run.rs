@@ -8,26 +8,28 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use otedama_core::bitcoin::bech32::{segwit, Hrp};
 use otedama_core::bitcoin::ScriptBuf;
-use otedama_core::{
-    AddressParams, Difficulty, DifficultyConvention, Hashrate, WorkSource, WorkSourceError,
-};
+use otedama_core::{AddressParams, Difficulty, DifficultyConvention, Hashrate};
 use otedama_hash::{Algorithm, PowAlgorithm, RandomXMode};
 use otedama_rewards::FeeRate;
-use otedama_stratum::server::{DisconnectReason, JobTailor, Server, ServerConfig, ServerEvent};
+use otedama_stratum::server::{
+    Connection, DisconnectReason, JobTailor, Server, ServerConfig, ServerEvent,
+};
 use otedama_stratum::{
-    ExtranonceAllocator, JobAnnouncement, PoolConfig, ShareVerdict, VardiffConfig,
+    ExtranonceAllocator, JobAnnouncement, PoolConfig, ShareSubmission, ShareToken, VardiffConfig,
 };
 use tokio::sync::{mpsc, watch};
 
-use super::accounting::{self, Accounting, PaymentRules, Scheme};
-use super::jobs::{JobBook, PoolJob, EXTRANONCE1_SIZE, EXTRANONCE2_SIZE};
-use super::validate::{share_of, validate, Outcome};
 use crate::config::{chain_params, Config, ConfigError, Node};
 use crate::kernel::build;
 use crate::mine_randomx::RandomXModeArg;
-use crate::store::{BlockRecord, BlockStatus, ShareLog, ShareRecord};
-use crate::work::devnet::Devnet;
-use crate::work::node::{NodeRpc, RpcAuth};
+use otedama_pool::accounting::{self, Accounting, AccountingTask, NoteLevel, PaymentRules, Scheme};
+use otedama_pool::source::devnet::Devnet;
+use otedama_pool::source::node::{NodeRpc, RpcAuth};
+use otedama_pool::store::ShareLog;
+use otedama_pool::{
+    Action, BlockSubmitter, ChainView, Engine, EngineConfig, Report, Submission, TemplateSource,
+    EXTRANONCE1_SIZE, EXTRANONCE2_SIZE,
+};
 
 /// `otedama-cli pool <action>`: looking into a pool's database.
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -318,9 +320,14 @@ fn now_secs() -> u32 {
     u32::try_from(now_ms() / 1000).unwrap_or(u32::MAX)
 }
 
+/// Every role a node or the devnet plays for the pool.
+trait Source: TemplateSource + BlockSubmitter + ChainView {}
+
+impl<T: TemplateSource + BlockSubmitter + ChainView> Source for T {}
+
 /// A source of work, opened once for templates and once for submissions so that a long-poll
 /// never delays a block.
-fn open_source(config: &Config, devnet: &Option<Devnet>) -> Result<Box<dyn WorkSource>> {
+fn open_source(config: &Config, devnet: &Option<Devnet>) -> Result<Box<dyn Source>> {
     if let Some(d) = devnet {
         return Ok(Box::new(d.clone()));
     }
@@ -346,41 +353,126 @@ const LONG_POLL: Duration = Duration::from_secs(3600);
 const POOL_TAG: &[u8] = b"/otedama/";
 
 /// SOLO: every connection mines a coinbase paying its own address the reward less the pool
-/// fee, and the pool the fee.
+/// fee, and the pool the fee; the engine derives the job.
 #[derive(Debug)]
 struct SoloTailor {
-    book: Arc<Mutex<JobBook>>,
-    chain: AddressParams,
-    pool_script: ScriptBuf,
-    fee: FeeRate,
+    driver: Arc<Driver>,
 }
 
 impl JobTailor for SoloTailor {
     fn tailor(&self, job: &Arc<JobAnnouncement>, worker: &str) -> Option<Arc<JobAnnouncement>> {
-        let address = self.chain.canonical(worker.split('.').next()?).ok()?;
-        let script = self.chain.script_pubkey(&address).ok()?;
-        let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
-        let value = book.get(&job.notify.job_id)?.template.coinbase_value;
-        let fee = self.fee.fee_of(value);
-        let mut outputs = vec![(script, value - fee)];
-        if fee > 0 {
-            outputs.push((self.pool_script.clone(), fee));
+        let own = self.driver.engine().solo_job(job, worker);
+        self.driver.pump();
+        Some(Arc::new(own?.announcement.clone()))
+    }
+}
+
+/// Who gets a share's answer.
+type Reply = (Connection, ShareToken);
+
+/// Carries out what the engine asks for: announcements to the Stratum server, blocks to the
+/// node, records to the share log, answers to the miners, reports to the console.
+struct Driver {
+    engine: Mutex<Engine<Reply>>,
+    kernel: Arc<dyn PowAlgorithm>,
+    log: ShareLog,
+    submitter: Mutex<Box<dyn Source>>,
+    jobs: watch::Sender<Option<Arc<JobAnnouncement>>>,
+    algo: Algorithm,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Driver({})", self.algo)
+    }
+}
+
+impl Driver {
+    fn engine(&self) -> std::sync::MutexGuard<'_, Engine<Reply>> {
+        self.engine.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Judges one share: its proof of work is checked on this (blocking) thread, outside the
+    /// engine's lock.
+    fn share(&self, conn: Connection, share: ShareSubmission) {
+        let token = share.token;
+        let check = self
+            .engine()
+            .handle_share(Submission::from(&share), (conn, token));
+        if let Some(check) = check {
+            let checked = check.verify(self.kernel.as_ref());
+            self.engine().handle_checked(checked, now_ms());
         }
-        match book.derive(&job.notify.job_id, &address, &outputs, POOL_TAG)? {
-            Ok(own) => Some(Arc::new(own.announcement.clone())),
-            Err(e) => {
-                eprintln!("cannot build a solo job for {address}: {e}");
-                None
+        self.pump();
+    }
+
+    /// Runs every queued action; blocking ones (a block submission, a durable commit) run on
+    /// the calling thread, which is never the event loop's.
+    fn pump(&self) {
+        loop {
+            let Some(action) = self.engine().poll_action() else {
+                return;
+            };
+            match action {
+                Action::Announce { job } => {
+                    self.jobs
+                        .send_replace(Some(Arc::new(job.announcement.clone())));
+                }
+                Action::SubmitBlock { share, block } => {
+                    let result = self
+                        .submitter
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .submit_block(&block);
+                    self.engine().handle_block_result(share, result);
+                }
+                Action::Persist {
+                    share,
+                    record,
+                    block,
+                } => {
+                    if let Some(block) = block {
+                        let hash = block.hash.clone();
+                        if let Err(e) = self.log.record_block(block) {
+                            eprintln!("cannot record block {hash}: {e}");
+                        }
+                    }
+                    let durable = self.log.record_share(record).map_err(|e| e.to_string());
+                    self.engine().handle_persisted(share, durable);
+                }
+                Action::Answer {
+                    reply: (conn, token),
+                    verdict,
+                    ..
+                } => conn.share_result(token, verdict),
+                Action::Report(report) => print_report(self.algo, &report),
+                _ => {}
             }
         }
     }
 }
 
-struct Totals {
-    accepted: u64,
-    rejected: u64,
-    blocks: u64,
-    difficulty_sum: f64,
+/// Prints what the engine reports.
+fn print_report(algo: Algorithm, report: &Report) {
+    match report {
+        Report::NewHeight { height } => println!("[{algo}] new block to mine: height {height}"),
+        Report::JobFailed { height, error } => {
+            eprintln!("cannot build a job for height {height}: {error}")
+        }
+        Report::BlockSubmitted {
+            height,
+            hash,
+            finder,
+            result,
+        } => println!(
+            "[{algo}] BLOCK height {height} {hash} by {finder}: {}",
+            match result {
+                Ok(()) => "accepted".to_owned(),
+                Err(e) => e.to_string(),
+            }
+        ),
+        _ => {}
+    }
 }
 
 /// Runs the pool until SIGINT/SIGTERM (or `--seconds`).
@@ -475,13 +567,13 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
     let database = config.pool.database.clone();
     let (log, log_thread) = {
         let opening = database.clone();
-        tokio::task::spawn_blocking(move || crate::store::open_share_log(&opening))
+        tokio::task::spawn_blocking(move || otedama_pool::store::open_share_log(&opening))
             .await
             .context("the database opener stopped")?
             .with_context(|| {
                 format!(
                     "cannot open the database {}",
-                    crate::store::display_database(&database)
+                    otedama_pool::store::display_database(&database)
                 )
             })?
     };
@@ -499,11 +591,30 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
     } else {
         None
     };
-    let submitter = Arc::new(Mutex::new(open_source(&config, &devnet)?));
     let mut templates = open_source(&config, &devnet)?;
-
-    let book = Arc::new(Mutex::new(JobBook::default()));
     let (jobs_tx, jobs_rx) = watch::channel::<Option<Arc<JobAnnouncement>>>(None);
+    let solo_fee = match config.pool.rewards.system.as_str() {
+        "solo" => Some(
+            FeeRate::from_percent(config.pool.fee_percentage)
+                .map_err(|e| anyhow::anyhow!("pool.fee_percentage: {e}"))?,
+        ),
+        _ => None,
+    };
+    let driver = Arc::new(Driver {
+        engine: Mutex::new(Engine::new(EngineConfig {
+            algorithm: settings.algo.name().into(),
+            convention: settings.convention,
+            chain,
+            payout: payout.clone(),
+            pool_tag: POOL_TAG.to_vec(),
+            solo_fee,
+        })),
+        kernel,
+        log: log.clone(),
+        submitter: Mutex::new(open_source(&config, &devnet)?),
+        jobs: jobs_tx,
+        algo: settings.algo,
+    });
     let (stop_tx, stop_rx) = watch::channel(false);
 
     // The long-poll thread: one long-poll outstanding at all times, never abandoned early. A
@@ -555,17 +666,11 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
     // tip) and refreshes them every 30 s; when the source is down it keeps the last job and
     // retries.
     let template_thread = {
-        let algo = settings.algo;
-        let (book, jobs_tx, stop_rx, payout) = (
-            Arc::clone(&book),
-            jobs_tx.clone(),
-            stop_rx.clone(),
-            payout.clone(),
-        );
+        let (driver, stop_rx) = (Arc::clone(&driver), stop_rx.clone());
         std::thread::Builder::new()
             .name("templates".into())
             .spawn(move || {
-                let mut current: Option<(String, [u8; 32])> = None;
+                let mut current: Option<String> = None;
                 let mut backoff = Duration::from_millis(500);
                 while !*stop_rx.borrow() {
                     let next = match &current {
@@ -600,35 +705,17 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
                         }
                     };
                     backoff = Duration::from_millis(500);
-                    let clean = current
-                        .as_ref()
-                        .is_none_or(|(_, prev)| *prev != template.prev_hash);
-                    let id = template.id.clone();
-                    let prev = template.prev_hash;
-                    let height = template.height;
-                    let made = book.lock().unwrap_or_else(|p| p.into_inner()).make(
-                        Arc::new(template),
-                        &payout,
-                        POOL_TAG,
-                        clean,
-                        now_secs(),
-                    );
-                    match made {
-                        Ok(job) => {
-                            if clean {
-                                println!("[{algo}] new block to mine: height {height}");
-                            }
-                            jobs_tx.send_replace(Some(Arc::new(job.announcement.clone())));
-                        }
-                        Err(e) => eprintln!("cannot build a job for height {height}: {e}"),
-                    }
-                    current = Some((id, prev));
+                    current = Some(template.id.clone());
+                    driver.engine().handle_template(template, now_secs());
+                    driver.pump();
                 }
             })?
     };
 
     // The accounting thread: found blocks are credited at maturity or reversed when orphaned,
-    // PPS shares are paid, and balances are paid through the node's wallet.
+    // PPS shares are paid, and balances are paid through the node's wallet. It stops when
+    // `stop_accounting` is dropped.
+    let (stop_accounting, accounting_stop) = std::sync::mpsc::channel::<()>();
     {
         let coin = settings.algo.name().to_owned();
         let since_ms = {
@@ -639,7 +726,10 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         let accounting = Accounting {
             coin,
             since_ms,
-            scheme: Scheme::from_config(&config.pool.rewards.system, config.pool.rewards.window)?,
+            scheme: Scheme::from_name(
+                &config.pool.rewards.system,
+                config.pool.rewards.window.to_window(),
+            )?,
             fee: FeeRate::from_percent(config.pool.fee_percentage)
                 .map_err(|e| anyhow::anyhow!("pool.fee_percentage: {e}"))?,
             pool_address: pool_address.clone(),
@@ -670,19 +760,19 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
                 config.pool.listen
             ),
         };
-        let (log, stop_rx) = (log.clone(), stop_rx.clone());
-        let source = open_source(&config, &devnet)?;
-        let (maturity, check) = (
-            i64::from(config.pool.maturity),
-            config.pool.block_check_interval.0,
-        );
+        let task = AccountingTask {
+            log: log.clone(),
+            chain: open_source(&config, &devnet)?,
+            wallet: wallet.map(|w| Box::new(w) as Box<dyn otedama_pool::Wallet>),
+            accounting,
+            rules,
+            maturity: i64::from(config.pool.maturity),
+            check: config.pool.block_check_interval.0,
+            notes: Arc::new(print_note),
+        };
         std::thread::Builder::new()
             .name("accounting".into())
-            .spawn(move || {
-                accounting::run(
-                    log, source, wallet, accounting, rules, maturity, check, stop_rx,
-                )
-            })?;
+            .spawn(move || task.run(&accounting_stop))?;
     }
 
     let allocator = ExtranonceAllocator::new(&[], EXTRANONCE1_SIZE)?;
@@ -699,11 +789,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
     };
     let tailor: Option<Arc<dyn JobTailor>> = if config.pool.rewards.system == "solo" {
         Some(Arc::new(SoloTailor {
-            book: Arc::clone(&book),
-            chain,
-            pool_script: payout.clone(),
-            fee: FeeRate::from_percent(config.pool.fee_percentage)
-                .map_err(|e| anyhow::anyhow!("pool.fee_percentage: {e}"))?,
+            driver: Arc::clone(&driver),
         }))
     } else {
         None
@@ -739,7 +825,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
                 config.pool.node.as_ref().map_or("", |n| n.url.as_str())
             )
         },
-        crate::store::display_database(&database)
+        otedama_pool::store::display_database(&database)
     );
     let payments = &config.pool.payments;
     println!(
@@ -788,12 +874,6 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         None
     };
 
-    let totals = Arc::new(Mutex::new(Totals {
-        accepted: 0,
-        rejected: 0,
-        blocks: 0,
-        difficulty_sum: 0.0,
-    }));
     let shutdown = async {
         match seconds {
             Some(s) => tokio::time::sleep(Duration::from_secs_f64(s.max(0.0))).await,
@@ -808,7 +888,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         tokio::select! {
             _ = &mut shutdown => break,
             _ = stats.tick() => {
-                let t = totals.lock().unwrap_or_else(|p| p.into_inner());
+                let t = driver.engine().stats();
                 let secs = last_stats.0.elapsed().as_secs_f64();
                 let work = (t.difficulty_sum - last_stats.1) * settings.convention.expected_hashes(Difficulty::ONE);
                 let rate = Hashrate::from_hashes_and_secs(work, secs).unwrap_or(Hashrate::ZERO);
@@ -819,38 +899,17 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
                 let Some(event) = event else { break };
                 match event {
                     ServerEvent::Authorize { conn, token, username, .. } => {
-                        let address = username.split('.').next().unwrap_or_default();
-                        let verdict = chain.script_pubkey(address).map(|_| ()).map_err(|e| format!("{e}"));
+                        let verdict = driver.engine().authorize(&username).map(|_| ()).map_err(|e| e.to_string());
                         if let Err(reason) = &verdict {
                             eprintln!("refused worker {username:?} from {}: {reason}", conn.peer_addr());
                         }
                         conn.authorize_result(token, verdict);
                     }
                     ServerEvent::Share { conn, share } => {
-                        let (book, kernel, log, submitter, totals) =
-                            (Arc::clone(&book), Arc::clone(&kernel), log.clone(), Arc::clone(&submitter), Arc::clone(&totals));
-                        let convention = settings.convention;
-                        let algorithm = settings.algo;
                         // Hashing, the block submission and the durable commit happen off the
                         // event loop; the miner hears back only once the share is on disk.
-                        tokio::task::spawn_blocking(move || {
-                            let job = book.lock().unwrap_or_else(|p| p.into_inner()).get(&share.job_id);
-                            let (verdict, block) = match job {
-                                None => (ShareVerdict::Stale, false),
-                                Some(job) => judge(&job, &share, &chain, kernel.as_ref(), convention, &log, &submitter, algorithm),
-                            };
-                            let mut t = totals.lock().unwrap_or_else(|p| p.into_inner());
-                            t.blocks += u64::from(block);
-                            match &verdict {
-                                ShareVerdict::Accepted => {
-                                    t.accepted += 1;
-                                    t.difficulty_sum += share.difficulty;
-                                }
-                                _ => t.rejected += 1,
-                            }
-                            drop(t);
-                            conn.share_result(share.token, verdict);
-                        });
+                        let driver = Arc::clone(&driver);
+                        tokio::task::spawn_blocking(move || driver.share(conn, share));
                     }
                     ServerEvent::Closed { conn, reason }
                         if !matches!(reason, DisconnectReason::PeerClosed | DisconnectReason::Shutdown) =>
@@ -865,6 +924,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
     }
     println!("shutting down: closing connections and flushing the share log");
     let _ = stop_tx.send(true);
+    drop(stop_accounting);
     if let Some(task) = miner_task {
         let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
     }
@@ -886,7 +946,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
     // The template thread may wait 30 s for a change and the long-poll thread up to an hour;
     // neither holds anything that needs closing: they are left to end with the process.
     drop(template_thread);
-    let t = totals.lock().unwrap_or_else(|p| p.into_inner());
+    let t = driver.engine().stats();
     println!(
         "pool stopped: {} shares accepted, {} rejected, {} blocks found",
         t.accepted, t.rejected, t.blocks
@@ -894,110 +954,10 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
     Ok(())
 }
 
-/// Validates a share, submits a block when it is one, and records it durably; returns what
-/// the miner is told and whether the share was a block.
-#[allow(clippy::too_many_arguments)]
-fn judge(
-    job: &PoolJob,
-    share: &otedama_stratum::ShareSubmission,
-    chain: &AddressParams,
-    kernel: &dyn PowAlgorithm,
-    convention: DifficultyConvention,
-    log: &ShareLog,
-    submitter: &Mutex<Box<dyn WorkSource>>,
-    algorithm: Algorithm,
-) -> (ShareVerdict, bool) {
-    let core_share = share_of(share);
-    let outcome = validate(
-        job,
-        &core_share,
-        share.version_mask,
-        share.difficulty,
-        kernel,
-        convention,
-    );
-    let (pow_hash, block) = match outcome {
-        Outcome::LowDifficulty => return (ShareVerdict::LowDifficulty, false),
-        Outcome::Invalid(reason) => return (ShareVerdict::Invalid(reason), false),
-        Outcome::Share { pow_hash } => (pow_hash, None),
-        Outcome::Block {
-            pow_hash,
-            block_hash,
-            block,
-        } => (pow_hash, Some((block_hash, block))),
-    };
-    let (address, worker) = match share.worker.split_once('.') {
-        Some((a, w)) => (a.to_owned(), w.to_owned()),
-        None => (share.worker.clone(), String::new()),
-    };
-    // One account per address, however the miner spells it (authorization checked it).
-    let address = chain.canonical(&address).unwrap_or(address);
-    // A block and its share carry one time, so that the block's own share is in its PPLNS
-    // window.
-    let time_ms = now_ms();
-    if let Some((hash, bytes)) = &block {
-        // The block goes out first: every second counts against a competing block.
-        let result = submitter
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .submit_block(bytes);
-        let (status, detail) = match &result {
-            Ok(()) => (BlockStatus::Accepted, None),
-            // Valid, but another block at its height came first: it may still win, so the
-            // block tracker watches it like any accepted block.
-            Err(WorkSourceError::Rejected(r)) if r == "inconclusive" => {
-                (BlockStatus::Accepted, Some(r.clone()))
-            }
-            Err(WorkSourceError::Rejected(r)) => (BlockStatus::Rejected, Some(r.clone())),
-            Err(e) => (BlockStatus::Submitted, Some(e.to_string())),
-        };
-        println!(
-            "[{algorithm}] BLOCK height {} {hash} by {address}: {}",
-            job.template.height,
-            match &result {
-                Ok(()) => "accepted".to_owned(),
-                Err(e) => e.to_string(),
-            }
-        );
-        let record = BlockRecord {
-            algorithm: algorithm.name().into(),
-            time_ms,
-            height: job.template.height,
-            hash: hash.clone(),
-            // Under SOLO the coinbase's payee found it, whatever worker name the share used.
-            address: job.payee.clone().unwrap_or_else(|| address.clone()),
-            payee: job.payee.clone(),
-            worker: worker.clone(),
-            reward: job.template.coinbase_value,
-            status,
-            detail,
-        };
-        if let Err(e) = log.record_block(record) {
-            eprintln!("cannot record block {hash}: {e}");
-        }
+/// Prints what the accounting reports: progress to stdout, warnings to stderr.
+pub(crate) fn print_note(note: accounting::Note) {
+    match note.level {
+        NoteLevel::Info => println!("[{}] {}", note.coin, note.text),
+        _ => eprintln!("[{}] {}", note.coin, note.text),
     }
-    let template = &job.template;
-    let record = ShareRecord {
-        algorithm: algorithm.name().into(),
-        time_ms,
-        address,
-        worker,
-        difficulty: share.difficulty,
-        job_id: share.job_id.clone(),
-        height: template.height,
-        pow_hash,
-        is_block: block.is_some(),
-        network_difficulty: template
-            .target()
-            .and_then(|t| convention.difficulty_of(&t).ok())
-            .map_or(0.0, Difficulty::as_f64),
-        block_value: template.coinbase_value,
-        tx_fees: job.tx_fees,
-    };
-    let verdict = match log.record_share(record) {
-        Ok(()) => ShareVerdict::Accepted,
-        // Not durable, so not acknowledged: the miner learns the share was not credited.
-        Err(e) => ShareVerdict::Invalid(format!("share not recorded: {e}")),
-    };
-    (verdict, block.is_some())
 }

@@ -6,18 +6,22 @@
 //! commit is running go into the next transaction together, and each caller is answered only
 //! after the transaction holding its share has committed.
 
+#[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-pub(crate) use postgres::PostgresStore;
-pub(crate) use sqlite::SqliteStore;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
 
 /// `database` for messages, with any password in a URL hidden.
-pub(crate) fn display_database(database: &str) -> String {
+pub fn display_database(database: &str) -> String {
     match (database.split_once("://"), database.rfind('@')) {
         (Some((scheme, rest)), Some(at)) if is_postgres_url(database) => {
             let userinfo = &rest[..at - scheme.len() - 3];
@@ -29,22 +33,22 @@ pub(crate) fn display_database(database: &str) -> String {
 }
 
 /// Whether `database` names a PostgreSQL server rather than a SQLite file.
-pub(crate) fn is_postgres_url(database: &str) -> bool {
+pub fn is_postgres_url(database: &str) -> bool {
     database.starts_with("postgres://") || database.starts_with("postgresql://")
 }
 
 /// Opens the database `pool.database` names (a `postgres://` URL, or a SQLite file path) on
 /// the writer thread, and starts the share log over it. Blocks until the database is open.
-pub(crate) fn open_share_log(
-    database: &str,
-) -> Result<(ShareLog, thread::JoinHandle<()>), StoreError> {
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
+pub fn open_share_log(database: &str) -> Result<(ShareLog, thread::JoinHandle<()>), StoreError> {
     let database = database.to_owned();
     ShareLog::start_with(move || open(&database))
 }
 
 /// Opens (creating and migrating as needed) the database `pool.database` names: a
 /// `postgres://` URL, or a SQLite file path.
-pub(crate) fn open(database: &str) -> Result<Box<dyn Store>, StoreError> {
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
+pub fn open(database: &str) -> Result<Box<dyn Store>, StoreError> {
     if is_postgres_url(database) {
         Ok(Box::new(PostgresStore::open(database)?))
     } else {
@@ -54,36 +58,36 @@ pub(crate) fn open(database: &str) -> Result<Box<dyn Store>, StoreError> {
 
 /// An accepted share, with what reward accounting needs.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct ShareRecord {
+pub struct ShareRecord {
     /// The algorithm (and so the coin) of the port it came in on.
-    pub(crate) algorithm: String,
+    pub algorithm: String,
     /// Unix time in milliseconds.
-    pub(crate) time_ms: i64,
+    pub time_ms: i64,
     /// The payout address.
-    pub(crate) address: String,
+    pub address: String,
     /// The worker name after the address (may be empty).
-    pub(crate) worker: String,
+    pub worker: String,
     /// The share difficulty credited.
-    pub(crate) difficulty: f64,
+    pub difficulty: f64,
     /// The job.
-    pub(crate) job_id: String,
+    pub job_id: String,
     /// Height of the block the job builds.
-    pub(crate) height: u64,
+    pub height: u64,
     /// The proof-of-work hash, as the kernel wrote it.
-    pub(crate) pow_hash: [u8; 32],
+    pub pow_hash: [u8; 32],
     /// Whether the share also solved a block.
-    pub(crate) is_block: bool,
+    pub is_block: bool,
     /// The network difficulty of the job's block, in the same convention.
-    pub(crate) network_difficulty: f64,
+    pub network_difficulty: f64,
     /// The job's coinbase value (subsidy plus transaction fees), smallest unit.
-    pub(crate) block_value: u64,
+    pub block_value: u64,
     /// The transaction fees within `block_value`.
-    pub(crate) tx_fees: u64,
+    pub tx_fees: u64,
 }
 
 /// Where a found block stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum BlockStatus {
+pub enum BlockStatus {
     /// Sent to the node; no answer yet.
     Submitted,
     /// The node accepted it.
@@ -97,7 +101,8 @@ pub(crate) enum BlockStatus {
 }
 
 impl BlockStatus {
-    pub(crate) fn as_str(self) -> &'static str {
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
         match self {
             BlockStatus::Submitted => "submitted",
             BlockStatus::Accepted => "accepted",
@@ -107,7 +112,8 @@ impl BlockStatus {
         }
     }
 
-    pub(crate) fn parse(s: &str) -> Option<Self> {
+    /// The value a stored name stands for.
+    pub fn parse(s: &str) -> Option<Self> {
         match s {
             "submitted" => Some(BlockStatus::Submitted),
             "accepted" => Some(BlockStatus::Accepted),
@@ -121,32 +127,32 @@ impl BlockStatus {
 
 /// A found block.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct BlockRecord {
+pub struct BlockRecord {
     /// The algorithm of the port it came in on.
-    pub(crate) algorithm: String,
+    pub algorithm: String,
     /// Unix time in milliseconds.
-    pub(crate) time_ms: i64,
+    pub time_ms: i64,
     /// Height.
-    pub(crate) height: u64,
+    pub height: u64,
     /// Block hash, display order hex.
-    pub(crate) hash: String,
+    pub hash: String,
     /// Who found it.
-    pub(crate) address: String,
+    pub address: String,
     /// Worker name.
-    pub(crate) worker: String,
+    pub worker: String,
     /// Coinbase value in the coin's smallest unit.
-    pub(crate) reward: u64,
+    pub reward: u64,
     /// Status.
-    pub(crate) status: BlockStatus,
+    pub status: BlockStatus,
     /// The node's answer, when it gave one.
-    pub(crate) detail: Option<String>,
+    pub detail: Option<String>,
     /// The miner address its coinbase paid directly (SOLO), when not the pool's.
-    pub(crate) payee: Option<String>,
+    pub payee: Option<String>,
 }
 
 /// What a ledger line records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum LedgerKind {
+pub enum LedgerKind {
     /// A miner's part of a confirmed block.
     Credit,
     /// The pool's fee from a confirmed block (or, under PPS/FPPS, the whole block).
@@ -162,7 +168,8 @@ pub(crate) enum LedgerKind {
 }
 
 impl LedgerKind {
-    pub(crate) fn as_str(self) -> &'static str {
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
         match self {
             LedgerKind::Credit => "credit",
             LedgerKind::Fee => "fee",
@@ -173,7 +180,8 @@ impl LedgerKind {
         }
     }
 
-    pub(crate) fn parse(s: &str) -> Option<Self> {
+    /// The value a stored name stands for.
+    pub fn parse(s: &str) -> Option<Self> {
         [
             LedgerKind::Credit,
             LedgerKind::Fee,
@@ -189,54 +197,54 @@ impl LedgerKind {
 
 /// A ledger line to write: the balance of `address` moves by `amount`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct NewEntry {
+pub struct NewEntry {
     /// Whose balance.
-    pub(crate) address: String,
+    pub address: String,
     /// Signed, in the coin's smallest unit.
-    pub(crate) amount: i64,
+    pub amount: i64,
     /// Why.
-    pub(crate) kind: LedgerKind,
+    pub kind: LedgerKind,
     /// A human explanation (the scheme and its inputs).
-    pub(crate) memo: String,
+    pub memo: String,
 }
 
 /// A written ledger line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct LedgerEntry {
+pub struct LedgerEntry {
     /// Position in the ledger: lines are never changed or removed.
-    pub(crate) id: i64,
+    pub id: i64,
     /// Unix time in milliseconds.
-    pub(crate) time_ms: i64,
+    pub time_ms: i64,
     /// The algorithm of the port whose coin it is.
-    pub(crate) coin: String,
+    pub coin: String,
     /// Whose balance.
-    pub(crate) address: String,
+    pub address: String,
     /// Signed, in the coin's smallest unit.
-    pub(crate) amount: i64,
+    pub amount: i64,
     /// Why.
-    pub(crate) kind: LedgerKind,
+    pub kind: LedgerKind,
     /// The block it comes from, for block lines.
-    pub(crate) block_hash: Option<String>,
+    pub block_hash: Option<String>,
     /// The payment it belongs to, for payment lines.
-    pub(crate) payment_id: Option<i64>,
+    pub payment_id: Option<i64>,
     /// A human explanation.
-    pub(crate) memo: String,
+    pub memo: String,
 }
 
 /// A signed payment transaction, as recorded before it is broadcast.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PaymentTransaction {
+pub struct PaymentTransaction {
     /// Its id.
-    pub(crate) txid: String,
+    pub txid: String,
     /// The signed transaction, hex.
-    pub(crate) hex: String,
+    pub hex: String,
     /// The network fee it pays, smallest unit.
-    pub(crate) fee: u64,
+    pub fee: u64,
 }
 
 /// Where a payment stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum PaymentStatus {
+pub enum PaymentStatus {
     /// Signed and recorded, balances debited; the network may or may not have it yet.
     Sending,
     /// The network has it.
@@ -248,7 +256,8 @@ pub(crate) enum PaymentStatus {
 }
 
 impl PaymentStatus {
-    pub(crate) fn parse(s: &str) -> Option<Self> {
+    /// The value a stored name stands for.
+    pub fn parse(s: &str) -> Option<Self> {
         match s {
             "sending" => Some(PaymentStatus::Sending),
             "sent" => Some(PaymentStatus::Sent),
@@ -261,41 +270,41 @@ impl PaymentStatus {
 
 /// One payment transaction, to one or many addresses.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Payment {
+pub struct Payment {
     /// Its number; the wallet transaction carries it in its comment.
-    pub(crate) id: i64,
+    pub id: i64,
     /// The algorithm of the port whose coin it is.
-    pub(crate) coin: String,
+    pub coin: String,
     /// When it was written, Unix milliseconds.
-    pub(crate) time_ms: i64,
+    pub time_ms: i64,
     /// Where it stands.
-    pub(crate) status: PaymentStatus,
+    pub status: PaymentStatus,
     /// The transaction's id, known before it is broadcast.
-    pub(crate) txid: Option<String>,
+    pub txid: Option<String>,
     /// The network fee it pays.
-    pub(crate) tx_fee: Option<u64>,
+    pub tx_fee: Option<u64>,
     /// The signed transaction, broadcast again if a crash leaves it unsent.
-    pub(crate) tx_hex: Option<String>,
+    pub tx_hex: Option<String>,
     /// The account its network fee was debited from, when the pool paid the fee.
-    pub(crate) fee_account: Option<String>,
+    pub fee_account: Option<String>,
     /// Why it failed, or other notes.
-    pub(crate) detail: Option<String>,
+    pub detail: Option<String>,
     /// Address and amount of every output, smallest unit.
-    pub(crate) outputs: Vec<(String, u64)>,
+    pub outputs: Vec<(String, u64)>,
 }
 
 /// An accepted share awaiting PPS/FPPS pay, with its position in the share log.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct PendingShare {
+pub struct PendingShare {
     /// Its row id: shares are paid in id order, and the position of the last one paid is kept.
-    pub(crate) id: i64,
+    pub id: i64,
     /// The share.
-    pub(crate) share: ShareRecord,
+    pub share: ShareRecord,
 }
 
 /// Storage failures.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum StoreError {
+pub enum StoreError {
     /// The database refused.
     #[error("database: {0}")]
     Database(String),
@@ -305,7 +314,7 @@ pub(crate) enum StoreError {
 }
 
 /// A database the pool records into.
-pub(crate) trait Store: Send {
+pub trait Store: Send {
     /// Writes shares and blocks in one transaction; all or nothing.
     fn commit(&mut self, shares: &[ShareRecord], blocks: &[BlockRecord]) -> Result<(), StoreError>;
     /// Updates a block's status.
@@ -449,7 +458,7 @@ enum Request {
 /// The writer thread and the handle to it. Clone the handle freely; the thread ends when the
 /// last handle is dropped, after writing everything queued.
 #[derive(Clone)]
-pub(crate) struct ShareLog {
+pub struct ShareLog {
     tx: mpsc::Sender<Request>,
 }
 
@@ -460,15 +469,13 @@ impl ShareLog {
     // The tests use it.
     #[cfg_attr(not(test), allow(dead_code))]
     /// Starts the writer thread over `store`.
-    pub(crate) fn start(
-        store: Box<dyn Store>,
-    ) -> Result<(ShareLog, thread::JoinHandle<()>), StoreError> {
+    pub fn start(store: Box<dyn Store>) -> Result<(ShareLog, thread::JoinHandle<()>), StoreError> {
         ShareLog::start_with(move || Ok(store))
     }
 
     /// Starts the writer thread, which first opens its store with `open`: a database client
     /// that blocks on a runtime of its own (PostgreSQL's) then lives on a plain thread.
-    pub(crate) fn start_with(
+    pub fn start_with(
         open: impl FnOnce() -> Result<Box<dyn Store>, StoreError> + Send + 'static,
     ) -> Result<(ShareLog, thread::JoinHandle<()>), StoreError> {
         let (tx, rx) = mpsc::channel::<Request>();
@@ -504,7 +511,7 @@ impl ShareLog {
     }
 
     /// Records a share; returns once it is committed.
-    pub(crate) fn record_share(&self, share: ShareRecord) -> Result<(), StoreError> {
+    pub fn record_share(&self, share: ShareRecord) -> Result<(), StoreError> {
         let (done, wait) = mpsc::channel();
         self.tx
             .send(Request::Share(share, done))
@@ -517,7 +524,7 @@ impl ShareLog {
     // The tests use it.
     #[cfg_attr(not(test), allow(dead_code))]
     /// Records a share without waiting; the receiver yields the commit result.
-    pub(crate) fn record_share_async(
+    pub fn record_share_async(
         &self,
         share: ShareRecord,
     ) -> Result<mpsc::Receiver<Result<(), String>>, StoreError> {
@@ -529,7 +536,7 @@ impl ShareLog {
     }
 
     /// Records a found block; returns once it is committed.
-    pub(crate) fn record_block(&self, block: BlockRecord) -> Result<(), StoreError> {
+    pub fn record_block(&self, block: BlockRecord) -> Result<(), StoreError> {
         let (done, wait) = mpsc::channel();
         self.tx
             .send(Request::Block(block, done))
@@ -540,18 +547,13 @@ impl ShareLog {
     }
 
     /// Queues a block status change.
-    pub(crate) fn set_block_status(
-        &self,
-        hash: String,
-        status: BlockStatus,
-        detail: Option<String>,
-    ) {
+    pub fn set_block_status(&self, hash: String, status: BlockStatus, detail: Option<String>) {
         let _ = self.tx.send(Request::Status(hash, status, detail));
     }
 
     /// Runs `job` on the writer thread, after what is queued before it, and returns its
     /// result: accounting shares the share log's connection and its order.
-    pub(crate) fn run<T: Send + 'static>(
+    pub fn run<T: Send + 'static>(
         &self,
         job: impl FnOnce(&mut dyn Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
@@ -565,7 +567,7 @@ impl ShareLog {
     }
 
     /// Waits until everything queued before this call is written.
-    pub(crate) fn flush(&self, timeout: Duration) -> bool {
+    pub fn flush(&self, timeout: Duration) -> bool {
         let (done, wait) = mpsc::channel();
         if self.tx.send(Request::Flush(done)).is_err() {
             return true;
@@ -619,6 +621,7 @@ fn write_batch(store: &mut dyn Store, batch: Vec<Request>) {
 
 /// The checks every store passes.
 #[cfg(test)]
+#[allow(dead_code)]
 pub(crate) mod tests {
     use super::*;
 

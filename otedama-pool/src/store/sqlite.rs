@@ -227,13 +227,13 @@ fn retry_busy<T>(
 }
 
 /// The SQLite store.
-pub(crate) struct SqliteStore {
+pub struct SqliteStore {
     conn: Connection,
 }
 
 impl SqliteStore {
     /// Opens (creating and migrating as needed) the database at `path`.
-    pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path).map_err(db)?;
         conn.busy_timeout(OPEN_PATIENCE).map_err(db)?;
         // Several connections open one new file at once (each port of a pool and its

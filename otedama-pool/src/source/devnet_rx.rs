@@ -16,30 +16,29 @@
 //! timestamp (5 bytes for current unix times), previous block id (32), nonce (4, little-endian,
 //! at byte [`RX_NONCE_OFFSET`]), tree root (32), varint transaction count 1.
 
-use std::sync::{Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use otedama_core::{encode_hex, monero_check_hash, sha256d};
 use otedama_hash::{HashError, PowAlgorithm, RandomX, RandomXMode};
-use tokio::sync::watch;
 
 /// The RandomX key (Monero's "seed hash") of every devnet block: 32 fixed ASCII bytes.
-pub(crate) const DEVNET_RX_SEED: [u8; 32] = *b"otedama randomx devnet seed 0001";
+pub const DEVNET_RX_SEED: [u8; 32] = *b"otedama randomx devnet seed 0001";
 
 /// The block major and minor version the devnet writes (Monero's RandomX era).
-pub(crate) const RX_BLOCK_VERSION: u64 = 16;
+pub const RX_BLOCK_VERSION: u64 = 16;
 
 /// Length of a devnet hashing blob.
-pub(crate) const RX_BLOB_LEN: usize = 76;
+pub const RX_BLOB_LEN: usize = 76;
 
 /// Where the nonce sits in a hashing blob (as in Monero).
-pub(crate) const RX_NONCE_OFFSET: usize = 39;
+pub const RX_NONCE_OFFSET: usize = 39;
 
 // The devnet's blobs put the nonce where xmrig and the stratum codec expect it.
 const _: () = assert!(RX_NONCE_OFFSET == otedama_stratum::MONERO_NONCE_OFFSET);
 
 /// The reward of every devnet block, in piconero (0.6 XMR, Monero's tail emission).
-pub(crate) const RX_DEVNET_REWARD: u64 = 600_000_000_000;
+pub const RX_DEVNET_REWARD: u64 = 600_000_000_000;
 
 /// Bytes of the coinbase before the payout address: height (8) and reserved (8).
 const COINBASE_FIXED: usize = 16;
@@ -50,7 +49,7 @@ const MIN_TIMESTAMP: u64 = 1 << 28;
 /// Why the devnet refused a block; the messages name what a node would.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub(crate) enum RxReject {
+pub enum RxReject {
     /// The blob or coinbase cannot be read.
     #[error("bad-block-encoding: {0}")]
     Malformed(String),
@@ -100,25 +99,25 @@ pub(crate) enum RxReject {
 /// Work for one miner (or one pool session): a hashing blob with a zero nonce and the
 /// coinbase it commits to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RxTemplate {
+pub struct RxTemplate {
     /// The hashing blob, nonce zero.
-    pub(crate) blob: Vec<u8>,
+    pub blob: Vec<u8>,
     /// The coinbase the blob's tree root commits to.
-    pub(crate) coinbase: Vec<u8>,
+    pub coinbase: Vec<u8>,
     /// Height of the block being built.
-    pub(crate) height: u64,
+    pub height: u64,
     /// The network difficulty (Monero convention).
-    pub(crate) difficulty: u64,
+    pub difficulty: u64,
     /// The RandomX key.
-    pub(crate) seed: [u8; 32],
+    pub seed: [u8; 32],
     /// The block this one builds on.
-    pub(crate) prev_id: [u8; 32],
+    pub prev_id: [u8; 32],
     /// What the block pays, in piconero.
-    pub(crate) reward: u64,
+    pub reward: u64,
 }
 
 /// The devnet coinbase: height (8 bytes little-endian), `reserved`, then `address`.
-pub(crate) fn coinbase(height: u64, reserved: [u8; 8], address: &str) -> Vec<u8> {
+pub fn coinbase(height: u64, reserved: [u8; 8], address: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(COINBASE_FIXED + address.len());
     out.extend_from_slice(&height.to_le_bytes());
     out.extend_from_slice(&reserved);
@@ -153,21 +152,21 @@ fn read_varint(bytes: &[u8], pos: &mut usize) -> Result<u64, RxReject> {
 
 /// The fields of a hashing blob.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RxBlob {
+pub struct RxBlob {
     /// Major version.
-    pub(crate) major: u64,
+    pub major: u64,
     /// Minor version.
-    pub(crate) minor: u64,
+    pub minor: u64,
     /// Unix time.
-    pub(crate) timestamp: u64,
+    pub timestamp: u64,
     /// The parent block's id.
-    pub(crate) prev_id: [u8; 32],
+    pub prev_id: [u8; 32],
     /// The nonce.
-    pub(crate) nonce: u32,
+    pub nonce: u32,
     /// The transaction tree root.
-    pub(crate) tree_root: [u8; 32],
+    pub tree_root: [u8; 32],
     /// Transactions in the block (the coinbase included).
-    pub(crate) tx_count: u64,
+    pub tx_count: u64,
 }
 
 fn take<const N: usize>(bytes: &[u8], pos: &mut usize, what: &str) -> Result<[u8; N], RxReject> {
@@ -181,7 +180,7 @@ fn take<const N: usize>(bytes: &[u8], pos: &mut usize, what: &str) -> Result<[u8
 
 impl RxBlob {
     /// Writes the blob.
-    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+    pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(RX_BLOB_LEN);
         write_varint(&mut out, self.major);
         write_varint(&mut out, self.minor);
@@ -194,7 +193,7 @@ impl RxBlob {
     }
 
     /// Reads a blob; trailing bytes are an error.
-    pub(crate) fn parse(bytes: &[u8]) -> Result<RxBlob, RxReject> {
+    pub fn parse(bytes: &[u8]) -> Result<RxBlob, RxReject> {
         let mut pos = 0;
         let major = read_varint(bytes, &mut pos)?;
         let minor = read_varint(bytes, &mut pos)?;
@@ -230,11 +229,11 @@ struct Chain {
 }
 
 /// The RandomX devnet. Share it behind an `Arc`; every method takes `&self`.
-pub(crate) struct RxDevnet {
+pub struct RxDevnet {
     chain: Mutex<Chain>,
     difficulty: u64,
     kernel: RandomX,
-    tips: watch::Sender<u64>,
+    tips: Condvar,
 }
 
 fn now_secs() -> u64 {
@@ -246,9 +245,8 @@ fn now_secs() -> u64 {
 impl RxDevnet {
     /// A fresh chain at height 0 whose blocks must meet the Monero `difficulty` (at least 1).
     /// Builds the devnet's own light-mode RandomX verifier for [`DEVNET_RX_SEED`].
-    pub(crate) fn new(difficulty: u64) -> Result<RxDevnet, HashError> {
+    pub fn new(difficulty: u64) -> Result<RxDevnet, HashError> {
         let kernel = RandomX::new(&DEVNET_RX_SEED, RandomXMode::Light, 1)?;
-        let (tips, _) = watch::channel(0);
         Ok(RxDevnet {
             chain: Mutex::new(Chain {
                 tip: sha256d(b"otedama randomx devnet genesis"),
@@ -258,7 +256,7 @@ impl RxDevnet {
             }),
             difficulty: difficulty.max(1),
             kernel,
-            tips,
+            tips: Condvar::new(),
         })
     }
 
@@ -267,29 +265,35 @@ impl RxDevnet {
     }
 
     /// The network difficulty.
-    pub(crate) fn difficulty(&self) -> u64 {
+    pub fn difficulty(&self) -> u64 {
         self.difficulty
     }
 
     /// The height of the tip.
-    pub(crate) fn height(&self) -> u64 {
+    pub fn height(&self) -> u64 {
         self.lock().height
     }
 
     /// Ids of the accepted blocks, oldest first.
     #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) fn accepted(&self) -> Vec<[u8; 32]> {
+    pub fn accepted(&self) -> Vec<[u8; 32]> {
         self.lock().accepted.clone()
     }
 
-    /// Follows the tip: the receiver sees the new height after every accepted block.
-    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
-        self.tips.subscribe()
+    /// Waits up to `timeout` for the tip to move past `height`; returns the tip's height
+    /// either way.
+    pub fn wait_for_tip(&self, height: u64, timeout: Duration) -> u64 {
+        let chain = self.lock();
+        let (chain, _) = self
+            .tips
+            .wait_timeout_while(chain, timeout, |c| c.height <= height)
+            .unwrap_or_else(|p| p.into_inner());
+        chain.height
     }
 
     /// Work on the tip paying `address`, with `reserved` in the coinbase (a pool gives every
     /// session its own, so no two sessions hash the same blob).
-    pub(crate) fn template(&self, address: &str, reserved: [u8; 8]) -> RxTemplate {
+    pub fn template(&self, address: &str, reserved: [u8; 8]) -> RxTemplate {
         let chain = self.lock();
         let height = chain.height + 1;
         let coinbase = coinbase(height, reserved, address);
@@ -315,7 +319,7 @@ impl RxDevnet {
 
     /// Checks a block (hashing blob and coinbase) as a node would and, when it is good, makes
     /// it the tip; returns its id.
-    pub(crate) fn submit(&self, blob: &[u8], coinbase: &[u8]) -> Result<[u8; 32], RxReject> {
+    pub fn submit(&self, blob: &[u8], coinbase: &[u8]) -> Result<[u8; 32], RxReject> {
         let parsed = RxBlob::parse(blob)?;
         if parsed.major != RX_BLOCK_VERSION || parsed.minor != RX_BLOCK_VERSION {
             return Err(RxReject::BadVersion {
@@ -371,9 +375,8 @@ impl RxDevnet {
         chain.height += 1;
         chain.last_time = chain.last_time.max(parsed.timestamp);
         chain.accepted.push(id);
-        let height = chain.height;
         drop(chain);
-        self.tips.send_replace(height);
+        self.tips.notify_all();
         Ok(id)
     }
 }
@@ -438,7 +441,6 @@ mod tests {
     #[test]
     fn a_mined_block_extends_the_chain_and_bad_ones_are_refused() {
         let devnet = RxDevnet::new(4).expect("devnet");
-        let mut tips = devnet.subscribe();
         let t = devnet.template(ADDRESS, [1; 8]);
 
         // A hash that misses the difficulty.
@@ -467,14 +469,13 @@ mod tests {
             Err(RxReject::Malformed(_))
         ));
         assert_eq!(devnet.height(), 0);
-        assert!(!tips.has_changed().expect("open"));
+        assert_eq!(devnet.wait_for_tip(0, Duration::from_millis(1)), 0);
 
         let id = devnet.submit(&good, &t.coinbase).expect("accepted");
         assert_eq!(id, sha256d(&good));
         assert_eq!(devnet.height(), 1);
         assert_eq!(devnet.accepted(), vec![id]);
-        assert!(tips.has_changed().expect("open"));
-        assert_eq!(*tips.borrow_and_update(), 1);
+        assert_eq!(devnet.wait_for_tip(0, Duration::from_secs(5)), 1);
         assert!(matches!(
             devnet.submit(&good, &t.coinbase),
             Err(RxReject::Duplicate(_))

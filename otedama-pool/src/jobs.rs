@@ -9,32 +9,32 @@ use otedama_core::{BlockTemplate, Coinbase, CoinbaseBuilder, CoinbaseError, Job,
 use otedama_stratum::{JobAnnouncement, Notify};
 
 /// Extranonce1 bytes per session.
-pub(crate) const EXTRANONCE1_SIZE: usize = 4;
+pub const EXTRANONCE1_SIZE: usize = 4;
 /// Extranonce2 bytes the miner rolls.
-pub(crate) const EXTRANONCE2_SIZE: usize = 4;
+pub const EXTRANONCE2_SIZE: usize = 4;
 
 /// One announced job and everything needed to check its shares and build its block.
 #[derive(Debug)]
-pub(crate) struct PoolJob {
+pub struct PoolJob {
     /// The template it came from.
-    pub(crate) template: Arc<BlockTemplate>,
+    pub template: Arc<BlockTemplate>,
     /// The coinbase, split around the extranonces.
-    pub(crate) coinbase: Coinbase,
+    pub coinbase: Coinbase,
     /// The job in core's form, to rebuild headers from shares.
-    pub(crate) job: Job,
+    pub job: Job,
     /// What sessions announce.
-    pub(crate) announcement: JobAnnouncement,
+    pub announcement: JobAnnouncement,
     /// The network target: a share meeting it is a block.
-    pub(crate) network_target: Target,
+    pub network_target: Target,
     /// The miner address the coinbase pays directly (SOLO), when it is not the pool's.
-    pub(crate) payee: Option<String>,
+    pub payee: Option<String>,
     /// The transaction fees within the coinbase value, summed once per job.
-    pub(crate) tx_fees: u64,
+    pub tx_fees: u64,
 }
 
 /// The jobs still valid for shares, newest last.
 #[derive(Debug, Default)]
-pub(crate) struct JobBook {
+pub struct JobBook {
     jobs: HashMap<String, Arc<PoolJob>>,
     order: VecDeque<String>,
     counter: u64,
@@ -112,7 +112,7 @@ const KEEP: usize = 16;
 
 impl JobBook {
     /// Builds the job for `template` paying `payout`; `clean` when the chain tip moved.
-    pub(crate) fn make(
+    pub fn make(
         &mut self,
         template: Arc<BlockTemplate>,
         payout: &ScriptBuf,
@@ -152,7 +152,7 @@ impl JobBook {
 
     /// The version of job `base_id` whose coinbase pays `outputs` for `payee` (SOLO mining),
     /// made once and kept as long as the base job; `None` when the base job is gone.
-    pub(crate) fn derive(
+    pub fn derive(
         &mut self,
         base_id: &str,
         payee: &str,
@@ -186,7 +186,7 @@ impl JobBook {
     }
 
     /// A job by id, while it is still valid.
-    pub(crate) fn get(&self, id: &str) -> Option<Arc<PoolJob>> {
+    pub fn get(&self, id: &str) -> Option<Arc<PoolJob>> {
         self.jobs.get(id).cloned()
     }
 }

@@ -4,69 +4,34 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use otedama_core::{
-    decode_hex, BlockTemplate, CompactTarget, TemplateTransaction, WorkSource, WorkSourceError,
+use otedama_core::{decode_hex, BlockTemplate, CompactTarget, TemplateTransaction};
+
+use crate::wallet::{
+    Broadcast, PreparedPayment, SendError, Wallet, WalletError, WalletTransaction,
 };
+
+use super::{BlockRejection, BlockSubmitter, ChainView, SourceError, SubmitError, TemplateSource};
 use serde_json::{json, Value};
 
 /// How the node checks who is calling.
 #[derive(Debug, Clone)]
-pub(crate) enum RpcAuth {
+pub enum RpcAuth {
     /// `-rpcuser` / `-rpcpassword`.
     UserPassword(String, String),
     /// The `.cookie` file the node writes at start.
     Cookie(PathBuf),
 }
 
-/// Why a payment transaction could not be prepared (nothing was broadcast either way).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum SendError {
-    /// The wallet answered with an error (an invalid address, too little money).
-    Refused(String),
-    /// No usable answer (timeout, connection lost).
-    Unknown(String),
-}
-
-fn send_failure(e: Result<RpcError, WorkSourceError>) -> SendError {
+fn send_failure(e: Result<RpcError, SourceError>) -> SendError {
     match e {
         Ok(rpc) => SendError::Refused(format!("{} ({})", rpc.message, rpc.code)),
         Err(e) => SendError::Unknown(e.to_string()),
     }
 }
 
-/// A signed payment transaction, ready to broadcast.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PreparedPayment {
-    /// Its id, known before it is sent.
-    pub(crate) txid: String,
-    /// The signed transaction.
-    pub(crate) hex: String,
-    /// The network fee it pays, smallest unit.
-    pub(crate) fee: u64,
-}
-
-/// A wallet transaction as the wallet sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct WalletTransaction {
-    /// Its confirmations; negative when a conflicting transaction is in the chain (minus that
-    /// one's depth).
-    pub(crate) confirmations: i64,
-    /// The wallet transactions spending any of the same inputs.
-    pub(crate) conflicts: Vec<String>,
-}
-
-/// What the network made of a broadcast.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Broadcast {
-    /// Sent, or already in the mempool or the chain.
-    Sent,
-    /// Refused for good: its inputs are spent elsewhere, or it breaks a rule.
-    Refused(String),
-}
-
-fn rpc_failure(e: Result<RpcError, WorkSourceError>) -> WorkSourceError {
+fn rpc_failure(e: Result<RpcError, SourceError>) -> SourceError {
     match e {
-        Ok(rpc) => WorkSourceError::Unavailable(format!("{} ({})", rpc.message, rpc.code)),
+        Ok(rpc) => SourceError::Unavailable(format!("{} ({})", rpc.message, rpc.code)),
         Err(e) => e,
     }
 }
@@ -75,13 +40,13 @@ fn rpc_failure(e: Result<RpcError, WorkSourceError>) -> WorkSourceError {
 const UNITS_PER_COIN: u64 = 100_000_000;
 
 /// `units` as the exact decimal coin amount the node's RPC takes, e.g. `12.34500000`.
-pub(crate) fn units_to_coins(units: u64) -> String {
+pub fn units_to_coins(units: u64) -> String {
     format!("{}.{:08}", units / UNITS_PER_COIN, units % UNITS_PER_COIN)
 }
 
 /// A decimal coin amount as the node prints it (`0.0000226`, `2.26e-5`, `12`) in smallest
 /// units, exactly; `None` when it is not one or has more than eight decimals.
-pub(crate) fn coins_to_units(text: &str) -> Option<u64> {
+pub fn coins_to_units(text: &str) -> Option<u64> {
     let text = text.trim();
     let (mantissa, exponent) = match text.split_once(['e', 'E']) {
         Some((m, e)) => (m, e.parse::<i32>().ok()?),
@@ -118,7 +83,7 @@ pub(crate) fn coins_to_units(text: &str) -> Option<u64> {
 }
 
 /// A JSON-RPC connection to the node.
-pub(crate) struct NodeRpc {
+pub struct NodeRpc {
     url: String,
     auth: RpcAuth,
     next_id: u64,
@@ -126,9 +91,11 @@ pub(crate) struct NodeRpc {
 
 /// An error the node itself returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RpcError {
-    pub(crate) code: i64,
-    pub(crate) message: String,
+pub struct RpcError {
+    /// The JSON-RPC error code (`-5` not found, `-25`/`-26` refused, ...).
+    pub code: i64,
+    /// The node's message.
+    pub message: String,
 }
 
 fn basic(user: &str, password: &str) -> String {
@@ -155,7 +122,8 @@ fn basic(user: &str, password: &str) -> String {
 }
 
 impl NodeRpc {
-    pub(crate) fn new(url: &str, auth: RpcAuth) -> Self {
+    /// A client of the node at `url` (`http://host:port`).
+    pub fn new(url: &str, auth: RpcAuth) -> Self {
         NodeRpc {
             url: url.to_owned(),
             auth,
@@ -163,18 +131,15 @@ impl NodeRpc {
         }
     }
 
-    fn authorization(&self) -> Result<String, WorkSourceError> {
+    fn authorization(&self) -> Result<String, SourceError> {
         match &self.auth {
             RpcAuth::UserPassword(u, p) => Ok(basic(u, p)),
             RpcAuth::Cookie(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
-                    WorkSourceError::Unavailable(format!(
-                        "cannot read cookie {}: {e}",
-                        path.display()
-                    ))
+                    SourceError::Unavailable(format!("cannot read cookie {}: {e}", path.display()))
                 })?;
                 let (u, p) = text.trim().split_once(':').ok_or_else(|| {
-                    WorkSourceError::Unavailable(format!(
+                    SourceError::Unavailable(format!(
                         "cookie {} is not user:password",
                         path.display()
                     ))
@@ -185,12 +150,12 @@ impl NodeRpc {
     }
 
     /// Calls `method`; `Err(Ok(rpc))` is the node's own error, `Err(Err(e))` a transport one.
-    pub(crate) fn call(
+    pub fn call(
         &mut self,
         method: &str,
         params: Value,
         timeout: Duration,
-    ) -> Result<Value, Result<RpcError, WorkSourceError>> {
+    ) -> Result<Value, Result<RpcError, SourceError>> {
         self.next_id += 1;
         let body =
             json!({"jsonrpc": "1.0", "id": self.next_id, "method": method, "params": params})
@@ -207,23 +172,21 @@ impl NodeRpc {
             .header("Content-Type", "application/json")
             .send(body.as_bytes())
             .map_err(|e| match e {
-                ureq::Error::Timeout(_) => {
-                    Err(WorkSourceError::Unavailable(format!("{method}: timed out")))
-                }
-                e => Err(WorkSourceError::Unavailable(format!("{method}: {e}"))),
+                ureq::Error::Timeout(_) => Err(SourceError::TimedOut(method.to_owned())),
+                e => Err(SourceError::Unavailable(format!("{method}: {e}"))),
             })?;
         let status = response.status().as_u16();
         if status == 401 || status == 403 {
-            return Err(Err(WorkSourceError::Unavailable(format!(
+            return Err(Err(SourceError::Unavailable(format!(
                 "{method}: the node refused the rpc credentials (http {status})"
             ))));
         }
         let text = response
             .into_body()
             .read_to_string()
-            .map_err(|e| Err(WorkSourceError::Unavailable(format!("{method}: {e}"))))?;
+            .map_err(|e| Err(SourceError::Unavailable(format!("{method}: {e}"))))?;
         let v: Value = serde_json::from_str(&text).map_err(|e| {
-            Err(WorkSourceError::BadTemplate(format!(
+            Err(SourceError::BadTemplate(format!(
                 "{method}: http {status}, not json: {e}"
             )))
         })?;
@@ -241,7 +204,7 @@ impl NodeRpc {
     }
 
     /// A wallet's endpoint on the same node: `/wallet/<name>`.
-    pub(crate) fn wallet(&self, name: &str) -> NodeRpc {
+    pub fn wallet(&self, name: &str) -> NodeRpc {
         NodeRpc::new(
             &format!("{}/wallet/{name}", self.url.trim_end_matches('/')),
             self.auth.clone(),
@@ -252,7 +215,7 @@ impl NodeRpc {
     /// `(address, amount)` (smallest unit) from the wallet; its inputs stay locked in the
     /// wallet until it is broadcast. With `fee_from_outputs` the network fee comes out of the
     /// outputs instead of the change.
-    pub(crate) fn prepare_payment(
+    pub fn prepare_payment(
         &mut self,
         outputs: &[(String, u64)],
         fee_from_outputs: bool,
@@ -335,7 +298,7 @@ impl NodeRpc {
 
     /// Sends a signed transaction to the network. Sending one the node already has is not an
     /// error: broadcasting the same transaction again can never pay twice.
-    pub(crate) fn broadcast(&mut self, hex: &str) -> Result<Broadcast, WorkSourceError> {
+    pub fn broadcast(&mut self, hex: &str) -> Result<Broadcast, SourceError> {
         match self.call("sendrawtransaction", json!([hex]), Duration::from_secs(60)) {
             Ok(_) => Ok(Broadcast::Sent),
             // -27: already in the chain; -26 "txn-already-in-mempool" / "txn-already-known".
@@ -354,10 +317,10 @@ impl NodeRpc {
     }
 
     /// What the wallet knows of `txid`, or `None` when it does not know it.
-    pub(crate) fn wallet_transaction(
+    pub fn wallet_transaction(
         &mut self,
         txid: &str,
-    ) -> Result<Option<WalletTransaction>, WorkSourceError> {
+    ) -> Result<Option<WalletTransaction>, SourceError> {
         match self.call("gettransaction", json!([txid]), Duration::from_secs(30)) {
             Ok(v) => Ok(Some(WalletTransaction {
                 confirmations: v.get("confirmations").and_then(Value::as_i64).unwrap_or(0),
@@ -378,11 +341,7 @@ impl NodeRpc {
 
     /// Whether the wallet transaction `txid` pays any of `addresses` (a fee bump or another
     /// copy of a payment does).
-    pub(crate) fn pays_any(
-        &mut self,
-        txid: &str,
-        addresses: &[&str],
-    ) -> Result<bool, WorkSourceError> {
+    pub fn pays_any(&mut self, txid: &str, addresses: &[&str]) -> Result<bool, SourceError> {
         let tx = self
             .call("gettransaction", json!([txid]), Duration::from_secs(30))
             .map_err(rpc_failure)?;
@@ -411,7 +370,7 @@ impl NodeRpc {
     }
 
     /// Whether the node takes `address` as a destination.
-    pub(crate) fn is_valid_address(&mut self, address: &str) -> Result<bool, WorkSourceError> {
+    pub fn is_valid_address(&mut self, address: &str) -> Result<bool, SourceError> {
         let v = self
             .call("validateaddress", json!([address]), Duration::from_secs(30))
             .map_err(rpc_failure)?;
@@ -420,7 +379,7 @@ impl NodeRpc {
 
     /// Unlocks the inputs of a prepared transaction that will not be broadcast, one by one
     /// (an input already spent or unlocked does not keep the others locked).
-    pub(crate) fn release(&mut self, hex: &str) -> Result<(), WorkSourceError> {
+    pub fn release(&mut self, hex: &str) -> Result<(), SourceError> {
         let decoded = self
             .call(
                 "decoderawtransaction",
@@ -445,26 +404,26 @@ impl NodeRpc {
     }
 
     /// What the wallet can spend now (confirmed, mature), smallest unit.
-    pub(crate) fn spendable(&mut self) -> Result<u64, WorkSourceError> {
+    pub fn spendable(&mut self) -> Result<u64, SourceError> {
         let v = self
             .call("getbalance", json!([]), Duration::from_secs(30))
             .map_err(rpc_failure)?;
         coins_to_units(&v.to_string())
-            .ok_or_else(|| WorkSourceError::BadTemplate(format!("getbalance answered {v}")))
+            .ok_or_else(|| SourceError::BadTemplate(format!("getbalance answered {v}")))
     }
 
     fn gbt(
         &mut self,
         longpollid: Option<&str>,
         timeout: Duration,
-    ) -> Result<BlockTemplate, WorkSourceError> {
+    ) -> Result<BlockTemplate, SourceError> {
         let mut request = json!({"rules": ["mweb", "segwit"]});
         if let Some(id) = longpollid {
             request["longpollid"] = json!(id);
         }
         match self.call("getblocktemplate", json!([request]), timeout) {
             Ok(v) => parse_template(&v),
-            Err(Ok(e)) => Err(WorkSourceError::Unavailable(format!(
+            Err(Ok(e)) => Err(SourceError::Unavailable(format!(
                 "getblocktemplate: node error {}: {}",
                 e.code, e.message
             ))),
@@ -473,50 +432,50 @@ impl NodeRpc {
     }
 }
 
-fn field<'a>(v: &'a Value, key: &str) -> Result<&'a Value, WorkSourceError> {
+fn field<'a>(v: &'a Value, key: &str) -> Result<&'a Value, SourceError> {
     v.get(key)
-        .ok_or_else(|| WorkSourceError::BadTemplate(format!("getblocktemplate has no {key}")))
+        .ok_or_else(|| SourceError::BadTemplate(format!("getblocktemplate has no {key}")))
 }
 
-fn hex32_display(v: &Value, key: &str) -> Result<[u8; 32], WorkSourceError> {
+fn hex32_display(v: &Value, key: &str) -> Result<[u8; 32], SourceError> {
     let text = field(v, key)?
         .as_str()
-        .ok_or_else(|| WorkSourceError::BadTemplate(format!("{key} is not a string")))?;
+        .ok_or_else(|| SourceError::BadTemplate(format!("{key} is not a string")))?;
     let mut bytes: [u8; 32] = decode_hex(text)
         .ok()
         .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| WorkSourceError::BadTemplate(format!("{key} is not 32 bytes of hex")))?;
+        .ok_or_else(|| SourceError::BadTemplate(format!("{key} is not 32 bytes of hex")))?;
     bytes.reverse();
     Ok(bytes)
 }
 
-fn uint(v: &Value, key: &str) -> Result<u64, WorkSourceError> {
+fn uint(v: &Value, key: &str) -> Result<u64, SourceError> {
     field(v, key)?
         .as_u64()
-        .ok_or_else(|| WorkSourceError::BadTemplate(format!("{key} is not a non-negative integer")))
+        .ok_or_else(|| SourceError::BadTemplate(format!("{key} is not a non-negative integer")))
 }
 
-fn hex_bytes(v: &Value, key: &str) -> Result<Vec<u8>, WorkSourceError> {
+fn hex_bytes(v: &Value, key: &str) -> Result<Vec<u8>, SourceError> {
     let text = field(v, key)?
         .as_str()
-        .ok_or_else(|| WorkSourceError::BadTemplate(format!("{key} is not a string")))?;
-    decode_hex(text).map_err(|e| WorkSourceError::BadTemplate(format!("{key}: {e}")))
+        .ok_or_else(|| SourceError::BadTemplate(format!("{key} is not a string")))?;
+    decode_hex(text).map_err(|e| SourceError::BadTemplate(format!("{key}: {e}")))
 }
 
 /// Reads a `getblocktemplate` result.
-pub(crate) fn parse_template(v: &Value) -> Result<BlockTemplate, WorkSourceError> {
+pub fn parse_template(v: &Value) -> Result<BlockTemplate, SourceError> {
     let bits_text = field(v, "bits")?
         .as_str()
-        .ok_or_else(|| WorkSourceError::BadTemplate("bits is not a string".into()))?;
+        .ok_or_else(|| SourceError::BadTemplate("bits is not a string".into()))?;
     let bits = u32::from_str_radix(bits_text, 16)
-        .map_err(|_| WorkSourceError::BadTemplate(format!("bits {bits_text:?} is not hex")))?;
-    let to_u32 = |key: &str| -> Result<u32, WorkSourceError> {
+        .map_err(|_| SourceError::BadTemplate(format!("bits {bits_text:?} is not hex")))?;
+    let to_u32 = |key: &str| -> Result<u32, SourceError> {
         u32::try_from(uint(v, key)?)
-            .map_err(|_| WorkSourceError::BadTemplate(format!("{key} does not fit 32 bits")))
+            .map_err(|_| SourceError::BadTemplate(format!("{key} does not fit 32 bits")))
     };
     let txs = field(v, "transactions")?
         .as_array()
-        .ok_or_else(|| WorkSourceError::BadTemplate("transactions is not an array".into()))?;
+        .ok_or_else(|| SourceError::BadTemplate("transactions is not an array".into()))?;
     let transactions = txs
         .iter()
         .map(|t| {
@@ -527,7 +486,7 @@ pub(crate) fn parse_template(v: &Value) -> Result<BlockTemplate, WorkSourceError
                 fee: t.get("fee").and_then(Value::as_u64).unwrap_or(0),
             })
         })
-        .collect::<Result<Vec<_>, WorkSourceError>>()?;
+        .collect::<Result<Vec<_>, SourceError>>()?;
     let witness_commitment = match v.get("default_witness_commitment") {
         Some(Value::String(_)) => Some(hex_bytes(v, "default_witness_commitment")?),
         _ => None,
@@ -555,8 +514,8 @@ pub(crate) fn parse_template(v: &Value) -> Result<BlockTemplate, WorkSourceError
     })
 }
 
-impl WorkSource for NodeRpc {
-    fn template(&mut self) -> Result<BlockTemplate, WorkSourceError> {
+impl TemplateSource for NodeRpc {
+    fn template(&mut self) -> Result<BlockTemplate, SourceError> {
         self.gbt(None, Duration::from_secs(30))
     }
 
@@ -564,43 +523,85 @@ impl WorkSource for NodeRpc {
         &mut self,
         current_id: &str,
         timeout: Duration,
-    ) -> Result<Option<BlockTemplate>, WorkSourceError> {
+    ) -> Result<Option<BlockTemplate>, SourceError> {
         // The node holds a long-poll until the template changes; our timeout ends it early.
         match self.gbt(Some(current_id), timeout) {
             Ok(t) if t.id != current_id => Ok(Some(t)),
             Ok(_) => Ok(None),
-            Err(WorkSourceError::Unavailable(m)) if m.ends_with("timed out") => Ok(None),
+            Err(SourceError::TimedOut(_)) => Ok(None),
             Err(e) => Err(e),
         }
     }
+}
 
-    fn block_confirmations(&mut self, hash: &[u8; 32]) -> Result<Option<i64>, WorkSourceError> {
+impl ChainView for NodeRpc {
+    fn block_confirmations(&mut self, hash: &[u8; 32]) -> Result<Option<i64>, SourceError> {
         let display = otedama_core::encode_hex(&otedama_core::reverse_hash(hash));
         match self.call("getblockheader", json!([display]), Duration::from_secs(30)) {
             Ok(v) => Ok(v.get("confirmations").and_then(Value::as_i64)),
             // -5: the node has never seen the block.
             Err(Ok(e)) if e.code == -5 => Ok(None),
-            Err(Ok(e)) => Err(WorkSourceError::Unavailable(format!(
+            Err(Ok(e)) => Err(SourceError::Unavailable(format!(
                 "getblockheader: node error {}: {}",
                 e.code, e.message
             ))),
             Err(Err(e)) => Err(e),
         }
     }
+}
 
-    fn submit_block(&mut self, block: &[u8]) -> Result<(), WorkSourceError> {
+impl BlockSubmitter for NodeRpc {
+    fn submit_block(&mut self, block: &[u8]) -> Result<(), SubmitError> {
         let hex = otedama_core::encode_hex(block);
         match self.call("submitblock", json!([hex]), Duration::from_secs(60)) {
             // null is acceptance; a string is the reason for refusal.
             Ok(Value::Null) => Ok(()),
-            Ok(Value::String(reason)) => Err(WorkSourceError::Rejected(reason)),
-            Ok(other) => Err(WorkSourceError::Rejected(other.to_string())),
-            Err(Ok(e)) => Err(WorkSourceError::Rejected(format!(
+            Ok(Value::String(reason)) => {
+                Err(SubmitError::Rejected(BlockRejection::from_reason(&reason)))
+            }
+            Ok(other) => Err(SubmitError::Rejected(BlockRejection::Invalid(
+                other.to_string(),
+            ))),
+            Err(Ok(e)) => Err(SubmitError::Rejected(BlockRejection::Invalid(format!(
                 "node error {}: {}",
                 e.code, e.message
-            ))),
-            Err(Err(e)) => Err(e),
+            )))),
+            Err(Err(e)) => Err(SubmitError::Unanswered(e.to_string())),
         }
+    }
+}
+
+impl Wallet for NodeRpc {
+    fn prepare_payment(
+        &mut self,
+        outputs: &[(String, u64)],
+        fee_from_outputs: bool,
+    ) -> Result<PreparedPayment, SendError> {
+        NodeRpc::prepare_payment(self, outputs, fee_from_outputs)
+    }
+
+    fn broadcast(&mut self, hex: &str) -> Result<Broadcast, WalletError> {
+        NodeRpc::broadcast(self, hex).map_err(WalletError::from)
+    }
+
+    fn release(&mut self, hex: &str) -> Result<(), WalletError> {
+        NodeRpc::release(self, hex).map_err(WalletError::from)
+    }
+
+    fn wallet_transaction(&mut self, txid: &str) -> Result<Option<WalletTransaction>, WalletError> {
+        NodeRpc::wallet_transaction(self, txid).map_err(WalletError::from)
+    }
+
+    fn pays_any(&mut self, txid: &str, addresses: &[&str]) -> Result<bool, WalletError> {
+        NodeRpc::pays_any(self, txid, addresses).map_err(WalletError::from)
+    }
+
+    fn is_valid_address(&mut self, address: &str) -> Result<bool, WalletError> {
+        NodeRpc::is_valid_address(self, address).map_err(WalletError::from)
+    }
+
+    fn spendable(&mut self) -> Result<u64, WalletError> {
+        NodeRpc::spendable(self).map_err(WalletError::from)
     }
 }
 
@@ -669,10 +670,7 @@ mod tests {
             &format!("http://127.0.0.1:{port}"),
             RpcAuth::UserPassword("u".into(), "p".into()),
         );
-        assert!(matches!(
-            rpc.template(),
-            Err(WorkSourceError::Unavailable(_))
-        ));
+        assert!(matches!(rpc.template(), Err(SourceError::Unavailable(_))));
     }
 
     #[test]
@@ -738,8 +736,9 @@ mod litecoind_tests {
     use serde_json::json;
 
     use super::*;
-    use crate::pool::jobs::JobBook;
-    use crate::pool::validate::{validate, Outcome};
+    use crate::jobs::JobBook;
+    use crate::source::{BlockSubmitter, TemplateSource};
+    use crate::validate::{validate, Outcome};
 
     use crate::litecoind_support as support;
 
@@ -794,9 +793,9 @@ mod litecoind_tests {
             worker: payout.into(),
         };
         let difficulty = 1.0 / 65_536.0;
-        let Outcome::Block {
+        let Ok(Outcome::Block {
             block, block_hash, ..
-        } = validate(
+        }) = validate(
             &job,
             &share,
             0,
@@ -887,7 +886,7 @@ mod litecoind_tests {
             rpc.submit_block(&job.template.assemble_block(&header, &tx))
                 .expect_err("stale")
         };
-        assert!(matches!(err, WorkSourceError::Rejected(_)), "{err:?}");
+        assert!(matches!(err, SubmitError::Rejected(_)), "{err:?}");
         assert_eq!(node.height(), 433);
     }
 }

@@ -6,11 +6,50 @@ use otedama_core::{reverse_hash, sha256d, Difficulty, DifficultyConvention, Shar
 use otedama_hash::PowAlgorithm;
 use otedama_stratum::ShareSubmission;
 
-use super::jobs::PoolJob;
+use crate::jobs::PoolJob;
+
+/// Why a share was not accepted. Each reason is its own variant, with the error behind it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShareError {
+    /// The job is no longer valid (a new block replaced it, or it never existed).
+    #[error("job {0} is stale or unknown")]
+    Stale(String),
+    /// The hash misses the share difficulty.
+    #[error("the hash misses the share difficulty")]
+    LowDifficulty,
+    /// The header cannot be rebuilt from the job and the share.
+    #[error(transparent)]
+    Header(#[from] otedama_core::ShareHeaderError),
+    /// The proof-of-work kernel failed.
+    #[error("proof of work: {0}")]
+    Pow(#[from] otedama_hash::HashError),
+    /// The session's share difficulty is not a usable difficulty.
+    #[error("share difficulty: {0}")]
+    Difficulty(#[from] otedama_core::DifficultyError),
+    /// The coinbase cannot be filled in with the share's extranonces.
+    #[error(transparent)]
+    Coinbase(#[from] otedama_core::CoinbaseError),
+    /// The share could not be made durable, so it is not acknowledged.
+    #[error("share not recorded: {0}")]
+    NotRecorded(String),
+}
+
+impl ShareError {
+    /// What a Stratum session tells the miner.
+    pub fn verdict(&self) -> otedama_stratum::ShareVerdict {
+        use otedama_stratum::ShareVerdict;
+        match self {
+            ShareError::Stale(_) => ShareVerdict::Stale,
+            ShareError::LowDifficulty => ShareVerdict::LowDifficulty,
+            other => ShareVerdict::Invalid(other.to_string()),
+        }
+    }
+}
 
 /// What a share turned out to be.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Outcome {
+pub enum Outcome {
     /// Meets the share target.
     Share {
         /// The proof-of-work hash.
@@ -25,14 +64,19 @@ pub(crate) enum Outcome {
         /// The full block to submit.
         block: Vec<u8>,
     },
-    /// Misses the share target.
-    LowDifficulty,
-    /// Cannot be rebuilt (bad sizes, version bits).
-    Invalid(String),
+}
+
+impl Outcome {
+    /// The proof-of-work hash.
+    pub fn pow_hash(&self) -> [u8; 32] {
+        match self {
+            Outcome::Share { pow_hash } | Outcome::Block { pow_hash, .. } => *pow_hash,
+        }
+    }
 }
 
 /// The share a session handed over, in core's form.
-pub(crate) fn share_of(submission: &ShareSubmission) -> Share {
+pub fn share_of(submission: &ShareSubmission) -> Share {
     Share {
         job_id: submission.job_id.as_str().into(),
         extranonce1: submission.extranonce1.clone(),
@@ -45,58 +89,49 @@ pub(crate) fn share_of(submission: &ShareSubmission) -> Share {
 }
 
 /// Checks `share` against `job` with `kernel`: the version mask negotiated by the session,
-/// and the share difficulty read in `convention`.
-pub(crate) fn validate(
+/// and the share difficulty read in `convention`. Pure: run it on whatever thread the caller
+/// picks for hashing.
+pub fn validate(
     job: &PoolJob,
     share: &Share,
     version_mask: u32,
     share_difficulty: f64,
     kernel: &dyn PowAlgorithm,
     convention: DifficultyConvention,
-) -> Outcome {
-    let header = match job.job.header_for(share, version_mask) {
-        Ok(h) => h,
-        Err(e) => return Outcome::Invalid(e.to_string()),
-    };
+) -> Result<Outcome, ShareError> {
+    let header = job.job.header_for(share, version_mask)?;
     let header_bytes = header.to_bytes();
-    let pow_hash = match kernel.hash(&header_bytes) {
-        Ok(out) => out.hash,
-        Err(e) => return Outcome::Invalid(format!("proof of work: {e}")),
-    };
-    let Ok(difficulty) = Difficulty::new(share_difficulty) else {
-        return Outcome::Invalid(format!("difficulty {share_difficulty} is not usable"));
-    };
+    let pow_hash = kernel.hash(&header_bytes)?.hash;
+    let difficulty = Difficulty::new(share_difficulty)?;
     if !convention.target_for(difficulty).is_met_by(&pow_hash) {
-        return Outcome::LowDifficulty;
+        return Err(ShareError::LowDifficulty);
     }
     if !job.network_target.is_met_by(&pow_hash) {
-        return Outcome::Share { pow_hash };
+        return Ok(Outcome::Share { pow_hash });
     }
-    let coinbase = match job
-        .coinbase
-        .transaction(&share.extranonce1, &share.extranonce2)
-    {
-        Ok(tx) => serialize(&tx),
-        Err(e) => return Outcome::Invalid(e.to_string()),
-    };
+    let coinbase = serialize(
+        &job.coinbase
+            .transaction(&share.extranonce1, &share.extranonce2)?,
+    );
     let block = job.template.assemble_block(&header, &coinbase);
-    Outcome::Block {
+    Ok(Outcome::Block {
         pow_hash,
         block_hash: otedama_core::encode_hex(&reverse_hash(&sha256d(&header_bytes))),
         block,
-    }
+    })
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "devnet"))]
 mod tests {
     use std::sync::Arc;
 
-    use otedama_core::{stratum_merkle_root, BlockHeader, Target, WorkSource};
+    use otedama_core::{stratum_merkle_root, BlockHeader, Target};
     use otedama_hash::{ScanJob, Sha256d};
 
     use super::*;
-    use crate::pool::jobs::JobBook;
-    use crate::work::devnet::Devnet;
+    use crate::jobs::JobBook;
+    use crate::source::devnet::Devnet;
+    use crate::source::{BlockSubmitter, TemplateSource};
 
     fn share(job: &PoolJob, nonce: u32) -> Share {
         Share {
@@ -157,7 +192,7 @@ mod tests {
         // A block: meets the network target, and the devnet takes it.
         let nonce = mine(&job, &job.network_target);
         let bitcoin = DifficultyConvention::Bitcoin;
-        let Outcome::Block { block, .. } =
+        let Ok(Outcome::Block { block, .. }) =
             validate(&job, &share(&job, nonce), 0, 1.0 / 1024.0, &kernel, bitcoin)
         else {
             panic!("expected a block");
@@ -168,22 +203,22 @@ mod tests {
         assert_eq!(devnet.height(), 1);
 
         // The same nonce at a far higher share difficulty is low difficulty.
-        assert_eq!(
+        assert!(matches!(
             validate(&job, &share(&job, nonce), 0, 1e12, &kernel, bitcoin),
-            Outcome::LowDifficulty
-        );
+            Err(ShareError::LowDifficulty)
+        ));
         // Version bits outside the mask cannot be rebuilt.
         let mut rolled = share(&job, nonce);
         rolled.version_bits = Some(0x0000_2000);
         assert!(matches!(
             validate(&job, &rolled, 0, 1.0 / 1024.0, &kernel, bitcoin),
-            Outcome::Invalid(_)
+            Err(ShareError::Header(_))
         ));
         // Inside the mask they roll the version: a different header, still checked.
         rolled.version_bits = Some(0x0000_2000);
         assert!(!matches!(
             validate(&job, &rolled, 0x1fff_e000, 1.0 / 1024.0, &kernel, bitcoin),
-            Outcome::Invalid(_)
+            Err(ShareError::Header(_))
         ));
     }
 }

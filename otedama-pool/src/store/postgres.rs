@@ -205,7 +205,7 @@ fn db(e: postgres::Error) -> StoreError {
 }
 
 /// The PostgreSQL store.
-pub(crate) struct PostgresStore {
+pub struct PostgresStore {
     client: Client,
 }
 
@@ -214,7 +214,7 @@ impl PostgresStore {
     ///
     /// The client blocks on its own small runtime: call this from a plain thread, not from
     /// async code.
-    pub(crate) fn open(url: &str) -> Result<Self, StoreError> {
+    pub fn open(url: &str) -> Result<Self, StoreError> {
         let client = Client::connect(url, NoTls).map_err(db)?;
         let mut store = PostgresStore { client };
         store.migrate()?;

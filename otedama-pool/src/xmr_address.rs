@@ -24,7 +24,7 @@ const MAINNET_SUBADDRESS: u8 = 42;
 /// Why an address was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub(crate) enum XmrAddressError {
+pub enum XmrAddressError {
     /// A character outside Monero's base58 alphabet, or a block that does not decode.
     #[error("monero address {address:?} is not base58: {reason}")]
     NotBase58 {
@@ -60,7 +60,7 @@ fn keccak256(data: &[u8]) -> [u8; 32] {
 
 /// Monero base58: every 8-byte block becomes 11 characters, big-endian; the last, shorter
 /// block takes [`ENCODED_BLOCK_SIZES`] characters.
-pub(crate) fn base58_encode(data: &[u8]) -> String {
+pub fn base58_encode(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(FULL_BLOCK) * FULL_ENCODED_BLOCK);
     for block in data.chunks(FULL_BLOCK) {
         let mut num = block.iter().fold(0u64, |n, b| (n << 8) | u64::from(*b));
@@ -76,7 +76,7 @@ pub(crate) fn base58_encode(data: &[u8]) -> String {
 }
 
 /// Decodes Monero base58; the error says what is wrong.
-pub(crate) fn base58_decode(text: &str) -> Result<Vec<u8>, String> {
+pub fn base58_decode(text: &str) -> Result<Vec<u8>, String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len() / FULL_ENCODED_BLOCK * FULL_BLOCK + FULL_BLOCK);
     for block in bytes.chunks(FULL_ENCODED_BLOCK) {
@@ -105,7 +105,7 @@ pub(crate) fn base58_decode(text: &str) -> Result<Vec<u8>, String> {
 
 /// Checks a mainnet Monero address (standard, integrated or subaddress): alphabet, checksum,
 /// network byte and length.
-pub(crate) fn check_address(address: &str) -> Result<(), XmrAddressError> {
+pub fn check_address(address: &str) -> Result<(), XmrAddressError> {
     let raw = base58_decode(address).map_err(|reason| XmrAddressError::NotBase58 {
         address: address.to_owned(),
         reason,
@@ -134,7 +134,7 @@ pub(crate) fn check_address(address: &str) -> Result<(), XmrAddressError> {
 }
 
 /// A standard mainnet address for the given public spend and view keys.
-pub(crate) fn standard_address(spend: &[u8; 32], view: &[u8; 32]) -> String {
+pub fn standard_address(spend: &[u8; 32], view: &[u8; 32]) -> String {
     let mut raw = Vec::with_capacity(69);
     raw.push(MAINNET_STANDARD);
     raw.extend_from_slice(spend);
@@ -147,7 +147,7 @@ pub(crate) fn standard_address(spend: &[u8; 32], view: &[u8; 32]) -> String {
 /// Where the devnet pays when no `pool.address` is configured: a well-formed standard address
 /// built from fixed, obviously fake keys (spend key bytes 0x01, view key bytes 0x02) that no
 /// wallet holds.
-pub(crate) fn devnet_address() -> String {
+pub fn devnet_address() -> String {
     standard_address(&[1; 32], &[2; 32])
 }
 

@@ -7,14 +7,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use otedama_core::bitcoin::consensus::deserialize;
 use otedama_core::bitcoin::Block;
-use otedama_core::{
-    encode_hex, reverse_hash, sha256d, BlockTemplate, CompactTarget, Target, WorkSource,
-    WorkSourceError,
-};
+use otedama_core::{encode_hex, reverse_hash, sha256d, BlockTemplate, CompactTarget, Target};
 use otedama_hash::PowAlgorithm;
 
+use super::{BlockRejection, BlockSubmitter, ChainView, SourceError, SubmitError, TemplateSource};
+
 /// 50 coins, in the smallest unit, for every devnet block.
-pub(crate) const DEVNET_REWARD: u64 = 50 * 100_000_000;
+pub const DEVNET_REWARD: u64 = 50 * 100_000_000;
 
 #[derive(Debug)]
 struct Chain {
@@ -34,7 +33,7 @@ struct Shared {
 
 /// A handle to the devnet; clones share the chain.
 #[derive(Clone)]
-pub(crate) struct Devnet {
+pub struct Devnet {
     shared: Arc<Shared>,
 }
 
@@ -46,7 +45,7 @@ fn now_secs() -> u32 {
 
 impl Devnet {
     /// A fresh chain whose blocks must meet `target` under `kernel`'s proof of work.
-    pub(crate) fn new(kernel: Box<dyn PowAlgorithm>, target: Target) -> Self {
+    pub fn new(kernel: Box<dyn PowAlgorithm>, target: Target) -> Self {
         let bits = target.to_compact();
         // The stored target is what the compact form decodes to, as a node would use it.
         let target = bits.decode().unwrap_or(target);
@@ -73,13 +72,13 @@ impl Devnet {
 
     /// The current height.
     #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) fn height(&self) -> u64 {
+    pub fn height(&self) -> u64 {
         self.lock().height
     }
 
     /// Hashes of the accepted blocks, internal order.
     #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) fn accepted(&self) -> Vec<[u8; 32]> {
+    pub fn accepted(&self) -> Vec<[u8; 32]> {
         self.lock().accepted.clone()
     }
 
@@ -137,8 +136,8 @@ impl Devnet {
     }
 }
 
-impl WorkSource for Devnet {
-    fn template(&mut self) -> Result<BlockTemplate, WorkSourceError> {
+impl TemplateSource for Devnet {
+    fn template(&mut self) -> Result<BlockTemplate, SourceError> {
         let chain = self.lock();
         let curtime = now_secs().max(chain.last_time + 1);
         Ok(BlockTemplate {
@@ -160,7 +159,7 @@ impl WorkSource for Devnet {
         &mut self,
         current_id: &str,
         timeout: Duration,
-    ) -> Result<Option<BlockTemplate>, WorkSourceError> {
+    ) -> Result<Option<BlockTemplate>, SourceError> {
         let chain = self.lock();
         let (chain, _) = self
             .shared
@@ -175,8 +174,10 @@ impl WorkSource for Devnet {
             Ok(None)
         }
     }
+}
 
-    fn block_confirmations(&mut self, hash: &[u8; 32]) -> Result<Option<i64>, WorkSourceError> {
+impl ChainView for Devnet {
+    fn block_confirmations(&mut self, hash: &[u8; 32]) -> Result<Option<i64>, SourceError> {
         // The devnet never reorganises: a block it accepted stays on its chain.
         let chain = self.lock();
         Ok(chain
@@ -185,12 +186,14 @@ impl WorkSource for Devnet {
             .position(|h| h == hash)
             .map(|i| chain.accepted.len() as i64 - i as i64))
     }
+}
 
-    fn submit_block(&mut self, block: &[u8]) -> Result<(), WorkSourceError> {
+impl BlockSubmitter for Devnet {
+    fn submit_block(&mut self, block: &[u8]) -> Result<(), SubmitError> {
         let mut chain = self.lock();
         let hash = self
             .check(&chain, block)
-            .map_err(WorkSourceError::Rejected)?;
+            .map_err(|r| SubmitError::Rejected(BlockRejection::from_reason(&r)))?;
         let time = block
             .get(68..72)
             .and_then(|b| b.try_into().ok())
@@ -224,8 +227,8 @@ mod tests {
     use otedama_hash::{ScanJob, Sha256d};
 
     /// Mines the devnet's template with the real kernel and submits the block.
-    fn mine_one(devnet: &mut Devnet) -> Result<(), WorkSourceError> {
-        let t = devnet.template()?;
+    fn mine_one(devnet: &mut Devnet) -> Result<(), SubmitError> {
+        let t = devnet.template().expect("template");
         let coinbase = CoinbaseBuilder::new(t.height as u32)
             .extranonce_sizes(4, 4)
             .output(otedama_core::bitcoin::ScriptBuf::new(), t.coinbase_value)
@@ -288,7 +291,7 @@ mod tests {
         let mut d = devnet();
         let t = d.template().expect("template");
         let reject = |d: &mut Devnet, bytes: &[u8]| match d.submit_block(bytes) {
-            Err(WorkSourceError::Rejected(r)) => r,
+            Err(SubmitError::Rejected(r)) => r.to_string(),
             other => panic!("expected a rejection, got {other:?}"),
         };
         assert!(reject(&mut d, b"garbage").starts_with("bad-block-encoding"));

@@ -12,22 +12,100 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Result};
-use otedama_core::{Difficulty, DifficultyConvention, WorkSource};
+use otedama_core::{Difficulty, DifficultyConvention};
 use otedama_rewards::{
     fpps_value, pplns, pps_value, prop, solo, FeeRate, Payout, RewardError, Window,
 };
 
-use crate::config::RewardWindow;
+use crate::source::{ChainView, SourceError};
 use crate::store::{
     BlockRecord, BlockStatus, LedgerKind, NewEntry, PaymentStatus, PaymentTransaction, ShareLog,
     ShareRecord, Store, StoreError,
 };
-use crate::work::node::{Broadcast, NodeRpc, SendError};
+use crate::wallet::{Broadcast, SendError, Wallet, WalletError};
+
+/// Why an accounting step failed; nothing it did was half written (each step is one
+/// database transaction).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AccountingError {
+    /// The database refused or is gone.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The work source could not tell where a block stands.
+    #[error("block check: {0}")]
+    Source(#[from] SourceError),
+    /// The wallet could not answer while `doing`.
+    #[error("{doing}: {source}")]
+    Wallet {
+        /// What the accounting was doing.
+        doing: String,
+        /// The wallet's error.
+        source: WalletError,
+    },
+    /// A reward system the accounting does not know.
+    #[error("unknown reward system {0} (pplns, pps, fpps, prop or solo)")]
+    UnknownScheme(String),
+    /// A payment round's total does not fit the money type.
+    #[error("the round's total overflows")]
+    Overflow,
+}
+
+fn wallet_error(doing: String) -> impl FnOnce(WalletError) -> AccountingError {
+    move |source| AccountingError::Wallet { doing, source }
+}
+
+/// How loud a [`Note`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoteLevel {
+    /// Progress: a block confirmed, a payment sent.
+    Info,
+    /// Something the operator may have to act on.
+    Warning,
+}
+
+/// A line the accounting reports as it works, for the operator's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    /// How loud it is.
+    pub level: NoteLevel,
+    /// The coin (algorithm) it concerns.
+    pub coin: String,
+    /// What happened.
+    pub text: String,
+}
+
+/// Where the accounting's notes go.
+pub trait Notes: Send + Sync {
+    /// Takes one note.
+    fn note(&self, note: Note);
+}
+
+impl<F: Fn(Note) + Send + Sync> Notes for F {
+    fn note(&self, note: Note) {
+        self(note)
+    }
+}
+
+fn info(notes: &dyn Notes, coin: &str, text: String) {
+    notes.note(Note {
+        level: NoteLevel::Info,
+        coin: coin.to_owned(),
+        text,
+    });
+}
+
+fn warn(notes: &dyn Notes, coin: &str, text: String) {
+    notes.note(Note {
+        level: NoteLevel::Warning,
+        coin: coin.to_owned(),
+        text,
+    });
+}
 
 /// How a block's reward is shared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Scheme {
+pub enum Scheme {
     /// Over the shares in the window up to the block.
     Pplns(Window),
     /// Over the shares since the previous block.
@@ -41,48 +119,45 @@ pub(crate) enum Scheme {
 }
 
 impl Scheme {
-    /// The scheme `pool.rewards` names.
-    pub(crate) fn from_config(system: &str, window: RewardWindow) -> Result<Scheme> {
+    /// The scheme named `system` (`pplns`, `prop`, `solo`, `pps`, `fpps`), with `window` for
+    /// PPLNS.
+    pub fn from_name(system: &str, window: Window) -> Result<Scheme, AccountingError> {
         Ok(match system {
-            "pplns" => Scheme::Pplns(match window {
-                RewardWindow::Time(span) => Window::Duration {
-                    ms: i64::try_from(span.0.as_millis()).unwrap_or(i64::MAX),
-                },
-                RewardWindow::Shares(n) => Window::Shares(usize::try_from(n).unwrap_or(usize::MAX)),
-            }),
+            "pplns" => Scheme::Pplns(window),
             "prop" => Scheme::Prop,
             "solo" => Scheme::Solo,
             "pps" => Scheme::Pps,
             "fpps" => Scheme::Fpps,
-            other => return Err(anyhow!("unknown reward system {other}")),
+            other => return Err(AccountingError::UnknownScheme(other.to_owned())),
         })
     }
 
-    fn pays_per_share(self) -> bool {
+    /// Whether shares are paid as they come (PPS, FPPS) rather than out of found blocks.
+    pub fn pays_per_share(self) -> bool {
         matches!(self, Scheme::Pps | Scheme::Fpps)
     }
 }
 
 /// A port's accounting rules.
 #[derive(Debug, Clone)]
-pub(crate) struct Accounting {
+pub struct Accounting {
     /// The algorithm of the port: balances and the ledger are kept per coin under it.
-    pub(crate) coin: String,
+    pub coin: String,
     /// The reward scheme.
-    pub(crate) scheme: Scheme,
+    pub scheme: Scheme,
     /// The pool fee.
-    pub(crate) fee: FeeRate,
+    pub fee: FeeRate,
     /// Where fees (and PPS block rewards) are credited; never paid out, its coins are the
     /// wallet's already.
-    pub(crate) pool_address: String,
+    pub pool_address: String,
     /// How share difficulty turns into work.
-    pub(crate) convention: DifficultyConvention,
+    pub convention: DifficultyConvention,
     /// When this scheme started for the coin: earlier shares belong to the scheme before.
-    pub(crate) since_ms: i64,
+    pub since_ms: i64,
 }
 
 /// The expected hashes behind a share of `difficulty`, as the integer the schemes weigh.
-pub(crate) fn work_of(convention: DifficultyConvention, difficulty: f64) -> u128 {
+pub fn work_of(convention: DifficultyConvention, difficulty: f64) -> u128 {
     match Difficulty::new(difficulty) {
         Ok(d) => {
             let w = convention.expected_hashes(d).round();
@@ -116,7 +191,7 @@ impl Accounting {
 
     /// The ledger lines a confirmed block writes: the miners' parts and the pool fee, adding
     /// up to the block's reward exactly.
-    pub(crate) fn block_entries(
+    pub fn block_entries(
         &self,
         store: &mut dyn Store,
         block: &BlockRecord,
@@ -248,11 +323,7 @@ impl Accounting {
     }
 
     /// Pays the PPS/FPPS value of up to `limit` unpaid shares; returns how many it paid.
-    pub(crate) fn pay_shares(
-        &self,
-        store: &mut dyn Store,
-        limit: u64,
-    ) -> Result<usize, StoreError> {
+    pub fn pay_shares(&self, store: &mut dyn Store, limit: u64) -> Result<usize, StoreError> {
         let pending = store.unpaid_shares(&self.coin, self.since_ms, limit)?;
         if pending.is_empty() {
             return Ok(0);
@@ -300,7 +371,7 @@ impl Accounting {
 
 /// Under PPS/FPPS, what the pool kept of its blocks (net of reversals) and what it paid for
 /// shares: the difference is the variance the pool carries, negative while it is behind.
-pub(crate) fn pps_position(totals: &[(LedgerKind, i64)]) -> (i64, i64) {
+pub fn pps_position(totals: &[(LedgerKind, i64)]) -> (i64, i64) {
     let sum = |kinds: &[LedgerKind]| -> i64 {
         totals
             .iter()
@@ -314,7 +385,8 @@ pub(crate) fn pps_position(totals: &[(LedgerKind, i64)]) -> (i64, i64) {
     )
 }
 
-pub(crate) fn now_ms() -> i64 {
+/// The wall clock in Unix milliseconds, as the ledger records time.
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -323,12 +395,13 @@ pub(crate) fn now_ms() -> i64 {
 /// Checks this port's found blocks with the work source: blocks reaching `maturity`
 /// confirmations are confirmed and credited, blocks that left the main chain are orphaned and
 /// their credits reversed.
-pub(crate) fn track_blocks(
+pub fn track_blocks(
     log: &ShareLog,
-    source: &mut dyn WorkSource,
+    source: &mut dyn ChainView,
     accounting: &Accounting,
     maturity: i64,
-) -> Result<()> {
+    notes: &dyn Notes,
+) -> Result<(), AccountingError> {
     let recent = now_ms() - 24 * 3600 * 1000;
     let coin = accounting.coin.clone();
     for block in log.run(move |store| store.watched_blocks(&coin, recent))? {
@@ -347,18 +420,20 @@ pub(crate) fn track_blocks(
             Err(_) => continue,
         };
         hash.reverse();
-        let confirmations = source
-            .block_confirmations(&hash)
-            .map_err(|e| anyhow!("{e}"))?;
+        let confirmations = source.block_confirmations(&hash)?;
         let algo = &accounting.coin;
         match confirmations {
             Some(c) if c < 0 && block.status != BlockStatus::Orphaned => {
-                orphan(log, algo, &block, "left the main chain")?
+                orphan(log, algo, &block, "left the main chain", notes)?
             }
             Some(c) if c >= 0 && c < maturity && block.status == BlockStatus::Orphaned => {
-                println!(
-                    "[{algo}] block height {} {} is back in the main chain ({c} confirmations)",
-                    block.height, block.hash
+                info(
+                    notes,
+                    algo,
+                    format!(
+                        "block height {} {} is back in the main chain ({c} confirmations)",
+                        block.height, block.hash
+                    ),
                 );
                 log.set_block_status(
                     block.hash.clone(),
@@ -367,7 +442,7 @@ pub(crate) fn track_blocks(
                 );
             }
             None if !matches!(block.status, BlockStatus::Submitted | BlockStatus::Orphaned) => {
-                orphan(log, algo, &block, "unknown to the node")?
+                orphan(log, algo, &block, "unknown to the node", notes)?
             }
             Some(c) if c >= maturity && block.status != BlockStatus::Confirmed => {
                 let detail = format!("{c} confirmations");
@@ -379,15 +454,19 @@ pub(crate) fn track_blocks(
                     Ok((fresh, entries.len(), total))
                 })?;
                 let (fresh, lines, total) = credited;
-                println!(
-                    "[{algo}] block height {} {} confirmed: {detail}{}",
-                    block.height,
-                    block.hash,
-                    if fresh {
-                        format!("; credited {total} in {lines} ledger lines")
-                    } else {
-                        String::new()
-                    }
+                info(
+                    notes,
+                    algo,
+                    format!(
+                        "block height {} {} confirmed: {detail}{}",
+                        block.height,
+                        block.hash,
+                        if fresh {
+                            format!("; credited {total} in {lines} ledger lines")
+                        } else {
+                            String::new()
+                        }
+                    ),
                 );
             }
             _ => {}
@@ -396,20 +475,30 @@ pub(crate) fn track_blocks(
     Ok(())
 }
 
-fn orphan(log: &ShareLog, algo: &str, block: &BlockRecord, why: &str) -> Result<()> {
+fn orphan(
+    log: &ShareLog,
+    algo: &str,
+    block: &BlockRecord,
+    why: &str,
+    notes: &dyn Notes,
+) -> Result<(), AccountingError> {
     let hash = block.hash.clone();
     let detail = why.to_owned();
     let reversed = log.run(move |store| store.orphan_block(&hash, &detail, now_ms()))?;
     let total: i64 = reversed.iter().map(|e| e.amount).sum();
-    println!(
-        "[{algo}] block height {} {} orphaned: {why}{}",
-        block.height,
-        block.hash,
-        if reversed.is_empty() {
-            String::new()
-        } else {
-            format!("; reversed {} in {} ledger lines", -total, reversed.len())
-        }
+    info(
+        notes,
+        algo,
+        format!(
+            "block height {} {} orphaned: {why}{}",
+            block.height,
+            block.hash,
+            if reversed.is_empty() {
+                String::new()
+            } else {
+                format!("; reversed {} in {} ledger lines", -total, reversed.len())
+            }
+        ),
     );
     Ok(())
 }
@@ -419,26 +508,31 @@ const PPS_BATCH: u64 = 10_000;
 
 /// `pool.payments`, as the payment loop uses it.
 #[derive(Debug, Clone)]
-pub(crate) struct PaymentRules {
+pub struct PaymentRules {
     /// Smallest balance paid, smallest unit.
-    pub(crate) threshold: u64,
+    pub threshold: u64,
     /// Most outputs in one transaction.
-    pub(crate) max_outputs: usize,
+    pub max_outputs: usize,
     /// Whether the miners pay the transaction fee (out of their outputs) instead of the pool.
-    pub(crate) fee_from_miners: bool,
+    pub fee_from_miners: bool,
     /// Time between payment rounds.
-    pub(crate) interval: Duration,
+    pub interval: Duration,
     /// Confirmations after which a payment counts as confirmed, or a transaction that
     /// double-spent it as final.
-    pub(crate) confirmations: i64,
+    pub confirmations: i64,
     /// Who this pool is, for the claim on paying its coin from a shared database (a
     /// restarted pool with the same name takes its claim back at once).
-    pub(crate) payer: String,
+    pub payer: String,
 }
 
 /// Whether this pool may pay its coin now: the claim is renewed each round and lapses after
 /// three rounds (at least a minute) without one.
-fn claim(log: &ShareLog, coin: &str, rules: &PaymentRules) -> Result<bool> {
+fn claim(
+    log: &ShareLog,
+    coin: &str,
+    rules: &PaymentRules,
+    notes: &dyn Notes,
+) -> Result<bool, AccountingError> {
     let ttl = i64::try_from(
         rules
             .interval
@@ -450,7 +544,11 @@ fn claim(log: &ShareLog, coin: &str, rules: &PaymentRules) -> Result<bool> {
     let (c, owner) = (coin.to_owned(), rules.payer.clone());
     let held = log.run(move |store| store.claim_payer(&c, &owner, now_ms(), ttl))?;
     if !held {
-        println!("[{coin}] payments: another pool on this database pays {coin}; not paying");
+        info(
+            notes,
+            coin,
+            format!("payments: another pool on this database pays {coin}; not paying"),
+        );
     }
     Ok(held)
 }
@@ -471,12 +569,13 @@ fn fault(point: &str) {
 /// same inputs and paying none of its addresses is buried that deep: a fee bump or another
 /// copy of the payment never fails it. Anything else it cannot settle stays open and is
 /// reported every round, for the operator (`otedama-cli pool payment`).
-pub(crate) fn reconcile(
+pub fn reconcile(
     log: &ShareLog,
-    wallet: &mut NodeRpc,
+    wallet: &mut dyn Wallet,
     coin: &str,
     confirmations: i64,
-) -> Result<()> {
+    notes: &dyn Notes,
+) -> Result<(), AccountingError> {
     let coin_owned = coin.to_owned();
     let open: Vec<_> = log
         .run(move |store| store.payments(&coin_owned))?
@@ -486,24 +585,38 @@ pub(crate) fn reconcile(
     for payment in open {
         let id = payment.id;
         let (Some(txid), Some(hex)) = (payment.txid.clone(), payment.tx_hex.clone()) else {
-            eprintln!("[{coin}] payment {id} has no recorded transaction; settle it by hand");
+            warn(
+                notes,
+                coin,
+                format!("payment {id} has no recorded transaction; settle it by hand"),
+            );
             continue;
         };
         let sending = payment.status == PaymentStatus::Sending;
         let known = wallet
             .wallet_transaction(&txid)
-            .map_err(|e| anyhow!("cannot look up payment {id} ({txid}): {e}"))?;
+            .map_err(wallet_error(format!(
+                "cannot look up payment {id} ({txid})"
+            )))?;
         match known {
             Some(tx) if tx.confirmations >= 0 => {
                 if sending {
                     log.run(move |store| store.finish_payment(id))?;
-                    println!("[{coin}] payment {id}: {txid} is in the wallet; recorded as sent");
+                    info(
+                        notes,
+                        coin,
+                        format!("payment {id}: {txid} is in the wallet; recorded as sent"),
+                    );
                 }
                 if tx.confirmations >= confirmations {
                     log.run(move |store| store.confirm_payment(id))?;
-                    println!(
-                        "[{coin}] payment {id}: {txid} confirmed ({} confirmations)",
-                        tx.confirmations
+                    info(
+                        notes,
+                        coin,
+                        format!(
+                            "payment {id}: {txid} confirmed ({} confirmations)",
+                            tx.confirmations
+                        ),
                     );
                 }
             }
@@ -513,7 +626,7 @@ pub(crate) fn reconcile(
                 for other in &tx.conflicts {
                     replaced |= wallet
                         .pays_any(other, &paid)
-                        .map_err(|e| anyhow!("cannot look up {other}: {e}"))?;
+                        .map_err(wallet_error(format!("cannot look up {other}")))?;
                 }
                 if tx.confirmations <= -confirmations && !replaced {
                     let reason = format!(
@@ -522,32 +635,45 @@ pub(crate) fn reconcile(
                     );
                     let r = reason.clone();
                     log.run(move |store| store.fail_payment(id, &r, now_ms()))?;
-                    println!("[{coin}] payment {id}: {reason}; failed, its amounts returned to the balances");
+                    info(
+                        notes,
+                        coin,
+                        format!(
+                            "payment {id}: {reason}; failed, its amounts returned to the balances"
+                        ),
+                    );
                 } else {
-                    eprintln!(
-                        "[{coin}] payment {id}: {txid} conflicts with {} ({} confirmations){}; left open",
+                    warn(
+                        notes,
+                        coin,
+                        format!(
+                        "payment {id}: {txid} conflicts with {} ({} confirmations){}; left open",
                         tx.conflicts.join(", "),
                         tx.confirmations,
                         if replaced { ", which pays the same miners" } else { "" }
+                    ),
                     );
                 }
             }
-            None => match wallet
-                .broadcast(&hex)
-                .map_err(|e| anyhow!("cannot broadcast payment {id} ({txid}): {e}"))?
-            {
+            None => match wallet.broadcast(&hex).map_err(wallet_error(format!(
+                "cannot broadcast payment {id} ({txid})"
+            )))? {
                 Broadcast::Sent => {
                     if sending {
                         log.run(move |store| store.finish_payment(id))?;
                     }
-                    println!("[{coin}] payment {id}: {txid} broadcast again; recorded as sent");
+                    info(
+                        notes,
+                        coin,
+                        format!("payment {id}: {txid} broadcast again; recorded as sent"),
+                    );
                 }
                 Broadcast::Refused(reason) => {
                     // Without the wallet's view, a refusal proves nothing: the transaction may
                     // have been mined, its outputs spent since.
-                    eprintln!(
-                        "[{coin}] payment {id}: the wallet does not know {txid} and the node refuses it ({reason}); left open, settle it by hand"
-                    );
+                    warn(notes, coin, format!(
+                        "payment {id}: the wallet does not know {txid} and the node refuses it ({reason}); left open, settle it by hand"
+                    ));
                 }
             },
         }
@@ -558,10 +684,11 @@ pub(crate) fn reconcile(
 /// Outputs the wallet can pay: when it refuses a round's transaction, each output is tried
 /// alone, so that one it refuses does not hold up everyone else's payment.
 fn payable(
-    wallet: &mut NodeRpc,
+    wallet: &mut dyn Wallet,
     coin: &str,
     due: &[(String, u64)],
     fee_from_miners: bool,
+    notes: &dyn Notes,
 ) -> Vec<(String, u64)> {
     let mut good = Vec::new();
     for output in due {
@@ -570,9 +697,13 @@ fn payable(
                 let _ = wallet.release(&alone.hex);
                 good.push(output.clone());
             }
-            Err(SendError::Refused(reason)) => eprintln!(
-                "[{coin}] payments: the wallet refuses to pay {} to {}: {reason}; its balance stays",
-                output.1, output.0
+            Err(SendError::Refused(reason)) => warn(
+                notes,
+                coin,
+                format!(
+                    "payments: the wallet refuses to pay {} to {}: {reason}; its balance stays",
+                    output.1, output.0
+                ),
             ),
             Err(SendError::Unknown(_)) => good.push(output.clone()),
         }
@@ -584,17 +715,18 @@ fn payable(
 /// the pool's own) in one transaction of at most `max_outputs` outputs. The transaction is
 /// signed first, recorded with its txid while the balances are debited, and only then
 /// broadcast.
-pub(crate) fn pay(
+pub fn pay(
     log: &ShareLog,
-    wallet: &mut NodeRpc,
+    wallet: &mut dyn Wallet,
     accounting: &Accounting,
     rules: &PaymentRules,
-) -> Result<()> {
+    notes: &dyn Notes,
+) -> Result<(), AccountingError> {
     let coin = accounting.coin.clone();
-    if !claim(log, &coin, rules)? {
+    if !claim(log, &coin, rules, notes)? {
         return Ok(());
     }
-    reconcile(log, wallet, &coin, rules.confirmations)?;
+    reconcile(log, wallet, &coin, rules.confirmations, notes)?;
     let c = coin.clone();
     let (balances, pool_accounts) =
         log.run(move |store| Ok((store.balances(&c)?, store.fee_accounts(&c)?)))?;
@@ -613,9 +745,9 @@ pub(crate) fn pay(
         // One address the node will not pay must not hold up everyone else's payment.
         if !wallet
             .is_valid_address(&address)
-            .map_err(|e| anyhow!("cannot check {address}: {e}"))?
+            .map_err(wallet_error(format!("cannot check {address}")))?
         {
-            eprintln!("[{coin}] payments: the node refuses {address} as a destination; its balance of {amount} stays");
+            warn(notes, &coin, format!("payments: the node refuses {address} as a destination; its balance of {amount} stays"));
             continue;
         }
         due.push((address, amount));
@@ -630,21 +762,23 @@ pub(crate) fn pay(
     let mut total = due
         .iter()
         .try_fold(0u64, |sum, (_, a)| sum.checked_add(*a))
-        .ok_or_else(|| anyhow!("the round's total overflows"))?;
+        .ok_or(AccountingError::Overflow)?;
     let spendable = wallet
         .spendable()
-        .map_err(|e| anyhow!("cannot read the wallet's balance: {e}"))?;
+        .map_err(wallet_error("cannot read the wallet's balance".to_string()))?;
     if spendable < total {
-        println!(
-            "[{coin}] payments wait: the wallet can spend {spendable}, the round needs {total}"
+        info(
+            notes,
+            &coin,
+            format!("payments wait: the wallet can spend {spendable}, the round needs {total}"),
         );
         return Ok(());
     }
     let prepared = match wallet.prepare_payment(&due, rules.fee_from_miners) {
         Ok(p) => p,
         Err(SendError::Refused(reason)) if due.len() > 1 => {
-            eprintln!("[{coin}] payments: the wallet refuses the round's transaction ({reason}); trying each output");
-            let good = payable(wallet, &coin, &due, rules.fee_from_miners);
+            warn(notes, &coin, format!("payments: the wallet refuses the round's transaction ({reason}); trying each output"));
+            let good = payable(wallet, &coin, &due, rules.fee_from_miners, notes);
             if good.is_empty() || good.len() == due.len() {
                 return Ok(());
             }
@@ -653,14 +787,22 @@ pub(crate) fn pay(
             match wallet.prepare_payment(&due, rules.fee_from_miners) {
                 Ok(p) => p,
                 Err(SendError::Refused(reason)) | Err(SendError::Unknown(reason)) => {
-                    eprintln!("[{coin}] payments: the wallet cannot build the round's transaction: {reason}");
+                    warn(
+                        notes,
+                        &coin,
+                        format!(
+                            "payments: the wallet cannot build the round's transaction: {reason}"
+                        ),
+                    );
                     return Ok(());
                 }
             }
         }
         Err(SendError::Refused(reason)) | Err(SendError::Unknown(reason)) => {
-            eprintln!(
-                "[{coin}] payments: the wallet cannot build the round's transaction: {reason}"
+            warn(
+                notes,
+                &coin,
+                format!("payments: the wallet cannot build the round's transaction: {reason}"),
             );
             return Ok(());
         }
@@ -680,7 +822,7 @@ pub(crate) fn pay(
         Err(e) => {
             // Never broadcast: its inputs go back to the wallet.
             let _ = wallet.release(&prepared.hex);
-            return Err(anyhow!("cannot record the payment: {e}"));
+            return Err(e.into());
         }
     };
     let txid = prepared.txid;
@@ -689,111 +831,142 @@ pub(crate) fn pay(
         Ok(Broadcast::Sent) => {
             fault("payment-after-send");
             log.run(move |store| store.finish_payment(id))?;
-            println!(
-                "[{coin}] payment {id}: sent {total} to {} addresses in {txid} (network fee {})",
-                due.len(),
-                prepared.fee
+            info(
+                notes,
+                &coin,
+                format!(
+                    "payment {id}: sent {total} to {} addresses in {txid} (network fee {})",
+                    due.len(),
+                    prepared.fee
+                ),
             );
         }
         Ok(Broadcast::Refused(reason)) => {
             let r = reason.clone();
             log.run(move |store| store.fail_payment(id, &r, now_ms()))?;
             let _ = wallet.release(&prepared.hex);
-            eprintln!(
-                "[{coin}] payment {id}: the network refused {txid}: {reason}; amounts returned"
+            warn(
+                notes,
+                &coin,
+                format!("payment {id}: the network refused {txid}: {reason}; amounts returned"),
             );
         }
         // The node may or may not have it: left `sending`, settled by the next round.
         Err(e) => {
-            eprintln!(
-                "[{coin}] payment {id}: no answer broadcasting {txid} ({e}); settled next round"
+            warn(
+                notes,
+                &coin,
+                format!("payment {id}: no answer broadcasting {txid} ({e}); settled next round"),
             );
         }
     }
     Ok(())
 }
 
-/// The accounting thread's body: tracks blocks every `check` interval, pays PPS shares, and
-/// runs a payment round every `rules.interval` while a wallet is configured.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn run(
-    log: ShareLog,
-    mut source: Box<dyn WorkSource>,
-    mut wallet: Option<NodeRpc>,
-    accounting: Accounting,
-    rules: PaymentRules,
-    maturity: i64,
-    check: Duration,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let coin = accounting.coin.clone();
-    if let Some(w) = wallet.as_mut() {
-        let settled = claim(&log, &coin, &rules).and_then(|held| {
-            if held {
-                reconcile(&log, w, &coin, rules.confirmations)
-            } else {
-                Ok(())
+/// Everything the accounting thread works with.
+pub struct AccountingTask {
+    /// The share log whose database holds the ledger.
+    pub log: ShareLog,
+    /// Where found blocks stand in the main chain.
+    pub chain: Box<dyn ChainView>,
+    /// The wallet that pays, when payments are on.
+    pub wallet: Option<Box<dyn Wallet>>,
+    /// The port's reward rules.
+    pub accounting: Accounting,
+    /// The payment rules.
+    pub rules: PaymentRules,
+    /// Confirmations after which a block is credited.
+    pub maturity: i64,
+    /// Time between block checks (and PPS pay).
+    pub check: Duration,
+    /// Where progress and warnings go.
+    pub notes: std::sync::Arc<dyn Notes>,
+}
+
+impl AccountingTask {
+    /// The accounting thread's body: tracks blocks every `check` interval, pays PPS shares,
+    /// and runs a payment round every `rules.interval` while a wallet is configured. Returns
+    /// when `stop` receives a message or its sender is dropped.
+    pub fn run(self, stop: &std::sync::mpsc::Receiver<()>) {
+        let AccountingTask {
+            log,
+            mut chain,
+            mut wallet,
+            accounting,
+            rules,
+            maturity,
+            check,
+            notes,
+        } = self;
+        let notes = notes.as_ref();
+        let coin = accounting.coin.clone();
+        if let Some(w) = wallet.as_mut() {
+            let settled = claim(&log, &coin, &rules, notes).and_then(|held| {
+                if held {
+                    reconcile(&log, w.as_mut(), &coin, rules.confirmations, notes)
+                } else {
+                    Ok(())
+                }
+            });
+            if let Err(e) = settled {
+                warn(notes, &coin, format!("{e}"));
             }
-        });
-        if let Err(e) = settled {
-            eprintln!("[{coin}] {e:#}");
         }
-    }
-    let mut last_payment = Instant::now();
-    while !*stop.borrow_and_update() {
-        std::thread::sleep(check);
-        if let Err(e) = track_blocks(&log, source.as_mut(), &accounting, maturity) {
-            eprintln!("[{coin}] block check: {e:#}");
-        }
-        if accounting.scheme.pays_per_share() {
-            // A batch at a time, each its own transaction between share commits, until the
-            // backlog is paid (or a bounded part of it, to come back to the blocks).
-            let mut paid = Ok((0, Vec::new()));
-            for _ in 0..100 {
-                let acct = accounting.clone();
-                let batch = log.run(move |store| {
-                    let n = acct.pay_shares(store, PPS_BATCH)?;
-                    Ok((n, store.ledger_totals(&acct.coin)?))
-                });
-                match (batch, &mut paid) {
-                    (Ok((n, totals)), Ok((sum, last))) => {
-                        *sum += n;
-                        *last = totals;
-                        if n < PPS_BATCH as usize {
+        let mut last_payment = Instant::now();
+        while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(check) {
+            if let Err(e) = track_blocks(&log, chain.as_mut(), &accounting, maturity, notes) {
+                warn(notes, &coin, format!("block check: {e}"));
+            }
+            if accounting.scheme.pays_per_share() {
+                // A batch at a time, each its own transaction between share commits, until the
+                // backlog is paid (or a bounded part of it, to come back to the blocks).
+                let mut paid = Ok((0, Vec::new()));
+                for _ in 0..100 {
+                    let acct = accounting.clone();
+                    let batch = log.run(move |store| {
+                        let n = acct.pay_shares(store, PPS_BATCH)?;
+                        Ok((n, store.ledger_totals(&acct.coin)?))
+                    });
+                    match (batch, &mut paid) {
+                        (Ok((n, totals)), Ok((sum, last))) => {
+                            *sum += n;
+                            *last = totals;
+                            if n < PPS_BATCH as usize {
+                                break;
+                            }
+                        }
+                        (Err(e), _) => {
+                            paid = Err(e);
                             break;
                         }
+                        (Ok(_), Err(_)) => break,
                     }
-                    (Err(e), _) => {
-                        paid = Err(e);
-                        break;
-                    }
-                    (Ok(_), Err(_)) => break,
                 }
-            }
-            match paid {
-                Ok((0, _)) => {}
-                Ok((n, totals)) => {
-                    let (kept, paid) = pps_position(&totals);
-                    println!(
-                        "[{coin}] paid {n} shares; the pool's position: blocks kept {kept} - shares paid {paid} = {:+}",
+                match paid {
+                    Ok((0, _)) => {}
+                    Ok((n, totals)) => {
+                        let (kept, paid) = pps_position(&totals);
+                        info(notes, &coin, format!(
+                        "paid {n} shares; the pool's position: blocks kept {kept} - shares paid {paid} = {:+}",
                         kept - paid
-                    );
+                    ));
+                    }
+                    Err(e) => warn(notes, &coin, format!("share pay: {e}")),
                 }
-                Err(e) => eprintln!("[{coin}] share pay: {e}"),
             }
-        }
-        if let Some(w) = wallet.as_mut() {
-            if last_payment.elapsed() >= rules.interval {
-                last_payment = Instant::now();
-                if let Err(e) = pay(&log, w, &accounting, &rules) {
-                    eprintln!("[{coin}] payments: {e:#}");
+            if let Some(w) = wallet.as_mut() {
+                if last_payment.elapsed() >= rules.interval {
+                    last_payment = Instant::now();
+                    if let Err(e) = pay(&log, w.as_mut(), &accounting, &rules, notes) {
+                        warn(notes, &coin, format!("payments: {e}"));
+                    }
                 }
             }
         }
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sqlite"))]
 mod tests {
     use super::*;
     use crate::store::SqliteStore;

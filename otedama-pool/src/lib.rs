@@ -1,0 +1,91 @@
+//! The otedama pool engine, embeddable: the job book, share validation, block assembly and
+//! submission, the share log, and the accounting rules (maturity, crediting, orphan
+//! reversal, PPS/FPPS share pay, payment planning and reconciliation).
+//!
+//! Nothing here picks a runtime. Work comes in through narrow traits split by role
+//! ([`TemplateSource`], [`BlockSubmitter`], [`ChainView`]), payments go out through a
+//! [`Wallet`], and storage sits behind [`Store`]. Adapters live behind additive features:
+//!
+//! | feature | adds |
+//! |---|---|
+//! | `sqlite` | [`SqliteStore`](store::SqliteStore) (bundled SQLite) |
+//! | `postgres` | [`PostgresStore`](store::PostgresStore) |
+//! | `node-rpc` | [`NodeRpc`](source::node::NodeRpc): a Bitcoin-family node's templates, long-poll, `submitblock` and wallet |
+//! | `devnet` | in-process chains ([`Devnet`](source::devnet::Devnet), [`RxDevnet`](source::devnet_rx::RxDevnet)) so a pool runs with no node |
+//!
+//! # Example
+//!
+//! A job book turns a template into a Stratum job, and a share rebuilt from it is judged
+//! against the share and network targets:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use otedama_core::bitcoin::ScriptBuf;
+//! use otedama_core::{BlockTemplate, CompactTarget, DifficultyConvention, Share};
+//! use otedama_hash::Sha256d;
+//! use otedama_pool::{validate, JobBook, ShareError};
+//!
+//! let template = Arc::new(BlockTemplate {
+//!     height: 1,
+//!     version: 0x2000_0000,
+//!     prev_hash: [7; 32],
+//!     bits: CompactTarget::from_consensus(0x1d00_ffff),
+//!     curtime: 1_700_000_000,
+//!     mintime: 0,
+//!     coinbase_value: 50 * 100_000_000,
+//!     transactions: Vec::new(),
+//!     witness_commitment: None,
+//!     mweb: None,
+//!     id: "1".into(),
+//! });
+//! let mut book = JobBook::default();
+//! let job = book
+//!     .make(template, &ScriptBuf::new(), b"/example/", true, 1_700_000_000)
+//!     .expect("job");
+//! let share = Share {
+//!     job_id: job.job.id.clone(),
+//!     extranonce1: vec![0; 4],
+//!     extranonce2: vec![0; 4],
+//!     ntime: job.job.time,
+//!     nonce: 0,
+//!     version_bits: None,
+//!     worker: "miner".into(),
+//! };
+//! // A share difficulty of a million is out of reach for one nonce.
+//! let outcome = validate(&job, &share, 0, 1e6, &Sha256d::new(), DifficultyConvention::Bitcoin);
+//! assert!(matches!(outcome, Err(ShareError::LowDifficulty)));
+//! ```
+
+pub mod accounting;
+pub mod engine;
+mod identity;
+mod jobs;
+pub mod source;
+pub mod store;
+mod validate;
+pub mod wallet;
+pub mod xmr_address;
+
+pub use engine::{
+    Action, AuthorizeError, CheckedShare, Engine, EngineConfig, EngineStats, Report, ShareCheck,
+    ShareId, Submission,
+};
+pub use identity::{Identity, IdentityError, MAX_IDENTITY_LEN};
+pub use jobs::{JobBook, PoolJob, EXTRANONCE1_SIZE, EXTRANONCE2_SIZE};
+pub use source::{
+    BlockRejection, BlockSubmitter, ChainView, SourceError, SubmitError, TemplateSource,
+};
+pub use store::{ShareLog, Store, StoreError};
+pub use validate::{share_of, validate, Outcome, ShareError};
+pub use wallet::Wallet;
+
+/// The litecoind regtest harness, shared with the integration tests.
+#[cfg(test)]
+#[allow(unreachable_pub)]
+#[path = "../tests/support/litecoind.rs"]
+mod litecoind_support;
+
+/// The PostgreSQL harness, shared with the integration tests.
+#[cfg(test)]
+#[path = "../tests/support/postgres.rs"]
+mod postgres_support;

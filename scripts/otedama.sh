@@ -51,6 +51,16 @@ case "${1:-}" in
     test)
         install_missing test
         cargo test --workspace --all-features
+        # An embedder who takes the engine alone gets no runtime, database or HTTP client.
+        if cargo tree -p otedama-pool --no-default-features -e normal --prefix none \
+            | grep -E '^(tokio|rusqlite|postgres|ureq|hyper|reqwest) '; then
+            echo "otedama-pool without features pulls in the crates above" >&2
+            exit 1
+        fi
+        # The embedding examples run as programs: each asserts what it shows.
+        for example in embed_pool stratum_server mine_a_header; do
+            cargo run --quiet -p otedama-examples --example "$example"
+        done
         ;;
     *)
         echo "usage: bash scripts/otedama.sh run|bench|test" >&2

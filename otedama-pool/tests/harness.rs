@@ -1,0 +1,453 @@
+//! The whole share path in memory, no sockets: the engine, the embedded devnet, a real
+//! Stratum v1 pool session and a real miner session passing lines to each other, a real
+//! SQLite share log, and time passed in by the test.
+
+#![cfg(all(feature = "devnet", feature = "sqlite"))]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use otedama_core::{Difficulty, DifficultyConvention};
+use otedama_hash::{PowAlgorithm, Sha256d};
+use otedama_pool::accounting::{track_blocks, Accounting, Note, Scheme};
+use otedama_pool::source::devnet::{Devnet, DEVNET_REWARD};
+use otedama_pool::store::{BlockStatus, LedgerKind, SqliteStore};
+use otedama_pool::{Action, Engine, EngineConfig, Report, ShareLog, Submission, TemplateSource};
+use otedama_rewards::{FeeRate, Window};
+use otedama_stratum::{
+    ExtranonceAllocator, MinerConfig, MinerEvent, MinerJob, MinerSession, PoolConfig, PoolEvent,
+    PoolSession, ShareToken, ShareVerdict,
+};
+
+const MINER: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
+/// The pool's own address: a 20-byte program nobody holds the key to.
+fn pool_address() -> String {
+    use otedama_core::bitcoin::bech32::{segwit, Hrp};
+    segwit::encode(
+        Hrp::parse("bcrt").expect("hrp"),
+        segwit::VERSION_0,
+        &[7u8; 20],
+    )
+    .expect("address")
+}
+
+struct Harness {
+    engine: Engine<ShareToken>,
+    devnet: Devnet,
+    pool: PoolSession,
+    miner: MinerSession,
+    kernel: Sha256d,
+    log: ShareLog,
+    dir: PathBuf,
+    now: Instant,
+    now_ms: i64,
+    jobs: Vec<MinerJob>,
+    results: Vec<bool>,
+    reports: Vec<Report>,
+    /// Storage refuses the next share when set: the engine must not acknowledge it.
+    refuse_next: bool,
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("otedama-harness-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir
+}
+
+impl Harness {
+    fn new(name: &str, share_difficulty: f64, network_difficulty: f64) -> Harness {
+        let chain = otedama_core::AddressParams::BITCOIN_REGTEST;
+        let devnet = Devnet::new(
+            Box::new(Sha256d::new()),
+            DifficultyConvention::Bitcoin
+                .target_for(Difficulty::new(network_difficulty).expect("difficulty")),
+        );
+        let engine = Engine::new(EngineConfig {
+            algorithm: "sha256d".into(),
+            convention: DifficultyConvention::Bitcoin,
+            chain,
+            payout: chain.script_pubkey(&pool_address()).expect("pool address"),
+            pool_tag: b"/harness/".to_vec(),
+            solo_fee: None,
+        });
+        let dir = temp_dir(name);
+        let store = SqliteStore::open(&dir.join("pool.db")).expect("store");
+        let (log, _writer) = ShareLog::start(Box::new(store)).expect("share log");
+        let now = Instant::now();
+        let config = PoolConfig {
+            initial_difficulty: share_difficulty,
+            vardiff_enabled: false,
+            ..PoolConfig::default()
+        };
+        let allocator = ExtranonceAllocator::new(&[], 4).expect("allocator");
+        let pool = PoolSession::new(Arc::new(config), allocator, now);
+        let mut miner = MinerSession::new(
+            MinerConfig {
+                user: format!("{MINER}.rig1"),
+                ..MinerConfig::default()
+            },
+            now,
+        );
+        miner.start();
+        let mut h = Harness {
+            engine,
+            devnet,
+            pool,
+            miner,
+            kernel: Sha256d::new(),
+            log,
+            dir,
+            now,
+            now_ms: 1_800_000_000_000,
+            jobs: Vec::new(),
+            results: Vec::new(),
+            reports: Vec::new(),
+            refuse_next: false,
+        };
+        h.new_template();
+        h.exchange();
+        h
+    }
+
+    fn new_template(&mut self) {
+        let template = self.devnet.template().expect("template");
+        self.engine
+            .handle_template(template, (self.now_ms / 1000) as u32);
+    }
+
+    fn advance(&mut self, by: Duration) {
+        self.now += by;
+        self.now_ms += by.as_millis() as i64;
+    }
+
+    /// Moves lines, events and actions until nothing is left to do.
+    fn exchange(&mut self) {
+        loop {
+            let mut moved = false;
+            while let Some(line) = self.miner.poll_output() {
+                self.pool.handle_line(line.trim_end().as_bytes(), self.now);
+                moved = true;
+            }
+            while let Some(line) = self.pool.poll_output() {
+                self.miner.handle_line(line.trim_end().as_bytes(), self.now);
+                moved = true;
+            }
+            while let Some(event) = self.miner.poll_event() {
+                match event {
+                    MinerEvent::NewJob(job) => self.jobs.push(job),
+                    MinerEvent::ShareResult { accepted, .. } => self.results.push(accepted),
+                    _ => {}
+                }
+                moved = true;
+            }
+            while let Some(event) = self.pool.poll_event() {
+                match event {
+                    PoolEvent::Authorize {
+                        token, username, ..
+                    } => {
+                        let verdict = self
+                            .engine
+                            .authorize(&username)
+                            .map(|_| ())
+                            .map_err(|e| e.to_string());
+                        self.pool.authorize_result(token, verdict);
+                    }
+                    PoolEvent::Share(share) => {
+                        let token = share.token;
+                        if let Some(check) =
+                            self.engine.handle_share(Submission::from(&share), token)
+                        {
+                            let checked = check.verify(&self.kernel);
+                            self.engine.handle_checked(checked, self.now_ms);
+                        }
+                    }
+                    _ => {}
+                }
+                moved = true;
+            }
+            while let Some(action) = self.engine.poll_action() {
+                match action {
+                    Action::Announce { job } => self.pool.send_job(&job.announcement, self.now),
+                    Action::SubmitBlock { share, block } => {
+                        let result =
+                            otedama_pool::BlockSubmitter::submit_block(&mut self.devnet, &block);
+                        self.engine.handle_block_result(share, result);
+                    }
+                    Action::Persist {
+                        share,
+                        record,
+                        block,
+                    } => {
+                        if let Some(block) = block {
+                            self.log.record_block(block).expect("block recorded");
+                        }
+                        let durable = if std::mem::take(&mut self.refuse_next) {
+                            Err("disk full".to_owned())
+                        } else {
+                            self.log.record_share(record).map_err(|e| e.to_string())
+                        };
+                        self.engine.handle_persisted(share, durable);
+                    }
+                    Action::Answer { reply, verdict, .. } => self.pool.share_result(reply, verdict),
+                    Action::Report(report) => self.reports.push(report),
+                    _ => {}
+                }
+                moved = true;
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// The first nonce on the latest job whose hash meets (or, with `meet` false, misses)
+    /// `target`, submitted by the miner.
+    fn mine(&mut self, target: &otedama_core::Target, meet: bool) -> [u8; 32] {
+        let job = self.jobs.last().expect("a job").clone();
+        let en2 = vec![0u8; job.extranonce2_size];
+        let ntime = job.notify.ntime;
+        for nonce in 0..u32::MAX {
+            let header = job.header(&en2, ntime, nonce, None).expect("header");
+            let hash = self.kernel.hash(&header).expect("hash").hash;
+            if target.is_met_by(&hash) == meet {
+                self.miner.submit(job.share(&en2, ntime, nonce, None));
+                self.exchange();
+                return hash;
+            }
+        }
+        panic!("no nonce found");
+    }
+
+    fn share_target(&self) -> otedama_core::Target {
+        self.jobs
+            .last()
+            .expect("job")
+            .share_target(DifficultyConvention::Bitcoin)
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn a_share_is_answered_only_once_durable_and_a_block_goes_to_the_chain_first() {
+    let mut h = Harness::new("block", 1e-6, 2e-5);
+    assert_eq!(h.jobs.len(), 1, "the miner got the first job");
+    let network = h
+        .engine
+        .job(&h.jobs[0].notify.job_id)
+        .expect("job")
+        .network_target;
+
+    // Shares until one is a block.
+    let mut shares = 0;
+    loop {
+        let target = h.share_target();
+        let hash = h.mine(&target, true);
+        shares += 1;
+        assert_eq!(h.results.last(), Some(&true), "share {shares} accepted");
+        if network.is_met_by(&hash) {
+            break;
+        }
+        // A new extranonce space for the next share: a fresh job at the same height.
+        h.advance(Duration::from_secs(1));
+        h.new_template();
+        h.exchange();
+    }
+    assert_eq!(h.devnet.height(), 1, "the block is on the devnet chain");
+    let stats = h.engine.stats();
+    assert_eq!((stats.accepted, stats.blocks), (shares, 1));
+    assert!(h.reports.iter().any(|r| matches!(
+        r,
+        Report::BlockSubmitted { result: Ok(()), finder, .. } if finder == MINER
+    )));
+    assert!(h.log.flush(Duration::from_secs(10)));
+    let (count, blocks) = h
+        .log
+        .run(|store| Ok((store.share_count()?, store.blocks()?)))
+        .expect("read back");
+    assert_eq!(count, shares, "every accepted share is on disk");
+    assert_eq!(blocks.len(), 1);
+    assert_eq!(blocks[0].status, BlockStatus::Accepted);
+    assert_eq!(blocks[0].address, MINER);
+
+    // The tip moved: the next template is a clean job, and the old job's shares are stale.
+    let old = h.jobs.last().expect("job").clone();
+    h.new_template();
+    h.exchange();
+    assert!(h
+        .reports
+        .iter()
+        .any(|r| matches!(r, Report::NewHeight { height: 2 })));
+    assert!(h.jobs.last().expect("job").clean);
+    assert!(h.engine.job(&old.notify.job_id).is_none());
+}
+
+#[test]
+fn low_difficulty_and_undurable_shares_are_not_accepted() {
+    let mut h = Harness::new("reject", 1e-6, 1e-3);
+    let target = h.share_target();
+    h.mine(&target, false);
+    assert_eq!(h.results, vec![false], "a hash missing the share target");
+    h.refuse_next = true;
+    h.advance(Duration::from_secs(1));
+    h.mine(&target, true);
+    assert_eq!(h.results, vec![false, false], "storage refused it");
+    assert_eq!(h.engine.stats().accepted, 0);
+    assert_eq!(h.engine.in_flight(), 0, "nothing left waiting");
+    h.new_template();
+    h.exchange();
+    h.mine(&target, true);
+    assert_eq!(h.results.last(), Some(&true));
+    assert_eq!(h.engine.stats().rejected, 2);
+}
+
+#[test]
+fn workers_with_addresses_of_another_chain_are_refused() {
+    let h = Harness::new("authorize", 1e-6, 1e-3);
+    assert!(h
+        .engine
+        .authorize("1BoatSLRHtKNngkdXEeobR76b53LETtpyT.rig")
+        .is_err());
+    assert!(h.engine.authorize("not an address").is_err());
+    let id = h
+        .engine
+        .authorize(&format!("{}.rig+0.5", MINER.to_uppercase()))
+        .expect("bech32 in upper case is the same address");
+    assert_eq!(id.address, MINER);
+    assert_eq!(id.difficulty, Some(0.5));
+}
+
+#[test]
+fn a_found_block_is_credited_at_maturity_through_pplns() {
+    let mut h = Harness::new("maturity", 1e-6, 2e-5);
+    let network = h
+        .engine
+        .job(&h.jobs[0].notify.job_id)
+        .expect("job")
+        .network_target;
+    loop {
+        let target = h.share_target();
+        let hash = h.mine(&target, true);
+        if network.is_met_by(&hash) {
+            break;
+        }
+        h.advance(Duration::from_secs(1));
+        h.new_template();
+        h.exchange();
+    }
+    let accounting = Accounting {
+        coin: "sha256d".into(),
+        scheme: Scheme::from_name("pplns", Window::Duration { ms: 3_600_000 }).expect("scheme"),
+        fee: FeeRate::from_percent(1.0).expect("fee"),
+        pool_address: pool_address(),
+        convention: DifficultyConvention::Bitcoin,
+        since_ms: 0,
+    };
+    let notes = |_: Note| {};
+    let maturity = 3;
+    // One confirmation: tracked, not yet credited.
+    track_blocks(&h.log, &mut h.devnet, &accounting, maturity, &notes).expect("check");
+    let credited = |log: &ShareLog| {
+        log.run(|store| store.ledger_totals("sha256d"))
+            .expect("totals")
+    };
+    assert!(credited(&h.log).is_empty());
+    // Two more blocks on top (mined by the pool's own miner through the same path).
+    for _ in 0..2 {
+        h.new_template();
+        h.exchange();
+        let height = h.devnet.height();
+        while h.devnet.height() == height {
+            let target = h.share_target();
+            h.mine(&target, true);
+            h.advance(Duration::from_secs(1));
+            if h.devnet.height() == height {
+                h.new_template();
+                h.exchange();
+            }
+        }
+    }
+    track_blocks(&h.log, &mut h.devnet, &accounting, maturity, &notes).expect("check");
+    let totals = credited(&h.log);
+    let sum: i64 = totals.iter().map(|(_, v)| v).sum();
+    assert!(sum > 0, "the first block is credited: {totals:?}");
+    // Every block is credited in full: miners' parts and the fee add up to the reward.
+    let blocks = h.log.run(|store| store.blocks()).expect("blocks");
+    let confirmed = blocks
+        .iter()
+        .filter(|b| b.status == BlockStatus::Confirmed)
+        .count() as i64;
+    assert!(confirmed >= 1);
+    assert_eq!(sum, confirmed * DEVNET_REWARD as i64);
+    let fee: i64 = totals
+        .iter()
+        .filter(|(k, _)| *k == LedgerKind::Fee)
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(fee, confirmed * (DEVNET_REWARD as i64 / 100));
+    let balances = h
+        .log
+        .run(|store| store.balances("sha256d"))
+        .expect("balances");
+    assert!(balances.iter().any(|(a, v)| a == MINER && *v > 0));
+}
+
+#[test]
+fn stale_shares_after_a_new_block_are_answered_at_once() {
+    let mut h = Harness::new("stale", 1e-6, 1e-3);
+    let old = h.jobs.last().expect("job").clone();
+    // Another block arrives from elsewhere: mine the devnet directly.
+    let template = h.devnet.template().expect("template");
+    let mut book = otedama_pool::JobBook::default();
+    let job = book
+        .make(
+            Arc::new(template),
+            &otedama_core::AddressParams::BITCOIN_REGTEST
+                .script_pubkey(&pool_address())
+                .expect("script"),
+            b"/other/",
+            true,
+            (h.now_ms / 1000) as u32,
+        )
+        .expect("job");
+    let share = |nonce| otedama_core::Share {
+        job_id: job.job.id.clone(),
+        extranonce1: vec![0; 4],
+        extranonce2: vec![0; 4],
+        ntime: job.job.time,
+        nonce,
+        version_bits: None,
+        worker: String::new(),
+    };
+    let block = (0..u32::MAX)
+        .find_map(|n| {
+            match otedama_pool::validate(
+                &job,
+                &share(n),
+                0,
+                1e-9,
+                &h.kernel,
+                DifficultyConvention::Bitcoin,
+            ) {
+                Ok(otedama_pool::Outcome::Block { block, .. }) => Some(block),
+                _ => None,
+            }
+        })
+        .expect("a block");
+    otedama_pool::BlockSubmitter::submit_block(&mut h.devnet, &block).expect("accepted");
+    h.new_template();
+    h.exchange();
+    // The miner still submits on the old job: the session forgot it, or the engine did.
+    let en2 = vec![0u8; old.extranonce2_size];
+    h.miner.submit(old.share(&en2, old.notify.ntime, 1, None));
+    h.exchange();
+    assert_eq!(h.results, vec![false]);
+    assert_eq!(h.engine.in_flight(), 0);
+    let _ = ShareVerdict::Stale;
+}

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use otedama_core::{Difficulty, DifficultyConvention};
 use otedama_hash::{PowAlgorithm, Sha256d};
-use otedama_pool::accounting::{track_blocks, Accounting, Note, Scheme};
-use otedama_pool::source::devnet::{Devnet, DEVNET_REWARD};
-use otedama_pool::store::{BlockStatus, LedgerKind, SqliteStore};
+use otedama_pool::accounting::{pay, track_blocks, Accounting, Note, PaymentRules, Scheme};
+use otedama_pool::source::devnet::{Devnet, DevnetWallet, DEVNET_REWARD};
+use otedama_pool::store::{BlockStatus, LedgerKind, PaymentStatus, SqliteStore};
 use otedama_pool::{Action, Engine, EngineConfig, Report, ShareLog, Submission, TemplateSource};
 use otedama_rewards::{FeeRate, Window};
 use otedama_stratum::{
@@ -218,6 +218,19 @@ impl Harness {
             }
         }
         panic!("no nonce found");
+    }
+
+    /// Mines shares through the whole path until the devnet's height grows by one.
+    fn mine_block(&mut self) {
+        let height = self.devnet.height();
+        while self.devnet.height() == height {
+            let target = self.share_target();
+            self.mine(&target, true);
+            self.advance(Duration::from_secs(1));
+            // A fresh job: a new extranonce space, or the next height after the block.
+            self.new_template();
+            self.exchange();
+        }
     }
 
     fn share_target(&self) -> otedama_core::Target {
@@ -450,4 +463,94 @@ fn stale_shares_after_a_new_block_are_answered_at_once() {
     assert_eq!(h.results, vec![false]);
     assert_eq!(h.engine.in_flight(), 0);
     let _ = ShareVerdict::Stale;
+}
+
+fn pplns() -> Accounting {
+    Accounting {
+        coin: "sha256d".into(),
+        scheme: Scheme::from_name("pplns", Window::Duration { ms: 3_600_000 }).expect("scheme"),
+        fee: FeeRate::from_percent(1.0).expect("fee"),
+        pool_address: pool_address(),
+        convention: DifficultyConvention::Bitcoin,
+        since_ms: 0,
+    }
+}
+
+#[test]
+fn the_devnet_wallet_pays_credited_balances_once_and_the_payment_confirms() {
+    let mut h = Harness::new("payment", 1e-6, 2e-5);
+    let accounting = pplns();
+    let notes = |_: Note| {};
+    let maturity = 2;
+    h.mine_block();
+    h.mine_block();
+    track_blocks(&h.log, &mut h.devnet, &accounting, maturity, &notes).expect("check");
+    let balances = h
+        .log
+        .run(|store| store.balances("sha256d"))
+        .expect("balances");
+    let owed = balances
+        .iter()
+        .find(|(a, _)| a == MINER)
+        .map(|(_, v)| *v)
+        .expect("the miner is credited");
+    assert!(owed > 0);
+
+    let mut wallet = DevnetWallet::new(
+        h.devnet.clone(),
+        otedama_core::AddressParams::BITCOIN_REGTEST,
+        &pool_address(),
+        maturity as u64,
+    )
+    .expect("wallet");
+    let rules = PaymentRules {
+        threshold: 1,
+        max_outputs: 10,
+        fee_from_miners: false,
+        interval: Duration::from_secs(600),
+        confirmations: 2,
+        payer: "harness".into(),
+    };
+    pay(&h.log, &mut wallet, &accounting, &rules, &notes).expect("payment round");
+    let payments = h
+        .log
+        .run(|store| store.payments("sha256d"))
+        .expect("payments");
+    assert_eq!(payments.len(), 1, "{payments:?}");
+    let payment = &payments[0];
+    assert_eq!(payment.status, PaymentStatus::Sent);
+    assert_eq!(payment.outputs, vec![(MINER.to_owned(), owed as u64)]);
+    // The transaction the wallet broadcast pays the miner exactly its balance.
+    let txid = payment.txid.clone().expect("txid");
+    let outputs = h.devnet.broadcast_outputs(&txid).expect("broadcast");
+    let miner_script = otedama_core::AddressParams::BITCOIN_REGTEST
+        .script_pubkey(MINER)
+        .expect("script");
+    assert!(
+        outputs.contains(&(miner_script, owed as u64)),
+        "{outputs:?}"
+    );
+    let balances = h
+        .log
+        .run(|store| store.balances("sha256d"))
+        .expect("balances");
+    assert!(!balances.iter().any(|(a, _)| a == MINER), "{balances:?}");
+    // A second round pays nothing twice.
+    pay(&h.log, &mut wallet, &accounting, &rules, &notes).expect("second round");
+    assert_eq!(
+        h.log
+            .run(|store| store.payments("sha256d"))
+            .expect("payments")
+            .len(),
+        1
+    );
+    // Two blocks later the payment is buried deep enough and reconciliation confirms it.
+    h.mine_block();
+    h.mine_block();
+    pay(&h.log, &mut wallet, &accounting, &rules, &notes).expect("third round");
+    let payments = h
+        .log
+        .run(|store| store.payments("sha256d"))
+        .expect("payments");
+    assert_eq!(payments[0].status, PaymentStatus::Confirmed);
 }

@@ -23,7 +23,7 @@ use crate::config::{chain_params, Config, ConfigError, Node};
 use crate::kernel::build;
 use crate::mine_randomx::RandomXModeArg;
 use otedama_pool::accounting::{self, Accounting, AccountingTask, NoteLevel, PaymentRules, Scheme};
-use otedama_pool::source::devnet::Devnet;
+use otedama_pool::source::devnet::{Devnet, DevnetWallet};
 use otedama_pool::source::node::{NodeRpc, RpcAuth};
 use otedama_pool::store::ShareLog;
 use otedama_pool::{
@@ -736,15 +736,22 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
             convention: settings.convention,
         };
         let payments = &config.pool.payments;
-        let wallet = match (&devnet, payments.enabled) {
+        let wallet: Option<Box<dyn otedama_pool::Wallet>> = match (&devnet, payments.enabled) {
             (None, true) => {
                 let node = open_node(&config)?;
-                Some(match &payments.wallet {
+                Some(Box::new(match &payments.wallet {
                     Some(name) => node.wallet(name),
                     None => node,
-                })
+                }))
             }
-            _ => None,
+            // The devnet's wallet holds the coinbases paid to the pool's address.
+            (Some(devnet), true) => Some(Box::new(DevnetWallet::new(
+                devnet.clone(),
+                chain,
+                &pool_address,
+                u64::from(config.pool.maturity),
+            )?)),
+            (_, false) => None,
         };
         let rules = PaymentRules {
             threshold: payments.threshold,
@@ -763,7 +770,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         let task = AccountingTask {
             log: log.clone(),
             chain: open_source(&config, &devnet)?,
-            wallet: wallet.map(|w| Box::new(w) as Box<dyn otedama_pool::Wallet>),
+            wallet,
             accounting,
             rules,
             maturity: i64::from(config.pool.maturity),
@@ -840,11 +847,17 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         config.pool.fee_percentage,
         config.pool.maturity,
         match (&devnet, payments.enabled) {
-            (Some(_), _) => "none (the devnet has no wallet)".to_owned(),
-            (None, false) => "off".to_owned(),
-            (None, true) => format!(
-                "every {} for balances of at least {}, up to {} per transaction",
-                payments.interval, payments.threshold, payments.max_outputs
+            (_, false) => "off".to_owned(),
+            (devnet, true) => format!(
+                "{}every {} for balances of at least {}, up to {} per transaction",
+                if devnet.is_some() {
+                    "from the devnet wallet "
+                } else {
+                    ""
+                },
+                payments.interval,
+                payments.threshold,
+                payments.max_outputs
             ),
         }
     );

@@ -2,15 +2,24 @@
 //! on a fresh machine with no node. Blocks go through the same template, validation and
 //! submission path as a real node's, and the devnet checks them as a node would.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use otedama_core::bitcoin::consensus::deserialize;
-use otedama_core::bitcoin::Block;
+use otedama_core::bitcoin::consensus::encode::{deserialize_hex, serialize_hex};
+use otedama_core::bitcoin::{
+    absolute, transaction, Amount, Block, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut,
+    Txid, Witness,
+};
+use otedama_core::AddressParams;
 use otedama_core::{encode_hex, reverse_hash, sha256d, BlockTemplate, CompactTarget, Target};
 use otedama_hash::PowAlgorithm;
 
 use super::{BlockRejection, BlockSubmitter, ChainView, SourceError, SubmitError, TemplateSource};
+use crate::wallet::{
+    Broadcast, PreparedPayment, SendError, Wallet, WalletError, WalletTransaction,
+};
 
 /// 50 coins, in the smallest unit, for every devnet block.
 pub const DEVNET_REWARD: u64 = 50 * 100_000_000;
@@ -21,6 +30,13 @@ struct Chain {
     height: u64,
     last_time: u32,
     accepted: Vec<[u8; 32]>,
+    /// Every accepted block's coinbase, by height: what the devnet wallet can spend.
+    coinbases: Vec<(u64, Transaction)>,
+    /// Transactions the devnet wallet broadcast, with the height of the tip then: each counts
+    /// as mined in the next block.
+    broadcast: HashMap<Txid, (u64, Transaction)>,
+    /// Outputs spent by broadcast transactions.
+    spent: HashSet<OutPoint>,
 }
 
 struct Shared {
@@ -57,6 +73,9 @@ impl Devnet {
                     height: 0,
                     last_time: now_secs().saturating_sub(1),
                     accepted: Vec::new(),
+                    coinbases: Vec::new(),
+                    broadcast: HashMap::new(),
+                    spent: HashSet::new(),
                 }),
                 changed: Condvar::new(),
                 bits,
@@ -82,7 +101,7 @@ impl Devnet {
         self.lock().accepted.clone()
     }
 
-    fn check(&self, chain: &Chain, bytes: &[u8]) -> Result<[u8; 32], String> {
+    fn check(&self, chain: &Chain, bytes: &[u8]) -> Result<([u8; 32], Transaction), String> {
         let block: Block = deserialize(bytes).map_err(|e| format!("bad-block-encoding: {e}"))?;
         let header = otedama_core::BlockHeader::from(block.header);
         let header_bytes = header.to_bytes();
@@ -132,7 +151,7 @@ impl Devnet {
         if paid > DEVNET_REWARD {
             return Err("bad-cb-amount".into());
         }
-        Ok(hash)
+        Ok((hash, coinbase.clone()))
     }
 }
 
@@ -191,7 +210,7 @@ impl ChainView for Devnet {
 impl BlockSubmitter for Devnet {
     fn submit_block(&mut self, block: &[u8]) -> Result<(), SubmitError> {
         let mut chain = self.lock();
-        let hash = self
+        let (hash, coinbase) = self
             .check(&chain, block)
             .map_err(|r| SubmitError::Rejected(BlockRejection::from_reason(&r)))?;
         let time = block
@@ -202,9 +221,251 @@ impl BlockSubmitter for Devnet {
         chain.height += 1;
         chain.last_time = chain.last_time.max(time);
         chain.accepted.push(hash);
+        let height = chain.height;
+        chain.coinbases.push((height, coinbase));
         drop(chain);
         self.shared.changed.notify_all();
         Ok(())
+    }
+}
+
+/// The network fee of every devnet payment, smallest unit.
+pub const DEVNET_TX_FEE: u64 = 1_000;
+
+/// The devnet's wallet: it holds the coinbase outputs that pay its address, so a pool on the
+/// devnet pays its miners as it would through a node's wallet.
+///
+/// Devnet simplifications, all deliberate: transactions are not signed (the devnet checks no
+/// scripts), a broadcast transaction counts as mined in the next block (the devnet's blocks
+/// carry only their coinbase), every payment pays [`DEVNET_TX_FEE`], and coinbase outputs are
+/// spendable after `maturity` confirmations.
+#[derive(Debug)]
+pub struct DevnetWallet {
+    devnet: Devnet,
+    chain: AddressParams,
+    script: ScriptBuf,
+    maturity: u64,
+    locked: HashSet<OutPoint>,
+}
+
+impl DevnetWallet {
+    /// The wallet of `address` on `devnet`, whose coins are spendable at `maturity`
+    /// confirmations.
+    pub fn new(
+        devnet: Devnet,
+        chain: AddressParams,
+        address: &str,
+        maturity: u64,
+    ) -> Result<DevnetWallet, otedama_core::AddressError> {
+        Ok(DevnetWallet {
+            script: chain.script_pubkey(address)?,
+            devnet,
+            chain,
+            maturity: maturity.max(1),
+            locked: HashSet::new(),
+        })
+    }
+
+    /// The outputs the wallet may spend now, largest first.
+    fn coins(&self, chain: &Chain) -> Vec<(OutPoint, u64)> {
+        let mut coins = Vec::new();
+        let mut add = |tx: &Transaction| {
+            let txid = tx.compute_txid();
+            for (vout, out) in tx.output.iter().enumerate() {
+                let point = OutPoint::new(txid, u32::try_from(vout).unwrap_or(u32::MAX));
+                if out.script_pubkey == self.script
+                    && !chain.spent.contains(&point)
+                    && !self.locked.contains(&point)
+                {
+                    coins.push((point, out.value.to_sat()));
+                }
+            }
+        };
+        for (height, coinbase) in &chain.coinbases {
+            if chain.height + 1 - height >= self.maturity {
+                add(coinbase);
+            }
+        }
+        for (sent_at, tx) in chain.broadcast.values() {
+            if chain.height > *sent_at {
+                add(tx);
+            }
+        }
+        coins.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        coins
+    }
+}
+
+fn parse_transaction(hex: &str) -> Result<Transaction, WalletError> {
+    deserialize_hex(hex).map_err(|e| WalletError::BadAnswer(format!("transaction: {e}")))
+}
+
+impl Wallet for DevnetWallet {
+    fn prepare_payment(
+        &mut self,
+        outputs: &[(String, u64)],
+        fee_from_outputs: bool,
+    ) -> Result<PreparedPayment, SendError> {
+        let mut paid = Vec::with_capacity(outputs.len() + 1);
+        for (address, amount) in outputs {
+            let script = self
+                .chain
+                .script_pubkey(address)
+                .map_err(|e| SendError::Refused(format!("{address}: {e}")))?;
+            paid.push(TxOut {
+                value: Amount::from_sat(*amount),
+                script_pubkey: script,
+            });
+        }
+        let total = outputs
+            .iter()
+            .try_fold(0u64, |sum, (_, a)| sum.checked_add(*a))
+            .ok_or_else(|| SendError::Refused("amounts overflow".into()))?;
+        if fee_from_outputs {
+            // As a node's subtractfeefromamount: the fee split evenly, the remainder from the
+            // first output.
+            let n = paid.len().max(1) as u64;
+            for (i, out) in paid.iter_mut().enumerate() {
+                let share = DEVNET_TX_FEE / n + if i == 0 { DEVNET_TX_FEE % n } else { 0 };
+                let value = out.value.to_sat().checked_sub(share).filter(|v| *v > 0);
+                out.value =
+                    Amount::from_sat(value.ok_or_else(|| {
+                        SendError::Refused("Transaction amount too small".into())
+                    })?);
+            }
+        }
+        let needed = if fee_from_outputs {
+            total
+        } else {
+            total.saturating_add(DEVNET_TX_FEE)
+        };
+        let chain = self.devnet.lock();
+        let mut inputs = Vec::new();
+        let mut gathered = 0u64;
+        for (point, value) in self.coins(&chain) {
+            if gathered >= needed {
+                break;
+            }
+            inputs.push(point);
+            gathered += value;
+        }
+        drop(chain);
+        if gathered < needed {
+            return Err(SendError::Refused(format!(
+                "Insufficient funds: {gathered} for {needed}"
+            )));
+        }
+        if gathered > needed {
+            paid.push(TxOut {
+                value: Amount::from_sat(gathered - needed),
+                script_pubkey: self.script.clone(),
+            });
+        }
+        let tx = Transaction {
+            version: transaction::Version::TWO,
+            lock_time: absolute::LockTime::ZERO,
+            input: inputs
+                .iter()
+                .map(|point| TxIn {
+                    previous_output: *point,
+                    script_sig: ScriptBuf::new(),
+                    sequence: Sequence::MAX,
+                    witness: Witness::new(),
+                })
+                .collect(),
+            output: paid,
+        };
+        self.locked.extend(inputs);
+        Ok(PreparedPayment {
+            txid: tx.compute_txid().to_string(),
+            hex: serialize_hex(&tx),
+            fee: DEVNET_TX_FEE,
+        })
+    }
+
+    fn broadcast(&mut self, hex: &str) -> Result<Broadcast, WalletError> {
+        let tx = parse_transaction(hex)?;
+        let txid = tx.compute_txid();
+        let mut chain = self.devnet.lock();
+        if chain.broadcast.contains_key(&txid) {
+            return Ok(Broadcast::Sent);
+        }
+        if tx
+            .input
+            .iter()
+            .any(|i| chain.spent.contains(&i.previous_output))
+        {
+            return Ok(Broadcast::Refused(
+                "bad-txns-inputs-missingorspent (-25)".into(),
+            ));
+        }
+        for input in &tx.input {
+            chain.spent.insert(input.previous_output);
+            self.locked.remove(&input.previous_output);
+        }
+        let height = chain.height;
+        chain.broadcast.insert(txid, (height, tx));
+        Ok(Broadcast::Sent)
+    }
+
+    fn release(&mut self, hex: &str) -> Result<(), WalletError> {
+        for input in parse_transaction(hex)?.input {
+            self.locked.remove(&input.previous_output);
+        }
+        Ok(())
+    }
+
+    fn wallet_transaction(&mut self, txid: &str) -> Result<Option<WalletTransaction>, WalletError> {
+        let Ok(txid) = txid.parse::<Txid>() else {
+            return Ok(None);
+        };
+        let chain = self.devnet.lock();
+        Ok(chain
+            .broadcast
+            .get(&txid)
+            .map(|(sent_at, _)| WalletTransaction {
+                confirmations: i64::try_from(chain.height - sent_at).unwrap_or(i64::MAX),
+                conflicts: Vec::new(),
+            }))
+    }
+
+    fn pays_any(&mut self, txid: &str, addresses: &[&str]) -> Result<bool, WalletError> {
+        let Ok(txid) = txid.parse::<Txid>() else {
+            return Ok(false);
+        };
+        let scripts: Vec<ScriptBuf> = addresses
+            .iter()
+            .filter_map(|a| self.chain.script_pubkey(a).ok())
+            .collect();
+        let chain = self.devnet.lock();
+        Ok(chain.broadcast.get(&txid).is_some_and(|(_, tx)| {
+            tx.output
+                .iter()
+                .any(|out| scripts.contains(&out.script_pubkey))
+        }))
+    }
+
+    fn is_valid_address(&mut self, address: &str) -> Result<bool, WalletError> {
+        Ok(self.chain.script_pubkey(address).is_ok())
+    }
+
+    fn spendable(&mut self) -> Result<u64, WalletError> {
+        let chain = self.devnet.lock();
+        Ok(self.coins(&chain).iter().map(|(_, v)| v).sum())
+    }
+}
+
+impl Devnet {
+    /// The outputs of a transaction the devnet wallet broadcast, as `(script, amount)`.
+    pub fn broadcast_outputs(&self, txid: &str) -> Option<Vec<(ScriptBuf, u64)>> {
+        let txid = txid.parse::<Txid>().ok()?;
+        let chain = self.lock();
+        chain.broadcast.get(&txid).map(|(_, tx)| {
+            tx.output
+                .iter()
+                .map(|o| (o.script_pubkey.clone(), o.value.to_sat()))
+                .collect()
+        })
     }
 }
 

@@ -5,7 +5,6 @@ mod config;
 mod hash;
 mod kernel;
 mod mine;
-mod mine_randomx;
 mod pool;
 mod pool_bench;
 mod signals;

@@ -1,17 +1,25 @@
-//! `otedama-cli mine`: a CPU miner for Stratum v1 pools, with backup pools and failover.
+//! `otedama-cli mine`: a CPU miner for Stratum v1 pools (sha256d, scrypt) and Monero-dialect
+//! pools (randomx), with backup pools and failover.
 //!
-//! One task speaks Stratum through [`MinerSession`]; mining threads scan the current job,
-//! each on its own slice of the extranonce2 space, and hand solutions back to be submitted.
+//! One loop for every dialect: a [`Dialect`] speaks the pool's protocol through the
+//! `otedama-stratum` session, and `otedama-devices`' [`CpuDevice`] hashes. Each piece of work
+//! the device gets (a v1 job with one extranonce2, a Monero job's blob) has a generation of its
+//! own, so a solution is traced back to the job it solves and dropped when a newer job made it
+//! stale.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use otedama_core::{DifficultyConvention, Hashrate, Target};
-use otedama_hash::{Algorithm, PowAlgorithm, RandomXMode, ScanJob};
-use otedama_stratum::{LineBuffer, MinerConfig, MinerEvent, MinerJob, MinerSession, MinerShare};
+use otedama_core::{encode_hex, DifficultyConvention, Hashrate, Target};
+use otedama_devices::{CpuConfig, CpuDevice, Device, DeviceEvent, DeviceJob};
+use otedama_hash::{Algorithm, PowAlgorithm, RandomX, RandomXMode, ScanJob, Solution};
+use otedama_stratum::{
+    Extranonce2Iter, LineBuffer, MinerConfig, MinerEvent, MinerJob, MinerSession, MoneroJob,
+    MoneroMinerConfig, MoneroMinerEvent, MoneroMinerSession, MoneroMinerShare,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
@@ -49,8 +57,28 @@ pub(crate) struct MineArgs {
     #[arg(long, default_value_t = 10.0)]
     pub(crate) stats_interval: f64,
     /// RandomX only: fast (the 2 GiB dataset) or light (the 256 MiB cache, slow).
-    #[arg(long, value_enum, default_value_t = crate::mine_randomx::RandomXModeArg::Fast)]
-    pub(crate) randomx_mode: crate::mine_randomx::RandomXModeArg,
+    #[arg(long, value_enum, default_value_t = RandomXModeArg::Fast)]
+    pub(crate) randomx_mode: RandomXModeArg,
+}
+
+/// `--randomx-mode`: how the RandomX miner holds its key's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub(crate) enum RandomXModeArg {
+    /// The 2 GiB dataset, built first (seconds to a minute): full speed.
+    #[default]
+    Fast,
+    /// The 256 MiB cache alone: ready in about a second, far slower (tests, small machines).
+    Light,
+}
+
+impl RandomXModeArg {
+    /// The kernel's mode.
+    pub(crate) fn to_mode(self) -> RandomXMode {
+        match self {
+            RandomXModeArg::Fast => RandomXMode::Fast,
+            RandomXModeArg::Light => RandomXMode::Light,
+        }
+    }
 }
 
 /// What a mining run ended with.
@@ -58,55 +86,6 @@ pub(crate) struct MineArgs {
 pub(crate) struct MinerTotals {
     pub(crate) accepted: u64,
     pub(crate) rejected: u64,
-    pub(crate) hashes: u64,
-}
-
-/// The job the threads mine, with a generation that changes whenever it does.
-struct Work {
-    job: MinerJob,
-    target: Target,
-    generation: u64,
-}
-
-struct Shared {
-    work: Mutex<Option<Arc<Work>>>,
-    generation: AtomicU64,
-    hashes: AtomicU64,
-    stop: AtomicBool,
-}
-
-impl Shared {
-    fn current(&self) -> Option<Arc<Work>> {
-        self.work.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    fn set(&self, job: Option<MinerJob>, convention: DifficultyConvention) {
-        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
-        let work = job.map(|job| {
-            Arc::new(Work {
-                target: job.share_target(convention),
-                job,
-                generation,
-            })
-        });
-        *self.work.lock().unwrap_or_else(|p| p.into_inner()) = work;
-    }
-}
-
-fn convention_for(algo: Algorithm) -> Result<DifficultyConvention> {
-    Ok(match algo {
-        Algorithm::Sha256d => DifficultyConvention::Bitcoin,
-        Algorithm::Scrypt => DifficultyConvention::Scrypt,
-        other => bail!("the Stratum v1 miner mines sha256d and scrypt, not {other}"),
-    })
-}
-
-/// Nonces per scan call: large enough to amortise, small enough to react to a new job fast.
-fn chunk_for(algo: Algorithm) -> u64 {
-    match algo {
-        Algorithm::Sha256d => 1 << 20,
-        _ => 256,
-    }
 }
 
 /// Splits `stratum+tcp://host:port` into host and port.
@@ -128,55 +107,417 @@ pub(crate) fn parse_url(url: &str) -> Result<(String, u16)> {
     Ok((host.trim_matches(['[', ']']).to_owned(), port))
 }
 
-fn worker_loop(
-    index: usize,
-    threads: usize,
-    kernel: &dyn PowAlgorithm,
-    shared: &Shared,
-    chunk: u64,
-    found_tx: &mpsc::UnboundedSender<(u64, MinerShare)>,
-) -> Result<()> {
-    let mut worker = kernel.worker()?;
-    let mut found = Vec::new();
-    let mut idle_generation = 0;
-    while !shared.stop.load(Ordering::Relaxed) {
-        let Some(work) = shared.current().filter(|w| w.generation != idle_generation) else {
-            std::thread::sleep(Duration::from_millis(20));
-            continue;
+/// What a session reports, the same for every dialect.
+enum Event<J> {
+    /// Subscribed, with the id to resume the session by, when the pool gives one.
+    Subscribed(Option<String>),
+    /// The pool refused the worker.
+    Refused(String),
+    /// Work to mine.
+    NewJob(J),
+    /// The fate of a submitted share.
+    ShareResult {
+        accepted: bool,
+        reason: Option<String>,
+    },
+    /// The pool asked the miner to reconnect.
+    Reconnect,
+    /// A message for the operator.
+    Message(String),
+    /// The session ended.
+    Closed(String),
+}
+
+/// A pool dialect's client session, and how its jobs become device work.
+trait Dialect: Send {
+    /// A job as the session hands it over.
+    type Job: Clone + Send;
+
+    fn handle_line(&mut self, line: &[u8], now: Instant);
+    fn poll_output(&mut self) -> Option<String>;
+    fn poll_event(&mut self) -> Option<Event<Self::Job>>;
+    fn poll_timeout(&self) -> Option<Instant>;
+    fn handle_timeout(&mut self, now: Instant);
+    /// The input and share target of part `part` of `job`; `None` once the job has no more
+    /// parts.
+    fn work(&self, job: &Self::Job, part: u64) -> Result<Option<(ScanJob, Target)>>;
+    /// Submits a solution of part `part` of `job`.
+    fn submit(&mut self, job: &Self::Job, part: u64, solution: &Solution);
+    /// Whether solutions of `old` are stale once `new` is announced.
+    fn supersedes(new: &Self::Job, old: &Self::Job) -> bool;
+    /// The job's share difficulty, for the status line.
+    fn difficulty(job: &Self::Job) -> f64;
+    /// The RandomX key the job is hashed with, for dialects that carry one.
+    fn key(job: &Self::Job) -> Option<[u8; 32]>;
+}
+
+/// Stratum v1: one part per extranonce2 value, each a full 32-bit nonce range.
+struct V1 {
+    session: MinerSession,
+    convention: DifficultyConvention,
+}
+
+impl V1 {
+    fn open(args: &MineArgs, host: &str, resume: Option<String>, now: Instant) -> Result<V1> {
+        let convention = match args.algo {
+            Algorithm::Sha256d => DifficultyConvention::Bitcoin,
+            Algorithm::Scrypt => DifficultyConvention::Scrypt,
+            other => bail!("the Stratum v1 miner mines sha256d and scrypt, not {other}"),
         };
-        let job = &work.job;
-        let ntime = job.notify.ntime;
-        'extranonce: for en2 in job
-            .extranonce2_values()
-            .starting_at(index as u64)
-            .with_stride(threads as u64)
-        {
-            let header = job.header(&en2, ntime, 0, None)?;
-            let scan = ScanJob::header80(header);
-            let mut start = 0u64;
-            while start < (1 << 32) {
-                if shared.stop.load(Ordering::Relaxed)
-                    || shared.generation.load(Ordering::Relaxed) != work.generation
-                {
-                    break 'extranonce;
-                }
-                let end = (start + chunk).min(1 << 32);
-                found.clear();
-                let done = worker.scan(&scan, start..end, &work.target, &mut found)?;
-                shared.hashes.fetch_add(done, Ordering::Relaxed);
-                for s in &found {
-                    let share = job.share(&en2, ntime, s.nonce as u32, None);
-                    let _ = found_tx.send((work.generation, share));
-                }
-                start = end;
-            }
+        let config = MinerConfig {
+            user: args.user.clone(),
+            password: args.password.clone(),
+            ..MinerConfig::default()
+        };
+        let mut session = MinerSession::new(config, now).with_pool_host(host);
+        if let Some(id) = resume {
+            session = session.with_resume(id);
         }
-        // The whole extranonce2 slice is done: wait for the next job.
-        if shared.generation.load(Ordering::Relaxed) == work.generation {
-            idle_generation = work.generation;
+        session.start();
+        Ok(V1 {
+            session,
+            convention,
+        })
+    }
+}
+
+impl Dialect for V1 {
+    type Job = Arc<MinerJob>;
+
+    fn handle_line(&mut self, line: &[u8], now: Instant) {
+        self.session.handle_line(line, now);
+    }
+
+    fn poll_output(&mut self) -> Option<String> {
+        self.session.poll_output()
+    }
+
+    fn poll_event(&mut self) -> Option<Event<Self::Job>> {
+        loop {
+            return Some(match self.session.poll_event()? {
+                MinerEvent::Subscribed { session_id, .. } => Event::Subscribed(session_id),
+                MinerEvent::Authorized(false, reason) => Event::Refused(reason.unwrap_or_default()),
+                MinerEvent::NewJob(job) => Event::NewJob(Arc::new(job)),
+                MinerEvent::ShareResult {
+                    accepted, error, ..
+                } => Event::ShareResult {
+                    accepted,
+                    reason: error.map(|e| e.to_string()),
+                },
+                MinerEvent::Reconnect(_) => Event::Reconnect,
+                MinerEvent::ShowMessage(m) => Event::Message(format!("pool says: {m}")),
+                MinerEvent::Error(e) => {
+                    Event::Message(format!("pool sent something unusable: {e}"))
+                }
+                MinerEvent::Closed(reason) => Event::Closed(format!("{reason:?}")),
+                _ => continue,
+            });
         }
     }
-    Ok(())
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.session.poll_timeout()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.session.handle_timeout(now);
+    }
+
+    fn work(&self, job: &Self::Job, part: u64) -> Result<Option<(ScanJob, Target)>> {
+        let size = job.extranonce2_size;
+        if size < 8 && part >> (8 * size) != 0 {
+            return Ok(None);
+        }
+        let en2 = Extranonce2Iter::encode(size, part);
+        let header = job.header(&en2, job.notify.ntime, 0, None)?;
+        Ok(Some((
+            ScanJob::header80(header),
+            job.share_target(self.convention),
+        )))
+    }
+
+    fn submit(&mut self, job: &Self::Job, part: u64, solution: &Solution) {
+        let en2 = Extranonce2Iter::encode(job.extranonce2_size, part);
+        let nonce = u32::try_from(solution.nonce).unwrap_or(u32::MAX);
+        self.session
+            .submit(job.share(&en2, job.notify.ntime, nonce, None));
+    }
+
+    fn supersedes(new: &Self::Job, old: &Self::Job) -> bool {
+        new.clean && new.notify.job_id != old.notify.job_id
+    }
+
+    fn difficulty(job: &Self::Job) -> f64 {
+        job.difficulty
+    }
+
+    fn key(_: &Self::Job) -> Option<[u8; 32]> {
+        None
+    }
+}
+
+/// The Monero dialect: one part per job, the blob's 32-bit nonce.
+struct Monero {
+    session: MoneroMinerSession,
+}
+
+impl Monero {
+    fn open(args: &MineArgs, now: Instant) -> Monero {
+        let config = MoneroMinerConfig {
+            login: args.user.clone(),
+            pass: args.password.clone(),
+            keepalive: Some(Duration::from_secs(60)),
+            ..MoneroMinerConfig::default()
+        };
+        let mut session = MoneroMinerSession::new(config, now);
+        session.start();
+        Monero { session }
+    }
+}
+
+impl Dialect for Monero {
+    type Job = Arc<(MoneroJob, u64)>;
+
+    fn handle_line(&mut self, line: &[u8], now: Instant) {
+        self.session.handle_line(line, now);
+    }
+
+    fn poll_output(&mut self) -> Option<String> {
+        self.session.poll_output()
+    }
+
+    fn poll_event(&mut self) -> Option<Event<Self::Job>> {
+        loop {
+            return Some(match self.session.poll_event()? {
+                MoneroMinerEvent::LoginFailed(e) => Event::Refused(e.message),
+                MoneroMinerEvent::NewJob { job, difficulty } => {
+                    if job.seed_hash.is_none() {
+                        eprintln!(
+                            "job {} has no seed_hash: a RandomX job needs one",
+                            job.job_id
+                        );
+                        continue;
+                    }
+                    Event::NewJob(Arc::new((job, difficulty)))
+                }
+                MoneroMinerEvent::ShareResult {
+                    accepted, error, ..
+                } => Event::ShareResult {
+                    accepted,
+                    reason: error.map(|e| e.message),
+                },
+                MoneroMinerEvent::Error(e) => {
+                    Event::Message(format!("pool sent something unusable: {e}"))
+                }
+                MoneroMinerEvent::Closed(reason) => Event::Closed(format!("{reason:?}")),
+                _ => continue,
+            });
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.session.poll_timeout()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.session.handle_timeout(now);
+    }
+
+    fn work(&self, job: &Self::Job, part: u64) -> Result<Option<(ScanJob, Target)>> {
+        if part > 0 {
+            return Ok(None);
+        }
+        let scan = ScanJob::monero_blob(job.0.blob.clone())?;
+        Ok(Some((scan, job.0.target.to_target())))
+    }
+
+    fn submit(&mut self, job: &Self::Job, _part: u64, solution: &Solution) {
+        self.session.submit(MoneroMinerShare {
+            job_id: job.0.job_id.clone(),
+            nonce: u32::try_from(solution.nonce).unwrap_or(u32::MAX),
+            result: solution.output.hash,
+            algo: job.0.algo.clone(),
+        });
+    }
+
+    fn supersedes(new: &Self::Job, old: &Self::Job) -> bool {
+        new.0.height != old.0.height
+    }
+
+    fn difficulty(job: &Self::Job) -> f64 {
+        job.1 as f64
+    }
+
+    fn key(job: &Self::Job) -> Option<[u8; 32]> {
+        job.0.seed_hash
+    }
+}
+
+/// Generations the miner remembers, to trace solutions of recent work back to their job.
+const RECENT: usize = 64;
+
+/// The hashing side: the CPU device, the kernel behind it, and which generation is which job.
+struct Miner<J> {
+    args: MineArgs,
+    device: Option<CpuDevice>,
+    randomx: Option<Arc<RandomX>>,
+    events: mpsc::UnboundedSender<DeviceEvent>,
+    generation: u64,
+    /// The generation being mined, its job and part.
+    current: Option<(u64, J, u64)>,
+    recent: VecDeque<(u64, J, u64)>,
+    accepted: u64,
+    rejected: u64,
+}
+
+impl<J: Clone> Miner<J> {
+    fn config(&self) -> CpuConfig {
+        CpuConfig {
+            name: format!("cpu {}", self.args.algo),
+            threads: self.args.threads,
+            ..CpuConfig::default()
+        }
+    }
+
+    fn start<K: PowAlgorithm + ?Sized + 'static>(&mut self, kernel: Arc<K>) -> Result<()> {
+        let events = self.events.clone();
+        let device = CpuDevice::start_with_kernel(self.config(), kernel, move |event| {
+            events.send(event).is_ok()
+        })
+        .context("cannot start the mining threads")?;
+        self.device = Some(device);
+        Ok(())
+    }
+
+    /// Makes the RandomX kernel hash with `seed`: built (and the device started) on the first
+    /// job, re-keyed on a new seed.
+    async fn ensure_key(&mut self, seed: [u8; 32]) -> Result<()> {
+        let current = self.randomx.clone();
+        if current.as_ref().is_some_and(|k| k.key() == seed) {
+            return Ok(());
+        }
+        self.idle();
+        let mode = self.args.randomx_mode.to_mode();
+        let init_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let progress = move |done: u64, total: u64| {
+            if done == total || done % (1 << 20) < (1 << 16) {
+                eprint!(
+                    "\rbuilding RandomX dataset: {:5.1}%",
+                    100.0 * done as f64 / total.max(1) as f64
+                );
+            }
+        };
+        let kernel = tokio::task::spawn_blocking(move || -> Result<Arc<RandomX>> {
+            let kernel = match current {
+                Some(kernel) => {
+                    kernel
+                        .set_key_with_progress(&seed, &progress)
+                        .context("could not re-key RandomX")?;
+                    kernel
+                }
+                None => Arc::new(
+                    RandomX::with_progress(&seed, mode, init_threads, &progress)
+                        .context("could not set up RandomX")?,
+                ),
+            };
+            if mode == RandomXMode::Fast {
+                eprintln!();
+            }
+            Ok(kernel)
+        })
+        .await
+        .context("the RandomX set-up thread failed")??;
+        eprintln!("[mine randomx] key {}", encode_hex(&seed));
+        if self.device.is_none() {
+            self.start(Arc::clone(&kernel))?;
+        }
+        self.randomx = Some(kernel);
+        Ok(())
+    }
+
+    fn idle(&mut self) {
+        self.current = None;
+        if let Some(device) = &self.device {
+            device.set_job(None);
+        }
+    }
+
+    /// Hands part `part` of `job` to the device under a new generation.
+    fn assign<D: Dialect<Job = J>>(&mut self, dialect: &D, job: J, part: u64) -> Result<()> {
+        let Some((scan, target)) = dialect.work(&job, part)? else {
+            // Every part is mined: wait for the pool's next job.
+            self.idle();
+            return Ok(());
+        };
+        self.generation += 1;
+        let generation = self.generation;
+        self.current = Some((generation, job.clone(), part));
+        self.recent.push_back((generation, job, part));
+        while self.recent.len() > RECENT {
+            self.recent.pop_front();
+        }
+        if let Some(device) = &self.device {
+            device.set_job(Some(DeviceJob::full_range(generation, scan, target)));
+        }
+        Ok(())
+    }
+
+    async fn new_job<D: Dialect<Job = J>>(&mut self, dialect: &D, job: J) -> Result<()> {
+        if let Some(seed) = D::key(&job) {
+            self.ensure_key(seed).await?;
+        }
+        self.assign(dialect, job, 0)
+    }
+
+    /// What the device found or finished.
+    fn device_event<D: Dialect<Job = J>>(
+        &mut self,
+        dialect: &mut D,
+        event: DeviceEvent,
+    ) -> Result<()> {
+        match event {
+            DeviceEvent::Found(found) => {
+                let Some((_, job, part)) = self
+                    .recent
+                    .iter()
+                    .find(|(g, _, _)| *g == found.generation)
+                    .cloned()
+                else {
+                    return Ok(());
+                };
+                // Solutions for a job a newer one made stale are not worth sending.
+                let stale = match &self.current {
+                    Some((generation, current, _)) => {
+                        *generation != found.generation && D::supersedes(current, &job)
+                    }
+                    None => true,
+                };
+                if !stale {
+                    dialect.submit(&job, part, &found.solution);
+                }
+            }
+            DeviceEvent::Exhausted { generation } => {
+                if let Some((current, job, part)) = self.current.clone() {
+                    if current == generation {
+                        self.assign(dialect, job, part + 1)?;
+                    }
+                }
+            }
+            DeviceEvent::Failed(e) => bail!("mining stopped: {e}"),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn hashes(&self) -> u64 {
+        self.device.as_ref().map_or(0, |d| d.hashrate().hashes)
+    }
+
+    fn hashrate(&self) -> Hashrate {
+        self.device
+            .as_ref()
+            .map_or(Hashrate::ZERO, |d| d.hashrate().current)
+    }
 }
 
 /// How one connection ended.
@@ -185,19 +526,13 @@ enum SessionEnd {
     Lost(String),
 }
 
-struct Counters {
-    accepted: AtomicU64,
-    rejected: AtomicU64,
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn run_session(
+/// One connection to `url`: moves lines between the pool and the session, jobs to the device
+/// and solutions back, until the connection ends.
+async fn run_session<D: Dialect>(
     url: &str,
-    args: &MineArgs,
-    convention: DifficultyConvention,
-    shared: &Shared,
-    counters: &Counters,
-    found_rx: &mut mpsc::UnboundedReceiver<(u64, MinerShare)>,
+    mut dialect: D,
+    miner: &mut Miner<D::Job>,
+    device_events: &mut mpsc::UnboundedReceiver<DeviceEvent>,
     stop: &mut watch::Receiver<bool>,
     resume: &mut Option<String>,
 ) -> Result<SessionEnd> {
@@ -211,69 +546,52 @@ async fn run_session(
     .with_context(|| format!("cannot connect to {url}"))?;
     stream.set_nodelay(true).ok();
     let (mut rd, mut wr) = stream.into_split();
-    let config = MinerConfig {
-        user: args.user.clone(),
-        password: args.password.clone(),
-        ..MinerConfig::default()
-    };
-    let mut session =
-        MinerSession::new(config, std::time::Instant::now()).with_pool_host(host.clone());
-    if let Some(sid) = resume.clone() {
-        session = session.with_resume(sid);
-    }
-    session.start();
     let mut lines = LineBuffer::default();
     let mut buf = vec![0u8; 16 * 1024];
+    let mut stats =
+        tokio::time::interval(Duration::from_secs_f64(miner.args.stats_interval.max(0.5)));
+    stats.tick().await;
+    let mut difficulty = 0.0;
     loop {
-        while let Some(out) = session.poll_output() {
+        while let Some(out) = dialect.poll_output() {
             wr.write_all(out.as_bytes())
                 .await
                 .context("write to pool")?;
         }
-        while let Some(event) = session.poll_event() {
+        while let Some(event) = dialect.poll_event() {
             match event {
-                MinerEvent::Subscribed { session_id, .. } => {
-                    *resume = session_id;
+                Event::Subscribed(id) => *resume = id,
+                Event::Refused(reason) => {
+                    bail!("the pool refused worker {}: {reason}", miner.args.user)
                 }
-                MinerEvent::Authorized(false, reason) => {
-                    bail!(
-                        "the pool refused worker {}: {}",
-                        args.user,
-                        reason.unwrap_or_default()
-                    );
+                Event::NewJob(job) => {
+                    difficulty = D::difficulty(&job);
+                    miner.new_job(&dialect, job).await?;
                 }
-                MinerEvent::NewJob(job) => shared.set(Some(job), convention),
-                MinerEvent::ShareResult {
-                    accepted, error, ..
-                } => {
+                Event::ShareResult { accepted, reason } => {
                     if accepted {
-                        counters.accepted.fetch_add(1, Ordering::Relaxed);
+                        miner.accepted += 1;
                     } else {
-                        counters.rejected.fetch_add(1, Ordering::Relaxed);
+                        miner.rejected += 1;
                         eprintln!(
                             "share rejected: {}",
-                            error.map_or_else(|| "no reason given".to_owned(), |e| e.to_string())
+                            reason.unwrap_or_else(|| "no reason given".to_owned())
                         );
                     }
-                    if args
-                        .max_shares
-                        .is_some_and(|m| counters.accepted.load(Ordering::Relaxed) >= m)
-                    {
+                    if miner.args.max_shares.is_some_and(|m| miner.accepted >= m) {
                         return Ok(SessionEnd::Stopped);
                     }
                 }
-                MinerEvent::Reconnect(_) => {
+                Event::Reconnect => {
                     return Ok(SessionEnd::Lost("the pool asked to reconnect".into()))
                 }
-                MinerEvent::ShowMessage(m) => eprintln!("pool says: {m}"),
-                MinerEvent::Error(e) => eprintln!("pool sent something unusable: {e}"),
-                MinerEvent::Closed(reason) => {
-                    return Ok(SessionEnd::Lost(format!("session closed: {reason:?}")))
+                Event::Message(m) => eprintln!("{m}"),
+                Event::Closed(reason) => {
+                    return Ok(SessionEnd::Lost(format!("session closed: {reason}")))
                 }
-                _ => {}
             }
         }
-        let deadline = session
+        let deadline = dialect
             .poll_timeout()
             .map(tokio::time::Instant::from_std)
             .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(60));
@@ -284,21 +602,19 @@ async fn run_session(
                     return Ok(SessionEnd::Lost("the pool closed the connection".into()));
                 }
                 lines.feed(&buf[..n]).map_err(|e| anyhow::anyhow!("pool sent {e}"))?;
-                let now = std::time::Instant::now();
+                let now = Instant::now();
                 while let Some(line) = lines.next_line() {
-                    session.handle_line(line, now);
+                    dialect.handle_line(line, now);
                 }
             }
-            Some((generation, share)) = found_rx.recv() => {
-                // Solutions for a job that was replaced by a clean one are not worth sending.
-                let stale = shared.current().is_none_or(|w| w.generation != generation && w.job.clean);
-                if !stale {
-                    // The session answers every submit with one ShareResult.
-                    session.submit(share);
-                }
-            }
-            _ = tokio::time::sleep_until(deadline) => {
-                session.handle_timeout(std::time::Instant::now());
+            Some(event) = device_events.recv() => miner.device_event(&mut dialect, event)?,
+            _ = tokio::time::sleep_until(deadline) => dialect.handle_timeout(Instant::now()),
+            _ = stats.tick() => {
+                let rate = miner.hashrate();
+                eprintln!(
+                    "[mine {}] {rate:.2}  accepted {} rejected {}  difficulty {difficulty}",
+                    miner.args.algo, miner.accepted, miner.rejected,
+                );
             }
             _ = stop.changed() => return Ok(SessionEnd::Stopped),
         }
@@ -308,91 +624,91 @@ async fn run_session(
 /// Mines until stopped (Ctrl-C, `stop`, `--max-shares`, `--seconds`), failing over between the
 /// pool URLs; returns the totals.
 pub(crate) async fn mine(args: MineArgs, mut stop: watch::Receiver<bool>) -> Result<MinerTotals> {
-    if args.algo == Algorithm::RandomX {
-        return crate::mine_randomx::mine(args, stop).await;
-    }
-    if args.threads == 0 || args.threads > 1024 {
-        bail!("--threads must be between 1 and 1024, got {}", args.threads);
+    if args.threads == 0 || args.threads > otedama_devices::MAX_CPU_THREADS {
+        bail!(
+            "--threads must be between 1 and {}, got {}",
+            otedama_devices::MAX_CPU_THREADS,
+            args.threads
+        );
     }
     for url in &args.urls {
         parse_url(url)?;
     }
-    let convention = convention_for(args.algo)?;
-    let kernel: Arc<dyn PowAlgorithm> = Arc::from(build(
-        args.algo,
-        args.backend.as_deref(),
-        None,
-        RandomXMode::Light,
-        1,
-    )?);
-    let shared = Arc::new(Shared {
-        work: Mutex::new(None),
-        generation: AtomicU64::new(0),
-        hashes: AtomicU64::new(0),
-        stop: AtomicBool::new(false),
-    });
-    let counters = Arc::new(Counters {
-        accepted: AtomicU64::new(0),
-        rejected: AtomicU64::new(0),
-    });
-    let (found_tx, mut found_rx) = mpsc::unbounded_channel();
-    let chunk = chunk_for(args.algo);
-    let mut handles = Vec::new();
-    for index in 0..args.threads {
-        let (kernel, shared, found_tx) =
-            (Arc::clone(&kernel), Arc::clone(&shared), found_tx.clone());
-        let threads = args.threads;
-        handles.push(
-            std::thread::Builder::new()
-                .name(format!("miner-{index}"))
-                .spawn(move || {
-                    worker_loop(index, threads, kernel.as_ref(), &shared, chunk, &found_tx)
-                })
-                .context("cannot start a mining thread")?,
-        );
+    match args.algo {
+        Algorithm::RandomX => {
+            let (miner, events) = Miner::new(args);
+            // The kernel needs the first job's key: the device starts with it.
+            failover(miner, events, &mut stop, |args, _host, _resume, now| {
+                Ok(Monero::open(args, now))
+            })
+            .await
+        }
+        Algorithm::Sha256d | Algorithm::Scrypt => {
+            let (mut miner, events) = Miner::new(args);
+            let kernel: Arc<dyn PowAlgorithm> = Arc::from(build(
+                miner.args.algo,
+                miner.args.backend.as_deref(),
+                None,
+                RandomXMode::Light,
+                1,
+            )?);
+            miner.start(kernel)?;
+            failover(miner, events, &mut stop, V1::open).await
+        }
+        other => bail!("mine speaks Stratum v1 (sha256d, scrypt) and the Monero dialect (randomx), not {other}"),
     }
-    drop(found_tx);
+}
 
+impl<J: Clone> Miner<J> {
+    fn new(args: MineArgs) -> (Miner<J>, mpsc::UnboundedReceiver<DeviceEvent>) {
+        let (events, rx) = mpsc::unbounded_channel();
+        (
+            Miner {
+                args,
+                device: None,
+                randomx: None,
+                events,
+                generation: 0,
+                current: None,
+                recent: VecDeque::new(),
+                accepted: 0,
+                rejected: 0,
+            },
+            rx,
+        )
+    }
+}
+
+/// Tries the pool URLs in order, again and again with a growing pause, until stopped.
+async fn failover<D: Dialect>(
+    mut miner: Miner<D::Job>,
+    mut device_events: mpsc::UnboundedReceiver<DeviceEvent>,
+    stop: &mut watch::Receiver<bool>,
+    open: impl Fn(&MineArgs, &str, Option<String>, Instant) -> Result<D>,
+) -> Result<MinerTotals> {
     let started = Instant::now();
-    let stats = {
-        let (shared, counters) = (Arc::clone(&shared), Arc::clone(&counters));
-        let interval = Duration::from_secs_f64(args.stats_interval.max(0.5));
-        let algo = args.algo;
-        tokio::spawn(async move {
-            let mut last = (Instant::now(), 0u64);
-            loop {
-                tokio::time::sleep(interval).await;
-                let hashes = shared.hashes.load(Ordering::Relaxed);
-                let secs = last.0.elapsed().as_secs_f64();
-                let rate = Hashrate::from_hashes_and_secs((hashes - last.1) as f64, secs)
-                    .unwrap_or(Hashrate::ZERO);
-                let difficulty = shared.current().map_or(0.0, |w| w.job.difficulty);
-                eprintln!(
-                    "[mine {algo}] {rate:.2}  accepted {} rejected {}  difficulty {difficulty}",
-                    counters.accepted.load(Ordering::Relaxed),
-                    counters.rejected.load(Ordering::Relaxed),
-                );
-                last = (Instant::now(), hashes);
-            }
-        })
-    };
-    let deadline = args
+    let deadline = miner
+        .args
         .seconds
         .map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s.max(0.0)));
     let mut resume = None;
     let mut failures = 0u32;
+    let urls = miner.args.urls.clone();
     let result = 'outer: loop {
-        for url in &args.urls {
-            let session = run_session(
-                url,
-                &args,
-                convention,
-                &shared,
-                &counters,
-                &mut found_rx,
-                &mut stop,
-                &mut resume,
-            );
+        for url in &urls {
+            let session = async {
+                let (host, _) = parse_url(url)?;
+                let dialect = open(&miner.args, &host, resume.clone(), Instant::now())?;
+                run_session(
+                    url,
+                    dialect,
+                    &mut miner,
+                    &mut device_events,
+                    stop,
+                    &mut resume,
+                )
+                .await
+            };
             let outcome = match deadline {
                 Some(d) => match tokio::time::timeout_at(d, session).await {
                     Ok(r) => r,
@@ -407,7 +723,7 @@ pub(crate) async fn mine(args: MineArgs, mut stop: watch::Receiver<bool>) -> Res
                 Err(e) => eprintln!("{url}: {e:#}"),
             }
             // Nothing to mine while disconnected: stale work only wastes power.
-            shared.set(None, convention);
+            miner.idle();
             failures += 1;
             if *stop.borrow() {
                 break 'outer Ok(());
@@ -419,26 +735,21 @@ pub(crate) async fn mine(args: MineArgs, mut stop: watch::Receiver<bool>) -> Res
             _ = stop.changed() => break 'outer Ok(()),
         }
     };
-    stats.abort();
-    shared.stop.store(true, Ordering::Relaxed);
-    for handle in handles {
-        match handle.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!("mining thread stopped: {e:#}"),
-            Err(_) => eprintln!("a mining thread panicked"),
+    let hashes = miner.hashes();
+    if let Some(mut device) = miner.device.take() {
+        if let Err(e) = device.stop() {
+            eprintln!("mining thread stopped: {e}");
         }
     }
     let totals = MinerTotals {
-        accepted: counters.accepted.load(Ordering::Relaxed),
-        rejected: counters.rejected.load(Ordering::Relaxed),
-        hashes: shared.hashes.load(Ordering::Relaxed),
+        accepted: miner.accepted,
+        rejected: miner.rejected,
     };
-    let rate =
-        Hashrate::from_hashes_and_secs(totals.hashes as f64, started.elapsed().as_secs_f64())
-            .unwrap_or(Hashrate::ZERO);
+    let rate = Hashrate::from_hashes_and_secs(hashes as f64, started.elapsed().as_secs_f64())
+        .unwrap_or(Hashrate::ZERO);
     eprintln!(
         "[mine {}] done: {} accepted, {} rejected, {rate:.2} average",
-        args.algo, totals.accepted, totals.rejected
+        miner.args.algo, totals.accepted, totals.rejected
     );
     result.map(|()| totals)
 }
@@ -481,5 +792,43 @@ mod tests {
         assert!(parse_url("stratum+tcp://host").is_err());
         assert!(parse_url("stratum+tcp://host:99999").is_err());
         assert!(parse_url("stratum+tcp://:3333").is_err());
+    }
+
+    #[test]
+    fn v1_parts_walk_the_extranonce2_space_and_end() {
+        let job = Arc::new(MinerJob {
+            notify: otedama_stratum::Notify {
+                job_id: "1".into(),
+                prevhash: [0; 32],
+                coinb1: vec![1, 0, 0, 0],
+                coinb2: vec![0xff; 4],
+                merkle_branch: Vec::new(),
+                version: 0x2000_0000,
+                nbits: 0x207f_ffff,
+                ntime: 1_700_000_000,
+                clean_jobs: true,
+            },
+            difficulty: 1.0,
+            extranonce1: vec![0; 4],
+            extranonce2_size: 1,
+            version_mask: 0,
+            clean: true,
+        });
+        let v1 = V1 {
+            session: MinerSession::new(MinerConfig::default(), Instant::now()),
+            convention: DifficultyConvention::Bitcoin,
+        };
+        let first = v1.work(&job, 0).expect("work").expect("part 0");
+        let second = v1.work(&job, 1).expect("work").expect("part 1");
+        assert_ne!(
+            first.0.input(),
+            second.0.input(),
+            "each part its own header"
+        );
+        assert!(v1.work(&job, 255).expect("work").is_some());
+        assert!(
+            v1.work(&job, 256).expect("work").is_none(),
+            "one byte holds 256 parts"
+        );
     }
 }

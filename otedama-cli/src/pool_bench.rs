@@ -191,7 +191,7 @@ pub(crate) fn run(args: &PoolBenchArgs) -> Result<()> {
                 seconds: Some(total_seconds),
                 vardiff: false,
                 ready: Some(ready_tx),
-                randomx_mode: crate::mine_randomx::RandomXModeArg::Light,
+                randomx_mode: crate::mine::RandomXModeArg::Light,
             },
         ));
         let addr = ready_rx.await.context("the pool did not start")?;

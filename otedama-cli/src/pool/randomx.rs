@@ -526,10 +526,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
             stats_interval: config.monitoring.stats_interval.0.as_secs_f64(),
             randomx_mode,
         };
-        Some(tokio::spawn(crate::mine_randomx::mine(
-            args,
-            stop_rx.clone(),
-        )))
+        Some(tokio::spawn(crate::mine::mine(args, stop_rx.clone())))
     } else {
         None
     };

@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::{chain_params, Config, ConfigError, Node};
 use crate::kernel::build;
-use crate::mine_randomx::RandomXModeArg;
+use crate::mine::RandomXModeArg;
 use otedama_pool::accounting::{self, Accounting, AccountingTask, NoteLevel, PaymentRules, Scheme};
 use otedama_pool::source::devnet::{Devnet, DevnetWallet};
 use otedama_pool::source::node::{NodeRpc, RpcAuth};

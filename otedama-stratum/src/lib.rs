@@ -21,6 +21,14 @@
 //!   miner side [`MoneroMinerSession`].
 //! - EthereumStratum/1.0.0 (NiceHash) and the kawpowminer variant: [`EthClientRequest`],
 //!   [`EthServerRequest`], [`EthSubscribeResult`], and the pool side [`EthPoolSession`].
+//! - [`PoolProtocol`]: the one trait the three pool sessions implement (lines in and out,
+//!   events in one [`SessionEvent`] shape, verdicts as [`ShareVerdict`], jobs, timeouts), on
+//!   one session core they share for what does not depend on the wire format: the
+//!   [`AuthorizeToken`]s and [`ShareToken`]s awaiting a verdict, [`CloseReason`]s, the login
+//!   and idle clocks, the ban score, and the bounded duplicate check.
+//! - With the feature `tokio`, the `server` module: one TCP server, generic over
+//!   [`PoolProtocol`], for all three dialects (`Server` for v1, `MoneroServer`, `EthServer`);
+//!   and the `client` module, a Stratum v1 miner connection.
 //!
 //! # Example
 //!
@@ -45,10 +53,53 @@
 //! assert_eq!(session.poll_output().as_deref(), Some("{\"error\":null,\"id\":2,\"result\":true}\n"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! Code written once against [`PoolProtocol`] serves every dialect; here it logs in an xmrig
+//! miner, whose login result carries the first job:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Instant;
+//! use otedama_stratum::{
+//!     ExtranonceAllocator, MoneroJob, MoneroPoolConfig, MoneroPoolSession, PoolProtocol,
+//!     SessionEvent, ShareVerdict, SubmittedShare,
+//! };
+//!
+//! /// Accepts every worker and share, and hands out `job` once a session wants work.
+//! fn serve<P: PoolProtocol>(session: &mut P, job: &P::Job, now: Instant) {
+//!     while let Some(event) = session.poll_event() {
+//!         match event {
+//!             SessionEvent::Authorize { token, .. } => session.authorize_result(token, Ok(())),
+//!             SessionEvent::Share(share) => session.share_result(share.token(), ShareVerdict::Accepted),
+//!             _ => {}
+//!         }
+//!     }
+//!     if session.wants_jobs() {
+//!         session.send_job(job, now);
+//!     }
+//! }
+//!
+//! let now = Instant::now();
+//! let allocator = ExtranonceAllocator::new(&[], 4)?;
+//! let Ok(mut xmrig) = MoneroPoolSession::open(Arc::new(MoneroPoolConfig::default()), allocator, now);
+//! xmrig.handle_line(br#"{"id":1,"jsonrpc":"2.0","method":"login","params":{"login":"4wallet","pass":"x"}}"#, now);
+//! let job = MoneroJob::from_json(&serde_json::json!({
+//!     "blob": "00".repeat(76), "job_id": "1", "target": "37894100", "height": 1
+//! }))?;
+//! serve(&mut xmrig, &job, now);
+//! let login = xmrig.poll_output().expect("login result");
+//! assert!(login.contains(r#""job_id":"1""#) && login.contains(r#""status":"OK""#));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![forbid(unsafe_code)]
 
-mod liveness;
+mod session;
 mod v1;
+
+pub use session::{
+    AuthorizeToken, CloseReason, PoolProtocol, SessionEvent, ShareToken, ShareVerdict,
+    SubmittedShare,
+};
 
 pub use v1::error::{ErrorCode, StratumError};
 pub use v1::extranonce::{Extranonce1, ExtranonceAllocator, ExtranonceConfigError};
@@ -58,10 +109,7 @@ pub use v1::message::{
     Notify, ParamsError, ParseError, Reconnect, Request, RequestId, Response, ServerRequest,
     Submit, Subscribe, SubscribeResult, VersionRollingRequest,
 };
-pub use v1::pool::{
-    AuthorizeToken, CloseReason, JobAnnouncement, PoolConfig, PoolEvent, PoolSession,
-    ShareSubmission, ShareToken, ShareVerdict,
-};
+pub use v1::pool::{JobAnnouncement, PoolConfig, PoolEvent, PoolSession, ShareSubmission};
 pub use v1::vardiff::{Vardiff, VardiffConfig};
 
 #[cfg(feature = "tokio")]
@@ -72,18 +120,25 @@ pub use self::tokio::{client, server};
 mod ethereum;
 mod monero;
 
-pub use ethereum::{
-    eth_share_target, EthAuthorizeToken, EthClientRequest, EthConfigError, EthNotify,
-    EthPoolConfig, EthPoolEvent, EthPoolSession, EthServerRequest, EthShareSubmission,
-    EthShareToken, EthSubmit, EthSubscribe, EthSubscribeResult, KawpowNotify, ETH_MAX_EXTRANONCE,
-    ETH_STRATUM_PROTOCOL,
+pub use ethereum::message::{
+    eth_share_target, EthClientRequest, EthNotify, EthServerRequest, EthSubmit, EthSubscribe,
+    EthSubscribeResult, KawpowNotify, ETH_MAX_EXTRANONCE, ETH_STRATUM_PROTOCOL,
 };
-pub use monero::{
+pub use ethereum::pool::{
+    EthAuthorizeToken, EthConfigError, EthPoolConfig, EthPoolEvent, EthPoolSession,
+    EthShareSubmission, EthShareToken,
+};
+pub use monero::message::{
     monero_status, MoneroClientRequest, MoneroError, MoneroJob, MoneroLogin, MoneroLoginResult,
-    MoneroLoginToken, MoneroMessage, MoneroMinerConfig, MoneroMinerError, MoneroMinerEvent,
-    MoneroMinerSession, MoneroMinerShare, MoneroPoolConfig, MoneroPoolEvent, MoneroPoolSession,
-    MoneroResponse, MoneroServerRequest, MoneroShareSubmission, MoneroShareToken, MoneroSubmit,
-    MONERO_MAX_BLOB, MONERO_NONCE_OFFSET, MONERO_STATUS_KEEPALIVED, MONERO_STATUS_OK,
+    MoneroMessage, MoneroResponse, MoneroServerRequest, MoneroSubmit, MONERO_MAX_BLOB,
+    MONERO_NONCE_OFFSET, MONERO_STATUS_KEEPALIVED, MONERO_STATUS_OK,
+};
+pub use monero::miner::{
+    MoneroMinerConfig, MoneroMinerError, MoneroMinerEvent, MoneroMinerSession, MoneroMinerShare,
+};
+pub use monero::pool::{
+    MoneroLoginToken, MoneroPoolConfig, MoneroPoolEvent, MoneroPoolSession, MoneroShareSubmission,
+    MoneroShareToken,
 };
 pub use v1::miner::{
     Extranonce2Iter, MinerCloseReason, MinerConfig, MinerError, MinerEvent, MinerJob,

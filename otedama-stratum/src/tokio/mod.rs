@@ -1,8 +1,10 @@
 //! Thin tokio adapters over the sans-IO sessions (feature `tokio`).
 //!
-//! Everything protocol-shaped stays in [`PoolSession`](crate::PoolSession) and
-//! [`MinerSession`](crate::MinerSession); these modules only move bytes between them and TCP
-//! sockets, keep time with `tokio::time`, and hand decisions to the caller over channels.
+//! Everything protocol-shaped stays in the sans-IO sessions: the pool sessions of every dialect
+//! behind [`PoolProtocol`](crate::PoolProtocol), which the one [`server`] drives, and
+//! [`MinerSession`](crate::MinerSession), which the [`client`] drives. These modules only move
+//! bytes between them and TCP sockets, keep time with `tokio::time`, and hand decisions to the
+//! caller over channels.
 //! They spawn their tasks on the caller's runtime and never start one of their own.
 
 pub mod client;

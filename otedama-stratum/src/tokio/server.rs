@@ -1,24 +1,37 @@
-//! A Stratum v1 TCP server: one task per connection, each driving a [`PoolSession`].
+//! A Stratum TCP server: one task per connection, each driving a pool session of any dialect
+//! through [`PoolProtocol`].
+//!
+//! [`ProtocolServer<P>`] serves the dialect of `P`: [`Server`] is the Stratum v1 server
+//! (sessions are [`PoolSession`]s), [`MoneroServer`] serves xmrig and other miners of the
+//! Monero dialect ([`MoneroPoolSession`]), and [`EthServer`] EthereumStratum/1.0.0 miners
+//! ([`EthPoolSession`]). The rest of this page reads the same for each.
 //!
 //! The embedding pool talks to the server through plain channels, with no trait to implement:
 //!
-//! - every decision the sessions need arrives as a [`ServerEvent`] on the
-//!   `mpsc::Sender<ServerEvent>` given to [`Server::bind`], carrying the [`Connection`] it came
-//!   from; the pool answers with [`Connection::authorize_result`] and
+//! - every decision the sessions need arrives as a [`ProtocolServerEvent`] ([`ServerEvent`]
+//!   for v1) on the `mpsc::Sender` given to [`ProtocolServer::bind`], carrying the
+//!   [`Connection`] it came from; the pool answers with [`Connection::authorize_result`] and
 //!   [`Connection::share_result`] (plain, non-async calls), whenever it is ready;
-//! - jobs go out through a `tokio::sync::watch` channel of `Option<Arc<JobAnnouncement>>`:
-//!   each connection announces the latest job as soon as it has subscribed and authorized a
-//!   worker, and every new one after that. A connection that falls behind skips straight to
-//!   the newest job, which is safe because a job of a new chain tip (a greater
-//!   [`JobAnnouncement::height`]) is always announced as clean. A pool whose connections each
-//!   need their own job (solo mining, a coinbase paying each miner's address) sets
-//!   [`ServerConfig::tailor`]: its [`JobTailor`] turns the common job into the connection's own.
+//! - jobs go out through a `tokio::sync::watch` channel of `Option<Arc<P::Job>>`
+//!   ([`JobAnnouncement`] for v1, [`MoneroJob`] and [`EthNotify`] for the others): each
+//!   connection announces the latest job as soon as its session
+//!   [wants jobs](PoolProtocol::wants_jobs) (v1: subscribed and a worker authorized; Monero:
+//!   the login accepted, and the job goes out in the login result), and every new one after
+//!   that. A connection that falls behind skips straight to the newest job, which is safe
+//!   because a job of a new chain tip (a greater [`JobAnnouncement::height`], a greater Monero
+//!   height) retires the older ones. A pool whose connections each need their own job (solo
+//!   mining, a coinbase paying each miner's address, a Monero blob per miner) sets
+//!   [`ProtocolServerConfig::tailor`]: its [`JobTailor`] turns the common job into the
+//!   connection's own.
 //!
 //! Each connection costs a task, a socket and a session: no per-connection read buffer is
 //! held while a connection is idle (reads go through a stack buffer and a [`LineBuffer`] that
 //! only grows while a line is unfinished). The server bounds connections overall and per IP
-//! address, lines to [`ServerConfig::max_line`], and writes to [`ServerConfig::write_timeout`];
-//! the session bounds everything else (subscribe and idle timeouts, ban score).
+//! address, lines to [`ProtocolServerConfig::max_line`], and writes to
+//! [`ProtocolServerConfig::write_timeout`]; the session bounds everything else (subscribe and
+//! idle timeouts, ban score).
+//!
+//! A Stratum v1 pool:
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -82,15 +95,16 @@ use ::tokio::task::JoinSet;
 use ::tokio::time::{sleep_until, timeout, Instant};
 
 use crate::{
-    AuthorizeToken, CloseReason, ExtranonceAllocator, JobAnnouncement, LineBuffer, PoolConfig,
-    PoolEvent, PoolSession, ShareSubmission, ShareToken, ShareVerdict,
+    AuthorizeToken, CloseReason, EthPoolSession, ExtranonceAllocator, JobAnnouncement, LineBuffer,
+    MoneroPoolSession, PoolProtocol, PoolSession, SessionEvent, ShareToken, ShareVerdict,
 };
+#[cfg(doc)]
+use crate::{EthNotify, MoneroJob};
 
-/// Server settings.
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
+/// The settings of a [`ProtocolServer`] for the dialect of `P`.
+pub struct ProtocolServerConfig<P: PoolProtocol> {
     /// The settings every session runs with.
-    pub pool: Arc<PoolConfig>,
+    pub pool: Arc<P::Config>,
     /// Connections served at once; more are accepted and closed straight away.
     pub max_connections: usize,
     /// Connections served at once from one IP address (`None`: no per-address limit; mining
@@ -102,23 +116,74 @@ pub struct ServerConfig {
     pub write_timeout: Duration,
     /// Gives each connection its own version of every job (solo mining: a coinbase paying
     /// the connection's own address); `None` sends every connection the same jobs.
-    pub tailor: Option<Arc<dyn JobTailor>>,
+    pub tailor: Option<Arc<dyn JobTailor<P::Job>>>,
 }
 
-/// Makes a connection's own version of a job, from the job every connection gets and the
-/// first worker the connection authorized.
+/// The settings of the Stratum v1 [`Server`].
+pub type ServerConfig = ProtocolServerConfig<PoolSession>;
+
+/// The settings of a [`MoneroServer`].
+pub type MoneroServerConfig = ProtocolServerConfig<MoneroPoolSession>;
+
+/// The settings of an [`EthServer`].
+pub type EthServerConfig = ProtocolServerConfig<EthPoolSession>;
+
+/// Makes a connection's own version of a job of type `J` ([`JobAnnouncement`] unless said
+/// otherwise), from the job every connection gets and the first worker the connection
+/// authorized (for the Monero dialect: its login).
 ///
-/// The server calls it from the connection's task each time it sends a job, so it should be
-/// quick (cache what it builds). The caller must then accept shares on the tailored job's id.
-pub trait JobTailor: Send + Sync + std::fmt::Debug {
+/// The server calls [`tailor_for`](JobTailor::tailor_for) from the connection's task each
+/// time it sends a job, so it should be quick (cache what it builds). The caller must then
+/// accept shares on the tailored job's id.
+pub trait JobTailor<J = JobAnnouncement>: Send + Sync + std::fmt::Debug {
     /// The job for `worker` in place of `job`; `None` sends `job` as it is.
-    fn tailor(&self, job: &Arc<JobAnnouncement>, worker: &str) -> Option<Arc<JobAnnouncement>>;
+    fn tailor(&self, job: &Arc<J>, worker: &str) -> Option<Arc<J>>;
+
+    /// The job for the connection `conn`, whose first worker is `worker`. By default
+    /// [`tailor`](JobTailor::tailor), which does not look at the connection; a pool whose
+    /// connections must never share a job, even under one worker name (a Monero blob of its
+    /// own for every miner), overrides this one.
+    fn tailor_for(&self, job: &Arc<J>, worker: &str, conn: &Connection) -> Option<Arc<J>> {
+        let _ = conn;
+        self.tailor(job, worker)
+    }
 }
 
-impl Default for ServerConfig {
+impl<P: PoolProtocol> Clone for ProtocolServerConfig<P> {
+    fn clone(&self) -> Self {
+        ProtocolServerConfig {
+            pool: Arc::clone(&self.pool),
+            max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            max_line: self.max_line,
+            write_timeout: self.write_timeout,
+            tailor: self.tailor.clone(),
+        }
+    }
+}
+
+impl<P: PoolProtocol> std::fmt::Debug for ProtocolServerConfig<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProtocolServerConfig")
+            .field("pool", &self.pool)
+            .field("max_connections", &self.max_connections)
+            .field("max_connections_per_ip", &self.max_connections_per_ip)
+            .field("max_line", &self.max_line)
+            .field("write_timeout", &self.write_timeout)
+            .field("tailor", &self.tailor)
+            .finish()
+    }
+}
+
+/// The dialect's default session settings, 100 000 connections with no per-address limit,
+/// [`LineBuffer::DEFAULT_MAX_LINE`], 30 s to write, no tailor.
+impl<P: PoolProtocol> Default for ProtocolServerConfig<P>
+where
+    P::Config: Default,
+{
     fn default() -> Self {
-        ServerConfig {
-            pool: Arc::new(PoolConfig::default()),
+        ProtocolServerConfig {
+            pool: Arc::new(P::Config::default()),
             max_connections: 100_000,
             max_connections_per_ip: None,
             max_line: LineBuffer::DEFAULT_MAX_LINE,
@@ -145,24 +210,29 @@ pub enum DisconnectReason {
     Io(io::ErrorKind),
     /// The server is shutting down, or the event receiver was dropped.
     Shutdown,
+    /// The dialect cannot open a session with the server's allocator (EthereumStratum takes
+    /// extranonces of at most 3 bytes); [`ProtocolServer::bind`] checks this up front,
+    /// [`ProtocolServer::from_listener`] leaves it to each connection.
+    Unserved(String),
 }
 
-/// What a connection needs from the pool, or reports to it.
-#[derive(Debug)]
+/// What a connection needs from the pool, or reports to it, for a server of the dialect of
+/// `P`.
 #[non_exhaustive]
-pub enum ServerEvent {
+pub enum ProtocolServerEvent<P: PoolProtocol> {
     /// A connection was accepted.
     Connected {
         /// The connection.
         conn: Connection,
     },
-    /// A worker asks to be authorized: answer with [`Connection::authorize_result`].
+    /// A worker asks to be authorized (Monero: logs in): answer with
+    /// [`Connection::authorize_result`].
     Authorize {
         /// The connection.
         conn: Connection,
         /// The request to answer.
         token: AuthorizeToken,
-        /// `address` or `address.worker`.
+        /// `address` or `address.worker` (Monero: the `login` field).
         username: String,
         /// The password, if sent.
         password: Option<String>,
@@ -173,7 +243,7 @@ pub enum ServerEvent {
         /// The connection.
         conn: Connection,
         /// The share.
-        share: ShareSubmission,
+        share: P::Share,
     },
     /// A connection ended; answers to its outstanding events are dropped.
     Closed {
@@ -184,14 +254,55 @@ pub enum ServerEvent {
     },
 }
 
-impl ServerEvent {
+/// What a connection of the Stratum v1 [`Server`] needs from the pool, or reports to it.
+pub type ServerEvent = ProtocolServerEvent<PoolSession>;
+
+/// What a connection of a [`MoneroServer`] needs from the pool, or reports to it.
+pub type MoneroServerEvent = ProtocolServerEvent<MoneroPoolSession>;
+
+/// What a connection of an [`EthServer`] needs from the pool, or reports to it.
+pub type EthServerEvent = ProtocolServerEvent<EthPoolSession>;
+
+impl<P: PoolProtocol> ProtocolServerEvent<P> {
     /// The connection the event is about.
     pub fn conn(&self) -> &Connection {
         match self {
-            ServerEvent::Connected { conn }
-            | ServerEvent::Authorize { conn, .. }
-            | ServerEvent::Share { conn, .. }
-            | ServerEvent::Closed { conn, .. } => conn,
+            ProtocolServerEvent::Connected { conn }
+            | ProtocolServerEvent::Authorize { conn, .. }
+            | ProtocolServerEvent::Share { conn, .. }
+            | ProtocolServerEvent::Closed { conn, .. } => conn,
+        }
+    }
+}
+
+impl<P: PoolProtocol> std::fmt::Debug for ProtocolServerEvent<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProtocolServerEvent::Connected { conn } => {
+                f.debug_struct("Connected").field("conn", conn).finish()
+            }
+            ProtocolServerEvent::Authorize {
+                conn,
+                token,
+                username,
+                password,
+            } => f
+                .debug_struct("Authorize")
+                .field("conn", conn)
+                .field("token", token)
+                .field("username", username)
+                .field("password", password)
+                .finish(),
+            ProtocolServerEvent::Share { conn, share } => f
+                .debug_struct("Share")
+                .field("conn", conn)
+                .field("share", share)
+                .finish(),
+            ProtocolServerEvent::Closed { conn, reason } => f
+                .debug_struct("Closed")
+                .field("conn", conn)
+                .field("reason", reason)
+                .finish(),
         }
     }
 }
@@ -302,29 +413,38 @@ impl ServerStats {
 }
 
 /// What every connection task shares.
-#[derive(Debug)]
-struct Context {
-    config: ServerConfig,
+struct Context<P: PoolProtocol> {
+    config: ProtocolServerConfig<P>,
     allocator: Arc<ExtranonceAllocator>,
-    events: mpsc::Sender<ServerEvent>,
+    events: mpsc::Sender<ProtocolServerEvent<P>>,
     stats: Arc<ServerStats>,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
 }
 
-impl Context {
+impl<P: PoolProtocol> std::fmt::Debug for Context<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("config", &self.config)
+            .field("allocator", &self.allocator)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: PoolProtocol> Context<P> {
     fn per_ip(&self) -> MutexGuard<'_, HashMap<IpAddr, usize>> {
         self.per_ip.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 /// Holds a connection's place in the limits until the task ends.
-struct Slot {
-    context: Arc<Context>,
+struct Slot<P: PoolProtocol> {
+    context: Arc<Context<P>>,
     ip: IpAddr,
     _permit: OwnedSemaphorePermit,
 }
 
-impl Drop for Slot {
+impl<P: PoolProtocol> Drop for Slot<P> {
     fn drop(&mut self) {
         self.context.stats.live.fetch_sub(1, Ordering::Relaxed);
         if self.context.config.max_connections_per_ip.is_some() {
@@ -339,42 +459,68 @@ impl Drop for Slot {
     }
 }
 
-/// A bound listener, ready to [`run`](Server::run).
-#[derive(Debug)]
-pub struct Server {
+/// A bound listener serving the dialect of `P`, ready to [`run`](ProtocolServer::run).
+pub struct ProtocolServer<P: PoolProtocol> {
     listener: TcpListener,
-    context: Arc<Context>,
-    jobs: watch::Receiver<Option<Arc<JobAnnouncement>>>,
+    context: Arc<Context<P>>,
+    jobs: watch::Receiver<Option<Arc<P::Job>>>,
     limit: Arc<Semaphore>,
 }
 
-impl Server {
-    /// Binds `addr`. Events go to `events`; jobs are read from `jobs`.
+/// The Stratum v1 server: [`PoolSession`]s, [`JobAnnouncement`]s, [`ServerEvent`]s.
+pub type Server = ProtocolServer<PoolSession>;
+
+/// The Monero-dialect server (xmrig): [`MoneroPoolSession`]s, [`MoneroJob`]s,
+/// [`MoneroServerEvent`]s.
+pub type MoneroServer = ProtocolServer<MoneroPoolSession>;
+
+/// The EthereumStratum/1.0.0 server: [`EthPoolSession`]s, [`EthNotify`] jobs,
+/// [`EthServerEvent`]s.
+pub type EthServer = ProtocolServer<EthPoolSession>;
+
+impl<P: PoolProtocol> std::fmt::Debug for ProtocolServer<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProtocolServer")
+            .field("listener", &self.listener)
+            .field("context", &self.context)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: PoolProtocol> ProtocolServer<P> {
+    /// Binds `addr`. Sessions draw their extranonces (Monero: their session ids) from
+    /// `allocator`; events go to `events`; jobs are read from `jobs`. Fails with
+    /// [`io::ErrorKind::InvalidInput`] when the dialect cannot open sessions with `allocator`.
     pub async fn bind(
         addr: impl ToSocketAddrs,
-        config: ServerConfig,
+        config: ProtocolServerConfig<P>,
         allocator: Arc<ExtranonceAllocator>,
-        events: mpsc::Sender<ServerEvent>,
-        jobs: watch::Receiver<Option<Arc<JobAnnouncement>>>,
-    ) -> io::Result<Server> {
+        events: mpsc::Sender<ProtocolServerEvent<P>>,
+        jobs: watch::Receiver<Option<Arc<P::Job>>>,
+    ) -> io::Result<Self> {
+        // A session opened and dropped at once: its allocator value, if any, is free again.
+        P::open(Arc::clone(&config.pool), Arc::clone(&allocator), now())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let listener = TcpListener::bind(addr).await?;
-        Ok(Server::from_listener(
+        Ok(ProtocolServer::from_listener(
             listener, config, allocator, events, jobs,
         ))
     }
 
-    /// Serves an already bound listener.
+    /// Serves an already bound listener. Unlike [`ProtocolServer::bind`] it does not check
+    /// that the dialect can use `allocator`: if not, every connection ends at once as
+    /// [`DisconnectReason::Unserved`].
     pub fn from_listener(
         listener: TcpListener,
-        config: ServerConfig,
+        config: ProtocolServerConfig<P>,
         allocator: Arc<ExtranonceAllocator>,
-        events: mpsc::Sender<ServerEvent>,
-        jobs: watch::Receiver<Option<Arc<JobAnnouncement>>>,
-    ) -> Server {
+        events: mpsc::Sender<ProtocolServerEvent<P>>,
+        jobs: watch::Receiver<Option<Arc<P::Job>>>,
+    ) -> Self {
         let limit = Arc::new(Semaphore::new(
             config.max_connections.min(Semaphore::MAX_PERMITS),
         ));
-        Server {
+        ProtocolServer {
             listener,
             context: Arc::new(Context {
                 config,
@@ -393,7 +539,7 @@ impl Server {
         self.listener.local_addr()
     }
 
-    /// The server's counters; they stay readable while [`Server::run`] runs.
+    /// The server's counters; they stay readable while [`ProtocolServer::run`] runs.
     pub fn stats(&self) -> Arc<ServerStats> {
         Arc::clone(&self.context.stats)
     }
@@ -402,7 +548,7 @@ impl Server {
     /// every connection write what it has queued, closes them, and returns once all their
     /// tasks have ended.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let Server {
+        let ProtocolServer {
             listener,
             context,
             jobs,
@@ -451,7 +597,11 @@ impl Server {
 }
 
 /// Takes a place for a new connection from `ip`, or `None` when a limit is reached.
-fn admit(context: &Arc<Context>, limit: &Arc<Semaphore>, ip: IpAddr) -> Option<Slot> {
+fn admit<P: PoolProtocol>(
+    context: &Arc<Context<P>>,
+    limit: &Arc<Semaphore>,
+    ip: IpAddr,
+) -> Option<Slot<P>> {
     let permit = Arc::clone(limit).try_acquire_owned().ok()?;
     if let Some(max) = context.config.max_connections_per_ip {
         let mut map = context.per_ip();
@@ -476,10 +626,10 @@ fn now() -> std::time::Instant {
 
 /// Reads what is available into the session. Synchronous, so the read buffer lives on the
 /// stack only for the call and is never part of an idle connection's state.
-fn read_into(
+fn read_into<P: PoolProtocol>(
     stream: &TcpStream,
     lines: &mut LineBuffer,
-    session: &mut PoolSession,
+    session: &mut P,
     sniffed: &mut bool,
 ) -> Result<(), DisconnectReason> {
     let mut buf = [0u8; 4096];
@@ -518,9 +668,9 @@ fn read_into(
 }
 
 /// Writes everything the session has queued, as one write.
-async fn flush(
+async fn flush<P: PoolProtocol>(
     stream: &mut TcpStream,
-    session: &mut PoolSession,
+    session: &mut P,
     limit: Duration,
 ) -> Result<(), DisconnectReason> {
     let Some(first) = session.poll_output() else {
@@ -537,17 +687,23 @@ async fn flush(
     }
 }
 
-/// Sends `job` to the session, tailored to its first worker when the server tailors jobs.
-fn send_job(session: &mut PoolSession, job: &Arc<JobAnnouncement>, config: &ServerConfig) {
+/// Sends `job` to the session, tailored to the connection and its first worker when the
+/// server tailors jobs.
+fn send_job<P: PoolProtocol>(
+    session: &mut P,
+    job: &Arc<P::Job>,
+    conn: &Connection,
+    config: &ProtocolServerConfig<P>,
+) {
     let tailored = config.tailor.as_ref().and_then(|tailor| {
-        let worker = session.workers().next()?.to_owned();
-        tailor.tailor(job, &worker)
+        let worker = session.worker()?.to_owned();
+        tailor.tailor_for(job, &worker, conn)
     });
     session.send_job(tailored.as_ref().unwrap_or(job), now());
 }
 
 /// Applies the pool's queued verdicts.
-fn apply_commands(conn: &Connection, session: &mut PoolSession) {
+fn apply_commands<P: PoolProtocol>(conn: &Connection, session: &mut P) {
     let commands = std::mem::take(&mut *conn.mailbox.lock());
     for command in commands {
         match command {
@@ -559,21 +715,39 @@ fn apply_commands(conn: &Connection, session: &mut PoolSession) {
 }
 
 /// One connection, from accept to close.
-async fn serve(
+async fn serve<P: PoolProtocol>(
     mut stream: TcpStream,
     conn: Connection,
-    slot: Slot,
-    mut jobs: watch::Receiver<Option<Arc<JobAnnouncement>>>,
+    slot: Slot<P>,
+    mut jobs: watch::Receiver<Option<Arc<P::Job>>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let context = Arc::clone(&slot.context);
     let events = &context.events;
     let config = &context.config;
-    let mut session = PoolSession::new(
+    let opened = P::open(
         Arc::clone(&config.pool),
         Arc::clone(&context.allocator),
         now(),
     );
+    let mut session = match opened {
+        Ok(session) => session,
+        Err(e) => {
+            let connected = ProtocolServerEvent::Connected { conn: conn.clone() };
+            conn.mailbox.closed.store(true, Ordering::Release);
+            if matches!(
+                or_stop(events.send(connected), &mut stop).await,
+                Some(Ok(()))
+            ) {
+                let reason = DisconnectReason::Unserved(e.to_string());
+                let closed = ProtocolServerEvent::Closed { conn, reason };
+                or_stop(events.send(closed), &mut stop).await;
+            }
+            stream.shutdown().await.ok();
+            drop(slot);
+            return;
+        }
+    };
     let mut lines = LineBuffer::new(config.max_line);
     let mut sniffed = false;
     let mut jobs_open = true;
@@ -583,7 +757,7 @@ async fn serve(
     // Every wait on the pool or on the miner gives way to a shutdown, so that a pool that
     // stopped reading events or a miner that stopped reading lines cannot hold it up.
     let reason = 'conn: {
-        let connected = ServerEvent::Connected { conn: conn.clone() };
+        let connected = ProtocolServerEvent::Connected { conn: conn.clone() };
         if !matches!(
             or_stop(events.send(connected), &mut stop).await,
             Some(Ok(()))
@@ -604,21 +778,21 @@ async fn serve(
             let mut closed = None;
             while let Some(event) = session.poll_event() {
                 let event = match event {
-                    PoolEvent::Authorize {
+                    SessionEvent::Authorize {
                         token,
                         username,
                         password,
-                    } => ServerEvent::Authorize {
+                    } => ProtocolServerEvent::Authorize {
                         conn: conn.clone(),
                         token,
                         username,
                         password,
                     },
-                    PoolEvent::Share(share) => ServerEvent::Share {
+                    SessionEvent::Share(share) => ProtocolServerEvent::Share {
                         conn: conn.clone(),
                         share,
                     },
-                    PoolEvent::Closed(reason) => {
+                    SessionEvent::Closed(reason) => {
                         closed = Some(reason);
                         continue;
                     }
@@ -638,11 +812,11 @@ async fn serve(
                 }
                 break 'conn DisconnectReason::Session(reason);
             }
-            if !working && session.is_subscribed() && session.workers().next().is_some() {
+            if !working && session.wants_jobs() {
                 working = true;
                 let current = jobs.borrow_and_update().clone();
                 if let Some(job) = current {
-                    send_job(&mut session, &job, config);
+                    send_job(&mut session, &job, &conn, config);
                     continue;
                 }
             }
@@ -655,7 +829,7 @@ async fn serve(
                     Ok(()) => {
                         let current = jobs.borrow_and_update().clone();
                         if let Some(job) = current {
-                            send_job(&mut session, &job, config);
+                            send_job(&mut session, &job, &conn, config);
                         }
                     }
                     Err(_) => jobs_open = false,
@@ -681,9 +855,11 @@ async fn serve(
         // it discards with the connection.)
         let limit = config.write_timeout.min(SHUTDOWN_FLUSH);
         flush(&mut stream, &mut session, limit).await.ok();
-        events.try_send(ServerEvent::Closed { conn, reason }).ok();
+        events
+            .try_send(ProtocolServerEvent::Closed { conn, reason })
+            .ok();
     } else if or_stop(
-        events.send(ServerEvent::Closed {
+        events.send(ProtocolServerEvent::Closed {
             conn: conn.clone(),
             reason: reason.clone(),
         }),
@@ -692,7 +868,9 @@ async fn serve(
     .await
     .is_none()
     {
-        events.try_send(ServerEvent::Closed { conn, reason }).ok();
+        events
+            .try_send(ProtocolServerEvent::Closed { conn, reason })
+            .ok();
     }
     stream.shutdown().await.ok();
     drop(slot);

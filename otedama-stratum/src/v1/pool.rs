@@ -8,7 +8,8 @@
 //! [`PoolSession::share_result`] is called, which lets a pool acknowledge a share only once it
 //! is durably recorded. Time is always passed in.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,13 +17,16 @@ use otedama_core::encode_hex;
 use serde_json::{json, Map, Value};
 
 use super::error::{ErrorCode, StratumError};
-use super::extranonce::{Extranonce1, ExtranonceAllocator};
+use super::extranonce::ExtranonceAllocator;
 use super::message::{
-    ClientRequest, Configure, Message, Notify, Request, RequestId, Response, ServerRequest, Submit,
+    ClientRequest, Configure, Notify, Request, RequestId, Response, ServerRequest, Submit,
     SubscribeResult,
 };
 use super::vardiff::{Vardiff, VardiffConfig};
-use crate::liveness::Liveness;
+use crate::session::{
+    AuthorizeToken, CloseReason, PoolProtocol, SeenShares, SessionCore, SessionEvent, ShareToken,
+    ShareVerdict, SubmittedShare, PENALTY,
+};
 
 /// Pool-side session settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,14 +82,6 @@ pub struct JobAnnouncement {
     pub height: u64,
 }
 
-/// Identifies an authorization awaiting the caller's verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct AuthorizeToken(u64);
-
-/// Identifies a share awaiting the caller's verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ShareToken(u64);
-
 /// A share that passed the session's checks, for the caller to validate.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShareSubmission {
@@ -111,56 +107,10 @@ pub struct ShareSubmission {
     pub difficulty: f64,
 }
 
-/// What the session needs the caller to decide.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum PoolEvent {
-    /// A worker asks to be authorized; answer with [`PoolSession::authorize_result`].
-    Authorize {
-        /// The request to answer.
-        token: AuthorizeToken,
-        /// `address` or `address.worker`.
-        username: String,
-        /// The password, if sent.
-        password: Option<String>,
-    },
-    /// A share to validate; answer with [`PoolSession::share_result`].
-    Share(ShareSubmission),
-    /// The session ended; close the connection.
-    Closed(CloseReason),
-}
-
-/// Why a session ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CloseReason {
-    /// No subscribe within the allowed time.
-    SubscribeTimeout,
-    /// Silent for too long.
-    Idle,
-    /// Too many bad shares or lines.
-    Banned,
-    /// The line was not Stratum at all (TLS, HTTP, binary) before any subscribe.
-    NotStratum,
-    /// Every extranonce1 is in use.
-    PoolFull,
-    /// Closed by the caller.
-    Requested,
-}
-
-/// The caller's verdict on a share.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum ShareVerdict {
-    /// Valid and recorded.
-    Accepted,
-    /// The hash misses the share difficulty.
-    LowDifficulty,
-    /// The job went stale while the share was being checked.
-    Stale,
-    /// Invalid for another reason.
-    Invalid(String),
-}
+/// What a [`PoolSession`] needs the caller to decide: a worker to authorize (answer with
+/// [`PoolSession::authorize_result`]), a share to validate (answer with
+/// [`PoolSession::share_result`]), or the end of the session.
+pub type PoolEvent = SessionEvent<ShareSubmission>;
 
 #[derive(Debug, Clone)]
 struct ActiveJob {
@@ -178,24 +128,15 @@ struct ShareKey {
     version_bits: Option<u32>,
 }
 
-#[derive(Debug)]
-struct PendingShare {
-    id: Option<RequestId>,
-}
-
 /// One miner connection, pool side.
 #[derive(Debug)]
 pub struct PoolSession {
     config: Arc<PoolConfig>,
     allocator: Arc<ExtranonceAllocator>,
-    extranonce1: Option<Extranonce1>,
+    core: SessionCore<PoolEvent>,
     session_id: Option<String>,
     user_agent: Option<String>,
-    liveness: Liveness,
     authorized: HashSet<String>,
-    pending_authorize: HashMap<u64, (Option<RequestId>, String)>,
-    pending_shares: HashMap<u64, PendingShare>,
-    next_token: u64,
     version_mask: Option<u32>,
     extranonce_subscribed: bool,
     difficulty: f64,
@@ -203,15 +144,8 @@ pub struct PoolSession {
     minimum_difficulty: Option<f64>,
     jobs: VecDeque<(String, ActiveJob)>,
     tip_height: Option<u64>,
-    seen: HashSet<ShareKey>,
-    seen_order: VecDeque<ShareKey>,
+    seen: SeenShares<ShareKey>,
     vardiff: Vardiff,
-    ban_score: i32,
-    accepted: u64,
-    rejected: u64,
-    output: VecDeque<String>,
-    events: VecDeque<PoolEvent>,
-    closed: Option<CloseReason>,
 }
 
 impl PoolSession {
@@ -219,18 +153,20 @@ impl PoolSession {
     pub fn new(config: Arc<PoolConfig>, allocator: Arc<ExtranonceAllocator>, now: Instant) -> Self {
         let vardiff = Vardiff::new(config.vardiff.clone(), now);
         let difficulty = config.vardiff.clamp(config.initial_difficulty);
-        let liveness = Liveness::new(now, config.subscribe_timeout, config.idle_timeout);
+        let core = SessionCore::new(
+            now,
+            config.subscribe_timeout,
+            config.idle_timeout,
+            config.ban_threshold,
+        );
+        let seen = SeenShares::new(config.max_seen_shares);
         PoolSession {
             config,
             allocator,
-            extranonce1: None,
+            core,
             session_id: None,
             user_agent: None,
-            liveness,
             authorized: HashSet::new(),
-            pending_authorize: HashMap::new(),
-            pending_shares: HashMap::new(),
-            next_token: 0,
             version_mask: None,
             extranonce_subscribed: false,
             difficulty,
@@ -238,41 +174,34 @@ impl PoolSession {
             minimum_difficulty: None,
             jobs: VecDeque::new(),
             tip_height: None,
-            seen: HashSet::new(),
-            seen_order: VecDeque::new(),
+            seen,
             vardiff,
-            ban_score: 0,
-            accepted: 0,
-            rejected: 0,
-            output: VecDeque::new(),
-            events: VecDeque::new(),
-            closed: None,
         }
     }
 
     /// The next line to write to the miner.
     pub fn poll_output(&mut self) -> Option<String> {
-        self.output.pop_front()
+        self.core.poll_output()
     }
 
     /// The next decision needed from the caller.
     pub fn poll_event(&mut self) -> Option<PoolEvent> {
-        self.events.pop_front()
+        self.core.poll_event()
     }
 
     /// Whether the session has subscribed.
     pub fn is_subscribed(&self) -> bool {
-        self.extranonce1.is_some()
+        self.core.extranonce().is_some()
     }
 
     /// Whether the session has ended.
     pub fn is_closed(&self) -> bool {
-        self.closed.is_some()
+        self.core.is_closed()
     }
 
     /// The session's extranonce1, once subscribed.
     pub fn extranonce1(&self) -> Option<&[u8]> {
-        self.extranonce1.as_ref().map(Extranonce1::as_bytes)
+        self.core.extranonce()
     }
 
     /// The miner's user agent, if it sent one.
@@ -297,25 +226,18 @@ impl PoolSession {
 
     /// Shares accepted and rejected so far.
     pub fn share_counts(&self) -> (u64, u64) {
-        (self.accepted, self.rejected)
+        self.core.share_counts()
     }
 
     /// The instant by which [`PoolSession::handle_timeout`] must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.closed.is_some() {
-            return None;
-        }
-        Some(self.liveness.deadline(self.is_subscribed()))
+        self.core.poll_timeout(self.is_subscribed())
     }
 
     /// Checks the timeouts at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.closed.is_some() {
-            return;
-        }
-        if let Some(reason) = self.liveness.expired(now, self.is_subscribed()) {
-            self.close(reason);
-        }
+        let subscribed = self.is_subscribed();
+        self.core.handle_timeout(now, subscribed);
     }
 
     /// Ends the session.
@@ -323,17 +245,11 @@ impl PoolSession {
     /// Authorizations and shares still awaiting a verdict are forgotten: answering them
     /// afterwards writes nothing.
     pub fn close(&mut self, reason: CloseReason) {
-        if self.closed.is_none() {
-            self.closed = Some(reason.clone());
-            self.events.push_back(PoolEvent::Closed(reason));
-            self.extranonce1 = None;
-            self.pending_authorize.clear();
-            self.pending_shares.clear();
-        }
+        self.core.close(reason);
     }
 
     fn send(&mut self, line: String) {
-        self.output.push_back(line);
+        self.core.send(line);
     }
 
     /// Replies to a request; notifications (null id) get no reply, as JSON-RPC has it.
@@ -355,36 +271,12 @@ impl PoolSession {
         self.send(response.to_line());
     }
 
-    fn token(&mut self) -> u64 {
-        self.next_token += 1;
-        self.next_token
-    }
-
-    fn penalize(&mut self, points: i32) {
-        self.ban_score = self.ban_score.saturating_sub(points);
-        if self.ban_score <= self.config.ban_threshold {
-            self.close(CloseReason::Banned);
-        }
-    }
-
     /// Handles one line from the miner (without its newline).
     pub fn handle_line(&mut self, line: &[u8], now: Instant) {
-        if self.closed.is_some() {
+        let subscribed = self.is_subscribed();
+        // Lines are bounded by the caller's `LineBuffer`.
+        let Some(request) = self.core.receive(line, now, subscribed, None) else {
             return;
-        }
-        self.liveness.seen(now);
-        let request = match Message::parse(line) {
-            Ok(Message::Request(r)) => r,
-            // Miners do not answer pools except for client.get_version and the like.
-            Ok(Message::Response(_)) => return,
-            Err(_) if !self.is_subscribed() => {
-                self.close(CloseReason::NotStratum);
-                return;
-            }
-            Err(_) => {
-                self.penalize(5);
-                return;
-            }
         };
         let id = request.id.clone();
         match ClientRequest::from_request(&request) {
@@ -396,7 +288,7 @@ impl PoolSession {
                 } else {
                     self.reply(id, error);
                 }
-                self.penalize(5);
+                self.core.penalize(PENALTY);
             }
         }
     }
@@ -404,7 +296,7 @@ impl PoolSession {
     fn dispatch(&mut self, id: Option<RequestId>, msg: ClientRequest, now: Instant) {
         match msg {
             ClientRequest::Subscribe(s) => {
-                if self.extranonce1.is_none() {
+                if !self.is_subscribed() {
                     let resume = s
                         .session_id
                         .as_deref()
@@ -412,7 +304,7 @@ impl PoolSession {
                     match self.allocator.allocate(resume.as_deref()) {
                         Some(en1) => {
                             self.session_id = Some(encode_hex(en1.as_bytes()));
-                            self.extranonce1 = Some(en1);
+                            self.core.set_extranonce(en1);
                         }
                         None => {
                             self.answer(
@@ -437,11 +329,9 @@ impl PoolSession {
                 self.answer(id, Ok(result.to_json()));
             }
             ClientRequest::Authorize(a) => {
-                let token = self.token();
-                self.pending_authorize
-                    .insert(token, (id, a.username.clone()));
-                self.events.push_back(PoolEvent::Authorize {
-                    token: AuthorizeToken(token),
+                let token = self.core.await_authorize(id, a.username.clone());
+                self.core.event(PoolEvent::Authorize {
+                    token,
                     username: a.username,
                     password: a.password,
                 });
@@ -530,7 +420,7 @@ impl PoolSession {
     /// does a job whose `height` is above every earlier one (a new chain tip), which then goes
     /// out with `clean_jobs` set whatever the announcement said.
     pub fn send_job(&mut self, job: &JobAnnouncement, now: Instant) {
-        if self.closed.is_some() || !self.is_subscribed() {
+        if self.is_closed() || !self.is_subscribed() {
             return;
         }
         if self.config.vardiff_enabled {
@@ -551,7 +441,6 @@ impl PoolSession {
         if clean {
             self.jobs.clear();
             self.seen.clear();
-            self.seen_order.clear();
             self.tip_height = Some(job.height);
         } else {
             self.tip_height = Some(
@@ -583,15 +472,26 @@ impl PoolSession {
                       code: ErrorCode,
                       msg: &str,
                       points: i32| {
-            this.rejected += 1;
             this.answer(id, Err(StratumError::new(code, msg)));
-            this.penalize(points);
+            this.core.reject(points);
         };
         let Some(en1) = self.extranonce1().map(<[u8]>::to_vec) else {
-            return reject(self, id, ErrorCode::NotSubscribed, "not subscribed", 5);
+            return reject(
+                self,
+                id,
+                ErrorCode::NotSubscribed,
+                "not subscribed",
+                PENALTY,
+            );
         };
         if !self.authorized.contains(&s.worker) {
-            return reject(self, id, ErrorCode::Unauthorized, "unauthorized worker", 5);
+            return reject(
+                self,
+                id,
+                ErrorCode::Unauthorized,
+                "unauthorized worker",
+                PENALTY,
+            );
         }
         let Some(job) = self
             .jobs
@@ -608,11 +508,11 @@ impl PoolSession {
                 id,
                 ErrorCode::Other,
                 "extranonce2 has the wrong size",
-                5,
+                PENALTY,
             );
         }
         if s.ntime < job.ntime || s.ntime - job.ntime > self.config.ntime_ahead {
-            return reject(self, id, ErrorCode::Other, "ntime out of range", 5);
+            return reject(self, id, ErrorCode::Other, "ntime out of range", PENALTY);
         }
         let mask = self.version_mask.unwrap_or(0);
         if let Some(bits) = s.version_bits {
@@ -622,7 +522,7 @@ impl PoolSession {
                     id,
                     ErrorCode::Other,
                     "version bits outside the negotiated mask",
-                    5,
+                    PENALTY,
                 );
             }
         }
@@ -633,20 +533,12 @@ impl PoolSession {
             nonce: s.nonce,
             version_bits: s.version_bits.filter(|b| *b != 0),
         };
-        if self.seen.contains(&key) {
-            return reject(self, id, ErrorCode::Duplicate, "duplicate share", 5);
+        if !self.seen.insert(key) {
+            return reject(self, id, ErrorCode::Duplicate, "duplicate share", PENALTY);
         }
-        self.seen.insert(key.clone());
-        self.seen_order.push_back(key);
-        while self.seen_order.len() > self.config.max_seen_shares.max(1) {
-            if let Some(old) = self.seen_order.pop_front() {
-                self.seen.remove(&old);
-            }
-        }
-        let token = self.token();
-        self.pending_shares.insert(token, PendingShare { id });
-        self.events.push_back(PoolEvent::Share(ShareSubmission {
-            token: ShareToken(token),
+        let token = self.core.await_share(id);
+        self.core.event(PoolEvent::Share(ShareSubmission {
+            token,
             worker: s.worker,
             job_id: s.job_id,
             extranonce1: en1,
@@ -662,7 +554,7 @@ impl PoolSession {
     /// Answers an authorization: `Ok` authorizes the worker, `Err` refuses it with the reason
     /// (e.g. "invalid payout address").
     pub fn authorize_result(&mut self, token: AuthorizeToken, result: Result<(), String>) {
-        let Some((id, username)) = self.pending_authorize.remove(&token.0) else {
+        let Some((id, username)) = self.core.take_authorize(token) else {
             return;
         };
         match result {
@@ -672,48 +564,21 @@ impl PoolSession {
             }
             Err(reason) => {
                 self.answer(id, Err(StratumError::new(ErrorCode::Unauthorized, reason)));
-                self.penalize(5);
+                self.core.penalize(PENALTY);
             }
         }
     }
 
     /// Answers a share. Call it only once the share is durably recorded when accepting.
     pub fn share_result(&mut self, token: ShareToken, verdict: ShareVerdict) {
-        let Some(pending) = self.pending_shares.remove(&token.0) else {
+        let Some(id) = self.core.take_share(token) else {
             return;
         };
-        match verdict {
-            ShareVerdict::Accepted => {
-                self.accepted += 1;
-                self.ban_score = (self.ban_score + 1).min(10);
-                self.vardiff.record_share();
-                self.answer(pending.id, Ok(Value::Bool(true)));
-            }
-            ShareVerdict::LowDifficulty => {
-                self.rejected += 1;
-                self.answer(
-                    pending.id,
-                    Err(StratumError::new(
-                        ErrorCode::LowDifficulty,
-                        "low difficulty share",
-                    )),
-                );
-                self.penalize(5);
-            }
-            ShareVerdict::Stale => {
-                self.rejected += 1;
-                self.answer(
-                    pending.id,
-                    Err(StratumError::new(ErrorCode::JobNotFound, "stale share")),
-                );
-                self.penalize(1);
-            }
-            ShareVerdict::Invalid(reason) => {
-                self.rejected += 1;
-                self.answer(pending.id, Err(StratumError::new(ErrorCode::Other, reason)));
-                self.penalize(5);
-            }
+        if verdict == ShareVerdict::Accepted {
+            self.vardiff.record_share();
         }
+        self.answer(id, verdict_answer(&verdict));
+        self.core.judge(&verdict);
     }
 
     /// Sends `client.reconnect` to move the miner elsewhere (or back here after `wait_secs`).
@@ -727,7 +592,7 @@ impl PoolSession {
     /// Sends a server-to-client request such as `client.get_version` or `mining.ping`, with a
     /// fresh numeric id.
     pub fn server_request(&mut self, request: ServerRequest) {
-        let id = RequestId::number(self.token());
+        let id = RequestId::number(self.core.token());
         let line: String = Request {
             id: Some(id),
             ..request.to_request(None)
@@ -743,4 +608,96 @@ fn needs_answer(method: &str) -> bool {
         method,
         "mining.subscribe" | "mining.authorize" | "mining.submit" | "mining.configure"
     )
+}
+
+/// The answer to a share the caller judged, in the v1 error codes (EthereumStratum uses them
+/// too): `true`, or the error for the verdict.
+pub(crate) fn verdict_answer(verdict: &ShareVerdict) -> Result<Value, StratumError> {
+    match verdict {
+        ShareVerdict::Accepted => Ok(Value::Bool(true)),
+        ShareVerdict::LowDifficulty => Err(StratumError::new(
+            ErrorCode::LowDifficulty,
+            "low difficulty share",
+        )),
+        ShareVerdict::Stale => Err(StratumError::new(ErrorCode::JobNotFound, "stale share")),
+        ShareVerdict::Invalid(reason) => Err(StratumError::new(ErrorCode::Other, reason.clone())),
+    }
+}
+
+impl SubmittedShare for ShareSubmission {
+    fn token(&self) -> ShareToken {
+        self.token
+    }
+
+    fn worker(&self) -> &str {
+        &self.worker
+    }
+
+    fn job_id(&self) -> &str {
+        &self.job_id
+    }
+}
+
+impl PoolProtocol for PoolSession {
+    type Config = PoolConfig;
+    type Job = JobAnnouncement;
+    type Share = ShareSubmission;
+    type OpenError = Infallible;
+
+    fn open(
+        config: Arc<PoolConfig>,
+        allocator: Arc<ExtranonceAllocator>,
+        now: Instant,
+    ) -> Result<Self, Infallible> {
+        Ok(PoolSession::new(config, allocator, now))
+    }
+
+    fn handle_line(&mut self, line: &[u8], now: Instant) {
+        PoolSession::handle_line(self, line, now);
+    }
+
+    fn poll_output(&mut self) -> Option<String> {
+        PoolSession::poll_output(self)
+    }
+
+    fn poll_event(&mut self) -> Option<PoolEvent> {
+        PoolSession::poll_event(self)
+    }
+
+    fn authorize_result(&mut self, token: AuthorizeToken, result: Result<(), String>) {
+        PoolSession::authorize_result(self, token, result);
+    }
+
+    fn share_result(&mut self, token: ShareToken, verdict: ShareVerdict) {
+        PoolSession::share_result(self, token, verdict);
+    }
+
+    /// Subscribed, with a worker authorized.
+    fn wants_jobs(&self) -> bool {
+        self.is_subscribed() && !self.authorized.is_empty()
+    }
+
+    fn worker(&self) -> Option<&str> {
+        self.workers().next()
+    }
+
+    fn send_job(&mut self, job: &JobAnnouncement, now: Instant) {
+        PoolSession::send_job(self, job, now);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        PoolSession::poll_timeout(self)
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        PoolSession::handle_timeout(self, now);
+    }
+
+    fn close(&mut self, reason: CloseReason) {
+        PoolSession::close(self, reason);
+    }
+
+    fn is_closed(&self) -> bool {
+        PoolSession::is_closed(self)
+    }
 }

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::CloseReason;
+use super::CloseReason;
 
 /// When a connection was opened and last heard from, and how long it may take for each.
 #[derive(Debug, Clone, Copy)]

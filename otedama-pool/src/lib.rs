@@ -11,7 +11,8 @@
 //! | `sqlite` | [`SqliteStore`](store::SqliteStore) (bundled SQLite) |
 //! | `postgres` | [`PostgresStore`](store::PostgresStore) |
 //! | `node-rpc` | [`NodeRpc`](source::node::NodeRpc): a Bitcoin-family node's templates, long-poll, `submitblock` and wallet |
-//! | `devnet` | in-process chains ([`Devnet`](source::devnet::Devnet), [`RxDevnet`](source::devnet_rx::RxDevnet)) so a pool runs with no node |
+//! | `devnet` | in-process chains ([`Devnet`](source::devnet::Devnet), [`RxDevnet`](source::devnet_rx::RxDevnet)) and the devnet's wallet, so a pool runs and pays with no node |
+//! | `tokio` | [`PoolService`](service::PoolService): the engine behind `otedama-stratum`'s tokio server, with its long-poll and template threads |
 //!
 //! # Example
 //!
@@ -60,6 +61,8 @@ pub mod accounting;
 pub mod engine;
 mod identity;
 mod jobs;
+#[cfg(feature = "tokio")]
+pub mod service;
 pub mod source;
 pub mod store;
 mod validate;

@@ -1,8 +1,8 @@
 //! The running pool: work source → jobs → Stratum server → validation → share log → blocks.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -11,24 +11,20 @@ use otedama_core::bitcoin::ScriptBuf;
 use otedama_core::{AddressParams, Difficulty, DifficultyConvention, Hashrate};
 use otedama_hash::{Algorithm, PowAlgorithm, RandomXMode};
 use otedama_rewards::FeeRate;
-use otedama_stratum::server::{
-    Connection, DisconnectReason, JobTailor, Server, ServerConfig, ServerEvent,
-};
-use otedama_stratum::{
-    ExtranonceAllocator, JobAnnouncement, PoolConfig, ShareSubmission, ShareToken, VardiffConfig,
-};
-use tokio::sync::{mpsc, watch};
+use otedama_stratum::server::ServerConfig;
+use otedama_stratum::{ExtranonceAllocator, PoolConfig, VardiffConfig};
+use tokio::sync::watch;
 
 use crate::config::{chain_params, Config, ConfigError, Node};
 use crate::kernel::build;
 use crate::mine::RandomXModeArg;
 use otedama_pool::accounting::{self, Accounting, AccountingTask, NoteLevel, PaymentRules, Scheme};
+use otedama_pool::service::{PoolService, ServiceConfig, ServiceEvent, Sources};
 use otedama_pool::source::devnet::{Devnet, DevnetWallet};
 use otedama_pool::source::node::{NodeRpc, RpcAuth};
-use otedama_pool::store::ShareLog;
 use otedama_pool::{
-    Action, BlockSubmitter, ChainView, Engine, EngineConfig, Report, Submission, TemplateSource,
-    EXTRANONCE1_SIZE, EXTRANONCE2_SIZE,
+    BlockSubmitter, ChainView, Engine, EngineConfig, Report, TemplateSource, EXTRANONCE1_SIZE,
+    EXTRANONCE2_SIZE,
 };
 
 /// `otedama-cli pool <action>`: looking into a pool's database.
@@ -310,16 +306,6 @@ fn devnet_address(params: &AddressParams) -> Result<String> {
     segwit::encode(hrp, segwit::VERSION_0, &[0u8; 20]).context("devnet address")
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-fn now_secs() -> u32 {
-    u32::try_from(now_ms() / 1000).unwrap_or(u32::MAX)
-}
-
 /// Every role a node or the devnet plays for the pool.
 trait Source: TemplateSource + BlockSubmitter + ChainView {}
 
@@ -345,132 +331,42 @@ fn open_node(config: &Config) -> Result<NodeRpc> {
     Ok(NodeRpc::new(&node.url, auth))
 }
 
-/// How long a long-poll may wait before it is given up (and left to the node until its next
-/// block).
-const LONG_POLL: Duration = Duration::from_secs(3600);
-
 /// The coinbase tag every job carries.
 const POOL_TAG: &[u8] = b"/otedama/";
 
-/// SOLO: every connection mines a coinbase paying its own address the reward less the pool
-/// fee, and the pool the fee; the engine derives the job.
-#[derive(Debug)]
-struct SoloTailor {
-    driver: Arc<Driver>,
-}
-
-impl JobTailor for SoloTailor {
-    fn tailor(&self, job: &Arc<JobAnnouncement>, worker: &str) -> Option<Arc<JobAnnouncement>> {
-        let own = self.driver.engine().solo_job(job, worker);
-        self.driver.pump();
-        Some(Arc::new(own?.announcement.clone()))
-    }
-}
-
-/// Who gets a share's answer.
-type Reply = (Connection, ShareToken);
-
-/// Carries out what the engine asks for: announcements to the Stratum server, blocks to the
-/// node, records to the share log, answers to the miners, reports to the console.
-struct Driver {
-    engine: Mutex<Engine<Reply>>,
-    kernel: Arc<dyn PowAlgorithm>,
-    log: ShareLog,
-    submitter: Mutex<Box<dyn Source>>,
-    jobs: watch::Sender<Option<Arc<JobAnnouncement>>>,
-    algo: Algorithm,
-}
-
-impl std::fmt::Debug for Driver {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Driver({})", self.algo)
-    }
-}
-
-impl Driver {
-    fn engine(&self) -> std::sync::MutexGuard<'_, Engine<Reply>> {
-        self.engine.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Judges one share: its proof of work is checked on this (blocking) thread, outside the
-    /// engine's lock.
-    fn share(&self, conn: Connection, share: ShareSubmission) {
-        let token = share.token;
-        let check = self
-            .engine()
-            .handle_share(Submission::from(&share), (conn, token));
-        if let Some(check) = check {
-            let checked = check.verify(self.kernel.as_ref());
-            self.engine().handle_checked(checked, now_ms());
+/// Prints what the pool reports.
+fn print_event(algo: Algorithm, event: ServiceEvent) {
+    match event {
+        ServiceEvent::Engine(Report::NewHeight { height }) => {
+            println!("[{algo}] new block to mine: height {height}")
         }
-        self.pump();
-    }
-
-    /// Runs every queued action; blocking ones (a block submission, a durable commit) run on
-    /// the calling thread, which is never the event loop's.
-    fn pump(&self) {
-        loop {
-            let Some(action) = self.engine().poll_action() else {
-                return;
-            };
-            match action {
-                Action::Announce { job } => {
-                    self.jobs
-                        .send_replace(Some(Arc::new(job.announcement.clone())));
-                }
-                Action::SubmitBlock { share, block } => {
-                    let result = self
-                        .submitter
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .submit_block(&block);
-                    self.engine().handle_block_result(share, result);
-                }
-                Action::Persist {
-                    share,
-                    record,
-                    block,
-                } => {
-                    if let Some(block) = block {
-                        let hash = block.hash.clone();
-                        if let Err(e) = self.log.record_block(block) {
-                            eprintln!("cannot record block {hash}: {e}");
-                        }
-                    }
-                    let durable = self.log.record_share(record).map_err(|e| e.to_string());
-                    self.engine().handle_persisted(share, durable);
-                }
-                Action::Answer {
-                    reply: (conn, token),
-                    verdict,
-                    ..
-                } => conn.share_result(token, verdict),
-                Action::Report(report) => print_report(self.algo, &report),
-                _ => {}
-            }
-        }
-    }
-}
-
-/// Prints what the engine reports.
-fn print_report(algo: Algorithm, report: &Report) {
-    match report {
-        Report::NewHeight { height } => println!("[{algo}] new block to mine: height {height}"),
-        Report::JobFailed { height, error } => {
+        ServiceEvent::Engine(Report::JobFailed { height, error }) => {
             eprintln!("cannot build a job for height {height}: {error}")
         }
-        Report::BlockSubmitted {
+        ServiceEvent::Engine(Report::BlockSubmitted {
             height,
             hash,
             finder,
             result,
-        } => println!(
+        }) => println!(
             "[{algo}] BLOCK height {height} {hash} by {finder}: {}",
             match result {
                 Ok(()) => "accepted".to_owned(),
                 Err(e) => e.to_string(),
             }
         ),
+        ServiceEvent::Source { error, retry_in } => {
+            eprintln!("work source: {error}; keeping the last job, retrying in {retry_in:?}")
+        }
+        ServiceEvent::BlockNotRecorded { hash, error } => {
+            eprintln!("cannot record block {hash}: {error}")
+        }
+        ServiceEvent::Refused {
+            username,
+            peer,
+            reason,
+        } => eprintln!("refused worker {username:?} from {peer}: {reason}"),
+        ServiceEvent::Closed { peer, reason } => eprintln!("closed {peer}: {reason:?}"),
         _ => {}
     }
 }
@@ -591,8 +487,6 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
     } else {
         None
     };
-    let mut templates = open_source(&config, &devnet)?;
-    let (jobs_tx, jobs_rx) = watch::channel::<Option<Arc<JobAnnouncement>>>(None);
     let solo_fee = match config.pool.rewards.system.as_str() {
         "solo" => Some(
             FeeRate::from_percent(config.pool.fee_percentage)
@@ -600,116 +494,18 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         ),
         _ => None,
     };
-    let driver = Arc::new(Driver {
-        engine: Mutex::new(Engine::new(EngineConfig {
-            algorithm: settings.algo.name().into(),
-            convention: settings.convention,
-            chain,
-            payout: payout.clone(),
-            pool_tag: POOL_TAG.to_vec(),
-            solo_fee,
-        })),
-        kernel,
-        log: log.clone(),
-        submitter: Mutex::new(open_source(&config, &devnet)?),
-        jobs: jobs_tx,
-        algo: settings.algo,
+    let engine = Engine::new(EngineConfig {
+        algorithm: settings.algo.name().into(),
+        convention: settings.convention,
+        chain,
+        payout: payout.clone(),
+        pool_tag: POOL_TAG.to_vec(),
+        solo_fee,
     });
-    let (stop_tx, stop_rx) = watch::channel(false);
-
-    // The long-poll thread: one long-poll outstanding at all times, never abandoned early. A
-    // node holds a long-poll until its template changes, whether or not the caller still
-    // waits, so polls given up every few seconds would pile up in its RPC threads on a quiet
-    // chain and starve the block submissions.
-    let (changes_tx, changes) = std::sync::mpsc::channel::<otedama_core::BlockTemplate>();
-    {
-        let mut poller = open_source(&config, &devnet)?;
-        let stop_rx = stop_rx.clone();
-        std::thread::Builder::new()
-            .name("long-poll".into())
-            .spawn(move || {
-                let mut id: Option<String> = None;
-                let mut backoff = Duration::from_millis(500);
-                while !*stop_rx.borrow() {
-                    let asked = Instant::now();
-                    let next = match &id {
-                        None => poller.template().map(Some),
-                        Some(id) => poller.wait_for_change(id, LONG_POLL),
-                    };
-                    match next {
-                        Ok(Some(t)) => {
-                            backoff = Duration::from_millis(500);
-                            let first = id.is_none();
-                            id = Some(t.id.clone());
-                            if !first && changes_tx.send(t).is_err() {
-                                break;
-                            }
-                        }
-                        // A node that does not hold long-polls answers at once: ask again
-                        // no more than once a second.
-                        Ok(None) => {
-                            if asked.elapsed() < Duration::from_secs(1) {
-                                std::thread::sleep(Duration::from_secs(1));
-                            }
-                        }
-                        // The template thread reports the source's errors.
-                        Err(_) => {
-                            std::thread::sleep(backoff);
-                            backoff = (backoff * 2).min(Duration::from_secs(30));
-                        }
-                    }
-                }
-            })?;
-    }
-
-    // The template thread: rebuilds jobs on each change the long-poll brings (clean on a new
-    // tip) and refreshes them every 30 s; when the source is down it keeps the last job and
-    // retries.
-    let template_thread = {
-        let (driver, stop_rx) = (Arc::clone(&driver), stop_rx.clone());
-        std::thread::Builder::new()
-            .name("templates".into())
-            .spawn(move || {
-                let mut current: Option<String> = None;
-                let mut backoff = Duration::from_millis(500);
-                while !*stop_rx.borrow() {
-                    let next = match &current {
-                        None => templates.template().map(Some),
-                        Some(_) => match changes.recv_timeout(Duration::from_secs(30)) {
-                            Ok(t) => Ok(Some(t)),
-                            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Ok(None),
-                            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                                std::thread::sleep(Duration::from_secs(30));
-                                Ok(None)
-                            }
-                        },
-                    };
-                    let template = match next {
-                        Ok(Some(t)) => t,
-                        // Nothing changed in 30 s: refresh the job's time.
-                        Ok(None) => match templates.template() {
-                            Ok(t) => t,
-                            Err(e) => {
-                                eprintln!("work source: {e}; keeping the last job");
-                                std::thread::sleep(backoff);
-                                continue;
-                            }
-                        },
-                        Err(e) => {
-                            eprintln!(
-                                "work source: {e}; keeping the last job, retrying in {backoff:?}"
-                            );
-                            std::thread::sleep(backoff);
-                            backoff = (backoff * 2).min(Duration::from_secs(30));
-                            continue;
-                        }
-                    };
-                    backoff = Duration::from_millis(500);
-                    current = Some(template.id.clone());
-                    driver.engine().handle_template(template, now_secs());
-                    driver.pump();
-                }
-            })?
+    let sources = Sources {
+        long_poll: open_source(&config, &devnet)?,
+        templates: open_source(&config, &devnet)?,
+        blocks: open_source(&config, &devnet)?,
     };
 
     // The accounting thread: found blocks are credited at maturity or reversed when orphaned,
@@ -794,30 +590,27 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         vardiff_enabled: vardiff,
         ..PoolConfig::default()
     };
-    let tailor: Option<Arc<dyn JobTailor>> = if config.pool.rewards.system == "solo" {
-        Some(Arc::new(SoloTailor {
-            driver: Arc::clone(&driver),
-        }))
-    } else {
-        None
-    };
-    let server_config = ServerConfig {
+    let server = ServerConfig {
         pool: Arc::new(pool_config),
         max_connections: config.pool.max_connections,
-        tailor,
         ..ServerConfig::default()
     };
-    let (events_tx, mut events) = mpsc::channel(4096);
-    let server = Server::bind(
-        config.pool.listen,
-        server_config,
-        allocator,
-        events_tx,
-        jobs_rx,
+    let algo = settings.algo;
+    let service = PoolService::start(
+        ServiceConfig {
+            listen: config.pool.listen,
+            server,
+            allocator,
+            engine,
+            kernel,
+        },
+        sources,
+        log.clone(),
+        Arc::new(move |event| print_event(algo, event)),
     )
     .await
     .with_context(|| format!("cannot listen on {}", config.pool.listen))?;
-    let local = server.local_addr()?;
+    let local = service.local_addr();
     if let Some(ready) = ready {
         let _ = ready.send(local);
     }
@@ -861,13 +654,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
             ),
         }
     );
-    let server_task = {
-        let mut stop = stop_rx.clone();
-        tokio::spawn(server.run(async move {
-            let _ = stop.changed().await;
-        }))
-    };
-
+    let (stop_tx, stop_rx) = watch::channel(false);
     let miner_task = if config.mining.threads > 0 {
         let args = crate::mine::MineArgs {
             urls: vec![format!("stratum+tcp://{local}")],
@@ -901,37 +688,16 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         tokio::select! {
             _ = &mut shutdown => break,
             _ = stats.tick() => {
-                let t = driver.engine().stats();
+                let t = service.stats();
                 let secs = last_stats.0.elapsed().as_secs_f64();
-                let work = (t.difficulty_sum - last_stats.1) * settings.convention.expected_hashes(Difficulty::ONE);
+                let work = (t.difficulty_sum - last_stats.1)
+                    * settings.convention.expected_hashes(Difficulty::ONE);
                 let rate = Hashrate::from_hashes_and_secs(work, secs).unwrap_or(Hashrate::ZERO);
-                println!("[pool {}] shares accepted {} rejected {}  blocks {}  pool hashrate {rate:.2}", settings.algo, t.accepted, t.rejected, t.blocks);
+                println!(
+                    "[pool {}] shares accepted {} rejected {}  blocks {}  pool hashrate {rate:.2}",
+                    settings.algo, t.accepted, t.rejected, t.blocks
+                );
                 last_stats = (Instant::now(), t.difficulty_sum);
-            }
-            event = events.recv() => {
-                let Some(event) = event else { break };
-                match event {
-                    ServerEvent::Authorize { conn, token, username, .. } => {
-                        let verdict = driver.engine().authorize(&username).map(|_| ()).map_err(|e| e.to_string());
-                        if let Err(reason) = &verdict {
-                            eprintln!("refused worker {username:?} from {}: {reason}", conn.peer_addr());
-                        }
-                        conn.authorize_result(token, verdict);
-                    }
-                    ServerEvent::Share { conn, share } => {
-                        // Hashing, the block submission and the durable commit happen off the
-                        // event loop; the miner hears back only once the share is on disk.
-                        let driver = Arc::clone(&driver);
-                        tokio::task::spawn_blocking(move || driver.share(conn, share));
-                    }
-                    ServerEvent::Closed { conn, reason }
-                        if !matches!(reason, DisconnectReason::PeerClosed | DisconnectReason::Shutdown) =>
-                    {
-                        eprintln!("closed {}: {reason:?}", conn.peer_addr());
-                    }
-                    ServerEvent::Connected { .. } => {}
-                    _ => {}
-                }
             }
         }
     }
@@ -941,13 +707,8 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
     if let Some(task) = miner_task {
         let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
     }
-    let _ = tokio::time::timeout(Duration::from_secs(10), server_task).await;
-    drop(events);
-    // Shares already being judged finish and commit before the log closes.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    if !log.flush(Duration::from_secs(30)) {
-        eprintln!("the share log did not flush in 30 s");
-    }
+    // Every share being judged is answered and committed before this returns.
+    let t = service.shutdown().await;
     drop(log);
     // The writer ends once the last handle is gone; everything acknowledged is already on
     // disk, so a writer still busy after 10 s is not waited for.
@@ -956,10 +717,6 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         tokio::task::spawn_blocking(move || log_thread.join()),
     )
     .await;
-    // The template thread may wait 30 s for a change and the long-poll thread up to an hour;
-    // neither holds anything that needs closing: they are left to end with the process.
-    drop(template_thread);
-    let t = driver.engine().stats();
     println!(
         "pool stopped: {} shares accepted, {} rejected, {} blocks found",
         t.accepted, t.rejected, t.blocks

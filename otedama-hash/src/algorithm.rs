@@ -45,6 +45,25 @@ impl Algorithm {
         }
     }
 
+    /// Whether this build holds the algorithm's kernel: always, except RandomX without the
+    /// `randomx` feature.
+    pub fn is_enabled(self) -> bool {
+        self.check_enabled().is_ok()
+    }
+
+    /// Checks that this build holds the algorithm's kernel, so that a caller holding a parsed
+    /// [`Algorithm`] refuses one it cannot build with a typed error
+    /// ([`HashError::AlgorithmDisabled`]) and needs no `cfg` of its own.
+    pub fn check_enabled(self) -> Result<(), HashError> {
+        if self == Algorithm::RandomX && !cfg!(feature = "randomx") {
+            return Err(HashError::AlgorithmDisabled {
+                algorithm: self,
+                feature: "randomx",
+            });
+        }
+        Ok(())
+    }
+
     /// How the final hash is read as a number when it is compared with a target.
     pub fn hash_order(self) -> HashOrder {
         match self {
@@ -242,6 +261,10 @@ impl ScanJob {
     }
 }
 
+/// Progress of a dataset build (RandomX fast mode, an Ethash or KawPow full dataset): called
+/// with the items done and the total.
+pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Sync);
+
 /// A nonce whose hash met the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Solution {
@@ -282,4 +305,30 @@ pub trait Worker: Send {
         target: &Target,
         found: &mut Vec<Solution>,
     ) -> Result<u64, HashError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn randomx_is_named_in_every_build_and_built_only_with_its_feature() {
+        for algorithm in Algorithm::ALL {
+            let enabled = algorithm != Algorithm::RandomX || cfg!(feature = "randomx");
+            assert_eq!(algorithm.is_enabled(), enabled, "{algorithm}");
+            assert_eq!(algorithm.name().parse::<Algorithm>().ok(), Some(algorithm));
+        }
+        let refused = Algorithm::RandomX.check_enabled();
+        if cfg!(feature = "randomx") {
+            assert!(refused.is_ok());
+        } else {
+            assert!(matches!(
+                refused,
+                Err(HashError::AlgorithmDisabled {
+                    algorithm: Algorithm::RandomX,
+                    feature: "randomx",
+                })
+            ));
+        }
+    }
 }

@@ -7,14 +7,26 @@
 //!   when the CPU has it (detected at run time), a portable path otherwise.
 //! - [`Scrypt`]: N = 1024, r = 1, p = 1; eight nonces per call on AVX2, one on the portable path;
 //!   the general RFC 7914 function as [`scrypt()`].
-//! - [`RandomX`]: rx/0 on the reference library, light mode to verify and fast mode (2 GiB
-//!   dataset, built by several threads) to mine, re-keyed with [`RandomX::set_key`].
+//! - [`RandomX`] (feature `randomx`, on by default): rx/0 on the reference library, light mode
+//!   to verify and fast mode (2 GiB dataset, built by several threads) to mine, re-keyed with
+//!   [`RandomX::set_key`].
 //! - [`Ethash`] and [`KawPow`]: the DAG family, bound to a block height; light caches shared
 //!   across threads and epochs prepared ahead by an [`EpochCache`], share verification with
 //!   [`EpochContext::verify`] (one) or [`EpochContext::verify_many`] (batched), and search over
 //!   a [`FullDataset`] built only when mining is asked for.
 //!
 //! Every kernel is checked against published known-answer vectors.
+//!
+//! # Features
+//!
+//! | feature | default | adds |
+//! |---|---|---|
+//! | `randomx` | on | [`RandomX`], [`RandomXMode`] and [`randomx_commitment`], on the reference C++ library that `randomx-rs` builds with CMake and a C++ compiler |
+//!
+//! Without `randomx` the crate has SHA256d, scrypt, Ethash and KawPow, and needs no C++
+//! toolchain. [`Algorithm::RandomX`] is still there, so configuration names it and `match`es
+//! stay the same in every build; [`Algorithm::check_enabled`] turns it into
+//! [`HashError::AlgorithmDisabled`] where no kernel can be built.
 //!
 //! # Example
 //!
@@ -45,21 +57,29 @@
 //! assert_eq!(found[0].nonce, genesis_nonce);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+// Without `randomx` the RandomX items are gone; their links above point at the features table.
+#![cfg_attr(
+    not(feature = "randomx"),
+    doc = "[`RandomX`]: #features\n[`RandomX::set_key`]: #features\n\
+           [`RandomXMode`]: #features\n[`randomx_commitment`]: #features"
+)]
 
 mod algorithm;
 mod ethash;
+#[cfg(feature = "randomx")]
 mod randomx;
 mod scrypt;
 mod sha256d;
 
 pub use algorithm::{
-    Algorithm, HashOrder, NonceWidth, PowAlgorithm, PowOutput, ScanJob, Solution, Worker,
+    Algorithm, HashOrder, NonceWidth, PowAlgorithm, PowOutput, Progress, ScanJob, Solution, Worker,
 };
 pub use ethash::{
     epoch_seed, keccak256, keccak512, DagAlgorithm, DagMode, EpochCache, EpochContext, EpochParams,
     Ethash, FullDataset, KawPow, ShareClaim, Verification, HEADER_NONCE_LEN, MAX_EPOCH,
 };
-pub use randomx::{randomx_commitment, Progress, RandomX, RandomXMode};
+#[cfg(feature = "randomx")]
+pub use randomx::{randomx_commitment, RandomX, RandomXMode};
 pub use scrypt::{
     block_mix, pbkdf2_hmac_sha256, ro_mix, salsa20_8, scrypt, scrypt_1024_1_1, Scrypt,
     ScryptBackend, MINING_N,
@@ -106,7 +126,16 @@ pub enum HashError {
         /// What is wrong.
         reason: &'static str,
     },
-    /// The RandomX library could not do what was asked.
+    /// The algorithm's kernel is not in this build: the crate was built without the feature
+    /// that holds it (see [`Algorithm::check_enabled`]).
+    #[error("the {algorithm} kernel is not in this build (otedama-hash was built without its {feature:?} feature)")]
+    AlgorithmDisabled {
+        /// The algorithm asked for.
+        algorithm: Algorithm,
+        /// The cargo feature that would add it.
+        feature: &'static str,
+    },
+    /// The RandomX library could not do what was asked (only with the `randomx` feature).
     #[error("randomx: {0}")]
     RandomX(String),
     /// An Ethash or KawPow epoch past the last one supported ([`MAX_EPOCH`]).

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use otedama_core::Target;
 
-use crate::algorithm::{Algorithm, PowAlgorithm, PowOutput, ScanJob, Solution, Worker};
+use crate::algorithm::{Algorithm, PowAlgorithm, PowOutput, Progress, ScanJob, Solution, Worker};
 use crate::HashError;
 
 // Keep the crate linked: it builds and links the static RandomX library whose C API is declared
@@ -120,9 +120,6 @@ impl Drop for Context {
         }
     }
 }
-
-/// Progress of a dataset build: items done out of the total.
-pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Sync);
 
 impl Context {
     fn build(

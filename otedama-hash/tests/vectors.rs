@@ -1,10 +1,11 @@
-//! Every published known-answer vector for SHA256d, scrypt and RandomX, on every backend this
-//! CPU has. The files are copies of the shared vector set; a mismatch anywhere fails.
+//! Every published known-answer vector for SHA256d, scrypt and RandomX (with the `randomx`
+//! feature), on every backend this CPU has. The files are copies of the shared vector set; a
+//! mismatch anywhere fails.
 
 use otedama_core::{CompactTarget, Target};
 use otedama_hash::{
-    block_mix, pbkdf2_hmac_sha256, randomx_commitment, ro_mix, salsa20_8, scrypt, scrypt_1024_1_1,
-    PowAlgorithm, RandomX, RandomXMode, ScanJob, Scrypt, ScryptBackend, Sha256d, Sha256dBackend,
+    block_mix, pbkdf2_hmac_sha256, ro_mix, salsa20_8, scrypt, scrypt_1024_1_1, PowAlgorithm,
+    ScanJob, Scrypt, ScryptBackend, Sha256d, Sha256dBackend,
 };
 use serde_json::Value;
 
@@ -219,112 +220,120 @@ fn scrypt_rejects_forbidden_parameters() {
     assert!(scrypt(b"p", b"s", 1 << 40, 8, 1, 32).is_err());
 }
 
-fn randomx_entries() -> Vec<Value> {
-    load("randomx.json")
-}
+/// RandomX rx/0 on the reference library: light-mode hashes, the commitment, dataset items,
+/// and fast mode mining what light mode verifies.
+#[cfg(feature = "randomx")]
+mod randomx {
+    use super::*;
+    use otedama_hash::{randomx_commitment, RandomX, RandomXMode};
 
-#[test]
-fn randomx_light_mode_hashes() {
-    let entries = randomx_entries();
-    let mut kernel: Option<RandomX> = None;
-    let mut v1 = 0;
-    let mut v2 = 0;
-    for e in entries.iter().filter(|e| e["kind"] == "randomx_hash") {
+    fn randomx_entries() -> Vec<Value> {
+        load("randomx.json")
+    }
+
+    #[test]
+    fn randomx_light_mode_hashes() {
+        let entries = randomx_entries();
+        let mut kernel: Option<RandomX> = None;
+        let mut v1 = 0;
+        let mut v2 = 0;
+        for e in entries.iter().filter(|e| e["kind"] == "randomx_hash") {
+            let key = hex_field(e, "key_hex");
+            match &kernel {
+                Some(k) => k.set_key(&key).expect("rekey"),
+                None => kernel = Some(RandomX::new(&key, RandomXMode::Light, 1).expect("light")),
+            }
+            let k = kernel.as_ref().expect("kernel");
+            assert_eq!(k.key(), key);
+            let hash = k
+                .hash(&hex_field(e, "input_hex"))
+                .expect("hash")
+                .hash
+                .to_vec();
+            let expected = hex_field(e, "hash_hex");
+            if e["variant"].as_str().expect("variant").contains("v2") {
+                // RandomX v2 is a later revision, not rx/0: rx/0 must not produce its hashes.
+                assert_ne!(hash, expected, "{}", e["test_name"]);
+                v2 += 1;
+            } else {
+                assert_eq!(hash, expected, "{}", e["test_name"]);
+                v1 += 1;
+            }
+        }
+        assert!(v1 >= 4 && v2 >= 1, "v1 {v1} v2 {v2}");
+    }
+
+    #[test]
+    fn randomx_commitment_and_dataset_items() {
+        let entries = randomx_entries();
+        for e in entries.iter().filter(|e| e["kind"] == "randomx_commitment") {
+            let hash: [u8; 32] = hex_field(e, "hash_hex").try_into().expect("32");
+            assert_eq!(
+                randomx_commitment(&hex_field(e, "input_hex"), &hash).to_vec(),
+                hex_field(e, "commitment_hex")
+            );
+        }
+        let kernel = RandomX::new(b"test key 000", RandomXMode::Light, 1).expect("light");
+        let mut items = 0;
+        for e in entries.iter().filter(|e| e["kind"] == "dataset_item_u64_0") {
+            assert_eq!(e["key_ascii"], "test key 000");
+            let index = e["dataset_item_index"].as_u64().expect("index");
+            let item = kernel.dataset_item(index).expect("item");
+            let first = u64::from_le_bytes(item[..8].try_into().expect("8"));
+            let expected = u64::from_str_radix(
+                e["first_u64_hex"]
+                    .as_str()
+                    .expect("hex")
+                    .trim_start_matches("0x"),
+                16,
+            )
+            .expect("u64");
+            assert_eq!(first, expected, "item {index}");
+            items += 1;
+        }
+        assert_eq!(items, 3);
+        assert!(kernel.dataset_item(u64::MAX).is_err());
+    }
+
+    #[test]
+    fn randomx_fast_mode_mines_what_light_mode_verifies() {
+        let entries = randomx_entries();
+        let e = entries
+            .iter()
+            .find(|e| e["kind"] == "randomx_hash" && e["test_name"] == "Hash test 1a")
+            .expect("vector 1a");
         let key = hex_field(e, "key_hex");
-        match &kernel {
-            Some(k) => k.set_key(&key).expect("rekey"),
-            None => kernel = Some(RandomX::new(&key, RandomXMode::Light, 1).expect("light")),
-        }
-        let k = kernel.as_ref().expect("kernel");
-        assert_eq!(k.key(), key);
-        let hash = k
-            .hash(&hex_field(e, "input_hex"))
-            .expect("hash")
-            .hash
-            .to_vec();
-        let expected = hex_field(e, "hash_hex");
-        if e["variant"].as_str().expect("variant").contains("v2") {
-            // RandomX v2 is a later revision, not rx/0: rx/0 must not produce its hashes.
-            assert_ne!(hash, expected, "{}", e["test_name"]);
-            v2 += 1;
-        } else {
-            assert_eq!(hash, expected, "{}", e["test_name"]);
-            v1 += 1;
-        }
-    }
-    assert!(v1 >= 4 && v2 >= 1, "v1 {v1} v2 {v2}");
-}
-
-#[test]
-fn randomx_commitment_and_dataset_items() {
-    let entries = randomx_entries();
-    for e in entries.iter().filter(|e| e["kind"] == "randomx_commitment") {
-        let hash: [u8; 32] = hex_field(e, "hash_hex").try_into().expect("32");
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let fast = RandomX::new(&key, RandomXMode::Fast, threads).expect("fast mode (2 GiB)");
         assert_eq!(
-            randomx_commitment(&hex_field(e, "input_hex"), &hash).to_vec(),
-            hex_field(e, "commitment_hex")
+            fast.hash(&hex_field(e, "input_hex"))
+                .expect("hash")
+                .hash
+                .to_vec(),
+            hex_field(e, "hash_hex")
         );
-    }
-    let kernel = RandomX::new(b"test key 000", RandomXMode::Light, 1).expect("light");
-    let mut items = 0;
-    for e in entries.iter().filter(|e| e["kind"] == "dataset_item_u64_0") {
-        assert_eq!(e["key_ascii"], "test key 000");
-        let index = e["dataset_item_index"].as_u64().expect("index");
-        let item = kernel.dataset_item(index).expect("item");
-        let first = u64::from_le_bytes(item[..8].try_into().expect("8"));
-        let expected = u64::from_str_radix(
-            e["first_u64_hex"]
-                .as_str()
-                .expect("hex")
-                .trim_start_matches("0x"),
-            16,
-        )
-        .expect("u64");
-        assert_eq!(first, expected, "item {index}");
-        items += 1;
-    }
-    assert_eq!(items, 3);
-    assert!(kernel.dataset_item(u64::MAX).is_err());
-}
-
-#[test]
-fn randomx_fast_mode_mines_what_light_mode_verifies() {
-    let entries = randomx_entries();
-    let e = entries
-        .iter()
-        .find(|e| e["kind"] == "randomx_hash" && e["test_name"] == "Hash test 1a")
-        .expect("vector 1a");
-    let key = hex_field(e, "key_hex");
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let fast = RandomX::new(&key, RandomXMode::Fast, threads).expect("fast mode (2 GiB)");
-    assert_eq!(
-        fast.hash(&hex_field(e, "input_hex"))
-            .expect("hash")
-            .hash
-            .to_vec(),
-        hex_field(e, "hash_hex")
-    );
-    // A 76-byte blob with its nonce at 39, as Monero's hashing blob has.
-    let blob: Vec<u8> = (0..76u8).collect();
-    let job = ScanJob::monero_blob(blob).expect("blob");
-    let mut worker = fast.worker().expect("worker");
-    let mut found = Vec::new();
-    let mut loose = [0xffu8; 32];
-    loose[31] = 0x3f;
-    let target = Target::from_le_bytes(loose);
-    let hashed = worker
-        .scan(&job, 1000..1040, &target, &mut found)
-        .expect("scan");
-    assert_eq!(hashed, 40);
-    assert!(
-        !found.is_empty() && found.len() < 40,
-        "{} of 40 met a 1/4 target",
-        found.len()
-    );
-    let light = RandomX::new(&key, RandomXMode::Light, 1).expect("light");
-    for s in &found {
-        let input = job.with_nonce(s.nonce).expect("nonce");
-        assert_eq!(light.hash(&input).expect("hash"), s.output);
-        assert!(target.is_met_by(&s.output.hash));
+        // A 76-byte blob with its nonce at 39, as Monero's hashing blob has.
+        let blob: Vec<u8> = (0..76u8).collect();
+        let job = ScanJob::monero_blob(blob).expect("blob");
+        let mut worker = fast.worker().expect("worker");
+        let mut found = Vec::new();
+        let mut loose = [0xffu8; 32];
+        loose[31] = 0x3f;
+        let target = Target::from_le_bytes(loose);
+        let hashed = worker
+            .scan(&job, 1000..1040, &target, &mut found)
+            .expect("scan");
+        assert_eq!(hashed, 40);
+        assert!(
+            !found.is_empty() && found.len() < 40,
+            "{} of 40 met a 1/4 target",
+            found.len()
+        );
+        let light = RandomX::new(&key, RandomXMode::Light, 1).expect("light");
+        for s in &found {
+            let input = job.with_nonce(s.nonce).expect("nonce");
+            assert_eq!(light.hash(&input).expect("hash"), s.output);
+            assert!(target.is_met_by(&s.output.hash));
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! The pool fee as an exact rate.
 
-use crate::schemes::RewardError;
+use crate::error::RewardError;
 
 /// A fee rate in parts per million (1 % = 10,000 ppm); applied with a floor, so the pool
 /// never takes a fraction of a unit more than its rate.

@@ -48,12 +48,14 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod error;
 mod fee;
 mod schemes;
 mod split;
 
+pub use error::RewardError;
 pub use fee::FeeRate;
 pub use schemes::{
-    fpps_value, pplns, pps_value, prop, solo, Payout, PpsLedger, RewardError, ShareRecord, Window,
+    fpps_value, pplns, pps_value, prop, solo, Payout, PpsLedger, ShareRecord, Window,
 };
 pub use split::split_proportionally;

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use otedama_core::U256;
 
+use crate::error::RewardError;
 use crate::fee::FeeRate;
 use crate::split::split_proportionally;
 
@@ -57,24 +58,6 @@ impl Payout {
             .values()
             .fold(self.pool_fee, |acc, v| acc.saturating_add(*v))
     }
-}
-
-/// Why a payout could not be computed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[non_exhaustive]
-pub enum RewardError {
-    /// The fee is not between 0 and 100 %.
-    #[error("fee of {0} % is not between 0 and 100")]
-    FeeOutOfRange(f64),
-    /// No share with work falls in the window or round: nobody to pay.
-    #[error("no shares with work in the window ending at {block_time_ms} ms")]
-    NoShares {
-        /// The block's time.
-        block_time_ms: i64,
-    },
-    /// The network's work per block is zero.
-    #[error("network work per block is zero")]
-    ZeroNetworkWork,
 }
 
 fn by_address<'a>(shares: impl Iterator<Item = &'a ShareRecord>) -> BTreeMap<String, u128> {

@@ -6,11 +6,12 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use otedama_core::Target;
 
-use crate::randomx::Progress;
+use crate::algorithm::Progress;
 use crate::HashError;
 
-use super::dag::{EpochContext, FullDataset, LightCache};
+use super::dag::{EpochContext, FullDataset};
 use super::epoch::{DagAlgorithm, MAX_EPOCH};
+use super::light::LightCache;
 use super::Verification;
 
 type Key = (DagAlgorithm, u32);

@@ -1,8 +1,7 @@
 //! Ethash's hash: hashimoto over the dataset, light (items from the cache) or full.
 
-use super::dag::{fnv1, FastMod, Lookup};
 use super::keccak::{keccak256_seed_mix, keccak512_header_nonce};
-use super::simd::NodeBackend;
+use super::node::{fnv1, FastMod, Lookup, NodeBackend};
 
 /// Dataset reads per hash.
 const ACCESSES: u32 = 64;

@@ -1,10 +1,10 @@
 //! KawPow's hash: ProgPoW 0.9.4 between two Keccak-f[800] passes padded with "RAVENCOINKAWPOW".
 
-use super::dag::{FastMod, Lookup, L1_WORDS};
 use super::ethash::words8;
 use super::keccak::keccakf800;
+use super::node::{FastMod, Lookup, NodeBackend, L1_WORDS};
 use super::progpow::Program;
-use super::simd::NodeBackend;
+use super::simd;
 
 /// Blocks per ProgPoW period: the program changes every three blocks.
 pub(crate) const PERIOD_LENGTH: u64 = 3;
@@ -68,7 +68,8 @@ pub(crate) fn mix<L: Lookup>(
     lookup: &L,
     items: FastMod,
 ) -> [u8; 32] {
-    let [words] = lookup.backend().progpow_mixes::<L, 1, 4>(
+    let [words] = simd::progpow_mixes::<L, 1, 4>(
+        lookup.backend(),
         [[carried[0], carried[1]]],
         [program],
         l1,
@@ -113,9 +114,8 @@ fn in_groups<L: Lookup, const K: usize, const N: usize>(
         };
         let seeds = group.map(|(carried, _)| [carried[0], carried[1]]);
         let programs = group.map(|(_, program)| program);
-        let words = lookup
-            .backend()
-            .progpow_mixes::<L, K, N>(seeds, programs, l1, lookup, items);
+        let words =
+            simd::progpow_mixes::<L, K, N>(lookup.backend(), seeds, programs, l1, lookup, items);
         for (d, w) in dst.iter_mut().zip(words) {
             *d = mix_bytes(w);
         }

@@ -8,13 +8,15 @@ use std::sync::{Arc, Mutex};
 
 use otedama_core::Target;
 
-use crate::algorithm::{Algorithm, NonceWidth, PowAlgorithm, PowOutput, ScanJob, Solution, Worker};
-use crate::randomx::Progress;
+use crate::algorithm::{
+    Algorithm, NonceWidth, PowAlgorithm, PowOutput, Progress, ScanJob, Solution, Worker,
+};
 use crate::HashError;
 
 use super::cache::EpochCache;
-use super::dag::{EpochContext, FullDataset, FullLookup, LightLookup, Lookup};
+use super::dag::{EpochContext, FullDataset, FullLookup, LightLookup};
 use super::epoch::DagAlgorithm;
+use super::node::Lookup;
 use super::progpow::Program;
 use super::{ethash, kawpow};
 

@@ -36,6 +36,8 @@ mod hugepages;
 mod kawpow;
 mod keccak;
 mod kernel;
+mod light;
+mod node;
 mod progpow;
 mod simd;
 

@@ -7,7 +7,7 @@
 //! which the compiler turns into vector code, and its dispatch is paid once per round instead
 //! of once per lane.
 
-use super::dag::{FastMod, Lookup, Node, L1_WORDS};
+use super::node::{FastMod, Lookup, Node, L1_WORDS};
 
 /// Lanes of the mix.
 pub(crate) const LANES: usize = 16;

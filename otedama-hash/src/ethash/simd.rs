@@ -10,76 +10,52 @@
 //! as many cache reads in flight; one-by-one verification waits on memory either way and does
 //! not change. The ProgPoW math is about a quarter faster too, which shows in KawPow search.
 //!
-//! The backend is detected once per light cache; tests run both and compare.
+//! The backend ([`NodeBackend`]) is detected once per light cache; tests run both and compare.
+//! This module sits above the light cache and the ProgPoW mix, whose loops it compiles, and
+//! below the dataset and the hash kernels, which call it.
 
-use super::dag::{FastMod, LightCache, Lookup, Node, L1_WORDS};
+use super::light::LightCache;
+use super::node::{FastMod, Lookup, Node, NodeBackend, L1_WORDS};
 use super::progpow::{self, Program};
 
-/// How dataset nodes are computed from the light cache.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum NodeBackend {
-    /// The baseline build: runs everywhere.
-    Portable,
-    /// The same loop with AVX2 enabled; only chosen when the CPU has it.
-    #[cfg(target_arch = "x86_64")]
-    Avx2,
-}
-
-impl NodeBackend {
-    /// The fastest backend this CPU supports.
-    pub(crate) fn detect() -> Self {
+/// The dataset nodes at `indices` of `cache`, each mixing `parents` cache nodes, on `backend`.
+#[inline]
+pub(crate) fn dataset_nodes<const N: usize>(
+    backend: NodeBackend,
+    cache: &LightCache,
+    indices: [u64; N],
+    parents: u32,
+) -> [Node; N] {
+    match backend {
+        NodeBackend::Portable => cache.dataset_nodes(indices, parents),
         #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2") {
-                return NodeBackend::Avx2;
-            }
-        }
-        NodeBackend::Portable
-    }
-
-    /// The dataset nodes at `indices`, each mixing `parents` cache nodes.
-    #[inline]
-    pub(crate) fn nodes<const N: usize>(
-        self,
-        cache: &LightCache,
-        indices: [u64; N],
-        parents: u32,
-    ) -> [Node; N] {
-        match self {
-            NodeBackend::Portable => cache.dataset_nodes(indices, parents),
-            #[cfg(target_arch = "x86_64")]
-            NodeBackend::Avx2 => {
-                // SAFETY: `Avx2` is only ever produced by `detect`, after the CPU reported AVX2
-                // (tests check the same before naming it), so the instructions `nodes_avx2` is
-                // compiled with are supported; it has no other requirements.
-                unsafe { nodes_avx2(cache, indices, parents) }
-            }
+        NodeBackend::Avx2 => {
+            // SAFETY: `Avx2` is only ever produced by `detect`, after the CPU reported AVX2
+            // (tests check the same before naming it), so the instructions `nodes_avx2` is
+            // compiled with are supported; it has no other requirements.
+            unsafe { nodes_avx2(cache, indices, parents) }
         }
     }
 }
 
-impl NodeBackend {
-    /// [`progpow::mix_hashes`] on this backend: with AVX2, the lane loops of the random math
-    /// (multiplies, per-lane rotates) become 256-bit instructions. It matters for search, where
-    /// dataset items are reads rather than computations.
-    #[inline]
-    pub(crate) fn progpow_mixes<L: Lookup, const K: usize, const N: usize>(
-        self,
-        seeds: [[u32; 2]; K],
-        programs: [&Program; K],
-        l1: &[u32; L1_WORDS],
-        lookup: &L,
-        items: FastMod,
-    ) -> [[u32; 8]; K] {
-        match self {
-            NodeBackend::Portable => {
-                progpow::mix_hashes::<L, K, N>(seeds, programs, l1, lookup, items)
-            }
-            #[cfg(target_arch = "x86_64")]
-            NodeBackend::Avx2 => {
-                // SAFETY: as in `nodes`: `Avx2` means the CPU reported AVX2.
-                unsafe { progpow_mixes_avx2::<L, K, N>(seeds, programs, l1, lookup, items) }
-            }
+/// [`progpow::mix_hashes`] on `backend`: with AVX2, the lane loops of the random math
+/// (multiplies, per-lane rotates) become 256-bit instructions. It matters for search, where
+/// dataset items are reads rather than computations.
+#[inline]
+pub(crate) fn progpow_mixes<L: Lookup, const K: usize, const N: usize>(
+    backend: NodeBackend,
+    seeds: [[u32; 2]; K],
+    programs: [&Program; K],
+    l1: &[u32; L1_WORDS],
+    lookup: &L,
+    items: FastMod,
+) -> [[u32; 8]; K] {
+    match backend {
+        NodeBackend::Portable => progpow::mix_hashes::<L, K, N>(seeds, programs, l1, lookup, items),
+        #[cfg(target_arch = "x86_64")]
+        NodeBackend::Avx2 => {
+            // SAFETY: as in `dataset_nodes`: `Avx2` means the CPU reported AVX2.
+            unsafe { progpow_mixes_avx2::<L, K, N>(seeds, programs, l1, lookup, items) }
         }
     }
 }

@@ -5,10 +5,11 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use super::dag::{EpochContext, FullDataset, FullLookup, LightLookup, Lookup};
+use super::dag::{EpochContext, FullDataset, FullLookup, LightLookup};
 use super::epoch::DagAlgorithm;
+use super::node::{Lookup, NodeBackend};
 use super::progpow::Program;
-use super::{ethash, kawpow};
+use super::{ethash, kawpow, simd};
 use crate::HashError;
 
 /// Epoch 0's contexts, built once for the whole module (they share one light cache).
@@ -148,7 +149,6 @@ fn dataset_builds_stop_when_cancelled() {
 
 #[test]
 fn node_backends_agree() {
-    use super::simd::NodeBackend;
     let (ethash_context, _) = contexts();
     let cache = ethash_context.light();
     let backends = [NodeBackend::Portable, NodeBackend::detect()];
@@ -157,11 +157,11 @@ fn node_backends_agree() {
         let reference = cache.dataset_nodes(indices, parents);
         for backend in backends {
             assert_eq!(
-                backend.nodes(cache, indices, parents),
+                simd::dataset_nodes(backend, cache, indices, parents),
                 reference,
                 "{backend:?}"
             );
-            let [one] = backend.nodes(cache, [indices[4]], parents);
+            let [one] = simd::dataset_nodes(backend, cache, [indices[4]], parents);
             assert_eq!(one, reference[4], "{backend:?}");
         }
     }
@@ -169,8 +169,7 @@ fn node_backends_agree() {
 
 #[test]
 fn progpow_backends_agree() {
-    use super::dag::Node;
-    use super::simd::NodeBackend;
+    use super::node::Node;
     /// Items made up from their index: enough to drive the mix through every operation.
     struct MadeUp;
     impl Lookup for MadeUp {
@@ -192,14 +191,16 @@ fn progpow_backends_agree() {
         let a = Program::generate(period);
         let b = Program::generate(period + 1);
         let seeds = [[period as u32, 7], [3, period as u32]];
-        let portable = NodeBackend::Portable.progpow_mixes::<_, 2, 8>(
+        let portable = simd::progpow_mixes::<_, 2, 8>(
+            NodeBackend::Portable,
             seeds,
             [&a, &b],
             kawpow_context.l1(),
             &MadeUp,
             items,
         );
-        let detected = NodeBackend::detect().progpow_mixes::<_, 2, 8>(
+        let detected = simd::progpow_mixes::<_, 2, 8>(
+            NodeBackend::detect(),
             seeds,
             [&a, &b],
             kawpow_context.l1(),
@@ -212,7 +213,6 @@ fn progpow_backends_agree() {
 
 #[test]
 fn portable_backend_reproduces_published_hashes() {
-    use super::simd::NodeBackend;
     let (ethash_context, _) = contexts();
     let portable = Arc::new(ethash_context.light().on_backend(NodeBackend::Portable));
     let ethash_context = EpochContext::from_light(DagAlgorithm::Ethash, Arc::clone(&portable));

@@ -9,6 +9,18 @@
 //! transaction, so it can be mined once at most. Only a transaction the network refuses for
 //! good (its inputs spent elsewhere) fails, and its amounts go back to the balances. So a crash
 //! between sending and recording neither pays twice nor loses a payment.
+//!
+//! The rules over the database's rows are written once, in `accounting/books.rs`, as methods
+//! of `dyn Store` for every backend (the backends only read and write rows), each one
+//! database transaction: a block is credited once, and again only after its credit was
+//! reversed (`credit_block`); an orphaned block's reversal undoes its lines since its last
+//! one (`orphan_block`); a payment begins only while no other of its coin is being sent and
+//! no output is over its balance, debiting the outputs and the pool's network fee
+//! (`begin_payment`); a failed payment returns its amounts and fee (`fail_payment`); a share
+//! is paid once (`credit_shares`); the payer claim lapses after its expiry (`claim_payer`);
+//! and a scheme change is remembered (`scheme_since`).
+
+mod books;
 
 use std::time::{Duration, Instant};
 
@@ -20,7 +32,7 @@ use otedama_rewards::{
 use crate::source::{ChainView, SourceError};
 use crate::store::{
     BlockRecord, BlockStatus, LedgerKind, NewEntry, PaymentStatus, PaymentTransaction, ShareLog,
-    ShareRecord, Store, StoreError,
+    ShareRecord, ShareStore, Store, StoreError,
 };
 use crate::wallet::{Broadcast, SendError, Wallet, WalletError};
 
@@ -193,7 +205,7 @@ impl Accounting {
     /// up to the block's reward exactly.
     pub fn block_entries(
         &self,
-        store: &mut dyn Store,
+        store: &mut dyn ShareStore,
         block: &BlockRecord,
     ) -> Result<Vec<NewEntry>, StoreError> {
         let reward = block.reward;
@@ -971,12 +983,12 @@ mod tests {
     use super::*;
     use crate::store::SqliteStore;
 
-    fn store(name: &str) -> (SqliteStore, std::path::PathBuf) {
+    fn store(name: &str) -> (Box<dyn Store>, std::path::PathBuf) {
         let dir = std::env::temp_dir().join(format!("otedama-acct-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dir");
         let path = dir.join("pool.db");
-        (SqliteStore::open(&path).expect("open"), dir)
+        (Box::new(SqliteStore::open(&path).expect("open")), dir)
     }
 
     fn share(address: &str, difficulty: f64, time_ms: i64) -> ShareRecord {
@@ -1043,7 +1055,7 @@ mod tests {
             .expect("commit");
         let acct = accounting(Scheme::Pplns(Window::Duration { ms: 5_000 }));
         let entries = acct
-            .block_entries(&mut store, &block("b", 7_000, None))
+            .block_entries(store.as_mut(), &block("b", 7_000, None))
             .expect("entries");
         // fee = floor(5_000_012_345 * 12_500 / 1e6) = 62_500_154; 4_937_512_191 split 2 : 1.
         assert_eq!(
@@ -1071,7 +1083,7 @@ mod tests {
         store.commit(&shares, &[]).expect("commit");
         let acct = accounting(Scheme::Pplns(Window::Shares(3)));
         let entries = acct
-            .block_entries(&mut store, &block("b", 5_000, None))
+            .block_entries(store.as_mut(), &block("b", 5_000, None))
             .expect("entries");
         // 4_937_512_191 over alice, bob and carol, one share each: 1_645_837_397 apiece.
         assert_eq!(
@@ -1099,7 +1111,7 @@ mod tests {
             .commit(&shares, &[block("a", 2_000, None), block("b", 5_000, None)])
             .expect("commit");
         let entries = accounting(Scheme::Prop)
-            .block_entries(&mut store, &block("b", 5_000, None))
+            .block_entries(store.as_mut(), &block("b", 5_000, None))
             .expect("entries");
         assert_eq!(
             amounts(&entries),
@@ -1118,7 +1130,7 @@ mod tests {
             .commit(&[], &[block("b", 5_000, None)])
             .expect("commit");
         let entries = accounting(Scheme::Pplns(Window::Duration { ms: 1_000 }))
-            .block_entries(&mut store, &block("b", 5_000, None))
+            .block_entries(store.as_mut(), &block("b", 5_000, None))
             .expect("entries");
         assert_eq!(
             amounts(&entries),
@@ -1132,7 +1144,7 @@ mod tests {
         let (mut store, dir) = store("solo");
         let acct = accounting(Scheme::Solo);
         let by_balance = acct
-            .block_entries(&mut store, &block("b", 1, None))
+            .block_entries(store.as_mut(), &block("b", 1, None))
             .expect("entries");
         assert_eq!(
             amounts(&by_balance),
@@ -1142,7 +1154,7 @@ mod tests {
             ]
         );
         let in_coinbase = acct
-            .block_entries(&mut store, &block("b", 1, Some("carol")))
+            .block_entries(store.as_mut(), &block("b", 1, Some("carol")))
             .expect("entries");
         assert_eq!(
             amounts(&in_coinbase),
@@ -1165,9 +1177,9 @@ mod tests {
         ];
         store.commit(&shares, &[]).expect("commit");
         let pps = accounting(Scheme::Pps);
-        assert_eq!(pps.pay_shares(&mut store, 2).expect("first"), 2);
-        assert_eq!(pps.pay_shares(&mut store, 100).expect("rest"), 1);
-        assert_eq!(pps.pay_shares(&mut store, 100).expect("none left"), 0);
+        assert_eq!(pps.pay_shares(store.as_mut(), 2).expect("first"), 2);
+        assert_eq!(pps.pay_shares(store.as_mut(), 100).expect("rest"), 1);
+        assert_eq!(pps.pay_shares(store.as_mut(), 100).expect("none left"), 0);
         let one = pps_value(
             work_of(DifficultyConvention::Scrypt, 1.0),
             work_of(DifficultyConvention::Scrypt, 1000.0),
@@ -1186,7 +1198,7 @@ mod tests {
             ]
         );
         let kept = pps
-            .block_entries(&mut store, &block("b", 1, None))
+            .block_entries(store.as_mut(), &block("b", 1, None))
             .expect("entries");
         assert_eq!(amounts(&kept), [("pool", 5_000_012_345, LedgerKind::Fee)]);
 
@@ -1195,7 +1207,7 @@ mod tests {
             .commit(&[share("carol", 1.0, 4)], &[])
             .expect("commit");
         let fpps = accounting(Scheme::Fpps);
-        assert_eq!(fpps.pay_shares(&mut store, 100).expect("fpps"), 1);
+        assert_eq!(fpps.pay_shares(store.as_mut(), 100).expect("fpps"), 1);
         let carol = store.ledger("carol").expect("ledger");
         // 5_000_012_345 / 1000 * 0.9875 = 4_937_512.19..., floored.
         assert_eq!(carol[0].amount, 4_937_512);
@@ -1213,7 +1225,7 @@ mod tests {
             since_ms: 20,
             ..accounting(Scheme::Pps)
         };
-        assert_eq!(later.pay_shares(&mut store, 100).expect("since"), 1);
+        assert_eq!(later.pay_shares(store.as_mut(), 100).expect("since"), 1);
         assert!(store.ledger("dave").expect("dave").is_empty());
         assert_eq!(store.ledger("erin").expect("erin").len(), 1);
         let _ = std::fs::remove_dir_all(dir);

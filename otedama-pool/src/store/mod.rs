@@ -1,7 +1,13 @@
 //! The share log: every accepted share and every found block, durable before a share is
 //! acknowledged.
 //!
-//! [`Store`] is the storage behind a trait (SQLite now; PostgreSQL plugs in beside it).
+//! Storage is split by concern into small traits that only read and write rows:
+//! [`ShareStore`] (shares, blocks), [`LedgerStore`] (ledger lines, balances, schemes) and
+//! [`PaymentStore`] (payments, payer claims). [`Store`] joins them for one database and adds
+//! the transaction boundary; SQLite and PostgreSQL implement it. The money rules over the rows
+//! (credit once, reversals, payment checks and debits) are written once, in
+//! [`accounting`](crate::accounting), for every backend.
+//!
 //! [`ShareLog`] owns a store on a writer thread and batches: requests that arrive while a
 //! commit is running go into the next transaction together, and each caller is answered only
 //! after the transaction holding its share has committed.
@@ -256,6 +262,16 @@ pub enum PaymentStatus {
 }
 
 impl PaymentStatus {
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentStatus::Sending => "sending",
+            PaymentStatus::Sent => "sent",
+            PaymentStatus::Confirmed => "confirmed",
+            PaymentStatus::Failed => "failed",
+        }
+    }
+
     /// The value a stored name stands for.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
@@ -304,28 +320,70 @@ pub struct PendingShare {
 
 /// Storage failures.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// The database refused.
     #[error("database: {0}")]
     Database(String),
+    /// A money rule refused the step (a payment still being sent, an output larger than its
+    /// balance, a share paid already, an unknown block); nothing was written.
+    #[error("{0}")]
+    Refused(String),
     /// The writer thread is gone.
     #[error("the share log writer has stopped")]
     Stopped,
 }
 
-/// A database the pool records into.
-pub trait Store: Send {
-    /// Writes shares and blocks in one transaction; all or nothing.
-    fn commit(&mut self, shares: &[ShareRecord], blocks: &[BlockRecord]) -> Result<(), StoreError>;
-    /// Updates a block's status.
+/// How a block stands credited: the ledger lines its confirmation wrote, and their undoing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockCredit {
+    /// Never credited.
+    Never,
+    /// Credited, and the credit stands.
+    Credited,
+    /// Credited, then reversed when it left the main chain.
+    Reversed,
+}
+
+impl BlockCredit {
+    /// The number stored in the database.
+    pub fn as_code(self) -> i16 {
+        match self {
+            BlockCredit::Never => 0,
+            BlockCredit::Credited => 1,
+            BlockCredit::Reversed => 2,
+        }
+    }
+
+    /// The value a stored number stands for (an unknown one counts as never credited).
+    pub fn from_code(code: i64) -> Self {
+        match code {
+            1 => BlockCredit::Credited,
+            2 => BlockCredit::Reversed,
+            _ => BlockCredit::Never,
+        }
+    }
+}
+
+/// The share log's rows: shares, found blocks and their status. Reads and writes rows only;
+/// the rules over them are in [`accounting`](crate::accounting).
+pub trait ShareStore {
+    /// Inserts `shares`.
+    fn add_shares(&mut self, shares: &[ShareRecord]) -> Result<(), StoreError>;
+    /// Inserts `blocks`, leaving a block already recorded (by hash) as it is.
+    fn add_blocks(&mut self, blocks: &[BlockRecord]) -> Result<(), StoreError>;
+    /// Sets a block's status, and its detail when `detail` is given.
     fn set_block_status(
         &mut self,
         hash: &str,
         status: BlockStatus,
         detail: Option<&str>,
     ) -> Result<(), StoreError>;
-    // The tests use it.
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// The coin of block `hash` and how it stands credited; `None` when no such block is
+    /// recorded. PostgreSQL locks the row until the transaction ends.
+    fn block_credit(&mut self, hash: &str) -> Result<Option<(String, BlockCredit)>, StoreError>;
+    /// Records how block `hash` stands credited.
+    fn set_block_credit(&mut self, hash: &str, credit: BlockCredit) -> Result<(), StoreError>;
     /// How many shares are recorded.
     fn share_count(&mut self) -> Result<u64, StoreError>;
     /// Every recorded block, oldest first.
@@ -338,11 +396,8 @@ pub trait Store: Send {
         coin: &str,
         recent_ms: i64,
     ) -> Result<Vec<BlockRecord>, StoreError>;
-    // The tests use it.
-    #[cfg_attr(not(test), allow(dead_code))]
     /// The first `limit` shares recorded, oldest first.
     fn shares(&mut self, limit: u64) -> Result<Vec<ShareRecord>, StoreError>;
-
     /// The shares of `coin` with `after_ms < time_ms <= until_ms`, oldest first: a PPLNS
     /// window or a PROP round.
     fn shares_between(
@@ -360,71 +415,6 @@ pub trait Store: Send {
         until_ms: i64,
         limit: u64,
     ) -> Result<Vec<ShareRecord>, StoreError>;
-    /// In one transaction: marks the block confirmed and, unless its credit stands already,
-    /// writes `entries` to the ledger and the balances (a block reversed when it left the main
-    /// chain is credited again when it comes back). Returns whether it credited.
-    fn credit_block(
-        &mut self,
-        hash: &str,
-        detail: &str,
-        entries: &[NewEntry],
-        time_ms: i64,
-    ) -> Result<bool, StoreError>;
-    /// In one transaction: marks the block orphaned and reverses every ledger line it wrote
-    /// (once). Returns the reversal lines written.
-    fn orphan_block(
-        &mut self,
-        hash: &str,
-        detail: &str,
-        time_ms: i64,
-    ) -> Result<Vec<NewEntry>, StoreError>;
-    /// Every non-zero balance of `coin`, by address.
-    fn balances(&mut self, coin: &str) -> Result<Vec<(String, i64)>, StoreError>;
-    /// The sum of every ledger line of `coin`, by kind.
-    fn ledger_totals(&mut self, coin: &str) -> Result<Vec<(LedgerKind, i64)>, StoreError>;
-    /// Every ledger line of `address` (all coins), oldest first.
-    fn ledger(&mut self, address: &str) -> Result<Vec<LedgerEntry>, StoreError>;
-    /// Takes or renews the right to pay `coin` from this database for `ttl_ms`: true when
-    /// `owner` holds it (it is free, expired, or already `owner`'s). Two pools sharing a
-    /// database do not pay the same coin at once.
-    fn claim_payer(
-        &mut self,
-        coin: &str,
-        owner: &str,
-        now_ms: i64,
-        ttl_ms: i64,
-    ) -> Result<bool, StoreError>;
-    /// In one transaction: records a signed, not yet broadcast payment (`sending`, with its
-    /// txid and transaction) and debits every output's balance. Fails, writing nothing, when
-    /// another payment of `coin` is still `sending` or an output is more than its address's
-    /// balance. Returns the payment's id.
-    /// With `fee_account`, the network fee is debited from that account (the pool's) in the
-    /// same transaction.
-    fn begin_payment(
-        &mut self,
-        coin: &str,
-        outputs: &[(String, u64)],
-        transaction: &PaymentTransaction,
-        fee_account: Option<&str>,
-        time_ms: i64,
-    ) -> Result<i64, StoreError>;
-    /// Marks a `sending` payment sent (the network has it). Returns false unless it was
-    /// `sending`.
-    fn finish_payment(&mut self, id: i64) -> Result<bool, StoreError>;
-    /// Marks a `sent` payment confirmed (buried deep enough to stay). Returns false unless it
-    /// was `sent`.
-    fn confirm_payment(&mut self, id: i64) -> Result<bool, StoreError>;
-    /// In one transaction: marks a `sending` or `sent` payment failed (it never will be
-    /// mined) and returns its amounts, network fee included, to the balances. Returns false
-    /// unless it was `sending` or `sent`.
-    fn fail_payment(&mut self, id: i64, reason: &str, time_ms: i64) -> Result<bool, StoreError>;
-    /// The addresses of `coin` that have been paid pool fees: the pool's own, never paid out.
-    fn fee_accounts(&mut self, coin: &str) -> Result<Vec<String>, StoreError>;
-    /// When `coin` started paying under `scheme`: the time of the first run with it since the
-    /// last change, recorded now if it changed. Shares from before belong to the old scheme.
-    fn scheme_since(&mut self, coin: &str, scheme: &str, now_ms: i64) -> Result<i64, StoreError>;
-    /// Every payment of `coin`, oldest first.
-    fn payments(&mut self, coin: &str) -> Result<Vec<Payment>, StoreError>;
     /// Up to `limit` shares of `coin` from `since_ms` on, not yet paid under PPS/FPPS, oldest
     /// first.
     fn unpaid_shares(
@@ -433,15 +423,160 @@ pub trait Store: Send {
         since_ms: i64,
         limit: u64,
     ) -> Result<Vec<PendingShare>, StoreError>;
-    /// In one transaction: marks the shares `ids` paid and writes `entries`; fails, writing
-    /// nothing, if any of them was paid already.
-    fn credit_shares(
+    /// Marks the unpaid shares among `ids` paid; returns how many it marked.
+    fn mark_shares_paid(&mut self, ids: &[i64]) -> Result<u64, StoreError>;
+}
+
+/// The ledger's rows: append-only lines, the balances they add up to, and the reward scheme
+/// each coin followed when. Reads and writes rows only.
+pub trait LedgerStore {
+    /// Appends ledger lines of `coin` and moves each address's balance by its line.
+    fn append(
         &mut self,
         coin: &str,
-        ids: &[i64],
         entries: &[NewEntry],
+        block_hash: Option<&str>,
+        payment_id: Option<i64>,
         time_ms: i64,
     ) -> Result<(), StoreError>;
+    /// Every ledger line of block `hash`, oldest first.
+    fn block_lines(&mut self, hash: &str) -> Result<Vec<LedgerEntry>, StoreError>;
+    /// Every ledger line of `address` (all coins), oldest first.
+    fn ledger(&mut self, address: &str) -> Result<Vec<LedgerEntry>, StoreError>;
+    /// The balance of `address` in `coin` (0 when it has none). PostgreSQL locks the row
+    /// until the transaction ends.
+    fn balance(&mut self, coin: &str, address: &str) -> Result<i64, StoreError>;
+    /// Every non-zero balance of `coin`, by address.
+    fn balances(&mut self, coin: &str) -> Result<Vec<(String, i64)>, StoreError>;
+    /// The sum of every ledger line of `coin`, by kind.
+    fn ledger_totals(&mut self, coin: &str) -> Result<Vec<(LedgerKind, i64)>, StoreError>;
+    /// The addresses of `coin` that have been paid pool fees: the pool's own, never paid out.
+    fn fee_accounts(&mut self, coin: &str) -> Result<Vec<String>, StoreError>;
+    /// Makes any other transaction that calls this for `coin` wait until this one ends (a
+    /// write transaction holds SQLite whole already).
+    fn lock_schemes(&mut self, coin: &str) -> Result<(), StoreError>;
+    /// The scheme `coin` last recorded, and since when.
+    fn last_scheme(&mut self, coin: &str) -> Result<Option<(String, i64)>, StoreError>;
+    /// Records that `coin` pays under `scheme` from `since_ms` on.
+    fn add_scheme(&mut self, coin: &str, scheme: &str, since_ms: i64) -> Result<(), StoreError>;
+}
+
+/// The payments' rows: payments, their outputs and status, and the claims on paying a coin.
+/// Reads and writes rows only.
+pub trait PaymentStore {
+    /// Makes any other transaction that calls this for `coin` wait until this one ends (a
+    /// write transaction holds SQLite whole already).
+    fn lock_payments(&mut self, coin: &str) -> Result<(), StoreError>;
+    /// How many payments of `coin` stand at `status`.
+    fn payment_count(&mut self, coin: &str, status: PaymentStatus) -> Result<u64, StoreError>;
+    /// Inserts a payment at `status`, with its signed transaction and its outputs; returns
+    /// its id.
+    fn add_payment(
+        &mut self,
+        coin: &str,
+        status: PaymentStatus,
+        transaction: &PaymentTransaction,
+        fee_account: Option<&str>,
+        outputs: &[(String, u64)],
+        time_ms: i64,
+    ) -> Result<i64, StoreError>;
+    /// Payment `id`, outputs included. PostgreSQL locks its row until the transaction ends.
+    fn payment(&mut self, id: i64) -> Result<Option<Payment>, StoreError>;
+    /// Sets a payment's status, and its detail when `detail` is given.
+    fn set_payment_status(
+        &mut self,
+        id: i64,
+        status: PaymentStatus,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError>;
+    /// Every payment of `coin`, oldest first.
+    fn payments(&mut self, coin: &str) -> Result<Vec<Payment>, StoreError>;
+    /// Who holds the claim on paying `coin`, and until when (Unix milliseconds).
+    fn payer(&mut self, coin: &str) -> Result<Option<(String, i64)>, StoreError>;
+    /// Gives the claim on paying `coin` to `owner` until `expires_ms`.
+    fn set_payer(&mut self, coin: &str, owner: &str, expires_ms: i64) -> Result<(), StoreError>;
+}
+
+/// The three row stores of one database, as a transaction sees them.
+pub trait Rows: ShareStore + LedgerStore + PaymentStore {}
+
+impl<T: ShareStore + LedgerStore + PaymentStore + ?Sized> Rows for T {}
+
+/// A database the pool records into: the three row stores, and transactions over them.
+///
+/// Outside a transaction each row read or write stands alone. The steps that must be all or
+/// nothing (a batch of shares, and every accounting step: see
+/// [`accounting`](crate::accounting)) run through [`transaction`](Store::transaction), and
+/// are written once, over [`Rows`], for every backend.
+pub trait Store: Rows + Send {
+    /// Runs `step` in one database transaction: committed when it returns `Ok`, rolled back
+    /// when it returns an error or panics.
+    fn transaction(
+        &mut self,
+        step: &mut dyn FnMut(&mut dyn Rows) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+}
+
+impl dyn Store + '_ {
+    /// Runs `step` in one database transaction and returns what it returns: all or nothing.
+    pub fn atomically<T>(
+        &mut self,
+        step: impl FnOnce(&mut dyn Rows) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut step = Some(step);
+        let mut out = None;
+        self.transaction(&mut |rows| {
+            let step = step
+                .take()
+                .ok_or_else(|| StoreError::Database("a transaction step ran twice".into()))?;
+            out = Some(step(rows)?);
+            Ok(())
+        })?;
+        out.ok_or_else(|| StoreError::Database("a transaction step never ran".into()))
+    }
+
+    /// Writes shares and blocks in one transaction; all or nothing.
+    pub fn commit(
+        &mut self,
+        shares: &[ShareRecord],
+        blocks: &[BlockRecord],
+    ) -> Result<(), StoreError> {
+        self.atomically(|rows| {
+            rows.add_shares(shares)?;
+            rows.add_blocks(blocks)
+        })
+    }
+}
+
+/// What a backend does to begin and end a transaction on its connection.
+trait Session: Rows {
+    /// Begins a write transaction.
+    fn begin(&mut self) -> Result<(), StoreError>;
+    /// Commits (`commit`) or rolls back the transaction begun.
+    fn end(&mut self, commit: bool) -> Result<(), StoreError>;
+}
+
+/// [`Store::transaction`] for every backend: `step` between [`Session::begin`] and
+/// [`Session::end`], rolled back on an error or a panic.
+fn run_transaction<S: Session>(
+    session: &mut S,
+    step: &mut dyn FnMut(&mut dyn Rows) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    session.begin()?;
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| step(&mut *session)));
+    match outcome {
+        Ok(Ok(())) => session.end(true).inspect_err(|_| {
+            let _ = session.end(false);
+        }),
+        Ok(Err(e)) => {
+            let _ = session.end(false);
+            Err(e)
+        }
+        Err(panic) => {
+            let _ = session.end(false);
+            std::panic::resume_unwind(panic)
+        }
+    }
 }
 
 /// Work run on the writer thread against its store.
@@ -986,6 +1121,435 @@ pub(crate) mod tests {
         let of = |kind| totals.iter().find(|(k, _)| *k == kind).map(|(_, v)| *v);
         assert_eq!(of(LedgerKind::Reversal), Some(-5_000_001_010));
         assert_eq!(of(LedgerKind::Payment), Some(-3_000_001_000));
+    }
+
+    fn record(hash: &str, time_ms: i64) -> BlockRecord {
+        BlockRecord {
+            algorithm: "scrypt".into(),
+            time_ms,
+            height: 10,
+            hash: hash.into(),
+            address: "alice".into(),
+            worker: String::new(),
+            reward: 5_000_000_000,
+            status: BlockStatus::Accepted,
+            detail: None,
+            payee: None,
+        }
+    }
+
+    fn signed(txid: &str, fee: u64) -> PaymentTransaction {
+        PaymentTransaction {
+            txid: txid.repeat(32),
+            hex: "0200".into(),
+            fee,
+        }
+    }
+
+    /// Row access on a fresh store, rule-free: what each row method reads back after the
+    /// others write, and transactions that commit whole or not at all (on an error or a
+    /// panic). Both backends pass the same assertions.
+    pub(crate) fn exercise_rows(store: &mut dyn Store) {
+        store
+            .commit(&[share(1), share(2)], &[record("r1", 100)])
+            .expect("commit");
+        let mut again = record("r1", 100);
+        again.address = "mallory".into();
+        store.add_blocks(&[again]).expect("a known hash");
+        assert_eq!(store.blocks().expect("blocks"), [record("r1", 100)]);
+        assert_eq!(
+            store.block_credit("r1").expect("credit"),
+            Some(("scrypt".to_owned(), BlockCredit::Never))
+        );
+        assert_eq!(store.block_credit("none").expect("unknown"), None);
+        store
+            .set_block_credit("r1", BlockCredit::Reversed)
+            .expect("set");
+        assert_eq!(
+            store.block_credit("r1").expect("credit"),
+            Some(("scrypt".to_owned(), BlockCredit::Reversed))
+        );
+        store
+            .set_block_status("r1", BlockStatus::Confirmed, Some("deep"))
+            .expect("status");
+        store
+            .set_block_status("r1", BlockStatus::Orphaned, None)
+            .expect("status, detail kept");
+        let blocks = store.blocks().expect("blocks");
+        assert_eq!(blocks[0].status, BlockStatus::Orphaned);
+        assert_eq!(blocks[0].detail.as_deref(), Some("deep"));
+
+        store
+            .append(
+                "scrypt",
+                &[
+                    entry("alice", 5, LedgerKind::Credit),
+                    entry("alice", -2, LedgerKind::Payment),
+                ],
+                Some("r1"),
+                None,
+                7,
+            )
+            .expect("append");
+        store
+            .append(
+                "sha256d",
+                &[entry("alice", 9, LedgerKind::Fee)],
+                None,
+                Some(4),
+                8,
+            )
+            .expect("append");
+        assert_eq!(store.balance("scrypt", "alice").expect("balance"), 3);
+        assert_eq!(store.balance("scrypt", "nobody").expect("none"), 0);
+        assert_eq!(store.balance("sha256d", "alice").expect("per coin"), 9);
+        let lines = store.block_lines("r1").expect("lines");
+        assert_eq!(
+            lines
+                .iter()
+                .map(|l| (l.amount, l.kind, l.time_ms, l.coin.as_str()))
+                .collect::<Vec<_>>(),
+            [
+                (5, LedgerKind::Credit, 7, "scrypt"),
+                (-2, LedgerKind::Payment, 7, "scrypt")
+            ]
+        );
+        assert!(lines[0].id < lines[1].id);
+        assert_eq!(
+            store.ledger("alice").expect("ledger")[2].payment_id,
+            Some(4)
+        );
+        assert_eq!(store.fee_accounts("sha256d").expect("fees"), ["alice"]);
+        assert!(store.fee_accounts("scrypt").expect("none").is_empty());
+
+        let ids: Vec<i64> = store
+            .unpaid_shares("scrypt", 0, 10)
+            .expect("unpaid")
+            .iter()
+            .map(|p| p.id)
+            .collect();
+        assert_eq!(ids.len(), 2);
+        assert_eq!(store.mark_shares_paid(&ids).expect("marked"), 2);
+        assert_eq!(store.mark_shares_paid(&ids).expect("once"), 0);
+        assert!(store
+            .unpaid_shares("scrypt", 0, 10)
+            .expect("none")
+            .is_empty());
+
+        store
+            .lock_payments("scrypt")
+            .expect("lock outside a transaction");
+        assert_eq!(
+            store
+                .payment_count("scrypt", PaymentStatus::Sending)
+                .expect("count"),
+            0
+        );
+        let outputs = [("bob".to_owned(), 2), ("alice".to_owned(), 1)];
+        let id = store
+            .add_payment(
+                "scrypt",
+                PaymentStatus::Sending,
+                &signed("ab", 300),
+                Some("pool"),
+                &outputs,
+                9,
+            )
+            .expect("payment");
+        let payment = store.payment(id).expect("read").expect("there");
+        assert_eq!(
+            payment,
+            Payment {
+                id,
+                coin: "scrypt".into(),
+                time_ms: 9,
+                status: PaymentStatus::Sending,
+                txid: Some("ab".repeat(32)),
+                tx_fee: Some(300),
+                tx_hex: Some("0200".into()),
+                fee_account: Some("pool".into()),
+                detail: None,
+                outputs: vec![("alice".into(), 1), ("bob".into(), 2)],
+            }
+        );
+        assert_eq!(store.payments("scrypt").expect("payments"), [payment]);
+        assert!(store.payments("sha256d").expect("other coin").is_empty());
+        assert_eq!(store.payment(id + 1000).expect("read"), None);
+        assert_eq!(
+            store
+                .payment_count("scrypt", PaymentStatus::Sending)
+                .expect("count"),
+            1
+        );
+        store
+            .set_payment_status(id, PaymentStatus::Failed, Some("why"))
+            .expect("status");
+        store
+            .set_payment_status(id, PaymentStatus::Confirmed, None)
+            .expect("status, detail kept");
+        let payment = store.payment(id).expect("read").expect("there");
+        assert_eq!(payment.status, PaymentStatus::Confirmed);
+        assert_eq!(payment.detail.as_deref(), Some("why"));
+
+        assert_eq!(store.payer("scrypt").expect("payer"), None);
+        store.set_payer("scrypt", "a", 10).expect("claim");
+        store.set_payer("scrypt", "b", 20).expect("taken over");
+        assert_eq!(
+            store.payer("scrypt").expect("payer"),
+            Some(("b".to_owned(), 20))
+        );
+        assert_eq!(store.payer("sha256d").expect("per coin"), None);
+
+        store
+            .lock_schemes("scrypt")
+            .expect("lock outside a transaction");
+        assert_eq!(store.last_scheme("scrypt").expect("scheme"), None);
+        store.add_scheme("scrypt", "pplns", 1).expect("scheme");
+        store.add_scheme("scrypt", "pps", 2).expect("scheme");
+        assert_eq!(
+            store.last_scheme("scrypt").expect("scheme"),
+            Some(("pps".to_owned(), 2))
+        );
+
+        // A transaction is all or nothing: an error or a panic inside undoes every write.
+        let before = (
+            store.share_count().expect("count"),
+            store.balances("scrypt").expect("balances"),
+        );
+        let refused = store.atomically(|rows| {
+            rows.add_shares(&[share(3)])?;
+            rows.append(
+                "scrypt",
+                &[entry("bob", 1, LedgerKind::Credit)],
+                None,
+                None,
+                9,
+            )?;
+            Err::<(), _>(StoreError::Refused("stop".into()))
+        });
+        assert!(matches!(refused, Err(StoreError::Refused(_))));
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            store.atomically(|rows| -> Result<(), StoreError> {
+                rows.add_shares(&[share(4)])?;
+                panic!("a step panics halfway");
+            })
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(
+            (
+                store.share_count().expect("count"),
+                store.balances("scrypt").expect("balances"),
+            ),
+            before,
+            "rolled back"
+        );
+        let kept = store
+            .atomically(|rows| {
+                rows.add_shares(&[share(5)])?;
+                rows.append(
+                    "scrypt",
+                    &[entry("bob", 1, LedgerKind::Credit)],
+                    None,
+                    None,
+                    9,
+                )?;
+                Ok(42)
+            })
+            .expect("committed");
+        assert_eq!(kept, 42);
+        assert_eq!(store.share_count().expect("count"), before.0 + 1);
+        assert_eq!(store.balance("scrypt", "bob").expect("bob"), 1);
+    }
+
+    /// The money rules on a fresh store, on top of [`exercise_accounting`]: a block orphaned
+    /// before its credit, credits and reversals in every order, refusals that write nothing,
+    /// and the payer claim's expiry. Returns a transcript of every row the rules wrote (ids
+    /// aside), which is the same on every backend.
+    pub(crate) fn exercise_rules(store: &mut dyn Store) -> Vec<String> {
+        let shares: Vec<ShareRecord> = (0..4).map(share).collect();
+        store
+            .commit(&shares, &[record("r1", 100), record("r2", 200)])
+            .expect("commit");
+        let totals = |store: &mut dyn Store| store.ledger_totals("scrypt").expect("totals");
+
+        // Orphaned before it was credited: nothing to reverse; credited when it comes back.
+        assert!(store
+            .orphan_block("r1", "not seen", 1)
+            .expect("orphan")
+            .is_empty());
+        assert_eq!(
+            store.block_credit("r1").expect("credit"),
+            Some(("scrypt".to_owned(), BlockCredit::Never))
+        );
+        let first = [
+            entry("alice", 100, LedgerKind::Credit),
+            entry("pool", 1, LedgerKind::Fee),
+        ];
+        assert!(store.credit_block("r1", "back", &first, 2).expect("credit"));
+        assert!(!store.credit_block("r1", "deeper", &first, 3).expect("once"));
+        assert_eq!(
+            store.block_credit("r1").expect("credit"),
+            Some(("scrypt".to_owned(), BlockCredit::Credited))
+        );
+        let reversed = store.orphan_block("r1", "gone", 4).expect("orphan");
+        assert_eq!(
+            reversed.iter().map(|e| e.amount).collect::<Vec<_>>(),
+            [-100, -1]
+        );
+        assert!(reversed.iter().all(|e| e.kind == LedgerKind::Reversal));
+        assert_eq!(
+            reversed[0].memo,
+            "block r1 orphaned: undoes its credit line"
+        );
+        assert!(store
+            .orphan_block("r1", "again", 5)
+            .expect("once")
+            .is_empty());
+        assert_eq!(
+            store.block_credit("r1").expect("credit"),
+            Some(("scrypt".to_owned(), BlockCredit::Reversed))
+        );
+        let second = [entry("alice", 50, LedgerKind::Credit)];
+        assert!(store
+            .credit_block("r1", "back again", &second, 6)
+            .expect("re-credit"));
+        assert_eq!(
+            store
+                .orphan_block("r1", "gone again", 7)
+                .expect("orphan")
+                .iter()
+                .map(|e| e.amount)
+                .collect::<Vec<_>>(),
+            [-50],
+            "only the lines since the last reversal"
+        );
+        assert_eq!(store.balance("scrypt", "alice").expect("alice"), 0);
+
+        // An unknown block is refused, and nothing is written.
+        let before = totals(store);
+        assert!(matches!(
+            store.credit_block("nope", "", &first, 8),
+            Err(StoreError::Refused(_))
+        ));
+        assert!(matches!(
+            store.orphan_block("nope", "", 8),
+            Err(StoreError::Refused(_))
+        ));
+        assert_eq!(totals(store), before);
+
+        // A payment over one balance is refused whole; within them, it debits each once.
+        let owed = [
+            entry("bob", 10, LedgerKind::Credit),
+            entry("carol", 5, LedgerKind::Credit),
+            entry("pool", 7, LedgerKind::Fee),
+        ];
+        assert!(store.credit_block("r2", "deep", &owed, 9).expect("credit"));
+        let balances = store.balances("scrypt").expect("balances");
+        let too_much = [("bob".to_owned(), 10), ("carol".to_owned(), 6)];
+        assert!(matches!(
+            store.begin_payment("scrypt", &too_much, &signed("ab", 0), Some("pool"), 10),
+            Err(StoreError::Refused(_))
+        ));
+        assert!(store.payments("scrypt").expect("payments").is_empty());
+        assert_eq!(store.balances("scrypt").expect("balances"), balances);
+        let due = [("bob".to_owned(), 10), ("carol".to_owned(), 5)];
+        let id = store
+            .begin_payment("scrypt", &due, &signed("ab", 0), Some("pool"), 11)
+            .expect("begin");
+        assert!(
+            store
+                .ledger("pool")
+                .expect("pool")
+                .iter()
+                .all(|l| l.kind != LedgerKind::Payment),
+            "no network fee, no fee line"
+        );
+        assert!(matches!(
+            store.begin_payment("scrypt", &due, &signed("cd", 0), None, 12),
+            Err(StoreError::Refused(_))
+        ));
+        assert!(!store.confirm_payment(id).expect("not sent yet"));
+        assert!(store.fail_payment(id, "refused", 13).expect("fail"));
+        assert_eq!(store.balances("scrypt").expect("balances"), balances);
+        let failed = store.payment(id).expect("read").expect("there");
+        assert_eq!(failed.status, PaymentStatus::Failed);
+        assert_eq!(failed.detail.as_deref(), Some("refused"));
+        assert!(!store.fail_payment(id, "again", 14).expect("once"));
+        assert!(!store.finish_payment(id).expect("failed stays failed"));
+        assert!(!store.finish_payment(id + 1000).expect("unknown"));
+        assert!(!store
+            .fail_payment(id + 1000, "unknown", 14)
+            .expect("unknown"));
+        let sent = store
+            .begin_payment("scrypt", &due[..1], &signed("ef", 3), Some("pool"), 15)
+            .expect("begin");
+        assert!(store.finish_payment(sent).expect("sent"));
+        assert!(store.confirm_payment(sent).expect("confirmed"));
+        assert_eq!(store.balance("scrypt", "pool").expect("pool"), 4);
+
+        // Shares are paid once: a batch holding one paid share is refused whole.
+        let all: Vec<i64> = store
+            .unpaid_shares("scrypt", 0, 10)
+            .expect("unpaid")
+            .iter()
+            .map(|p| p.id)
+            .collect();
+        assert_eq!(all.len(), 4);
+        let ids = &all[..3];
+        let pay = [entry("dave", 3, LedgerKind::Shares)];
+        store
+            .credit_shares("scrypt", &ids[1..2], &pay, 16)
+            .expect("pay one");
+        assert!(matches!(
+            store.credit_shares("scrypt", ids, &pay, 17),
+            Err(StoreError::Refused(_))
+        ));
+        let unpaid: Vec<i64> = store
+            .unpaid_shares("scrypt", 0, 10)
+            .expect("unpaid")
+            .iter()
+            .map(|p| p.id)
+            .collect();
+        assert_eq!(
+            unpaid,
+            [all[0], all[2], all[3]],
+            "the refused batch's marks undone"
+        );
+        assert_eq!(store.ledger("dave").expect("dave").len(), 1);
+
+        // A claim holds through its expiry and lapses just after.
+        assert!(store.claim_payer("scrypt", "a", 100, 50).expect("free"));
+        assert!(!store
+            .claim_payer("scrypt", "b", 150, 50)
+            .expect("at expiry"));
+        assert!(store.claim_payer("scrypt", "b", 151, 50).expect("lapsed"));
+        assert!(store.claim_payer("scrypt", "b", 160, 50).expect("renewed"));
+        assert_eq!(
+            store.payer("scrypt").expect("payer"),
+            Some(("b".to_owned(), 210))
+        );
+
+        let mut transcript = Vec::new();
+        for address in ["alice", "bob", "carol", "dave", "pool"] {
+            for l in store.ledger(address).expect("ledger") {
+                transcript.push(format!(
+                    "{} {} {} {} {:?} {:?} {:?} {}",
+                    l.time_ms,
+                    l.coin,
+                    l.address,
+                    l.amount,
+                    l.kind,
+                    l.block_hash,
+                    l.payment_id,
+                    l.memo
+                ));
+            }
+        }
+        transcript.push(format!("{:?}", store.balances("scrypt").expect("balances")));
+        transcript.push(format!("{:?}", totals(store)));
+        transcript.push(format!("{:?}", store.payments("scrypt").expect("payments")));
+        transcript.push(format!("{:?}", store.blocks().expect("blocks")));
+        transcript
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! PostgreSQL, for pools whose share log outgrows one file: the same tables as SQLite.
 
+use postgres::types::ToSql;
 use postgres::{Client, NoTls};
 
 use super::{
-    BlockRecord, BlockStatus, LedgerEntry, LedgerKind, NewEntry, Payment, PaymentStatus,
-    PaymentTransaction, PendingShare, ShareRecord, Store, StoreError,
+    run_transaction, BlockCredit, BlockRecord, BlockStatus, LedgerEntry, LedgerKind, LedgerStore,
+    NewEntry, Payment, PaymentStatus, PaymentStore, PaymentTransaction, PendingShare, Rows,
+    Session, ShareRecord, ShareStore, Store, StoreError,
 };
 
 /// Schema migrations, applied in order; the count applied is kept in `otedama_schema`.
@@ -121,75 +123,6 @@ fn share_from_row(r: &postgres::Row, at: usize) -> ShareRecord {
     }
 }
 
-/// Sets a block's status inside the caller's transaction, the row locked so that a second
-/// pool on the database waits; returns its coin and how it stands credited (0 never, 1
-/// credited, 2 reversed).
-fn set_status(
-    tx: &mut postgres::Transaction<'_>,
-    hash: &str,
-    status: BlockStatus,
-    detail: &str,
-) -> Result<(String, i16), StoreError> {
-    let row = tx
-        .query_opt(
-            "SELECT algorithm, credited FROM blocks WHERE hash = $1 FOR UPDATE",
-            &[&hash],
-        )
-        .map_err(db)?
-        .ok_or_else(|| StoreError::Database(format!("no block {hash}")))?;
-    tx.execute(
-        "UPDATE blocks SET status = $2, detail = $3 WHERE hash = $1",
-        &[&hash, &status.as_str(), &detail],
-    )
-    .map_err(db)?;
-    Ok((row.get(0), row.get(1)))
-}
-
-/// Appends ledger lines and moves the balances with them, inside the caller's transaction.
-fn append(
-    tx: &mut postgres::Transaction<'_>,
-    coin: &str,
-    entries: &[NewEntry],
-    block_hash: Option<&str>,
-    payment_id: Option<i64>,
-    time_ms: i64,
-) -> Result<(), StoreError> {
-    if entries.is_empty() {
-        return Ok(());
-    }
-    let line = tx
-        .prepare(
-            "INSERT INTO ledger (time_ms, coin, address, amount, kind, block_hash, payment_id, memo)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .map_err(db)?;
-    let balance = tx
-        .prepare(
-            "INSERT INTO balances (coin, address, amount) VALUES ($1, $2, $3)
-             ON CONFLICT (coin, address) DO UPDATE SET amount = balances.amount + EXCLUDED.amount",
-        )
-        .map_err(db)?;
-    for e in entries {
-        tx.execute(
-            &line,
-            &[
-                &time_ms,
-                &coin,
-                &e.address,
-                &e.amount,
-                &e.kind.as_str(),
-                &block_hash,
-                &payment_id,
-                &e.memo,
-            ],
-        )
-        .map_err(db)?;
-        tx.execute(&balance, &[&coin, &e.address, &e.amount])
-            .map_err(db)?;
-    }
-    Ok(())
-}
-
 /// Any number, so long as every otedama uses the same one: it serialises migrations.
 const MIGRATION_LOCK: i64 = 0x006f_7465_6461_6d61;
 
@@ -259,25 +192,43 @@ fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
+/// A query's parameters.
+type Args<'a> = &'a [&'a (dyn ToSql + Sync)];
+
 impl PostgresStore {
+    /// Runs `sql` and reads each row with `read`.
+    fn query<T>(
+        &mut self,
+        sql: &str,
+        args: Args<'_>,
+        read: impl FnMut(&postgres::Row) -> T,
+    ) -> Result<Vec<T>, StoreError> {
+        Ok(self
+            .client
+            .query(sql, args)
+            .map_err(db)?
+            .iter()
+            .map(read)
+            .collect())
+    }
+
+    /// Runs `sql`; returns how many rows it changed.
+    fn execute(&mut self, sql: &str, args: Args<'_>) -> Result<u64, StoreError> {
+        self.client.execute(sql, args).map_err(db)
+    }
+
     fn select_blocks(
         &mut self,
         filter: &str,
-        args: &[&(dyn postgres::types::ToSql + Sync)],
+        args: Args<'_>,
     ) -> Result<Vec<BlockRecord>, StoreError> {
-        let rows = self
-            .client
-            .query(
-                &format!(
-                    "SELECT time_ms, height, hash, address, worker, reward, status, detail, algorithm, payee
-                     FROM blocks WHERE {filter} ORDER BY id"
-                ),
-                args,
-            )
-            .map_err(db)?;
-        Ok(rows
-            .iter()
-            .map(|r| {
+        self.query(
+            &format!(
+                "SELECT time_ms, height, hash, address, worker, reward, status, detail, algorithm, payee
+                 FROM blocks WHERE {filter} ORDER BY id"
+            ),
+            args,
+            |r| {
                 let status: String = r.get(6);
                 BlockRecord {
                     time_ms: r.get(0),
@@ -291,23 +242,123 @@ impl PostgresStore {
                     algorithm: r.get(8),
                     payee: r.get(9),
                 }
-            })
-            .collect())
+            },
+        )
+    }
+
+    fn select_shares(
+        &mut self,
+        filter: &str,
+        args: Args<'_>,
+    ) -> Result<Vec<ShareRecord>, StoreError> {
+        self.query(
+            &format!("SELECT {SHARE_COLUMNS} FROM shares {filter}"),
+            args,
+            |r| share_from_row(r, 0),
+        )
+    }
+
+    fn select_ledger(
+        &mut self,
+        filter: &str,
+        args: Args<'_>,
+    ) -> Result<Vec<LedgerEntry>, StoreError> {
+        self.query(
+            &format!(
+                "SELECT id, time_ms, coin, address, amount, kind, block_hash, payment_id, memo
+                 FROM ledger WHERE {filter} ORDER BY id"
+            ),
+            args,
+            |r| {
+                let kind: String = r.get(5);
+                LedgerEntry {
+                    id: r.get(0),
+                    time_ms: r.get(1),
+                    coin: r.get(2),
+                    address: r.get(3),
+                    amount: r.get(4),
+                    kind: LedgerKind::parse(&kind).unwrap_or(LedgerKind::Credit),
+                    block_hash: r.get(6),
+                    payment_id: r.get(7),
+                    memo: r.get(8),
+                }
+            },
+        )
+    }
+
+    /// The payments `filter` selects, oldest first; `lock` adds `FOR UPDATE`.
+    fn select_payments(
+        &mut self,
+        filter: &str,
+        lock: bool,
+        args: Args<'_>,
+    ) -> Result<Vec<Payment>, StoreError> {
+        let mut payments = self.query(
+            &format!(
+                "SELECT id, coin, time_ms, status, txid, tx_fee, detail, tx_hex, fee_account
+                 FROM payments WHERE {filter} ORDER BY id{}",
+                if lock { " FOR UPDATE" } else { "" }
+            ),
+            args,
+            |r| {
+                let status: String = r.get(3);
+                Payment {
+                    id: r.get(0),
+                    coin: r.get(1),
+                    time_ms: r.get(2),
+                    status: PaymentStatus::parse(&status).unwrap_or(PaymentStatus::Sending),
+                    txid: r.get(4),
+                    tx_fee: r
+                        .get::<_, Option<i64>>(5)
+                        .map(|f| u64::try_from(f).unwrap_or(0)),
+                    detail: r.get(6),
+                    tx_hex: r.get(7),
+                    fee_account: r.get(8),
+                    outputs: Vec::new(),
+                }
+            },
+        )?;
+        let stmt = self
+            .client
+            .prepare("SELECT address, amount FROM payment_outputs WHERE payment_id = $1 ORDER BY address")
+            .map_err(db)?;
+        for p in &mut payments {
+            p.outputs = self
+                .client
+                .query(&stmt, &[&p.id])
+                .map_err(db)?
+                .iter()
+                .map(|r| (r.get(0), u64::try_from(r.get::<_, i64>(1)).unwrap_or(0)))
+                .collect();
+        }
+        Ok(payments)
+    }
+
+    /// Takes the transaction-scoped advisory lock (`kind`, `coin`).
+    fn lock(&mut self, kind: i32, coin: &str) -> Result<(), StoreError> {
+        self.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+            &[&kind, &coin],
+        )?;
+        Ok(())
     }
 }
 
-impl Store for PostgresStore {
-    fn commit(&mut self, shares: &[ShareRecord], blocks: &[BlockRecord]) -> Result<(), StoreError> {
-        let mut tx = self.client.transaction().map_err(db)?;
-        if !shares.is_empty() {
-            let insert = tx
-                .prepare(
-                    "INSERT INTO shares (time_ms, address, worker, difficulty, job_id, height, pow_hash, is_block, algorithm, network_difficulty, block_value, tx_fees)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                )
-                .map_err(db)?;
-            for s in shares {
-                tx.execute(
+impl ShareStore for PostgresStore {
+    fn add_shares(&mut self, shares: &[ShareRecord]) -> Result<(), StoreError> {
+        if shares.is_empty() {
+            return Ok(());
+        }
+        let insert = self
+            .client
+            .prepare(
+                "INSERT INTO shares (time_ms, address, worker, difficulty, job_id, height, pow_hash, is_block, algorithm, network_difficulty, block_value, tx_fees)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            )
+            .map_err(db)?;
+        for s in shares {
+            self.client
+                .execute(
                     &insert,
                     &[
                         &s.time_ms,
@@ -325,36 +376,31 @@ impl Store for PostgresStore {
                     ],
                 )
                 .map_err(db)?;
-            }
         }
-        if !blocks.is_empty() {
-            let insert = tx
-                .prepare(
-                    "INSERT INTO blocks (time_ms, height, hash, address, worker, reward, status, detail, algorithm, payee)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                     ON CONFLICT (hash) DO NOTHING",
-                )
-                .map_err(db)?;
-            for b in blocks {
-                tx.execute(
-                    &insert,
-                    &[
-                        &b.time_ms,
-                        &to_i64(b.height),
-                        &b.hash,
-                        &b.address,
-                        &b.worker,
-                        &to_i64(b.reward),
-                        &b.status.as_str(),
-                        &b.detail,
-                        &b.algorithm,
-                        &b.payee,
-                    ],
-                )
-                .map_err(db)?;
-            }
+        Ok(())
+    }
+
+    fn add_blocks(&mut self, blocks: &[BlockRecord]) -> Result<(), StoreError> {
+        for b in blocks {
+            self.execute(
+                "INSERT INTO blocks (time_ms, height, hash, address, worker, reward, status, detail, algorithm, payee)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                 ON CONFLICT (hash) DO NOTHING",
+                &[
+                    &b.time_ms,
+                    &to_i64(b.height),
+                    &b.hash,
+                    &b.address,
+                    &b.worker,
+                    &to_i64(b.reward),
+                    &b.status.as_str(),
+                    &b.detail,
+                    &b.algorithm,
+                    &b.payee,
+                ],
+            )?;
         }
-        tx.commit().map_err(db)
+        Ok(())
     }
 
     fn set_block_status(
@@ -363,22 +409,38 @@ impl Store for PostgresStore {
         status: BlockStatus,
         detail: Option<&str>,
     ) -> Result<(), StoreError> {
-        self.client
-            .execute(
-                "UPDATE blocks SET status = $2, detail = COALESCE($3, detail) WHERE hash = $1",
-                &[&hash, &status.as_str(), &detail],
-            )
-            .map_err(db)?;
+        self.execute(
+            "UPDATE blocks SET status = $2, detail = COALESCE($3, detail) WHERE hash = $1",
+            &[&hash, &status.as_str(), &detail],
+        )?;
+        Ok(())
+    }
+
+    fn block_credit(&mut self, hash: &str) -> Result<Option<(String, BlockCredit)>, StoreError> {
+        let found = self.query(
+            "SELECT algorithm, credited FROM blocks WHERE hash = $1 FOR UPDATE",
+            &[&hash],
+            |r| {
+                (
+                    r.get(0),
+                    BlockCredit::from_code(i64::from(r.get::<_, i16>(1))),
+                )
+            },
+        )?;
+        Ok(found.into_iter().next())
+    }
+
+    fn set_block_credit(&mut self, hash: &str, credit: BlockCredit) -> Result<(), StoreError> {
+        self.execute(
+            "UPDATE blocks SET credited = $2 WHERE hash = $1",
+            &[&hash, &credit.as_code()],
+        )?;
         Ok(())
     }
 
     fn share_count(&mut self) -> Result<u64, StoreError> {
-        let row = self
-            .client
-            .query_one("SELECT COUNT(*) FROM shares", &[])
-            .map_err(db)?;
-        let n: i64 = row.get(0);
-        Ok(u64::try_from(n).unwrap_or(0))
+        let n = self.query("SELECT COUNT(*) FROM shares", &[], |r| r.get::<_, i64>(0))?;
+        Ok(u64::try_from(n.into_iter().sum::<i64>()).unwrap_or(0))
     }
 
     fn blocks(&mut self) -> Result<Vec<BlockRecord>, StoreError> {
@@ -397,14 +459,7 @@ impl Store for PostgresStore {
     }
 
     fn shares(&mut self, limit: u64) -> Result<Vec<ShareRecord>, StoreError> {
-        let rows = self
-            .client
-            .query(
-                &format!("SELECT {SHARE_COLUMNS} FROM shares ORDER BY id LIMIT $1"),
-                &[&to_i64(limit)],
-            )
-            .map_err(db)?;
-        Ok(rows.iter().map(|r| share_from_row(r, 0)).collect())
+        self.select_shares("ORDER BY id LIMIT $1", &[&to_i64(limit)])
     }
 
     fn shares_between(
@@ -413,17 +468,10 @@ impl Store for PostgresStore {
         after_ms: i64,
         until_ms: i64,
     ) -> Result<Vec<ShareRecord>, StoreError> {
-        let rows = self
-            .client
-            .query(
-                &format!(
-                    "SELECT {SHARE_COLUMNS} FROM shares
-                     WHERE algorithm = $1 AND time_ms > $2 AND time_ms <= $3 ORDER BY id"
-                ),
-                &[&coin, &after_ms, &until_ms],
-            )
-            .map_err(db)?;
-        Ok(rows.iter().map(|r| share_from_row(r, 0)).collect())
+        self.select_shares(
+            "WHERE algorithm = $1 AND time_ms > $2 AND time_ms <= $3 ORDER BY id",
+            &[&coin, &after_ms, &until_ms],
+        )
     }
 
     fn last_shares(
@@ -433,390 +481,12 @@ impl Store for PostgresStore {
         until_ms: i64,
         limit: u64,
     ) -> Result<Vec<ShareRecord>, StoreError> {
-        let rows = self
-            .client
-            .query(
-                &format!(
-                    "SELECT {SHARE_COLUMNS} FROM shares
-                     WHERE algorithm = $1 AND time_ms > $2 AND time_ms <= $3
-                     ORDER BY id DESC LIMIT $4"
-                ),
-                &[&coin, &after_ms, &until_ms, &to_i64(limit)],
-            )
-            .map_err(db)?;
-        let mut shares: Vec<ShareRecord> = rows.iter().map(|r| share_from_row(r, 0)).collect();
+        let mut shares = self.select_shares(
+            "WHERE algorithm = $1 AND time_ms > $2 AND time_ms <= $3 ORDER BY id DESC LIMIT $4",
+            &[&coin, &after_ms, &until_ms, &to_i64(limit)],
+        )?;
         shares.reverse();
         Ok(shares)
-    }
-
-    fn credit_block(
-        &mut self,
-        hash: &str,
-        detail: &str,
-        entries: &[NewEntry],
-        time_ms: i64,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.client.transaction().map_err(db)?;
-        let (coin, credited) = set_status(&mut tx, hash, BlockStatus::Confirmed, detail)?;
-        // 0: never credited; 2: credited, then reversed when it left the main chain.
-        let fresh = credited != 1;
-        if fresh {
-            append(&mut tx, &coin, entries, Some(hash), None, time_ms)?;
-            tx.execute("UPDATE blocks SET credited = 1 WHERE hash = $1", &[&hash])
-                .map_err(db)?;
-        }
-        tx.commit().map_err(db)?;
-        Ok(fresh)
-    }
-
-    fn orphan_block(
-        &mut self,
-        hash: &str,
-        detail: &str,
-        time_ms: i64,
-    ) -> Result<Vec<NewEntry>, StoreError> {
-        let mut tx = self.client.transaction().map_err(db)?;
-        let (coin, credited) = set_status(&mut tx, hash, BlockStatus::Orphaned, detail)?;
-        let mut reversal = Vec::new();
-        if credited == 1 {
-            let rows = tx
-                .query(
-                    "SELECT address, amount, kind FROM ledger
-                     WHERE block_hash = $1 AND kind != 'reversal'
-                           AND id > COALESCE((SELECT MAX(id) FROM ledger
-                                              WHERE block_hash = $1 AND kind = 'reversal'), 0)
-                         ORDER BY id",
-                    &[&hash],
-                )
-                .map_err(db)?;
-            for r in &rows {
-                let (address, amount, kind): (String, i64, String) = (r.get(0), r.get(1), r.get(2));
-                reversal.push(NewEntry {
-                    address,
-                    amount: -amount,
-                    kind: LedgerKind::Reversal,
-                    memo: format!("block {hash} orphaned: undoes its {kind} line"),
-                });
-            }
-            append(&mut tx, &coin, &reversal, Some(hash), None, time_ms)?;
-            tx.execute("UPDATE blocks SET credited = 2 WHERE hash = $1", &[&hash])
-                .map_err(db)?;
-        }
-        tx.commit().map_err(db)?;
-        Ok(reversal)
-    }
-
-    fn balances(&mut self, coin: &str) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows = self
-            .client
-            .query(
-                "SELECT address, amount FROM balances WHERE coin = $1 AND amount != 0 ORDER BY address",
-                &[&coin],
-            )
-            .map_err(db)?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-    }
-
-    fn ledger_totals(&mut self, coin: &str) -> Result<Vec<(LedgerKind, i64)>, StoreError> {
-        let rows = self
-            .client
-            .query(
-                "SELECT kind, SUM(amount)::BIGINT FROM ledger WHERE coin = $1 GROUP BY kind ORDER BY kind",
-                &[&coin],
-            )
-            .map_err(db)?;
-        Ok(rows
-            .iter()
-            .filter_map(|r| {
-                let kind: String = r.get(0);
-                LedgerKind::parse(&kind).map(|k| (k, r.get::<_, i64>(1)))
-            })
-            .collect())
-    }
-
-    fn ledger(&mut self, address: &str) -> Result<Vec<LedgerEntry>, StoreError> {
-        let rows = self
-            .client
-            .query(
-                "SELECT id, time_ms, coin, address, amount, kind, block_hash, payment_id, memo
-                 FROM ledger WHERE address = $1 ORDER BY id",
-                &[&address],
-            )
-            .map_err(db)?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let kind: String = r.get(5);
-                LedgerEntry {
-                    id: r.get(0),
-                    time_ms: r.get(1),
-                    coin: r.get(2),
-                    address: r.get(3),
-                    amount: r.get(4),
-                    kind: LedgerKind::parse(&kind).unwrap_or(LedgerKind::Credit),
-                    block_hash: r.get(6),
-                    payment_id: r.get(7),
-                    memo: r.get(8),
-                }
-            })
-            .collect())
-    }
-
-    fn claim_payer(
-        &mut self,
-        coin: &str,
-        owner: &str,
-        now_ms: i64,
-        ttl_ms: i64,
-    ) -> Result<bool, StoreError> {
-        // No row comes back when another owner holds an unexpired claim.
-        let row = self
-            .client
-            .query_opt(
-                "INSERT INTO payers (coin, owner, expires_ms) VALUES ($1, $2, $3)
-                 ON CONFLICT (coin) DO UPDATE SET owner = EXCLUDED.owner, expires_ms = EXCLUDED.expires_ms
-                 WHERE payers.owner = EXCLUDED.owner OR payers.expires_ms < $4
-                 RETURNING owner",
-                &[&coin, &owner, &now_ms.saturating_add(ttl_ms), &now_ms],
-            )
-            .map_err(db)?;
-        Ok(row.is_some_and(|r| r.get::<_, String>(0) == owner))
-    }
-
-    fn begin_payment(
-        &mut self,
-        coin: &str,
-        outputs: &[(String, u64)],
-        transaction: &PaymentTransaction,
-        fee_account: Option<&str>,
-        time_ms: i64,
-    ) -> Result<i64, StoreError> {
-        let mut tx = self.client.transaction().map_err(db)?;
-        // One payment of a coin begins at a time, across every pool on this database.
-        tx.execute(
-            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-            &[&PAYMENT_LOCK, &coin],
-        )
-        .map_err(db)?;
-        let open: i64 = tx
-            .query_one(
-                "SELECT COUNT(*) FROM payments WHERE coin = $1 AND status = 'sending'",
-                &[&coin],
-            )
-            .map_err(db)?
-            .get(0);
-        if open > 0 {
-            return Err(StoreError::Database(format!(
-                "a {coin} payment is still being sent"
-            )));
-        }
-        for (address, amount) in outputs {
-            let balance: i64 = tx
-                .query_opt(
-                    "SELECT amount FROM balances WHERE coin = $1 AND address = $2 FOR UPDATE",
-                    &[&coin, address],
-                )
-                .map_err(db)?
-                .map_or(0, |r| r.get(0));
-            if u64::try_from(balance).map_or(true, |b| b < *amount) {
-                return Err(StoreError::Database(format!(
-                    "{address} is owed {balance}, not {amount}"
-                )));
-            }
-        }
-        let id: i64 = tx
-            .query_one(
-                "INSERT INTO payments (coin, time_ms, status, txid, tx_fee, tx_hex, fee_account)
-                 VALUES ($1, $2, 'sending', $3, $4, $5, $6) RETURNING id",
-                &[
-                    &coin,
-                    &time_ms,
-                    &transaction.txid,
-                    &to_i64(transaction.fee),
-                    &transaction.hex,
-                    &fee_account,
-                ],
-            )
-            .map_err(db)?
-            .get(0);
-        let out = tx
-            .prepare(
-                "INSERT INTO payment_outputs (payment_id, address, amount) VALUES ($1, $2, $3)",
-            )
-            .map_err(db)?;
-        let mut debits = Vec::with_capacity(outputs.len());
-        for (address, amount) in outputs {
-            let amount = i64::try_from(*amount)
-                .map_err(|_| StoreError::Database(format!("amount {amount} too large")))?;
-            tx.execute(&out, &[&id, address, &amount]).map_err(db)?;
-            debits.push(NewEntry {
-                address: address.clone(),
-                amount: -amount,
-                kind: LedgerKind::Payment,
-                memo: format!("payment {id}, transaction {}", transaction.txid),
-            });
-        }
-        if let Some(account) = fee_account.filter(|_| transaction.fee > 0) {
-            debits.push(NewEntry {
-                address: account.to_owned(),
-                amount: -to_i64(transaction.fee),
-                kind: LedgerKind::Payment,
-                memo: format!(
-                    "network fee of payment {id}, transaction {}",
-                    transaction.txid
-                ),
-            });
-        }
-        append(&mut tx, coin, &debits, None, Some(id), time_ms)?;
-        tx.commit().map_err(db)?;
-        Ok(id)
-    }
-
-    fn finish_payment(&mut self, id: i64) -> Result<bool, StoreError> {
-        let changed = self
-            .client
-            .execute(
-                "UPDATE payments SET status = 'sent' WHERE id = $1 AND status = 'sending'",
-                &[&id],
-            )
-            .map_err(db)?;
-        Ok(changed == 1)
-    }
-
-    fn confirm_payment(&mut self, id: i64) -> Result<bool, StoreError> {
-        let changed = self
-            .client
-            .execute(
-                "UPDATE payments SET status = 'confirmed' WHERE id = $1 AND status = 'sent'",
-                &[&id],
-            )
-            .map_err(db)?;
-        Ok(changed == 1)
-    }
-
-    fn fail_payment(&mut self, id: i64, reason: &str, time_ms: i64) -> Result<bool, StoreError> {
-        let mut tx = self.client.transaction().map_err(db)?;
-        let row = tx
-            .query_opt(
-                "UPDATE payments SET status = 'failed', detail = $2
-                 WHERE id = $1 AND status IN ('sending', 'sent') RETURNING coin, tx_fee, fee_account",
-                &[&id, &reason],
-            )
-            .map_err(db)?;
-        let Some(row) = row else {
-            return Ok(false);
-        };
-        let (coin, fee, fee_account): (String, Option<i64>, Option<String>) =
-            (row.get(0), row.get(1), row.get(2));
-        let mut returned: Vec<NewEntry> = tx
-            .query(
-                "SELECT address, amount FROM payment_outputs WHERE payment_id = $1 ORDER BY address",
-                &[&id],
-            )
-            .map_err(db)?
-            .iter()
-            .map(|r| NewEntry {
-                address: r.get(0),
-                amount: r.get(1),
-                kind: LedgerKind::Payment,
-                memo: format!("payment {id} failed ({reason}): returned"),
-            })
-            .collect();
-        if let (Some(account), Some(fee)) = (fee_account, fee.filter(|f| *f > 0)) {
-            returned.push(NewEntry {
-                address: account,
-                amount: fee,
-                kind: LedgerKind::Payment,
-                memo: format!("payment {id} failed ({reason}): network fee returned"),
-            });
-        }
-        append(&mut tx, &coin, &returned, None, Some(id), time_ms)?;
-        tx.commit().map_err(db)?;
-        Ok(true)
-    }
-
-    fn fee_accounts(&mut self, coin: &str) -> Result<Vec<String>, StoreError> {
-        let rows = self
-            .client
-            .query(
-                "SELECT DISTINCT address FROM ledger WHERE coin = $1 AND kind = 'fee' ORDER BY address",
-                &[&coin],
-            )
-            .map_err(db)?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
-    }
-
-    fn scheme_since(&mut self, coin: &str, scheme: &str, now_ms: i64) -> Result<i64, StoreError> {
-        let mut tx = self.client.transaction().map_err(db)?;
-        tx.execute(
-            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-            &[&SCHEME_LOCK, &coin],
-        )
-        .map_err(db)?;
-        let last = tx
-            .query_opt(
-                "SELECT scheme, since_ms FROM schemes WHERE coin = $1 ORDER BY id DESC LIMIT 1",
-                &[&coin],
-            )
-            .map_err(db)?;
-        let since = match last {
-            Some(r) if r.get::<_, String>(0) == scheme => r.get(1),
-            _ => {
-                tx.execute(
-                    "INSERT INTO schemes (coin, scheme, since_ms) VALUES ($1, $2, $3)",
-                    &[&coin, &scheme, &now_ms],
-                )
-                .map_err(db)?;
-                now_ms
-            }
-        };
-        tx.commit().map_err(db)?;
-        Ok(since)
-    }
-
-    fn payments(&mut self, coin: &str) -> Result<Vec<Payment>, StoreError> {
-        let rows = self
-            .client
-            .query(
-                "SELECT id, coin, time_ms, status, txid, tx_fee, detail, tx_hex, fee_account FROM payments
-                 WHERE coin = $1 ORDER BY id",
-                &[&coin],
-            )
-            .map_err(db)?;
-        let mut payments: Vec<Payment> = rows
-            .iter()
-            .map(|r| {
-                let status: String = r.get(3);
-                Payment {
-                    id: r.get(0),
-                    coin: r.get(1),
-                    time_ms: r.get(2),
-                    status: PaymentStatus::parse(&status).unwrap_or(PaymentStatus::Sending),
-                    txid: r.get(4),
-                    tx_fee: r
-                        .get::<_, Option<i64>>(5)
-                        .map(|f| u64::try_from(f).unwrap_or(0)),
-                    detail: r.get(6),
-                    tx_hex: r.get(7),
-                    fee_account: r.get(8),
-                    outputs: Vec::new(),
-                }
-            })
-            .collect();
-        let stmt = self
-            .client
-            .prepare("SELECT address, amount FROM payment_outputs WHERE payment_id = $1 ORDER BY address")
-            .map_err(db)?;
-        for p in &mut payments {
-            p.outputs = self
-                .client
-                .query(&stmt, &[&p.id])
-                .map_err(db)?
-                .iter()
-                .map(|r| (r.get(0), u64::try_from(r.get::<_, i64>(1)).unwrap_or(0)))
-                .collect();
-        }
-        Ok(payments)
     }
 
     fn unpaid_shares(
@@ -825,50 +495,253 @@ impl Store for PostgresStore {
         since_ms: i64,
         limit: u64,
     ) -> Result<Vec<PendingShare>, StoreError> {
-        let rows = self
-            .client
-            .query(
-                &format!(
-                    "SELECT id, {SHARE_COLUMNS} FROM shares
-                     WHERE algorithm = $1 AND NOT paid AND time_ms >= $3 ORDER BY id LIMIT $2"
-                ),
-                &[&coin, &to_i64(limit), &since_ms],
-            )
-            .map_err(db)?;
-        Ok(rows
-            .iter()
-            .map(|r| PendingShare {
+        self.query(
+            &format!(
+                "SELECT id, {SHARE_COLUMNS} FROM shares
+                 WHERE algorithm = $1 AND NOT paid AND time_ms >= $3 ORDER BY id LIMIT $2"
+            ),
+            &[&coin, &to_i64(limit), &since_ms],
+            |r| PendingShare {
                 id: r.get(0),
                 share: share_from_row(r, 1),
-            })
+            },
+        )
+    }
+
+    fn mark_shares_paid(&mut self, ids: &[i64]) -> Result<u64, StoreError> {
+        self.execute(
+            "UPDATE shares SET paid = TRUE WHERE id = ANY($1) AND NOT paid",
+            &[&ids],
+        )
+    }
+}
+
+impl LedgerStore for PostgresStore {
+    fn append(
+        &mut self,
+        coin: &str,
+        entries: &[NewEntry],
+        block_hash: Option<&str>,
+        payment_id: Option<i64>,
+        time_ms: i64,
+    ) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let line = self
+            .client
+            .prepare(
+                "INSERT INTO ledger (time_ms, coin, address, amount, kind, block_hash, payment_id, memo)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .map_err(db)?;
+        let balance = self
+            .client
+            .prepare(
+                "INSERT INTO balances (coin, address, amount) VALUES ($1, $2, $3)
+                 ON CONFLICT (coin, address) DO UPDATE SET amount = balances.amount + EXCLUDED.amount",
+            )
+            .map_err(db)?;
+        for e in entries {
+            let kind = e.kind.as_str();
+            self.client
+                .execute(
+                    &line,
+                    &[
+                        &time_ms,
+                        &coin,
+                        &e.address,
+                        &e.amount,
+                        &kind,
+                        &block_hash,
+                        &payment_id,
+                        &e.memo,
+                    ],
+                )
+                .map_err(db)?;
+            self.client
+                .execute(&balance, &[&coin, &e.address, &e.amount])
+                .map_err(db)?;
+        }
+        Ok(())
+    }
+
+    fn block_lines(&mut self, hash: &str) -> Result<Vec<LedgerEntry>, StoreError> {
+        self.select_ledger("block_hash = $1", &[&hash])
+    }
+
+    fn ledger(&mut self, address: &str) -> Result<Vec<LedgerEntry>, StoreError> {
+        self.select_ledger("address = $1", &[&address])
+    }
+
+    fn balance(&mut self, coin: &str, address: &str) -> Result<i64, StoreError> {
+        let found = self.query(
+            "SELECT amount FROM balances WHERE coin = $1 AND address = $2 FOR UPDATE",
+            &[&coin, &address],
+            |r| r.get::<_, i64>(0),
+        )?;
+        Ok(found.into_iter().next().unwrap_or(0))
+    }
+
+    fn balances(&mut self, coin: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        self.query(
+            "SELECT address, amount FROM balances WHERE coin = $1 AND amount != 0 ORDER BY address",
+            &[&coin],
+            |r| (r.get(0), r.get(1)),
+        )
+    }
+
+    fn ledger_totals(&mut self, coin: &str) -> Result<Vec<(LedgerKind, i64)>, StoreError> {
+        let sums = self.query(
+            "SELECT kind, SUM(amount)::BIGINT FROM ledger WHERE coin = $1 GROUP BY kind ORDER BY kind",
+            &[&coin],
+            |r| (r.get::<_, String>(0), r.get::<_, i64>(1)),
+        )?;
+        Ok(sums
+            .into_iter()
+            .filter_map(|(kind, sum)| LedgerKind::parse(&kind).map(|k| (k, sum)))
             .collect())
     }
 
-    fn credit_shares(
+    fn fee_accounts(&mut self, coin: &str) -> Result<Vec<String>, StoreError> {
+        self.query(
+            "SELECT DISTINCT address FROM ledger WHERE coin = $1 AND kind = 'fee' ORDER BY address",
+            &[&coin],
+            |r| r.get(0),
+        )
+    }
+
+    fn lock_schemes(&mut self, coin: &str) -> Result<(), StoreError> {
+        self.lock(SCHEME_LOCK, coin)
+    }
+
+    fn last_scheme(&mut self, coin: &str) -> Result<Option<(String, i64)>, StoreError> {
+        let found = self.query(
+            "SELECT scheme, since_ms FROM schemes WHERE coin = $1 ORDER BY id DESC LIMIT 1",
+            &[&coin],
+            |r| (r.get(0), r.get(1)),
+        )?;
+        Ok(found.into_iter().next())
+    }
+
+    fn add_scheme(&mut self, coin: &str, scheme: &str, since_ms: i64) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO schemes (coin, scheme, since_ms) VALUES ($1, $2, $3)",
+            &[&coin, &scheme, &since_ms],
+        )?;
+        Ok(())
+    }
+}
+
+impl PaymentStore for PostgresStore {
+    fn lock_payments(&mut self, coin: &str) -> Result<(), StoreError> {
+        self.lock(PAYMENT_LOCK, coin)
+    }
+
+    fn payment_count(&mut self, coin: &str, status: PaymentStatus) -> Result<u64, StoreError> {
+        let n = self.query(
+            "SELECT COUNT(*) FROM payments WHERE coin = $1 AND status = $2",
+            &[&coin, &status.as_str()],
+            |r| r.get::<_, i64>(0),
+        )?;
+        Ok(u64::try_from(n.into_iter().sum::<i64>()).unwrap_or(0))
+    }
+
+    fn add_payment(
         &mut self,
         coin: &str,
-        ids: &[i64],
-        entries: &[NewEntry],
+        status: PaymentStatus,
+        transaction: &PaymentTransaction,
+        fee_account: Option<&str>,
+        outputs: &[(String, u64)],
         time_ms: i64,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.client.transaction().map_err(db)?;
-        let marked = tx
-            .execute(
-                "UPDATE shares SET paid = TRUE WHERE id = ANY($1) AND NOT paid",
-                &[&ids],
+    ) -> Result<i64, StoreError> {
+        let id: i64 = self
+            .client
+            .query_one(
+                "INSERT INTO payments (coin, time_ms, status, txid, tx_fee, tx_hex, fee_account)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                &[
+                    &coin,
+                    &time_ms,
+                    &status.as_str(),
+                    &transaction.txid,
+                    &to_i64(transaction.fee),
+                    &transaction.hex,
+                    &fee_account,
+                ],
             )
-            .map_err(db)?;
-        if marked != ids.len() as u64 {
-            // Another pool paid some of them first: pay nothing twice (the rollback undoes
-            // the marks).
-            return Err(StoreError::Database(format!(
-                "{} of {} shares were already paid",
-                ids.len() as u64 - marked,
-                ids.len()
-            )));
+            .map_err(db)?
+            .get(0);
+        for (address, amount) in outputs {
+            self.execute(
+                "INSERT INTO payment_outputs (payment_id, address, amount) VALUES ($1, $2, $3)",
+                &[&id, address, &to_i64(*amount)],
+            )?;
         }
-        append(&mut tx, coin, entries, None, None, time_ms)?;
-        tx.commit().map_err(db)
+        Ok(id)
+    }
+
+    fn payment(&mut self, id: i64) -> Result<Option<Payment>, StoreError> {
+        Ok(self
+            .select_payments("id = $1", true, &[&id])?
+            .into_iter()
+            .next())
+    }
+
+    fn set_payment_status(
+        &mut self,
+        id: i64,
+        status: PaymentStatus,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            "UPDATE payments SET status = $2, detail = COALESCE($3, detail) WHERE id = $1",
+            &[&id, &status.as_str(), &detail],
+        )?;
+        Ok(())
+    }
+
+    fn payments(&mut self, coin: &str) -> Result<Vec<Payment>, StoreError> {
+        self.select_payments("coin = $1", false, &[&coin])
+    }
+
+    fn payer(&mut self, coin: &str) -> Result<Option<(String, i64)>, StoreError> {
+        let found = self.query(
+            "SELECT owner, expires_ms FROM payers WHERE coin = $1 FOR UPDATE",
+            &[&coin],
+            |r| (r.get(0), r.get(1)),
+        )?;
+        Ok(found.into_iter().next())
+    }
+
+    fn set_payer(&mut self, coin: &str, owner: &str, expires_ms: i64) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO payers (coin, owner, expires_ms) VALUES ($1, $2, $3)
+             ON CONFLICT (coin) DO UPDATE SET owner = EXCLUDED.owner, expires_ms = EXCLUDED.expires_ms",
+            &[&coin, &owner, &expires_ms],
+        )?;
+        Ok(())
+    }
+}
+
+impl Session for PostgresStore {
+    fn begin(&mut self) -> Result<(), StoreError> {
+        self.client.batch_execute("BEGIN").map_err(db)
+    }
+
+    fn end(&mut self, commit: bool) -> Result<(), StoreError> {
+        let sql = if commit { "COMMIT" } else { "ROLLBACK" };
+        self.client.batch_execute(sql).map_err(db)
+    }
+}
+
+impl Store for PostgresStore {
+    fn transaction(
+        &mut self,
+        step: &mut dyn FnMut(&mut dyn Rows) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        run_transaction(self, step)
     }
 }
 
@@ -905,5 +778,25 @@ mod tests {
         for h in handles {
             h.join().expect("thread").expect("migrated");
         }
+    }
+
+    #[test]
+    fn rows_and_rules_match_sqlite() {
+        if !available() {
+            return;
+        }
+        let server = Postgres::start();
+        let mut rows = PostgresStore::open(&server.database("rows_test")).expect("connect");
+        crate::store::tests::exercise_rows(&mut rows);
+        let mut store = PostgresStore::open(&server.database("rules_test")).expect("connect");
+        let transcript = crate::store::tests::exercise_rules(&mut store);
+        #[cfg(feature = "sqlite")]
+        {
+            let (mut sqlite, dir) = crate::store::sqlite::tests::fresh("rules-pg");
+            let expected = crate::store::tests::exercise_rules(&mut sqlite);
+            let _ = std::fs::remove_dir_all(dir);
+            assert_eq!(transcript, expected, "the same rows as SQLite");
+        }
+        assert!(!transcript.is_empty());
     }
 }

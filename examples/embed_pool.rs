@@ -20,7 +20,7 @@ use otedama_hash::{PowAlgorithm, Sha256d};
 use otedama_pool::source::devnet::Devnet;
 use otedama_pool::store::ShareRecord;
 use otedama_pool::{
-    Action, BlockSubmitter, Engine, EngineConfig, Report, Submission, TemplateSource,
+    Action, BlockSubmitter, Engine, EngineConfig, FoundBlock, Report, Submission, TemplateSource,
 };
 use otedama_stratum::ShareVerdict;
 
@@ -83,7 +83,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         while let Some(action) = engine.poll_action() {
             match action {
                 Action::Announce { job: announced } => job = Some(announced),
-                Action::SubmitBlock { share, block } => {
+                Action::SubmitBlock {
+                    share,
+                    block: FoundBlock::Bitcoin(block),
+                } => {
                     let result = devnet.submit_block(&block);
                     engine.handle_block_result(share, result);
                 }

@@ -18,6 +18,17 @@
 //!
 //! `R` is the caller's handle for answering one share (a connection and a request token,
 //! say); the engine keeps it until the answer is due.
+//!
+//! Two families of work go through that one path. The Bitcoin family (sha256d, scrypt;
+//! [`Engine::new`]): the engine builds each job from a [`BlockTemplate`]
+//! ([`Engine::handle_template`]) and a share is a Stratum v1 [`Submission`]
+//! ([`Engine::handle_share`]). The Monero layout (RandomX; [`Engine::randomx`]): the work
+//! source hands out hashing blobs and coinbases, one pair per session ([`RxWork`]), the engine
+//! keeps them in its RandomX job table ([`Engine::handle_rx_work`],
+//! [`Engine::rx_session_job`]) and a share is an [`RxSubmission`]
+//! ([`Engine::handle_rx_share`]). From [`ShareCheck::verify`] on, both are the same: the
+//! found block ([`FoundBlock`]) goes out first, then the records, then the answer, counted in
+//! the same [`EngineStats`] and reported in the same [`Report`]s.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -31,9 +42,12 @@ use otedama_stratum::{JobAnnouncement, ShareSubmission, ShareVerdict};
 
 use crate::identity::{Identity, IdentityError};
 use crate::jobs::{JobBook, PoolJob};
+use crate::monero::{self, RxBook, RxConfig, RxJob, RxJobError, RxSubmission, RxWork};
 use crate::source::SubmitError;
 use crate::store::{BlockRecord, BlockStatus, ShareRecord};
-use crate::validate::{share_of, validate, Outcome, ShareError};
+pub use crate::validate::FoundBlock;
+use crate::validate::{share_of, validate, ShareError, Verified};
+use crate::xmr_address::{check_address, XmrAddressError};
 
 /// A share as any session hands it over: the header fields the miner chose, and what the
 /// session negotiated for it.
@@ -57,7 +71,8 @@ impl From<&ShareSubmission> for Submission {
     }
 }
 
-/// What the engine needs to know about the pool it runs.
+/// What the engine needs to know about a Bitcoin-family pool ([`Engine::new`]); a RandomX
+/// pool has an [`RxConfig`] instead ([`Engine::randomx`]).
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// The algorithm's name, recorded with every share and block (`sha256d`, `scrypt`).
@@ -119,12 +134,18 @@ pub enum Action<R> {
         /// The job.
         job: Arc<PoolJob>,
     },
+    /// Announce a new RandomX job to every session (each session mines its own version of
+    /// it: [`Engine::rx_session_job`]).
+    AnnounceRx {
+        /// The job, on the pool's own coinbase.
+        job: Arc<RxJob>,
+    },
     /// Submit a block to the node; answer with [`Engine::handle_block_result`].
     SubmitBlock {
         /// The share that found it.
         share: ShareId,
-        /// The full block.
-        block: Vec<u8>,
+        /// The block, in its family's form.
+        block: FoundBlock,
     },
     /// Make these records durable; answer with [`Engine::handle_persisted`].
     Persist {
@@ -165,18 +186,44 @@ pub struct EngineStats {
 #[derive(Debug)]
 pub struct ShareCheck {
     id: ShareId,
-    job: Arc<PoolJob>,
-    submission: Submission,
-    convention: DifficultyConvention,
+    facts: Facts,
+    work: CheckWork,
+}
+
+/// The job and share to check, by family.
+#[derive(Debug)]
+enum CheckWork {
+    Bitcoin {
+        job: Arc<PoolJob>,
+        submission: Submission,
+        convention: DifficultyConvention,
+    },
+    Rx {
+        job: Arc<RxJob>,
+        submission: RxSubmission,
+    },
+}
+
+/// What the records of a share need from its job and submission, whatever its family.
+#[derive(Debug, Clone)]
+struct Facts {
+    worker: String,
+    difficulty: f64,
+    job_id: String,
+    height: u64,
+    network_difficulty: f64,
+    block_value: u64,
+    tx_fees: u64,
+    /// The address the coinbase pays directly (SOLO), when it is not the pool's.
+    payee: Option<String>,
 }
 
 /// A share after its proof-of-work check; hand it back with [`Engine::handle_checked`].
 #[derive(Debug)]
 pub struct CheckedShare {
     id: ShareId,
-    job: Arc<PoolJob>,
-    submission: Submission,
-    outcome: Result<Outcome, ShareError>,
+    facts: Facts,
+    outcome: Result<Verified, ShareError>,
 }
 
 impl ShareCheck {
@@ -185,36 +232,71 @@ impl ShareCheck {
         self.id
     }
 
-    /// Rebuilds the header and hashes it with `kernel`: the slow part, on the caller's thread.
+    /// The RandomX key the share must be checked with; `None` for the Bitcoin family.
+    pub fn rx_seed(&self) -> Option<[u8; 32]> {
+        match &self.work {
+            CheckWork::Rx { job, .. } => Some(job.work.seed),
+            CheckWork::Bitcoin { .. } => None,
+        }
+    }
+
+    /// Checks the proof of work with `kernel`: the slow part, on the caller's thread. A
+    /// Bitcoin-family share's header is rebuilt and hashed; a RandomX share's blob is rebuilt
+    /// from the engine's job and its nonce and hashed with `kernel` (RandomX keyed with
+    /// [`rx_seed`](ShareCheck::rx_seed)), and the hash must equal the one the miner claims.
     pub fn verify(self, kernel: &dyn PowAlgorithm) -> CheckedShare {
-        let outcome = validate(
-            &self.job,
-            &self.submission.share,
-            self.submission.version_mask,
-            self.submission.difficulty,
-            kernel,
-            self.convention,
-        );
+        let outcome = match &self.work {
+            CheckWork::Bitcoin {
+                job,
+                submission,
+                convention,
+            } => validate(
+                job,
+                &submission.share,
+                submission.version_mask,
+                submission.difficulty,
+                kernel,
+                *convention,
+            )
+            .map(Verified::from),
+            CheckWork::Rx { job, submission } => monero::verify(job, submission, kernel),
+        };
         CheckedShare {
             id: self.id,
-            job: self.job,
-            submission: self.submission,
+            facts: self.facts,
             outcome,
         }
     }
+}
+
+/// The block a share found, while the node is asked.
+#[derive(Debug)]
+struct PendingBlock {
+    height: u64,
+    hash: String,
+    reward: u64,
+    payee: Option<String>,
 }
 
 struct Pending<R> {
     reply: R,
     difficulty: f64,
     record: Option<ShareRecord>,
-    block: Option<(Arc<PoolJob>, String)>,
+    block: Option<PendingBlock>,
+}
+
+/// What the engine serves.
+#[derive(Debug)]
+enum Family {
+    Bitcoin(EngineConfig),
+    Rx(RxConfig),
 }
 
 /// The pool engine. See the [module documentation](self).
 pub struct Engine<R> {
-    config: EngineConfig,
+    family: Family,
     book: JobBook,
+    rx: RxBook,
     current_prev: Option<[u8; 32]>,
     next_id: u64,
     pending: HashMap<ShareId, Pending<R>>,
@@ -225,7 +307,7 @@ pub struct Engine<R> {
 impl<R> std::fmt::Debug for Engine<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
-            .field("algorithm", &self.config.algorithm)
+            .field("algorithm", &self.algorithm())
             .field("pending", &self.pending.len())
             .field("actions", &self.actions.len())
             .field("stats", &self.stats)
@@ -234,11 +316,21 @@ impl<R> std::fmt::Debug for Engine<R> {
 }
 
 impl<R> Engine<R> {
-    /// An engine with no job yet.
+    /// A Bitcoin-family engine with no job yet.
     pub fn new(config: EngineConfig) -> Engine<R> {
+        Engine::with_family(Family::Bitcoin(config))
+    }
+
+    /// A RandomX engine (Monero-layout work) with no job yet.
+    pub fn randomx(config: RxConfig) -> Engine<R> {
+        Engine::with_family(Family::Rx(config))
+    }
+
+    fn with_family(family: Family) -> Engine<R> {
         Engine {
-            config,
+            family,
             book: JobBook::default(),
+            rx: RxBook::default(),
             current_prev: None,
             next_id: 0,
             pending: HashMap::new(),
@@ -247,9 +339,28 @@ impl<R> Engine<R> {
         }
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &EngineConfig {
-        &self.config
+    /// The configuration of a Bitcoin-family engine; `None` for a RandomX engine.
+    pub fn config(&self) -> Option<&EngineConfig> {
+        match &self.family {
+            Family::Bitcoin(config) => Some(config),
+            Family::Rx(_) => None,
+        }
+    }
+
+    /// The configuration of a RandomX engine; `None` for a Bitcoin-family engine.
+    pub fn rx_config(&self) -> Option<&RxConfig> {
+        match &self.family {
+            Family::Rx(config) => Some(config),
+            Family::Bitcoin(_) => None,
+        }
+    }
+
+    /// The algorithm's name, as recorded with every share and block.
+    pub fn algorithm(&self) -> &str {
+        match &self.family {
+            Family::Bitcoin(config) => &config.algorithm,
+            Family::Rx(config) => &config.algorithm,
+        }
     }
 
     /// Counters since the start.
@@ -272,15 +383,28 @@ impl<R> Engine<R> {
         self.book.get(id)
     }
 
+    /// A RandomX job by id, while it is still valid.
+    pub fn rx_job(&self, id: &str) -> Option<Arc<RxJob>> {
+        self.rx.get(id)
+    }
+
     /// A template from the work source, at `now_secs` (Unix seconds): builds the job (clean
-    /// when the tip moved) and queues its announcement.
+    /// when the tip moved) and queues its announcement. A RandomX engine reports the
+    /// template as a job that could not be built.
     pub fn handle_template(&mut self, template: BlockTemplate, now_secs: u32) {
         let clean = self.current_prev != Some(template.prev_hash);
         let (height, prev) = (template.height, template.prev_hash);
+        let Family::Bitcoin(config) = &self.family else {
+            self.actions.push_back(Action::Report(Report::JobFailed {
+                height,
+                error: "a randomx engine takes monero-layout work, not block templates".into(),
+            }));
+            return;
+        };
         match self.book.make(
             Arc::new(template),
-            &self.config.payout,
-            &self.config.pool_tag,
+            &config.payout,
+            &config.pool_tag,
             clean,
             now_secs,
         ) {
@@ -299,12 +423,68 @@ impl<R> Engine<R> {
         }
     }
 
+    /// The work source's work for the pool as a whole (reserved bytes of its own) on the
+    /// current tip: on a new tip (another parent) the RandomX jobs below its height are
+    /// retired and the new height reported; the job is queued for announcement. Each session
+    /// then mines its own version ([`Engine::rx_session_job`]).
+    pub fn handle_rx_work(&mut self, work: RxWork) {
+        let height = work.height;
+        let Family::Rx(config) = &self.family else {
+            self.actions.push_back(Action::Report(Report::JobFailed {
+                height,
+                error: RxJobError::NotRandomX.to_string(),
+            }));
+            return;
+        };
+        let new_tip = self.rx.follow(&work);
+        match self.rx.insert(work, config.share_difficulty, &config.algo) {
+            Ok(job) => {
+                if new_tip {
+                    self.actions
+                        .push_back(Action::Report(Report::NewHeight { height }));
+                }
+                self.actions.push_back(Action::AnnounceRx { job });
+            }
+            Err(e) => self.actions.push_back(Action::Report(Report::JobFailed {
+                height,
+                error: e.to_string(),
+            })),
+        }
+    }
+
+    /// Registers the job of one session: `work` carries the session's own reserved bytes, so
+    /// that no two sessions hash the same blob. The share difficulty is the pool's, or more
+    /// when `worker` asks for it with `+difficulty`, and never above the network's.
+    pub fn rx_session_job(&mut self, work: RxWork, worker: &str) -> Result<Arc<RxJob>, RxJobError> {
+        let Family::Rx(config) = &self.family else {
+            return Err(RxJobError::NotRandomX);
+        };
+        if let Some(tip) = self.rx.tip_height().filter(|tip| work.height < *tip) {
+            return Err(RxJobError::Stale {
+                height: work.height,
+                tip,
+            });
+        }
+        let asked = Identity::parse(worker)
+            .ok()
+            .and_then(|identity| identity.difficulty)
+            .map_or(0, |d| d.min(u64::MAX as f64) as u64);
+        let difficulty = config.share_difficulty.max(asked);
+        self.rx.insert(work, difficulty, &config.algo)
+    }
+
     /// Checks a worker's identity (`address[.worker][+difficulty]`): the address must be one
-    /// of the pool's chain. Returns it with the address in its canonical spelling, so one
-    /// account is kept per address however a miner writes it.
+    /// of the pool's chain (a Monero mainnet address for a RandomX engine). Returns it with
+    /// the address in its canonical spelling, so one account is kept per address however a
+    /// miner writes it.
     pub fn authorize(&self, username: &str) -> Result<Identity, AuthorizeError> {
         let mut identity = Identity::parse(username)?;
-        identity.address = self.config.chain.canonical(&identity.address)?;
+        match &self.family {
+            Family::Bitcoin(config) => {
+                identity.address = config.chain.canonical(&identity.address)?;
+            }
+            Family::Rx(_) => check_address(&identity.address)?,
+        }
         Ok(identity)
     }
 
@@ -312,20 +492,23 @@ impl<R> Engine<R> {
     /// reward less the pool's fee, and the fee to the pool); `None` for pooled schemes, a
     /// job no longer valid, or a worker whose address is not the chain's.
     pub fn solo_job(&mut self, base: &JobAnnouncement, worker: &str) -> Option<Arc<PoolJob>> {
-        let fee_rate = self.config.solo_fee?;
         let identity = self.authorize(worker).ok()?;
-        let script = self.config.chain.script_pubkey(&identity.address).ok()?;
+        let Family::Bitcoin(config) = &self.family else {
+            return None;
+        };
+        let fee_rate = config.solo_fee?;
+        let script = config.chain.script_pubkey(&identity.address).ok()?;
         let value = self.book.get(&base.notify.job_id)?.template.coinbase_value;
         let fee = fee_rate.fee_of(value);
         let mut outputs = vec![(script, value - fee)];
         if fee > 0 {
-            outputs.push((self.config.payout.clone(), fee));
+            outputs.push((config.payout.clone(), fee));
         }
         match self.book.derive(
             &base.notify.job_id,
             &identity.address,
             &outputs,
-            &self.config.pool_tag,
+            &config.pool_tag,
         )? {
             Ok(job) => Some(job),
             Err(e) => {
@@ -341,87 +524,135 @@ impl<R> Engine<R> {
     /// A share a session handed over. Returns the check to run when its job is valid;
     /// otherwise the answer (stale) is queued at once.
     pub fn handle_share(&mut self, submission: Submission, reply: R) -> Option<ShareCheck> {
-        self.next_id += 1;
-        let id = ShareId(self.next_id);
+        let id = self.next_share();
         let difficulty = submission.difficulty;
-        match self.book.get(submission.share.job_id.as_str()) {
-            Some(job) => {
-                self.pending.insert(
-                    id,
-                    Pending {
-                        reply,
-                        difficulty,
-                        record: None,
-                        block: None,
-                    },
-                );
-                Some(ShareCheck {
-                    id,
-                    job,
-                    submission,
-                    convention: self.config.convention,
-                })
-            }
-            None => {
-                self.stats.rejected += 1;
-                self.actions.push_back(Action::Answer {
-                    reply,
-                    verdict: ShareError::Stale(submission.share.job_id.to_string()).verdict(),
-                    difficulty,
-                });
-                None
-            }
-        }
+        let (Some(job), Family::Bitcoin(config)) = (
+            self.book.get(submission.share.job_id.as_str()),
+            &self.family,
+        ) else {
+            let stale = ShareError::Stale(submission.share.job_id.to_string());
+            self.answer_now(reply, stale, difficulty);
+            return None;
+        };
+        let convention = config.convention;
+        let template = &job.template;
+        let facts = Facts {
+            worker: submission.share.worker.clone(),
+            difficulty,
+            job_id: submission.share.job_id.to_string(),
+            height: template.height,
+            network_difficulty: template
+                .target()
+                .and_then(|t| convention.difficulty_of(&t).ok())
+                .map_or(0.0, Difficulty::as_f64),
+            block_value: template.coinbase_value,
+            tx_fees: job.tx_fees,
+            payee: job.payee.clone(),
+        };
+        self.wait_for(id, reply, difficulty);
+        Some(ShareCheck {
+            id,
+            facts,
+            work: CheckWork::Bitcoin {
+                job,
+                submission,
+                convention,
+            },
+        })
+    }
+
+    /// A Monero-dialect share a session handed over. Returns the check to run when its job
+    /// is still in the RandomX job table; otherwise the answer (stale) is queued at once.
+    pub fn handle_rx_share(&mut self, submission: RxSubmission, reply: R) -> Option<ShareCheck> {
+        let id = self.next_share();
+        let Some(job) = self.rx.get(&submission.job_id) else {
+            let stale = ShareError::Stale(submission.job_id.clone());
+            self.answer_now(reply, stale, submission.difficulty as f64);
+            return None;
+        };
+        let difficulty = job.share_difficulty as f64;
+        let facts = Facts {
+            worker: submission.worker.clone(),
+            difficulty,
+            job_id: submission.job_id.clone(),
+            height: job.work.height,
+            network_difficulty: job.work.difficulty as f64,
+            block_value: job.work.reward,
+            tx_fees: 0,
+            payee: None,
+        };
+        self.wait_for(id, reply, difficulty);
+        Some(ShareCheck {
+            id,
+            facts,
+            work: CheckWork::Rx { job, submission },
+        })
+    }
+
+    fn next_share(&mut self) -> ShareId {
+        self.next_id += 1;
+        ShareId(self.next_id)
+    }
+
+    fn wait_for(&mut self, id: ShareId, reply: R, difficulty: f64) {
+        self.pending.insert(
+            id,
+            Pending {
+                reply,
+                difficulty,
+                record: None,
+                block: None,
+            },
+        );
+    }
+
+    fn answer_now(&mut self, reply: R, error: ShareError, difficulty: f64) {
+        self.stats.rejected += 1;
+        self.actions.push_back(Action::Answer {
+            reply,
+            verdict: error.verdict(),
+            difficulty,
+        });
     }
 
     /// A checked share, at `now_ms` (Unix milliseconds): an invalid one is answered at once,
     /// a block goes to the node first, a share goes to storage.
     pub fn handle_checked(&mut self, checked: CheckedShare, now_ms: i64) {
-        let CheckedShare {
-            id,
-            job,
-            submission,
-            outcome,
-        } = checked;
-        let outcome = match outcome {
-            Ok(o) => o,
+        let CheckedShare { id, facts, outcome } = checked;
+        let verified = match outcome {
+            Ok(v) => v,
             Err(e) => return self.answer(id, Err(e)),
         };
         // The session authorized this worker; an address the chain does not take (a
         // session driven without authorization) is recorded as written.
-        let worker = &submission.share.worker;
-        let (address, worker) = match self.authorize(worker) {
+        let (address, worker) = match self.authorize(&facts.worker) {
             Ok(identity) => (identity.address, identity.worker),
-            Err(_) => match Identity::parse(worker) {
+            Err(_) => match Identity::parse(&facts.worker) {
                 Ok(identity) => (identity.address, identity.worker),
-                Err(_) => (worker.clone(), String::new()),
+                Err(_) => (facts.worker.clone(), String::new()),
             },
         };
-        let template = &job.template;
         let record = ShareRecord {
-            algorithm: self.config.algorithm.clone(),
+            algorithm: self.algorithm().to_owned(),
             // A block and its share carry one time, so that the block's own share is in its
             // PPLNS window.
             time_ms: now_ms,
             address,
             worker,
-            difficulty: submission.difficulty,
-            job_id: submission.share.job_id.to_string(),
-            height: template.height,
-            pow_hash: outcome.pow_hash(),
-            is_block: matches!(outcome, Outcome::Block { .. }),
-            network_difficulty: template
-                .target()
-                .and_then(|t| self.config.convention.difficulty_of(&t).ok())
-                .map_or(0.0, Difficulty::as_f64),
-            block_value: template.coinbase_value,
-            tx_fees: job.tx_fees,
+            difficulty: facts.difficulty,
+            job_id: facts.job_id,
+            height: facts.height,
+            pow_hash: verified.pow_hash,
+            is_block: verified.block.is_some(),
+            network_difficulty: facts.network_difficulty,
+            block_value: facts.block_value,
+            tx_fees: facts.tx_fees,
         };
         let Some(pending) = self.pending.get_mut(&id) else {
             return;
         };
-        match outcome {
-            Outcome::Share { .. } => {
+        match verified.block {
+            None => {
                 pending.record = Some(record.clone());
                 self.actions.push_back(Action::Persist {
                     share: id,
@@ -429,11 +660,14 @@ impl<R> Engine<R> {
                     block: None,
                 });
             }
-            Outcome::Block {
-                block_hash, block, ..
-            } => {
+            Some((hash, block)) => {
                 pending.record = Some(record);
-                pending.block = Some((Arc::clone(&job), block_hash));
+                pending.block = Some(PendingBlock {
+                    height: facts.height,
+                    hash,
+                    reward: facts.block_value,
+                    payee: facts.payee,
+                });
                 self.actions
                     .push_back(Action::SubmitBlock { share: id, block });
             }
@@ -446,8 +680,7 @@ impl<R> Engine<R> {
         let Some(pending) = self.pending.get_mut(&share) else {
             return;
         };
-        let (Some(record), Some((job, hash))) = (pending.record.clone(), pending.block.take())
-        else {
+        let (Some(record), Some(found)) = (pending.record.clone(), pending.block.take()) else {
             return;
         };
         self.stats.blocks += 1;
@@ -462,23 +695,26 @@ impl<R> Engine<R> {
             Err(e) => (BlockStatus::Submitted, Some(e.to_string())),
         };
         // Under SOLO the coinbase's payee found it, whatever worker name the share used.
-        let finder = job.payee.clone().unwrap_or_else(|| record.address.clone());
+        let finder = found
+            .payee
+            .clone()
+            .unwrap_or_else(|| record.address.clone());
         let block = BlockRecord {
-            algorithm: self.config.algorithm.clone(),
+            algorithm: self.algorithm().to_owned(),
             time_ms: record.time_ms,
-            height: job.template.height,
-            hash: hash.clone(),
+            height: found.height,
+            hash: found.hash.clone(),
             address: finder.clone(),
-            payee: job.payee.clone(),
+            payee: found.payee,
             worker: record.worker.clone(),
-            reward: job.template.coinbase_value,
+            reward: found.reward,
             status,
             detail,
         };
         self.actions
             .push_back(Action::Report(Report::BlockSubmitted {
-                height: job.template.height,
-                hash,
+                height: found.height,
+                hash: found.hash,
                 finder,
                 result,
             }));
@@ -531,4 +767,7 @@ pub enum AuthorizeError {
     /// The address is not one of the pool's chain.
     #[error(transparent)]
     Address(#[from] otedama_core::AddressError),
+    /// The address is not a Monero mainnet address (a RandomX engine).
+    #[error(transparent)]
+    MoneroAddress(#[from] XmrAddressError),
 }

@@ -1,10 +1,13 @@
 //! The otedama pool engine, embeddable: the job book, share validation, block assembly and
 //! submission, the share log, and the accounting rules (maturity, crediting, orphan
-//! reversal, PPS/FPPS share pay, payment planning and reconciliation).
+//! reversal, PPS/FPPS share pay, payment planning and reconciliation). One [`Engine`] serves
+//! the Bitcoin family (sha256d, scrypt) or Monero-layout RandomX work ([`monero`]) through
+//! the same share path.
 //!
 //! Nothing here picks a runtime. Work comes in through narrow traits split by role
-//! ([`TemplateSource`], [`BlockSubmitter`], [`ChainView`]), payments go out through a
-//! [`Wallet`], and storage sits behind [`Store`]. Adapters live behind additive features:
+//! ([`TemplateSource`], [`BlockSubmitter`], [`ChainView`]; [`RxSource`] for RandomX), payments
+//! go out through a [`Wallet`], and storage sits behind [`Store`]. Adapters live behind
+//! additive features:
 //!
 //! | feature | adds |
 //! |---|---|
@@ -12,7 +15,7 @@
 //! | `postgres` | [`PostgresStore`](store::PostgresStore) |
 //! | `node-rpc` | [`NodeRpc`](source::node::NodeRpc): a Bitcoin-family node's templates, long-poll, `submitblock` and wallet |
 //! | `devnet` | in-process chains ([`Devnet`](source::devnet::Devnet), [`RxDevnet`](source::devnet_rx::RxDevnet)) and the devnet's wallet, so a pool runs and pays with no node |
-//! | `tokio` | [`PoolService`](service::PoolService): the engine behind `otedama-stratum`'s tokio server, with its long-poll and template threads |
+//! | `tokio` | [`PoolService`](service::PoolService): the engine behind `otedama-stratum`'s tokio server (Stratum v1 with its long-poll and template threads, or the Monero dialect with its tip watcher) |
 //!
 //! # Example
 //!
@@ -61,6 +64,7 @@ pub mod accounting;
 pub mod engine;
 mod identity;
 mod jobs;
+pub mod monero;
 #[cfg(feature = "tokio")]
 pub mod service;
 pub mod source;
@@ -70,15 +74,20 @@ pub mod wallet;
 pub mod xmr_address;
 
 pub use engine::{
-    Action, AuthorizeError, CheckedShare, Engine, EngineConfig, EngineStats, Report, ShareCheck,
-    ShareId, Submission,
+    Action, AuthorizeError, CheckedShare, Engine, EngineConfig, EngineStats, FoundBlock, Report,
+    ShareCheck, ShareId, Submission,
 };
 pub use identity::{Identity, IdentityError, MAX_IDENTITY_LEN};
 pub use jobs::{JobBook, PoolJob, EXTRANONCE1_SIZE, EXTRANONCE2_SIZE};
+pub use monero::{
+    rx_block_id, RxConfig, RxJob, RxJobError, RxSource, RxSubmission, RxWork, RX_ALGO,
+};
 pub use source::{
     BlockRejection, BlockSubmitter, ChainView, SourceError, SubmitError, TemplateSource,
 };
-pub use store::{ShareLog, Store, StoreError};
+pub use store::{
+    BlockCredit, LedgerStore, PaymentStore, Rows, ShareLog, ShareStore, Store, StoreError,
+};
 pub use validate::{share_of, validate, Outcome, ShareError};
 pub use wallet::Wallet;
 

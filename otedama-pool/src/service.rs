@@ -1,15 +1,25 @@
-//! A whole Stratum v1 pool on tokio (feature `tokio`): the engine, `otedama-stratum`'s server,
-//! a work source and a share log, wired the way `otedama-cli pool` runs them.
+//! A whole Stratum pool on tokio (feature `tokio`): the engine, `otedama-stratum`'s server, a
+//! work source and a share log, wired the way `otedama-cli pool` runs them.
 //!
-//! [`PoolService::start`] binds the Stratum port and starts the parts:
+//! [`PoolService::start`] serves the Bitcoin family to Stratum v1 miners. It binds the port
+//! and starts:
 //! - a long-poll thread that keeps one long-poll outstanding at all times (a node holds a
 //!   long-poll until its template changes, so polls given up early would pile up in its RPC
 //!   threads and starve block submissions);
 //! - a template thread that turns each change into jobs (clean on a new tip) and refreshes the
-//!   job every 30 s, keeping the last job while the source is down;
-//! - the event loop: authorization through [`Engine::authorize`], each share judged on a
-//!   blocking thread (its proof of work outside the engine's lock), blocks submitted first,
-//!   answers sent only once the share log has committed the share.
+//!   job every 30 s, keeping the last job while the source is down.
+//!
+//! [`PoolService::start_rx`] serves Monero-layout RandomX work to xmrig-style miners on
+//! [`MoneroServer`](otedama_stratum::server::MoneroServer). It starts a tip thread that follows the [`RxSource`]'s tip and hands the
+//! engine the pool's work on each new one ([`Engine::handle_rx_work`]); every connection mines
+//! a job of its own (its own reserved bytes in the coinbase, so no two connections hash the
+//! same blob), made when the server sends it a job ([`JobTailor::tailor_for`] asking
+//! [`Engine::rx_session_job`]).
+//!
+//! Both then run one driver and one event loop: authorization through
+//! [`Engine::authorize`], each share judged on a blocking thread (its proof of work outside
+//! the engine's lock), blocks submitted first, answers sent only once the share log has
+//! committed the share.
 //!
 //! What happens is reported through a callback, so the embedder decides what to print.
 
@@ -21,14 +31,19 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use otedama_core::BlockTemplate;
 use otedama_hash::PowAlgorithm;
 use otedama_stratum::server::{
-    Connection, DisconnectReason, JobTailor, Server, ServerConfig, ServerEvent,
+    Connection, DisconnectReason, JobTailor, MoneroServerConfig, ProtocolServer,
+    ProtocolServerConfig, ProtocolServerEvent, ServerConfig,
 };
-use otedama_stratum::{ExtranonceAllocator, JobAnnouncement, ShareSubmission, ShareToken};
+use otedama_stratum::{
+    ExtranonceAllocator, JobAnnouncement, MoneroJob, MoneroPoolSession, PoolProtocol, PoolSession,
+    ShareToken,
+};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::engine::{Action, Engine, EngineStats, Report, Submission};
-use crate::source::{BlockSubmitter, SourceError, TemplateSource};
+use crate::engine::{Action, Engine, EngineStats, FoundBlock, Report, ShareCheck, Submission};
+use crate::monero::{RxSource, RxSubmission};
+use crate::source::{BlockSubmitter, SourceError, SubmitError, TemplateSource};
 use crate::store::ShareLog;
 
 /// How long a long-poll may wait before it is given up (and left to the node until its next
@@ -37,6 +52,9 @@ const LONG_POLL: Duration = Duration::from_secs(3600);
 
 /// How often an unchanged template is fetched again, to refresh the job's time.
 const REFRESH: Duration = Duration::from_secs(30);
+
+/// How long the RandomX tip thread waits for a new tip before it looks at the stop flag.
+const RX_TIP_WAIT: Duration = Duration::from_millis(500);
 
 /// What the service reports as it runs.
 #[derive(Debug)]
@@ -92,13 +110,24 @@ pub type Reporter = Arc<dyn Fn(ServiceEvent) + Send + Sync>;
 
 type Reply = (Connection, ShareToken);
 
+/// Where the driver sends jobs and blocks: the one part that differs between the families.
+enum Outlet {
+    Bitcoin {
+        blocks: Mutex<Box<dyn BlockSubmitter>>,
+        jobs: watch::Sender<Option<Arc<JobAnnouncement>>>,
+    },
+    Rx {
+        source: Arc<dyn RxSource>,
+        jobs: watch::Sender<Option<Arc<MoneroJob>>>,
+    },
+}
+
 /// Carries out what the engine asks for.
 struct Driver {
     engine: Mutex<Engine<Reply>>,
     kernel: Arc<dyn PowAlgorithm>,
     log: ShareLog,
-    blocks: Mutex<Box<dyn BlockSubmitter>>,
-    jobs: watch::Sender<Option<Arc<JobAnnouncement>>>,
+    outlet: Outlet,
     report: Reporter,
 }
 
@@ -119,17 +148,31 @@ impl Driver {
         self.engine.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Judges one share on the calling (blocking) thread.
-    fn share(&self, conn: Connection, share: ShareSubmission) {
-        let token = share.token;
-        let check = self
-            .engine()
-            .handle_share(Submission::from(&share), (conn, token));
+    /// Judges one share on the calling (blocking) thread: `hand_over` gives it to the engine
+    /// under the lock, the proof of work is checked outside it.
+    fn judge(&self, hand_over: impl FnOnce(&mut Engine<Reply>) -> Option<ShareCheck>) {
+        let check = hand_over(&mut self.engine());
         if let Some(check) = check {
             let checked = check.verify(self.kernel.as_ref());
             self.engine().handle_checked(checked, now_ms());
         }
         self.pump();
+    }
+
+    /// Sends a found block to the source of its family.
+    fn submit(&self, block: &FoundBlock) -> Result<(), SubmitError> {
+        match (&self.outlet, block) {
+            (Outlet::Bitcoin { blocks, .. }, FoundBlock::Bitcoin(block)) => blocks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .submit_block(block),
+            (Outlet::Rx { source, .. }, FoundBlock::Rx { blob, coinbase }) => {
+                source.submit(blob, coinbase)
+            }
+            _ => Err(SubmitError::Unanswered(
+                "the service has no work source for this block's family".into(),
+            )),
+        }
     }
 
     /// Runs every queued action; the blocking ones (a block submission, a durable commit) on
@@ -141,15 +184,17 @@ impl Driver {
             };
             match action {
                 Action::Announce { job } => {
-                    self.jobs
-                        .send_replace(Some(Arc::new(job.announcement.clone())));
+                    if let Outlet::Bitcoin { jobs, .. } = &self.outlet {
+                        jobs.send_replace(Some(Arc::new(job.announcement.clone())));
+                    }
+                }
+                Action::AnnounceRx { job } => {
+                    if let Outlet::Rx { jobs, .. } = &self.outlet {
+                        jobs.send_replace(Some(Arc::new(job.announcement.clone())));
+                    }
                 }
                 Action::SubmitBlock { share, block } => {
-                    let result = self
-                        .blocks
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .submit_block(&block);
+                    let result = self.submit(&block);
                     self.engine().handle_block_result(share, result);
                 }
                 Action::Persist {
@@ -177,6 +222,38 @@ impl Driver {
     }
 }
 
+/// How a dialect's shares enter the engine.
+trait Dialect: PoolProtocol {
+    /// Hands `share`, from `conn`, to the engine.
+    fn hand_over(
+        engine: &mut Engine<Reply>,
+        conn: Connection,
+        share: Self::Share,
+    ) -> Option<ShareCheck>;
+}
+
+impl Dialect for PoolSession {
+    fn hand_over(
+        engine: &mut Engine<Reply>,
+        conn: Connection,
+        share: Self::Share,
+    ) -> Option<ShareCheck> {
+        let token = share.token;
+        engine.handle_share(Submission::from(&share), (conn, token))
+    }
+}
+
+impl Dialect for MoneroPoolSession {
+    fn hand_over(
+        engine: &mut Engine<Reply>,
+        conn: Connection,
+        share: Self::Share,
+    ) -> Option<ShareCheck> {
+        let token = share.token;
+        engine.handle_rx_share(RxSubmission::from(&share), (conn, token))
+    }
+}
+
 /// SOLO: each connection mines a job whose coinbase pays its own address.
 #[derive(Debug)]
 struct SoloTailor {
@@ -188,6 +265,51 @@ impl JobTailor for SoloTailor {
         let own = self.driver.engine().solo_job(job, worker);
         self.driver.pump();
         Some(Arc::new(own?.announcement.clone()))
+    }
+}
+
+/// RandomX: each connection mines a job of its own, the connection's id in the coinbase's
+/// reserved bytes (the pool's common job has zeros there, and connection ids start at 1).
+///
+/// The server asks from the connection's task, so the source's `work` must answer at once, as
+/// the devnet does (a source on a node would write the reserved bytes into a cached template).
+#[derive(Debug)]
+struct RxTailor {
+    driver: Arc<Driver>,
+    payout: String,
+}
+
+impl JobTailor<MoneroJob> for RxTailor {
+    fn tailor(&self, _job: &Arc<MoneroJob>, _worker: &str) -> Option<Arc<MoneroJob>> {
+        None
+    }
+
+    fn tailor_for(
+        &self,
+        job: &Arc<MoneroJob>,
+        worker: &str,
+        conn: &Connection,
+    ) -> Option<Arc<MoneroJob>> {
+        let Outlet::Rx { source, .. } = &self.driver.outlet else {
+            return None;
+        };
+        // Without a job of its own the connection mines the common one.
+        let failed = |error: String| {
+            (self.driver.report)(ServiceEvent::Engine(Report::JobFailed {
+                height: job.height.unwrap_or_default(),
+                error: format!("own job for {}: {error}", conn.peer_addr()),
+            }));
+            None
+        };
+        let work = match source.work(&self.payout, conn.id().to_le_bytes()) {
+            Ok(work) => work,
+            Err(e) => return failed(e.to_string()),
+        };
+        let own = self.driver.engine().rx_session_job(work, worker);
+        match own {
+            Ok(own) => Some(Arc::new(own.announcement.clone())),
+            Err(e) => failed(e.to_string()),
+        }
     }
 }
 
@@ -208,7 +330,7 @@ impl std::fmt::Debug for PoolService {
     }
 }
 
-/// Everything a service needs besides its sources and share log.
+/// Everything a Stratum v1 service needs besides its sources and share log.
 pub struct ServiceConfig {
     /// Where the Stratum server listens.
     pub listen: SocketAddr,
@@ -220,6 +342,22 @@ pub struct ServiceConfig {
     pub engine: Engine<(Connection, ShareToken)>,
     /// The proof-of-work kernel shares are checked with.
     pub kernel: Arc<dyn PowAlgorithm>,
+}
+
+/// Everything a RandomX service needs besides its work source and share log.
+pub struct RxServiceConfig {
+    /// Where the server listens.
+    pub listen: SocketAddr,
+    /// The Monero-dialect server's settings (its `tailor` is set by the service).
+    pub server: MoneroServerConfig,
+    /// The sessions' ids (one value of the allocator each, in hex).
+    pub allocator: Arc<ExtranonceAllocator>,
+    /// The engine, made with [`Engine::randomx`].
+    pub engine: Engine<(Connection, ShareToken)>,
+    /// RandomX keyed with the source's seed (light mode is enough to verify shares).
+    pub kernel: Arc<dyn PowAlgorithm>,
+    /// The address every coinbase pays.
+    pub payout: String,
 }
 
 impl PoolService {
@@ -238,14 +376,16 @@ impl PoolService {
             engine,
             kernel,
         } = config;
-        let solo = engine.config().solo_fee.is_some();
+        let solo = engine.config().is_some_and(|c| c.solo_fee.is_some());
         let (jobs_tx, jobs_rx) = watch::channel::<Option<Arc<JobAnnouncement>>>(None);
         let driver = Arc::new(Driver {
             engine: Mutex::new(engine),
             kernel,
             log,
-            blocks: Mutex::new(sources.blocks),
-            jobs: jobs_tx,
+            outlet: Outlet::Bitcoin {
+                blocks: Mutex::new(sources.blocks),
+                jobs: jobs_tx,
+            },
             report: Arc::clone(&report),
         });
         if solo {
@@ -262,23 +402,50 @@ impl PoolService {
             Arc::clone(&driver),
             stop_rx.clone(),
         )?;
-        let (events_tx, events) = mpsc::channel(4096);
-        let bound = Server::bind(listen, server, allocator, events_tx, jobs_rx).await?;
-        let local = bound.local_addr()?;
-        let server = {
-            let mut stop = stop_rx.clone();
-            tokio::spawn(bound.run(async move {
-                let _ = stop.changed().await;
-            }))
-        };
-        let events_loop = tokio::spawn(event_loop(events, Arc::clone(&driver), report));
-        Ok(PoolService {
-            driver,
-            local,
-            stop,
-            events_loop,
-            server,
-        })
+        launch::<PoolSession>(listen, server, allocator, jobs_rx, driver, stop, report).await
+    }
+
+    /// Binds the port of a RandomX pool (the Monero dialect xmrig speaks) and starts its tip
+    /// thread and tasks on the current tokio runtime. Refuses an engine not made with
+    /// [`Engine::randomx`].
+    pub async fn start_rx(
+        config: RxServiceConfig,
+        source: Arc<dyn RxSource>,
+        log: ShareLog,
+        report: Reporter,
+    ) -> std::io::Result<PoolService> {
+        let RxServiceConfig {
+            listen,
+            mut server,
+            allocator,
+            engine,
+            kernel,
+            payout,
+        } = config;
+        if engine.rx_config().is_none() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a randomx service needs an engine made with Engine::randomx",
+            ));
+        }
+        let (jobs_tx, jobs_rx) = watch::channel::<Option<Arc<MoneroJob>>>(None);
+        let driver = Arc::new(Driver {
+            engine: Mutex::new(engine),
+            kernel,
+            log,
+            outlet: Outlet::Rx {
+                source: Arc::clone(&source),
+                jobs: jobs_tx,
+            },
+            report: Arc::clone(&report),
+        });
+        server.tailor = Some(Arc::new(RxTailor {
+            driver: Arc::clone(&driver),
+            payout: payout.clone(),
+        }));
+        let (stop, stop_rx) = watch::channel(false);
+        spawn_rx_tips(source, payout, Arc::clone(&driver), stop_rx)?;
+        launch::<MoneroPoolSession>(listen, server, allocator, jobs_rx, driver, stop, report).await
     }
 
     /// The address the Stratum server listens on.
@@ -312,8 +479,37 @@ impl PoolService {
     }
 }
 
-async fn event_loop(
-    mut events: mpsc::Receiver<ServerEvent>,
+/// Binds the server of the dialect `P` and starts it and the event loop.
+async fn launch<P: Dialect>(
+    listen: SocketAddr,
+    server: ProtocolServerConfig<P>,
+    allocator: Arc<ExtranonceAllocator>,
+    jobs: watch::Receiver<Option<Arc<P::Job>>>,
+    driver: Arc<Driver>,
+    stop: watch::Sender<bool>,
+    report: Reporter,
+) -> std::io::Result<PoolService> {
+    let (events_tx, events) = mpsc::channel(4096);
+    let bound = ProtocolServer::<P>::bind(listen, server, allocator, events_tx, jobs).await?;
+    let local = bound.local_addr()?;
+    let server = {
+        let mut stop = stop.subscribe();
+        tokio::spawn(bound.run(async move {
+            let _ = stop.changed().await;
+        }))
+    };
+    let events_loop = tokio::spawn(event_loop::<P>(events, Arc::clone(&driver), report));
+    Ok(PoolService {
+        driver,
+        local,
+        stop,
+        events_loop,
+        server,
+    })
+}
+
+async fn event_loop<P: Dialect>(
+    mut events: mpsc::Receiver<ProtocolServerEvent<P>>,
     driver: Arc<Driver>,
     report: Reporter,
 ) {
@@ -321,7 +517,7 @@ async fn event_loop(
     while let Some(event) = events.recv().await {
         while shares.try_join_next().is_some() {}
         match event {
-            ServerEvent::Authorize {
+            ProtocolServerEvent::Authorize {
                 conn,
                 token,
                 username,
@@ -341,11 +537,13 @@ async fn event_loop(
                 }
                 conn.authorize_result(token, verdict);
             }
-            ServerEvent::Share { conn, share } => {
+            ProtocolServerEvent::Share { conn, share } => {
                 let driver = Arc::clone(&driver);
-                shares.spawn_blocking(move || driver.share(conn, share));
+                shares.spawn_blocking(move || {
+                    driver.judge(|engine| P::hand_over(engine, conn, share));
+                });
             }
-            ServerEvent::Closed { conn, reason }
+            ProtocolServerEvent::Closed { conn, reason }
                 if !matches!(
                     reason,
                     DisconnectReason::PeerClosed | DisconnectReason::Shutdown
@@ -361,6 +559,59 @@ async fn event_loop(
     }
     // Shares already being judged finish and commit before the service reports it stopped.
     while shares.join_next().await.is_some() {}
+}
+
+/// Follows the RandomX source's tip: the pool's work on each new one goes to the engine
+/// (reserved bytes zero), which retires the older jobs and announces the new one.
+fn spawn_rx_tips(
+    source: Arc<dyn RxSource>,
+    payout: String,
+    driver: Arc<Driver>,
+    stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("rx-tips".into())
+        .spawn(move || {
+            // The tip's height once work on it reached the engine.
+            let mut tip: Option<u64> = None;
+            let mut backoff = Duration::from_millis(500);
+            // Ends at the stop, or once the service is gone (its port never bound).
+            while !*stop.borrow() && stop.has_changed().is_ok() {
+                if let Some(known) = tip {
+                    match source.wait_for_tip(known, RX_TIP_WAIT) {
+                        Ok(height) if height > known => {}
+                        Ok(_) => continue,
+                        Err(error) => {
+                            (driver.report)(ServiceEvent::Source {
+                                error,
+                                retry_in: backoff,
+                            });
+                            std::thread::sleep(backoff);
+                            backoff = (backoff * 2).min(Duration::from_secs(30));
+                            continue;
+                        }
+                    }
+                }
+                match source.work(&payout, [0; 8]) {
+                    Ok(work) => {
+                        backoff = Duration::from_millis(500);
+                        // Work is for the block above the tip.
+                        tip = Some(work.height.saturating_sub(1));
+                        driver.engine().handle_rx_work(work);
+                        driver.pump();
+                    }
+                    Err(error) => {
+                        (driver.report)(ServiceEvent::Source {
+                            error,
+                            retry_in: backoff,
+                        });
+                        std::thread::sleep(backoff);
+                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                    }
+                }
+            }
+        })?;
+    Ok(())
 }
 
 fn spawn_long_poll(

@@ -30,6 +30,19 @@ pub enum ShareError {
     /// The coinbase cannot be filled in with the share's extranonces.
     #[error(transparent)]
     Coinbase(#[from] otedama_core::CoinbaseError),
+    /// The hash the miner claims is not the hash of its nonce (a Monero-dialect share).
+    #[error("result {claimed} is not the hash of nonce {nonce:08x} (randomx gives {computed})")]
+    ResultMismatch {
+        /// The nonce.
+        nonce: u32,
+        /// The claimed hash, hex.
+        claimed: String,
+        /// The hash of the job's blob with the nonce, hex.
+        computed: String,
+    },
+    /// The job's hashing blob is too short to hold a nonce (a Monero-layout job).
+    #[error("hashing blob of {0} bytes cannot hold a nonce")]
+    ShortBlob(usize),
     /// The share could not be made durable, so it is not acknowledged.
     #[error("share not recorded: {0}")]
     NotRecorded(String),
@@ -71,6 +84,51 @@ impl Outcome {
     pub fn pow_hash(&self) -> [u8; 32] {
         match self {
             Outcome::Share { pow_hash } | Outcome::Block { pow_hash, .. } => *pow_hash,
+        }
+    }
+}
+
+/// A found block, in the form its work source takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FoundBlock {
+    /// A Bitcoin-family block, serialized whole: what `submitblock` takes
+    /// ([`BlockSubmitter::submit_block`](crate::BlockSubmitter::submit_block)).
+    Bitcoin(Vec<u8>),
+    /// A Monero-layout block: the hashing blob with the winning nonce, and the coinbase its
+    /// tree root commits to ([`RxSource::submit`](crate::RxSource::submit)).
+    Rx {
+        /// The hashing blob.
+        blob: Vec<u8>,
+        /// The coinbase.
+        coinbase: Vec<u8>,
+    },
+}
+
+/// A share that passed its proof-of-work check.
+#[derive(Debug)]
+pub(crate) struct Verified {
+    /// The proof-of-work hash.
+    pub(crate) pow_hash: [u8; 32],
+    /// The block it found, with the block's id as recorded.
+    pub(crate) block: Option<(String, FoundBlock)>,
+}
+
+impl From<Outcome> for Verified {
+    fn from(outcome: Outcome) -> Verified {
+        match outcome {
+            Outcome::Share { pow_hash } => Verified {
+                pow_hash,
+                block: None,
+            },
+            Outcome::Block {
+                pow_hash,
+                block_hash,
+                block,
+            } => Verified {
+                pow_hash,
+                block: Some((block_hash, FoundBlock::Bitcoin(block))),
+            },
         }
     }
 }

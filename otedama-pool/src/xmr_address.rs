@@ -59,7 +59,7 @@ fn keccak256(data: &[u8]) -> [u8; 32] {
 }
 
 /// Monero base58: every 8-byte block becomes 11 characters, big-endian; the last, shorter
-/// block takes [`ENCODED_BLOCK_SIZES`] characters.
+/// block takes as many characters as its length needs (2 for one byte, 11 for eight).
 pub fn base58_encode(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(FULL_BLOCK) * FULL_ENCODED_BLOCK);
     for block in data.chunks(FULL_BLOCK) {

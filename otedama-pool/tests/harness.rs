@@ -13,11 +13,13 @@ use otedama_hash::{PowAlgorithm, Sha256d};
 use otedama_pool::accounting::{pay, track_blocks, Accounting, Note, PaymentRules, Scheme};
 use otedama_pool::source::devnet::{Devnet, DevnetWallet, DEVNET_REWARD};
 use otedama_pool::store::{BlockStatus, LedgerKind, PaymentStatus, SqliteStore};
-use otedama_pool::{Action, Engine, EngineConfig, Report, ShareLog, Submission, TemplateSource};
+use otedama_pool::{
+    Action, Engine, EngineConfig, FoundBlock, Report, ShareLog, Submission, TemplateSource,
+};
 use otedama_rewards::{FeeRate, Window};
 use otedama_stratum::{
     ExtranonceAllocator, MinerConfig, MinerEvent, MinerJob, MinerSession, PoolConfig, PoolEvent,
-    PoolSession, ShareToken, ShareVerdict,
+    PoolSession, ShareToken, ShareVerdict, VardiffConfig,
 };
 
 const MINER: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
@@ -58,6 +60,10 @@ fn temp_dir(name: &str) -> PathBuf {
 
 impl Harness {
     fn new(name: &str, share_difficulty: f64, network_difficulty: f64) -> Harness {
+        Harness::build(name, share_difficulty, network_difficulty, false)
+    }
+
+    fn build(name: &str, share_difficulty: f64, network_difficulty: f64, vardiff: bool) -> Harness {
         let chain = otedama_core::AddressParams::BITCOIN_REGTEST;
         let devnet = Devnet::new(
             Box::new(Sha256d::new()),
@@ -78,7 +84,11 @@ impl Harness {
         let now = Instant::now();
         let config = PoolConfig {
             initial_difficulty: share_difficulty,
-            vardiff_enabled: false,
+            vardiff_enabled: vardiff,
+            vardiff: VardiffConfig {
+                min_difficulty: share_difficulty / 1000.0,
+                ..VardiffConfig::default()
+            },
             ..PoolConfig::default()
         };
         let allocator = ExtranonceAllocator::new(&[], 4).expect("allocator");
@@ -170,7 +180,10 @@ impl Harness {
             while let Some(action) = self.engine.poll_action() {
                 match action {
                     Action::Announce { job } => self.pool.send_job(&job.announcement, self.now),
-                    Action::SubmitBlock { share, block } => {
+                    Action::SubmitBlock {
+                        share,
+                        block: FoundBlock::Bitcoin(block),
+                    } => {
                         let result =
                             otedama_pool::BlockSubmitter::submit_block(&mut self.devnet, &block);
                         self.engine.handle_block_result(share, result);
@@ -553,4 +566,78 @@ fn the_devnet_wallet_pays_credited_balances_once_and_the_payment_confirms() {
         .run(|store| store.payments("sha256d"))
         .expect("payments");
     assert_eq!(payments[0].status, PaymentStatus::Confirmed);
+}
+
+#[test]
+fn vardiff_raises_the_difficulty_of_a_miner_that_shares_too_fast() {
+    let mut h = Harness::build("vardiff", 1e-6, 1.0, true);
+    let first = h.jobs.last().expect("job").difficulty;
+    // A share a second against a ten-second target, for longer than a retarget interval.
+    for _ in 0..70 {
+        let target = h.share_target();
+        h.mine(&target, true);
+        h.advance(Duration::from_secs(1));
+        h.new_template();
+        h.exchange();
+    }
+    let last = h.jobs.last().expect("job").difficulty;
+    assert!(last > first, "difficulty {first} -> {last}");
+    assert!(h.results.iter().all(|accepted| *accepted));
+    // Shares at the raised difficulty are recorded with it: the work each one counts for.
+    assert!(h.log.flush(Duration::from_secs(10)));
+    let shares = h.log.run(|store| store.shares(1_000)).expect("shares");
+    assert!(shares.iter().any(|s| s.difficulty == last), "{last}");
+}
+
+#[test]
+fn a_reorganisation_reverses_the_credits_of_the_blocks_it_orphans() {
+    let mut h = Harness::new("orphan", 1e-6, 2e-5);
+    let accounting = pplns();
+    let notes = |_: Note| {};
+    let maturity = 2;
+    h.mine_block();
+    h.mine_block();
+    track_blocks(&h.log, &mut h.devnet, &accounting, maturity, &notes).expect("check");
+    let credited: i64 = h
+        .log
+        .run(|store| store.balances("sha256d"))
+        .expect("balances")
+        .iter()
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(
+        credited, DEVNET_REWARD as i64,
+        "the first block is credited"
+    );
+    // Both blocks leave the main chain.
+    assert!(h.devnet.orphan_tip().is_some());
+    assert!(h.devnet.orphan_tip().is_some());
+    assert_eq!(h.devnet.height(), 0);
+    track_blocks(&h.log, &mut h.devnet, &accounting, maturity, &notes).expect("check");
+    let blocks = h.log.run(|store| store.blocks()).expect("blocks");
+    assert!(
+        blocks.iter().all(|b| b.status == BlockStatus::Orphaned),
+        "{blocks:?}"
+    );
+    let totals = h
+        .log
+        .run(|store| store.ledger_totals("sha256d"))
+        .expect("totals");
+    let reversed: i64 = totals
+        .iter()
+        .filter(|(k, _)| *k == LedgerKind::Reversal)
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(reversed, -(DEVNET_REWARD as i64), "{totals:?}");
+    let balances = h
+        .log
+        .run(|store| store.balances("sha256d"))
+        .expect("balances");
+    assert!(balances.is_empty(), "every credit reversed: {balances:?}");
+    // The pool mines on from the new tip: the next block is at height 1 again.
+    h.new_template();
+    h.exchange();
+    assert!(h.jobs.last().expect("job").clean);
+    h.mine_block();
+    assert_eq!(h.devnet.height(), 1);
 }

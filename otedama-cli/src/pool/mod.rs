@@ -1,8 +1,10 @@
 //! `otedama-cli pool`: a Stratum v1 pool on a node or the embedded devnet, and a RandomX pool
 //! in the Monero dialect on the embedded RandomX devnet.
 
+mod common;
 mod ledger;
 mod randomx;
 mod run;
 
-pub(crate) use run::{run, serve, PoolArgs, ServeOptions};
+pub(crate) use common::ServeOptions;
+pub(crate) use run::{run, serve, PoolArgs};

@@ -15,15 +15,16 @@ use otedama_stratum::server::ServerConfig;
 use otedama_stratum::{ExtranonceAllocator, PoolConfig, VardiffConfig};
 use tokio::sync::watch;
 
+use super::common::{print_event, print_note, ServeOptions};
 use crate::config::{chain_params, Config, ConfigError, Node};
 use crate::kernel::build;
 use crate::mine::RandomXModeArg;
-use otedama_pool::accounting::{self, Accounting, AccountingTask, NoteLevel, PaymentRules, Scheme};
-use otedama_pool::service::{PoolService, ServiceConfig, ServiceEvent, Sources};
+use otedama_pool::accounting::{self, Accounting, AccountingTask, PaymentRules, Scheme};
+use otedama_pool::service::{PoolService, ServiceConfig, Sources};
 use otedama_pool::source::devnet::{Devnet, DevnetWallet};
 use otedama_pool::source::node::{NodeRpc, RpcAuth};
 use otedama_pool::{
-    BlockSubmitter, ChainView, Engine, EngineConfig, Report, TemplateSource, EXTRANONCE1_SIZE,
+    BlockSubmitter, ChainView, Engine, EngineConfig, TemplateSource, EXTRANONCE1_SIZE,
     EXTRANONCE2_SIZE,
 };
 
@@ -334,43 +335,6 @@ fn open_node(config: &Config) -> Result<NodeRpc> {
 /// The coinbase tag every job carries.
 const POOL_TAG: &[u8] = b"/otedama/";
 
-/// Prints what the pool reports.
-fn print_event(algo: Algorithm, event: ServiceEvent) {
-    match event {
-        ServiceEvent::Engine(Report::NewHeight { height }) => {
-            println!("[{algo}] new block to mine: height {height}")
-        }
-        ServiceEvent::Engine(Report::JobFailed { height, error }) => {
-            eprintln!("cannot build a job for height {height}: {error}")
-        }
-        ServiceEvent::Engine(Report::BlockSubmitted {
-            height,
-            hash,
-            finder,
-            result,
-        }) => println!(
-            "[{algo}] BLOCK height {height} {hash} by {finder}: {}",
-            match result {
-                Ok(()) => "accepted".to_owned(),
-                Err(e) => e.to_string(),
-            }
-        ),
-        ServiceEvent::Source { error, retry_in } => {
-            eprintln!("work source: {error}; keeping the last job, retrying in {retry_in:?}")
-        }
-        ServiceEvent::BlockNotRecorded { hash, error } => {
-            eprintln!("cannot record block {hash}: {error}")
-        }
-        ServiceEvent::Refused {
-            username,
-            peer,
-            reason,
-        } => eprintln!("refused worker {username:?} from {peer}: {reason}"),
-        ServiceEvent::Closed { peer, reason } => eprintln!("closed {peer}: {reason:?}"),
-        _ => {}
-    }
-}
-
 /// Runs the pool until SIGINT/SIGTERM (or `--seconds`).
 pub(crate) fn run(args: PoolArgs) -> Result<()> {
     match &args.action {
@@ -417,18 +381,6 @@ pub(crate) fn run(args: PoolArgs) -> Result<()> {
         }
         Ok(())
     })
-}
-
-/// How a pool run is driven.
-pub(crate) struct ServeOptions {
-    /// Stop after this long instead of at SIGINT/SIGTERM.
-    pub(crate) seconds: Option<f64>,
-    /// Whether vardiff runs.
-    pub(crate) vardiff: bool,
-    /// Told the Stratum address once the pool listens.
-    pub(crate) ready: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
-    /// The built-in RandomX miner's mode.
-    pub(crate) randomx_mode: RandomXModeArg,
 }
 
 /// Runs a pool with `config` until stopped.
@@ -722,12 +674,4 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         t.accepted, t.rejected, t.blocks
     );
     Ok(())
-}
-
-/// Prints what the accounting reports: progress to stdout, warnings to stderr.
-pub(crate) fn print_note(note: accounting::Note) {
-    match note.level {
-        NoteLevel::Info => println!("[{}] {}", note.coin, note.text),
-        _ => eprintln!("[{}] {}", note.coin, note.text),
-    }
 }

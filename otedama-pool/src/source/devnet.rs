@@ -37,6 +37,8 @@ struct Chain {
     broadcast: HashMap<Txid, (u64, Transaction)>,
     /// Outputs spent by broadcast transactions.
     spent: HashSet<OutPoint>,
+    /// Blocks taken off the chain by [`Devnet::orphan_tip`].
+    orphaned: Vec<[u8; 32]>,
 }
 
 struct Shared {
@@ -76,6 +78,7 @@ impl Devnet {
                     coinbases: Vec::new(),
                     broadcast: HashMap::new(),
                     spent: HashSet::new(),
+                    orphaned: Vec::new(),
                 }),
                 changed: Condvar::new(),
                 bits,
@@ -93,6 +96,25 @@ impl Devnet {
     #[cfg_attr(not(test), allow(dead_code))]
     pub fn height(&self) -> u64 {
         self.lock().height
+    }
+
+    /// A reorganisation one block deep: the tip leaves the main chain (its coinbase with it)
+    /// and its parent becomes the tip again. Returns the orphaned block's hash, or `None` at
+    /// genesis. What a node does on `invalidateblock`.
+    pub fn orphan_tip(&self) -> Option<[u8; 32]> {
+        let mut chain = self.lock();
+        let tip = chain.accepted.pop()?;
+        chain.coinbases.pop();
+        chain.height -= 1;
+        chain.tip = chain
+            .accepted
+            .last()
+            .copied()
+            .unwrap_or_else(|| sha256d(b"otedama devnet genesis"));
+        chain.orphaned.push(tip);
+        drop(chain);
+        self.shared.changed.notify_all();
+        Some(tip)
     }
 
     /// Hashes of the accepted blocks, internal order.
@@ -199,6 +221,9 @@ impl ChainView for Devnet {
     fn block_confirmations(&mut self, hash: &[u8; 32]) -> Result<Option<i64>, SourceError> {
         // The devnet never reorganises: a block it accepted stays on its chain.
         let chain = self.lock();
+        if chain.orphaned.contains(hash) {
+            return Ok(Some(-1));
+        }
         Ok(chain
             .accepted
             .iter()

@@ -22,6 +22,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use otedama_core::{encode_hex, monero_check_hash, sha256d};
 use otedama_hash::{HashError, PowAlgorithm, RandomX, RandomXMode};
 
+use crate::monero::{RxSource, RxWork};
+use crate::source::{BlockRejection, SourceError, SubmitError};
+
 /// The RandomX key (Monero's "seed hash") of every devnet block: 32 fixed ASCII bytes.
 pub const DEVNET_RX_SEED: [u8; 32] = *b"otedama randomx devnet seed 0001";
 
@@ -114,6 +117,31 @@ pub struct RxTemplate {
     pub prev_id: [u8; 32],
     /// What the block pays, in piconero.
     pub reward: u64,
+}
+
+impl From<RxReject> for SubmitError {
+    /// A refusal as a node's: a block already in the chain is a duplicate, anything else
+    /// invalid with the devnet's reason.
+    fn from(reject: RxReject) -> SubmitError {
+        SubmitError::Rejected(match reject {
+            RxReject::Duplicate(_) => BlockRejection::Duplicate,
+            other => BlockRejection::Invalid(other.to_string()),
+        })
+    }
+}
+
+impl From<RxTemplate> for RxWork {
+    fn from(t: RxTemplate) -> RxWork {
+        RxWork {
+            blob: t.blob,
+            coinbase: t.coinbase,
+            height: t.height,
+            difficulty: t.difficulty,
+            seed: t.seed,
+            prev_id: t.prev_id,
+            reward: t.reward,
+        }
+    }
 }
 
 /// The devnet coinbase: height (8 bytes little-endian), `reserved`, then `address`.
@@ -381,6 +409,24 @@ impl RxDevnet {
     }
 }
 
+/// The devnet as a RandomX pool's work source: every call answers at once and never fails
+/// for want of a node.
+impl RxSource for RxDevnet {
+    fn work(&self, payout: &str, reserved: [u8; 8]) -> Result<RxWork, SourceError> {
+        Ok(self.template(payout, reserved).into())
+    }
+
+    fn wait_for_tip(&self, height: u64, timeout: Duration) -> Result<u64, SourceError> {
+        Ok(RxDevnet::wait_for_tip(self, height, timeout))
+    }
+
+    fn submit(&self, blob: &[u8], coinbase: &[u8]) -> Result<(), SubmitError> {
+        RxDevnet::submit(self, blob, coinbase)
+            .map(|_| ())
+            .map_err(SubmitError::from)
+    }
+}
+
 impl std::fmt::Debug for RxDevnet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let chain = self.lock();
@@ -436,6 +482,30 @@ mod tests {
             (16, 16, 1)
         );
         assert_eq!(captured.len(), RX_BLOB_LEN);
+    }
+
+    #[test]
+    fn the_devnet_serves_a_pool_as_its_rx_source() {
+        let devnet = RxDevnet::new(4).expect("devnet");
+        let source: &dyn RxSource = &devnet;
+        let work = source.work(ADDRESS, [3; 8]).expect("work");
+        assert_eq!((work.height, work.difficulty), (1, 4));
+        assert_eq!((work.seed, work.reward), (DEVNET_RX_SEED, RX_DEVNET_REWARD));
+        assert_eq!(&work.coinbase[8..16], &[3; 8]);
+        assert_eq!(&work.blob[43..75], &sha256d(&work.coinbase));
+        assert_eq!(source.wait_for_tip(0, Duration::from_millis(1)), Ok(0));
+        // A refusal is typed as a node's: invalid with the devnet's reason, or a duplicate.
+        let other = coinbase(1, [4; 8], ADDRESS);
+        assert_eq!(
+            source.submit(&work.blob, &other),
+            Err(SubmitError::Rejected(BlockRejection::Invalid(
+                RxReject::BadTreeRoot.to_string()
+            )))
+        );
+        assert_eq!(
+            SubmitError::from(RxReject::Duplicate("ab".into())),
+            SubmitError::Rejected(BlockRejection::Duplicate)
+        );
     }
 
     #[test]

@@ -549,6 +549,7 @@ impl dyn Store + '_ {
 }
 
 /// What a backend does to begin and end a transaction on its connection.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 trait Session: Rows {
     /// Begins a write transaction.
     fn begin(&mut self) -> Result<(), StoreError>;
@@ -556,6 +557,7 @@ trait Session: Rows {
     fn end(&mut self, commit: bool) -> Result<(), StoreError>;
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 /// [`Store::transaction`] for every backend: `step` between [`Session::begin`] and
 /// [`Session::end`], rolled back on an error or a panic.
 fn run_transaction<S: Session>(

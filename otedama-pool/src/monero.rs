@@ -1,0 +1,359 @@
+//! Monero-layout work for the engine: RandomX jobs whose hashing blob and coinbase come whole
+//! from the work source, one pair per session.
+//!
+//! A Bitcoin-family job is built by the engine (it writes the coinbase and leaves the miner an
+//! extranonce). A Monero-layout job is not: the work source writes the coinbase, with bytes
+//! reserved for the pool, and commits to it in the hashing blob the miner hashes. So a pool
+//! asks its source for one [`RxWork`] per session (its own reserved bytes, so that no two
+//! sessions hash the same blob) and registers each with the engine
+//! ([`Engine::rx_session_job`](crate::Engine::rx_session_job)), which keeps them in its job
+//! table until a new tip retires them
+//! ([`Engine::handle_rx_work`](crate::Engine::handle_rx_work)).
+//!
+//! A share on such a job is checked on the caller's thread like any other
+//! ([`ShareCheck::verify`](crate::ShareCheck::verify)): the blob is rebuilt from the engine's
+//! own job and the share's nonce, hashed with RandomX, the hash must equal the claimed
+//! result, meet the job's share target, and, meeting the network difficulty
+//! ([`monero_check_hash`]), it is a block: the blob and the coinbase go to the source
+//! ([`RxSource::submit`]).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use otedama_core::{encode_hex, monero_check_hash, sha256d, MoneroTarget, MoneroTargetError};
+use otedama_hash::PowAlgorithm;
+use otedama_stratum::{MoneroJob, MoneroShareSubmission, MONERO_NONCE_OFFSET};
+
+use crate::source::{SourceError, SubmitError};
+use crate::validate::ShareError;
+use crate::validate::{FoundBlock, Verified};
+
+/// The algorithm name RandomX jobs carry for miners (xmrig's name for Monero's RandomX).
+pub const RX_ALGO: &str = "rx/0";
+
+/// Most RandomX jobs kept for checking shares (one per session per tip, so this bounds the
+/// sessions a tip can serve with their own blobs before the oldest jobs are forgotten).
+pub const MAX_RX_JOBS: usize = 65_536;
+
+/// Work on one block in the Monero layout, as a work source hands it to one session: the
+/// engine's side of a source's template (the devnet's
+/// [`RxTemplate`](crate::source::devnet_rx::RxTemplate) converts into it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RxWork {
+    /// The hashing blob, nonce zero (the nonce sits at [`MONERO_NONCE_OFFSET`]).
+    pub blob: Vec<u8>,
+    /// The coinbase the blob commits to, with the session's reserved bytes: submitted with a
+    /// found block.
+    pub coinbase: Vec<u8>,
+    /// The height of the block being built.
+    pub height: u64,
+    /// The network difficulty (Monero convention): a hash meeting it is a block.
+    pub difficulty: u64,
+    /// The RandomX key (Monero's seed hash); shares must be checked with a kernel keyed so.
+    pub seed: [u8; 32],
+    /// The block this one builds on: work with another parent is a new tip.
+    pub prev_id: [u8; 32],
+    /// What the block pays, in the coin's smallest unit.
+    pub reward: u64,
+}
+
+/// The engine's settings for a RandomX pool ([`Engine::randomx`](crate::Engine::randomx)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RxConfig {
+    /// The algorithm's name, recorded with every share and block (`randomx`).
+    pub algorithm: String,
+    /// The algorithm name jobs carry for miners ([`RX_ALGO`]).
+    pub algo: String,
+    /// The share difficulty of every job. A miner may ask for more with `+difficulty` in its
+    /// login, never for less; no job's share difficulty exceeds its network difficulty.
+    pub share_difficulty: u64,
+}
+
+/// One RandomX job: the work it was made from and what its session announces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RxJob {
+    /// The work: blob, coinbase, height, difficulties, key and reward.
+    pub work: RxWork,
+    /// The job as the Monero dialect announces it (job id, blob, share target, algorithm,
+    /// height, seed hash).
+    pub announcement: MoneroJob,
+    /// The share difficulty its target stands for.
+    pub share_difficulty: u64,
+}
+
+/// A Monero-dialect share as the engine takes it. The engine rebuilds the blob from its own
+/// job, so only the nonce and the claimed hash come from the miner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RxSubmission {
+    /// The job it was mined on.
+    pub job_id: String,
+    /// The login it came under (`address[.worker][+difficulty]`).
+    pub worker: String,
+    /// The nonce.
+    pub nonce: u32,
+    /// The hash the miner claims.
+    pub result: [u8; 32],
+    /// The share difficulty the session announced the job with (the engine's own job's
+    /// difficulty counts when the job is known).
+    pub difficulty: u64,
+}
+
+impl From<&MoneroShareSubmission> for RxSubmission {
+    fn from(s: &MoneroShareSubmission) -> RxSubmission {
+        RxSubmission {
+            job_id: s.job_id.clone(),
+            worker: s.worker.clone(),
+            nonce: s.nonce,
+            result: s.result,
+            difficulty: s.difficulty,
+        }
+    }
+}
+
+/// Why a RandomX job could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RxJobError {
+    /// The engine serves the Bitcoin family, not RandomX.
+    #[error("the engine serves the bitcoin family, not randomx work")]
+    NotRandomX,
+    /// The work is for a height below the engine's tip.
+    #[error("work for height {height} is below the tip's height {tip}")]
+    Stale {
+        /// The work's height.
+        height: u64,
+        /// The height the engine mines.
+        tip: u64,
+    },
+    /// The blob cannot hold a nonce at [`MONERO_NONCE_OFFSET`].
+    #[error("hashing blob of {0} bytes cannot hold the nonce at byte {MONERO_NONCE_OFFSET}")]
+    ShortBlob(usize),
+    /// The share difficulty has no Monero target.
+    #[error("share difficulty: {0}")]
+    Difficulty(#[from] MoneroTargetError),
+}
+
+/// Where a RandomX pool's work comes from and where its blocks go (the Monero layout's
+/// counterpart of [`TemplateSource`](crate::TemplateSource) and
+/// [`BlockSubmitter`](crate::BlockSubmitter)).
+///
+/// [`wait_for_tip`](RxSource::wait_for_tip) and [`submit`](RxSource::submit) may block; a
+/// pool calls them from threads of its own. [`work`](RxSource::work) is asked for every
+/// session's job, so it should answer at once (a source on a node writes the reserved bytes
+/// into a template it holds). Methods take `&self` so that one source serves the tip watcher,
+/// the sessions' jobs and the block submissions at once; a source on a node should give
+/// submissions a connection of their own, so that a block never waits behind a tip watch.
+pub trait RxSource: Send + Sync {
+    /// Work on the current tip whose coinbase pays `payout`, with `reserved` in the bytes the
+    /// coinbase reserves for the pool (a pool gives every session its own).
+    fn work(&self, payout: &str, reserved: [u8; 8]) -> Result<RxWork, SourceError>;
+
+    /// Waits up to `timeout` for the tip to move past `height`; returns the tip's height
+    /// either way.
+    fn wait_for_tip(&self, height: u64, timeout: Duration) -> Result<u64, SourceError>;
+
+    /// Submits a found block: its hashing blob (nonce written in) and the coinbase the blob
+    /// commits to.
+    fn submit(&self, blob: &[u8], coinbase: &[u8]) -> Result<(), SubmitError>;
+}
+
+impl<T: RxSource + ?Sized> RxSource for Arc<T> {
+    fn work(&self, payout: &str, reserved: [u8; 8]) -> Result<RxWork, SourceError> {
+        (**self).work(payout, reserved)
+    }
+
+    fn wait_for_tip(&self, height: u64, timeout: Duration) -> Result<u64, SourceError> {
+        (**self).wait_for_tip(height, timeout)
+    }
+
+    fn submit(&self, blob: &[u8], coinbase: &[u8]) -> Result<(), SubmitError> {
+        (**self).submit(blob, coinbase)
+    }
+}
+
+/// The RandomX jobs still valid for shares, oldest first, and the tip they are on.
+#[derive(Debug, Default)]
+pub(crate) struct RxBook {
+    jobs: HashMap<String, Arc<RxJob>>,
+    order: VecDeque<String>,
+    counter: u64,
+    /// The height and parent of the newest tip seen.
+    tip: Option<(u64, [u8; 32])>,
+}
+
+impl RxBook {
+    /// The height mined now, once a tip is known.
+    pub(crate) fn tip_height(&self) -> Option<u64> {
+        self.tip.map(|(height, _)| height)
+    }
+
+    /// Records the tip `work` is on; returns whether it is a new one (another parent), in
+    /// which case the jobs of lower heights are retired.
+    pub(crate) fn follow(&mut self, work: &RxWork) -> bool {
+        if self.tip.map(|(_, prev)| prev) == Some(work.prev_id) {
+            return false;
+        }
+        self.tip = Some((work.height, work.prev_id));
+        self.retire_below(work.height);
+        true
+    }
+
+    /// Registers a job for `work` at share difficulty `share_difficulty` (capped at the
+    /// network difficulty, at least 1), announced with the algorithm name `algo`.
+    pub(crate) fn insert(
+        &mut self,
+        work: RxWork,
+        share_difficulty: u64,
+        algo: &str,
+    ) -> Result<Arc<RxJob>, RxJobError> {
+        if work.blob.len() < MONERO_NONCE_OFFSET + 4 {
+            return Err(RxJobError::ShortBlob(work.blob.len()));
+        }
+        let share_difficulty = share_difficulty.min(work.difficulty).max(1);
+        let target = MoneroTarget::from_difficulty(share_difficulty)?;
+        self.counter += 1;
+        let id = format!("{:x}", self.counter);
+        let job = Arc::new(RxJob {
+            announcement: MoneroJob {
+                blob: work.blob.clone(),
+                job_id: id.clone(),
+                target,
+                algo: Some(algo.to_owned()),
+                height: Some(work.height),
+                seed_hash: Some(work.seed),
+            },
+            work,
+            share_difficulty: target.difficulty(),
+        });
+        self.jobs.insert(id.clone(), Arc::clone(&job));
+        self.order.push_back(id);
+        while self.order.len() > MAX_RX_JOBS {
+            if let Some(old) = self.order.pop_front() {
+                self.jobs.remove(&old);
+            }
+        }
+        Ok(job)
+    }
+
+    /// Forgets the jobs below `height`: their shares are stale.
+    pub(crate) fn retire_below(&mut self, height: u64) {
+        let jobs = &mut self.jobs;
+        self.order.retain(|id| {
+            let keep = jobs.get(id).is_some_and(|j| j.work.height >= height);
+            if !keep {
+                jobs.remove(id);
+            }
+            keep
+        });
+    }
+
+    /// A job by id, while it is still valid.
+    pub(crate) fn get(&self, id: &str) -> Option<Arc<RxJob>> {
+        self.jobs.get(id).cloned()
+    }
+
+    /// How many jobs are kept.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.jobs.len()
+    }
+}
+
+/// A found block's id as the pool records it: sha256d of the hashing blob, hex as computed
+/// (the devnet's rule; a monerod source would name blocks by its own).
+pub fn rx_block_id(blob: &[u8]) -> String {
+    encode_hex(&sha256d(blob))
+}
+
+/// Checks `submission` against `job` with `kernel` (RandomX keyed with the job's seed): the
+/// slow part, on the caller's thread.
+pub(crate) fn verify(
+    job: &RxJob,
+    submission: &RxSubmission,
+    kernel: &dyn PowAlgorithm,
+) -> Result<Verified, ShareError> {
+    let blob = job
+        .announcement
+        .blob_with_nonce(submission.nonce)
+        .ok_or(ShareError::ShortBlob(job.announcement.blob.len()))?;
+    let hash = kernel.hash(&blob)?.hash;
+    if hash != submission.result {
+        return Err(ShareError::ResultMismatch {
+            nonce: submission.nonce,
+            claimed: encode_hex(&submission.result),
+            computed: encode_hex(&hash),
+        });
+    }
+    if !job.announcement.target.is_met_by(&hash) {
+        return Err(ShareError::LowDifficulty);
+    }
+    if !monero_check_hash(&hash, job.work.difficulty) {
+        return Ok(Verified {
+            pow_hash: hash,
+            block: None,
+        });
+    }
+    Ok(Verified {
+        pow_hash: hash,
+        block: Some((
+            rx_block_id(&blob),
+            FoundBlock::Rx {
+                blob,
+                coinbase: job.work.coinbase.clone(),
+            },
+        )),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn work(height: u64, prev: u8) -> RxWork {
+        RxWork {
+            blob: vec![0; 76],
+            coinbase: Vec::new(),
+            height,
+            difficulty: 1000,
+            seed: [1; 32],
+            prev_id: [prev; 32],
+            reward: 5,
+        }
+    }
+
+    #[test]
+    fn a_new_tip_retires_the_jobs_below_it() {
+        let mut book = RxBook::default();
+        assert!(book.follow(&work(1, 0)));
+        let a = book.insert(work(1, 0), 10, RX_ALGO).expect("job");
+        assert!(!book.follow(&work(1, 0)), "the same parent is the same tip");
+        let b = book.insert(work(1, 0), 10, RX_ALGO).expect("job");
+        assert_ne!(a.announcement.job_id, b.announcement.job_id);
+        assert_eq!(a.announcement.height, Some(1));
+        assert_eq!(a.announcement.algo.as_deref(), Some(RX_ALGO));
+        assert!(book.follow(&work(2, 1)));
+        assert_eq!(book.tip_height(), Some(2));
+        let c = book.insert(work(2, 1), 10, RX_ALGO).expect("job");
+        assert!(book.get(&a.announcement.job_id).is_none());
+        assert!(book.get(&b.announcement.job_id).is_none());
+        assert!(book.get(&c.announcement.job_id).is_some());
+        assert_eq!(book.len(), 1);
+    }
+
+    #[test]
+    fn share_difficulty_stays_within_the_network_difficulty() {
+        let mut book = RxBook::default();
+        let job = book.insert(work(1, 0), 1_000_000, RX_ALGO).expect("job");
+        assert_eq!(job.share_difficulty, 1000);
+        assert_eq!(job.announcement.target.difficulty(), 1000);
+        let job = book.insert(work(1, 0), 0, RX_ALGO).expect("job");
+        assert_eq!(job.share_difficulty, 1);
+        let mut short = work(1, 0);
+        short.blob.truncate(40);
+        assert_eq!(
+            book.insert(short, 10, RX_ALGO).map(|_| ()),
+            Err(RxJobError::ShortBlob(40))
+        );
+    }
+}

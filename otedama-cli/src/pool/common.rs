@@ -1,11 +1,15 @@
 //! What both pool paths share: how a run is driven, and how reports are printed.
 
+use std::time::{Duration, Instant};
+
+use otedama_core::Hashrate;
 use otedama_hash::Algorithm;
 use otedama_pool::accounting::{self, NoteLevel};
-use otedama_pool::service::ServiceEvent;
-use otedama_pool::Report;
+use otedama_pool::service::{PoolService, ServiceEvent};
+use otedama_pool::{Report, ShareLog};
+use tokio::sync::watch;
 
-use crate::mine::RandomXModeArg;
+use crate::mine::{MineArgs, RandomXModeArg};
 
 /// How a pool run is driven.
 pub(crate) struct ServeOptions {
@@ -61,5 +65,99 @@ pub(crate) fn print_note(note: accounting::Note) {
     match note.level {
         NoteLevel::Info => println!("[{}] {}", note.coin, note.text),
         _ => eprintln!("[{}] {}", note.coin, note.text),
+    }
+}
+
+/// What a running pool needs to be driven to its end: the built-in miner, the status line and
+/// the orderly shutdown, the same for every algorithm.
+pub(crate) struct Running {
+    /// The pool.
+    pub(crate) service: PoolService,
+    /// Its share log and the log's writer thread.
+    pub(crate) log: (ShareLog, std::thread::JoinHandle<()>),
+    /// The built-in miner's arguments, when `mining.threads` > 0 (the URL is filled in).
+    pub(crate) miner: Option<MineArgs>,
+    /// The status line's interval.
+    pub(crate) stats_interval: Duration,
+    /// Hashes a share of difficulty 1 stands for.
+    pub(crate) hashes_per_difficulty: f64,
+    /// Stop after this long instead of at SIGINT/SIGTERM.
+    pub(crate) seconds: Option<f64>,
+    /// The algorithm, for the lines printed.
+    pub(crate) algo: Algorithm,
+    /// Dropped at shutdown: stops the accounting thread.
+    pub(crate) accounting: Option<std::sync::mpsc::Sender<()>>,
+}
+
+impl Running {
+    /// Mines (when asked), prints a status line every interval, and at the signal (or after
+    /// `seconds`) stops the miner, the pool and the share log, in that order.
+    pub(crate) async fn run(self) -> anyhow::Result<()> {
+        let Running {
+            service,
+            log: (log, log_thread),
+            miner,
+            stats_interval,
+            hashes_per_difficulty,
+            seconds,
+            algo,
+            accounting,
+        } = self;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let miner_task = miner.map(|mut args| {
+            args.urls = vec![format!("stratum+tcp://{}", service.local_addr())];
+            tokio::spawn(crate::mine::mine(args, stop_rx))
+        });
+        let shutdown = async {
+            match seconds {
+                Some(s) => tokio::time::sleep(Duration::from_secs_f64(s.max(0.0))).await,
+                None => crate::signals::wait_for_shutdown().await,
+            }
+        };
+        tokio::pin!(shutdown);
+        let mut stats = tokio::time::interval(stats_interval);
+        stats.tick().await;
+        let mut last_stats = (Instant::now(), 0.0f64);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = stats.tick() => {
+                    let t = service.stats();
+                    let secs = last_stats.0.elapsed().as_secs_f64();
+                    let work = (t.difficulty_sum - last_stats.1) * hashes_per_difficulty;
+                    let rate = Hashrate::from_hashes_and_secs(work, secs).unwrap_or(Hashrate::ZERO);
+                    println!(
+                        "[pool {algo}] shares accepted {} rejected {}  blocks {}  pool hashrate {rate:.2}",
+                        t.accepted, t.rejected, t.blocks
+                    );
+                    last_stats = (Instant::now(), t.difficulty_sum);
+                }
+            }
+        }
+        println!("shutting down: closing connections and flushing the share log");
+        let _ = stop_tx.send(true);
+        drop(accounting);
+        if let Some(task) = miner_task {
+            match tokio::time::timeout(Duration::from_secs(10), task).await {
+                Ok(Ok(Err(e))) => eprintln!("the built-in miner stopped: {e:#}"),
+                Ok(_) => {}
+                Err(_) => eprintln!("the built-in miner did not stop in 10 s"),
+            }
+        }
+        // Every share being judged is answered and committed before this returns.
+        let t = service.shutdown().await;
+        drop(log);
+        // The writer ends once the last handle is gone; everything acknowledged is already on
+        // disk, so a writer still busy after 10 s is not waited for.
+        let _ = tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio::task::spawn_blocking(move || log_thread.join()),
+        )
+        .await;
+        println!(
+            "pool stopped: {} shares accepted, {} rejected, {} blocks found",
+            t.accepted, t.rejected, t.blocks
+        );
+        Ok(())
     }
 }

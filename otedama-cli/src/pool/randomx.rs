@@ -2,10 +2,8 @@
 //! service on the Monero-dialect server xmrig speaks; each connection mines its own blob.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use otedama_core::Hashrate;
 use otedama_hash::{Algorithm, RandomX, RandomXMode};
 use otedama_pool::service::{PoolService, RxServiceConfig};
 use otedama_pool::source::devnet_rx::{RxDevnet, DEVNET_RX_SEED};
@@ -13,9 +11,8 @@ use otedama_pool::xmr_address::{check_address, devnet_address};
 use otedama_pool::{Engine, RxConfig, RX_ALGO};
 use otedama_stratum::server::MoneroServerConfig;
 use otedama_stratum::ExtranonceAllocator;
-use tokio::sync::watch;
 
-use super::common::{print_event, ServeOptions};
+use super::common::{print_event, Running, ServeOptions};
 use crate::config::Config;
 
 /// Share difficulty when `pool.difficulty` is absent: a share every second or so from one
@@ -132,10 +129,11 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         otedama_pool::store::display_database(&database)
     );
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let miner_task = if config.mining.threads > 0 {
-        let args = crate::mine::MineArgs {
-            urls: vec![format!("stratum+tcp://{local}")],
+    Running {
+        service,
+        log: (log, log_thread),
+        miner: (config.mining.threads > 0).then(|| crate::mine::MineArgs {
+            urls: Vec::new(),
             user: format!("{pool_address}.builtin"),
             password: "x".into(),
             algo: Algorithm::RandomX,
@@ -145,63 +143,16 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
             seconds: None,
             stats_interval: config.monitoring.stats_interval.0.as_secs_f64(),
             randomx_mode,
-        };
-        Some(tokio::spawn(crate::mine::mine(args, stop_rx)))
-    } else {
-        None
-    };
-
-    let shutdown = async {
-        match seconds {
-            Some(s) => tokio::time::sleep(Duration::from_secs_f64(s.max(0.0))).await,
-            None => crate::signals::wait_for_shutdown().await,
-        }
-    };
-    tokio::pin!(shutdown);
-    let mut stats = tokio::time::interval(config.monitoring.stats_interval.0);
-    stats.tick().await;
-    let mut last_stats = (Instant::now(), 0.0f64);
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => break,
-            _ = stats.tick() => {
-                let t = service.stats();
-                let secs = last_stats.0.elapsed().as_secs_f64();
-                // A share of Monero difficulty d is worth d hashes.
-                let rate = Hashrate::from_hashes_and_secs(t.difficulty_sum - last_stats.1, secs)
-                    .unwrap_or(Hashrate::ZERO);
-                println!(
-                    "[pool randomx] shares accepted {} rejected {}  blocks {}  pool hashrate {rate:.2}",
-                    t.accepted, t.rejected, t.blocks
-                );
-                last_stats = (Instant::now(), t.difficulty_sum);
-            }
-        }
+        }),
+        stats_interval: config.monitoring.stats_interval.0,
+        // A share of Monero difficulty d is worth d hashes.
+        hashes_per_difficulty: 1.0,
+        seconds,
+        algo: Algorithm::RandomX,
+        accounting: None,
     }
-    println!("shutting down: closing connections and flushing the share log");
-    let _ = stop_tx.send(true);
-    if let Some(task) = miner_task {
-        match tokio::time::timeout(Duration::from_secs(10), task).await {
-            Ok(Ok(Err(e))) => eprintln!("the built-in miner stopped: {e:#}"),
-            Ok(_) => {}
-            Err(_) => eprintln!("the built-in miner did not stop in 10 s"),
-        }
-    }
-    // Every share being judged is answered and committed before this returns.
-    let t = service.shutdown().await;
-    drop(log);
-    // The writer ends once the last handle is gone; everything acknowledged is already on
-    // disk, so a writer still busy after 10 s is not waited for.
-    let _ = tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio::task::spawn_blocking(move || log_thread.join()),
-    )
-    .await;
-    println!(
-        "pool stopped: {} shares accepted, {} rejected, {} blocks found",
-        t.accepted, t.rejected, t.blocks
-    );
-    Ok(())
+    .run()
+    .await
 }
 
 #[cfg(test)]

@@ -2,20 +2,19 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use otedama_core::bitcoin::bech32::{segwit, Hrp};
 use otedama_core::bitcoin::ScriptBuf;
-use otedama_core::{AddressParams, Difficulty, DifficultyConvention, Hashrate};
+use otedama_core::{AddressParams, Difficulty, DifficultyConvention};
 use otedama_hash::{Algorithm, PowAlgorithm, RandomXMode};
 use otedama_rewards::FeeRate;
 use otedama_stratum::server::ServerConfig;
 use otedama_stratum::{ExtranonceAllocator, PoolConfig, VardiffConfig};
-use tokio::sync::watch;
 
-use super::common::{print_event, print_note, ServeOptions};
+use super::common::{print_event, print_note, Running, ServeOptions};
 use crate::config::{chain_params, Config, ConfigError, Node};
 use crate::kernel::build;
 use crate::mine::RandomXModeArg;
@@ -606,10 +605,11 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
             ),
         }
     );
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let miner_task = if config.mining.threads > 0 {
-        let args = crate::mine::MineArgs {
-            urls: vec![format!("stratum+tcp://{local}")],
+    Running {
+        service,
+        log: (log, log_thread),
+        miner: (config.mining.threads > 0).then(|| crate::mine::MineArgs {
+            urls: Vec::new(),
             user: format!("{pool_address}.builtin"),
             password: "x".into(),
             algo: settings.algo,
@@ -619,59 +619,13 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
             seconds: None,
             stats_interval: config.monitoring.stats_interval.0.as_secs_f64(),
             randomx_mode: RandomXModeArg::default(),
-        };
-        let stop = stop_rx.clone();
-        Some(tokio::spawn(crate::mine::mine(args, stop)))
-    } else {
-        None
-    };
-
-    let shutdown = async {
-        match seconds {
-            Some(s) => tokio::time::sleep(Duration::from_secs_f64(s.max(0.0))).await,
-            None => crate::signals::wait_for_shutdown().await,
-        }
-    };
-    tokio::pin!(shutdown);
-    let mut stats = tokio::time::interval(config.monitoring.stats_interval.0);
-    stats.tick().await;
-    let mut last_stats = (Instant::now(), 0.0f64);
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => break,
-            _ = stats.tick() => {
-                let t = service.stats();
-                let secs = last_stats.0.elapsed().as_secs_f64();
-                let work = (t.difficulty_sum - last_stats.1)
-                    * settings.convention.expected_hashes(Difficulty::ONE);
-                let rate = Hashrate::from_hashes_and_secs(work, secs).unwrap_or(Hashrate::ZERO);
-                println!(
-                    "[pool {}] shares accepted {} rejected {}  blocks {}  pool hashrate {rate:.2}",
-                    settings.algo, t.accepted, t.rejected, t.blocks
-                );
-                last_stats = (Instant::now(), t.difficulty_sum);
-            }
-        }
+        }),
+        stats_interval: config.monitoring.stats_interval.0,
+        hashes_per_difficulty: settings.convention.expected_hashes(Difficulty::ONE),
+        seconds,
+        algo: settings.algo,
+        accounting: Some(stop_accounting),
     }
-    println!("shutting down: closing connections and flushing the share log");
-    let _ = stop_tx.send(true);
-    drop(stop_accounting);
-    if let Some(task) = miner_task {
-        let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
-    }
-    // Every share being judged is answered and committed before this returns.
-    let t = service.shutdown().await;
-    drop(log);
-    // The writer ends once the last handle is gone; everything acknowledged is already on
-    // disk, so a writer still busy after 10 s is not waited for.
-    let _ = tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio::task::spawn_blocking(move || log_thread.join()),
-    )
-    .await;
-    println!(
-        "pool stopped: {} shares accepted, {} rejected, {} blocks found",
-        t.accepted, t.rejected, t.blocks
-    );
-    Ok(())
+    .run()
+    .await
 }

@@ -335,7 +335,12 @@ impl Accounting {
     }
 
     /// Pays the PPS/FPPS value of up to `limit` unpaid shares; returns how many it paid.
-    pub fn pay_shares(&self, store: &mut dyn Store, limit: u64) -> Result<usize, StoreError> {
+    pub fn pay_shares(
+        &self,
+        store: &mut dyn Store,
+        limit: u64,
+        now: i64,
+    ) -> Result<usize, StoreError> {
         let pending = store.unpaid_shares(&self.coin, self.since_ms, limit)?;
         if pending.is_empty() {
             return Ok(0);
@@ -376,7 +381,7 @@ impl Accounting {
             })
             .collect();
         let ids: Vec<i64> = pending.iter().map(|p| p.id).collect();
-        store.credit_shares(&self.coin, &ids, &entries, now_ms())?;
+        store.credit_shares(&self.coin, &ids, &entries, now)?;
         Ok(pending.len())
     }
 }
@@ -413,8 +418,9 @@ pub fn track_blocks(
     accounting: &Accounting,
     maturity: i64,
     notes: &dyn Notes,
+    now: i64,
 ) -> Result<(), AccountingError> {
-    let recent = now_ms() - 24 * 3600 * 1000;
+    let recent = now - 24 * 3600 * 1000;
     let coin = accounting.coin.clone();
     for block in log.run(move |store| store.watched_blocks(&coin, recent))? {
         let watched = match block.status {
@@ -436,7 +442,7 @@ pub fn track_blocks(
         let algo = &accounting.coin;
         match confirmations {
             Some(c) if c < 0 && block.status != BlockStatus::Orphaned => {
-                orphan(log, algo, &block, "left the main chain", notes)?
+                orphan(log, algo, &block, "left the main chain", notes, now)?
             }
             Some(c) if c >= 0 && c < maturity && block.status == BlockStatus::Orphaned => {
                 info(
@@ -454,7 +460,7 @@ pub fn track_blocks(
                 );
             }
             None if !matches!(block.status, BlockStatus::Submitted | BlockStatus::Orphaned) => {
-                orphan(log, algo, &block, "unknown to the node", notes)?
+                orphan(log, algo, &block, "unknown to the node", notes, now)?
             }
             Some(c) if c >= maturity && block.status != BlockStatus::Confirmed => {
                 let detail = format!("{c} confirmations");
@@ -462,7 +468,7 @@ pub fn track_blocks(
                 let credited = log.run(move |store| {
                     let entries = acct.block_entries(store, &record)?;
                     let total: i64 = entries.iter().map(|e| e.amount).sum();
-                    let fresh = store.credit_block(&record.hash, &detail2, &entries, now_ms())?;
+                    let fresh = store.credit_block(&record.hash, &detail2, &entries, now)?;
                     Ok((fresh, entries.len(), total))
                 })?;
                 let (fresh, lines, total) = credited;
@@ -493,10 +499,11 @@ fn orphan(
     block: &BlockRecord,
     why: &str,
     notes: &dyn Notes,
+    now: i64,
 ) -> Result<(), AccountingError> {
     let hash = block.hash.clone();
     let detail = why.to_owned();
-    let reversed = log.run(move |store| store.orphan_block(&hash, &detail, now_ms()))?;
+    let reversed = log.run(move |store| store.orphan_block(&hash, &detail, now))?;
     let total: i64 = reversed.iter().map(|e| e.amount).sum();
     info(
         notes,
@@ -544,6 +551,7 @@ fn claim(
     coin: &str,
     rules: &PaymentRules,
     notes: &dyn Notes,
+    now: i64,
 ) -> Result<bool, AccountingError> {
     let ttl = i64::try_from(
         rules
@@ -554,7 +562,7 @@ fn claim(
     )
     .unwrap_or(i64::MAX);
     let (c, owner) = (coin.to_owned(), rules.payer.clone());
-    let held = log.run(move |store| store.claim_payer(&c, &owner, now_ms(), ttl))?;
+    let held = log.run(move |store| store.claim_payer(&c, &owner, now, ttl))?;
     if !held {
         info(
             notes,
@@ -587,6 +595,7 @@ pub fn reconcile(
     coin: &str,
     confirmations: i64,
     notes: &dyn Notes,
+    now: i64,
 ) -> Result<(), AccountingError> {
     let coin_owned = coin.to_owned();
     let open: Vec<_> = log
@@ -646,7 +655,7 @@ pub fn reconcile(
                         -tx.confirmations
                     );
                     let r = reason.clone();
-                    log.run(move |store| store.fail_payment(id, &r, now_ms()))?;
+                    log.run(move |store| store.fail_payment(id, &r, now))?;
                     info(
                         notes,
                         coin,
@@ -733,12 +742,13 @@ pub fn pay(
     accounting: &Accounting,
     rules: &PaymentRules,
     notes: &dyn Notes,
+    now: i64,
 ) -> Result<(), AccountingError> {
     let coin = accounting.coin.clone();
-    if !claim(log, &coin, rules, notes)? {
+    if !claim(log, &coin, rules, notes, now)? {
         return Ok(());
     }
-    reconcile(log, wallet, &coin, rules.confirmations, notes)?;
+    reconcile(log, wallet, &coin, rules.confirmations, notes, now)?;
     let c = coin.clone();
     let (balances, pool_accounts) =
         log.run(move |store| Ok((store.balances(&c)?, store.fee_accounts(&c)?)))?;
@@ -828,7 +838,7 @@ pub fn pay(
     // The pool pays the network fee unless the miners do: its account carries it.
     let fee_account = (!rules.fee_from_miners).then(|| accounting.pool_address.clone());
     let id = match log.run(move |store| {
-        store.begin_payment(&c, &outputs, &transaction, fee_account.as_deref(), now_ms())
+        store.begin_payment(&c, &outputs, &transaction, fee_account.as_deref(), now)
     }) {
         Ok(id) => id,
         Err(e) => {
@@ -855,7 +865,7 @@ pub fn pay(
         }
         Ok(Broadcast::Refused(reason)) => {
             let r = reason.clone();
-            log.run(move |store| store.fail_payment(id, &r, now_ms()))?;
+            log.run(move |store| store.fail_payment(id, &r, now))?;
             let _ = wallet.release(&prepared.hex);
             warn(
                 notes,
@@ -913,9 +923,16 @@ impl AccountingTask {
         let notes = notes.as_ref();
         let coin = accounting.coin.clone();
         if let Some(w) = wallet.as_mut() {
-            let settled = claim(&log, &coin, &rules, notes).and_then(|held| {
+            let settled = claim(&log, &coin, &rules, notes, now_ms()).and_then(|held| {
                 if held {
-                    reconcile(&log, w.as_mut(), &coin, rules.confirmations, notes)
+                    reconcile(
+                        &log,
+                        w.as_mut(),
+                        &coin,
+                        rules.confirmations,
+                        notes,
+                        now_ms(),
+                    )
                 } else {
                     Ok(())
                 }
@@ -926,7 +943,9 @@ impl AccountingTask {
         }
         let mut last_payment = Instant::now();
         while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(check) {
-            if let Err(e) = track_blocks(&log, chain.as_mut(), &accounting, maturity, notes) {
+            if let Err(e) =
+                track_blocks(&log, chain.as_mut(), &accounting, maturity, notes, now_ms())
+            {
                 warn(notes, &coin, format!("block check: {e}"));
             }
             if accounting.scheme.pays_per_share() {
@@ -936,7 +955,7 @@ impl AccountingTask {
                 for _ in 0..100 {
                     let acct = accounting.clone();
                     let batch = log.run(move |store| {
-                        let n = acct.pay_shares(store, PPS_BATCH)?;
+                        let n = acct.pay_shares(store, PPS_BATCH, now_ms())?;
                         Ok((n, store.ledger_totals(&acct.coin)?))
                     });
                     match (batch, &mut paid) {
@@ -969,7 +988,7 @@ impl AccountingTask {
             if let Some(w) = wallet.as_mut() {
                 if last_payment.elapsed() >= rules.interval {
                     last_payment = Instant::now();
-                    if let Err(e) = pay(&log, w.as_mut(), &accounting, &rules, notes) {
+                    if let Err(e) = pay(&log, w.as_mut(), &accounting, &rules, notes, now_ms()) {
                         warn(notes, &coin, format!("payments: {e}"));
                     }
                 }
@@ -1177,9 +1196,19 @@ mod tests {
         ];
         store.commit(&shares, &[]).expect("commit");
         let pps = accounting(Scheme::Pps);
-        assert_eq!(pps.pay_shares(store.as_mut(), 2).expect("first"), 2);
-        assert_eq!(pps.pay_shares(store.as_mut(), 100).expect("rest"), 1);
-        assert_eq!(pps.pay_shares(store.as_mut(), 100).expect("none left"), 0);
+        assert_eq!(
+            pps.pay_shares(store.as_mut(), 2, now_ms()).expect("first"),
+            2
+        );
+        assert_eq!(
+            pps.pay_shares(store.as_mut(), 100, now_ms()).expect("rest"),
+            1
+        );
+        assert_eq!(
+            pps.pay_shares(store.as_mut(), 100, now_ms())
+                .expect("none left"),
+            0
+        );
         let one = pps_value(
             work_of(DifficultyConvention::Scrypt, 1.0),
             work_of(DifficultyConvention::Scrypt, 1000.0),
@@ -1207,7 +1236,11 @@ mod tests {
             .commit(&[share("carol", 1.0, 4)], &[])
             .expect("commit");
         let fpps = accounting(Scheme::Fpps);
-        assert_eq!(fpps.pay_shares(store.as_mut(), 100).expect("fpps"), 1);
+        assert_eq!(
+            fpps.pay_shares(store.as_mut(), 100, now_ms())
+                .expect("fpps"),
+            1
+        );
         let carol = store.ledger("carol").expect("ledger");
         // 5_000_012_345 / 1000 * 0.9875 = 4_937_512.19..., floored.
         assert_eq!(carol[0].amount, 4_937_512);
@@ -1225,7 +1258,12 @@ mod tests {
             since_ms: 20,
             ..accounting(Scheme::Pps)
         };
-        assert_eq!(later.pay_shares(store.as_mut(), 100).expect("since"), 1);
+        assert_eq!(
+            later
+                .pay_shares(store.as_mut(), 100, now_ms())
+                .expect("since"),
+            1
+        );
         assert!(store.ledger("dave").expect("dave").is_empty());
         assert_eq!(store.ledger("erin").expect("erin").len(), 1);
         let _ = std::fs::remove_dir_all(dir);

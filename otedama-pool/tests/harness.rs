@@ -378,7 +378,15 @@ fn a_found_block_is_credited_at_maturity_through_pplns() {
     let notes = |_: Note| {};
     let maturity = 3;
     // One confirmation: tracked, not yet credited.
-    track_blocks(&h.log, &mut h.devnet, &accounting, maturity, &notes).expect("check");
+    track_blocks(
+        &h.log,
+        &mut h.devnet,
+        &accounting,
+        maturity,
+        &notes,
+        h.now_ms,
+    )
+    .expect("check");
     let credited = |log: &ShareLog| {
         log.run(|store| store.ledger_totals("sha256d"))
             .expect("totals")
@@ -399,7 +407,15 @@ fn a_found_block_is_credited_at_maturity_through_pplns() {
             }
         }
     }
-    track_blocks(&h.log, &mut h.devnet, &accounting, maturity, &notes).expect("check");
+    track_blocks(
+        &h.log,
+        &mut h.devnet,
+        &accounting,
+        maturity,
+        &notes,
+        h.now_ms,
+    )
+    .expect("check");
     let totals = credited(&h.log);
     let sum: i64 = totals.iter().map(|(_, v)| v).sum();
     assert!(sum > 0, "the first block is credited: {totals:?}");
@@ -497,7 +513,15 @@ fn the_devnet_wallet_pays_credited_balances_once_and_the_payment_confirms() {
     let maturity = 2;
     h.mine_block();
     h.mine_block();
-    track_blocks(&h.log, &mut h.devnet, &accounting, maturity, &notes).expect("check");
+    track_blocks(
+        &h.log,
+        &mut h.devnet,
+        &accounting,
+        maturity,
+        &notes,
+        h.now_ms,
+    )
+    .expect("check");
     let balances = h
         .log
         .run(|store| store.balances("sha256d"))
@@ -524,7 +548,7 @@ fn the_devnet_wallet_pays_credited_balances_once_and_the_payment_confirms() {
         confirmations: 2,
         payer: "harness".into(),
     };
-    pay(&h.log, &mut wallet, &accounting, &rules, &notes).expect("payment round");
+    pay(&h.log, &mut wallet, &accounting, &rules, &notes, h.now_ms).expect("payment round");
     let payments = h
         .log
         .run(|store| store.payments("sha256d"))
@@ -549,7 +573,7 @@ fn the_devnet_wallet_pays_credited_balances_once_and_the_payment_confirms() {
         .expect("balances");
     assert!(!balances.iter().any(|(a, _)| a == MINER), "{balances:?}");
     // A second round pays nothing twice.
-    pay(&h.log, &mut wallet, &accounting, &rules, &notes).expect("second round");
+    pay(&h.log, &mut wallet, &accounting, &rules, &notes, h.now_ms).expect("second round");
     assert_eq!(
         h.log
             .run(|store| store.payments("sha256d"))
@@ -560,7 +584,7 @@ fn the_devnet_wallet_pays_credited_balances_once_and_the_payment_confirms() {
     // Two blocks later the payment is buried deep enough and reconciliation confirms it.
     h.mine_block();
     h.mine_block();
-    pay(&h.log, &mut wallet, &accounting, &rules, &notes).expect("third round");
+    pay(&h.log, &mut wallet, &accounting, &rules, &notes, h.now_ms).expect("third round");
     let payments = h
         .log
         .run(|store| store.payments("sha256d"))
@@ -597,7 +621,15 @@ fn a_reorganisation_reverses_the_credits_of_the_blocks_it_orphans() {
     let maturity = 2;
     h.mine_block();
     h.mine_block();
-    track_blocks(&h.log, &mut h.devnet, &accounting, maturity, &notes).expect("check");
+    track_blocks(
+        &h.log,
+        &mut h.devnet,
+        &accounting,
+        maturity,
+        &notes,
+        h.now_ms,
+    )
+    .expect("check");
     let credited: i64 = h
         .log
         .run(|store| store.balances("sha256d"))
@@ -613,7 +645,15 @@ fn a_reorganisation_reverses_the_credits_of_the_blocks_it_orphans() {
     assert!(h.devnet.orphan_tip().is_some());
     assert!(h.devnet.orphan_tip().is_some());
     assert_eq!(h.devnet.height(), 0);
-    track_blocks(&h.log, &mut h.devnet, &accounting, maturity, &notes).expect("check");
+    track_blocks(
+        &h.log,
+        &mut h.devnet,
+        &accounting,
+        maturity,
+        &notes,
+        h.now_ms,
+    )
+    .expect("check");
     let blocks = h.log.run(|store| store.blocks()).expect("blocks");
     assert!(
         blocks.iter().all(|b| b.status == BlockStatus::Orphaned),

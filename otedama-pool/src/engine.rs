@@ -437,7 +437,10 @@ impl<R> Engine<R> {
             return;
         };
         let new_tip = self.rx.follow(&work);
-        match self.rx.insert(work, config.share_difficulty, &config.algo) {
+        match self
+            .rx
+            .insert(work, config.share_difficulty, &config.algo, true)
+        {
             Ok(job) => {
                 if new_tip {
                     self.actions
@@ -470,7 +473,7 @@ impl<R> Engine<R> {
             .and_then(|identity| identity.difficulty)
             .map_or(0, |d| d.min(u64::MAX as f64) as u64);
         let difficulty = config.share_difficulty.max(asked);
-        self.rx.insert(work, difficulty, &config.algo)
+        self.rx.insert(work, difficulty, &config.algo, false)
     }
 
     /// Checks a worker's identity (`address[.worker][+difficulty]`): the address must be one
@@ -571,6 +574,11 @@ impl<R> Engine<R> {
             return None;
         };
         let difficulty = job.share_difficulty as f64;
+        if job.shared {
+            let shared = ShareError::SharedJob(submission.job_id.clone());
+            self.answer_now(reply, shared, difficulty);
+            return None;
+        }
         let facts = Facts {
             worker: submission.worker.clone(),
             difficulty,

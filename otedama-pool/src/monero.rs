@@ -80,6 +80,9 @@ pub struct RxJob {
     pub announcement: MoneroJob,
     /// The share difficulty its target stands for.
     pub share_difficulty: u64,
+    /// Whether this is the pool's common job (no session's own reserved bytes): announced to
+    /// every connection, so its shares are not credited.
+    pub shared: bool,
 }
 
 /// A Monero-dialect share as the engine takes it. The engine rebuilds the blob from its own
@@ -206,6 +209,7 @@ impl RxBook {
         work: RxWork,
         share_difficulty: u64,
         algo: &str,
+        shared: bool,
     ) -> Result<Arc<RxJob>, RxJobError> {
         if work.blob.len() < MONERO_NONCE_OFFSET + 4 {
             return Err(RxJobError::ShortBlob(work.blob.len()));
@@ -225,6 +229,7 @@ impl RxBook {
             },
             work,
             share_difficulty: target.difficulty(),
+            shared,
         });
         self.jobs.insert(id.clone(), Arc::clone(&job));
         self.order.push_back(id);
@@ -326,15 +331,15 @@ mod tests {
     fn a_new_tip_retires_the_jobs_below_it() {
         let mut book = RxBook::default();
         assert!(book.follow(&work(1, 0)));
-        let a = book.insert(work(1, 0), 10, RX_ALGO).expect("job");
+        let a = book.insert(work(1, 0), 10, RX_ALGO, false).expect("job");
         assert!(!book.follow(&work(1, 0)), "the same parent is the same tip");
-        let b = book.insert(work(1, 0), 10, RX_ALGO).expect("job");
+        let b = book.insert(work(1, 0), 10, RX_ALGO, false).expect("job");
         assert_ne!(a.announcement.job_id, b.announcement.job_id);
         assert_eq!(a.announcement.height, Some(1));
         assert_eq!(a.announcement.algo.as_deref(), Some(RX_ALGO));
         assert!(book.follow(&work(2, 1)));
         assert_eq!(book.tip_height(), Some(2));
-        let c = book.insert(work(2, 1), 10, RX_ALGO).expect("job");
+        let c = book.insert(work(2, 1), 10, RX_ALGO, false).expect("job");
         assert!(book.get(&a.announcement.job_id).is_none());
         assert!(book.get(&b.announcement.job_id).is_none());
         assert!(book.get(&c.announcement.job_id).is_some());
@@ -344,15 +349,17 @@ mod tests {
     #[test]
     fn share_difficulty_stays_within_the_network_difficulty() {
         let mut book = RxBook::default();
-        let job = book.insert(work(1, 0), 1_000_000, RX_ALGO).expect("job");
+        let job = book
+            .insert(work(1, 0), 1_000_000, RX_ALGO, false)
+            .expect("job");
         assert_eq!(job.share_difficulty, 1000);
         assert_eq!(job.announcement.target.difficulty(), 1000);
-        let job = book.insert(work(1, 0), 0, RX_ALGO).expect("job");
+        let job = book.insert(work(1, 0), 0, RX_ALGO, false).expect("job");
         assert_eq!(job.share_difficulty, 1);
         let mut short = work(1, 0);
         short.blob.truncate(40);
         assert_eq!(
-            book.insert(short, 10, RX_ALGO).map(|_| ()),
+            book.insert(short, 10, RX_ALGO, false).map(|_| ()),
             Err(RxJobError::ShortBlob(40))
         );
     }

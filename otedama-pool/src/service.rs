@@ -179,20 +179,29 @@ impl Driver {
     /// the calling thread, which is never the event loop's.
     fn pump(&self) {
         loop {
-            let Some(action) = self.engine().poll_action() else {
-                return;
+            let action = {
+                let mut engine = self.engine();
+                match engine.poll_action() {
+                    None => return,
+                    // Announcements go out while the engine is held, so two threads pumping
+                    // at once cannot announce an older job after a newer one.
+                    Some(Action::Announce { job }) => {
+                        if let Outlet::Bitcoin { jobs, .. } = &self.outlet {
+                            jobs.send_replace(Some(Arc::new(job.announcement.clone())));
+                        }
+                        continue;
+                    }
+                    Some(Action::AnnounceRx { job }) => {
+                        if let Outlet::Rx { jobs, .. } = &self.outlet {
+                            jobs.send_replace(Some(Arc::new(job.announcement.clone())));
+                        }
+                        continue;
+                    }
+                    Some(action) => action,
+                }
             };
             match action {
-                Action::Announce { job } => {
-                    if let Outlet::Bitcoin { jobs, .. } = &self.outlet {
-                        jobs.send_replace(Some(Arc::new(job.announcement.clone())));
-                    }
-                }
-                Action::AnnounceRx { job } => {
-                    if let Outlet::Rx { jobs, .. } = &self.outlet {
-                        jobs.send_replace(Some(Arc::new(job.announcement.clone())));
-                    }
-                }
+                Action::Announce { .. } | Action::AnnounceRx { .. } => {}
                 Action::SubmitBlock { share, block } => {
                     let result = self.submit(&block);
                     self.engine().handle_block_result(share, result);
@@ -262,8 +271,10 @@ struct SoloTailor {
 
 impl JobTailor for SoloTailor {
     fn tailor(&self, job: &Arc<JobAnnouncement>, worker: &str) -> Option<Arc<JobAnnouncement>> {
+        // The server asks from a connection's task: no pump here, which could run a block
+        // submission or a commit on the runtime's thread. A report this queues goes out with
+        // the next share or template.
         let own = self.driver.engine().solo_job(job, worker);
-        self.driver.pump();
         Some(Arc::new(own?.announcement.clone()))
     }
 }
@@ -458,15 +469,15 @@ impl PoolService {
         self.driver.engine().stats()
     }
 
-    /// Runs until `shutdown` completes, then closes the connections and waits until every
-    /// share being judged is answered and the share log has flushed.
+    /// Runs until `shutdown` completes, then stops as [`PoolService::shutdown`] does.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> EngineStats {
         shutdown.await;
         self.shutdown().await
     }
 
-    /// Closes the connections and waits until every share being judged is answered and the
-    /// share log has flushed.
+    /// Closes the connections and waits until every share being judged is committed (or
+    /// refused) and the share log has flushed. Answers due after the connections closed are
+    /// not sent: a miner resubmits what it did not hear back about.
     pub async fn shutdown(self) -> EngineStats {
         let _ = self.stop.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(10), self.server).await;
@@ -490,7 +501,14 @@ async fn launch<P: Dialect>(
     report: Reporter,
 ) -> std::io::Result<PoolService> {
     let (events_tx, events) = mpsc::channel(4096);
-    let bound = ProtocolServer::<P>::bind(listen, server, allocator, events_tx, jobs).await?;
+    let bound = match ProtocolServer::<P>::bind(listen, server, allocator, events_tx, jobs).await {
+        Ok(bound) => bound,
+        Err(e) => {
+            // The work threads already run: they stop at their next turn.
+            let _ = stop.send(true);
+            return Err(e);
+        }
+    };
     let local = bound.local_addr()?;
     let server = {
         let mut stop = stop.subscribe();

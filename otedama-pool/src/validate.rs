@@ -43,6 +43,10 @@ pub enum ShareError {
     /// The job's hashing blob is too short to hold a nonce (a Monero-layout job).
     #[error("hashing blob of {0} bytes cannot hold a nonce")]
     ShortBlob(usize),
+    /// A share on the pool's common RandomX job: every connection given that job hashes the
+    /// same blob, so its shares could be submitted once per connection.
+    #[error("job {0} is the pool's common job; only a connection's own job is credited")]
+    SharedJob(String),
     /// The share could not be made durable, so it is not acknowledged.
     #[error("share not recorded: {0}")]
     NotRecorded(String),

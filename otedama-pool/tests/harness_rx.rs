@@ -66,6 +66,8 @@ struct Harness {
     held: Vec<(ShareId, ShareRecord, Option<BlockRecord>)>,
     /// Answers to shares handed to the engine directly.
     direct: Vec<ShareVerdict>,
+    /// The pool's common job, as last announced.
+    common: Option<MoneroJob>,
     /// Hold every persist action until released.
     hold: bool,
     /// Storage refuses the next share when set: the engine must not acknowledge it.
@@ -119,6 +121,7 @@ impl Harness {
             steps: Vec::new(),
             held: Vec::new(),
             direct: Vec::new(),
+            common: None,
             hold: false,
             refuse_next: false,
             login_failed: None,
@@ -228,6 +231,7 @@ impl Harness {
             while let Some(action) = self.engine.poll_action() {
                 match action {
                     Action::AnnounceRx { job } => {
+                        self.common = Some(job.announcement.clone());
                         // The server tailors the common job for each connection.
                         let worker = self.pool.worker().map(str::to_owned);
                         if let Some(worker) = worker {
@@ -499,4 +503,35 @@ fn randomx_logins_forged_results_and_undurable_shares_are_refused() {
     h.exchange();
     assert_eq!(h.direct, vec![ShareVerdict::Stale]);
     assert_eq!(h.engine.stats().rejected, 3);
+
+    // The common job (every connection without a job of its own would hash its blob) is
+    // never credited, however good the hash: one nonce could come in once per connection.
+    let common = h.common.clone().expect("the common job");
+    let nonce = (0u32..)
+        .find(|n| {
+            let blob = common.blob_with_nonce(*n).expect("blob");
+            common
+                .target
+                .is_met_by(&h.kernel.hash(&blob).expect("hash").hash)
+        })
+        .expect("a nonce");
+    let blob = common.blob_with_nonce(nonce).expect("blob");
+    let result = h.kernel.hash(&blob).expect("hash").hash;
+    let shared = h.engine.handle_rx_share(
+        RxSubmission {
+            job_id: common.job_id.clone(),
+            worker: WALLET.into(),
+            nonce,
+            result,
+            difficulty: common.target.difficulty(),
+        },
+        None,
+    );
+    assert!(shared.is_none());
+    h.exchange();
+    assert!(
+        matches!(h.direct.last(), Some(ShareVerdict::Invalid(m)) if m.contains("common job")),
+        "{:?}",
+        h.direct
+    );
 }

@@ -93,7 +93,6 @@ impl Devnet {
     }
 
     /// The current height.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn height(&self) -> u64 {
         self.lock().height
     }
@@ -118,7 +117,6 @@ impl Devnet {
     }
 
     /// Hashes of the accepted blocks, internal order.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn accepted(&self) -> Vec<[u8; 32]> {
         self.lock().accepted.clone()
     }
@@ -219,7 +217,7 @@ impl TemplateSource for Devnet {
 
 impl ChainView for Devnet {
     fn block_confirmations(&mut self, hash: &[u8; 32]) -> Result<Option<i64>, SourceError> {
-        // The devnet never reorganises: a block it accepted stays on its chain.
+        // A block taken off the chain by `orphan_tip` is known and orphaned (-1).
         let chain = self.lock();
         if chain.orphaned.contains(hash) {
             return Ok(Some(-1));
@@ -449,7 +447,12 @@ impl Wallet for DevnetWallet {
             .broadcast
             .get(&txid)
             .map(|(sent_at, _)| WalletTransaction {
-                confirmations: i64::try_from(chain.height - sent_at).unwrap_or(i64::MAX),
+                // Broadcast above a tip a reorganisation took back: not mined (yet).
+                confirmations: chain
+                    .height
+                    .checked_sub(*sent_at)
+                    .and_then(|c| i64::try_from(c).ok())
+                    .unwrap_or(0),
                 conflicts: Vec::new(),
             }))
     }

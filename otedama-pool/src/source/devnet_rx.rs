@@ -303,7 +303,6 @@ impl RxDevnet {
     }
 
     /// Ids of the accepted blocks, oldest first.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn accepted(&self) -> Vec<[u8; 32]> {
         self.lock().accepted.clone()
     }

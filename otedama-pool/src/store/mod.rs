@@ -604,7 +604,6 @@ const MAX_BATCH: usize = 4096;
 
 impl ShareLog {
     // The tests use it.
-    #[cfg_attr(not(test), allow(dead_code))]
     /// Starts the writer thread over `store`.
     pub fn start(store: Box<dyn Store>) -> Result<(ShareLog, thread::JoinHandle<()>), StoreError> {
         ShareLog::start_with(move || Ok(store))
@@ -659,7 +658,6 @@ impl ShareLog {
     }
 
     // The tests use it.
-    #[cfg_attr(not(test), allow(dead_code))]
     /// Records a share without waiting; the receiver yields the commit result.
     pub fn record_share_async(
         &self,

@@ -13,14 +13,14 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use otedama_core::{AddressParams, Difficulty, DifficultyConvention, Share};
 use otedama_hash::{PowAlgorithm, Sha256d};
 use otedama_pool::source::devnet::Devnet;
 use otedama_pool::store::ShareRecord;
 use otedama_pool::{
-    Action, BlockSubmitter, Engine, EngineConfig, FoundBlock, Report, Submission, TemplateSource,
+    Action, BlockSubmitter, Engine, EngineConfig, FoundBlock, Now, Report, StoreError, Submission,
+    TemplateSource,
 };
 use otedama_stratum::ShareVerdict;
 
@@ -32,21 +32,15 @@ struct AppendLog {
 }
 
 impl AppendLog {
-    fn persist(&mut self, record: &ShareRecord) -> Result<(), String> {
+    fn persist(&mut self, record: &ShareRecord) -> Result<(), StoreError> {
         writeln!(
             self.file,
             "{} {} {} {} {}",
             record.time_ms, record.address, record.worker, record.difficulty, record.is_block
         )
         .and_then(|()| self.file.sync_data())
-        .map_err(|e| e.to_string())
+        .map_err(StoreError::database)
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -77,7 +71,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut job = None;
     while devnet.height() < 2 {
         if job.is_none() {
-            engine.handle_template(devnet.template()?, (now_ms() / 1000) as u32);
+            engine.handle_template(devnet.template()?, Now::read());
         }
         // Carry out the engine's actions until it has nothing left to ask.
         while let Some(action) = engine.poll_action() {
@@ -88,7 +82,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     block: FoundBlock::Bitcoin(block),
                 } => {
                     let result = devnet.submit_block(&block);
-                    engine.handle_block_result(share, result);
+                    engine.handle_block_result(share, result, Now::read());
                 }
                 Action::Persist { share, record, .. } => {
                     let durable = storage.persist(&record);
@@ -105,6 +99,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     println!("block {height} {hash} submitted");
                     job = None;
                 }
+                // A fresh template on the next turn.
+                Action::RefreshWork => job = None,
                 Action::Report(report) => println!("{report:?}"),
                 _ => {}
             }
@@ -133,10 +129,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             version_mask: 0,
             difficulty: share_difficulty,
         };
-        if let Some(check) = engine.handle_share(submission, request) {
+        if let Some(check) = engine.handle_share(submission, request, Now::read()) {
             // The slow part runs wherever the embedder likes; here, inline.
             let checked = check.verify(&kernel);
-            engine.handle_checked(checked, now_ms());
+            engine.handle_checked(checked, Now::read());
+        }
+        // The engine's own deadlines: shares left waiting, work gone stale.
+        if engine
+            .poll_timeout()
+            .is_some_and(|at| at <= std::time::Instant::now())
+        {
+            engine.handle_timeout(Now::read());
         }
     }
     let stats = engine.stats();

@@ -31,10 +31,11 @@ use otedama_rewards::{
 
 use crate::source::{ChainView, SourceError};
 use crate::store::{
-    BlockRecord, BlockStatus, LedgerKind, NewEntry, PaymentStatus, PaymentTransaction, ShareLog,
-    ShareRecord, ShareStore, Store, StoreError,
+    BlockRecord, BlockStatus, LedgerKind, NewEntry, PaymentStatus, PaymentTransaction, Refusal,
+    ShareLog, ShareRecord, ShareStore, Store, StoreError,
 };
-use crate::wallet::{Broadcast, SendError, Wallet, WalletError};
+use crate::wallet::{Broadcast, Wallet, WalletError};
+use crate::ErrorChain;
 
 /// Why an accounting step failed; nothing it did was half written (each step is one
 /// database transaction).
@@ -45,10 +46,10 @@ pub enum AccountingError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The work source could not tell where a block stands.
-    #[error("block check: {0}")]
+    #[error("block check")]
     Source(#[from] SourceError),
     /// The wallet could not answer while `doing`.
-    #[error("{doing}: {source}")]
+    #[error("{doing}")]
     Wallet {
         /// What the accounting was doing.
         doing: String,
@@ -310,7 +311,7 @@ impl Accounting {
                 amounts: Default::default(),
                 pool_fee: reward,
             },
-            Err(e) => return Err(StoreError::Database(format!("reward split: {e}"))),
+            Err(e) => return Err(Refusal::RewardSplit(e).into()),
         };
         let mut entries: Vec<NewEntry> = payout
             .amounts
@@ -718,15 +719,17 @@ fn payable(
                 let _ = wallet.release(&alone.hex);
                 good.push(output.clone());
             }
-            Err(SendError::Refused(reason)) => warn(
+            Err(e) if e.is_refusal() => warn(
                 notes,
                 coin,
                 format!(
-                    "payments: the wallet refuses to pay {} to {}: {reason}; its balance stays",
-                    output.1, output.0
+                    "payments: the wallet refuses to pay {} to {}: {}; its balance stays",
+                    output.1,
+                    output.0,
+                    ErrorChain(&e)
                 ),
             ),
-            Err(SendError::Unknown(_)) => good.push(output.clone()),
+            Err(_) => good.push(output.clone()),
         }
     }
     good
@@ -798,8 +801,15 @@ pub fn pay(
     }
     let prepared = match wallet.prepare_payment(&due, rules.fee_from_miners) {
         Ok(p) => p,
-        Err(SendError::Refused(reason)) if due.len() > 1 => {
-            warn(notes, &coin, format!("payments: the wallet refuses the round's transaction ({reason}); trying each output"));
+        Err(e) if e.is_refusal() && due.len() > 1 => {
+            warn(
+                notes,
+                &coin,
+                format!(
+                    "payments: the wallet refuses the round's transaction ({}); trying each output",
+                    ErrorChain(&e)
+                ),
+            );
             let good = payable(wallet, &coin, &due, rules.fee_from_miners, notes);
             if good.is_empty() || good.len() == due.len() {
                 return Ok(());
@@ -808,23 +818,27 @@ pub fn pay(
             total = due.iter().map(|(_, a)| *a).sum();
             match wallet.prepare_payment(&due, rules.fee_from_miners) {
                 Ok(p) => p,
-                Err(SendError::Refused(reason)) | Err(SendError::Unknown(reason)) => {
+                Err(e) => {
                     warn(
                         notes,
                         &coin,
                         format!(
-                            "payments: the wallet cannot build the round's transaction: {reason}"
+                            "payments: the wallet cannot build the round's transaction: {}",
+                            ErrorChain(&e)
                         ),
                     );
                     return Ok(());
                 }
             }
         }
-        Err(SendError::Refused(reason)) | Err(SendError::Unknown(reason)) => {
+        Err(e) => {
             warn(
                 notes,
                 &coin,
-                format!("payments: the wallet cannot build the round's transaction: {reason}"),
+                format!(
+                    "payments: the wallet cannot build the round's transaction: {}",
+                    ErrorChain(&e)
+                ),
             );
             return Ok(());
         }

@@ -2,8 +2,15 @@
 //!
 //! The engine never blocks, hashes, sleeps or reads a clock. The caller feeds it what
 //! happened (`handle_template`, `handle_share`, `handle_checked`, `handle_block_result`,
-//! `handle_persisted`) with the time passed in, and carries out the [`Action`]s it polls out
-//! (`poll_action`): announce a job, submit a block, make a share durable, answer the miner.
+//! `handle_persisted`) with the time passed in ([`Now`]), and carries out the [`Action`]s it
+//! polls out (`poll_action`): announce a job, submit a block, make a share durable, answer
+//! the miner, fetch fresh work. Its own deadlines come out of [`Engine::poll_timeout`]; the
+//! caller calls [`Engine::handle_timeout`] once that instant has passed. A share whose check,
+//! block submission or commit does not come back in time ([`Deadlines`]) is answered as not
+//! accepted (a block whose submission was never answered is recorded as submitted, for the
+//! block tracker to settle), so a lost thread or a hung database never leaves a miner waiting
+//! or the engine's memory growing; and a job older than [`Deadlines::refresh`] asks for fresh
+//! work ([`Action::RefreshWork`]), so a quiet source still gets its job's time refreshed.
 //!
 //! Proof of work runs outside: [`Engine::handle_share`] hands back a [`ShareCheck`] that the
 //! caller verifies on a thread of its choosing ([`ShareCheck::verify`]) and feeds back with
@@ -30,8 +37,9 @@
 //! found block ([`FoundBlock`]) goes out first, then the records, then the answer, counted in
 //! the same [`EngineStats`] and reported in the same [`Report`]s.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use otedama_core::bitcoin::ScriptBuf;
 use otedama_core::Share;
@@ -43,10 +51,10 @@ use otedama_stratum::{JobAnnouncement, ShareSubmission, ShareVerdict};
 use crate::identity::{Identity, IdentityError};
 use crate::jobs::{JobBook, PoolJob};
 use crate::monero::{self, RxBook, RxConfig, RxJob, RxJobError, RxSubmission, RxWork};
-use crate::source::SubmitError;
-use crate::store::{BlockRecord, BlockStatus, ShareRecord};
+use crate::source::{SourceError, SubmitError};
+use crate::store::{BlockRecord, BlockStatus, ShareRecord, StoreError};
 pub use crate::validate::FoundBlock;
-use crate::validate::{share_of, validate, ShareError, Verified};
+use crate::validate::{share_of, validate, ShareError, Stage, Verified};
 use crate::xmr_address::{check_address, XmrAddressError};
 
 /// A share as any session hands it over: the header fields the miner chose, and what the
@@ -90,12 +98,80 @@ pub struct EngineConfig {
     pub solo_fee: Option<FeeRate>,
 }
 
+/// The time as the caller reads it: the monotonic clock for the engine's deadlines, the wall
+/// clock for the times it records and puts in jobs. The engine never reads a clock itself, so
+/// a harness can run it in virtual time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    /// The monotonic clock.
+    pub instant: Instant,
+    /// The wall clock, Unix milliseconds.
+    pub unix_ms: i64,
+}
+
+impl Now {
+    /// Reads both clocks.
+    pub fn read() -> Now {
+        Now {
+            instant: Instant::now(),
+            unix_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        }
+    }
+
+    /// `later` after this time, on both clocks.
+    pub fn after(self, later: Duration) -> Now {
+        Now {
+            instant: self.instant + later,
+            unix_ms: self
+                .unix_ms
+                .saturating_add(i64::try_from(later.as_millis()).unwrap_or(i64::MAX)),
+        }
+    }
+
+    /// The wall clock in Unix seconds, as a block header holds it.
+    pub fn unix_secs(self) -> u32 {
+        u32::try_from(self.unix_ms.max(0) / 1000).unwrap_or(u32::MAX)
+    }
+}
+
+/// How long the engine waits on its caller before it stops waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    /// From [`Engine::handle_share`] to [`Engine::handle_checked`]: a share whose check does
+    /// not come back is answered as not accepted.
+    pub check: Duration,
+    /// From [`Action::SubmitBlock`] to [`Engine::handle_block_result`]: a block the node never
+    /// answered about is recorded as submitted, for the block tracker to settle, and its
+    /// share goes on to its commit.
+    pub block: Duration,
+    /// From [`Action::Persist`] to [`Engine::handle_persisted`]: a share whose commit does not
+    /// come back is answered as not accepted (should the commit land after all, the share
+    /// is credited; the miner is never told it was accepted when that is not known).
+    pub persist: Duration,
+    /// The age of the newest job after which the engine asks for fresh work
+    /// ([`Action::RefreshWork`]).
+    pub refresh: Duration,
+}
+
+impl Default for Deadlines {
+    fn default() -> Deadlines {
+        Deadlines {
+            check: Duration::from_secs(30),
+            block: Duration::from_secs(60),
+            persist: Duration::from_secs(30),
+            refresh: Duration::from_secs(30),
+        }
+    }
+}
+
 /// One share the engine is following, from submission to answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ShareId(u64);
 
 /// What the engine reports for the operator's log.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Report {
     /// The chain tip moved: jobs for a new height.
@@ -103,12 +179,21 @@ pub enum Report {
         /// The height now mined.
         height: u64,
     },
-    /// A job could not be built from a template.
+    /// A job could not be built from the work source's work.
     JobFailed {
-        /// The template's height.
+        /// The work's height.
         height: u64,
+        /// The worker it was for, when it was one session's own job.
+        worker: Option<String>,
         /// Why.
-        error: String,
+        error: JobError,
+    },
+    /// A share was answered as not accepted because a step did not finish in time.
+    ShareTimedOut {
+        /// The share.
+        share: ShareId,
+        /// The step that did not finish.
+        stage: Stage,
     },
     /// A block was found and submitted.
     BlockSubmitted {
@@ -165,8 +250,29 @@ pub enum Action<R> {
         /// The share's difficulty (for hashrate accounting when accepted).
         difficulty: f64,
     },
+    /// Fetch fresh work from the source and hand it over as usual (`handle_template`,
+    /// `handle_rx_work`): the newest job is older than [`Deadlines::refresh`].
+    RefreshWork,
     /// Something for the operator's log.
     Report(Report),
+}
+
+/// Why a job could not be made.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum JobError {
+    /// The coinbase could not be built (a template's outputs or sizes).
+    #[error(transparent)]
+    Coinbase(#[from] otedama_core::CoinbaseError),
+    /// The RandomX work could not become a job.
+    #[error(transparent)]
+    Rx(#[from] RxJobError),
+    /// The work source could not give a session its own work.
+    #[error("the work source failed")]
+    Source(#[from] SourceError),
+    /// A block template handed to a RandomX engine.
+    #[error("a randomx engine takes monero-layout work, not block templates")]
+    NotBitcoin,
 }
 
 /// Counters since the engine started.
@@ -283,6 +389,9 @@ struct Pending<R> {
     difficulty: f64,
     record: Option<ShareRecord>,
     block: Option<PendingBlock>,
+    /// The step it waits on, and until when.
+    stage: Stage,
+    deadline: Instant,
 }
 
 /// What the engine serves.
@@ -300,6 +409,11 @@ pub struct Engine<R> {
     current_prev: Option<[u8; 32]>,
     next_id: u64,
     pending: HashMap<ShareId, Pending<R>>,
+    /// Every pending share's deadline, soonest first.
+    deadlines: BTreeSet<(Instant, ShareId)>,
+    limits: Deadlines,
+    /// When the newest job was made, or fresh work last asked for.
+    work_at: Option<Instant>,
     actions: VecDeque<Action<R>>,
     stats: EngineStats,
 }
@@ -334,9 +448,80 @@ impl<R> Engine<R> {
             current_prev: None,
             next_id: 0,
             pending: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            limits: Deadlines::default(),
+            work_at: None,
             actions: VecDeque::new(),
             stats: EngineStats::default(),
         }
+    }
+
+    /// The same engine with other [`Deadlines`].
+    pub fn with_deadlines(mut self, limits: Deadlines) -> Engine<R> {
+        self.limits = limits;
+        self
+    }
+
+    /// The engine's deadlines.
+    pub fn deadlines(&self) -> Deadlines {
+        self.limits
+    }
+
+    /// The instant by which [`handle_timeout`](Engine::handle_timeout) must be called next;
+    /// `None` while nothing waits (no share in flight and no job yet).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let share = self.deadlines.first().map(|(at, _)| *at);
+        let refresh = self.work_at.map(|at| at + self.limits.refresh);
+        match (share, refresh) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Acts on every deadline passed at `now`: shares whose step did not finish are answered
+    /// (a block never answered goes on to its commit), and a job past
+    /// [`Deadlines::refresh`] asks for fresh work.
+    pub fn handle_timeout(&mut self, now: Now) {
+        while let Some(&(at, id)) = self.deadlines.first() {
+            if at > now.instant {
+                break;
+            }
+            self.deadlines.remove(&(at, id));
+            let Some(stage) = self.pending.get(&id).map(|p| p.stage) else {
+                continue;
+            };
+            self.actions
+                .push_back(Action::Report(Report::ShareTimedOut { share: id, stage }));
+            match stage {
+                Stage::Block => self.block_result(id, Err(SubmitError::TimedOut), now),
+                Stage::Check | Stage::Persist => {
+                    self.answer(id, Err(ShareError::TimedOut(stage)));
+                }
+            }
+        }
+        if let Some(at) = self.work_at {
+            if at + self.limits.refresh <= now.instant {
+                // Asked once per interval: a source that stays silent is not asked in a loop.
+                self.work_at = Some(now.instant);
+                self.actions.push_back(Action::RefreshWork);
+            }
+        }
+    }
+
+    /// Moves share `id` to `stage`, due within that stage's limit from `now`.
+    fn wait_in(&mut self, id: ShareId, stage: Stage, now: Instant) {
+        let limit = match stage {
+            Stage::Check => self.limits.check,
+            Stage::Block => self.limits.block,
+            Stage::Persist => self.limits.persist,
+        };
+        let Some(pending) = self.pending.get_mut(&id) else {
+            return;
+        };
+        self.deadlines.remove(&(pending.deadline, id));
+        pending.stage = stage;
+        pending.deadline = now + limit;
+        self.deadlines.insert((pending.deadline, id));
     }
 
     /// The configuration of a Bitcoin-family engine; `None` for a RandomX engine.
@@ -388,16 +573,17 @@ impl<R> Engine<R> {
         self.rx.get(id)
     }
 
-    /// A template from the work source, at `now_secs` (Unix seconds): builds the job (clean
-    /// when the tip moved) and queues its announcement. A RandomX engine reports the
-    /// template as a job that could not be built.
-    pub fn handle_template(&mut self, template: BlockTemplate, now_secs: u32) {
+    /// A template from the work source, at `now`: builds the job (clean when the tip moved)
+    /// and queues its announcement. A RandomX engine reports the template as a job that
+    /// could not be built.
+    pub fn handle_template(&mut self, template: BlockTemplate, now: Now) {
         let clean = self.current_prev != Some(template.prev_hash);
         let (height, prev) = (template.height, template.prev_hash);
         let Family::Bitcoin(config) = &self.family else {
             self.actions.push_back(Action::Report(Report::JobFailed {
                 height,
-                error: "a randomx engine takes monero-layout work, not block templates".into(),
+                worker: None,
+                error: JobError::NotBitcoin,
             }));
             return;
         };
@@ -406,9 +592,10 @@ impl<R> Engine<R> {
             &config.payout,
             &config.pool_tag,
             clean,
-            now_secs,
+            now.unix_secs(),
         ) {
             Ok(job) => {
+                self.work_at = Some(now.instant);
                 self.current_prev = Some(prev);
                 if clean {
                     self.actions
@@ -418,7 +605,8 @@ impl<R> Engine<R> {
             }
             Err(e) => self.actions.push_back(Action::Report(Report::JobFailed {
                 height,
-                error: e.to_string(),
+                worker: None,
+                error: e.into(),
             })),
         }
     }
@@ -427,12 +615,13 @@ impl<R> Engine<R> {
     /// current tip: on a new tip (another parent) the RandomX jobs below its height are
     /// retired and the new height reported; the job is queued for announcement. Each session
     /// then mines its own version ([`Engine::rx_session_job`]).
-    pub fn handle_rx_work(&mut self, work: RxWork) {
+    pub fn handle_rx_work(&mut self, work: RxWork, now: Now) {
         let height = work.height;
         let Family::Rx(config) = &self.family else {
             self.actions.push_back(Action::Report(Report::JobFailed {
                 height,
-                error: RxJobError::NotRandomX.to_string(),
+                worker: None,
+                error: RxJobError::NotRandomX.into(),
             }));
             return;
         };
@@ -442,6 +631,7 @@ impl<R> Engine<R> {
             .insert(work, config.share_difficulty, &config.algo, true)
         {
             Ok(job) => {
+                self.work_at = Some(now.instant);
                 if new_tip {
                     self.actions
                         .push_back(Action::Report(Report::NewHeight { height }));
@@ -450,7 +640,8 @@ impl<R> Engine<R> {
             }
             Err(e) => self.actions.push_back(Action::Report(Report::JobFailed {
                 height,
-                error: e.to_string(),
+                worker: None,
+                error: e.into(),
             })),
         }
     }
@@ -517,16 +708,23 @@ impl<R> Engine<R> {
             Err(e) => {
                 self.actions.push_back(Action::Report(Report::JobFailed {
                     height: base.height,
-                    error: format!("solo job for {}: {e}", identity.address),
+                    worker: Some(identity.address),
+                    error: e.into(),
                 }));
                 None
             }
         }
     }
 
-    /// A share a session handed over. Returns the check to run when its job is valid;
-    /// otherwise the answer (stale) is queued at once.
-    pub fn handle_share(&mut self, submission: Submission, reply: R) -> Option<ShareCheck> {
+    /// A share a session handed over at `now`. Returns the check to run (and hand back with
+    /// [`handle_checked`](Engine::handle_checked) within [`Deadlines::check`]) when its job is
+    /// valid; otherwise the answer (stale) is queued at once.
+    pub fn handle_share(
+        &mut self,
+        submission: Submission,
+        reply: R,
+        now: Now,
+    ) -> Option<ShareCheck> {
         let id = self.next_share();
         let difficulty = submission.difficulty;
         let (Some(job), Family::Bitcoin(config)) = (
@@ -552,7 +750,7 @@ impl<R> Engine<R> {
             tx_fees: job.tx_fees,
             payee: job.payee.clone(),
         };
-        self.wait_for(id, reply, difficulty);
+        self.wait_for(id, reply, difficulty, now.instant);
         Some(ShareCheck {
             id,
             facts,
@@ -564,9 +762,15 @@ impl<R> Engine<R> {
         })
     }
 
-    /// A Monero-dialect share a session handed over. Returns the check to run when its job
-    /// is still in the RandomX job table; otherwise the answer (stale) is queued at once.
-    pub fn handle_rx_share(&mut self, submission: RxSubmission, reply: R) -> Option<ShareCheck> {
+    /// A Monero-dialect share a session handed over at `now`. Returns the check to run when
+    /// its job is still in the RandomX job table; otherwise the answer (stale) is queued at
+    /// once.
+    pub fn handle_rx_share(
+        &mut self,
+        submission: RxSubmission,
+        reply: R,
+        now: Now,
+    ) -> Option<ShareCheck> {
         let id = self.next_share();
         let Some(job) = self.rx.get(&submission.job_id) else {
             let stale = ShareError::Stale(submission.job_id.clone());
@@ -589,7 +793,7 @@ impl<R> Engine<R> {
             tx_fees: 0,
             payee: None,
         };
-        self.wait_for(id, reply, difficulty);
+        self.wait_for(id, reply, difficulty, now.instant);
         Some(ShareCheck {
             id,
             facts,
@@ -602,7 +806,8 @@ impl<R> Engine<R> {
         ShareId(self.next_id)
     }
 
-    fn wait_for(&mut self, id: ShareId, reply: R, difficulty: f64) {
+    fn wait_for(&mut self, id: ShareId, reply: R, difficulty: f64, now: Instant) {
+        let deadline = now + self.limits.check;
         self.pending.insert(
             id,
             Pending {
@@ -610,8 +815,11 @@ impl<R> Engine<R> {
                 difficulty,
                 record: None,
                 block: None,
+                stage: Stage::Check,
+                deadline,
             },
         );
+        self.deadlines.insert((deadline, id));
     }
 
     fn answer_now(&mut self, reply: R, error: ShareError, difficulty: f64) {
@@ -623,10 +831,14 @@ impl<R> Engine<R> {
         });
     }
 
-    /// A checked share, at `now_ms` (Unix milliseconds): an invalid one is answered at once,
-    /// a block goes to the node first, a share goes to storage.
-    pub fn handle_checked(&mut self, checked: CheckedShare, now_ms: i64) {
+    /// A checked share, at `now`: an invalid one is answered at once, a block goes to the
+    /// node first, a share goes to storage. A share answered already (its check came back
+    /// after [`Deadlines::check`]) is dropped.
+    pub fn handle_checked(&mut self, checked: CheckedShare, now: Now) {
         let CheckedShare { id, facts, outcome } = checked;
+        if !self.pending.contains_key(&id) {
+            return;
+        }
         let verified = match outcome {
             Ok(v) => v,
             Err(e) => return self.answer(id, Err(e)),
@@ -644,7 +856,7 @@ impl<R> Engine<R> {
             algorithm: self.algorithm().to_owned(),
             // A block and its share carry one time, so that the block's own share is in its
             // PPLNS window.
-            time_ms: now_ms,
+            time_ms: now.unix_ms,
             address,
             worker,
             difficulty: facts.difficulty,
@@ -662,6 +874,7 @@ impl<R> Engine<R> {
         match verified.block {
             None => {
                 pending.record = Some(record.clone());
+                self.wait_in(id, Stage::Persist, now.instant);
                 self.actions.push_back(Action::Persist {
                     share: id,
                     record,
@@ -676,15 +889,26 @@ impl<R> Engine<R> {
                     reward: facts.block_value,
                     payee: facts.payee,
                 });
+                self.wait_in(id, Stage::Block, now.instant);
                 self.actions
                     .push_back(Action::SubmitBlock { share: id, block });
             }
         }
     }
 
-    /// The node's answer to a block submission: the block and its share go to storage, the
-    /// block with its status.
-    pub fn handle_block_result(&mut self, share: ShareId, result: Result<(), SubmitError>) {
+    /// The node's answer to a block submission, at `now`: the block and its share go to
+    /// storage, the block with its status. An answer after [`Deadlines::block`] is dropped
+    /// (the block was recorded as submitted then).
+    pub fn handle_block_result(
+        &mut self,
+        share: ShareId,
+        result: Result<(), SubmitError>,
+        now: Now,
+    ) {
+        self.block_result(share, result, now);
+    }
+
+    fn block_result(&mut self, share: ShareId, result: Result<(), SubmitError>, now: Now) {
         let Some(pending) = self.pending.get_mut(&share) else {
             return;
         };
@@ -726,6 +950,7 @@ impl<R> Engine<R> {
                 finder,
                 result,
             }));
+        self.wait_in(share, Stage::Persist, now.instant);
         self.actions.push_back(Action::Persist {
             share,
             record,
@@ -734,8 +959,8 @@ impl<R> Engine<R> {
     }
 
     /// Storage's answer: a durable share is accepted; one that is not durable is not
-    /// acknowledged as accepted.
-    pub fn handle_persisted(&mut self, share: ShareId, result: Result<(), String>) {
+    /// acknowledged as accepted. An answer after [`Deadlines::persist`] is dropped.
+    pub fn handle_persisted(&mut self, share: ShareId, result: Result<(), StoreError>) {
         match result {
             Ok(()) => self.answer(share, Ok(())),
             Err(e) => self.answer(share, Err(ShareError::NotRecorded(e))),
@@ -746,6 +971,7 @@ impl<R> Engine<R> {
         let Some(pending) = self.pending.remove(&id) else {
             return;
         };
+        self.deadlines.remove(&(pending.deadline, id));
         let verdict = match result {
             Ok(()) => {
                 self.stats.accepted += 1;

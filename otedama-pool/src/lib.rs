@@ -74,8 +74,8 @@ pub mod wallet;
 pub mod xmr_address;
 
 pub use engine::{
-    Action, AuthorizeError, CheckedShare, Engine, EngineConfig, EngineStats, FoundBlock, Report,
-    ShareCheck, ShareId, Submission,
+    Action, AuthorizeError, CheckedShare, Deadlines, Engine, EngineConfig, EngineStats, FoundBlock,
+    JobError, Now, Report, ShareCheck, ShareId, Submission,
 };
 pub use identity::{Identity, IdentityError, MAX_IDENTITY_LEN};
 pub use jobs::{JobBook, PoolJob, EXTRANONCE1_SIZE, EXTRANONCE2_SIZE};
@@ -83,13 +83,30 @@ pub use monero::{
     rx_block_id, RxConfig, RxJob, RxJobError, RxSource, RxSubmission, RxWork, RX_ALGO,
 };
 pub use source::{
-    BlockRejection, BlockSubmitter, ChainView, SourceError, SubmitError, TemplateSource,
+    BlockRejection, BlockSubmitter, ChainView, RpcError, SourceError, SubmitError, TemplateSource,
 };
 pub use store::{
-    BlockCredit, LedgerStore, PaymentStore, Rows, ShareLog, ShareStore, Store, StoreError,
+    BlockCredit, LedgerStore, PaymentStore, Refusal, Rows, ShareLog, ShareStore, Store, StoreError,
 };
-pub use validate::{share_of, validate, Outcome, ShareError};
+pub use validate::{share_of, validate, Outcome, ShareError, Stage};
 pub use wallet::Wallet;
+
+/// Shows an error with every source under it, `outer: inner: innermost`: the errors here
+/// keep their causes as sources, and a log line or note wants them all.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'a));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut next = self.0.source();
+        while let Some(cause) = next {
+            write!(f, ": {cause}")?;
+            next = cause.source();
+        }
+        Ok(())
+    }
+}
 
 /// The litecoind regtest harness, shared with the integration tests.
 #[cfg(test)]

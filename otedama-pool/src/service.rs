@@ -6,8 +6,9 @@
 //! - a long-poll thread that keeps one long-poll outstanding at all times (a node holds a
 //!   long-poll until its template changes, so polls given up early would pile up in its RPC
 //!   threads and starve block submissions);
-//! - a template thread that turns each change into jobs (clean on a new tip) and refreshes the
-//!   job every 30 s, keeping the last job while the source is down.
+//! - a template thread that turns each change into jobs (clean on a new tip), keeps the
+//!   engine's clock ([`Engine::poll_timeout`]) and fetches fresh work when the engine asks
+//!   ([`Action::RefreshWork`]), keeping the last job while the source is down.
 //!
 //! [`PoolService::start_rx`] serves Monero-layout RandomX work to xmrig-style miners on
 //! [`MoneroServer`](otedama_stratum::server::MoneroServer). It starts a tip thread that follows the [`RxSource`]'s tip and hands the
@@ -25,8 +26,9 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use otedama_core::BlockTemplate;
 use otedama_hash::PowAlgorithm;
@@ -41,7 +43,9 @@ use otedama_stratum::{
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::engine::{Action, Engine, EngineStats, FoundBlock, Report, ShareCheck, Submission};
+use crate::engine::{
+    Action, Engine, EngineStats, FoundBlock, JobError, Now, Report, ShareCheck, Submission,
+};
 use crate::monero::{RxSource, RxSubmission};
 use crate::source::{BlockSubmitter, SourceError, SubmitError, TemplateSource};
 use crate::store::ShareLog;
@@ -50,8 +54,8 @@ use crate::store::ShareLog;
 /// block).
 const LONG_POLL: Duration = Duration::from_secs(3600);
 
-/// How often an unchanged template is fetched again, to refresh the job's time.
-const REFRESH: Duration = Duration::from_secs(30);
+/// The longest the template thread sleeps between looks at the stop flag.
+const TICK: Duration = Duration::from_secs(1);
 
 /// How long the RandomX tip thread waits for a new tip before it looks at the stop flag.
 const RX_TIP_WAIT: Duration = Duration::from_millis(500);
@@ -83,7 +87,7 @@ pub enum ServiceEvent {
         /// Its address.
         peer: SocketAddr,
         /// Why.
-        reason: String,
+        reason: crate::AuthorizeError,
     },
     /// A connection ended for a reason other than the peer's or the pool's own closing.
     Closed {
@@ -115,11 +119,23 @@ enum Outlet {
     Bitcoin {
         blocks: Mutex<Box<dyn BlockSubmitter>>,
         jobs: watch::Sender<Option<Arc<JobAnnouncement>>>,
+        /// Wakes the template thread: a new template, or the engine's call for fresh work.
+        wake: Mutex<std::sync::mpsc::Sender<Wake>>,
     },
     Rx {
         source: Arc<dyn RxSource>,
         jobs: watch::Sender<Option<Arc<MoneroJob>>>,
+        /// Set when the engine asks for fresh work; the tip thread fetches it.
+        refresh: AtomicBool,
     },
+}
+
+/// What wakes the template thread.
+enum Wake {
+    /// The long-poll saw the template change.
+    Template(BlockTemplate),
+    /// The engine asks for fresh work.
+    Refresh,
 }
 
 /// Carries out what the engine asks for.
@@ -137,12 +153,6 @@ impl std::fmt::Debug for Driver {
     }
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 impl Driver {
     fn engine(&self) -> MutexGuard<'_, Engine<Reply>> {
         self.engine.lock().unwrap_or_else(|p| p.into_inner())
@@ -154,9 +164,24 @@ impl Driver {
         let check = hand_over(&mut self.engine());
         if let Some(check) = check {
             let checked = check.verify(self.kernel.as_ref());
-            self.engine().handle_checked(checked, now_ms());
+            self.engine().handle_checked(checked, Now::read());
         }
         self.pump();
+    }
+
+    /// Lets the engine act on its passed deadlines, and carries out what follows.
+    fn tick(&self) {
+        let due = {
+            let mut engine = self.engine();
+            let due = engine.poll_timeout().is_some_and(|at| at <= Instant::now());
+            if due {
+                engine.handle_timeout(Now::read());
+            }
+            due
+        };
+        if due {
+            self.pump();
+        }
     }
 
     /// Sends a found block to the source of its family.
@@ -169,9 +194,7 @@ impl Driver {
             (Outlet::Rx { source, .. }, FoundBlock::Rx { blob, coinbase }) => {
                 source.submit(blob, coinbase)
             }
-            _ => Err(SubmitError::Unanswered(
-                "the service has no work source for this block's family".into(),
-            )),
+            _ => Err(SubmitError::WrongFamily),
         }
     }
 
@@ -204,7 +227,8 @@ impl Driver {
                 Action::Announce { .. } | Action::AnnounceRx { .. } => {}
                 Action::SubmitBlock { share, block } => {
                     let result = self.submit(&block);
-                    self.engine().handle_block_result(share, result);
+                    self.engine()
+                        .handle_block_result(share, result, Now::read());
                 }
                 Action::Persist {
                     share,
@@ -217,7 +241,7 @@ impl Driver {
                             (self.report)(ServiceEvent::BlockNotRecorded { hash, error });
                         }
                     }
-                    let durable = self.log.record_share(record).map_err(|e| e.to_string());
+                    let durable = self.log.record_share(record);
                     self.engine().handle_persisted(share, durable);
                 }
                 Action::Answer {
@@ -225,6 +249,15 @@ impl Driver {
                     verdict,
                     ..
                 } => conn.share_result(token, verdict),
+                Action::RefreshWork => match &self.outlet {
+                    Outlet::Bitcoin { wake, .. } => {
+                        let _ = wake
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .send(Wake::Refresh);
+                    }
+                    Outlet::Rx { refresh, .. } => refresh.store(true, Ordering::Relaxed),
+                },
                 Action::Report(report) => (self.report)(ServiceEvent::Engine(report)),
             }
         }
@@ -248,7 +281,7 @@ impl Dialect for PoolSession {
         share: Self::Share,
     ) -> Option<ShareCheck> {
         let token = share.token;
-        engine.handle_share(Submission::from(&share), (conn, token))
+        engine.handle_share(Submission::from(&share), (conn, token), Now::read())
     }
 }
 
@@ -259,7 +292,7 @@ impl Dialect for MoneroPoolSession {
         share: Self::Share,
     ) -> Option<ShareCheck> {
         let token = share.token;
-        engine.handle_rx_share(RxSubmission::from(&share), (conn, token))
+        engine.handle_rx_share(RxSubmission::from(&share), (conn, token), Now::read())
     }
 }
 
@@ -305,21 +338,22 @@ impl JobTailor<MoneroJob> for RxTailor {
             return None;
         };
         // Without a job of its own the connection mines the common one.
-        let failed = |error: String| {
+        let failed = |error: JobError| {
             (self.driver.report)(ServiceEvent::Engine(Report::JobFailed {
                 height: job.height.unwrap_or_default(),
-                error: format!("own job for {}: {error}", conn.peer_addr()),
+                worker: Some(worker.to_owned()),
+                error,
             }));
             None
         };
         let work = match source.work(&self.payout, conn.id().to_le_bytes()) {
             Ok(work) => work,
-            Err(e) => return failed(e.to_string()),
+            Err(e) => return failed(e.into()),
         };
         let own = self.driver.engine().rx_session_job(work, worker);
         match own {
             Ok(own) => Some(Arc::new(own.announcement.clone())),
-            Err(e) => failed(e.to_string()),
+            Err(e) => failed(e.into()),
         }
     }
 }
@@ -389,6 +423,7 @@ impl PoolService {
         } = config;
         let solo = engine.config().is_some_and(|c| c.solo_fee.is_some());
         let (jobs_tx, jobs_rx) = watch::channel::<Option<Arc<JobAnnouncement>>>(None);
+        let (wake_tx, wakes) = std::sync::mpsc::channel::<Wake>();
         let driver = Arc::new(Driver {
             engine: Mutex::new(engine),
             kernel,
@@ -396,6 +431,7 @@ impl PoolService {
             outlet: Outlet::Bitcoin {
                 blocks: Mutex::new(sources.blocks),
                 jobs: jobs_tx,
+                wake: Mutex::new(wake_tx.clone()),
             },
             report: Arc::clone(&report),
         });
@@ -405,11 +441,10 @@ impl PoolService {
             }));
         }
         let (stop, stop_rx) = watch::channel(false);
-        let (changes_tx, changes) = std::sync::mpsc::channel::<BlockTemplate>();
-        spawn_long_poll(sources.long_poll, changes_tx, stop_rx.clone())?;
+        spawn_long_poll(sources.long_poll, wake_tx, stop_rx.clone())?;
         spawn_templates(
             sources.templates,
-            changes,
+            wakes,
             Arc::clone(&driver),
             stop_rx.clone(),
         )?;
@@ -447,6 +482,7 @@ impl PoolService {
             outlet: Outlet::Rx {
                 source: Arc::clone(&source),
                 jobs: jobs_tx,
+                refresh: AtomicBool::new(false),
             },
             report: Arc::clone(&report),
         });
@@ -541,11 +577,7 @@ async fn event_loop<P: Dialect>(
                 username,
                 ..
             } => {
-                let verdict = driver
-                    .engine()
-                    .authorize(&username)
-                    .map(|_| ())
-                    .map_err(|e| e.to_string());
+                let verdict = driver.engine().authorize(&username).map(|_| ());
                 if let Err(reason) = &verdict {
                     report(ServiceEvent::Refused {
                         username: username.clone(),
@@ -553,7 +585,7 @@ async fn event_loop<P: Dialect>(
                         reason: reason.clone(),
                     });
                 }
-                conn.authorize_result(token, verdict);
+                conn.authorize_result(token, verdict.map_err(|e| e.to_string()));
             }
             ProtocolServerEvent::Share { conn, share } => {
                 let driver = Arc::clone(&driver);
@@ -595,7 +627,12 @@ fn spawn_rx_tips(
             let mut backoff = Duration::from_millis(500);
             // Ends at the stop, or once the service is gone (its port never bound).
             while !*stop.borrow() && stop.has_changed().is_ok() {
-                if let Some(known) = tip {
+                driver.tick();
+                let refresh = match &driver.outlet {
+                    Outlet::Rx { refresh, .. } => refresh.swap(false, Ordering::Relaxed),
+                    Outlet::Bitcoin { .. } => false,
+                };
+                if let (Some(known), false) = (tip, refresh) {
                     match source.wait_for_tip(known, RX_TIP_WAIT) {
                         Ok(height) if height > known => {}
                         Ok(_) => continue,
@@ -615,7 +652,7 @@ fn spawn_rx_tips(
                         backoff = Duration::from_millis(500);
                         // Work is for the block above the tip.
                         tip = Some(work.height.saturating_sub(1));
-                        driver.engine().handle_rx_work(work);
+                        driver.engine().handle_rx_work(work, Now::read());
                         driver.pump();
                     }
                     Err(error) => {
@@ -634,7 +671,7 @@ fn spawn_rx_tips(
 
 fn spawn_long_poll(
     mut poller: Box<dyn TemplateSource>,
-    changes: std::sync::mpsc::Sender<BlockTemplate>,
+    changes: std::sync::mpsc::Sender<Wake>,
     stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
@@ -653,7 +690,7 @@ fn spawn_long_poll(
                         backoff = Duration::from_millis(500);
                         let first = id.is_none();
                         id = Some(t.id.clone());
-                        if !first && changes.send(t).is_err() {
+                        if !first && changes.send(Wake::Template(t)).is_err() {
                             break;
                         }
                     }
@@ -675,13 +712,9 @@ fn spawn_long_poll(
     Ok(())
 }
 
-fn now_secs() -> u32 {
-    u32::try_from(now_ms() / 1000).unwrap_or(u32::MAX)
-}
-
 fn spawn_templates(
     mut templates: Box<dyn TemplateSource>,
-    changes: std::sync::mpsc::Receiver<BlockTemplate>,
+    wakes: std::sync::mpsc::Receiver<Wake>,
     driver: Arc<Driver>,
     stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
@@ -693,13 +726,24 @@ fn spawn_templates(
             let mut backoff = Duration::from_millis(500);
             while !*stop.borrow() {
                 let next = if started {
-                    match changes.recv_timeout(REFRESH) {
-                        Ok(t) => Ok(t),
-                        // Nothing changed: refresh the job's time.
-                        Err(RecvTimeoutError::Timeout) => templates.template(),
+                    // Sleeps until the engine's next deadline (or the stop flag's next look).
+                    let wait = driver
+                        .engine()
+                        .poll_timeout()
+                        .map_or(TICK, |at| at.saturating_duration_since(Instant::now()))
+                        .min(TICK);
+                    match wakes.recv_timeout(wait) {
+                        Ok(Wake::Template(t)) => Ok(t),
+                        Ok(Wake::Refresh) => templates.template(),
+                        Err(RecvTimeoutError::Timeout) => {
+                            driver.tick();
+                            continue;
+                        }
+                        // Only the driver's sender is left once the long-poll thread ended.
                         Err(RecvTimeoutError::Disconnected) => {
-                            std::thread::sleep(REFRESH);
-                            templates.template()
+                            std::thread::sleep(TICK);
+                            driver.tick();
+                            continue;
                         }
                     }
                 } else {
@@ -719,7 +763,7 @@ fn spawn_templates(
                 };
                 backoff = Duration::from_millis(500);
                 started = true;
-                driver.engine().handle_template(template, now_secs());
+                driver.engine().handle_template(template, Now::read());
                 driver.pump();
             }
         })?;

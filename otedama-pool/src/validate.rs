@@ -22,10 +22,10 @@ pub enum ShareError {
     #[error(transparent)]
     Header(#[from] otedama_core::ShareHeaderError),
     /// The proof-of-work kernel failed.
-    #[error("proof of work: {0}")]
+    #[error("proof of work")]
     Pow(#[from] otedama_hash::HashError),
     /// The session's share difficulty is not a usable difficulty.
-    #[error("share difficulty: {0}")]
+    #[error("share difficulty")]
     Difficulty(#[from] otedama_core::DifficultyError),
     /// The coinbase cannot be filled in with the share's extranonces.
     #[error(transparent)]
@@ -48,8 +48,34 @@ pub enum ShareError {
     #[error("job {0} is the pool's common job; only a connection's own job is credited")]
     SharedJob(String),
     /// The share could not be made durable, so it is not acknowledged.
-    #[error("share not recorded: {0}")]
-    NotRecorded(String),
+    #[error("share not recorded")]
+    NotRecorded(#[source] crate::store::StoreError),
+    /// The caller did not finish a step of the share in time (its proof-of-work check, or
+    /// its commit); the share is not acknowledged.
+    #[error("the pool did not finish the share's {0} in time")]
+    TimedOut(Stage),
+}
+
+/// A step a share goes through in the engine, each with its own deadline
+/// ([`Deadlines`](crate::Deadlines)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// Its proof-of-work check ([`ShareCheck::verify`](crate::ShareCheck::verify)).
+    Check,
+    /// The node's answer to the block it found.
+    Block,
+    /// Its commit to storage.
+    Persist,
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stage::Check => "proof-of-work check",
+            Stage::Block => "block submission",
+            Stage::Persist => "commit",
+        })
+    }
 }
 
 impl ShareError {
@@ -59,7 +85,7 @@ impl ShareError {
         match self {
             ShareError::Stale(_) => ShareVerdict::Stale,
             ShareError::LowDifficulty => ShareVerdict::LowDifficulty,
-            other => ShareVerdict::Invalid(other.to_string()),
+            other => ShareVerdict::Invalid(crate::ErrorChain(other).to_string()),
         }
     }
 }

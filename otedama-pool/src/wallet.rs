@@ -3,13 +3,62 @@
 //! The accounting rules sign a payment first, record its txid while the balances are debited,
 //! and only then broadcast it; the wallet is what makes each of those steps possible.
 
+use crate::source::{RpcError, SourceError};
+
 /// Why a payment transaction could not be prepared (nothing was broadcast either way).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum SendError {
-    /// The wallet answered with an error (an invalid address, too little money).
-    Refused(String),
-    /// No usable answer (timeout, connection lost).
-    Unknown(String),
+    /// The node's wallet answered with an error (an invalid address, too little money).
+    #[error(transparent)]
+    Node(#[from] RpcError),
+    /// An output's address is not one the wallet can pay.
+    #[error("cannot pay {address}: {reason}")]
+    BadAddress {
+        /// The address.
+        address: String,
+        /// Why not.
+        reason: String,
+    },
+    /// An output is too small to be worth sending (dust).
+    #[error("transaction amount too small: {amount} to {address}")]
+    TooSmall {
+        /// The address.
+        address: String,
+        /// The amount, smallest unit.
+        amount: u64,
+    },
+    /// The outputs and fee add up to more than the wallet can spend.
+    #[error("insufficient funds: {needed} needed, {available} spendable")]
+    InsufficientFunds {
+        /// Outputs plus fee, smallest unit.
+        needed: u64,
+        /// What the wallet can spend, smallest unit.
+        available: u64,
+    },
+    /// The outputs add up to more than any amount can hold.
+    #[error("the outputs add up to more than an amount can hold")]
+    Overflow,
+    /// The wallet could not sign the transaction.
+    #[error("the wallet could not sign the transaction")]
+    Unsigned,
+    /// The network would refuse the transaction (dust, too low a fee, a rule it breaks).
+    #[error("the network would refuse the transaction: {reason}")]
+    NetworkWouldRefuse {
+        /// The node's reject reason.
+        reason: String,
+    },
+    /// No usable answer (timeout, connection lost): the wallet may or may not have built it.
+    #[error("no usable answer from the wallet")]
+    Unknown(#[source] SourceError),
+}
+
+impl SendError {
+    /// Whether the wallet answered and refused (a payment without the refused outputs may
+    /// still go out), as opposed to giving no usable answer.
+    pub fn is_refusal(&self) -> bool {
+        !matches!(self, SendError::Unknown(_))
+    }
 }
 
 /// A signed payment transaction, ready to broadcast.
@@ -43,24 +92,15 @@ pub enum Broadcast {
 }
 
 /// Why the wallet could not answer.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum WalletError {
-    /// The wallet cannot be reached, or gave no usable answer.
-    #[error("wallet unavailable: {0}")]
-    Unavailable(String),
-    /// The wallet answered with something it should not have.
-    #[error("wallet answered badly: {0}")]
-    BadAnswer(String),
-}
-
-impl From<crate::source::SourceError> for WalletError {
-    fn from(e: crate::source::SourceError) -> WalletError {
-        match e {
-            crate::source::SourceError::BadTemplate(m) => WalletError::BadAnswer(m),
-            other => WalletError::Unavailable(other.to_string()),
-        }
-    }
+    /// The wallet cannot be reached, gave no usable answer, or answered with an error.
+    #[error("wallet unavailable")]
+    Unavailable(#[from] SourceError),
+    /// A transaction handed to the wallet does not decode.
+    #[error("the transaction does not decode")]
+    BadTransaction(#[source] std::sync::Arc<dyn std::error::Error + Send + Sync>),
 }
 
 /// What the payment rules need of a wallet. Calls may block on the network; the accounting

@@ -14,7 +14,8 @@ use otedama_pool::accounting::{pay, track_blocks, Accounting, Note, PaymentRules
 use otedama_pool::source::devnet::{Devnet, DevnetWallet, DEVNET_REWARD};
 use otedama_pool::store::{BlockStatus, LedgerKind, PaymentStatus, SqliteStore};
 use otedama_pool::{
-    Action, Engine, EngineConfig, FoundBlock, Report, ShareLog, Submission, TemplateSource,
+    Action, Engine, EngineConfig, FoundBlock, Now, Report, ShareError, ShareLog, Stage, StoreError,
+    Submission, TemplateSource,
 };
 use otedama_rewards::{FeeRate, Window};
 use otedama_stratum::{
@@ -49,6 +50,10 @@ struct Harness {
     reports: Vec<Report>,
     /// Storage refuses the next share when set: the engine must not acknowledge it.
     refuse_next: bool,
+    /// Block submissions and commits are held back, not carried out, while set: a lost
+    /// thread or a hung node or database, as the engine sees them.
+    hold: bool,
+    held: Vec<Action<ShareToken>>,
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -115,6 +120,8 @@ impl Harness {
             results: Vec::new(),
             reports: Vec::new(),
             refuse_next: false,
+            hold: false,
+            held: Vec::new(),
         };
         h.new_template();
         h.exchange();
@@ -123,13 +130,23 @@ impl Harness {
 
     fn new_template(&mut self) {
         let template = self.devnet.template().expect("template");
-        self.engine
-            .handle_template(template, (self.now_ms / 1000) as u32);
+        self.engine.handle_template(template, self.clock());
     }
 
+    fn clock(&self) -> Now {
+        Now {
+            instant: self.now,
+            unix_ms: self.now_ms,
+        }
+    }
+
+    /// Moves time on by `by`, and lets the engine act on the deadlines that passed.
     fn advance(&mut self, by: Duration) {
         self.now += by;
         self.now_ms += by.as_millis() as i64;
+        if self.engine.poll_timeout().is_some_and(|at| at <= self.now) {
+            self.engine.handle_timeout(self.clock());
+        }
     }
 
     /// Moves lines, events and actions until nothing is left to do.
@@ -166,11 +183,13 @@ impl Harness {
                     }
                     PoolEvent::Share(share) => {
                         let token = share.token;
+                        let now = self.clock();
                         if let Some(check) =
-                            self.engine.handle_share(Submission::from(&share), token)
+                            self.engine
+                                .handle_share(Submission::from(&share), token, now)
                         {
                             let checked = check.verify(&self.kernel);
-                            self.engine.handle_checked(checked, self.now_ms);
+                            self.engine.handle_checked(checked, now);
                         }
                     }
                     _ => {}
@@ -178,6 +197,14 @@ impl Harness {
                 moved = true;
             }
             while let Some(action) = self.engine.poll_action() {
+                let action = match action {
+                    held @ (Action::SubmitBlock { .. } | Action::Persist { .. }) if self.hold => {
+                        self.held.push(held);
+                        moved = true;
+                        continue;
+                    }
+                    action => action,
+                };
                 match action {
                     Action::Announce { job } => self.pool.send_job(&job.announcement, self.now),
                     Action::SubmitBlock {
@@ -186,7 +213,7 @@ impl Harness {
                     } => {
                         let result =
                             otedama_pool::BlockSubmitter::submit_block(&mut self.devnet, &block);
-                        self.engine.handle_block_result(share, result);
+                        self.engine.handle_block_result(share, result, self.clock());
                     }
                     Action::Persist {
                         share,
@@ -197,14 +224,15 @@ impl Harness {
                             self.log.record_block(block).expect("block recorded");
                         }
                         let durable = if std::mem::take(&mut self.refuse_next) {
-                            Err("disk full".to_owned())
+                            Err(StoreError::database(std::io::Error::other("disk full")))
                         } else {
-                            self.log.record_share(record).map_err(|e| e.to_string())
+                            self.log.record_share(record)
                         };
                         self.engine.handle_persisted(share, durable);
                     }
                     Action::Answer { reply, verdict, .. } => self.pool.share_result(reply, verdict),
                     Action::Report(report) => self.reports.push(report),
+                    Action::RefreshWork => self.new_template(),
                     _ => {}
                 }
                 moved = true;
@@ -680,4 +708,145 @@ fn a_reorganisation_reverses_the_credits_of_the_blocks_it_orphans() {
     assert!(h.jobs.last().expect("job").clean);
     h.mine_block();
     assert_eq!(h.devnet.height(), 1);
+}
+
+#[test]
+fn a_share_whose_check_never_comes_back_is_answered_at_its_deadline() {
+    let mut h = Harness::new("check-deadline", 1e-6, 1e6);
+    let job = h.jobs.last().expect("job").clone();
+    let en2 = vec![0u8; job.extranonce2_size];
+    h.miner.submit(job.share(&en2, job.notify.ntime, 1, None));
+    // The session hands the share over; the check is started and never finished.
+    while let Some(line) = h.miner.poll_output() {
+        h.pool.handle_line(line.trim_end().as_bytes(), h.now);
+    }
+    let mut lost = None;
+    while let Some(event) = h.pool.poll_event() {
+        if let PoolEvent::Share(share) = event {
+            lost = h
+                .engine
+                .handle_share(Submission::from(&share), share.token, h.clock());
+        }
+    }
+    let lost = lost.expect("the share's job is valid: a check to run");
+    assert_eq!(h.engine.in_flight(), 1);
+    let limit = h.engine.deadlines().check;
+    assert_eq!(h.engine.poll_timeout(), Some(h.now + limit));
+    h.advance(limit - Duration::from_millis(1));
+    h.exchange();
+    assert!(h.results.is_empty(), "no answer before the deadline");
+    h.advance(Duration::from_millis(1));
+    h.exchange();
+    assert_eq!(h.results, vec![false], "answered, and not as accepted");
+    assert_eq!(h.engine.in_flight(), 0, "nothing left waiting");
+    assert!(h.reports.iter().any(|r| matches!(
+        r,
+        Report::ShareTimedOut {
+            stage: Stage::Check,
+            ..
+        }
+    )));
+    // The check coming back late changes nothing: no second answer, no record.
+    let checked = lost.verify(&h.kernel);
+    h.engine.handle_checked(checked, h.clock());
+    h.exchange();
+    assert_eq!(h.results, vec![false]);
+    assert_eq!(h.engine.stats().accepted, 0);
+    assert_eq!(h.engine.stats().rejected, 1);
+}
+
+#[test]
+fn a_commit_that_hangs_is_never_acknowledged() {
+    let mut h = Harness::new("persist-deadline", 1e-6, 1e6);
+    h.hold = true;
+    let target = h.share_target();
+    h.mine(&target, true);
+    assert!(
+        matches!(h.held.as_slice(), [Action::Persist { .. }]),
+        "the share waits on its commit"
+    );
+    assert!(h.results.is_empty());
+    h.advance(h.engine.deadlines().persist);
+    h.exchange();
+    assert_eq!(h.results, vec![false]);
+    assert!(h.reports.iter().any(|r| matches!(
+        r,
+        Report::ShareTimedOut {
+            stage: Stage::Persist,
+            ..
+        }
+    )));
+    // The commit lands after all: the miner was told nothing false, and no second answer.
+    let Some(Action::Persist { share, record, .. }) = h.held.pop() else {
+        panic!("held commit");
+    };
+    h.log.record_share(record).expect("late commit");
+    h.engine.handle_persisted(share, Ok(()));
+    h.exchange();
+    assert_eq!(h.results, vec![false]);
+    assert_eq!(h.engine.in_flight(), 0);
+}
+
+#[test]
+fn a_block_the_node_never_answers_about_is_recorded_as_submitted_and_its_share_accepted() {
+    let mut h = Harness::new("block-deadline", 1e-6, 1e-6);
+    h.hold = true;
+    let target = h.share_target();
+    h.mine(&target, true);
+    let Some(Action::SubmitBlock { .. }) = h.held.pop() else {
+        panic!("the block waits on the node, got {:?}", h.held);
+    };
+    h.advance(h.engine.deadlines().block);
+    h.exchange();
+    // Out of the block's stage, into its commit: carried out now.
+    h.hold = false;
+    let held: Vec<_> = std::mem::take(&mut h.held);
+    let [Action::Persist {
+        share,
+        record,
+        block: Some(block),
+    }] = <[Action<ShareToken>; 1]>::try_from(held).expect("one commit")
+    else {
+        panic!("the share's commit, with its block");
+    };
+    assert_eq!(block.status, BlockStatus::Submitted, "the node never said");
+    assert!(h.reports.iter().any(|r| matches!(
+        r,
+        Report::BlockSubmitted {
+            result: Err(otedama_pool::SubmitError::TimedOut),
+            ..
+        }
+    )));
+    h.log.record_block(block).expect("block");
+    h.log.record_share(record).expect("share");
+    h.engine.handle_persisted(share, Ok(()));
+    h.exchange();
+    assert_eq!(h.results, vec![true]);
+}
+
+#[test]
+fn a_quiet_source_is_asked_for_fresh_work_once_per_interval() {
+    let mut h = Harness::new("refresh", 1e-6, 1e6);
+    let jobs = h.jobs.len();
+    let refresh = h.engine.deadlines().refresh;
+    assert_eq!(h.engine.poll_timeout(), Some(h.now + refresh));
+    h.advance(refresh);
+    h.exchange();
+    assert_eq!(
+        h.jobs.len(),
+        jobs + 1,
+        "the harness fetched a template when asked"
+    );
+    let refreshed = h.jobs.last().expect("job");
+    assert!(!refreshed.clean, "same tip: not a clean job");
+    assert!(refreshed.notify.ntime >= h.jobs[jobs - 1].notify.ntime + 30);
+}
+
+#[test]
+fn a_share_that_cannot_be_recorded_says_why() {
+    let error = ShareError::NotRecorded(StoreError::database(std::io::Error::other("disk full")));
+    assert_eq!(
+        otedama_pool::ErrorChain(&error).to_string(),
+        "share not recorded: database error: disk full"
+    );
 }

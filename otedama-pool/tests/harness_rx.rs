@@ -14,8 +14,8 @@ use otedama_pool::source::devnet_rx::{RxDevnet, DEVNET_RX_SEED, RX_DEVNET_REWARD
 use otedama_pool::store::{BlockRecord, BlockStatus, ShareRecord, SqliteStore};
 use otedama_pool::xmr_address::devnet_address;
 use otedama_pool::{
-    Action, AuthorizeError, Engine, FoundBlock, Report, RxConfig, RxJobError, RxSource,
-    RxSubmission, ShareId, ShareLog, RX_ALGO,
+    Action, AuthorizeError, Engine, FoundBlock, Now, Report, RxConfig, RxJobError, RxSource,
+    RxSubmission, ShareId, ShareLog, StoreError, RX_ALGO,
 };
 use otedama_stratum::{
     MoneroJob, MoneroMinerConfig, MoneroMinerEvent, MoneroMinerSession, MoneroMinerShare,
@@ -137,7 +137,7 @@ impl Harness {
     /// What the pool's tip thread does: the pool's work on the devnet's tip to the engine.
     fn follow_tip(&mut self) {
         let work = self.devnet.work(&devnet_address(), [0; 8]).expect("work");
-        self.engine.handle_rx_work(work);
+        self.engine.handle_rx_work(work, self.clock());
     }
 
     /// What the server's tailor does: the session's own job on the tip.
@@ -145,6 +145,13 @@ impl Harness {
         let work = self.devnet.work(&devnet_address(), SESSION).expect("work");
         let job = self.engine.rx_session_job(work, worker)?;
         Ok(job.announcement.clone())
+    }
+
+    fn clock(&self) -> Now {
+        Now {
+            instant: self.now,
+            unix_ms: self.now_ms,
+        }
     }
 
     fn advance(&mut self, by: Duration) {
@@ -161,9 +168,9 @@ impl Harness {
             self.log.record_block(block).expect("block recorded");
         }
         let durable = if std::mem::take(&mut self.refuse_next) {
-            Err("disk full".to_owned())
+            Err(StoreError::database(std::io::Error::other("disk full")))
         } else {
-            self.log.record_share(record).map_err(|e| e.to_string())
+            self.log.record_share(record)
         };
         self.engine.handle_persisted(share, durable);
     }
@@ -215,13 +222,15 @@ impl Harness {
                     }
                     MoneroPoolEvent::Share(share) => {
                         let token = share.token;
-                        if let Some(check) = self
-                            .engine
-                            .handle_rx_share(RxSubmission::from(&share), Some(token))
-                        {
+                        let now = self.clock();
+                        if let Some(check) = self.engine.handle_rx_share(
+                            RxSubmission::from(&share),
+                            Some(token),
+                            now,
+                        ) {
                             assert_eq!(check.rx_seed(), Some(DEVNET_RX_SEED));
                             let checked = check.verify(&self.kernel);
-                            self.engine.handle_checked(checked, self.now_ms);
+                            self.engine.handle_checked(checked, now);
                         }
                     }
                     _ => {}
@@ -247,7 +256,7 @@ impl Harness {
                             panic!("a randomx engine finds monero-layout blocks");
                         };
                         let result = self.devnet.submit(&blob, &coinbase);
-                        self.engine.handle_block_result(share, result);
+                        self.engine.handle_block_result(share, result, self.clock());
                     }
                     Action::Persist {
                         share,
@@ -498,6 +507,7 @@ fn randomx_logins_forged_results_and_undurable_shares_are_refused() {
             difficulty: 3,
         },
         None,
+        h.clock(),
     );
     assert!(stale.is_none());
     h.exchange();
@@ -526,6 +536,7 @@ fn randomx_logins_forged_results_and_undurable_shares_are_refused() {
             difficulty: common.target.difficulty(),
         },
         None,
+        h.clock(),
     );
     assert!(shared.is_none());
     h.exchange();

@@ -6,7 +6,7 @@ use otedama_core::Hashrate;
 use otedama_hash::Algorithm;
 use otedama_pool::accounting::{self, NoteLevel};
 use otedama_pool::service::{PoolService, ServiceEvent};
-use otedama_pool::{Report, ShareLog};
+use otedama_pool::{ErrorChain, Report, ShareLog};
 use tokio::sync::watch;
 
 use crate::mine::{MineArgs, RandomXModeArg};
@@ -29,8 +29,22 @@ pub(crate) fn print_event(algo: Algorithm, event: ServiceEvent) {
         ServiceEvent::Engine(Report::NewHeight { height }) => {
             println!("[{algo}] new block to mine: height {height}")
         }
-        ServiceEvent::Engine(Report::JobFailed { height, error }) => {
-            eprintln!("cannot build a job for height {height}: {error}")
+        ServiceEvent::Engine(Report::JobFailed {
+            height,
+            worker,
+            error,
+        }) => match worker {
+            Some(worker) => eprintln!(
+                "cannot build {worker}'s own job for height {height}: {}",
+                ErrorChain(&error)
+            ),
+            None => eprintln!(
+                "cannot build a job for height {height}: {}",
+                ErrorChain(&error)
+            ),
+        },
+        ServiceEvent::Engine(Report::ShareTimedOut { share, stage }) => {
+            eprintln!("share {share:?} not accepted: its {stage} did not finish in time")
         }
         ServiceEvent::Engine(Report::BlockSubmitted {
             height,
@@ -41,14 +55,17 @@ pub(crate) fn print_event(algo: Algorithm, event: ServiceEvent) {
             "[{algo}] BLOCK height {height} {hash} by {finder}: {}",
             match result {
                 Ok(()) => "accepted".to_owned(),
-                Err(e) => e.to_string(),
+                Err(e) => ErrorChain(&e).to_string(),
             }
         ),
         ServiceEvent::Source { error, retry_in } => {
-            eprintln!("work source: {error}; keeping the last job, retrying in {retry_in:?}")
+            eprintln!(
+                "work source: {}; keeping the last job, retrying in {retry_in:?}",
+                ErrorChain(&error)
+            )
         }
         ServiceEvent::BlockNotRecorded { hash, error } => {
-            eprintln!("cannot record block {hash}: {error}")
+            eprintln!("cannot record block {hash}: {}", ErrorChain(&error))
         }
         ServiceEvent::Refused {
             username,

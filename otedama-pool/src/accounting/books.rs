@@ -5,8 +5,8 @@
 //! them on the store it is handed (`log.run(|store| store.credit_block(..))`).
 
 use crate::store::{
-    BlockCredit, BlockStatus, LedgerKind, NewEntry, PaymentStatus, PaymentTransaction, Rows, Store,
-    StoreError,
+    BlockCredit, BlockStatus, LedgerKind, NewEntry, PaymentStatus, PaymentTransaction, Refusal,
+    Rows, Store, StoreError,
 };
 
 impl dyn Store + '_ {
@@ -93,16 +93,20 @@ impl dyn Store + '_ {
             // One payment of a coin begins at a time, across every pool on this database.
             rows.lock_payments(coin)?;
             if rows.payment_count(coin, PaymentStatus::Sending)? > 0 {
-                return Err(StoreError::Refused(format!(
-                    "a {coin} payment is still being sent"
-                )));
+                return Err(Refusal::PaymentInFlight {
+                    coin: coin.to_owned(),
+                }
+                .into());
             }
             for (address, amount) in outputs {
                 let balance = rows.balance(coin, address)?;
                 if u64::try_from(balance).map_or(true, |b| b < *amount) {
-                    return Err(StoreError::Refused(format!(
-                        "{address} is owed {balance}, not {amount}"
-                    )));
+                    return Err(Refusal::OverBalance {
+                        address: address.clone(),
+                        balance,
+                        amount: *amount,
+                    }
+                    .into());
                 }
             }
             let id = rows.add_payment(
@@ -192,10 +196,11 @@ impl dyn Store + '_ {
             if marked != wanted {
                 // Another pool paid some of them first: pay nothing twice (the rollback
                 // undoes the marks).
-                return Err(StoreError::Refused(format!(
-                    "{} of {wanted} shares were already paid",
-                    wanted.saturating_sub(marked)
-                )));
+                return Err(Refusal::SharesPaid {
+                    already: wanted.saturating_sub(marked),
+                    wanted,
+                }
+                .into());
             }
             rows.append(coin, entries, None, None, time_ms)
         })
@@ -235,7 +240,9 @@ fn block(
 ) -> Result<(String, BlockCredit), StoreError> {
     let found = rows
         .block_credit(hash)?
-        .ok_or_else(|| StoreError::Refused(format!("no block {hash}")))?;
+        .ok_or_else(|| Refusal::UnknownBlock {
+            hash: hash.to_owned(),
+        })?;
     rows.set_block_status(hash, status, Some(detail))?;
     Ok(found)
 }
@@ -267,8 +274,8 @@ fn payment_debits(
 ) -> Result<Vec<NewEntry>, StoreError> {
     let mut debits = Vec::with_capacity(outputs.len() + 1);
     for (address, amount) in outputs {
-        let amount = i64::try_from(*amount)
-            .map_err(|_| StoreError::Refused(format!("amount {amount} too large")))?;
+        let amount =
+            i64::try_from(*amount).map_err(|_| Refusal::AmountTooLarge { amount: *amount })?;
         debits.push(NewEntry {
             address: address.clone(),
             amount: -amount,

@@ -320,7 +320,7 @@ impl DevnetWallet {
 }
 
 fn parse_transaction(hex: &str) -> Result<Transaction, WalletError> {
-    deserialize_hex(hex).map_err(|e| WalletError::BadAnswer(format!("transaction: {e}")))
+    deserialize_hex(hex).map_err(|e| WalletError::BadTransaction(std::sync::Arc::new(e)))
 }
 
 impl Wallet for DevnetWallet {
@@ -334,7 +334,10 @@ impl Wallet for DevnetWallet {
             let script = self
                 .chain
                 .script_pubkey(address)
-                .map_err(|e| SendError::Refused(format!("{address}: {e}")))?;
+                .map_err(|e| SendError::BadAddress {
+                    address: address.clone(),
+                    reason: e.to_string(),
+                })?;
             paid.push(TxOut {
                 value: Amount::from_sat(*amount),
                 script_pubkey: script,
@@ -343,18 +346,18 @@ impl Wallet for DevnetWallet {
         let total = outputs
             .iter()
             .try_fold(0u64, |sum, (_, a)| sum.checked_add(*a))
-            .ok_or_else(|| SendError::Refused("amounts overflow".into()))?;
+            .ok_or(SendError::Overflow)?;
         if fee_from_outputs {
             // As a node's subtractfeefromamount: the fee split evenly, the remainder from the
             // first output.
             let n = paid.len().max(1) as u64;
-            for (i, out) in paid.iter_mut().enumerate() {
+            for (i, (out, (address, amount))) in paid.iter_mut().zip(outputs).enumerate() {
                 let share = DEVNET_TX_FEE / n + if i == 0 { DEVNET_TX_FEE % n } else { 0 };
                 let value = out.value.to_sat().checked_sub(share).filter(|v| *v > 0);
-                out.value =
-                    Amount::from_sat(value.ok_or_else(|| {
-                        SendError::Refused("Transaction amount too small".into())
-                    })?);
+                out.value = Amount::from_sat(value.ok_or_else(|| SendError::TooSmall {
+                    address: address.clone(),
+                    amount: *amount,
+                })?);
             }
         }
         let needed = if fee_from_outputs {
@@ -374,9 +377,10 @@ impl Wallet for DevnetWallet {
         }
         drop(chain);
         if gathered < needed {
-            return Err(SendError::Refused(format!(
-                "Insufficient funds: {gathered} for {needed}"
-            )));
+            return Err(SendError::InsufficientFunds {
+                needed,
+                available: gathered,
+            });
         }
         if gathered > needed {
             paid.push(TxOut {

@@ -492,19 +492,27 @@ mod tests {
         assert_eq!((work.seed, work.reward), (DEVNET_RX_SEED, RX_DEVNET_REWARD));
         assert_eq!(&work.coinbase[8..16], &[3; 8]);
         assert_eq!(&work.blob[43..75], &sha256d(&work.coinbase));
-        assert_eq!(source.wait_for_tip(0, Duration::from_millis(1)), Ok(0));
+        assert_eq!(
+            source
+                .wait_for_tip(0, Duration::from_millis(1))
+                .expect("tip"),
+            0
+        );
         // A refusal is typed as a node's: invalid with the devnet's reason, or a duplicate.
         let other = coinbase(1, [4; 8], ADDRESS);
-        assert_eq!(
-            source.submit(&work.blob, &other),
-            Err(SubmitError::Rejected(BlockRejection::Invalid(
-                RxReject::BadTreeRoot.to_string()
-            )))
+        let refused = source.submit(&work.blob, &other);
+        assert!(
+            matches!(
+                &refused,
+                Err(SubmitError::Rejected(BlockRejection::Invalid(reason)))
+                    if *reason == RxReject::BadTreeRoot.to_string()
+            ),
+            "{refused:?}"
         );
-        assert_eq!(
+        assert!(matches!(
             SubmitError::from(RxReject::Duplicate("ab".into())),
             SubmitError::Rejected(BlockRejection::Duplicate)
-        );
+        ));
     }
 
     #[test]

@@ -18,19 +18,104 @@ use std::time::Duration;
 
 use otedama_core::BlockTemplate;
 
+/// The error a transport (an HTTP client, a socket) failed with, kept as the source of a
+/// [`SourceError`]; shared so the error stays cheap to clone into reports.
+pub type TransportError = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+
 /// Why a source could not serve a template or answer about the chain.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum SourceError {
-    /// The source cannot be reached; the caller keeps its last job and retries.
-    #[error("work source unavailable: {0}")]
-    Unavailable(String),
+    /// The call did not reach the source, or its answer was lost; the caller keeps its last
+    /// job and retries.
+    #[error("{call}: the work source cannot be reached")]
+    Unreachable {
+        /// The call (an RPC method).
+        call: String,
+        /// The transport's error.
+        #[source]
+        source: TransportError,
+    },
+    /// The source refused the pool's credentials.
+    #[error("{call}: the node refused the rpc credentials (http {status})")]
+    Credentials {
+        /// The call.
+        call: String,
+        /// The HTTP status it answered with.
+        status: u16,
+    },
+    /// The node's cookie file could not be read.
+    #[error("cannot read the rpc cookie {path}")]
+    Cookie {
+        /// The cookie file.
+        path: std::path::PathBuf,
+        /// The reading error.
+        #[source]
+        source: std::sync::Arc<std::io::Error>,
+    },
+    /// The node's cookie file is not `user:password`.
+    #[error("the rpc cookie {path} is not user:password")]
+    BadCookie {
+        /// The cookie file.
+        path: std::path::PathBuf,
+    },
     /// The source did not answer in time (a long-poll that saw no change ends this way).
-    #[error("work source did not answer {0} in time")]
-    TimedOut(String),
+    #[error("{call}: the work source did not answer in time")]
+    TimedOut {
+        /// The call.
+        call: String,
+    },
+    /// The node answered the call with an error of its own.
+    #[error("{call}: node error {}: {}", source.code, source.message)]
+    Node {
+        /// The call.
+        call: String,
+        /// The node's error.
+        #[source]
+        source: RpcError,
+    },
     /// The source answered with something unusable.
-    #[error("work source sent a bad template: {0}")]
-    BadTemplate(String),
+    #[error("{call}: unusable answer: {field} {problem}")]
+    BadAnswer {
+        /// The call.
+        call: String,
+        /// The part of the answer at fault.
+        field: String,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+}
+
+impl SourceError {
+    /// A [`SourceError::BadAnswer`].
+    pub fn bad_answer(call: &str, field: &str, problem: &'static str) -> SourceError {
+        SourceError::BadAnswer {
+            call: call.to_owned(),
+            field: field.to_owned(),
+            problem,
+        }
+    }
+
+    /// Whether asking again later may succeed (the source is down or slow), as opposed to
+    /// an answer that will stay wrong until someone fixes the configuration or the node.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            SourceError::Unreachable { .. }
+                | SourceError::TimedOut { .. }
+                | SourceError::Node { .. }
+        )
+    }
+}
+
+/// An error a node returned for a JSON-RPC call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("node error {code}: {message}")]
+pub struct RpcError {
+    /// The JSON-RPC error code (`-5` not found, `-25`/`-26` refused, ...).
+    pub code: i64,
+    /// The node's message.
+    pub message: String,
 }
 
 /// Why a node refused a block, as BIP22 names it.
@@ -69,15 +154,23 @@ impl BlockRejection {
 }
 
 /// Why a block submission did not end in the node's acceptance.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum SubmitError {
     /// The node answered and refused the block.
     #[error("block rejected: {0}")]
     Rejected(BlockRejection),
     /// No answer came back: the node may or may not have the block.
-    #[error("block submission unanswered: {0}")]
-    Unanswered(String),
+    #[error("block submission unanswered")]
+    Unanswered(#[source] SourceError),
+    /// The submission was not answered within the engine's deadline
+    /// ([`Deadlines::block`](crate::Deadlines::block)); the node may or may not have it.
+    #[error("block submission not answered in time")]
+    TimedOut,
+    /// The block is of a family the submitter does not take (a RandomX block offered to a
+    /// Bitcoin-family node); nothing was sent.
+    #[error("no work source takes a block of this family")]
+    WrongFamily,
 }
 
 /// Templates to mine, and the wait for the next one.

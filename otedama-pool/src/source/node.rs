@@ -10,6 +10,7 @@ use crate::wallet::{
     Broadcast, PreparedPayment, SendError, Wallet, WalletError, WalletTransaction,
 };
 
+pub use super::RpcError;
 use super::{BlockRejection, BlockSubmitter, ChainView, SourceError, SubmitError, TemplateSource};
 use serde_json::{json, Value};
 
@@ -22,17 +23,40 @@ pub enum RpcAuth {
     Cookie(PathBuf),
 }
 
-fn send_failure(e: Result<RpcError, SourceError>) -> SendError {
+fn send_failure(e: CallError) -> SendError {
     match e {
-        Ok(rpc) => SendError::Refused(format!("{} ({})", rpc.message, rpc.code)),
-        Err(e) => SendError::Unknown(e.to_string()),
+        CallError::Node { source, .. } => SendError::Node(source),
+        CallError::Transport(e) => SendError::Unknown(e),
     }
 }
 
-fn rpc_failure(e: Result<RpcError, SourceError>) -> SourceError {
-    match e {
-        Ok(rpc) => SourceError::Unavailable(format!("{} ({})", rpc.message, rpc.code)),
-        Err(e) => e,
+fn rpc_failure(e: CallError) -> SourceError {
+    e.into()
+}
+
+/// How a JSON-RPC call failed: the node's own error, or no usable answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    /// The node answered with an error.
+    #[error("{call}: the node answered with an error")]
+    Node {
+        /// The method called.
+        call: String,
+        /// The node's error.
+        #[source]
+        source: RpcError,
+    },
+    /// No usable answer came back.
+    #[error(transparent)]
+    Transport(#[from] SourceError),
+}
+
+impl From<CallError> for SourceError {
+    fn from(e: CallError) -> SourceError {
+        match e {
+            CallError::Node { call, source } => SourceError::Node { call, source },
+            CallError::Transport(e) => e,
+        }
     }
 }
 
@@ -89,15 +113,6 @@ pub struct NodeRpc {
     next_id: u64,
 }
 
-/// An error the node itself returned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RpcError {
-    /// The JSON-RPC error code (`-5` not found, `-25`/`-26` refused, ...).
-    pub code: i64,
-    /// The node's message.
-    pub message: String,
-}
-
 fn basic(user: &str, password: &str) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let input = format!("{user}:{password}");
@@ -121,6 +136,18 @@ fn basic(user: &str, password: &str) -> String {
     format!("Basic {out}")
 }
 
+fn unreachable_by(method: &str, e: ureq::Error) -> SourceError {
+    match e {
+        ureq::Error::Timeout(_) => SourceError::TimedOut {
+            call: method.to_owned(),
+        },
+        e => SourceError::Unreachable {
+            call: method.to_owned(),
+            source: std::sync::Arc::new(e),
+        },
+    }
+}
+
 impl NodeRpc {
     /// A client of the node at `url` (`http://host:port`).
     pub fn new(url: &str, auth: RpcAuth) -> Self {
@@ -135,32 +162,35 @@ impl NodeRpc {
         match &self.auth {
             RpcAuth::UserPassword(u, p) => Ok(basic(u, p)),
             RpcAuth::Cookie(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    SourceError::Unavailable(format!("cannot read cookie {}: {e}", path.display()))
+                let text = std::fs::read_to_string(path).map_err(|e| SourceError::Cookie {
+                    path: path.clone(),
+                    source: std::sync::Arc::new(e),
                 })?;
-                let (u, p) = text.trim().split_once(':').ok_or_else(|| {
-                    SourceError::Unavailable(format!(
-                        "cookie {} is not user:password",
-                        path.display()
-                    ))
-                })?;
+                let (u, p) = text
+                    .trim()
+                    .split_once(':')
+                    .ok_or_else(|| SourceError::BadCookie { path: path.clone() })?;
                 Ok(basic(u, p))
             }
         }
     }
 
-    /// Calls `method`; `Err(Ok(rpc))` is the node's own error, `Err(Err(e))` a transport one.
+    /// Calls `method` and returns its result.
+    ///
+    /// # Errors
+    /// [`CallError::Node`] when the node answers with an error of its own, and
+    /// [`CallError::Transport`] when no usable answer came back.
     pub fn call(
         &mut self,
         method: &str,
         params: Value,
         timeout: Duration,
-    ) -> Result<Value, Result<RpcError, SourceError>> {
+    ) -> Result<Value, CallError> {
         self.next_id += 1;
         let body =
             json!({"jsonrpc": "1.0", "id": self.next_id, "method": method, "params": params})
                 .to_string();
-        let auth = self.authorization().map_err(Err)?;
+        let auth = self.authorization()?;
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             .http_status_as_error(false)
@@ -171,34 +201,33 @@ impl NodeRpc {
             .header("Authorization", &auth)
             .header("Content-Type", "application/json")
             .send(body.as_bytes())
-            .map_err(|e| match e {
-                ureq::Error::Timeout(_) => Err(SourceError::TimedOut(method.to_owned())),
-                e => Err(SourceError::Unavailable(format!("{method}: {e}"))),
-            })?;
+            .map_err(|e| unreachable_by(method, e))?;
         let status = response.status().as_u16();
         if status == 401 || status == 403 {
-            return Err(Err(SourceError::Unavailable(format!(
-                "{method}: the node refused the rpc credentials (http {status})"
-            ))));
+            return Err(SourceError::Credentials {
+                call: method.to_owned(),
+                status,
+            }
+            .into());
         }
         let text = response
             .into_body()
             .read_to_string()
-            .map_err(|e| Err(SourceError::Unavailable(format!("{method}: {e}"))))?;
-        let v: Value = serde_json::from_str(&text).map_err(|e| {
-            Err(SourceError::BadTemplate(format!(
-                "{method}: http {status}, not json: {e}"
-            )))
-        })?;
+            .map_err(|e| unreachable_by(method, e))?;
+        let v: Value = serde_json::from_str(&text)
+            .map_err(|_| SourceError::bad_answer(method, "the body", "is not json"))?;
         if let Some(err) = v.get("error").filter(|e| !e.is_null()) {
-            return Err(Ok(RpcError {
-                code: err.get("code").and_then(Value::as_i64).unwrap_or(0),
-                message: err
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
-            }));
+            return Err(CallError::Node {
+                call: method.to_owned(),
+                source: RpcError {
+                    code: err.get("code").and_then(Value::as_i64).unwrap_or(0),
+                    message: err
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                },
+            });
         }
         Ok(v.get("result").cloned().unwrap_or(Value::Null))
     }
@@ -240,11 +269,23 @@ impl NodeRpc {
             .get("fee")
             .map(Value::to_string)
             .and_then(|f| coins_to_units(&f))
-            .ok_or_else(|| SendError::Unknown(format!("fundrawtransaction answered {funded}")))?;
+            .ok_or_else(|| {
+                SendError::Unknown(SourceError::bad_answer(
+                    "fundrawtransaction",
+                    "fee",
+                    "is not an amount",
+                ))
+            })?;
         let funded_hex = funded
             .get("hex")
             .and_then(Value::as_str)
-            .ok_or_else(|| SendError::Unknown(format!("fundrawtransaction answered {funded}")))?
+            .ok_or_else(|| {
+                SendError::Unknown(SourceError::bad_answer(
+                    "fundrawtransaction",
+                    "hex",
+                    "is missing",
+                ))
+            })?
             .to_owned();
         let signed = self.sign(&funded_hex, fee);
         if signed.is_err() {
@@ -264,11 +305,7 @@ impl NodeRpc {
             signed.get("complete"),
         ) {
             (Some(hex), Some(Value::Bool(true))) => hex.to_owned(),
-            _ => {
-                return Err(SendError::Refused(format!(
-                    "the wallet could not sign: {signed}"
-                )))
-            }
+            _ => return Err(SendError::Unsigned),
         };
         let decoded = self
             .call("decoderawtransaction", json!([hex]), wait)
@@ -276,7 +313,13 @@ impl NodeRpc {
         let txid = decoded
             .get("txid")
             .and_then(Value::as_str)
-            .ok_or_else(|| SendError::Unknown(format!("decoderawtransaction answered {decoded}")))?
+            .ok_or_else(|| {
+                SendError::Unknown(SourceError::bad_answer(
+                    "decoderawtransaction",
+                    "txid",
+                    "is missing",
+                ))
+            })?
             .to_owned();
         // Whatever the network would refuse (a dust output, too low a fee) is refused now,
         // before anything is recorded, rather than failing the payment at its broadcast.
@@ -289,9 +332,9 @@ impl NodeRpc {
                 .get("reject-reason")
                 .and_then(Value::as_str)
                 .unwrap_or("refused");
-            return Err(SendError::Refused(format!(
-                "the network would refuse it: {reason}"
-            )));
+            return Err(SendError::NetworkWouldRefuse {
+                reason: reason.to_owned(),
+            });
         }
         Ok(PreparedPayment { txid, hex, fee })
     }
@@ -302,16 +345,17 @@ impl NodeRpc {
         match self.call("sendrawtransaction", json!([hex]), Duration::from_secs(60)) {
             Ok(_) => Ok(Broadcast::Sent),
             // -27: already in the chain; -26 "txn-already-in-mempool" / "txn-already-known".
-            Err(Ok(rpc)) if rpc.code == -27 => Ok(Broadcast::Sent),
-            Err(Ok(rpc)) if rpc.code == -26 && rpc.message.contains("already") => {
+            Err(CallError::Node { source: rpc, .. }) if rpc.code == -27 => Ok(Broadcast::Sent),
+            Err(CallError::Node { source: rpc, .. })
+                if rpc.code == -26 && rpc.message.contains("already") =>
+            {
                 Ok(Broadcast::Sent)
             }
             // Its inputs are spent by another transaction, or it breaks a rule: it never will
             // be mined.
-            Err(Ok(rpc)) if rpc.code == -25 || rpc.code == -26 => Ok(Broadcast::Refused(format!(
-                "{} ({})",
-                rpc.message, rpc.code
-            ))),
+            Err(CallError::Node { source: rpc, .. }) if rpc.code == -25 || rpc.code == -26 => Ok(
+                Broadcast::Refused(format!("{} ({})", rpc.message, rpc.code)),
+            ),
             Err(e) => Err(rpc_failure(e)),
         }
     }
@@ -334,7 +378,7 @@ impl NodeRpc {
                     })
                     .unwrap_or_default(),
             })),
-            Err(Ok(rpc)) if rpc.code == -5 => Ok(None),
+            Err(CallError::Node { source: rpc, .. }) if rpc.code == -5 => Ok(None),
             Err(e) => Err(rpc_failure(e)),
         }
     }
@@ -409,7 +453,7 @@ impl NodeRpc {
             .call("getbalance", json!([]), Duration::from_secs(30))
             .map_err(rpc_failure)?;
         coins_to_units(&v.to_string())
-            .ok_or_else(|| SourceError::BadTemplate(format!("getbalance answered {v}")))
+            .ok_or_else(|| SourceError::bad_answer("getbalance", "the balance", "is not an amount"))
     }
 
     fn gbt(
@@ -421,30 +465,26 @@ impl NodeRpc {
         if let Some(id) = longpollid {
             request["longpollid"] = json!(id);
         }
-        match self.call("getblocktemplate", json!([request]), timeout) {
-            Ok(v) => parse_template(&v),
-            Err(Ok(e)) => Err(SourceError::Unavailable(format!(
-                "getblocktemplate: node error {}: {}",
-                e.code, e.message
-            ))),
-            Err(Err(e)) => Err(e),
-        }
+        let v = self.call("getblocktemplate", json!([request]), timeout)?;
+        parse_template(&v)
     }
 }
 
+const GBT: &str = "getblocktemplate";
+
 fn field<'a>(v: &'a Value, key: &str) -> Result<&'a Value, SourceError> {
     v.get(key)
-        .ok_or_else(|| SourceError::BadTemplate(format!("getblocktemplate has no {key}")))
+        .ok_or_else(|| SourceError::bad_answer(GBT, key, "is missing"))
 }
 
 fn hex32_display(v: &Value, key: &str) -> Result<[u8; 32], SourceError> {
     let text = field(v, key)?
         .as_str()
-        .ok_or_else(|| SourceError::BadTemplate(format!("{key} is not a string")))?;
+        .ok_or_else(|| SourceError::bad_answer(GBT, key, "is not a string"))?;
     let mut bytes: [u8; 32] = decode_hex(text)
         .ok()
         .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| SourceError::BadTemplate(format!("{key} is not 32 bytes of hex")))?;
+        .ok_or_else(|| SourceError::bad_answer(GBT, key, "is not 32 bytes of hex"))?;
     bytes.reverse();
     Ok(bytes)
 }
@@ -452,30 +492,30 @@ fn hex32_display(v: &Value, key: &str) -> Result<[u8; 32], SourceError> {
 fn uint(v: &Value, key: &str) -> Result<u64, SourceError> {
     field(v, key)?
         .as_u64()
-        .ok_or_else(|| SourceError::BadTemplate(format!("{key} is not a non-negative integer")))
+        .ok_or_else(|| SourceError::bad_answer(GBT, key, "is not a non-negative integer"))
 }
 
 fn hex_bytes(v: &Value, key: &str) -> Result<Vec<u8>, SourceError> {
     let text = field(v, key)?
         .as_str()
-        .ok_or_else(|| SourceError::BadTemplate(format!("{key} is not a string")))?;
-    decode_hex(text).map_err(|e| SourceError::BadTemplate(format!("{key}: {e}")))
+        .ok_or_else(|| SourceError::bad_answer(GBT, key, "is not a string"))?;
+    decode_hex(text).map_err(|_| SourceError::bad_answer(GBT, key, "is not hex"))
 }
 
 /// Reads a `getblocktemplate` result.
 pub fn parse_template(v: &Value) -> Result<BlockTemplate, SourceError> {
     let bits_text = field(v, "bits")?
         .as_str()
-        .ok_or_else(|| SourceError::BadTemplate("bits is not a string".into()))?;
+        .ok_or_else(|| SourceError::bad_answer(GBT, "bits", "is not a string"))?;
     let bits = u32::from_str_radix(bits_text, 16)
-        .map_err(|_| SourceError::BadTemplate(format!("bits {bits_text:?} is not hex")))?;
+        .map_err(|_| SourceError::bad_answer(GBT, "bits", "is not hex"))?;
     let to_u32 = |key: &str| -> Result<u32, SourceError> {
         u32::try_from(uint(v, key)?)
-            .map_err(|_| SourceError::BadTemplate(format!("{key} does not fit 32 bits")))
+            .map_err(|_| SourceError::bad_answer(GBT, key, "does not fit 32 bits"))
     };
     let txs = field(v, "transactions")?
         .as_array()
-        .ok_or_else(|| SourceError::BadTemplate("transactions is not an array".into()))?;
+        .ok_or_else(|| SourceError::bad_answer(GBT, "transactions", "is not an array"))?;
     let transactions = txs
         .iter()
         .map(|t| {
@@ -528,7 +568,7 @@ impl TemplateSource for NodeRpc {
         match self.gbt(Some(current_id), timeout) {
             Ok(t) if t.id != current_id => Ok(Some(t)),
             Ok(_) => Ok(None),
-            Err(SourceError::TimedOut(_)) => Ok(None),
+            Err(SourceError::TimedOut { .. }) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -540,12 +580,8 @@ impl ChainView for NodeRpc {
         match self.call("getblockheader", json!([display]), Duration::from_secs(30)) {
             Ok(v) => Ok(v.get("confirmations").and_then(Value::as_i64)),
             // -5: the node has never seen the block.
-            Err(Ok(e)) if e.code == -5 => Ok(None),
-            Err(Ok(e)) => Err(SourceError::Unavailable(format!(
-                "getblockheader: node error {}: {}",
-                e.code, e.message
-            ))),
-            Err(Err(e)) => Err(e),
+            Err(CallError::Node { source, .. }) if source.code == -5 => Ok(None),
+            Err(e) => Err(e.into()),
         }
     }
 }
@@ -562,11 +598,10 @@ impl BlockSubmitter for NodeRpc {
             Ok(other) => Err(SubmitError::Rejected(BlockRejection::Invalid(
                 other.to_string(),
             ))),
-            Err(Ok(e)) => Err(SubmitError::Rejected(BlockRejection::Invalid(format!(
-                "node error {}: {}",
-                e.code, e.message
-            )))),
-            Err(Err(e)) => Err(SubmitError::Unanswered(e.to_string())),
+            Err(CallError::Node { source, .. }) => Err(SubmitError::Rejected(
+                BlockRejection::Invalid(source.to_string()),
+            )),
+            Err(CallError::Transport(e)) => Err(SubmitError::Unanswered(e)),
         }
     }
 }
@@ -653,10 +688,19 @@ mod tests {
             basic("__cookie__", "0123abcd")
         );
         std::fs::write(&path, "no separator").expect("cookie");
-        assert!(rpc.authorization().is_err());
+        assert!(matches!(
+            rpc.authorization(),
+            Err(SourceError::BadCookie { .. })
+        ));
         std::fs::remove_file(&path).expect("remove");
         let err = rpc.authorization().expect_err("missing");
-        assert!(err.to_string().contains("cannot read cookie"), "{err}");
+        assert!(
+            err.to_string().contains("cannot read the rpc cookie"),
+            "{err}"
+        );
+        assert!(matches!(err, SourceError::Cookie { .. }));
+        let cause = std::error::Error::source(&err).expect("the reading error");
+        assert!(cause.to_string().contains("No such file"), "{cause}");
     }
 
     #[test]
@@ -670,7 +714,10 @@ mod tests {
             &format!("http://127.0.0.1:{port}"),
             RpcAuth::UserPassword("u".into(), "p".into()),
         );
-        assert!(matches!(rpc.template(), Err(SourceError::Unavailable(_))));
+        assert!(matches!(
+            rpc.template(),
+            Err(SourceError::Unreachable { .. })
+        ));
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod postgres;
 mod sqlite;
 
 use std::sync::mpsc;
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -318,20 +319,85 @@ pub struct PendingShare {
     pub share: ShareRecord,
 }
 
-/// Storage failures.
-#[derive(Debug, thiserror::Error)]
+/// Storage failures. Cheap to clone: one failed commit answers every share in its batch.
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// The database refused.
-    #[error("database: {0}")]
-    Database(String),
-    /// A money rule refused the step (a payment still being sent, an output larger than its
-    /// balance, a share paid already, an unknown block); nothing was written.
-    #[error("{0}")]
-    Refused(String),
+    /// The database refused or could not be reached.
+    #[error("database error")]
+    Database(#[source] Arc<dyn std::error::Error + Send + Sync>),
+    /// The database was written by a newer otedama, whose tables this one does not know.
+    #[error("database schema version {found} is newer than this otedama ({known})")]
+    NewerSchema {
+        /// The schema version found.
+        found: usize,
+        /// The newest version this build knows.
+        known: usize,
+    },
+    /// A money rule refused the step; nothing was written.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// The writer thread could not be started.
+    #[error("cannot start the share log writer")]
+    Thread(#[source] Arc<std::io::Error>),
     /// The writer thread is gone.
     #[error("the share log writer has stopped")]
     Stopped,
+}
+
+impl StoreError {
+    /// A [`StoreError::Database`] around a driver's error.
+    pub fn database(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+        StoreError::Database(Arc::new(e))
+    }
+}
+
+/// A money rule that refused a storage step.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// A payment of the coin is still being sent: a second one could pay twice.
+    #[error("a {coin} payment is still being sent")]
+    PaymentInFlight {
+        /// The coin.
+        coin: String,
+    },
+    /// An output asks for more than the address's balance.
+    #[error("{address} is owed {balance}, not {amount}")]
+    OverBalance {
+        /// The address.
+        address: String,
+        /// Its balance, smallest unit.
+        balance: i64,
+        /// The output's amount, smallest unit.
+        amount: u64,
+    },
+    /// Some of the shares to pay were paid already.
+    #[error("{already} of {wanted} shares were already paid")]
+    SharesPaid {
+        /// How many were paid already.
+        already: u64,
+        /// How many were to be paid.
+        wanted: u64,
+    },
+    /// No block with this hash is recorded.
+    #[error("no block {hash}")]
+    UnknownBlock {
+        /// The block's hash.
+        hash: String,
+    },
+    /// An amount too large for the ledger's signed amounts.
+    #[error("amount {amount} too large")]
+    AmountTooLarge {
+        /// The amount, smallest unit.
+        amount: u64,
+    },
+    /// The reward could not be split among the miners.
+    #[error("the reward split failed")]
+    RewardSplit(#[source] otedama_rewards::RewardError),
+    /// A test or embedder's own rule refused the step.
+    #[error("{0}")]
+    Other(&'static str),
 }
 
 /// How a block stands credited: the ledger lines its confirmation wrote, and their undoing.
@@ -526,13 +592,15 @@ impl dyn Store + '_ {
         let mut step = Some(step);
         let mut out = None;
         self.transaction(&mut |rows| {
-            let step = step
-                .take()
-                .ok_or_else(|| StoreError::Database("a transaction step ran twice".into()))?;
+            let step = step.take().ok_or(StoreError::Refused(Refusal::Other(
+                "a transaction step ran twice",
+            )))?;
             out = Some(step(rows)?);
             Ok(())
         })?;
-        out.ok_or_else(|| StoreError::Database("a transaction step never ran".into()))
+        out.ok_or(StoreError::Refused(Refusal::Other(
+            "a transaction step never ran",
+        )))
     }
 
     /// Writes shares and blocks in one transaction; all or nothing.
@@ -585,8 +653,8 @@ fn run_transaction<S: Session>(
 type StoreJob = Box<dyn FnOnce(&mut dyn Store) + Send>;
 
 enum Request {
-    Share(ShareRecord, mpsc::Sender<Result<(), String>>),
-    Block(BlockRecord, mpsc::Sender<Result<(), String>>),
+    Share(ShareRecord, mpsc::Sender<Result<(), StoreError>>),
+    Block(BlockRecord, mpsc::Sender<Result<(), StoreError>>),
     Status(String, BlockStatus, Option<String>),
     Flush(mpsc::Sender<()>),
     Run(StoreJob),
@@ -641,7 +709,7 @@ impl ShareLog {
                     write_batch(store.as_mut(), batch);
                 }
             })
-            .map_err(|e| StoreError::Database(format!("cannot start the writer thread: {e}")))?;
+            .map_err(|e| StoreError::Thread(Arc::new(e)))?;
         ready_rx.recv().map_err(|_| StoreError::Stopped)??;
         Ok((ShareLog { tx }, handle))
     }
@@ -652,9 +720,7 @@ impl ShareLog {
         self.tx
             .send(Request::Share(share, done))
             .map_err(|_| StoreError::Stopped)?;
-        wait.recv()
-            .map_err(|_| StoreError::Stopped)?
-            .map_err(StoreError::Database)
+        wait.recv().map_err(|_| StoreError::Stopped)?
     }
 
     // The tests use it.
@@ -662,7 +728,7 @@ impl ShareLog {
     pub fn record_share_async(
         &self,
         share: ShareRecord,
-    ) -> Result<mpsc::Receiver<Result<(), String>>, StoreError> {
+    ) -> Result<mpsc::Receiver<Result<(), StoreError>>, StoreError> {
         let (done, wait) = mpsc::channel();
         self.tx
             .send(Request::Share(share, done))
@@ -676,9 +742,7 @@ impl ShareLog {
         self.tx
             .send(Request::Block(block, done))
             .map_err(|_| StoreError::Stopped)?;
-        wait.recv()
-            .map_err(|_| StoreError::Stopped)?
-            .map_err(StoreError::Database)
+        wait.recv().map_err(|_| StoreError::Stopped)?
     }
 
     /// Queues a block status change.
@@ -736,7 +800,7 @@ fn write_batch(store: &mut dyn Store, batch: Vec<Request>) {
     let result = if shares.is_empty() && blocks.is_empty() {
         Ok(())
     } else {
-        store.commit(&shares, &blocks).map_err(|e| e.to_string())
+        store.commit(&shares, &blocks)
     };
     for w in waiters {
         let _ = w.send(result.clone());
@@ -1325,7 +1389,7 @@ pub(crate) mod tests {
                 None,
                 9,
             )?;
-            Err::<(), _>(StoreError::Refused("stop".into()))
+            Err::<(), _>(StoreError::Refused(Refusal::Other("stop")))
         });
         assert!(matches!(refused, Err(StoreError::Refused(_))));
         let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

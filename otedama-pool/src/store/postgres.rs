@@ -134,7 +134,7 @@ const PAYMENT_LOCK: i32 = 0x6f74_6470;
 const SCHEME_LOCK: i32 = 0x6f74_6473;
 
 fn db(e: postgres::Error) -> StoreError {
-    StoreError::Database(e.to_string())
+    StoreError::database(e)
 }
 
 /// The PostgreSQL store.
@@ -173,10 +173,10 @@ impl PostgresStore {
         };
         let applied = usize::try_from(applied).unwrap_or(0);
         if applied > MIGRATIONS.len() {
-            return Err(StoreError::Database(format!(
-                "database schema version {applied} is newer than this otedama ({})",
-                MIGRATIONS.len()
-            )));
+            return Err(StoreError::NewerSchema {
+                found: applied,
+                known: MIGRATIONS.len(),
+            });
         }
         for sql in MIGRATIONS.iter().skip(applied) {
             tx.batch_execute(sql).map_err(db)?;

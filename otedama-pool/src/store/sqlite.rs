@@ -130,7 +130,7 @@ fn share_from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<ShareRec
 const SHARE_COLUMNS: &str = "time_ms, address, worker, difficulty, job_id, height, pow_hash, is_block, algorithm, network_difficulty, block_value, tx_fees";
 
 fn db(e: rusqlite::Error) -> StoreError {
-    StoreError::Database(e.to_string())
+    StoreError::database(e)
 }
 
 /// How long opening a database waits for other connections that hold it.
@@ -187,10 +187,10 @@ impl SqliteStore {
         let mut store = SqliteStore { conn };
         let found = retry_busy(deadline, || store.migrate())?;
         if found > MIGRATIONS.len() {
-            return Err(StoreError::Database(format!(
-                "database schema version {found} is newer than this otedama ({})",
-                MIGRATIONS.len()
-            )));
+            return Err(StoreError::NewerSchema {
+                found,
+                known: MIGRATIONS.len(),
+            });
         }
         store.conn.busy_timeout(WRITE_PATIENCE).map_err(db)?;
         Ok(store)

@@ -1,27 +1,27 @@
 //! `otedama-cli mine`: a CPU miner for Stratum v1 pools (sha256d, scrypt) and Monero-dialect
 //! pools (randomx), with backup pools and failover.
 //!
-//! One loop for every dialect: a [`Dialect`] speaks the pool's protocol through the
-//! `otedama-stratum` session, and `otedama-devices`' [`CpuDevice`] hashes. Each piece of work
-//! the device gets (a v1 job with one extranonce2, a Monero job's blob) has a generation of its
-//! own, so a solution is traced back to the job it solves and dropped when a newer job made it
-//! stale.
+//! One loop for every dialect: `otedama-stratum`'s [`ProtocolClient`] holds the connection and
+//! the dialect's session, a [`Dialect`] says what the miner makes of that session's events
+//! and how jobs become work and solutions shares, and `otedama-devices`' [`CpuDevice`]
+//! hashes. Each piece of work the device gets (a v1 job with one extranonce2, a Monero job's
+//! blob) has a generation of its own, so a solution is traced back to the job it solves and
+//! dropped when a newer job made it stale.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use otedama_core::{encode_hex, DifficultyConvention, Hashrate, Target};
 use otedama_devices::{CpuConfig, CpuDevice, Device, DeviceEvent, DeviceJob};
 use otedama_hash::{Algorithm, PowAlgorithm, RandomX, RandomXMode, ScanJob, Solution};
+use otedama_stratum::client::{ClientConfig, ClientError, PoolUrl, ProtocolClient};
 use otedama_stratum::{
-    Extranonce2Iter, LineBuffer, MinerConfig, MinerEvent, MinerJob, MinerSession, MoneroJob,
-    MoneroMinerConfig, MoneroMinerEvent, MoneroMinerSession, MoneroMinerShare,
+    Extranonce2Iter, MinerConfig, MinerEvent, MinerJob, MinerProtocol, MinerSession, MinerShare,
+    MoneroJob, MoneroMinerConfig, MoneroMinerEvent, MoneroMinerSession, MoneroMinerShare,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
 use crate::kernel::build;
@@ -88,23 +88,13 @@ pub(crate) struct MinerTotals {
     pub(crate) rejected: u64,
 }
 
-/// Splits `stratum+tcp://host:port` into host and port.
-pub(crate) fn parse_url(url: &str) -> Result<(String, u16)> {
-    let rest = url
-        .strip_prefix("stratum+tcp://")
-        .or_else(|| url.strip_prefix("tcp://"))
-        .unwrap_or(url);
-    let rest = rest.trim_end_matches('/');
-    let (host, port) = rest.rsplit_once(':').with_context(|| {
-        format!("pool url {url:?} has no port (expected stratum+tcp://host:port)")
-    })?;
-    if host.is_empty() {
-        bail!("pool url {url:?} has no host");
+/// Checks every pool URL up front, so that a typo in a backup pool's fails the run at once
+/// rather than after the first pool goes down.
+fn check_urls(urls: &[String]) -> Result<()> {
+    for url in urls {
+        PoolUrl::parse(url).map_err(|e| anyhow!("{e} (expected stratum+tcp://host:port)"))?;
     }
-    let port: u16 = port
-        .parse()
-        .with_context(|| format!("pool url {url:?} has a bad port {port:?}"))?;
-    Ok((host.trim_matches(['[', ']']).to_owned(), port))
+    Ok(())
 }
 
 /// What a session reports, the same for every dialect.
@@ -128,21 +118,22 @@ enum Event<J> {
     Closed(String),
 }
 
-/// A pool dialect's client session, and how its jobs become device work.
-trait Dialect: Send {
-    /// A job as the session hands it over.
+/// What the miner knows of a pool dialect beyond what [`ProtocolClient`] drives: its settings,
+/// its events in the loop's common shape, and how its jobs become device work and solutions
+/// become its shares.
+trait Dialect: MinerProtocol {
+    /// A job as the miner keeps it.
     type Job: Clone + Send;
 
-    fn handle_line(&mut self, line: &[u8], now: Instant);
-    fn poll_output(&mut self) -> Option<String>;
-    fn poll_event(&mut self) -> Option<Event<Self::Job>>;
-    fn poll_timeout(&self) -> Option<Instant>;
-    fn handle_timeout(&mut self, now: Instant);
-    /// The input and share target of part `part` of `job`; `None` once the job has no more
-    /// parts.
-    fn work(&self, job: &Self::Job, part: u64) -> Result<Option<(ScanJob, Target)>>;
-    /// Submits a solution of part `part` of `job`.
-    fn submit(&mut self, job: &Self::Job, part: u64, solution: &Solution);
+    /// The session's settings for `args`.
+    fn config(args: &MineArgs) -> Self::Config;
+    /// `event` in the common shape; `None` for what the miner has no use for.
+    fn event(event: Self::Event) -> Option<Event<Self::Job>>;
+    /// The input and share target of part `part` of `job`, hashed with `algo`; `None` once
+    /// the job has no more parts.
+    fn work(job: &Self::Job, part: u64, algo: Algorithm) -> Result<Option<(ScanJob, Target)>>;
+    /// The share a solution of part `part` of `job` is submitted as.
+    fn share(job: &Self::Job, part: u64, solution: &Solution) -> Self::Share;
     /// Whether solutions of `old` are stale once `new` is announced.
     fn supersedes(new: &Self::Job, old: &Self::Job) -> bool;
     /// The job's share difficulty, for the status line.
@@ -152,78 +143,42 @@ trait Dialect: Send {
 }
 
 /// Stratum v1: one part per extranonce2 value, each a full 32-bit nonce range.
-struct V1 {
-    session: MinerSession,
-    convention: DifficultyConvention,
-}
+impl Dialect for MinerSession {
+    type Job = Arc<MinerJob>;
 
-impl V1 {
-    fn open(args: &MineArgs, host: &str, resume: Option<String>, now: Instant) -> Result<V1> {
-        let convention = match args.algo {
+    fn config(args: &MineArgs) -> MinerConfig {
+        MinerConfig {
+            user: args.user.clone(),
+            password: args.password.clone(),
+            ..MinerConfig::default()
+        }
+    }
+
+    fn event(event: MinerEvent) -> Option<Event<Self::Job>> {
+        Some(match event {
+            MinerEvent::Subscribed { session_id, .. } => Event::Subscribed(session_id),
+            MinerEvent::Authorized(false, reason) => Event::Refused(reason.unwrap_or_default()),
+            MinerEvent::NewJob(job) => Event::NewJob(Arc::new(job)),
+            MinerEvent::ShareResult {
+                accepted, error, ..
+            } => Event::ShareResult {
+                accepted,
+                reason: error.map(|e| e.to_string()),
+            },
+            MinerEvent::Reconnect(_) => Event::Reconnect,
+            MinerEvent::ShowMessage(m) => Event::Message(format!("pool says: {m}")),
+            MinerEvent::Error(e) => Event::Message(format!("pool sent something unusable: {e}")),
+            MinerEvent::Closed(reason) => Event::Closed(format!("{reason:?}")),
+            _ => return None,
+        })
+    }
+
+    fn work(job: &Self::Job, part: u64, algo: Algorithm) -> Result<Option<(ScanJob, Target)>> {
+        let convention = match algo {
             Algorithm::Sha256d => DifficultyConvention::Bitcoin,
             Algorithm::Scrypt => DifficultyConvention::Scrypt,
             other => bail!("the Stratum v1 miner mines sha256d and scrypt, not {other}"),
         };
-        let config = MinerConfig {
-            user: args.user.clone(),
-            password: args.password.clone(),
-            ..MinerConfig::default()
-        };
-        let mut session = MinerSession::new(config, now).with_pool_host(host);
-        if let Some(id) = resume {
-            session = session.with_resume(id);
-        }
-        session.start();
-        Ok(V1 {
-            session,
-            convention,
-        })
-    }
-}
-
-impl Dialect for V1 {
-    type Job = Arc<MinerJob>;
-
-    fn handle_line(&mut self, line: &[u8], now: Instant) {
-        self.session.handle_line(line, now);
-    }
-
-    fn poll_output(&mut self) -> Option<String> {
-        self.session.poll_output()
-    }
-
-    fn poll_event(&mut self) -> Option<Event<Self::Job>> {
-        loop {
-            return Some(match self.session.poll_event()? {
-                MinerEvent::Subscribed { session_id, .. } => Event::Subscribed(session_id),
-                MinerEvent::Authorized(false, reason) => Event::Refused(reason.unwrap_or_default()),
-                MinerEvent::NewJob(job) => Event::NewJob(Arc::new(job)),
-                MinerEvent::ShareResult {
-                    accepted, error, ..
-                } => Event::ShareResult {
-                    accepted,
-                    reason: error.map(|e| e.to_string()),
-                },
-                MinerEvent::Reconnect(_) => Event::Reconnect,
-                MinerEvent::ShowMessage(m) => Event::Message(format!("pool says: {m}")),
-                MinerEvent::Error(e) => {
-                    Event::Message(format!("pool sent something unusable: {e}"))
-                }
-                MinerEvent::Closed(reason) => Event::Closed(format!("{reason:?}")),
-                _ => continue,
-            });
-        }
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.session.poll_timeout()
-    }
-
-    fn handle_timeout(&mut self, now: Instant) {
-        self.session.handle_timeout(now);
-    }
-
-    fn work(&self, job: &Self::Job, part: u64) -> Result<Option<(ScanJob, Target)>> {
         let size = job.extranonce2_size;
         if size < 8 && part >> (8 * size) != 0 {
             return Ok(None);
@@ -232,15 +187,14 @@ impl Dialect for V1 {
         let header = job.header(&en2, job.notify.ntime, 0, None)?;
         Ok(Some((
             ScanJob::header80(header),
-            job.share_target(self.convention),
+            job.share_target(convention),
         )))
     }
 
-    fn submit(&mut self, job: &Self::Job, part: u64, solution: &Solution) {
+    fn share(job: &Self::Job, part: u64, solution: &Solution) -> MinerShare {
         let en2 = Extranonce2Iter::encode(job.extranonce2_size, part);
         let nonce = u32::try_from(solution.nonce).unwrap_or(u32::MAX);
-        self.session
-            .submit(job.share(&en2, job.notify.ntime, nonce, None));
+        job.share(&en2, job.notify.ntime, nonce, None)
     }
 
     fn supersedes(new: &Self::Job, old: &Self::Job) -> bool {
@@ -257,73 +211,46 @@ impl Dialect for V1 {
 }
 
 /// The Monero dialect: one part per job, the blob's 32-bit nonce.
-struct Monero {
-    session: MoneroMinerSession,
-}
+impl Dialect for MoneroMinerSession {
+    type Job = Arc<(MoneroJob, u64)>;
 
-impl Monero {
-    fn open(args: &MineArgs, now: Instant) -> Monero {
-        let config = MoneroMinerConfig {
+    fn config(args: &MineArgs) -> MoneroMinerConfig {
+        MoneroMinerConfig {
             login: args.user.clone(),
             pass: args.password.clone(),
             keepalive: Some(Duration::from_secs(60)),
             ..MoneroMinerConfig::default()
-        };
-        let mut session = MoneroMinerSession::new(config, now);
-        session.start();
-        Monero { session }
-    }
-}
-
-impl Dialect for Monero {
-    type Job = Arc<(MoneroJob, u64)>;
-
-    fn handle_line(&mut self, line: &[u8], now: Instant) {
-        self.session.handle_line(line, now);
-    }
-
-    fn poll_output(&mut self) -> Option<String> {
-        self.session.poll_output()
-    }
-
-    fn poll_event(&mut self) -> Option<Event<Self::Job>> {
-        loop {
-            return Some(match self.session.poll_event()? {
-                MoneroMinerEvent::LoginFailed(e) => Event::Refused(e.message),
-                MoneroMinerEvent::NewJob { job, difficulty } => {
-                    if job.seed_hash.is_none() {
-                        eprintln!(
-                            "job {} has no seed_hash: a RandomX job needs one",
-                            job.job_id
-                        );
-                        continue;
-                    }
-                    Event::NewJob(Arc::new((job, difficulty)))
-                }
-                MoneroMinerEvent::ShareResult {
-                    accepted, error, ..
-                } => Event::ShareResult {
-                    accepted,
-                    reason: error.map(|e| e.message),
-                },
-                MoneroMinerEvent::Error(e) => {
-                    Event::Message(format!("pool sent something unusable: {e}"))
-                }
-                MoneroMinerEvent::Closed(reason) => Event::Closed(format!("{reason:?}")),
-                _ => continue,
-            });
         }
     }
 
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.session.poll_timeout()
+    fn event(event: MoneroMinerEvent) -> Option<Event<Self::Job>> {
+        Some(match event {
+            MoneroMinerEvent::LoginFailed(e) => Event::Refused(e.message),
+            MoneroMinerEvent::NewJob { job, difficulty } => {
+                if job.seed_hash.is_none() {
+                    eprintln!(
+                        "job {} has no seed_hash: a RandomX job needs one",
+                        job.job_id
+                    );
+                    return None;
+                }
+                Event::NewJob(Arc::new((job, difficulty)))
+            }
+            MoneroMinerEvent::ShareResult {
+                accepted, error, ..
+            } => Event::ShareResult {
+                accepted,
+                reason: error.map(|e| e.message),
+            },
+            MoneroMinerEvent::Error(e) => {
+                Event::Message(format!("pool sent something unusable: {e}"))
+            }
+            MoneroMinerEvent::Closed(reason) => Event::Closed(format!("{reason:?}")),
+            _ => return None,
+        })
     }
 
-    fn handle_timeout(&mut self, now: Instant) {
-        self.session.handle_timeout(now);
-    }
-
-    fn work(&self, job: &Self::Job, part: u64) -> Result<Option<(ScanJob, Target)>> {
+    fn work(job: &Self::Job, part: u64, _algo: Algorithm) -> Result<Option<(ScanJob, Target)>> {
         if part > 0 {
             return Ok(None);
         }
@@ -331,13 +258,13 @@ impl Dialect for Monero {
         Ok(Some((scan, job.0.target.to_target())))
     }
 
-    fn submit(&mut self, job: &Self::Job, _part: u64, solution: &Solution) {
-        self.session.submit(MoneroMinerShare {
+    fn share(job: &Self::Job, _part: u64, solution: &Solution) -> MoneroMinerShare {
+        MoneroMinerShare {
             job_id: job.0.job_id.clone(),
             nonce: u32::try_from(solution.nonce).unwrap_or(u32::MAX),
             result: solution.output.hash,
             algo: job.0.algo.clone(),
-        });
+        }
     }
 
     fn supersedes(new: &Self::Job, old: &Self::Job) -> bool {
@@ -443,8 +370,8 @@ impl<J: Clone> Miner<J> {
     }
 
     /// Hands part `part` of `job` to the device under a new generation.
-    fn assign<D: Dialect<Job = J>>(&mut self, dialect: &D, job: J, part: u64) -> Result<()> {
-        let Some((scan, target)) = dialect.work(&job, part)? else {
+    fn assign<D: Dialect<Job = J>>(&mut self, job: J, part: u64) -> Result<()> {
+        let Some((scan, target)) = D::work(&job, part, self.args.algo)? else {
             // Every part is mined: wait for the pool's next job.
             self.idle();
             return Ok(());
@@ -462,17 +389,17 @@ impl<J: Clone> Miner<J> {
         Ok(())
     }
 
-    async fn new_job<D: Dialect<Job = J>>(&mut self, dialect: &D, job: J) -> Result<()> {
+    async fn new_job<D: Dialect<Job = J>>(&mut self, job: J) -> Result<()> {
         if let Some(seed) = D::key(&job) {
             self.ensure_key(seed).await?;
         }
-        self.assign(dialect, job, 0)
+        self.assign::<D>(job, 0)
     }
 
-    /// What the device found or finished.
+    /// What the device found or finished; solutions go to the pool through `client`.
     fn device_event<D: Dialect<Job = J>>(
         &mut self,
-        dialect: &mut D,
+        client: &mut ProtocolClient<D>,
         event: DeviceEvent,
     ) -> Result<()> {
         match event {
@@ -493,13 +420,13 @@ impl<J: Clone> Miner<J> {
                     None => true,
                 };
                 if !stale {
-                    dialect.submit(&job, part, &found.solution);
+                    client.submit(D::share(&job, part, &found.solution));
                 }
             }
             DeviceEvent::Exhausted { generation } => {
                 if let Some((current, job, part)) = self.current.clone() {
                     if current == generation {
-                        self.assign(dialect, job, part + 1)?;
+                        self.assign::<D>(job, part + 1)?;
                     }
                 }
             }
@@ -526,89 +453,73 @@ enum SessionEnd {
     Lost(String),
 }
 
-/// One connection to `url`: moves lines between the pool and the session, jobs to the device
-/// and solutions back, until the connection ends.
+/// How long a finished connection may take to write what it still has queued (shares found
+/// just before the end) before it is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// One connection to `url`: events from the pool's session, jobs to the device and solutions
+/// back, until the connection ends. The client moves the bytes and keeps the session's time;
+/// its `next_event` is cancel-safe, so it races the device, the status tick and the stop
+/// signal without losing anything.
 async fn run_session<D: Dialect>(
     url: &str,
-    mut dialect: D,
     miner: &mut Miner<D::Job>,
     device_events: &mut mpsc::UnboundedReceiver<DeviceEvent>,
     stop: &mut watch::Receiver<bool>,
     resume: &mut Option<String>,
 ) -> Result<SessionEnd> {
-    let (host, port) = parse_url(url)?;
-    let stream = tokio::time::timeout(
-        Duration::from_secs(10),
-        TcpStream::connect((host.as_str(), port)),
-    )
-    .await
-    .map_err(|_| anyhow::anyhow!("connecting to {url} timed out"))?
-    .with_context(|| format!("cannot connect to {url}"))?;
-    stream.set_nodelay(true).ok();
-    let (mut rd, mut wr) = stream.into_split();
-    let mut lines = LineBuffer::default();
-    let mut buf = vec![0u8; 16 * 1024];
+    let mut config = ClientConfig::new(D::config(&miner.args));
+    config.resume = resume.clone();
+    let mut client = ProtocolClient::<D>::connect(url, config).await?;
     let mut stats =
         tokio::time::interval(Duration::from_secs_f64(miner.args.stats_interval.max(0.5)));
     stats.tick().await;
     let mut difficulty = 0.0;
-    loop {
-        while let Some(out) = dialect.poll_output() {
-            wr.write_all(out.as_bytes())
-                .await
-                .context("write to pool")?;
-        }
-        while let Some(event) = dialect.poll_event() {
-            match event {
-                Event::Subscribed(id) => *resume = id,
-                Event::Refused(reason) => {
-                    bail!("the pool refused worker {}: {reason}", miner.args.user)
-                }
-                Event::NewJob(job) => {
-                    difficulty = D::difficulty(&job);
-                    miner.new_job(&dialect, job).await?;
-                }
-                Event::ShareResult { accepted, reason } => {
-                    if accepted {
-                        miner.accepted += 1;
-                    } else {
-                        miner.rejected += 1;
-                        eprintln!(
-                            "share rejected: {}",
-                            reason.unwrap_or_else(|| "no reason given".to_owned())
-                        );
-                    }
-                    if miner.args.max_shares.is_some_and(|m| miner.accepted >= m) {
-                        return Ok(SessionEnd::Stopped);
-                    }
-                }
-                Event::Reconnect => {
-                    return Ok(SessionEnd::Lost("the pool asked to reconnect".into()))
-                }
-                Event::Message(m) => eprintln!("{m}"),
-                Event::Closed(reason) => {
-                    return Ok(SessionEnd::Lost(format!("session closed: {reason}")))
-                }
-            }
-        }
-        let deadline = dialect
-            .poll_timeout()
-            .map(tokio::time::Instant::from_std)
-            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(60));
+    let end = loop {
         tokio::select! {
-            read = rd.read(&mut buf) => {
-                let n = read.context("read from pool")?;
-                if n == 0 {
-                    return Ok(SessionEnd::Lost("the pool closed the connection".into()));
-                }
-                lines.feed(&buf[..n]).map_err(|e| anyhow::anyhow!("pool sent {e}"))?;
-                let now = Instant::now();
-                while let Some(line) = lines.next_line() {
-                    dialect.handle_line(line, now);
+            event = client.next_event() => {
+                let event = match event {
+                    Ok(event) => event,
+                    Err(ClientError::Disconnected) => {
+                        break SessionEnd::Lost("the pool closed the connection".into())
+                    }
+                    Err(ClientError::Closed) => break SessionEnd::Lost("session closed".into()),
+                    Err(e) => return Err(e.into()),
+                };
+                match D::event(event) {
+                    None => {}
+                    Some(Event::Subscribed(id)) => *resume = id,
+                    Some(Event::Refused(reason)) => {
+                        bail!("the pool refused worker {}: {reason}", miner.args.user)
+                    }
+                    Some(Event::NewJob(job)) => {
+                        difficulty = D::difficulty(&job);
+                        miner.new_job::<D>(job).await?;
+                    }
+                    Some(Event::ShareResult { accepted, reason }) => {
+                        if accepted {
+                            miner.accepted += 1;
+                        } else {
+                            miner.rejected += 1;
+                            eprintln!(
+                                "share rejected: {}",
+                                reason.unwrap_or_else(|| "no reason given".to_owned())
+                            );
+                        }
+                        if miner.args.max_shares.is_some_and(|m| miner.accepted >= m) {
+                            break SessionEnd::Stopped;
+                        }
+                    }
+                    Some(Event::Reconnect) => {
+                        break SessionEnd::Lost("the pool asked to reconnect".into())
+                    }
+                    Some(Event::Message(m)) => eprintln!("{m}"),
+                    Some(Event::Closed(reason)) => {
+                        break SessionEnd::Lost(format!("session closed: {reason}"))
+                    }
                 }
             }
-            Some(event) = device_events.recv() => miner.device_event(&mut dialect, event)?,
-            _ = tokio::time::sleep_until(deadline) => dialect.handle_timeout(Instant::now()),
+            Some(event) = device_events.recv() => miner.device_event(&mut client, event)?,
             _ = stats.tick() => {
                 let rate = miner.hashrate();
                 eprintln!(
@@ -616,9 +527,12 @@ async fn run_session<D: Dialect>(
                     miner.args.algo, miner.accepted, miner.rejected,
                 );
             }
-            _ = stop.changed() => return Ok(SessionEnd::Stopped),
+            _ = stop.changed() => break SessionEnd::Stopped,
         }
-    }
+    };
+    // Bounded: a pool that stopped reading must not hold up failover or the exit.
+    tokio::time::timeout(CLOSE_GRACE, client.close()).await.ok();
+    Ok(end)
 }
 
 /// Mines until stopped (Ctrl-C, `stop`, `--max-shares`, `--seconds`), failing over between the
@@ -631,17 +545,12 @@ pub(crate) async fn mine(args: MineArgs, mut stop: watch::Receiver<bool>) -> Res
             args.threads
         );
     }
-    for url in &args.urls {
-        parse_url(url)?;
-    }
+    check_urls(&args.urls)?;
     match args.algo {
         Algorithm::RandomX => {
             let (miner, events) = Miner::new(args);
             // The kernel needs the first job's key: the device starts with it.
-            failover(miner, events, &mut stop, |args, _host, _resume, now| {
-                Ok(Monero::open(args, now))
-            })
-            .await
+            failover::<MoneroMinerSession>(miner, events, &mut stop).await
         }
         Algorithm::Sha256d | Algorithm::Scrypt => {
             let (mut miner, events) = Miner::new(args);
@@ -653,7 +562,7 @@ pub(crate) async fn mine(args: MineArgs, mut stop: watch::Receiver<bool>) -> Res
                 1,
             )?);
             miner.start(kernel)?;
-            failover(miner, events, &mut stop, V1::open).await
+            failover::<MinerSession>(miner, events, &mut stop).await
         }
         other => bail!("mine speaks Stratum v1 (sha256d, scrypt) and the Monero dialect (randomx), not {other}"),
     }
@@ -684,7 +593,6 @@ async fn failover<D: Dialect>(
     mut miner: Miner<D::Job>,
     mut device_events: mpsc::UnboundedReceiver<DeviceEvent>,
     stop: &mut watch::Receiver<bool>,
-    open: impl Fn(&MineArgs, &str, Option<String>, Instant) -> Result<D>,
 ) -> Result<MinerTotals> {
     let started = Instant::now();
     let deadline = miner
@@ -696,19 +604,7 @@ async fn failover<D: Dialect>(
     let urls = miner.args.urls.clone();
     let result = 'outer: loop {
         for url in &urls {
-            let session = async {
-                let (host, _) = parse_url(url)?;
-                let dialect = open(&miner.args, &host, resume.clone(), Instant::now())?;
-                run_session(
-                    url,
-                    dialect,
-                    &mut miner,
-                    &mut device_events,
-                    stop,
-                    &mut resume,
-                )
-                .await
-            };
+            let session = run_session::<D>(url, &mut miner, &mut device_events, stop, &mut resume);
             let outcome = match deadline {
                 Some(d) => match tokio::time::timeout_at(d, session).await {
                     Ok(r) => r,
@@ -776,22 +672,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pool_urls_parse() {
-        assert_eq!(
-            parse_url("stratum+tcp://127.0.0.1:3333").expect("url"),
-            ("127.0.0.1".into(), 3333)
-        );
-        assert_eq!(
-            parse_url("pool.example:4444/").expect("url"),
-            ("pool.example".into(), 4444)
-        );
-        assert_eq!(
-            parse_url("stratum+tcp://[::1]:3333").expect("url"),
-            ("::1".into(), 3333)
-        );
-        assert!(parse_url("stratum+tcp://host").is_err());
-        assert!(parse_url("stratum+tcp://host:99999").is_err());
-        assert!(parse_url("stratum+tcp://:3333").is_err());
+    fn pool_urls_are_checked_up_front() {
+        let urls = |list: &[&str]| list.iter().map(|u| u.to_string()).collect::<Vec<_>>();
+        check_urls(&urls(&[
+            "stratum+tcp://127.0.0.1:3333",
+            "pool.example:4444/",
+            "stratum+tcp://[::1]:3333",
+        ]))
+        .expect("good urls");
+        for bad in [
+            "stratum+tcp://host",
+            "stratum+tcp://host:99999",
+            "stratum+tcp://:3333",
+            "stratum+ssl://pool.example:3333",
+        ] {
+            // A bad backup pool fails the run, and the error names it.
+            let err = check_urls(&urls(&["stratum+tcp://127.0.0.1:3333", bad]))
+                .expect_err(bad)
+                .to_string();
+            assert!(err.contains(bad), "{err}");
+        }
     }
 
     #[test]
@@ -814,21 +714,16 @@ mod tests {
             version_mask: 0,
             clean: true,
         });
-        let v1 = V1 {
-            session: MinerSession::new(MinerConfig::default(), Instant::now()),
-            convention: DifficultyConvention::Bitcoin,
-        };
-        let first = v1.work(&job, 0).expect("work").expect("part 0");
-        let second = v1.work(&job, 1).expect("work").expect("part 1");
+        let work =
+            |part| <MinerSession as Dialect>::work(&job, part, Algorithm::Sha256d).expect("work");
+        let first = work(0).expect("part 0");
+        let second = work(1).expect("part 1");
         assert_ne!(
             first.0.input(),
             second.0.input(),
             "each part its own header"
         );
-        assert!(v1.work(&job, 255).expect("work").is_some());
-        assert!(
-            v1.work(&job, 256).expect("work").is_none(),
-            "one byte holds 256 parts"
-        );
+        assert!(work(255).is_some());
+        assert!(work(256).is_none(), "one byte holds 256 parts");
     }
 }

@@ -26,9 +26,13 @@
 //!   one session core they share for what does not depend on the wire format: the
 //!   [`AuthorizeToken`]s and [`ShareToken`]s awaiting a verdict, [`CloseReason`]s, the login
 //!   and idle clocks, the ban score, and the bounded duplicate check.
+//! - [`MinerProtocol`]: its miner-side mirror, implemented by [`MinerSession`] and
+//!   [`MoneroMinerSession`] (lines in and out, the dialect's events, shares, timeouts), opened
+//!   over a [`PoolLink`] (the pool's host, a session to resume, whether redirects are allowed).
 //! - With the feature `tokio`, the `server` module: one TCP server, generic over
 //!   [`PoolProtocol`], for all three dialects (`Server` for v1, `MoneroServer`, `EthServer`);
-//!   and the `client` module, a Stratum v1 miner connection.
+//!   and the `client` module: one miner connection, generic over [`MinerProtocol`] (`Client`
+//!   for v1, `MoneroClient`).
 //!
 //! # Example
 //!
@@ -97,8 +101,8 @@ mod session;
 mod v1;
 
 pub use session::{
-    AuthorizeToken, CloseReason, PoolProtocol, SessionEvent, ShareToken, ShareVerdict,
-    SubmittedShare,
+    AuthorizeToken, CloseReason, MinerProtocol, PoolLink, PoolProtocol, SessionEvent, ShareToken,
+    ShareVerdict, SubmittedShare,
 };
 
 pub use v1::error::{ErrorCode, StratumError};

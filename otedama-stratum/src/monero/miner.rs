@@ -7,6 +7,7 @@ use super::message::{
     MoneroClientRequest, MoneroError, MoneroJob, MoneroLogin, MoneroLoginResult, MoneroMessage,
     MoneroResponse, MoneroServerRequest, MoneroSubmit,
 };
+use crate::session::{MinerProtocol, PoolLink};
 use crate::v1::frame::LineBuffer;
 use crate::v1::message::{ParamsError, ParseError, RequestId};
 use crate::v1::miner::{our_id, MinerCloseReason, MAX_PENDING, VERSION_STRING};
@@ -435,5 +436,51 @@ impl MoneroMinerSession {
             }
             MoneroPending::Keepalive => {}
         }
+    }
+}
+
+/// The Monero dialect has no session resumption and no redirects: the [`PoolLink`] is
+/// ignored, and the timeouts and keep-alive come from the [`MoneroMinerConfig`].
+impl MinerProtocol for MoneroMinerSession {
+    type Config = MoneroMinerConfig;
+    type Event = MoneroMinerEvent;
+    type Share = MoneroMinerShare;
+
+    fn open(config: MoneroMinerConfig, _link: &PoolLink, now: Instant) -> Self {
+        let mut session = MoneroMinerSession::new(config, now);
+        session.start();
+        session
+    }
+
+    fn handle_line(&mut self, line: &[u8], now: Instant) {
+        MoneroMinerSession::handle_line(self, line, now);
+    }
+
+    fn poll_output(&mut self) -> Option<String> {
+        MoneroMinerSession::poll_output(self)
+    }
+
+    fn poll_event(&mut self) -> Option<MoneroMinerEvent> {
+        MoneroMinerSession::poll_event(self)
+    }
+
+    fn submit(&mut self, share: MoneroMinerShare) -> u64 {
+        MoneroMinerSession::submit(self, share)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        MoneroMinerSession::poll_timeout(self)
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        MoneroMinerSession::handle_timeout(self, now);
+    }
+
+    fn close(&mut self, reason: MinerCloseReason) {
+        MoneroMinerSession::close(self, reason);
+    }
+
+    fn is_closed(&self) -> bool {
+        MoneroMinerSession::is_closed(self)
     }
 }

@@ -1,6 +1,6 @@
 //! What the three pool-side dialects share: the [`PoolProtocol`] trait they implement, the
 //! event, token, verdict and close-reason types they all speak, and the session core that
-//! keeps their common state.
+//! keeps their common state. The miner side's [`MinerProtocol`] lives here too.
 //!
 //! Stratum v1 ([`PoolSession`](crate::PoolSession)), the Monero dialect
 //! ([`MoneroPoolSession`](crate::MoneroPoolSession)) and EthereumStratum
@@ -11,6 +11,7 @@
 //! duplicates with a bounded [`SeenShares`].
 
 mod liveness;
+mod miner;
 mod state;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use std::time::Instant;
 
 use crate::ExtranonceAllocator;
 
+pub use miner::{MinerProtocol, PoolLink};
 pub(crate) use state::{SeenShares, SessionCore, SessionEvents, PENALTY};
 
 /// Identifies an authorization (or a Monero login) awaiting the caller's verdict.

@@ -1,10 +1,20 @@
-//! A Stratum v1 TCP client driving a [`MinerSession`].
+//! A Stratum TCP client: one connection to a pool, driving a miner session of any dialect
+//! through [`MinerProtocol`].
 //!
-//! [`Client::connect`] dials `stratum+tcp://host:port` and sends the opening requests;
-//! [`Client::next_event`] then moves bytes both ways and returns the session's events one at a
-//! time. It spawns nothing: the miner's own loop owns the client and polls it, typically in a
-//! `select!` beside the channel its hashing threads report solutions on, and hands those to
-//! [`Client::submit`]. `next_event` is cancel-safe, so losing such a race loses nothing.
+//! [`ProtocolClient<P>`] speaks the dialect of `P`: [`Client`] is the Stratum v1 client
+//! (its session a [`MinerSession`]), [`MoneroClient`] speaks the Monero dialect
+//! ([`MoneroMinerSession`]). The rest of this page reads the same for each.
+//!
+//! [`ProtocolClient::connect`] dials `stratum+tcp://host:port` and queues the session's
+//! opening requests; [`ProtocolClient::next_event`] then moves bytes both ways and returns the
+//! session's events one at a time, in the dialect's own event type. It spawns nothing: the
+//! miner's own loop owns the client and polls it, typically in a `select!` beside the channel
+//! its hashing threads report solutions on, and hands those to [`ProtocolClient::submit`].
+//! `next_event` is cancel-safe, so losing such a race loses nothing. Once the session has
+//! ended and its last events are taken, or the connection failed, `next_event` returns
+//! [`ClientError::Closed`].
+//!
+//! A Stratum v1 miner:
 //!
 //! ```no_run
 //! use otedama_stratum::client::{Client, ClientConfig};
@@ -27,6 +37,37 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! The same for a Monero pool, and a loop written once for any dialect:
+//!
+//! ```no_run
+//! use otedama_stratum::client::{ClientConfig, ClientError, MoneroClient, ProtocolClient};
+//! use otedama_stratum::{MinerProtocol, MoneroMinerConfig, MoneroMinerEvent};
+//!
+//! /// Logs every event until the session ends.
+//! async fn watch<P: MinerProtocol>(client: &mut ProtocolClient<P>) -> ClientError {
+//!     loop {
+//!         match client.next_event().await {
+//!             Ok(event) => println!("{event:?}"),
+//!             Err(e) => return e,
+//!         }
+//!     }
+//! }
+//!
+//! # async fn mine() -> Result<(), ClientError> {
+//! let config = ClientConfig::new(MoneroMinerConfig {
+//!     login: "4wallet".into(),
+//!     ..MoneroMinerConfig::default()
+//! });
+//! let mut client = MoneroClient::connect("stratum+tcp://pool.example:3333", config).await?;
+//! if let MoneroMinerEvent::LoggedIn { session_id, .. } = client.next_event().await? {
+//!     println!("logged in as {session_id}");
+//! }
+//! let why = watch(&mut client).await;
+//! println!("pool gone: {why}");
+//! # Ok(())
+//! # }
+//! ```
 
 use std::fmt;
 use std::io;
@@ -36,16 +77,23 @@ use ::tokio::io::AsyncWriteExt;
 use ::tokio::net::TcpStream;
 use ::tokio::time::{sleep_until, timeout, Instant};
 
-use crate::{LineBuffer, MinerConfig, MinerEvent, MinerSession, MinerShare};
+use crate::{
+    LineBuffer, MinerConfig, MinerProtocol, MinerSession, MoneroMinerConfig, MoneroMinerSession,
+    PoolLink,
+};
 
-/// Client settings.
+/// Client settings around the session settings `C` ([`MinerConfig`] unless said otherwise).
 #[derive(Debug, Clone, PartialEq)]
-pub struct ClientConfig {
-    /// The session's settings: worker, password, user agent, version rolling.
-    pub miner: MinerConfig,
-    /// A session id to resume (the `session_id` of an earlier [`MinerEvent::Subscribed`]).
+pub struct ClientConfig<C = MinerConfig> {
+    /// The session's settings (v1: worker, password, user agent, version rolling; Monero:
+    /// wallet, password, agent, algorithms, keep-alive).
+    pub miner: C,
+    /// A session id to resume (v1: the `session_id` of an earlier
+    /// [`MinerEvent::Subscribed`](crate::MinerEvent::Subscribed)); the Monero dialect has no
+    /// resumption and ignores it.
     pub resume: Option<String>,
-    /// Whether `client.reconnect` may name another host (see [`MinerSession::allow_redirects`]).
+    /// Whether the pool may send the miner to another host (v1: `client.reconnect`, see
+    /// [`MinerSession::allow_redirects`]); the Monero dialect has no redirects and ignores it.
     pub allow_redirects: bool,
     /// How long to wait for the TCP connection.
     pub connect_timeout: Duration,
@@ -53,9 +101,13 @@ pub struct ClientConfig {
     pub max_line: usize,
 }
 
-impl ClientConfig {
-    /// Defaults around a session's settings.
-    pub fn new(miner: MinerConfig) -> Self {
+/// The settings of a [`MoneroClient`].
+pub type MoneroClientConfig = ClientConfig<MoneroMinerConfig>;
+
+impl<C> ClientConfig<C> {
+    /// Defaults around a session's settings: nothing to resume, no redirects, 10 s to
+    /// connect, [`LineBuffer::DEFAULT_MAX_LINE`].
+    pub fn new(miner: C) -> Self {
         ClientConfig {
             miner,
             resume: None,
@@ -76,8 +128,9 @@ pub struct PoolUrl {
 }
 
 impl PoolUrl {
-    /// Parses a pool URL. Only plain TCP Stratum v1 is accepted: `stratum+ssl`, `stratum2+tcp`
-    /// and the like are refused rather than spoken to in the wrong protocol.
+    /// Parses a pool URL. Only plain TCP Stratum is accepted (of any dialect: xmrig's pools
+    /// use the same scheme): `stratum+ssl`, `stratum2+tcp` and the like are refused rather
+    /// than spoken to in the wrong protocol.
     pub fn parse(url: &str) -> Result<PoolUrl, ClientError> {
         let bad = |reason: &'static str| ClientError::Url {
             url: url.to_owned(),
@@ -133,7 +186,8 @@ impl fmt::Display for PoolUrl {
     }
 }
 
-/// Why the client cannot go on.
+/// Why the client cannot go on. The variants that wrap a socket error keep it as their
+/// [`source`](std::error::Error::source) rather than repeating it in their message.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
@@ -146,7 +200,9 @@ pub enum ClientError {
         reason: &'static str,
     },
     /// The TCP connection failed.
-    #[error("could not connect to {url}: {source}")]
+    // The socket error is the source, not part of the message: error-chain printers (anyhow's
+    // `{:#}`) would show it twice.
+    #[error("could not connect to {url}")]
     Connect {
         /// The pool.
         url: PoolUrl,
@@ -160,7 +216,7 @@ pub enum ClientError {
         url: PoolUrl,
     },
     /// A socket error on the established connection.
-    #[error("connection to the pool failed: {0}")]
+    #[error("connection to the pool failed")]
     Io(#[from] io::Error),
     /// The pool closed the connection.
     #[error("the pool closed the connection")]
@@ -171,34 +227,46 @@ pub enum ClientError {
         /// The limit.
         limit: usize,
     },
-    /// The session has ended ([`MinerEvent::Closed`] was returned, or an error above).
+    /// The session has ended and its last events were returned (v1:
+    /// [`MinerEvent::Closed`](crate::MinerEvent::Closed), Monero:
+    /// [`MoneroMinerEvent::Closed`](crate::MoneroMinerEvent::Closed)), or an error above
+    /// ended the connection.
     #[error("the session is closed")]
     Closed,
 }
 
-/// One connection to a pool.
+/// One connection to a pool, speaking the dialect of `P`.
 #[derive(Debug)]
-pub struct Client {
+pub struct ProtocolClient<P: MinerProtocol> {
     stream: TcpStream,
-    session: MinerSession,
+    session: P,
     url: PoolUrl,
     lines: LineBuffer,
     max_line: usize,
     /// Bytes queued for the pool, from `written` on.
     out: Vec<u8>,
     written: usize,
-    done: bool,
+    /// The connection failed; the session itself may not know.
+    failed: bool,
 }
+
+/// The Stratum v1 client: a [`MinerSession`], [`MinerEvent`](crate::MinerEvent)s,
+/// [`MinerShare`](crate::MinerShare)s.
+pub type Client = ProtocolClient<MinerSession>;
+
+/// The Monero-dialect client (as xmrig speaks it): a [`MoneroMinerSession`],
+/// [`MoneroMinerEvent`](crate::MoneroMinerEvent)s, [`MoneroMinerShare`](crate::MoneroMinerShare)s.
+pub type MoneroClient = ProtocolClient<MoneroMinerSession>;
 
 fn now() -> std::time::Instant {
     Instant::now().into_std()
 }
 
-impl Client {
-    /// Connects to `url` and queues `mining.configure` (if version rolling is configured),
-    /// `mining.subscribe` and `mining.authorize`; they go out with the first
-    /// [`next_event`](Client::next_event).
-    pub async fn connect(url: &str, config: ClientConfig) -> Result<Client, ClientError> {
+impl<P: MinerProtocol> ProtocolClient<P> {
+    /// Connects to `url` and opens the session, whose opening requests (v1: configure if
+    /// version rolling is configured, subscribe, authorize; Monero: login) go out with the
+    /// first [`next_event`](ProtocolClient::next_event).
+    pub async fn connect(url: &str, config: ClientConfig<P::Config>) -> Result<Self, ClientError> {
         let url = PoolUrl::parse(url)?;
         let stream = match timeout(
             config.connect_timeout,
@@ -210,15 +278,14 @@ impl Client {
             Ok(Err(source)) => return Err(ClientError::Connect { url, source }),
             Err(_) => return Err(ClientError::ConnectTimeout { url }),
         };
+        // Shares are small and late ones are worth less: no Nagle delay.
         stream.set_nodelay(true).ok();
-        let mut session = MinerSession::new(config.miner, now())
-            .with_pool_host(url.host.clone())
-            .allow_redirects(config.allow_redirects);
+        let mut link = PoolLink::new(url.host.clone()).allow_redirects(config.allow_redirects);
         if let Some(resume) = config.resume {
-            session = session.with_resume(resume);
+            link = link.with_resume(resume);
         }
-        session.start();
-        Ok(Client {
+        let session = P::open(config.miner, &link, now());
+        Ok(ProtocolClient {
             stream,
             session,
             url,
@@ -226,7 +293,7 @@ impl Client {
             max_line: config.max_line,
             out: Vec::new(),
             written: 0,
-            done: false,
+            failed: false,
         })
     }
 
@@ -235,36 +302,35 @@ impl Client {
         &self.url
     }
 
-    /// The session, for its state (extranonce, difficulty, session id).
-    pub fn session(&self) -> &MinerSession {
+    /// The session, for its state (v1: extranonce, difficulty, session id; Monero: session
+    /// id, extensions).
+    pub fn session(&self) -> &P {
         &self.session
     }
 
-    /// Queues a share; it goes out with the next [`next_event`](Client::next_event) or
-    /// [`flush`](Client::flush), and its [`MinerEvent::ShareResult`] carries the returned
+    /// Queues a share; it goes out with the next [`next_event`](ProtocolClient::next_event)
+    /// or [`flush`](ProtocolClient::flush), and its result event carries the returned
     /// sequence number.
-    pub fn submit(&mut self, share: MinerShare) -> u64 {
+    pub fn submit(&mut self, share: P::Share) -> u64 {
         self.session.submit(share)
     }
 
-    /// Drives the connection until the session has an event, and returns it. After
-    /// [`MinerEvent::Closed`] or an error, every call returns [`ClientError::Closed`].
+    /// Drives the connection until the session has an event, and returns it. Once the
+    /// session has ended and its events are all returned, or after an error, every call
+    /// returns [`ClientError::Closed`].
     ///
     /// Cancel-safe: dropping the future before it completes loses no bytes and no events.
-    pub async fn next_event(&mut self) -> Result<MinerEvent, ClientError> {
+    pub async fn next_event(&mut self) -> Result<P::Event, ClientError> {
         loop {
             if let Some(event) = self.session.poll_event() {
-                if matches!(event, MinerEvent::Closed(_)) {
-                    self.done = true;
-                }
                 return Ok(event);
             }
-            if self.done {
+            if self.failed || self.session.is_closed() {
                 return Err(ClientError::Closed);
             }
             let result = self.step().await;
             if result.is_err() {
-                self.done = true;
+                self.failed = true;
             }
             result?;
         }

@@ -42,6 +42,7 @@ use super::message::{
     Request, RequestId, Response, ServerRequest, Submit, Subscribe, SubscribeResult,
     VersionRollingRequest,
 };
+use crate::session::{MinerProtocol, PoolLink};
 
 /// What otedama answers to `client.get_version`.
 pub(crate) const VERSION_STRING: &str = concat!("otedama/", env!("CARGO_PKG_VERSION"));
@@ -1043,6 +1044,58 @@ impl MinerSession {
         if std::mem::take(&mut self.reauthorize) {
             self.send_authorize();
         }
+    }
+}
+
+/// The link's host bounds `client.reconnect` ([`MinerSession::with_pool_host`]), its session
+/// id is asked for in `mining.subscribe` ([`MinerSession::with_resume`]), and its redirect
+/// permission is [`MinerSession::allow_redirects`]. Timeouts are the defaults.
+impl MinerProtocol for MinerSession {
+    type Config = MinerConfig;
+    type Event = MinerEvent;
+    type Share = MinerShare;
+
+    fn open(config: MinerConfig, link: &PoolLink, now: Instant) -> Self {
+        let mut session = MinerSession::new(config, now)
+            .with_pool_host(link.host.clone())
+            .allow_redirects(link.allow_redirects);
+        if let Some(resume) = &link.resume {
+            session = session.with_resume(resume.clone());
+        }
+        session.start();
+        session
+    }
+
+    fn handle_line(&mut self, line: &[u8], now: Instant) {
+        MinerSession::handle_line(self, line, now);
+    }
+
+    fn poll_output(&mut self) -> Option<String> {
+        MinerSession::poll_output(self)
+    }
+
+    fn poll_event(&mut self) -> Option<MinerEvent> {
+        MinerSession::poll_event(self)
+    }
+
+    fn submit(&mut self, share: MinerShare) -> u64 {
+        MinerSession::submit(self, share)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        MinerSession::poll_timeout(self)
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        MinerSession::handle_timeout(self, now);
+    }
+
+    fn close(&mut self, reason: MinerCloseReason) {
+        MinerSession::close(self, reason);
+    }
+
+    fn is_closed(&self) -> bool {
+        MinerSession::is_closed(self)
     }
 }
 

@@ -85,6 +85,10 @@ impl ShareError {
         match self {
             ShareError::Stale(_) => ShareVerdict::Stale,
             ShareError::LowDifficulty => ShareVerdict::LowDifficulty,
+            // The pool's own failures: the miner did nothing wrong.
+            ShareError::NotRecorded(_) | ShareError::TimedOut(_) => {
+                ShareVerdict::PoolError(crate::ErrorChain(self).to_string())
+            }
             other => ShareVerdict::Invalid(crate::ErrorChain(other).to_string()),
         }
     }

@@ -849,4 +849,13 @@ fn a_share_that_cannot_be_recorded_says_why() {
         otedama_pool::ErrorChain(&error).to_string(),
         "share not recorded: database error: disk full"
     );
+    // The pool's own failure: the miner is told, and not penalised for it.
+    assert_eq!(
+        error.verdict(),
+        ShareVerdict::PoolError("share not recorded: database error: disk full".into())
+    );
+    assert!(matches!(
+        ShareError::TimedOut(Stage::Persist).verdict(),
+        ShareVerdict::PoolError(_)
+    ));
 }

@@ -408,7 +408,9 @@ impl MoneroPoolSession {
             ShareVerdict::Accepted => Ok(monero_status(MONERO_STATUS_OK)),
             ShareVerdict::LowDifficulty => Err(MoneroError::new("Low difficulty share")),
             ShareVerdict::Stale => Err(MoneroError::new("Stale share")),
-            ShareVerdict::Invalid(reason) => Err(MoneroError::new(reason.clone())),
+            ShareVerdict::Invalid(reason) | ShareVerdict::PoolError(reason) => {
+                Err(MoneroError::new(reason.clone()))
+            }
         };
         self.reply(id, answer);
         self.core.judge(&verdict);

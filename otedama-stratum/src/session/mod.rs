@@ -60,6 +60,10 @@ pub enum ShareVerdict {
     Stale,
     /// Invalid for another reason.
     Invalid(String),
+    /// The pool could not judge or record the share (its storage or a check thread failed,
+    /// or did not finish in time): no fault of the miner's, so it costs no ban score. The
+    /// share is not credited.
+    PoolError(String),
 }
 
 impl ShareVerdict {
@@ -67,7 +71,7 @@ impl ShareVerdict {
     /// changes, so they cost little.
     pub(crate) fn penalty(&self) -> i32 {
         match self {
-            ShareVerdict::Accepted => 0,
+            ShareVerdict::Accepted | ShareVerdict::PoolError(_) => 0,
             ShareVerdict::Stale => 1,
             ShareVerdict::LowDifficulty | ShareVerdict::Invalid(_) => 5,
         }

@@ -361,4 +361,18 @@ mod tests {
         core.handle_timeout(t0 + secs(601), true);
         assert_eq!(core.poll_event(), None);
     }
+
+    #[test]
+    fn the_pools_own_failures_never_ban_a_miner() {
+        let t0 = Instant::now();
+        let secs = Duration::from_secs;
+        let mut core: SessionCore<SessionEvent<()>> = SessionCore::new(t0, secs(30), secs(600), -6);
+        for _ in 0..100 {
+            core.await_share(None);
+            core.judge(&ShareVerdict::PoolError("share not recorded".into()));
+        }
+        assert_eq!(core.share_counts(), (0, 100), "counted as not accepted");
+        assert_eq!(core.poll_event(), None, "and never a ban");
+        assert!(!core.is_closed());
+    }
 }

@@ -620,7 +620,9 @@ pub(crate) fn verdict_answer(verdict: &ShareVerdict) -> Result<Value, StratumErr
             "low difficulty share",
         )),
         ShareVerdict::Stale => Err(StratumError::new(ErrorCode::JobNotFound, "stale share")),
-        ShareVerdict::Invalid(reason) => Err(StratumError::new(ErrorCode::Other, reason.clone())),
+        ShareVerdict::Invalid(reason) | ShareVerdict::PoolError(reason) => {
+            Err(StratumError::new(ErrorCode::Other, reason.clone()))
+        }
     }
 }
 

@@ -4,6 +4,7 @@ mod bench;
 mod config;
 mod hash;
 mod kernel;
+mod limits;
 mod mine;
 mod pool;
 mod pool_bench;

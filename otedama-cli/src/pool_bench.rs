@@ -162,6 +162,8 @@ pub(crate) fn run(args: &PoolBenchArgs) -> Result<()> {
         "scrypt" => (Algorithm::Scrypt, DifficultyConvention::Scrypt),
         other => bail!("bench-pool measures sha256d or scrypt, not {other}"),
     };
+    // Both ends of every connection live in this process.
+    crate::limits::check_connections("--connections (twice: both ends)", 2 * args.connections);
     let per_core = validation_rate(algo, convention, 2.0_f64.min(args.seconds))?;
 
     let dir = std::env::temp_dir().join(format!("otedama-bench-pool-{}", std::process::id()));

@@ -971,3 +971,34 @@ fn pps_pays_every_share_its_expected_value() {
     );
     assert_eq!(kept, confirmed);
 }
+
+#[test]
+fn a_burst_of_nine_thousand_miners_connects_without_a_reset() {
+    // Every simulated miner connects at the same moment, as after a pool restart: the listen
+    // backlog and the accept loop must take them all, each then subscribing, authorizing and
+    // getting its shares answered.
+    let out = Command::new(bin())
+        .args([
+            "bench-pool",
+            "--connections",
+            "9000",
+            "--seconds",
+            "2",
+            "--rate",
+            "0.5",
+            "--json",
+        ])
+        .output()
+        .expect("bench-pool runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let report: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    assert_eq!(report["connections"], 9000);
+    assert_eq!(report["failed_connections"], 0, "{report}\n{stderr}");
+    assert!(
+        report["shares_accepted"].as_u64().unwrap_or(0) >= 9000,
+        "every miner had a share answered: {report}"
+    );
+}

@@ -89,6 +89,10 @@ pub enum ServiceEvent {
         /// Why.
         reason: crate::AuthorizeError,
     },
+    /// The system caps the Stratum port's listen backlog below `max_connections`: a burst
+    /// of that many miners connecting at once may see connections dropped or reset before
+    /// the pool accepts them (raise `net.core.somaxconn`).
+    BacklogCapped(otedama_stratum::server::Backlog),
     /// A connection ended for a reason other than the peer's or the pool's own closing.
     Closed {
         /// Its address.
@@ -546,6 +550,9 @@ async fn launch<P: Dialect>(
         }
     };
     let local = bound.local_addr()?;
+    if let Some(backlog) = bound.backlog().filter(|b| b.is_capped()) {
+        report(ServiceEvent::BacklogCapped(backlog));
+    }
     let server = {
         let mut stop = stop.subscribe();
         tokio::spawn(bound.run(async move {

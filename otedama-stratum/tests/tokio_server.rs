@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::{load_capture, Dir};
 use otedama_stratum::server::{
-    Connection, DisconnectReason, Server, ServerConfig, ServerEvent, ServerStats,
+    Backlog, Connection, DisconnectReason, Server, ServerConfig, ServerEvent, ServerStats,
 };
 use otedama_stratum::{
     CloseReason, ExtranonceAllocator, JobAnnouncement, Message, PoolConfig, Response,
@@ -865,4 +865,79 @@ async fn a_job_tailor_gives_each_connection_its_own_job() {
     let r = client.response("10").await;
     assert_eq!(r.error.map(|e| e.code.as_i64()), Some(21));
     pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_up_to_max_connections_waits_in_the_backlog_until_accepted() {
+    // Both ends of every connection are in this process.
+    #[cfg(unix)]
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    const MAX: usize = 3000;
+    // The system may cap the backlog below what the server asks (net.core.somaxconn): the
+    // burst is what the server's backlog holds here.
+    let burst = (Backlog::for_connections(MAX).effective() as usize).min(MAX);
+    let allocator = ExtranonceAllocator::new(&[0x08, 0x00], 2).expect("allocator");
+    let (events_tx, mut events) = mpsc::channel(256);
+    let (_jobs, jobs_rx) = watch::channel(None);
+    let server = Server::bind(
+        "127.0.0.1:0",
+        ServerConfig {
+            max_connections: MAX,
+            ..base_config(1.0)
+        },
+        allocator,
+        events_tx,
+        jobs_rx,
+    )
+    .await
+    .expect("bind");
+    let backlog = server.backlog().expect("bound by the server");
+    assert_eq!(backlog.requested, MAX as u32, "sized from max_connections");
+    let addr = server.local_addr().expect("addr");
+    // Nobody accepts yet: every connection of the burst completes into the backlog (one the
+    // system found no room for would wait out SYN retransmissions, and fail here).
+    let connects: Vec<_> = (0..burst)
+        .map(|_| tokio::spawn(timeout(Duration::from_secs(3), TcpStream::connect(addr))))
+        .collect();
+    let mut streams = Vec::with_capacity(burst);
+    for connect in connects {
+        let stream = connect
+            .await
+            .expect("task")
+            .expect("connected within the backlog, before any accept")
+            .expect("connect");
+        streams.push(stream);
+    }
+    tokio::spawn(async move { while events.recv().await.is_some() {} });
+    let (stop, stopped) = oneshot::channel::<()>();
+    let run = tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+    // Then the server takes them all, and every one is served.
+    let answered: Vec<_> = streams
+        .into_iter()
+        .map(|stream| {
+            tokio::spawn(async move {
+                let (rd, mut wr) = stream.into_split();
+                wr.write_all(b"{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[]}\n")
+                    .await?;
+                let mut line = String::new();
+                BufReader::new(rd).read_line(&mut line).await?;
+                std::io::Result::Ok(line)
+            })
+        })
+        .collect();
+    for answer in answered {
+        let line = timeout(WAIT, answer)
+            .await
+            .expect("answered in time")
+            .expect("task")
+            .expect("no reset");
+        assert!(
+            line.contains("\"id\":1") && line.contains("mining.notify"),
+            "{line}"
+        );
+    }
+    let _ = stop.send(());
+    run.await.expect("server");
 }

@@ -73,6 +73,14 @@ pub(crate) fn print_event(algo: Algorithm, event: ServiceEvent) {
             reason,
         } => eprintln!("refused worker {username:?} from {peer}: {reason}"),
         ServiceEvent::Closed { peer, reason } => eprintln!("closed {peer}: {reason:?}"),
+        ServiceEvent::BacklogCapped(backlog) => eprintln!(
+            "warning: the system caps the listen backlog at {} (net.core.somaxconn), below \
+             pool.max_connections {}: a burst of miners connecting at once may be dropped; \
+             raise it with `sysctl -w net.core.somaxconn={}`",
+            backlog.effective(),
+            backlog.requested,
+            backlog.requested
+        ),
         _ => {}
     }
 }

@@ -99,6 +99,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         algo: RX_ALGO.into(),
         share_difficulty,
     });
+    crate::limits::check_connections("pool.max_connections", config.pool.max_connections);
     let server = MoneroServerConfig {
         max_connections: config.pool.max_connections,
         ..MoneroServerConfig::default()

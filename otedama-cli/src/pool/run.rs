@@ -541,6 +541,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         vardiff_enabled: vardiff,
         ..PoolConfig::default()
     };
+    crate::limits::check_connections("pool.max_connections", config.pool.max_connections);
     let server = ServerConfig {
         pool: Arc::new(pool_config),
         max_connections: config.pool.max_connections,

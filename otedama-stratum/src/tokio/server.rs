@@ -89,7 +89,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use ::tokio::io::AsyncWriteExt;
-use ::tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use ::tokio::net::{TcpListener, TcpSocket, TcpStream, ToSocketAddrs};
 use ::tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use ::tokio::task::JoinSet;
 use ::tokio::time::{sleep_until, timeout, Instant};
@@ -459,12 +459,81 @@ impl<P: PoolProtocol> Drop for Slot<P> {
     }
 }
 
+/// The listen backlog a server asked the system for: the queue of connections completed by
+/// the system and not yet accepted, which absorbs a burst of miners connecting at once (a
+/// pool restart, a failover from another pool). A connection that finds it full is dropped
+/// or reset by the system before the server ever sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backlog {
+    /// What the server asked for: its `max_connections`.
+    pub requested: u32,
+    /// The system's cap (`net.core.somaxconn` on Linux), when it can be read. The system
+    /// silently applies the lower of the two.
+    pub system_cap: Option<u32>,
+}
+
+impl Backlog {
+    /// The backlog for `max_connections` on this system.
+    pub fn for_connections(max_connections: usize) -> Backlog {
+        Backlog {
+            requested: u32::try_from(max_connections.max(1)).unwrap_or(u32::MAX),
+            system_cap: system_backlog_cap(),
+        }
+    }
+
+    /// The backlog in force: the lower of the request and the system's cap.
+    pub fn effective(&self) -> u32 {
+        self.system_cap
+            .map_or(self.requested, |cap| cap.min(self.requested))
+    }
+
+    /// Whether the system's cap is below the request (an operator should raise
+    /// `net.core.somaxconn` to absorb a burst of `requested` connections).
+    pub fn is_capped(&self) -> bool {
+        self.system_cap.is_some_and(|cap| cap < self.requested)
+    }
+}
+
+/// The system's cap on a listen backlog, where it can be read.
+fn system_backlog_cap() -> Option<u32> {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+}
+
+/// Binds a listener on the first of `addr`'s addresses that binds, with `backlog`.
+async fn listen(addr: impl ToSocketAddrs, backlog: u32) -> io::Result<TcpListener> {
+    let mut last = None;
+    for addr in ::tokio::net::lookup_host(addr).await? {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        // As the runtime's own bind does: a restarted pool rebinds at once, without waiting
+        // out the old connections' TIME_WAIT.
+        #[cfg(unix)]
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr).and_then(|()| socket.listen(backlog)) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the address resolves to nothing",
+        )
+    }))
+}
+
 /// A bound listener serving the dialect of `P`, ready to [`run`](ProtocolServer::run).
 pub struct ProtocolServer<P: PoolProtocol> {
     listener: TcpListener,
     context: Arc<Context<P>>,
     jobs: watch::Receiver<Option<Arc<P::Job>>>,
     limit: Arc<Semaphore>,
+    backlog: Option<Backlog>,
 }
 
 /// The Stratum v1 server: [`PoolSession`]s, [`JobAnnouncement`]s, [`ServerEvent`]s.
@@ -488,9 +557,10 @@ impl<P: PoolProtocol> std::fmt::Debug for ProtocolServer<P> {
 }
 
 impl<P: PoolProtocol> ProtocolServer<P> {
-    /// Binds `addr`. Sessions draw their extranonces (Monero: their session ids) from
-    /// `allocator`; events go to `events`; jobs are read from `jobs`. Fails with
-    /// [`io::ErrorKind::InvalidInput`] when the dialect cannot open sessions with `allocator`.
+    /// Binds `addr`, with a listen backlog of `max_connections` (see [`Backlog`]). Sessions
+    /// draw their extranonces (Monero: their session ids) from `allocator`; events go to
+    /// `events`; jobs are read from `jobs`. Fails with [`io::ErrorKind::InvalidInput`] when
+    /// the dialect cannot open sessions with `allocator`.
     pub async fn bind(
         addr: impl ToSocketAddrs,
         config: ProtocolServerConfig<P>,
@@ -501,10 +571,17 @@ impl<P: PoolProtocol> ProtocolServer<P> {
         // A session opened and dropped at once: its allocator value, if any, is free again.
         P::open(Arc::clone(&config.pool), Arc::clone(&allocator), now())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let listener = TcpListener::bind(addr).await?;
-        Ok(ProtocolServer::from_listener(
-            listener, config, allocator, events, jobs,
-        ))
+        let backlog = Backlog::for_connections(config.max_connections);
+        let listener = listen(addr, backlog.effective()).await?;
+        let mut server = ProtocolServer::from_listener(listener, config, allocator, events, jobs);
+        server.backlog = Some(backlog);
+        Ok(server)
+    }
+
+    /// The listen backlog [`bind`](ProtocolServer::bind) asked for; `None` for a listener
+    /// bound by the caller ([`from_listener`](ProtocolServer::from_listener)).
+    pub fn backlog(&self) -> Option<Backlog> {
+        self.backlog
     }
 
     /// Serves an already bound listener. Unlike [`ProtocolServer::bind`] it does not check
@@ -531,6 +608,7 @@ impl<P: PoolProtocol> ProtocolServer<P> {
             }),
             jobs,
             limit,
+            backlog: None,
         }
     }
 
@@ -553,6 +631,7 @@ impl<P: PoolProtocol> ProtocolServer<P> {
             context,
             jobs,
             limit,
+            ..
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
@@ -564,35 +643,58 @@ impl<P: PoolProtocol> ProtocolServer<P> {
                 () = &mut shutdown => break,
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                 accepted = listener.accept() => {
-                    let (stream, peer) = match accepted {
-                        Ok(pair) => pair,
-                        Err(_) => {
-                            // Out of descriptors, or a connection reset before accept: back
-                            // off briefly instead of spinning.
-                            ::tokio::time::sleep(Duration::from_millis(50)).await;
+                    let mut next = Some(accepted);
+                    // Everything already queued is taken in this one turn: under load this
+                    // task waits behind every busy connection's for its next turn, and a
+                    // burst must not sit in the backlog (or overflow it) meanwhile.
+                    for _ in 0..ACCEPT_BATCH {
+                        let Some(accepted) = next.take() else { break };
+                        let (stream, peer) = match accepted {
+                            Ok(pair) => pair,
+                            Err(_) => {
+                                // Out of descriptors, or a connection reset before accept:
+                                // back off briefly instead of spinning.
+                                ::tokio::time::sleep(Duration::from_millis(50)).await;
+                                break;
+                            }
+                        };
+                        let Some(slot) = admit(&context, &limit, peer.ip()) else {
+                            context.stats.refused.fetch_add(1, Ordering::Relaxed);
+                            drop(stream);
+                            next = try_accept(&listener);
                             continue;
-                        }
-                    };
-                    let Some(slot) = admit(&context, &limit, peer.ip()) else {
-                        context.stats.refused.fetch_add(1, Ordering::Relaxed);
-                        drop(stream);
-                        continue;
-                    };
-                    next_id += 1;
-                    let conn = Connection {
-                        id: next_id,
-                        peer,
-                        mailbox: Arc::new(Mailbox::default()),
-                    };
-                    // Nagle would hold back the small replies miners wait for.
-                    stream.set_nodelay(true).ok();
-                    tasks.spawn(serve(stream, conn, slot, jobs.clone(), stop_rx.clone()));
+                        };
+                        next_id += 1;
+                        let conn = Connection {
+                            id: next_id,
+                            peer,
+                            mailbox: Arc::new(Mailbox::default()),
+                        };
+                        // Nagle would hold back the small replies miners wait for.
+                        stream.set_nodelay(true).ok();
+                        tasks.spawn(serve(stream, conn, slot, jobs.clone(), stop_rx.clone()));
+                        next = try_accept(&listener);
+                    }
                 }
             }
         }
         drop(listener);
         stop_tx.send_replace(true);
         while tasks.join_next().await.is_some() {}
+    }
+}
+
+/// The most connections taken from the backlog in one turn of the accept loop, so that
+/// shutdown and finished tasks are still looked at during a long burst.
+const ACCEPT_BATCH: usize = 256;
+
+/// The next connection already waiting in the backlog, without waiting for one.
+fn try_accept(listener: &TcpListener) -> Option<io::Result<(TcpStream, SocketAddr)>> {
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    match listener.poll_accept(&mut cx) {
+        std::task::Poll::Ready(result) => Some(result),
+        std::task::Poll::Pending => None,
     }
 }
 

@@ -310,6 +310,66 @@ pub(crate) struct Pool {
     /// More algorithms or coins, one port each; when given, the pool serves exactly these.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(crate) ports: Vec<PortConfig>,
+    /// Limits at the Stratum ports' edge: connection and message rates, bans, the PROXY
+    /// protocol.
+    pub(crate) limits: Limits,
+}
+
+/// `pool.limits`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Limits {
+    /// New connections per address per second, on average (0: unlimited).
+    pub(crate) connections_per_ip_per_second: f64,
+    /// New connections one address may open at once (a farm restarting its rigs).
+    pub(crate) connection_burst: u32,
+    /// Lines per connection per second, on average (0: unlimited); a faster miner is cut off.
+    pub(crate) messages_per_second: f64,
+    /// Lines one connection may send at once.
+    pub(crate) message_burst: u32,
+    /// How long an address whose session was banned (bad shares, bad lines) is refused;
+    /// `0s` closes the connection only. Bans are kept in the database across restarts.
+    pub(crate) ban: Span,
+    /// Whether connections from the host itself are exempt from the limits and bans.
+    pub(crate) exempt_loopback: bool,
+    /// Whether every connection opens with a PROXY protocol header (v1 or v2), as sent by
+    /// HAProxy or a cloud load balancer; the header's address is then the miner's.
+    pub(crate) proxy_protocol: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            connections_per_ip_per_second: 20.0,
+            connection_burst: 500,
+            messages_per_second: 50.0,
+            message_burst: 500,
+            ban: Span(Duration::from_secs(600)),
+            exempt_loopback: true,
+            proxy_protocol: false,
+        }
+    }
+}
+
+impl Limits {
+    /// The Stratum servers' edge settings.
+    pub(crate) fn edge(&self) -> otedama_stratum::edge::EdgeConfig {
+        use otedama_stratum::edge::{EdgeConfig, Rate};
+        let rate = |per_second: f64, burst: u32| {
+            (per_second > 0.0).then_some(Rate {
+                per_second,
+                burst: f64::from(burst.max(1)),
+            })
+        };
+        EdgeConfig {
+            connections_per_ip: rate(self.connections_per_ip_per_second, self.connection_burst),
+            messages_per_connection: rate(self.messages_per_second, self.message_burst),
+            ban_for: (!self.ban.0.is_zero()).then_some(self.ban.0),
+            exempt_loopback: self.exempt_loopback,
+            proxy_protocol: self.proxy_protocol,
+            ..EdgeConfig::default()
+        }
+    }
 }
 
 impl Default for Pool {
@@ -329,6 +389,7 @@ impl Default for Pool {
             payments: Payments::default(),
             block_check_interval: Span(Duration::from_secs(10)),
             ports: Vec::new(),
+            limits: Limits::default(),
         }
     }
 }
@@ -472,6 +533,23 @@ impl Config {
                     ALGORITHMS.join(", ")
                 ),
             );
+        }
+        for (key, value) in [
+            (
+                "pool.limits.connections_per_ip_per_second",
+                self.pool.limits.connections_per_ip_per_second,
+            ),
+            (
+                "pool.limits.messages_per_second",
+                self.pool.limits.messages_per_second,
+            ),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                return err(
+                    key,
+                    format!("{value} is not a rate of 0 or more per second"),
+                );
+            }
         }
         if self.mining.threads > 1024 {
             return err(

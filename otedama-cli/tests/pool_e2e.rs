@@ -1002,3 +1002,86 @@ fn a_burst_of_nine_thousand_miners_connects_without_a_reset() {
         "every miner had a share answered: {report}"
     );
 }
+
+#[test]
+fn a_banned_address_stays_banned_across_a_restart() {
+    let db = temp_db("bans");
+    let config = db.with_file_name("config.yaml");
+    // Loopback is exempt by default (local balancers, benchmarks): not here.
+    std::fs::write(
+        &config,
+        "pool:\n  limits:\n    exempt_loopback: false\n    ban: 1h\n",
+    )
+    .expect("config");
+    let args = [
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--threads",
+        "0",
+        "--database",
+        db.to_str().expect("utf-8"),
+    ];
+    let pool = Pool::start(&args);
+    let mut c = Raw::connect(pool.port);
+    let mut notes = Vec::new();
+    c.send(r#"{"id": 1, "method": "mining.subscribe", "params": ["e2e/1.0"]}"#);
+    c.response(1, &mut notes);
+    c.send(r#"{"id": 2, "method": "mining.authorize", "params": ["bcrt1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqdku202.rig", "x"]}"#);
+    assert_eq!(c.response(2, &mut notes)["result"], json!(true));
+    let job = loop {
+        if let Some(n) = notes.iter().find(|n| n["method"] == "mining.notify") {
+            break n.clone();
+        }
+        let mut line = String::new();
+        c.reader.read_line(&mut line).expect("read");
+        notes.push(serde_json::from_str(&line).expect("json"));
+    };
+    let (job_id, ntime) = (job["params"][0].clone(), job["params"][7].clone());
+    // Shares far below the difficulty, until the session bans the miner and hangs up.
+    let mut closed = false;
+    for nonce in 0..50u32 {
+        let line = format!(
+            r#"{{"id": {}, "method": "mining.submit", "params": ["bcrt1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqdku202.rig", {job_id}, "00000000", {ntime}, "{nonce:08x}"]}}"#,
+            100 + nonce
+        );
+        if c.writer.write_all(format!("{line}\n").as_bytes()).is_err() {
+            closed = true;
+            break;
+        }
+        let mut answer = String::new();
+        if c.reader.read_line(&mut answer).map_or(true, |n| n == 0) {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "banned and disconnected");
+    let refused = |port: u16| {
+        let mut again = Raw::connect(port);
+        again.send(r#"{"id": 1, "method": "mining.subscribe", "params": []}"#);
+        let mut line = String::new();
+        again.reader.read_line(&mut line).map_or(true, |n| n == 0)
+    };
+    // The ban is written on its own thread: give it a moment before the restart.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !refused(pool.port) {
+        assert!(
+            Instant::now() < deadline,
+            "the banned address is still served"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // An orderly stop: the ban's write was queued before it.
+    pool.stop();
+
+    let mut pool = Pool::start(&args);
+    pool.wait_for("1 stored bans still in force", Duration::from_secs(30));
+    assert!(refused(pool.port), "the ban survived the restart");
+    drop(pool);
+    let conn = rusqlite::Connection::open(&db).expect("database");
+    let reason: String = conn
+        .query_row("SELECT reason FROM bans WHERE ip = '127.0.0.1'", [], |r| {
+            r.get(0)
+        })
+        .expect("the ban is stored");
+    assert!(reason.contains("banned"), "{reason}");
+}

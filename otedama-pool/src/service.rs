@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use otedama_core::BlockTemplate;
 use otedama_hash::PowAlgorithm;
 use otedama_stratum::server::{
-    Connection, DisconnectReason, JobTailor, MoneroServerConfig, ProtocolServer,
+    Connection, DisconnectReason, EdgeHandle, JobTailor, MoneroServerConfig, ProtocolServer,
     ProtocolServerConfig, ProtocolServerEvent, ServerConfig,
 };
 use otedama_stratum::{
@@ -93,6 +93,24 @@ pub enum ServiceEvent {
     /// of that many miners connecting at once may see connections dropped or reset before
     /// the pool accepts them (raise `net.core.somaxconn`).
     BacklogCapped(otedama_stratum::server::Backlog),
+    /// An address was banned (its session closed for bad shares or bad lines) until `until`;
+    /// the ban is stored, so a restart keeps it.
+    Banned {
+        /// The banned connection's address.
+        peer: SocketAddr,
+        /// When the ban ends.
+        until: std::time::SystemTime,
+    },
+    /// The bans stored before the start were put back.
+    BansRestored {
+        /// How many are still in force.
+        count: usize,
+    },
+    /// A ban could not be stored or read back (it holds until the pool stops all the same).
+    BanStoreFailed {
+        /// Why.
+        error: crate::store::StoreError,
+    },
     /// A connection ended for a reason other than the peer's or the pool's own closing.
     Closed {
         /// Its address.
@@ -366,6 +384,7 @@ impl JobTailor<MoneroJob> for RxTailor {
 pub struct PoolService {
     driver: Arc<Driver>,
     local: SocketAddr,
+    edge: EdgeHandle,
     stop: watch::Sender<bool>,
     events_loop: tokio::task::JoinHandle<()>,
     server: tokio::task::JoinHandle<()>,
@@ -509,6 +528,23 @@ impl PoolService {
         self.driver.engine().stats()
     }
 
+    /// The bans in force on the Stratum port, with when each ends.
+    pub fn bans(&self) -> Vec<(std::net::IpAddr, std::time::SystemTime)> {
+        self.edge.bans()
+    }
+
+    /// Lifts the ban on `ip`, in the server and in the database; `false` when there was none.
+    pub async fn unban(&self, ip: std::net::IpAddr) -> Result<bool, crate::store::StoreError> {
+        let lifted = self.edge.unban(ip);
+        let log = self.driver.log.clone();
+        let stored = tokio::task::spawn_blocking(move || {
+            log.run(move |store| store.lift_ban(&ip.to_string()))
+        })
+        .await
+        .map_err(|_| crate::store::StoreError::Stopped)??;
+        Ok(lifted || stored)
+    }
+
     /// Runs until `shutdown` completes, then stops as [`PoolService::shutdown`] does.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> EngineStats {
         shutdown.await;
@@ -553,6 +589,8 @@ async fn launch<P: Dialect>(
     if let Some(backlog) = bound.backlog().filter(|b| b.is_capped()) {
         report(ServiceEvent::BacklogCapped(backlog));
     }
+    let edge = bound.edge();
+    restore_bans(&edge, &driver.log, &report).await;
     let server = {
         let mut stop = stop.subscribe();
         tokio::spawn(bound.run(async move {
@@ -563,6 +601,7 @@ async fn launch<P: Dialect>(
     Ok(PoolService {
         driver,
         local,
+        edge,
         stop,
         events_loop,
         server,
@@ -600,6 +639,22 @@ async fn event_loop<P: Dialect>(
                     driver.judge(|engine| P::hand_over(engine, conn, share));
                 });
             }
+            ProtocolServerEvent::Banned { conn, until } => {
+                let peer = conn.peer_addr();
+                report(ServiceEvent::Banned { peer, until });
+                let (log, report) = (driver.log.clone(), Arc::clone(&report));
+                shares.spawn_blocking(move || {
+                    let until_ms = until
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+                    let stored = log.run(move |store| {
+                        store.add_ban(&peer.ip().to_string(), until_ms, "banned by its session")
+                    });
+                    if let Err(error) = stored {
+                        report(ServiceEvent::BanStoreFailed { error });
+                    }
+                });
+            }
             ProtocolServerEvent::Closed { conn, reason }
                 if !matches!(
                     reason,
@@ -616,6 +671,31 @@ async fn event_loop<P: Dialect>(
     }
     // Shares already being judged finish and commit before the service reports it stopped.
     while shares.join_next().await.is_some() {}
+}
+
+/// Puts back the bans stored before the start.
+async fn restore_bans(edge: &EdgeHandle, log: &ShareLog, report: &Reporter) {
+    let log = log.clone();
+    let now_ms = crate::engine::Now::read().unix_ms;
+    let stored = tokio::task::spawn_blocking(move || log.run(move |store| store.bans(now_ms)))
+        .await
+        .unwrap_or(Err(crate::store::StoreError::Stopped));
+    match stored {
+        Ok(bans) => {
+            let mut count = 0;
+            for (ip, until_ms) in bans {
+                let (Ok(ip), Ok(ms)) = (ip.parse(), u64::try_from(until_ms)) else {
+                    continue;
+                };
+                edge.restore(ip, std::time::UNIX_EPOCH + Duration::from_millis(ms));
+                count += 1;
+            }
+            if count > 0 {
+                report(ServiceEvent::BansRestored { count });
+            }
+        }
+        Err(error) => report(ServiceEvent::BanStoreFailed { error }),
+    }
 }
 
 /// Follows the RandomX source's tip: the pool's work on each new one goes to the engine

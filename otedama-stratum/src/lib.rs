@@ -97,6 +97,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod edge;
 mod session;
 mod v1;
 

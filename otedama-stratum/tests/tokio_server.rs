@@ -10,8 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{load_capture, Dir};
+use otedama_stratum::edge::{EdgeConfig, Rate};
 use otedama_stratum::server::{
-    Backlog, Connection, DisconnectReason, Server, ServerConfig, ServerEvent, ServerStats,
+    Backlog, Connection, DisconnectReason, EdgeHandle, Server, ServerConfig, ServerEvent,
+    ServerStats,
 };
 use otedama_stratum::{
     CloseReason, ExtranonceAllocator, JobAnnouncement, Message, PoolConfig, Response,
@@ -34,6 +36,7 @@ enum Seen {
     Connected(u64),
     Authorize(u64, String),
     Share(u64, Vec<u8>, u32, u32),
+    Banned(u64, SocketAddr),
     Closed(u64, DisconnectReason),
 }
 
@@ -46,6 +49,7 @@ struct Pool {
     seen: Arc<Mutex<Vec<Seen>>>,
     conns: Arc<Mutex<Vec<Connection>>>,
     allocator: Arc<ExtranonceAllocator>,
+    edge: EdgeHandle,
 }
 
 impl Pool {
@@ -64,6 +68,7 @@ impl Pool {
         .expect("bind");
         let addr = server.local_addr().expect("addr");
         let stats = server.stats();
+        let edge = server.edge();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = Arc::clone(&seen);
         let conns = Arc::new(Mutex::new(Vec::new()));
@@ -73,10 +78,10 @@ impl Pool {
                 let id = event.conn().id();
                 let entry = match event {
                     ServerEvent::Connected { conn } => {
-                        assert!(conn.peer_addr().ip().is_loopback());
                         handles.lock().expect("conns").push(conn);
                         Seen::Connected(id)
                     }
+                    ServerEvent::Banned { conn, .. } => Seen::Banned(id, conn.peer_addr()),
                     ServerEvent::Authorize {
                         conn,
                         token,
@@ -116,6 +121,7 @@ impl Pool {
             seen,
             conns,
             allocator,
+            edge,
         }
     }
 
@@ -940,4 +946,191 @@ async fn a_burst_up_to_max_connections_waits_in_the_backlog_until_accepted() {
     }
     let _ = stop.send(());
     run.await.expect("server");
+}
+
+const SUBSCRIBE: &[u8] = b"{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[]}\n";
+
+#[tokio::test]
+async fn behind_a_balancer_the_proxy_header_names_the_miner() {
+    let config = ServerConfig {
+        max_connections_per_ip: Some(1),
+        edge: EdgeConfig {
+            proxy_protocol: true,
+            proxy_timeout: Duration::from_millis(300),
+            ..EdgeConfig::default()
+        },
+        ..base_config(1.0)
+    };
+    let pool = Pool::start(
+        config,
+        Box::new(|_: &ShareSubmission| ShareVerdict::Accepted),
+    )
+    .await;
+    // Version 1, with the subscribe in the same packet.
+    let mut a = RawClient::connect(pool.addr).await;
+    let mut first = b"PROXY TCP4 192.0.2.7 198.51.100.1 56324 3333\r\n".to_vec();
+    first.extend_from_slice(SUBSCRIBE);
+    a.send_raw(&first).await;
+    a.response("1").await;
+    // Version 2, from another address behind the same balancer.
+    let mut b = RawClient::connect(pool.addr).await;
+    let mut second = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c".to_vec();
+    second.extend_from_slice(&[203, 0, 113, 9, 198, 51, 100, 1]);
+    second.extend_from_slice(&40000u16.to_be_bytes());
+    second.extend_from_slice(&3333u16.to_be_bytes());
+    b.send_raw(&second).await;
+    b.send_raw(SUBSCRIBE).await;
+    b.response("1").await;
+    let peers: Vec<SocketAddr> = pool.conns().iter().map(Connection::peer_addr).collect();
+    assert_eq!(
+        peers,
+        vec![
+            "192.0.2.7:56324".parse().expect("addr"),
+            "203.0.113.9:40000".parse().expect("addr")
+        ]
+    );
+    // The per-address limit counts the miner's address, not the balancer's.
+    let mut again = RawClient::connect(pool.addr).await;
+    again
+        .send_raw(b"PROXY TCP4 192.0.2.7 198.51.100.1 56325 3333\r\n")
+        .await;
+    again.expect_eof().await;
+    // No header, a bad one, or none in time: closed before any session.
+    let mut plain = RawClient::connect(pool.addr).await;
+    plain.send_raw(SUBSCRIBE).await;
+    plain.expect_eof().await;
+    let mut silent = RawClient::connect(pool.addr).await;
+    silent.expect_eof().await;
+    assert_eq!(pool.stats.proxy_failed(), 2);
+    assert_eq!(pool.stats.refused(), 3);
+    assert_eq!(pool.conns().len(), 2, "no session for the refused ones");
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_miner_flooding_lines_is_cut_off() {
+    let config = ServerConfig {
+        edge: EdgeConfig {
+            messages_per_connection: Some(Rate {
+                per_second: 1.0,
+                burst: 5.0,
+            }),
+            exempt_loopback: false,
+            ..EdgeConfig::default()
+        },
+        ..base_config(1.0)
+    };
+    let pool = Pool::start(
+        config,
+        Box::new(|_: &ShareSubmission| ShareVerdict::Accepted),
+    )
+    .await;
+    let mut calm = RawClient::connect(pool.addr).await;
+    calm.send_raw(SUBSCRIBE).await;
+    calm.response("1").await;
+    let mut flood = RawClient::connect(pool.addr).await;
+    let burst: Vec<u8> = (0..50)
+        .flat_map(|i| {
+            format!("{{\"id\":{i},\"method\":\"mining.extranonce.subscribe\",\"params\":[]}}\n")
+                .into_bytes()
+        })
+        .collect();
+    flood.send_raw(&burst).await;
+    flood.expect_eof().await;
+    pool.wait_for(|seen| {
+        seen.iter()
+            .any(|s| matches!(s, Seen::Closed(_, DisconnectReason::RateLimited)))
+    })
+    .await;
+    assert_eq!(pool.stats.rate_limited(), 1);
+    // The calm one is untouched.
+    calm.send_raw(b"{\"id\":2,\"method\":\"mining.extranonce.subscribe\",\"params\":[]}\n")
+        .await;
+    calm.response("2").await;
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_banned_address_is_refused_until_the_ban_ends_or_is_lifted() {
+    let config = ServerConfig {
+        edge: EdgeConfig {
+            ban_for: Some(Duration::from_secs(3600)),
+            exempt_loopback: false,
+            ..EdgeConfig::default()
+        },
+        ..base_config(1.0)
+    };
+    let pool = Pool::start(
+        config,
+        Box::new(|_: &ShareSubmission| ShareVerdict::LowDifficulty),
+    )
+    .await;
+    let mut client = RawClient::connect(pool.addr).await;
+    pool.publish(capture_job());
+    client
+        .send_raw(b"{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[]}\n{\"id\":2,\"method\":\"mining.authorize\",\"params\":[\"w\",\"x\"]}\n")
+        .await;
+    client.response("1").await;
+    client.response("2").await;
+    for nonce in 0..6 {
+        let line = format!("{{\"id\":{nonce},\"method\":\"mining.submit\",\"params\":[\"w\",\"job1\",\"00000000\",\"6b04e972\",\"{nonce:08x}\"]}}\n");
+        client.send_raw(line.as_bytes()).await;
+    }
+    client.expect_eof().await;
+    pool.wait_for(|seen| seen.iter().any(|s| matches!(s, Seen::Banned(..))))
+        .await;
+    let bans = pool.edge.bans();
+    assert_eq!(bans.len(), 1);
+    let (ip, until) = bans[0];
+    assert!(ip.is_loopback());
+    assert!(until > std::time::SystemTime::now() + Duration::from_secs(3500));
+    assert_eq!(pool.stats.bans(), 1);
+
+    // The address is refused while banned.
+    let mut again = RawClient::connect(pool.addr).await;
+    again.send_raw(SUBSCRIBE).await;
+    again.expect_eof().await;
+    assert_eq!(pool.stats.refused_banned(), 1);
+
+    // Lifted by hand, it is served again; put back (as after a restart), refused again.
+    assert!(pool.edge.unban(ip));
+    let mut back = RawClient::connect(pool.addr).await;
+    back.send_raw(SUBSCRIBE).await;
+    back.response("1").await;
+    pool.edge.restore(ip, until);
+    let mut refused = RawClient::connect(pool.addr).await;
+    refused.expect_eof().await;
+    assert_eq!(pool.stats.refused_banned(), 2);
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_address_opening_connections_too_fast_is_refused() {
+    let config = ServerConfig {
+        edge: EdgeConfig {
+            connections_per_ip: Some(Rate {
+                per_second: 0.5,
+                burst: 3.0,
+            }),
+            exempt_loopback: false,
+            ..EdgeConfig::default()
+        },
+        ..base_config(1.0)
+    };
+    let pool = Pool::start(
+        config,
+        Box::new(|_: &ShareSubmission| ShareVerdict::Accepted),
+    )
+    .await;
+    let mut served = Vec::new();
+    for _ in 0..3 {
+        let mut client = RawClient::connect(pool.addr).await;
+        client.send_raw(SUBSCRIBE).await;
+        client.response("1").await;
+        served.push(client);
+    }
+    let mut fourth = RawClient::connect(pool.addr).await;
+    fourth.expect_eof().await;
+    assert_eq!(pool.stats.refused_too_fast(), 1);
+    pool.shutdown().await;
 }

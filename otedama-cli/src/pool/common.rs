@@ -73,6 +73,19 @@ pub(crate) fn print_event(algo: Algorithm, event: ServiceEvent) {
             reason,
         } => eprintln!("refused worker {username:?} from {peer}: {reason}"),
         ServiceEvent::Closed { peer, reason } => eprintln!("closed {peer}: {reason:?}"),
+        ServiceEvent::Banned { peer, until } => eprintln!(
+            "banned {} for {} s (bad shares or lines)",
+            peer.ip(),
+            until
+                .duration_since(std::time::SystemTime::now())
+                .map_or(0, |d| d.as_secs().saturating_add(1))
+        ),
+        ServiceEvent::BansRestored { count } => {
+            println!("{count} stored bans still in force")
+        }
+        ServiceEvent::BanStoreFailed { error } => {
+            eprintln!("bans: {}", ErrorChain(&error))
+        }
         ServiceEvent::BacklogCapped(backlog) => eprintln!(
             "warning: the system caps the listen backlog at {} (net.core.somaxconn), below \
              pool.max_connections {}: a burst of miners connecting at once may be dropped; \

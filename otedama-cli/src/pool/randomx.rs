@@ -102,6 +102,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
     crate::limits::check_connections("pool.max_connections", config.pool.max_connections);
     let server = MoneroServerConfig {
         max_connections: config.pool.max_connections,
+        edge: config.pool.limits.edge(),
         ..MoneroServerConfig::default()
     };
     let service = PoolService::start_rx(

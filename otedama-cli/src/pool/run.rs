@@ -545,6 +545,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
     let server = ServerConfig {
         pool: Arc::new(pool_config),
         max_connections: config.pool.max_connections,
+        edge: config.pool.limits.edge(),
         ..ServerConfig::default()
     };
     let algo = settings.algo;

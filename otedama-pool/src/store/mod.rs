@@ -563,10 +563,21 @@ pub trait PaymentStore {
     fn set_payer(&mut self, coin: &str, owner: &str, expires_ms: i64) -> Result<(), StoreError>;
 }
 
-/// The three row stores of one database, as a transaction sees them.
-pub trait Rows: ShareStore + LedgerStore + PaymentStore {}
+/// The addresses the Stratum servers banned, kept so that a restart does not lift them.
+pub trait BanStore {
+    /// Records a ban of `ip` ending at `until_ms` (Unix milliseconds), replacing any earlier
+    /// one of the same address.
+    fn add_ban(&mut self, ip: &str, until_ms: i64, reason: &str) -> Result<(), StoreError>;
+    /// Removes the ban of `ip`; `false` when there was none.
+    fn lift_ban(&mut self, ip: &str) -> Result<bool, StoreError>;
+    /// The bans that end after `now_ms`, with their ends.
+    fn bans(&mut self, now_ms: i64) -> Result<Vec<(String, i64)>, StoreError>;
+}
 
-impl<T: ShareStore + LedgerStore + PaymentStore + ?Sized> Rows for T {}
+/// The row stores of one database, as a transaction sees them.
+pub trait Rows: ShareStore + LedgerStore + PaymentStore + BanStore {}
+
+impl<T: ShareStore + LedgerStore + PaymentStore + BanStore + ?Sized> Rows for T {}
 
 /// A database the pool records into: the three row stores, and transactions over them.
 ///
@@ -881,6 +892,29 @@ pub(crate) mod tests {
         assert_eq!(blocks[0].detail.as_deref(), Some("ok"));
         assert_eq!(blocks[0].algorithm, "scrypt");
         assert_eq!(blocks[0].payee.as_deref(), Some("rltc1qexample"));
+
+        // Bans: one per address (a later one replaces it), ended ones not read back.
+        store
+            .add_ban("192.0.2.1", 5_000, "bad shares")
+            .expect("ban");
+        store
+            .add_ban("2001:db8::1", 9_000, "bad lines")
+            .expect("ban");
+        store.add_ban("192.0.2.1", 7_000, "again").expect("ban");
+        assert_eq!(
+            store.bans(6_000).expect("bans"),
+            vec![
+                ("192.0.2.1".to_owned(), 7_000),
+                ("2001:db8::1".to_owned(), 9_000)
+            ]
+        );
+        assert_eq!(
+            store.bans(8_000).expect("bans"),
+            vec![("2001:db8::1".to_owned(), 9_000)]
+        );
+        assert!(store.lift_ban("2001:db8::1").expect("lift"));
+        assert!(!store.lift_ban("2001:db8::1").expect("lift"));
+        assert!(store.bans(8_000).expect("bans").is_empty());
     }
 
     fn entry(address: &str, amount: i64, kind: LedgerKind) -> NewEntry {

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use rusqlite::{params, Connection};
 
 use super::{
-    run_transaction, BlockCredit, BlockRecord, BlockStatus, LedgerEntry, LedgerKind, LedgerStore,
-    NewEntry, Payment, PaymentStatus, PaymentStore, PaymentTransaction, PendingShare, Rows,
-    Session, ShareRecord, ShareStore, Store, StoreError,
+    run_transaction, BanStore, BlockCredit, BlockRecord, BlockStatus, LedgerEntry, LedgerKind,
+    LedgerStore, NewEntry, Payment, PaymentStatus, PaymentStore, PaymentTransaction, PendingShare,
+    Rows, Session, ShareRecord, ShareStore, Store, StoreError,
 };
 
 /// Schema migrations, applied in order; the index of the last applied one is kept in
@@ -101,6 +101,11 @@ const MIGRATIONS: &[&str] = &[
         coin TEXT NOT NULL,
         scheme TEXT NOT NULL,
         since_ms INTEGER NOT NULL
+    );",
+    "CREATE TABLE bans (
+        ip TEXT PRIMARY KEY,
+        until_ms INTEGER NOT NULL,
+        reason TEXT NOT NULL
     );",
 ];
 
@@ -610,6 +615,29 @@ impl LedgerStore for SqliteStore {
             params![coin, scheme, since_ms],
         )?;
         Ok(())
+    }
+}
+
+impl BanStore for SqliteStore {
+    fn add_ban(&mut self, ip: &str, until_ms: i64, reason: &str) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO bans (ip, until_ms, reason) VALUES (?1, ?2, ?3)
+             ON CONFLICT (ip) DO UPDATE SET until_ms = excluded.until_ms, reason = excluded.reason",
+            params![ip, until_ms, reason],
+        )?;
+        Ok(())
+    }
+
+    fn lift_ban(&mut self, ip: &str) -> Result<bool, StoreError> {
+        Ok(self.execute("DELETE FROM bans WHERE ip = ?1", [ip])? > 0)
+    }
+
+    fn bans(&mut self, now_ms: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        self.query(
+            "SELECT ip, until_ms FROM bans WHERE until_ms > ?1 ORDER BY ip",
+            [now_ms],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 }
 

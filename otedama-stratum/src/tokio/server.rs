@@ -87,6 +87,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+use std::time::SystemTime;
 
 use ::tokio::io::AsyncWriteExt;
 use ::tokio::net::{TcpListener, TcpSocket, TcpStream, ToSocketAddrs};
@@ -94,6 +95,10 @@ use ::tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use ::tokio::task::JoinSet;
 use ::tokio::time::{sleep_until, timeout, Instant};
 
+use crate::edge::{
+    parse_proxy_header, EdgeConfig, EdgeRefusal, Guard, ProxyError, ProxyParse, TokenBucket,
+    MAX_PROXY_HEADER,
+};
 use crate::{
     AuthorizeToken, CloseReason, EthPoolSession, ExtranonceAllocator, JobAnnouncement, LineBuffer,
     MoneroPoolSession, PoolProtocol, PoolSession, SessionEvent, ShareToken, ShareVerdict,
@@ -117,6 +122,9 @@ pub struct ProtocolServerConfig<P: PoolProtocol> {
     /// Gives each connection its own version of every job (solo mining: a coinbase paying
     /// the connection's own address); `None` sends every connection the same jobs.
     pub tailor: Option<Arc<dyn JobTailor<P::Job>>>,
+    /// The limits at the edge (new connections per address, lines per connection, bans) and
+    /// whether connections open with a PROXY protocol header.
+    pub edge: EdgeConfig,
 }
 
 /// The settings of the Stratum v1 [`Server`].
@@ -158,6 +166,7 @@ impl<P: PoolProtocol> Clone for ProtocolServerConfig<P> {
             max_line: self.max_line,
             write_timeout: self.write_timeout,
             tailor: self.tailor.clone(),
+            edge: self.edge.clone(),
         }
     }
 }
@@ -171,12 +180,14 @@ impl<P: PoolProtocol> std::fmt::Debug for ProtocolServerConfig<P> {
             .field("max_line", &self.max_line)
             .field("write_timeout", &self.write_timeout)
             .field("tailor", &self.tailor)
+            .field("edge", &self.edge)
             .finish()
     }
 }
 
 /// The dialect's default session settings, 100 000 connections with no per-address limit,
-/// [`LineBuffer::DEFAULT_MAX_LINE`], 30 s to write, no tailor.
+/// [`LineBuffer::DEFAULT_MAX_LINE`], 30 s to write, no tailor, the default
+/// [`EdgeConfig`].
 impl<P: PoolProtocol> Default for ProtocolServerConfig<P>
 where
     P::Config: Default,
@@ -189,6 +200,7 @@ where
             max_line: LineBuffer::DEFAULT_MAX_LINE,
             write_timeout: Duration::from_secs(30),
             tailor: None,
+            edge: EdgeConfig::default(),
         }
     }
 }
@@ -214,6 +226,8 @@ pub enum DisconnectReason {
     /// extranonces of at most 3 bytes); [`ProtocolServer::bind`] checks this up front,
     /// [`ProtocolServer::from_listener`] leaves it to each connection.
     Unserved(String),
+    /// The miner sent lines faster than [`EdgeConfig::messages_per_connection`].
+    RateLimited,
 }
 
 /// What a connection needs from the pool, or reports to it, for a server of the dialect of
@@ -245,6 +259,15 @@ pub enum ProtocolServerEvent<P: PoolProtocol> {
         /// The share.
         share: P::Share,
     },
+    /// The connection's address was banned (its session closed it for too many bad shares
+    /// or lines); new connections from it are refused until `until`. A pool that keeps bans
+    /// across restarts stores it here and puts it back with [`EdgeHandle::restore`].
+    Banned {
+        /// The connection.
+        conn: Connection,
+        /// When the ban ends.
+        until: SystemTime,
+    },
     /// A connection ended; answers to its outstanding events are dropped.
     Closed {
         /// The connection.
@@ -270,6 +293,7 @@ impl<P: PoolProtocol> ProtocolServerEvent<P> {
             ProtocolServerEvent::Connected { conn }
             | ProtocolServerEvent::Authorize { conn, .. }
             | ProtocolServerEvent::Share { conn, .. }
+            | ProtocolServerEvent::Banned { conn, .. }
             | ProtocolServerEvent::Closed { conn, .. } => conn,
         }
     }
@@ -297,6 +321,11 @@ impl<P: PoolProtocol> std::fmt::Debug for ProtocolServerEvent<P> {
                 .debug_struct("Share")
                 .field("conn", conn)
                 .field("share", share)
+                .finish(),
+            ProtocolServerEvent::Banned { conn, until } => f
+                .debug_struct("Banned")
+                .field("conn", conn)
+                .field("until", until)
                 .finish(),
             ProtocolServerEvent::Closed { conn, reason } => f
                 .debug_struct("Closed")
@@ -392,6 +421,11 @@ impl Eq for Connection {}
 pub struct ServerStats {
     accepted: AtomicU64,
     refused: AtomicU64,
+    refused_banned: AtomicU64,
+    refused_too_fast: AtomicU64,
+    proxy_failed: AtomicU64,
+    rate_limited: AtomicU64,
+    bans: AtomicU64,
     live: AtomicUsize,
 }
 
@@ -401,9 +435,35 @@ impl ServerStats {
         self.accepted.load(Ordering::Relaxed)
     }
 
-    /// Connections closed on arrival because a limit was reached.
+    /// Connections closed on arrival because a limit was reached (every reason below
+    /// included).
     pub fn refused(&self) -> u64 {
         self.refused.load(Ordering::Relaxed)
+    }
+
+    /// Connections refused because their address is banned.
+    pub fn refused_banned(&self) -> u64 {
+        self.refused_banned.load(Ordering::Relaxed)
+    }
+
+    /// Connections refused because their address connects too fast.
+    pub fn refused_too_fast(&self) -> u64 {
+        self.refused_too_fast.load(Ordering::Relaxed)
+    }
+
+    /// Connections closed because their PROXY header was missing, bad or late.
+    pub fn proxy_failed(&self) -> u64 {
+        self.proxy_failed.load(Ordering::Relaxed)
+    }
+
+    /// Connections closed for sending lines too fast.
+    pub fn rate_limited(&self) -> u64 {
+        self.rate_limited.load(Ordering::Relaxed)
+    }
+
+    /// Addresses banned.
+    pub fn bans(&self) -> u64 {
+        self.bans.load(Ordering::Relaxed)
     }
 
     /// Connections being served now.
@@ -419,6 +479,7 @@ struct Context<P: PoolProtocol> {
     events: mpsc::Sender<ProtocolServerEvent<P>>,
     stats: Arc<ServerStats>,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
+    guard: Arc<Mutex<Guard>>,
 }
 
 impl<P: PoolProtocol> std::fmt::Debug for Context<P> {
@@ -434,6 +495,38 @@ impl<P: PoolProtocol> std::fmt::Debug for Context<P> {
 impl<P: PoolProtocol> Context<P> {
     fn per_ip(&self) -> MutexGuard<'_, HashMap<IpAddr, usize>> {
         self.per_ip.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn guard(&self) -> MutexGuard<'_, Guard> {
+        lock_guard(&self.guard)
+    }
+}
+
+fn lock_guard(guard: &Mutex<Guard>) -> MutexGuard<'_, Guard> {
+    guard.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A handle on a server's bans, usable from any thread while it runs: an operator's unban,
+/// or the bans a pool stored before a restart put back.
+#[derive(Debug, Clone)]
+pub struct EdgeHandle {
+    guard: Arc<Mutex<Guard>>,
+}
+
+impl EdgeHandle {
+    /// The bans in force, with when each ends.
+    pub fn bans(&self) -> Vec<(IpAddr, SystemTime)> {
+        lock_guard(&self.guard).bans(now())
+    }
+
+    /// Puts back a ban ending at `until` (one already over is ignored).
+    pub fn restore(&self, ip: IpAddr, until: SystemTime) {
+        lock_guard(&self.guard).restore(ip, until, now(), SystemTime::now());
+    }
+
+    /// Lifts the ban on `ip`; `false` when there was none.
+    pub fn unban(&self, ip: IpAddr) -> bool {
+        lock_guard(&self.guard).unban(ip)
     }
 }
 
@@ -597,6 +690,7 @@ impl<P: PoolProtocol> ProtocolServer<P> {
         let limit = Arc::new(Semaphore::new(
             config.max_connections.min(Semaphore::MAX_PERMITS),
         ));
+        let guard = Arc::new(Mutex::new(Guard::new(config.edge.clone())));
         ProtocolServer {
             listener,
             context: Arc::new(Context {
@@ -605,6 +699,7 @@ impl<P: PoolProtocol> ProtocolServer<P> {
                 events,
                 stats: Arc::new(ServerStats::default()),
                 per_ip: Mutex::new(HashMap::new()),
+                guard,
             }),
             jobs,
             limit,
@@ -620,6 +715,13 @@ impl<P: PoolProtocol> ProtocolServer<P> {
     /// The server's counters; they stay readable while [`ProtocolServer::run`] runs.
     pub fn stats(&self) -> Arc<ServerStats> {
         Arc::clone(&self.context.stats)
+    }
+
+    /// A handle on the server's bans; it stays usable while [`ProtocolServer::run`] runs.
+    pub fn edge(&self) -> EdgeHandle {
+        EdgeHandle {
+            guard: Arc::clone(&self.context.guard),
+        }
     }
 
     /// Accepts and serves connections until `shutdown` completes, then stops accepting, lets
@@ -658,22 +760,37 @@ impl<P: PoolProtocol> ProtocolServer<P> {
                                 break;
                             }
                         };
-                        let Some(slot) = admit(&context, &limit, peer.ip()) else {
+                        next = try_accept(&listener);
+                        let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
                             context.stats.refused.fetch_add(1, Ordering::Relaxed);
                             drop(stream);
-                            next = try_accept(&listener);
                             continue;
                         };
                         next_id += 1;
-                        let conn = Connection {
-                            id: next_id,
-                            peer,
-                            mailbox: Arc::new(Mailbox::default()),
-                        };
                         // Nagle would hold back the small replies miners wait for.
                         stream.set_nodelay(true).ok();
-                        tasks.spawn(serve(stream, conn, slot, jobs.clone(), stop_rx.clone()));
-                        next = try_accept(&listener);
+                        let (jobs, stop) = (jobs.clone(), stop_rx.clone());
+                        if context.config.edge.proxy_protocol {
+                            // The real address comes with the header, on the connection's own
+                            // task: a slow balancer must not hold up the accept loop.
+                            let context = Arc::clone(&context);
+                            tasks.spawn(async move {
+                                let opened = open_proxied(stream, peer, &context).await;
+                                let Some((stream, peer, early)) = opened else { return };
+                                let Some(slot) = admit(&context, permit, peer.ip()) else {
+                                    return;
+                                };
+                                serve(stream, connection(next_id, peer), slot, early, jobs, stop)
+                                    .await;
+                            });
+                        } else {
+                            let Some(slot) = admit(&context, permit, peer.ip()) else {
+                                drop(stream);
+                                continue;
+                            };
+                            let conn = connection(next_id, peer);
+                            tasks.spawn(serve(stream, conn, slot, Vec::new(), jobs, stop));
+                        }
                     }
                 }
             }
@@ -698,18 +815,88 @@ fn try_accept(listener: &TcpListener) -> Option<io::Result<(TcpStream, SocketAdd
     }
 }
 
-/// Takes a place for a new connection from `ip`, or `None` when a limit is reached.
+fn connection(id: u64, peer: SocketAddr) -> Connection {
+    Connection {
+        id,
+        peer,
+        mailbox: Arc::new(Mailbox::default()),
+    }
+}
+
+/// Reads the PROXY header a connection must open with: returns the stream, the client's
+/// address (the connection's own when the header names none) and the bytes that came after
+/// the header; `None`, counted, when the header is missing, bad or late.
+async fn open_proxied<P: PoolProtocol>(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    context: &Context<P>,
+) -> Option<(TcpStream, SocketAddr, Vec<u8>)> {
+    let limit = context.config.edge.proxy_timeout;
+    let read = timeout(limit, async {
+        let mut head = Vec::new();
+        loop {
+            match parse_proxy_header(&head) {
+                Ok(ProxyParse::Header { source, length }) => {
+                    let early = head.get(length..).unwrap_or_default().to_vec();
+                    return Ok((source.unwrap_or(peer), early));
+                }
+                Ok(ProxyParse::Incomplete) => {}
+                Err(e) => return Err(Some(e)),
+            }
+            stream.readable().await.map_err(|_| None)?;
+            let mut buf = [0u8; 512];
+            // Never more than a header could be: the miner's own bytes wait in the socket.
+            let room = MAX_PROXY_HEADER
+                .saturating_sub(head.len())
+                .clamp(1, buf.len());
+            match stream.try_read(buf.get_mut(..room).unwrap_or_default()) {
+                Ok(0) => return Err(None),
+                Ok(n) => head.extend_from_slice(buf.get(..n).unwrap_or_default()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return Err(None),
+            }
+            if head.len() >= MAX_PROXY_HEADER {
+                return Err(Some(ProxyError::TooLong));
+            }
+        }
+    })
+    .await;
+    match read {
+        Ok(Ok((source, early))) => Some((stream, source, early)),
+        Ok(Err(_)) | Err(_) => {
+            context.stats.proxy_failed.fetch_add(1, Ordering::Relaxed);
+            context.stats.refused.fetch_add(1, Ordering::Relaxed);
+            stream.shutdown().await.ok();
+            None
+        }
+    }
+}
+
+/// Takes a place for a new connection from `ip` (its share of the server's limit already
+/// held by `permit`), or `None`, counted, when the edge or the per-address limit refuses it.
 fn admit<P: PoolProtocol>(
     context: &Arc<Context<P>>,
-    limit: &Arc<Semaphore>,
+    permit: OwnedSemaphorePermit,
     ip: IpAddr,
 ) -> Option<Slot<P>> {
-    let permit = Arc::clone(limit).try_acquire_owned().ok()?;
+    let refused = |counter: Option<&AtomicU64>| {
+        if let Some(counter) = counter {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        context.stats.refused.fetch_add(1, Ordering::Relaxed);
+        None
+    };
+    match context.guard().admit(ip, now()) {
+        Ok(()) => {}
+        Err(EdgeRefusal::Banned { .. }) => return refused(Some(&context.stats.refused_banned)),
+        Err(_) => return refused(Some(&context.stats.refused_too_fast)),
+    }
     if let Some(max) = context.config.max_connections_per_ip {
         let mut map = context.per_ip();
         let n = map.entry(ip).or_insert(0);
         if *n >= max {
-            return None;
+            drop(map);
+            return refused(None);
         }
         *n += 1;
     }
@@ -730,9 +917,8 @@ fn now() -> std::time::Instant {
 /// stack only for the call and is never part of an idle connection's state.
 fn read_into<P: PoolProtocol>(
     stream: &TcpStream,
-    lines: &mut LineBuffer,
+    input: &mut Input,
     session: &mut P,
-    sniffed: &mut bool,
 ) -> Result<(), DisconnectReason> {
     let mut buf = [0u8; 4096];
     let n = match stream.try_read(&mut buf) {
@@ -743,7 +929,33 @@ fn read_into<P: PoolProtocol>(
         Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
         Err(e) => return Err(DisconnectReason::Io(e.kind())),
     };
-    let data = buf.get(..n).unwrap_or_default();
+    take_bytes(buf.get(..n).unwrap_or_default(), input, session)
+}
+
+/// What a connection keeps of its input between reads: the partial line, whether its
+/// opening was looked at, and its line budget.
+struct Input {
+    lines: LineBuffer,
+    sniffed: bool,
+    budget: Option<(TokenBucket, crate::edge::Rate)>,
+    exempt: bool,
+}
+
+/// Hands bytes the miner sent to the session, line by line.
+fn take_bytes<P: PoolProtocol>(
+    data: &[u8],
+    input: &mut Input,
+    session: &mut P,
+) -> Result<(), DisconnectReason> {
+    let Input {
+        lines,
+        sniffed,
+        budget,
+        exempt,
+    } = input;
+    if data.is_empty() {
+        return Ok(());
+    }
     let at = now();
     if !*sniffed {
         // A Stratum miner opens with `{`. A TLS ClientHello, an HTTP request or a PROXY header
@@ -761,6 +973,11 @@ fn read_into<P: PoolProtocol>(
         .feed(data)
         .map_err(|_| DisconnectReason::LineTooLong)?;
     while let Some(line) = lines.next_line() {
+        if let (Some((bucket, rate)), false) = (budget.as_mut(), *exempt) {
+            if !bucket.take(*rate, at) {
+                return Err(DisconnectReason::RateLimited);
+            }
+        }
         session.handle_line(line, at);
         if session.is_closed() {
             break;
@@ -821,6 +1038,7 @@ async fn serve<P: PoolProtocol>(
     mut stream: TcpStream,
     conn: Connection,
     slot: Slot<P>,
+    early: Vec<u8>,
     mut jobs: watch::Receiver<Option<Arc<P::Job>>>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -850,8 +1068,15 @@ async fn serve<P: PoolProtocol>(
             return;
         }
     };
-    let mut lines = LineBuffer::new(config.max_line);
-    let mut sniffed = false;
+    let edge = &config.edge;
+    let mut input = Input {
+        lines: LineBuffer::new(config.max_line),
+        sniffed: false,
+        budget: edge
+            .messages_per_connection
+            .map(|rate| (TokenBucket::new(rate, now()), rate)),
+        exempt: edge.exempt_loopback && conn.peer.ip().is_loopback(),
+    };
     let mut jobs_open = true;
     // Whether the session has had the current job since it became ready for work.
     let mut working = false;
@@ -865,6 +1090,10 @@ async fn serve<P: PoolProtocol>(
             Some(Ok(()))
         ) {
             break 'conn DisconnectReason::Shutdown;
+        }
+        // What came in behind a PROXY header.
+        if let Err(reason) = take_bytes(&early, &mut input, &mut session) {
+            break 'conn reason;
         }
         loop {
             match or_stop(
@@ -940,7 +1169,7 @@ async fn serve<P: PoolProtocol>(
                     if let Err(e) = ready {
                         break 'conn DisconnectReason::Io(e.kind());
                     }
-                    if let Err(reason) = read_into(&stream, &mut lines, &mut session, &mut sniffed) {
+                    if let Err(reason) = read_into(&stream, &mut input, &mut session) {
                         break 'conn reason;
                     }
                 }
@@ -951,6 +1180,25 @@ async fn serve<P: PoolProtocol>(
 
     conn.mailbox.closed.store(true, Ordering::Release);
     conn.mailbox.lock().clear();
+    match &reason {
+        DisconnectReason::RateLimited => {
+            context.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+        }
+        DisconnectReason::Session(CloseReason::Banned) => {
+            let until = context
+                .guard()
+                .ban(conn.peer.ip(), now(), SystemTime::now());
+            if let Some(until) = until {
+                context.stats.bans.fetch_add(1, Ordering::Relaxed);
+                let banned = ProtocolServerEvent::Banned {
+                    conn: conn.clone(),
+                    until,
+                };
+                or_stop(events.send(banned), &mut stop).await;
+            }
+        }
+        _ => {}
+    }
     if reason == DisconnectReason::Shutdown {
         // Queued replies go out before the close, briefly; the pool may no longer be reading
         // events. (A write cut short by the shutdown leaves the miner a partial line, which

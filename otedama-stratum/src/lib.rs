@@ -119,6 +119,8 @@ pub use v1::vardiff::{Vardiff, VardiffConfig};
 
 #[cfg(feature = "tokio")]
 mod tokio;
+#[cfg(feature = "tls")]
+pub use self::tokio::tls;
 #[cfg(feature = "tokio")]
 pub use self::tokio::{client, server};
 

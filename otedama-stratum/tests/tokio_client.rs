@@ -45,7 +45,8 @@ fn pool_urls() {
             PoolUrl::parse(url).expect(url),
             PoolUrl {
                 host: host.into(),
-                port
+                port,
+                tls: false,
             }
         );
     };
@@ -54,8 +55,21 @@ fn pool_urls() {
     ok("pool.example:1", "pool.example", 1);
     ok("stratum+tcp://127.0.0.1:3333", "127.0.0.1", 3333);
     ok("stratum+tcp://[::1]:3333", "::1", 3333);
+    // Stratum over TLS, where the crate is built with it.
+    let tls = PoolUrl::parse("stratum+ssl://pool.example:3443");
+    if cfg!(feature = "tls") {
+        let url = tls.expect("tls url");
+        assert!(url.tls && url.port == 3443);
+        assert_eq!(url.to_string(), "stratum+ssl://pool.example:3443");
+        assert!(
+            PoolUrl::parse("STRATUM+TLS://pool.example:3443")
+                .expect("tls")
+                .tls
+        );
+    } else {
+        assert!(matches!(tls, Err(ClientError::Url { .. })));
+    }
     for bad in [
-        "stratum+ssl://pool.example:3333",
         "stratum2+tcp://pool.example:3333/9bXiEd8boQVhq7WddEcERUL5tyyJVFYdU8th3HfbNXK3Yw6GRXh",
         "http://pool.example:3333",
         "stratum+tcp://pool.example",
@@ -399,7 +413,7 @@ async fn connect_failures_are_reported() {
         .await
         .expect_err("refused");
     assert!(matches!(err, ClientError::Connect { .. }), "{err}");
-    let err = Client::connect("stratum+ssl://127.0.0.1:1", miner("w", "t", false))
+    let err = Client::connect("stratum2+tcp://127.0.0.1:1", miner("w", "t", false))
         .await
         .expect_err("scheme");
     assert!(matches!(err, ClientError::Url { .. }), "{err}");

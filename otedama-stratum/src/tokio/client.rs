@@ -99,6 +99,12 @@ pub struct ClientConfig<C = MinerConfig> {
     pub connect_timeout: Duration,
     /// The longest line accepted from the pool.
     pub max_line: usize,
+    /// Over TLS (`stratum+ssl://`): the SHA-256 fingerprint of the pool's certificate to
+    /// insist on. Pools mostly run self-signed certificates, so without one any certificate
+    /// is taken (the connection is still encrypted) and
+    /// [`peer_fingerprint`](ProtocolClient::peer_fingerprint) tells which one it was.
+    #[cfg(feature = "tls")]
+    pub tls_fingerprint: Option<[u8; 32]>,
 }
 
 /// The settings of a [`MoneroClient`].
@@ -114,36 +120,47 @@ impl<C> ClientConfig<C> {
             allow_redirects: false,
             connect_timeout: Duration::from_secs(10),
             max_line: LineBuffer::DEFAULT_MAX_LINE,
+            #[cfg(feature = "tls")]
+            tls_fingerprint: None,
         }
     }
 }
 
-/// A pool address: `stratum+tcp://host:port`, or just `host:port`.
+/// A pool address: `stratum+tcp://host:port`, `stratum+ssl://host:port` (TLS), or just
+/// `host:port`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PoolUrl {
     /// Host name or IP address (IPv6 without its brackets).
     pub host: String,
     /// TCP port.
     pub port: u16,
+    /// Whether the pool speaks Stratum over TLS (`stratum+ssl://`, also written
+    /// `stratum+tls://`).
+    pub tls: bool,
 }
 
 impl PoolUrl {
-    /// Parses a pool URL. Only plain TCP Stratum is accepted (of any dialect: xmrig's pools
-    /// use the same scheme): `stratum+ssl`, `stratum2+tcp` and the like are refused rather
-    /// than spoken to in the wrong protocol.
+    /// Parses a pool URL: Stratum over plain TCP (of any dialect: xmrig's pools use the same
+    /// scheme) or over TLS (`stratum+ssl`, `stratum+tls`; with the `tls` feature).
+    /// `stratum2+tcp` and the like are refused rather than spoken to in the wrong protocol.
     pub fn parse(url: &str) -> Result<PoolUrl, ClientError> {
         let bad = |reason: &'static str| ClientError::Url {
             url: url.to_owned(),
             reason,
         };
-        let rest = match url.split_once("://") {
+        let (rest, tls) = match url.split_once("://") {
             Some((scheme, rest)) => {
-                if !scheme.eq_ignore_ascii_case("stratum+tcp") {
-                    return Err(bad("the scheme is not stratum+tcp"));
+                let scheme = scheme.to_ascii_lowercase();
+                match scheme.as_str() {
+                    "stratum+tcp" => (rest, false),
+                    "stratum+ssl" | "stratum+tls" if cfg!(feature = "tls") => (rest, true),
+                    "stratum+ssl" | "stratum+tls" => {
+                        return Err(bad("TLS needs otedama-stratum's tls feature"))
+                    }
+                    _ => return Err(bad("the scheme is not stratum+tcp or stratum+ssl")),
                 }
-                rest
             }
-            None => url,
+            None => (url, false),
         };
         let rest = rest.strip_suffix('/').unwrap_or(rest);
         if rest.contains(['/', '@', '?', '#']) || rest.chars().any(char::is_whitespace) {
@@ -172,16 +189,22 @@ impl PoolUrl {
         Ok(PoolUrl {
             host: host.to_owned(),
             port,
+            tls,
         })
     }
 }
 
 impl fmt::Display for PoolUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "stratum+tcp://[{}]:{}", self.host, self.port)
+        let scheme = if self.tls {
+            "stratum+ssl"
         } else {
-            write!(f, "stratum+tcp://{}:{}", self.host, self.port)
+            "stratum+tcp"
+        };
+        if self.host.contains(':') {
+            write!(f, "{scheme}://[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{scheme}://{}:{}", self.host, self.port)
         }
     }
 }
@@ -227,6 +250,11 @@ pub enum ClientError {
         /// The limit.
         limit: usize,
     },
+    /// The TLS layer failed: a failed handshake (a certificate that does not match
+    /// [`ClientConfig::tls_fingerprint`] among the reasons), or a bad record.
+    #[cfg(feature = "tls")]
+    #[error("TLS with the pool failed")]
+    Tls(#[from] rustls::Error),
     /// The session has ended and its last events were returned (v1:
     /// [`MinerEvent::Closed`](crate::MinerEvent::Closed), Monero:
     /// [`MoneroMinerEvent::Closed`](crate::MoneroMinerEvent::Closed)), or an error above
@@ -239,6 +267,10 @@ pub enum ClientError {
 #[derive(Debug)]
 pub struct ProtocolClient<P: MinerProtocol> {
     stream: TcpStream,
+    /// The TLS session over `stream`, for a `stratum+ssl://` pool; `out` then holds
+    /// ciphertext.
+    #[cfg(feature = "tls")]
+    tls: Option<Box<rustls::ClientConnection>>,
     session: P,
     url: PoolUrl,
     lines: LineBuffer,
@@ -262,6 +294,9 @@ fn now() -> std::time::Instant {
     Instant::now().into_std()
 }
 
+/// Where decrypted bytes go: the client itself, with the plaintext.
+type PlainSink<C> = dyn FnMut(&mut C, &[u8]) -> Result<(), ClientError>;
+
 impl<P: MinerProtocol> ProtocolClient<P> {
     /// Connects to `url` and opens the session, whose opening requests (v1: configure if
     /// version rolling is configured, subscribe, authorize; Monero: login) go out with the
@@ -284,9 +319,20 @@ impl<P: MinerProtocol> ProtocolClient<P> {
         if let Some(resume) = config.resume {
             link = link.with_resume(resume);
         }
+        #[cfg(feature = "tls")]
+        let tls = if url.tls {
+            Some(Box::new(super::tls::client_session(
+                &url.host,
+                config.tls_fingerprint,
+            )?))
+        } else {
+            None
+        };
         let session = P::open(config.miner, &link, now());
-        Ok(ProtocolClient {
+        let mut client = ProtocolClient {
             stream,
+            #[cfg(feature = "tls")]
+            tls,
             session,
             url,
             lines: LineBuffer::new(config.max_line),
@@ -294,7 +340,78 @@ impl<P: MinerProtocol> ProtocolClient<P> {
             out: Vec::new(),
             written: 0,
             failed: false,
-        })
+        };
+        // A TLS client speaks first: its hello goes out with the opening requests.
+        client.seal(&[])?;
+        Ok(client)
+    }
+
+    /// The SHA-256 fingerprint of the pool's certificate, once a TLS handshake has shown it.
+    #[cfg(feature = "tls")]
+    pub fn peer_fingerprint(&self) -> Option<[u8; 32]> {
+        let cert = self.tls.as_ref()?.peer_certificates()?.first()?;
+        Some(super::tls::fingerprint(cert.as_ref()))
+    }
+
+    /// Queues `plaintext` for the pool: as it is, or through the TLS session.
+    fn seal(&mut self, plaintext: &[u8]) -> Result<(), ClientError> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.tls.as_deref_mut() {
+            use std::io::Write;
+            if !plaintext.is_empty() {
+                tls.writer().write_all(plaintext)?;
+            }
+            while tls.wants_write() {
+                tls.write_tls(&mut self.out)?;
+            }
+            return Ok(());
+        }
+        self.out.extend_from_slice(plaintext);
+        Ok(())
+    }
+
+    /// Turns bytes from the pool into plaintext for `sink`: as they are, or through the TLS
+    /// session (whose answers, handshake records among them, are queued).
+    fn open_bytes(
+        &mut self,
+        raw: &[u8],
+        sink: &mut PlainSink<Self>,
+    ) -> Result<(), ClientError> {
+        #[cfg(feature = "tls")]
+        if let Some(mut tls) = self.tls.take() {
+            let result = self.decrypt(&mut tls, raw, sink);
+            self.tls = Some(tls);
+            return result;
+        }
+        sink(self, raw)
+    }
+
+    #[cfg(feature = "tls")]
+    fn decrypt(
+        &mut self,
+        tls: &mut rustls::ClientConnection,
+        mut raw: &[u8],
+        sink: &mut PlainSink<Self>,
+    ) -> Result<(), ClientError> {
+        use std::io::Read;
+        let mut plain = [0u8; 4096];
+        while !raw.is_empty() {
+            tls.read_tls(&mut raw)?;
+            let processed = tls.process_new_packets();
+            while tls.wants_write() {
+                tls.write_tls(&mut self.out)?;
+            }
+            processed?;
+            loop {
+                match tls.reader().read(&mut plain) {
+                    Ok(0) => return Err(ClientError::Disconnected),
+                    Ok(n) => sink(self, plain.get(..n).unwrap_or_default())?,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The pool this client is connected to.
@@ -348,13 +465,22 @@ impl<P: MinerProtocol> ProtocolClient<P> {
 
     /// Writes what is queued, then closes the connection.
     pub async fn close(mut self) {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.tls.as_deref_mut() {
+            tls.send_close_notify();
+        }
         self.flush().await.ok();
         self.stream.shutdown().await.ok();
     }
 
     fn queue_output(&mut self) {
+        let mut plaintext = Vec::new();
         while let Some(line) = self.session.poll_output() {
-            self.out.extend_from_slice(line.as_bytes());
+            plaintext.extend_from_slice(line.as_bytes());
+        }
+        // A TLS failure here surfaces on the next read as the session's end.
+        if self.seal(&plaintext).is_err() {
+            self.failed = true;
         }
     }
 
@@ -405,8 +531,14 @@ impl<P: MinerProtocol> ProtocolClient<P> {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(e) => return Err(e.into()),
         };
+        self.open_bytes(buf.get(..n).unwrap_or_default(), &mut |client, plain| {
+            client.take_lines(plain)
+        })
+    }
+
+    fn take_lines(&mut self, plain: &[u8]) -> Result<(), ClientError> {
         self.lines
-            .feed(buf.get(..n).unwrap_or_default())
+            .feed(plain)
             .map_err(|_| ClientError::LineTooLong {
                 limit: self.max_line,
             })?;

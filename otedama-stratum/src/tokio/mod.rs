@@ -9,4 +9,7 @@
 //! They spawn their tasks on the caller's runtime and never start one of their own.
 
 pub mod client;
+mod link;
 pub mod server;
+#[cfg(feature = "tls")]
+pub mod tls;

@@ -95,6 +95,7 @@ use ::tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use ::tokio::task::JoinSet;
 use ::tokio::time::{sleep_until, timeout, Instant};
 
+use super::link::{Link, LinkError, WriteError};
 use crate::edge::{
     parse_proxy_header, EdgeConfig, EdgeRefusal, Guard, ProxyError, ProxyParse, TokenBucket,
     MAX_PROXY_HEADER,
@@ -125,6 +126,10 @@ pub struct ProtocolServerConfig<P: PoolProtocol> {
     /// The limits at the edge (new connections per address, lines per connection, bans) and
     /// whether connections open with a PROXY protocol header.
     pub edge: EdgeConfig,
+    /// TLS for every connection (`stratum+ssl://`), with the pool's certificate; `None`
+    /// serves plain TCP.
+    #[cfg(feature = "tls")]
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// The settings of the Stratum v1 [`Server`].
@@ -167,6 +172,8 @@ impl<P: PoolProtocol> Clone for ProtocolServerConfig<P> {
             write_timeout: self.write_timeout,
             tailor: self.tailor.clone(),
             edge: self.edge.clone(),
+            #[cfg(feature = "tls")]
+            tls: self.tls.clone(),
         }
     }
 }
@@ -201,6 +208,8 @@ where
             write_timeout: Duration::from_secs(30),
             tailor: None,
             edge: EdgeConfig::default(),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -228,6 +237,8 @@ pub enum DisconnectReason {
     Unserved(String),
     /// The miner sent lines faster than [`EdgeConfig::messages_per_connection`].
     RateLimited,
+    /// The TLS layer failed (a failed handshake, a bad record), with its reason.
+    Tls(String),
 }
 
 /// What a connection needs from the pool, or reports to it, for a server of the dialect of
@@ -780,7 +791,8 @@ impl<P: PoolProtocol> ProtocolServer<P> {
                                 let Some(slot) = admit(&context, permit, peer.ip()) else {
                                     return;
                                 };
-                                serve(stream, connection(next_id, peer), slot, early, jobs, stop)
+                                let Some(link) = link_for(stream, &context) else { return };
+                                serve(link, connection(next_id, peer), slot, early, jobs, stop)
                                     .await;
                             });
                         } else {
@@ -788,8 +800,9 @@ impl<P: PoolProtocol> ProtocolServer<P> {
                                 drop(stream);
                                 continue;
                             };
+                            let Some(link) = link_for(stream, &context) else { continue };
                             let conn = connection(next_id, peer);
-                            tasks.spawn(serve(stream, conn, slot, Vec::new(), jobs, stop));
+                            tasks.spawn(serve(link, conn, slot, Vec::new(), jobs, stop));
                         }
                     }
                 }
@@ -813,6 +826,16 @@ fn try_accept(listener: &TcpListener) -> Option<io::Result<(TcpStream, SocketAdd
         std::task::Poll::Ready(result) => Some(result),
         std::task::Poll::Pending => None,
     }
+}
+
+/// The connection's link: TLS when the server speaks it.
+fn link_for<P: PoolProtocol>(stream: TcpStream, context: &Context<P>) -> Option<Link> {
+    #[cfg(feature = "tls")]
+    if let Some(config) = &context.config.tls {
+        return Link::tls(stream, Arc::clone(config)).ok();
+    }
+    let _ = context;
+    Some(Link::plain(stream))
 }
 
 fn connection(id: u64, peer: SocketAddr) -> Connection {
@@ -914,22 +937,33 @@ fn now() -> std::time::Instant {
 }
 
 /// Reads what is available into the session. Synchronous, so the read buffer lives on the
-/// stack only for the call and is never part of an idle connection's state.
+/// stack only for the call and is never part of an idle connection's state. `early` holds
+/// bytes read before the session (those behind a PROXY header) instead.
 fn read_into<P: PoolProtocol>(
-    stream: &TcpStream,
+    link: &mut Link,
+    early: Option<&[u8]>,
     input: &mut Input,
     session: &mut P,
 ) -> Result<(), DisconnectReason> {
-    let mut buf = [0u8; 4096];
-    let n = match stream.try_read(&mut buf) {
-        Ok(0) => return Err(DisconnectReason::PeerClosed),
-        Ok(n) => n,
-        // A spurious readiness: tokio has cleared it, the next `readable` waits again.
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
-        Err(e) => return Err(DisconnectReason::Io(e.kind())),
+    // The session's reason outlives the link's error type.
+    let mut stopped = None;
+    let mut sink = |data: &[u8]| {
+        take_bytes(data, input, session).map_err(|reason| {
+            stopped = Some(reason);
+            LinkError::Closed
+        })
     };
-    take_bytes(buf.get(..n).unwrap_or_default(), input, session)
+    let read = match early {
+        Some(raw) => link.take_early(raw, &mut sink),
+        None => link.read(&mut sink),
+    };
+    match (read, stopped) {
+        (_, Some(reason)) => Err(reason),
+        (Ok(()), None) => Ok(()),
+        (Err(LinkError::Closed), None) => Err(DisconnectReason::PeerClosed),
+        (Err(LinkError::Io(kind)), None) => Err(DisconnectReason::Io(kind)),
+        (Err(LinkError::Tls(reason)), None) => Err(DisconnectReason::Tls(reason)),
+    }
 }
 
 /// What a connection keeps of its input between reads: the partial line, whether its
@@ -988,21 +1022,21 @@ fn take_bytes<P: PoolProtocol>(
 
 /// Writes everything the session has queued, as one write.
 async fn flush<P: PoolProtocol>(
-    stream: &mut TcpStream,
+    link: &mut Link,
     session: &mut P,
     limit: Duration,
 ) -> Result<(), DisconnectReason> {
-    let Some(first) = session.poll_output() else {
-        return Ok(());
-    };
-    let mut out = first.into_bytes();
+    let mut out = Vec::new();
     while let Some(line) = session.poll_output() {
         out.extend_from_slice(line.as_bytes());
     }
-    match timeout(limit, stream.write_all(&out)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(DisconnectReason::Io(e.kind())),
-        Err(_) => Err(DisconnectReason::WriteTimeout),
+    if out.is_empty() && !link.wants_write() {
+        return Ok(());
+    }
+    match link.write(&out, limit).await {
+        Ok(()) => Ok(()),
+        Err(WriteError::Io(kind)) => Err(DisconnectReason::Io(kind)),
+        Err(WriteError::TimedOut) => Err(DisconnectReason::WriteTimeout),
     }
 }
 
@@ -1035,7 +1069,7 @@ fn apply_commands<P: PoolProtocol>(conn: &Connection, session: &mut P) {
 
 /// One connection, from accept to close.
 async fn serve<P: PoolProtocol>(
-    mut stream: TcpStream,
+    mut stream: Link,
     conn: Connection,
     slot: Slot<P>,
     early: Vec<u8>,
@@ -1063,7 +1097,7 @@ async fn serve<P: PoolProtocol>(
                 let closed = ProtocolServerEvent::Closed { conn, reason };
                 or_stop(events.send(closed), &mut stop).await;
             }
-            stream.shutdown().await.ok();
+            stream.shutdown().await;
             drop(slot);
             return;
         }
@@ -1092,8 +1126,10 @@ async fn serve<P: PoolProtocol>(
             break 'conn DisconnectReason::Shutdown;
         }
         // What came in behind a PROXY header.
-        if let Err(reason) = take_bytes(&early, &mut input, &mut session) {
-            break 'conn reason;
+        if !early.is_empty() {
+            if let Err(reason) = read_into(&mut stream, Some(&early), &mut input, &mut session) {
+                break 'conn reason;
+            }
         }
         loop {
             match or_stop(
@@ -1169,7 +1205,7 @@ async fn serve<P: PoolProtocol>(
                     if let Err(e) = ready {
                         break 'conn DisconnectReason::Io(e.kind());
                     }
-                    if let Err(reason) = read_into(&stream, &mut input, &mut session) {
+                    if let Err(reason) = read_into(&mut stream, None, &mut input, &mut session) {
                         break 'conn reason;
                     }
                 }
@@ -1222,7 +1258,7 @@ async fn serve<P: PoolProtocol>(
             .try_send(ProtocolServerEvent::Closed { conn, reason })
             .ok();
     }
-    stream.shutdown().await.ok();
+    stream.shutdown().await;
     drop(slot);
 }
 

@@ -1,0 +1,234 @@
+//! A server connection's byte pipe: plain TCP, or TLS (feature `tls`) driven sans-IO over the
+//! same socket, so that the server's readiness-based loop (no read buffer kept per idle
+//! connection) is the same for both.
+
+use std::io;
+
+use ::tokio::io::AsyncWriteExt;
+use ::tokio::net::TcpStream;
+
+#[cfg(feature = "tls")]
+type TlsSession = rustls::ServerConnection;
+
+/// Without the `tls` feature a link is always plain.
+#[cfg(not(feature = "tls"))]
+#[derive(Debug)]
+enum TlsSession {}
+
+/// Why a link failed.
+#[derive(Debug)]
+pub(crate) enum LinkError {
+    /// The peer closed the connection.
+    Closed,
+    /// A socket error.
+    Io(io::ErrorKind),
+    /// The TLS layer refused what the peer sent.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    Tls(String),
+}
+
+/// A connection's socket, with its TLS session when the port speaks TLS.
+#[derive(Debug)]
+pub(crate) struct Link {
+    tcp: TcpStream,
+    tls: Option<Box<TlsSession>>,
+    /// Ciphertext the TLS session produced and the socket has not taken yet.
+    pending: Vec<u8>,
+}
+
+impl Link {
+    /// A plain TCP link.
+    pub(crate) fn plain(tcp: TcpStream) -> Link {
+        Link {
+            tcp,
+            tls: None,
+            pending: Vec::new(),
+        }
+    }
+
+    /// A TLS link: the handshake runs as bytes come in.
+    #[cfg(feature = "tls")]
+    pub(crate) fn tls(
+        tcp: TcpStream,
+        config: std::sync::Arc<rustls::ServerConfig>,
+    ) -> Result<Link, LinkError> {
+        let session =
+            rustls::ServerConnection::new(config).map_err(|e| LinkError::Tls(e.to_string()))?;
+        Ok(Link {
+            tcp,
+            tls: Some(Box::new(session)),
+            pending: Vec::new(),
+        })
+    }
+
+    /// Waits until the socket has bytes (or an error, or the end) to read.
+    pub(crate) async fn readable(&self) -> io::Result<()> {
+        self.tcp.readable().await
+    }
+
+    /// Reads what the socket has and hands the plaintext to `sink`. A spurious readiness
+    /// reads nothing. Synchronous, so the buffer lives only for the call.
+    pub(crate) fn read(
+        &mut self,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), LinkError>,
+    ) -> Result<(), LinkError> {
+        let mut buf = [0u8; 4096];
+        let n = match self.tcp.try_read(&mut buf) {
+            Ok(0) => return Err(LinkError::Closed),
+            Ok(n) => n,
+            // tokio has cleared the readiness; the next `readable` waits again.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(LinkError::Io(e.kind())),
+        };
+        let raw = buf.get(..n).unwrap_or_default().to_vec();
+        self.ingest(&raw, &mut buf, sink)
+    }
+
+    /// Hands bytes already read from the socket (those behind a PROXY header) through the
+    /// link, as [`read`](Link::read) does.
+    pub(crate) fn take_early(
+        &mut self,
+        raw: &[u8],
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), LinkError>,
+    ) -> Result<(), LinkError> {
+        let mut buf = [0u8; 4096];
+        self.ingest(raw, &mut buf, sink)
+    }
+
+    fn ingest(
+        &mut self,
+        raw: &[u8],
+        scratch: &mut [u8; 4096],
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), LinkError>,
+    ) -> Result<(), LinkError> {
+        let Some(tls) = self.tls.as_deref_mut() else {
+            return sink(raw);
+        };
+        decrypt(tls, raw, scratch, &mut self.pending, sink)
+    }
+
+    /// Writes `plaintext` (and whatever the TLS session still has to send), within `limit`.
+    pub(crate) async fn write(
+        &mut self,
+        plaintext: &[u8],
+        limit: std::time::Duration,
+    ) -> Result<(), WriteError> {
+        let out = match self.tls.as_deref_mut() {
+            None => plaintext.to_vec(),
+            Some(tls) => {
+                encrypt(tls, plaintext, &mut self.pending).map_err(WriteError::Io)?;
+                std::mem::take(&mut self.pending)
+            }
+        };
+        if out.is_empty() {
+            return Ok(());
+        }
+        match ::tokio::time::timeout(limit, self.tcp.write_all(&out)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(WriteError::Io(e.kind())),
+            Err(_) => Err(WriteError::TimedOut),
+        }
+    }
+
+    /// Whether the TLS session has bytes to send (handshake records, an alert).
+    pub(crate) fn wants_write(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Ends the connection: TLS says so first.
+    pub(crate) async fn shutdown(&mut self) {
+        if let Some(tls) = self.tls.as_deref_mut() {
+            close_notify(tls, &mut self.pending);
+            let out = std::mem::take(&mut self.pending);
+            self.tcp.write_all(&out).await.ok();
+        }
+        self.tcp.shutdown().await.ok();
+    }
+}
+
+/// Why a write failed.
+#[derive(Debug)]
+pub(crate) enum WriteError {
+    Io(io::ErrorKind),
+    TimedOut,
+}
+
+#[cfg(feature = "tls")]
+fn decrypt(
+    tls: &mut TlsSession,
+    mut raw: &[u8],
+    scratch: &mut [u8; 4096],
+    pending: &mut Vec<u8>,
+    sink: &mut dyn FnMut(&[u8]) -> Result<(), LinkError>,
+) -> Result<(), LinkError> {
+    use std::io::Read;
+    while !raw.is_empty() {
+        tls.read_tls(&mut raw)
+            .map_err(|e| LinkError::Io(e.kind()))?;
+        let processed = tls.process_new_packets();
+        // Handshake records, or the alert that explains a failure, go out with the next write.
+        while tls.wants_write() {
+            if tls.write_tls(pending).is_err() {
+                break;
+            }
+        }
+        processed.map_err(|e| LinkError::Tls(e.to_string()))?;
+        loop {
+            match tls.reader().read(scratch) {
+                Ok(0) => return Err(LinkError::Closed),
+                Ok(n) => sink(scratch.get(..n).unwrap_or_default())?,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(LinkError::Io(e.kind())),
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(feature = "tls")]
+fn encrypt(
+    tls: &mut TlsSession,
+    plaintext: &[u8],
+    pending: &mut Vec<u8>,
+) -> Result<(), io::ErrorKind> {
+    use std::io::Write;
+    if !plaintext.is_empty() {
+        tls.writer().write_all(plaintext).map_err(|e| e.kind())?;
+    }
+    while tls.wants_write() {
+        tls.write_tls(pending).map_err(|e| e.kind())?;
+    }
+    Ok(())
+}
+
+#[cfg(feature = "tls")]
+fn close_notify(tls: &mut TlsSession, pending: &mut Vec<u8>) {
+    tls.send_close_notify();
+    while tls.wants_write() {
+        if tls.write_tls(pending).is_err() {
+            break;
+        }
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+fn decrypt(
+    tls: &mut TlsSession,
+    _: &[u8],
+    _: &mut [u8; 4096],
+    _: &mut Vec<u8>,
+    _: &mut dyn FnMut(&[u8]) -> Result<(), LinkError>,
+) -> Result<(), LinkError> {
+    match *tls {}
+}
+
+#[cfg(not(feature = "tls"))]
+fn encrypt(tls: &mut TlsSession, _: &[u8], _: &mut Vec<u8>) -> Result<(), io::ErrorKind> {
+    match *tls {}
+}
+
+#[cfg(not(feature = "tls"))]
+fn close_notify(tls: &mut TlsSession, _: &mut Vec<u8>) {
+    match *tls {}
+}

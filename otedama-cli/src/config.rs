@@ -313,6 +313,21 @@ pub(crate) struct Pool {
     /// Limits at the Stratum ports' edge: connection and message rates, bans, the PROXY
     /// protocol.
     pub(crate) limits: Limits,
+    /// Stratum over TLS on a port of its own.
+    pub(crate) tls: Tls,
+}
+
+/// `pool.tls`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Tls {
+    /// Where Stratum over TLS (`stratum+ssl://`) listens; off when absent.
+    pub(crate) listen: Option<SocketAddr>,
+    /// The certificate chain, PEM; a self-signed one is made on the first run (and kept
+    /// beside the database) when absent.
+    pub(crate) cert: Option<String>,
+    /// The certificate's private key, PEM.
+    pub(crate) key: Option<String>,
 }
 
 /// `pool.limits`.
@@ -390,6 +405,7 @@ impl Default for Pool {
             block_check_interval: Span(Duration::from_secs(10)),
             ports: Vec::new(),
             limits: Limits::default(),
+            tls: Tls::default(),
         }
     }
 }
@@ -550,6 +566,12 @@ impl Config {
                     format!("{value} is not a rate of 0 or more per second"),
                 );
             }
+        }
+        if self.pool.tls.cert.is_some() != self.pool.tls.key.is_some() {
+            return err(
+                "pool.tls",
+                "give both cert and key, or neither (a self-signed pair is made)".into(),
+            );
         }
         if self.mining.threads > 1024 {
             return err(

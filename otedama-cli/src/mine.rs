@@ -59,6 +59,19 @@ pub(crate) struct MineArgs {
     /// RandomX only: fast (the 2 GiB dataset) or light (the 256 MiB cache, slow).
     #[arg(long, value_enum, default_value_t = RandomXModeArg::Fast)]
     pub(crate) randomx_mode: RandomXModeArg,
+    /// For stratum+ssl:// pools: the SHA-256 fingerprint (hex) of the certificate to insist
+    /// on, as the pool prints it; without it any certificate is taken and its fingerprint
+    /// printed.
+    #[arg(long, value_parser = parse_fingerprint)]
+    pub(crate) tls_fingerprint: Option<[u8; 32]>,
+}
+
+fn parse_fingerprint(text: &str) -> Result<[u8; 32], String> {
+    let clean: String = text.chars().filter(|c| *c != ':').collect();
+    otedama_core::decode_hex(&clean)
+        .ok()
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        .ok_or_else(|| "not 32 bytes of hex (a SHA-256 fingerprint)".to_owned())
 }
 
 /// `--randomx-mode`: how the RandomX miner holds its key's data.
@@ -92,7 +105,9 @@ pub(crate) struct MinerTotals {
 /// rather than after the first pool goes down.
 fn check_urls(urls: &[String]) -> Result<()> {
     for url in urls {
-        PoolUrl::parse(url).map_err(|e| anyhow!("{e} (expected stratum+tcp://host:port)"))?;
+        PoolUrl::parse(url).map_err(|e| {
+            anyhow!("{e} (expected stratum+tcp://host:port or stratum+ssl://host:port)")
+        })?;
     }
     Ok(())
 }
@@ -470,7 +485,9 @@ async fn run_session<D: Dialect>(
 ) -> Result<SessionEnd> {
     let mut config = ClientConfig::new(D::config(&miner.args));
     config.resume = resume.clone();
+    config.tls_fingerprint = miner.args.tls_fingerprint;
     let mut client = ProtocolClient::<D>::connect(url, config).await?;
+    let mut shown = false;
     let mut stats =
         tokio::time::interval(Duration::from_secs_f64(miner.args.stats_interval.max(0.5)));
     stats.tick().await;
@@ -486,6 +503,15 @@ async fn run_session<D: Dialect>(
                     Err(ClientError::Closed) => break SessionEnd::Lost("session closed".into()),
                     Err(e) => return Err(e.into()),
                 };
+                if !shown {
+                    if let Some(fingerprint) = client.peer_fingerprint() {
+                        shown = true;
+                        eprintln!(
+                            "[mine] {url}: TLS, certificate sha256 fingerprint {}",
+                            otedama_core::encode_hex(&fingerprint)
+                        );
+                    }
+                }
                 match D::event(event) {
                     None => {}
                     Some(Event::Subscribed(id)) => *resume = id,

@@ -1085,3 +1085,65 @@ fn a_banned_address_stays_banned_across_a_restart() {
         .expect("the ban is stored");
     assert!(reason.contains("banned"), "{reason}");
 }
+
+#[test]
+fn a_miner_mines_over_tls_pinned_to_the_certificate_the_pool_made() {
+    let db = temp_db("tls");
+    let config = db.with_file_name("config.yaml");
+    std::fs::write(&config, "pool:\n  tls:\n    listen: 127.0.0.1:0\n").expect("config");
+    let args = [
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--threads",
+        "0",
+        "--database",
+        db.to_str().expect("utf-8"),
+        "--difficulty",
+        "0.0005",
+    ];
+    let mut pool = Pool::start(&args);
+    let banner = pool.wait_for("stratum+ssl://", Duration::from_secs(30));
+    let url = banner
+        .split_whitespace()
+        .find(|w| w.starts_with("stratum+ssl://"))
+        .expect("tls url")
+        .to_owned();
+    let fingerprint = banner
+        .split("sha256 fingerprint ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .expect("fingerprint")
+        .to_owned();
+    assert_eq!(fingerprint.len(), 64, "{banner}");
+    // Made on the first run, beside the database.
+    assert!(db.with_file_name("tls-cert.pem").exists());
+    let mine = |pin: &str, extra: &[&str]| {
+        Command::new(bin())
+            .args(["mine", "-o", &url, "--tls-fingerprint", pin])
+            .args(["-u", "bcrt1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqdku202.tls"])
+            .args(["--algo", "sha256d", "--threads", "1"])
+            .args(extra)
+            .output()
+            .expect("miner runs")
+    };
+    let out = mine(&fingerprint, &["--max-shares", "2", "--seconds", "120"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains(&format!("fingerprint {fingerprint}")), "{err}");
+    assert!(
+        err.contains("done: 2 accepted") || err.contains("done: 3 accepted"),
+        "{err}"
+    );
+    // Another certificate than the pinned one: nothing is mined.
+    let out = mine(&"ab".repeat(32), &["--seconds", "3"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("done: 0 accepted"), "{err}");
+    assert!(err.contains("TLS"), "{err}");
+    pool.stop();
+
+    // A restart keeps the certificate, so pinned miners keep working.
+    let mut pool = Pool::start(&args);
+    let again = pool.wait_for("stratum+ssl://", Duration::from_secs(30));
+    assert!(again.contains(&fingerprint), "{again}");
+    drop(pool);
+}

@@ -383,17 +383,26 @@ impl JobTailor<MoneroJob> for RxTailor {
 /// A running pool.
 pub struct PoolService {
     driver: Arc<Driver>,
-    local: SocketAddr,
-    edge: EdgeHandle,
+    locals: Vec<SocketAddr>,
+    edges: Vec<EdgeHandle>,
     stop: watch::Sender<bool>,
     events_loop: tokio::task::JoinHandle<()>,
-    server: tokio::task::JoinHandle<()>,
+    servers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// One more port a service listens on, with settings of its own (TLS, the PROXY protocol,
+/// other limits), serving the same engine.
+pub struct Listener<P: PoolProtocol> {
+    /// Where it listens.
+    pub listen: SocketAddr,
+    /// Its server's settings (the service sets the `tailor` as on the main port).
+    pub server: ProtocolServerConfig<P>,
 }
 
 impl std::fmt::Debug for PoolService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PoolService")
-            .field("local", &self.local)
+            .field("locals", &self.locals)
             .finish_non_exhaustive()
     }
 }
@@ -404,7 +413,9 @@ pub struct ServiceConfig {
     pub listen: SocketAddr,
     /// The Stratum server's settings (its `tailor` is set by the service under SOLO).
     pub server: ServerConfig,
-    /// Extranonce1 values for the sessions.
+    /// More ports (Stratum over TLS, say), all with the main port's jobs and engine.
+    pub more: Vec<Listener<PoolSession>>,
+    /// Extranonce1 values for the sessions (of every port: no two sessions share one).
     pub allocator: Arc<ExtranonceAllocator>,
     /// The engine, configured.
     pub engine: Engine<(Connection, ShareToken)>,
@@ -418,6 +429,8 @@ pub struct RxServiceConfig {
     pub listen: SocketAddr,
     /// The Monero-dialect server's settings (its `tailor` is set by the service).
     pub server: MoneroServerConfig,
+    /// More ports (Stratum over TLS, say), all with the main port's jobs and engine.
+    pub more: Vec<Listener<MoneroPoolSession>>,
     /// The sessions' ids (one value of the allocator each, in hex).
     pub allocator: Arc<ExtranonceAllocator>,
     /// The engine, made with [`Engine::randomx`].
@@ -439,11 +452,15 @@ impl PoolService {
     ) -> std::io::Result<PoolService> {
         let ServiceConfig {
             listen,
-            mut server,
+            server,
+            more,
             allocator,
             engine,
             kernel,
         } = config;
+        let mut ports: Vec<Listener<PoolSession>> = std::iter::once(Listener { listen, server })
+            .chain(more)
+            .collect();
         let solo = engine.config().is_some_and(|c| c.solo_fee.is_some());
         let (jobs_tx, jobs_rx) = watch::channel::<Option<Arc<JobAnnouncement>>>(None);
         let (wake_tx, wakes) = std::sync::mpsc::channel::<Wake>();
@@ -459,9 +476,12 @@ impl PoolService {
             report: Arc::clone(&report),
         });
         if solo {
-            server.tailor = Some(Arc::new(SoloTailor {
+            let tailor: Arc<dyn JobTailor> = Arc::new(SoloTailor {
                 driver: Arc::clone(&driver),
-            }));
+            });
+            for port in &mut ports {
+                port.server.tailor = Some(tailor.clone());
+            }
         }
         let (stop, stop_rx) = watch::channel(false);
         spawn_long_poll(sources.long_poll, wake_tx, stop_rx.clone())?;
@@ -471,7 +491,7 @@ impl PoolService {
             Arc::clone(&driver),
             stop_rx.clone(),
         )?;
-        launch::<PoolSession>(listen, server, allocator, jobs_rx, driver, stop, report).await
+        launch::<PoolSession>(ports, allocator, jobs_rx, driver, stop, report).await
     }
 
     /// Binds the port of a RandomX pool (the Monero dialect xmrig speaks) and starts its tip
@@ -485,7 +505,8 @@ impl PoolService {
     ) -> std::io::Result<PoolService> {
         let RxServiceConfig {
             listen,
-            mut server,
+            server,
+            more,
             allocator,
             engine,
             kernel,
@@ -509,18 +530,33 @@ impl PoolService {
             },
             report: Arc::clone(&report),
         });
-        server.tailor = Some(Arc::new(RxTailor {
+        let tailor: Arc<dyn JobTailor<MoneroJob>> = Arc::new(RxTailor {
             driver: Arc::clone(&driver),
             payout: payout.clone(),
-        }));
+        });
+        let ports: Vec<Listener<MoneroPoolSession>> = std::iter::once(Listener { listen, server })
+            .chain(more)
+            .map(|mut port| {
+                port.server.tailor = Some(tailor.clone());
+                port
+            })
+            .collect();
         let (stop, stop_rx) = watch::channel(false);
         spawn_rx_tips(source, payout, Arc::clone(&driver), stop_rx)?;
-        launch::<MoneroPoolSession>(listen, server, allocator, jobs_rx, driver, stop, report).await
+        launch::<MoneroPoolSession>(ports, allocator, jobs_rx, driver, stop, report).await
     }
 
-    /// The address the Stratum server listens on.
+    /// The address the main Stratum port listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local
+        self.locals
+            .first()
+            .copied()
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// The addresses of every port, the main one first, then the [`Listener`]s in order.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.locals
     }
 
     /// The engine's counters.
@@ -530,12 +566,19 @@ impl PoolService {
 
     /// The bans in force on the Stratum port, with when each ends.
     pub fn bans(&self) -> Vec<(std::net::IpAddr, std::time::SystemTime)> {
-        self.edge.bans()
+        let mut bans: Vec<_> = self.edges.iter().flat_map(EdgeHandle::bans).collect();
+        bans.sort();
+        bans.dedup_by_key(|(ip, _)| *ip);
+        bans
     }
 
     /// Lifts the ban on `ip`, in the server and in the database; `false` when there was none.
     pub async fn unban(&self, ip: std::net::IpAddr) -> Result<bool, crate::store::StoreError> {
-        let lifted = self.edge.unban(ip);
+        // Every port's ban goes, not just the first one found.
+        let mut lifted = false;
+        for edge in &self.edges {
+            lifted |= edge.unban(ip);
+        }
         let log = self.driver.log.clone();
         let stored = tokio::task::spawn_blocking(move || {
             log.run(move |store| store.lift_ban(&ip.to_string()))
@@ -556,7 +599,9 @@ impl PoolService {
     /// not sent: a miner resubmits what it did not hear back about.
     pub async fn shutdown(self) -> EngineStats {
         let _ = self.stop.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.server).await;
+        for server in self.servers {
+            let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+        }
         // The server is gone, so its event channel closes; the loop then waits for the
         // shares still being judged.
         let _ = tokio::time::timeout(Duration::from_secs(30), self.events_loop).await;
@@ -566,10 +611,9 @@ impl PoolService {
     }
 }
 
-/// Binds the server of the dialect `P` and starts it and the event loop.
+/// Binds the servers of the dialect `P`, one per port, and starts them and the event loop.
 async fn launch<P: Dialect>(
-    listen: SocketAddr,
-    server: ProtocolServerConfig<P>,
+    ports: Vec<Listener<P>>,
     allocator: Arc<ExtranonceAllocator>,
     jobs: watch::Receiver<Option<Arc<P::Job>>>,
     driver: Arc<Driver>,
@@ -577,34 +621,49 @@ async fn launch<P: Dialect>(
     report: Reporter,
 ) -> std::io::Result<PoolService> {
     let (events_tx, events) = mpsc::channel(4096);
-    let bound = match ProtocolServer::<P>::bind(listen, server, allocator, events_tx, jobs).await {
-        Ok(bound) => bound,
-        Err(e) => {
-            // The work threads already run: they stop at their next turn.
-            let _ = stop.send(true);
-            return Err(e);
+    let mut bound = Vec::with_capacity(ports.len());
+    for port in ports {
+        let server = ProtocolServer::<P>::bind(
+            port.listen,
+            port.server,
+            Arc::clone(&allocator),
+            events_tx.clone(),
+            jobs.clone(),
+        )
+        .await
+        .and_then(|server| Ok((server.local_addr()?, server)));
+        match server {
+            Ok(server) => bound.push(server),
+            Err(e) => {
+                // The work threads already run: they stop at their next turn.
+                let _ = stop.send(true);
+                return Err(e);
+            }
         }
-    };
-    let local = bound.local_addr()?;
-    if let Some(backlog) = bound.backlog().filter(|b| b.is_capped()) {
-        report(ServiceEvent::BacklogCapped(backlog));
     }
-    let edge = bound.edge();
-    restore_bans(&edge, &driver.log, &report).await;
-    let server = {
+    drop(events_tx);
+    let (mut locals, mut edges, mut servers) = (Vec::new(), Vec::new(), Vec::new());
+    for (local, server) in bound {
+        if let Some(backlog) = server.backlog().filter(|b| b.is_capped()) {
+            report(ServiceEvent::BacklogCapped(backlog));
+        }
+        let edge = server.edge();
+        restore_bans(&edge, &driver.log, &report).await;
         let mut stop = stop.subscribe();
-        tokio::spawn(bound.run(async move {
+        servers.push(tokio::spawn(server.run(async move {
             let _ = stop.changed().await;
-        }))
-    };
+        })));
+        locals.push(local);
+        edges.push(edge);
+    }
     let events_loop = tokio::spawn(event_loop::<P>(events, Arc::clone(&driver), report));
     Ok(PoolService {
         driver,
-        local,
-        edge,
+        locals,
+        edges,
         stop,
         events_loop,
-        server,
+        servers,
     })
 }
 

@@ -5,6 +5,7 @@ mod common;
 mod ledger;
 mod randomx;
 mod run;
+mod tls;
 
 pub(crate) use common::ServeOptions;
 pub(crate) use run::{run, serve, PoolArgs};

@@ -109,6 +109,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         RxServiceConfig {
             listen: config.pool.listen,
             server,
+            more: Vec::new(),
             allocator: ExtranonceAllocator::new(&[], SESSION_ID_SIZE)?,
             engine,
             kernel: Arc::new(verifier),
@@ -145,6 +146,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
             seconds: None,
             stats_interval: config.monitoring.stats_interval.0.as_secs_f64(),
             randomx_mode,
+            tls_fingerprint: None,
         }),
         stats_interval: config.monitoring.stats_interval.0,
         // A share of Monero difficulty d is worth d hashes.

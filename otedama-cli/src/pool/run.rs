@@ -19,7 +19,7 @@ use crate::config::{chain_params, Config, ConfigError, Node};
 use crate::kernel::build;
 use crate::mine::RandomXModeArg;
 use otedama_pool::accounting::{self, Accounting, AccountingTask, PaymentRules, Scheme};
-use otedama_pool::service::{PoolService, ServiceConfig, Sources};
+use otedama_pool::service::{Listener, PoolService, ServiceConfig, Sources};
 use otedama_pool::source::devnet::{Devnet, DevnetWallet};
 use otedama_pool::source::node::{NodeRpc, RpcAuth};
 use otedama_pool::{
@@ -548,11 +548,26 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         edge: config.pool.limits.edge(),
         ..ServerConfig::default()
     };
+    let tls = match config.pool.tls.listen {
+        Some(listen) => Some((listen, super::tls::tls_port(&config.pool.tls, &database)?)),
+        None => None,
+    };
+    let more = tls
+        .iter()
+        .map(|(listen, port)| Listener {
+            listen: *listen,
+            server: ServerConfig {
+                tls: Some(Arc::clone(&port.config)),
+                ..server.clone()
+            },
+        })
+        .collect();
     let algo = settings.algo;
     let service = PoolService::start(
         ServiceConfig {
             listen: config.pool.listen,
             server,
+            more,
             allocator,
             engine,
             kernel,
@@ -580,6 +595,14 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         },
         otedama_pool::store::display_database(&database)
     );
+    if let (Some((_, port)), Some(local)) = (&tls, service.local_addrs().get(1)) {
+        println!(
+            "otedama pool: {} on stratum+ssl://{local} (certificate {}, sha256 fingerprint {})",
+            settings.algo,
+            port.cert.display(),
+            super::tls::hex(&port.fingerprint)
+        );
+    }
     let payments = &config.pool.payments;
     println!(
         "[{}] rewards: {}{}, fee {} %, credited at {} confirmations; payments: {}",
@@ -621,6 +644,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
             seconds: None,
             stats_interval: config.monitoring.stats_interval.0.as_secs_f64(),
             randomx_mode: RandomXModeArg::default(),
+            tls_fingerprint: None,
         }),
         stats_interval: config.monitoring.stats_interval.0,
         hashes_per_difficulty: settings.convention.expected_hashes(Difficulty::ONE),

@@ -97,9 +97,11 @@ pub trait MinerProtocol: Sized + Send + 'static {
     /// The next event for the caller.
     fn poll_event(&mut self) -> Option<Self::Event>;
 
-    /// Queues a share and returns the sequence number its result event will carry. Every
-    /// share gets exactly one result: one that cannot be sent (not logged in, an unknown job,
-    /// the session closed) fails at once without going out.
+    /// Queues a share and returns the sequence number its result event will carry. A share
+    /// that cannot be sent (not logged in, an unknown job, the session closed) fails at once
+    /// without going out; one sent gets the pool's answer, or a failed result when the pool
+    /// does not answer in time. Shares still awaiting an answer when the session ends get no
+    /// result: the pool may or may not have counted them.
     fn submit(&mut self, share: Self::Share) -> u64;
 
     /// The instant by which [`handle_timeout`](MinerProtocol::handle_timeout) must be called

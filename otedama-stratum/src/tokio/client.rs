@@ -372,11 +372,7 @@ impl<P: MinerProtocol> ProtocolClient<P> {
 
     /// Turns bytes from the pool into plaintext for `sink`: as they are, or through the TLS
     /// session (whose answers, handshake records among them, are queued).
-    fn open_bytes(
-        &mut self,
-        raw: &[u8],
-        sink: &mut PlainSink<Self>,
-    ) -> Result<(), ClientError> {
+    fn open_bytes(&mut self, raw: &[u8], sink: &mut PlainSink<Self>) -> Result<(), ClientError> {
         #[cfg(feature = "tls")]
         if let Some(mut tls) = self.tls.take() {
             let result = self.decrypt(&mut tls, raw, sink);

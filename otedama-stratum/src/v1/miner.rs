@@ -676,7 +676,11 @@ impl MinerSession {
                     self.close(MinerCloseReason::Timeout);
                     return;
                 }
-                PendingKind::Configure => self.events.push_back(MinerEvent::VersionMask(0)),
+                // Unanswered: no rolling was negotiated, but a `mining.set_version_mask` the
+                // pool sent meanwhile stands; report the mask in force either way.
+                PendingKind::Configure => self
+                    .events
+                    .push_back(MinerEvent::VersionMask(self.version_mask)),
                 PendingKind::ExtranonceSubscribe | PendingKind::SuggestDifficulty => {}
             }
         }
@@ -686,10 +690,12 @@ impl MinerSession {
     }
 
     /// Queues `mining.submit` and returns the sequence number its
-    /// [`MinerEvent::ShareResult`] will carry. Every share gets exactly one result: one that
-    /// cannot be sent (no subscription or authorization, a job this session never saw, an
-    /// extranonce2 of the wrong size, version bits outside the mask, too many unanswered
-    /// requests) fails at once without going out.
+    /// [`MinerEvent::ShareResult`] will carry. While the session is open every share gets
+    /// exactly one result: one that cannot be sent (no subscription or authorization, a job
+    /// this session never saw, an extranonce2 of the wrong size, version bits outside the
+    /// mask, too many unanswered requests) fails at once without going out. Shares still
+    /// awaiting the pool's answer when the session ends get none: the pool may or may not
+    /// have counted them.
     pub fn submit(&mut self, share: MinerShare) -> u64 {
         self.next_sequence += 1;
         let sequence = self.next_sequence;
@@ -1750,6 +1756,42 @@ mod tests {
             now,
         );
         assert_eq!(s.poll_event(), Some(MinerEvent::VersionMask(0)));
+    }
+
+    /// Found by the `stratum_v1_miner_session` fuzz target: a configure left unanswered
+    /// reported a mask of 0 while a `mining.set_version_mask` that came meanwhile stood.
+    #[test]
+    fn an_unanswered_configure_reports_the_mask_in_force() {
+        let t0 = Instant::now();
+        let cfg = MinerConfig {
+            version_rolling: Some(0x1fff_e000),
+            ..config()
+        };
+        let mut s = MinerSession::new(cfg, t0);
+        s.start();
+        s.handle_timeout(t0);
+        s.handle_line(
+            br#"{"id":null,"method":"mining.set_version_mask","params":["00006000"]}"#,
+            t0,
+        );
+        let mut reported = None;
+        while let Some(event) = s.poll_event() {
+            if let MinerEvent::VersionMask(mask) = event {
+                reported = Some(mask);
+            }
+        }
+        s.handle_timeout(t0 + Duration::from_secs(59));
+        s.handle_timeout(t0 + Duration::from_secs(60));
+        while let Some(event) = s.poll_event() {
+            if let MinerEvent::VersionMask(mask) = event {
+                reported = Some(mask);
+            }
+        }
+        assert_eq!(
+            reported,
+            Some(s.version_mask()),
+            "the events agree with the session"
+        );
     }
 
     #[test]

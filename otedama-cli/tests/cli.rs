@@ -203,10 +203,21 @@ fn an_open_payment_is_settled_by_hand() {
         "7",
         "--mark",
         "failed",
+        "--by",
+        "alice",
         "--database",
         db,
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
+    // Who settled it, and how, is in the audit log.
+    let out = cli(&["pool", "audit", "--database", db]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let audit = stdout(&out);
+    assert!(
+        audit.contains("alice") && audit.contains("payment-settled"),
+        "{audit}"
+    );
+    assert!(audit.contains("payment 7 marked failed"), "{audit}");
     assert!(
         stdout(&out).contains("payment 7 marked failed"),
         "{}",

@@ -1083,7 +1083,17 @@ fn a_banned_address_stays_banned_across_a_restart() {
             r.get(0)
         })
         .expect("the ban is stored");
-    assert!(reason.contains("banned"), "{reason}");
+    assert!(reason.contains("bad shares"), "{reason}");
+    // The ban is in the audit log, decided by the Stratum port.
+    let out = Command::new(bin())
+        .args(["pool", "audit", "--database", db.to_str().expect("utf-8")])
+        .output()
+        .expect("audit runs");
+    let audit = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        audit.contains("stratum") && audit.contains("ban") && audit.contains("127.0.0.1"),
+        "{audit}"
+    );
 }
 
 #[test]

@@ -86,8 +86,8 @@ pub use source::{
     BlockRejection, BlockSubmitter, ChainView, RpcError, SourceError, SubmitError, TemplateSource,
 };
 pub use store::{
-    BanStore, BlockCredit, LedgerStore, PaymentStore, Refusal, Rows, ShareLog, ShareStore, Store,
-    StoreError,
+    AuditEntry, AuditStore, BanStore, BlockCredit, LedgerStore, PaymentStore, Refusal, Rows,
+    ShareLog, ShareStore, Store, StoreError,
 };
 pub use validate::{share_of, validate, Outcome, ShareError, Stage};
 pub use wallet::Wallet;

@@ -572,16 +572,33 @@ impl PoolService {
         bans
     }
 
-    /// Lifts the ban on `ip`, in the server and in the database; `false` when there was none.
-    pub async fn unban(&self, ip: std::net::IpAddr) -> Result<bool, crate::store::StoreError> {
+    /// Lifts the ban on `ip`, in the server and in the database, and writes who did it
+    /// (`actor`) to the audit log; `false` when there was no ban.
+    pub async fn unban(
+        &self,
+        ip: std::net::IpAddr,
+        actor: &str,
+    ) -> Result<bool, crate::store::StoreError> {
         // Every port's ban goes, not just the first one found.
         let mut lifted = false;
         for edge in &self.edges {
             lifted |= edge.unban(ip);
         }
         let log = self.driver.log.clone();
+        let actor = actor.to_owned();
         let stored = tokio::task::spawn_blocking(move || {
-            log.run(move |store| store.lift_ban(&ip.to_string()))
+            log.run(move |store| {
+                store.atomically(|rows| {
+                    let lifted = rows.lift_ban(&ip.to_string())?;
+                    rows.audit(&crate::store::AuditEntry {
+                        time_ms: crate::engine::Now::read().unix_ms,
+                        actor,
+                        action: "unban".into(),
+                        detail: ip.to_string(),
+                    })?;
+                    Ok(lifted)
+                })
+            })
         })
         .await
         .map_err(|_| crate::store::StoreError::Stopped)??;
@@ -707,7 +724,18 @@ async fn event_loop<P: Dialect>(
                         .duration_since(std::time::UNIX_EPOCH)
                         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
                     let stored = log.run(move |store| {
-                        store.add_ban(&peer.ip().to_string(), until_ms, "banned by its session")
+                        let ip = peer.ip().to_string();
+                        let reason = "too many bad shares or lines";
+                        // The ban and its audit entry: both or neither.
+                        store.atomically(|rows| {
+                            rows.add_ban(&ip, until_ms, reason)?;
+                            rows.audit(&crate::store::AuditEntry {
+                                time_ms: crate::engine::Now::read().unix_ms,
+                                actor: "stratum".into(),
+                                action: "ban".into(),
+                                detail: format!("{ip} until {until_ms} ms: {reason}"),
+                            })
+                        })
                     });
                     if let Err(error) = stored {
                         report(ServiceEvent::BanStoreFailed { error });

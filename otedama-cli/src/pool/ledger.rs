@@ -35,12 +35,50 @@ pub(crate) struct PaymentArgs {
     /// Why, kept with the payment.
     #[arg(long, default_value = "settled by the operator")]
     reason: String,
+    /// Who settles it, for the audit log (the login name when left out).
+    #[arg(long)]
+    by: Option<String>,
     /// The pool's YAML configuration (for `pool.database`).
     #[arg(long)]
     config: Option<PathBuf>,
     /// pool.database: a SQLite file or a postgres:// URL.
     #[arg(long)]
     database: Option<String>,
+}
+
+/// Arguments of `otedama-cli pool audit`: the audit log, newest first.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct AuditArgs {
+    /// How many entries.
+    #[arg(long, default_value_t = 50)]
+    limit: u64,
+    /// The pool's YAML configuration (for `pool.database`).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// pool.database: a SQLite file or a postgres:// URL.
+    #[arg(long)]
+    database: Option<String>,
+}
+
+/// Prints the audit log.
+pub(crate) fn audit(args: &AuditArgs) -> Result<()> {
+    let (mut store, shown) = open_store(&args.config, &args.database)?;
+    let entries = store
+        .audit_log(args.limit)
+        .with_context(|| format!("cannot read the audit log of {shown}"))?;
+    if entries.is_empty() {
+        println!("the audit log of {shown} is empty");
+    }
+    for e in entries {
+        println!(
+            "{}  {:<10} {:<16} {}",
+            utc(e.time_ms),
+            e.actor,
+            e.action,
+            e.detail
+        );
+    }
+    Ok(())
 }
 
 /// How a payment is settled by hand.
@@ -90,6 +128,27 @@ pub(crate) fn settle(args: &PaymentArgs) -> Result<()> {
             args.id
         );
     }
+    let actor = args
+        .by
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "operator".into());
+    store
+        .audit(&otedama_pool::AuditEntry {
+            time_ms: otedama_pool::accounting::now_ms(),
+            actor,
+            action: "payment-settled".into(),
+            detail: format!(
+                "payment {} marked {}: {}",
+                args.id,
+                match args.mark {
+                    Settle::Sent => "sent",
+                    Settle::Failed => "failed",
+                },
+                args.reason
+            ),
+        })
+        .context("the payment is settled, but its audit entry could not be written")?;
     println!(
         "payment {} marked {}",
         args.id,

@@ -34,6 +34,8 @@ pub(crate) enum PoolAction {
     Ledger(super::ledger::LedgerArgs),
     /// Settle by hand a payment the pool left open, after checking the chain.
     Payment(super::ledger::PaymentArgs),
+    /// Show the audit log: bans, unbans, payments settled by hand, newest first.
+    Audit(super::ledger::AuditArgs),
 }
 
 /// Arguments of `otedama-cli pool`; every flag overrides the configuration file.
@@ -339,6 +341,7 @@ pub(crate) fn run(args: PoolArgs) -> Result<()> {
     match &args.action {
         Some(PoolAction::Ledger(ledger)) => return super::ledger::run(ledger),
         Some(PoolAction::Payment(payment)) => return super::ledger::settle(payment),
+        Some(PoolAction::Audit(audit)) => return super::ledger::audit(audit),
         None => {}
     }
     let config = args.effective()?;

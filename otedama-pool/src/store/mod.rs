@@ -574,10 +574,33 @@ pub trait BanStore {
     fn bans(&mut self, now_ms: i64) -> Result<Vec<(String, i64)>, StoreError>;
 }
 
-/// The row stores of one database, as a transaction sees them.
-pub trait Rows: ShareStore + LedgerStore + PaymentStore + BanStore {}
+/// One entry of the audit log: who changed what, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// When, Unix milliseconds.
+    pub time_ms: i64,
+    /// Who: an operator's name or token id, or the part of the pool that acted (`stratum`
+    /// for a ban its sessions decided).
+    pub actor: String,
+    /// What kind of change (`ban`, `unban`, `payment-settled`, ...).
+    pub action: String,
+    /// What exactly.
+    pub detail: String,
+}
 
-impl<T: ShareStore + LedgerStore + PaymentStore + BanStore + ?Sized> Rows for T {}
+/// The audit log of operator actions and the pool's own decisions about miners: append-only
+/// (the backends refuse to change or delete an entry).
+pub trait AuditStore {
+    /// Appends `entry`.
+    fn audit(&mut self, entry: &AuditEntry) -> Result<(), StoreError>;
+    /// The last `limit` entries, newest first.
+    fn audit_log(&mut self, limit: u64) -> Result<Vec<AuditEntry>, StoreError>;
+}
+
+/// The row stores of one database, as a transaction sees them.
+pub trait Rows: ShareStore + LedgerStore + PaymentStore + BanStore + AuditStore {}
+
+impl<T: ShareStore + LedgerStore + PaymentStore + BanStore + AuditStore + ?Sized> Rows for T {}
 
 /// A database the pool records into: the three row stores, and transactions over them.
 ///
@@ -915,6 +938,44 @@ pub(crate) mod tests {
         assert!(store.lift_ban("2001:db8::1").expect("lift"));
         assert!(!store.lift_ban("2001:db8::1").expect("lift"));
         assert!(store.bans(8_000).expect("bans").is_empty());
+
+        exercise_audit(store.as_mut());
+    }
+
+    /// The audit log: newest first, written with the step it records or not at all.
+    pub(crate) fn exercise_audit(store: &mut dyn Store) {
+        for (i, action) in ["ban", "unban", "payment-settled"].into_iter().enumerate() {
+            store
+                .audit(&AuditEntry {
+                    time_ms: 1_000 + i as i64,
+                    actor: "alice".into(),
+                    action: action.into(),
+                    detail: format!("entry {i}"),
+                })
+                .expect("audit");
+        }
+        let log = store.audit_log(2).expect("log");
+        assert_eq!(
+            log.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+            ["payment-settled", "unban"]
+        );
+        assert_eq!(log[0].time_ms, 1_002);
+        assert_eq!(log[0].actor, "alice");
+        let tampered = store.atomically(|rows| {
+            rows.audit(&AuditEntry {
+                time_ms: 9,
+                actor: "x".into(),
+                action: "x".into(),
+                detail: "x".into(),
+            })?;
+            Err::<(), _>(StoreError::Refused(Refusal::Other("rolled back")))
+        });
+        assert!(tampered.is_err());
+        assert_eq!(
+            store.audit_log(10).expect("log").len(),
+            3,
+            "rolled back with its step"
+        );
     }
 
     fn entry(address: &str, amount: i64, kind: LedgerKind) -> NewEntry {

@@ -4,9 +4,9 @@ use postgres::types::ToSql;
 use postgres::{Client, NoTls};
 
 use super::{
-    run_transaction, BanStore, BlockCredit, BlockRecord, BlockStatus, LedgerEntry, LedgerKind,
-    LedgerStore, NewEntry, Payment, PaymentStatus, PaymentStore, PaymentTransaction, PendingShare,
-    Rows, Session, ShareRecord, ShareStore, Store, StoreError,
+    run_transaction, AuditEntry, AuditStore, BanStore, BlockCredit, BlockRecord, BlockStatus,
+    LedgerEntry, LedgerKind, LedgerStore, NewEntry, Payment, PaymentStatus, PaymentStore,
+    PaymentTransaction, PendingShare, Rows, Session, ShareRecord, ShareStore, Store, StoreError,
 };
 
 /// Schema migrations, applied in order; the count applied is kept in `otedama_schema`.
@@ -101,6 +101,18 @@ const MIGRATIONS: &[&str] = &[
         until_ms BIGINT NOT NULL,
         reason TEXT NOT NULL
     );",
+    "CREATE TABLE audit (
+        id BIGSERIAL PRIMARY KEY,
+        time_ms BIGINT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE FUNCTION otedama_audit_append_only() RETURNS trigger AS $$
+        BEGIN RAISE EXCEPTION 'the audit log is append-only'; END;
+    $$ LANGUAGE plpgsql;
+    CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit
+        FOR EACH ROW EXECUTE FUNCTION otedama_audit_append_only();",
 ];
 
 /// The share columns [`share_from_row`] reads, in its order.
@@ -638,6 +650,30 @@ impl LedgerStore for PostgresStore {
     }
 }
 
+impl AuditStore for PostgresStore {
+    fn audit(&mut self, entry: &AuditEntry) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO audit (time_ms, actor, action, detail) VALUES ($1, $2, $3, $4)",
+            &[&entry.time_ms, &entry.actor, &entry.action, &entry.detail],
+        )?;
+        Ok(())
+    }
+
+    fn audit_log(&mut self, limit: u64) -> Result<Vec<AuditEntry>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.query(
+            "SELECT time_ms, actor, action, detail FROM audit ORDER BY id DESC LIMIT $1",
+            &[&limit],
+            |r| AuditEntry {
+                time_ms: r.get(0),
+                actor: r.get(1),
+                action: r.get(2),
+                detail: r.get(3),
+            },
+        )
+    }
+}
+
 impl BanStore for PostgresStore {
     fn add_ban(&mut self, ip: &str, until_ms: i64, reason: &str) -> Result<(), StoreError> {
         self.execute(
@@ -795,6 +831,13 @@ mod tests {
             .expect_err("append-only");
         assert!(format!("{err:?}").contains("append-only"), "{err:?}");
         assert!(store.client.execute("DELETE FROM ledger", &[]).is_err());
+        crate::store::tests::exercise_audit(&mut store);
+        let err = store
+            .client
+            .execute("UPDATE audit SET actor = 'mallory'", &[])
+            .expect_err("append-only");
+        assert!(format!("{err:?}").contains("append-only"), "{err:?}");
+        assert!(store.client.execute("DELETE FROM audit", &[]).is_err());
         // Two pools migrating one database at once agree on the schema.
         let url2 = server.database("store_race");
         let handles: Vec<_> = (0..2)

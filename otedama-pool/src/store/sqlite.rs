@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use rusqlite::{params, Connection};
 
 use super::{
-    run_transaction, BanStore, BlockCredit, BlockRecord, BlockStatus, LedgerEntry, LedgerKind,
-    LedgerStore, NewEntry, Payment, PaymentStatus, PaymentStore, PaymentTransaction, PendingShare,
-    Rows, Session, ShareRecord, ShareStore, Store, StoreError,
+    run_transaction, AuditEntry, AuditStore, BanStore, BlockCredit, BlockRecord, BlockStatus,
+    LedgerEntry, LedgerKind, LedgerStore, NewEntry, Payment, PaymentStatus, PaymentStore,
+    PaymentTransaction, PendingShare, Rows, Session, ShareRecord, ShareStore, Store, StoreError,
 };
 
 /// Schema migrations, applied in order; the index of the last applied one is kept in
@@ -107,6 +107,17 @@ const MIGRATIONS: &[&str] = &[
         until_ms INTEGER NOT NULL,
         reason TEXT NOT NULL
     );",
+    "CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        time_ms INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;",
 ];
 
 fn share_from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<ShareRecord> {
@@ -618,6 +629,31 @@ impl LedgerStore for SqliteStore {
     }
 }
 
+impl AuditStore for SqliteStore {
+    fn audit(&mut self, entry: &AuditEntry) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO audit (time_ms, actor, action, detail) VALUES (?1, ?2, ?3, ?4)",
+            params![entry.time_ms, entry.actor, entry.action, entry.detail],
+        )?;
+        Ok(())
+    }
+
+    fn audit_log(&mut self, limit: u64) -> Result<Vec<AuditEntry>, StoreError> {
+        self.query(
+            "SELECT time_ms, actor, action, detail FROM audit ORDER BY id DESC LIMIT ?1",
+            [to_i64(limit)],
+            |r| {
+                Ok(AuditEntry {
+                    time_ms: r.get(0)?,
+                    actor: r.get(1)?,
+                    action: r.get(2)?,
+                    detail: r.get(3)?,
+                })
+            },
+        )
+    }
+}
+
 impl BanStore for SqliteStore {
     fn add_ban(&mut self, ip: &str, until_ms: i64, reason: &str) -> Result<(), StoreError> {
         self.execute(
@@ -764,6 +800,13 @@ pub(crate) mod tests {
         let path = dir.join("shares.db");
         let _ = std::fs::remove_file(&path);
         exercise(&|| Box::new(SqliteStore::open(&path).expect("open")));
+        let store = SqliteStore::open(&path).expect("open");
+        let err = store
+            .conn
+            .execute("UPDATE audit SET actor = 'mallory'", [])
+            .expect_err("append-only");
+        assert!(err.to_string().contains("append-only"), "{err}");
+        assert!(store.conn.execute("DELETE FROM audit", []).is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }
 

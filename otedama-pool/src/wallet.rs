@@ -13,12 +13,13 @@ pub enum SendError {
     #[error(transparent)]
     Node(#[from] RpcError),
     /// An output's address is not one the wallet can pay.
-    #[error("cannot pay {address}: {reason}")]
+    #[error("cannot pay {address}")]
     BadAddress {
         /// The address.
         address: String,
         /// Why not.
-        reason: String,
+        #[source]
+        source: otedama_core::AddressError,
     },
     /// An output is too small to be worth sending (dust).
     #[error("transaction amount too small: {amount} to {address}")]

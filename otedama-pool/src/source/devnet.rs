@@ -334,9 +334,9 @@ impl Wallet for DevnetWallet {
             let script = self
                 .chain
                 .script_pubkey(address)
-                .map_err(|e| SendError::BadAddress {
+                .map_err(|source| SendError::BadAddress {
                     address: address.clone(),
-                    reason: e.to_string(),
+                    source,
                 })?;
             paid.push(TxOut {
                 value: Amount::from_sat(*amount),

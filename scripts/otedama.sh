@@ -17,6 +17,7 @@ install_missing() {
     if [ "${1:-}" = test ]; then
         command -v litecoind >/dev/null 2>&1 || missing+=(litecoind)
         ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+        command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
     fi
     if [ "${#missing[@]}" -eq 0 ]; then
         return

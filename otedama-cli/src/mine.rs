@@ -704,13 +704,14 @@ mod tests {
             "stratum+tcp://127.0.0.1:3333",
             "pool.example:4444/",
             "stratum+tcp://[::1]:3333",
+            "stratum+ssl://pool.example:3443",
         ]))
         .expect("good urls");
         for bad in [
             "stratum+tcp://host",
             "stratum+tcp://host:99999",
             "stratum+tcp://:3333",
-            "stratum+ssl://pool.example:3333",
+            "stratum2+tcp://pool.example:3333",
         ] {
             // A bad backup pool fails the run, and the error names it.
             let err = check_urls(&urls(&["stratum+tcp://127.0.0.1:3333", bad]))

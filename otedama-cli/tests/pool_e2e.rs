@@ -1157,3 +1157,125 @@ fn a_miner_mines_over_tls_pinned_to_the_certificate_the_pool_made() {
     assert!(again.contains(&fingerprint), "{again}");
     drop(pool);
 }
+
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn health_metrics_and_stats_are_served_over_http() {
+    let db = temp_db("http");
+    let mut pool = Pool::start(&[
+        "--threads",
+        "1",
+        "--difficulty",
+        "0.0005",
+        "--database",
+        db.to_str().expect("utf-8"),
+        "--api-enabled",
+        "true",
+        "--api-listen",
+        "127.0.0.1:0",
+        "--metrics",
+        "true",
+    ]);
+    let banner = pool.wait_for("otedama api: http://", Duration::from_secs(30));
+    let port: u16 = banner
+        .split("http://127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .expect("api port");
+    assert_eq!(http_get(port, "/health/live").0, 200);
+    // Ready once the first job is made (until then a 503 says why).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, ready) = http_get(port, "/health/ready");
+        if status == 200 {
+            assert!(ready.contains("\"ready\":true"), "{ready}");
+            break;
+        }
+        assert_eq!(status, 503, "{ready}");
+        assert!(ready.contains("problems"), "{ready}");
+        assert!(Instant::now() < deadline, "never ready: {ready}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The built-in miner's shares show in the counters.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let stats = loop {
+        let (status, body) = http_get(port, "/api/stats");
+        assert_eq!(status, 200, "{body}");
+        let stats: Value = serde_json::from_str(&body).expect("json");
+        if stats["shares"]["accepted"].as_u64().unwrap_or(0) > 0 {
+            break stats;
+        }
+        assert!(Instant::now() < deadline, "no accepted share: {stats}");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(stats["algorithm"], "sha256d");
+    assert!(
+        stats["connections"]["live"].as_u64().unwrap_or(0) >= 1,
+        "{stats}"
+    );
+    let (status, metrics) = http_get(port, "/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("otedama_shares_total{result=\"accepted\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("otedama_connections "), "{metrics}");
+    assert!(
+        metrics.contains("# TYPE otedama_shares_total counter"),
+        "the classic text format unless OpenMetrics is asked for: {metrics}"
+    );
+    // Prometheus' own checker takes the exposition.
+    let promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    match promtool {
+        Ok(mut child) => {
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(metrics.as_bytes())
+                .expect("write");
+            let out = child.wait_with_output().expect("promtool");
+            assert!(
+                out.status.success(),
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Err(_) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("promtool is missing on CI: .ci/run must install prometheus")
+        }
+        Err(_) => eprintln!("promtool not installed: the exposition is not checked by it"),
+    }
+    assert_eq!(http_get(port, "/nope").0, 404);
+    drop(pool);
+}

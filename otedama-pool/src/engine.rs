@@ -414,6 +414,8 @@ pub struct Engine<R> {
     limits: Deadlines,
     /// When the newest job was made, or fresh work last asked for.
     work_at: Option<Instant>,
+    /// When the newest job was made.
+    job_at: Option<Instant>,
     actions: VecDeque<Action<R>>,
     stats: EngineStats,
 }
@@ -451,6 +453,7 @@ impl<R> Engine<R> {
             deadlines: BTreeSet::new(),
             limits: Deadlines::default(),
             work_at: None,
+            job_at: None,
             actions: VecDeque::new(),
             stats: EngineStats::default(),
         }
@@ -465,6 +468,12 @@ impl<R> Engine<R> {
     /// The engine's deadlines.
     pub fn deadlines(&self) -> Deadlines {
         self.limits
+    }
+
+    /// How old the newest job is at `now`; `None` before the first. A job older than a few
+    /// [refresh intervals](Deadlines::refresh) means the work source is not answering.
+    pub fn job_age(&self, now: Instant) -> Option<Duration> {
+        self.job_at.map(|at| now.saturating_duration_since(at))
     }
 
     /// The instant by which [`handle_timeout`](Engine::handle_timeout) must be called next;
@@ -596,6 +605,7 @@ impl<R> Engine<R> {
         ) {
             Ok(job) => {
                 self.work_at = Some(now.instant);
+                self.job_at = Some(now.instant);
                 self.current_prev = Some(prev);
                 if clean {
                     self.actions
@@ -632,6 +642,7 @@ impl<R> Engine<R> {
         {
             Ok(job) => {
                 self.work_at = Some(now.instant);
+                self.job_at = Some(now.instant);
                 if new_tip {
                     self.actions
                         .push_back(Action::Report(Report::NewHeight { height }));

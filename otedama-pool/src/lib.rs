@@ -16,6 +16,7 @@
 //! | `node-rpc` | [`NodeRpc`](source::node::NodeRpc): a Bitcoin-family node's templates, long-poll, `submitblock` and wallet |
 //! | `devnet` | in-process chains ([`Devnet`](source::devnet::Devnet), [`RxDevnet`](source::devnet_rx::RxDevnet)) and the devnet's wallet, so a pool runs and pays with no node |
 //! | `tokio` | [`PoolService`](service::PoolService): the engine behind `otedama-stratum`'s tokio server (Stratum v1 with its long-poll and template threads, or the Monero dialect with its tip watcher) |
+//! | `http` | [`http::router`]: health, Prometheus metrics and counters over HTTP, as an axum `Router` |
 //!
 //! # Example
 //!
@@ -62,6 +63,8 @@
 
 pub mod accounting;
 pub mod engine;
+#[cfg(feature = "http")]
+pub mod http;
 mod identity;
 mod jobs;
 pub mod monero;

@@ -34,7 +34,7 @@ use otedama_core::BlockTemplate;
 use otedama_hash::PowAlgorithm;
 use otedama_stratum::server::{
     Connection, DisconnectReason, EdgeHandle, JobTailor, MoneroServerConfig, ProtocolServer,
-    ProtocolServerConfig, ProtocolServerEvent, ServerConfig,
+    ProtocolServerConfig, ProtocolServerEvent, ServerConfig, ServerStats,
 };
 use otedama_stratum::{
     ExtranonceAllocator, JobAnnouncement, MoneroJob, MoneroPoolSession, PoolProtocol, PoolSession,
@@ -385,6 +385,7 @@ pub struct PoolService {
     driver: Arc<Driver>,
     locals: Vec<SocketAddr>,
     edges: Vec<EdgeHandle>,
+    view: PoolView,
     stop: watch::Sender<bool>,
     events_loop: tokio::task::JoinHandle<()>,
     servers: Vec<tokio::task::JoinHandle<()>>,
@@ -564,6 +565,12 @@ impl PoolService {
         self.driver.engine().stats()
     }
 
+    /// A cheap, cloneable view of the running pool for an operator surface (health,
+    /// metrics, status), usable after the service is handed to its shutdown.
+    pub fn view(&self) -> PoolView {
+        self.view.clone()
+    }
+
     /// The bans in force on the Stratum port, with when each ends.
     pub fn bans(&self) -> Vec<(std::net::IpAddr, std::time::SystemTime)> {
         let mut bans: Vec<_> = self.edges.iter().flat_map(EdgeHandle::bans).collect();
@@ -660,7 +667,9 @@ async fn launch<P: Dialect>(
     }
     drop(events_tx);
     let (mut locals, mut edges, mut servers) = (Vec::new(), Vec::new(), Vec::new());
+    let mut stats = Vec::new();
     for (local, server) in bound {
+        stats.push(server.stats());
         if let Some(backlog) = server.backlog().filter(|b| b.is_capped()) {
             report(ServiceEvent::BacklogCapped(backlog));
         }
@@ -674,10 +683,19 @@ async fn launch<P: Dialect>(
         edges.push(edge);
     }
     let events_loop = tokio::spawn(event_loop::<P>(events, Arc::clone(&driver), report));
+    let view = PoolView {
+        driver: Arc::clone(&driver),
+        ports: Arc::new(locals.clone()),
+        stats: Arc::new(stats),
+        edges: Arc::new(edges.clone()),
+        started: Instant::now(),
+        stopping: stop.subscribe(),
+    };
     Ok(PoolService {
         driver,
         locals,
         edges,
+        view,
         stop,
         events_loop,
         servers,
@@ -758,6 +776,147 @@ async fn event_loop<P: Dialect>(
     }
     // Shares already being judged finish and commit before the service reports it stopped.
     while shares.join_next().await.is_some() {}
+}
+
+/// What an operator surface reads of a running pool: counters, ports, and whether it is
+/// ready to serve. Cheap to clone; every call reads the pool's state at that moment.
+#[derive(Clone)]
+pub struct PoolView {
+    driver: Arc<Driver>,
+    ports: Arc<Vec<SocketAddr>>,
+    stats: Arc<Vec<Arc<ServerStats>>>,
+    edges: Arc<Vec<EdgeHandle>>,
+    started: Instant,
+    stopping: watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for PoolView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolView")
+            .field("ports", &self.ports)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The pool's counters at one moment.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct PoolSnapshot {
+    /// The algorithm served.
+    pub algorithm: String,
+    /// The Stratum ports' addresses, the main one first.
+    pub ports: Vec<SocketAddr>,
+    /// Since the pool started.
+    pub uptime: Duration,
+    /// The engine's share and block counters.
+    pub engine: EngineStats,
+    /// Shares between submission and answer now.
+    pub in_flight: usize,
+    /// How old the newest job is; `None` before the first.
+    pub job_age: Option<Duration>,
+    /// Connections served now, over every port.
+    pub connections: usize,
+    /// Connections accepted since the start.
+    pub accepted_connections: u64,
+    /// Connections refused at arrival (every reason).
+    pub refused_connections: u64,
+    /// Of those, refused because their address is banned.
+    pub refused_banned: u64,
+    /// Of those, refused because their address connects too fast.
+    pub refused_too_fast: u64,
+    /// Connections closed for sending lines too fast.
+    pub rate_limited: u64,
+    /// Connections whose PROXY header was missing, bad or late.
+    pub proxy_failed: u64,
+    /// Addresses banned since the start.
+    pub bans_issued: u64,
+    /// Bans in force now.
+    pub bans_in_force: usize,
+}
+
+/// Whether the pool can serve miners, and what stops it when it cannot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    /// Every reason it is not ready; empty when it is.
+    pub problems: Vec<String>,
+}
+
+impl Readiness {
+    /// Whether nothing stops the pool.
+    pub fn is_ready(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+impl PoolView {
+    /// The counters now.
+    pub fn snapshot(&self) -> PoolSnapshot {
+        let (engine, in_flight, job_age, algorithm) = {
+            let engine = self.driver.engine();
+            (
+                engine.stats(),
+                engine.in_flight(),
+                engine.job_age(Instant::now()),
+                engine.algorithm().to_owned(),
+            )
+        };
+        let sum = |read: fn(&ServerStats) -> u64| self.stats.iter().map(|s| read(s)).sum();
+        PoolSnapshot {
+            algorithm,
+            ports: self.ports.to_vec(),
+            uptime: self.started.elapsed(),
+            engine,
+            in_flight,
+            job_age,
+            connections: self.stats.iter().map(|s| s.live()).sum(),
+            accepted_connections: sum(ServerStats::accepted),
+            refused_connections: sum(ServerStats::refused),
+            refused_banned: sum(ServerStats::refused_banned),
+            refused_too_fast: sum(ServerStats::refused_too_fast),
+            rate_limited: sum(ServerStats::rate_limited),
+            proxy_failed: sum(ServerStats::proxy_failed),
+            bans_issued: sum(ServerStats::bans),
+            bans_in_force: self.edges.iter().map(|e| e.bans().len()).sum(),
+        }
+    }
+
+    /// Whether the pool is ready: not stopping, work fresh from its source (a job no older
+    /// than a few refresh intervals), and its database taking writes (asked within
+    /// `patience`). Blocks up to `patience` on the database: call it off any event loop.
+    pub fn readiness(&self, patience: Duration) -> Readiness {
+        let mut problems = Vec::new();
+        if *self.stopping.borrow() {
+            problems.push("the pool is stopping".to_owned());
+        }
+        let (age, refresh) = {
+            let engine = self.driver.engine();
+            (engine.job_age(Instant::now()), engine.deadlines().refresh)
+        };
+        let stale_after = refresh * 3 + Duration::from_secs(30);
+        match age {
+            None => problems.push("no job yet: the work source has not answered".to_owned()),
+            Some(age) if age > stale_after => problems.push(format!(
+                "the newest job is {} s old: the work source is not answering",
+                age.as_secs()
+            )),
+            Some(_) => {}
+        }
+        let (done, wait) = std::sync::mpsc::channel();
+        let log = self.driver.log.clone();
+        std::thread::spawn(move || {
+            // A tiny table: the probe costs the same however many shares are kept.
+            let _ = done.send(log.run(|store| store.bans(i64::MAX)));
+        });
+        match wait.recv_timeout(patience) {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => problems.push(format!("the database: {}", crate::ErrorChain(&e))),
+            Err(_) => problems.push(format!(
+                "the database did not answer within {} ms",
+                patience.as_millis()
+            )),
+        }
+        Readiness { problems }
+    }
 }
 
 /// Puts back the bans stored before the start.

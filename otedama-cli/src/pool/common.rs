@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use otedama_core::Hashrate;
 use otedama_hash::Algorithm;
 use otedama_pool::accounting::{self, NoteLevel};
@@ -125,6 +126,9 @@ pub(crate) struct Running {
     pub(crate) algo: Algorithm,
     /// Dropped at shutdown: stops the accounting thread.
     pub(crate) accounting: Option<std::sync::mpsc::Sender<()>>,
+    /// Where the HTTP surface (health, stats, and metrics when the flag is set) listens,
+    /// when `api.enabled`.
+    pub(crate) http: Option<(std::net::SocketAddr, bool)>,
 }
 
 impl Running {
@@ -140,8 +144,31 @@ impl Running {
             seconds,
             algo,
             accounting,
+            http,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
+        let http_task = match http {
+            Some((listen, metrics)) => {
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {listen} (api.listen)"))?;
+                let local = listener.local_addr()?;
+                println!(
+                    "otedama api: http://{local} (/health/live, /health/ready, /api/stats{})",
+                    if metrics { ", /metrics" } else { "" }
+                );
+                let router = otedama_pool::http::router(service.view(), metrics);
+                let mut stop = stop_rx.clone();
+                Some(tokio::spawn(otedama_pool::http::serve(
+                    listener,
+                    router,
+                    async move {
+                        let _ = stop.changed().await;
+                    },
+                )))
+            }
+            None => None,
+        };
         let miner_task = miner.map(|mut args| {
             args.urls = vec![format!("stratum+tcp://{}", service.local_addr())];
             tokio::spawn(crate::mine::mine(args, stop_rx))
@@ -181,6 +208,9 @@ impl Running {
                 Ok(_) => {}
                 Err(_) => eprintln!("the built-in miner did not stop in 10 s"),
             }
+        }
+        if let Some(task) = http_task {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
         }
         // Every share being judged is answered and committed before this returns.
         let t = service.shutdown().await;

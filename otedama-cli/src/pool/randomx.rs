@@ -154,6 +154,10 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         seconds,
         algo: Algorithm::RandomX,
         accounting: None,
+        http: config
+            .api
+            .enabled
+            .then_some((config.api.listen, config.monitoring.metrics)),
     }
     .run()
     .await

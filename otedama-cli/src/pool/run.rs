@@ -654,6 +654,10 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         seconds,
         algo: settings.algo,
         accounting: Some(stop_accounting),
+        http: config
+            .api
+            .enabled
+            .then_some((config.api.listen, config.monitoring.metrics)),
     }
     .run()
     .await

@@ -331,13 +331,13 @@ impl Wallet for DevnetWallet {
     ) -> Result<PreparedPayment, SendError> {
         let mut paid = Vec::with_capacity(outputs.len() + 1);
         for (address, amount) in outputs {
-            let script = self
-                .chain
-                .script_pubkey(address)
-                .map_err(|source| SendError::BadAddress {
-                    address: address.clone(),
-                    source,
-                })?;
+            let script =
+                self.chain
+                    .script_pubkey(address)
+                    .map_err(|source| SendError::BadAddress {
+                        address: address.clone(),
+                        source,
+                    })?;
             paid.push(TxOut {
                 value: Amount::from_sat(*amount),
                 script_pubkey: script,

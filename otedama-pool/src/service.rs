@@ -674,7 +674,6 @@ async fn launch<P: Dialect>(
             report(ServiceEvent::BacklogCapped(backlog));
         }
         let edge = server.edge();
-        restore_bans(&edge, &driver.log, &report).await;
         let mut stop = stop.subscribe();
         servers.push(tokio::spawn(server.run(async move {
             let _ = stop.changed().await;
@@ -682,6 +681,8 @@ async fn launch<P: Dialect>(
         locals.push(local);
         edges.push(edge);
     }
+    // Read once, put back on every port.
+    restore_bans(&edges, &driver.log, &report).await;
     let events_loop = tokio::spawn(event_loop::<P>(events, Arc::clone(&driver), report));
     let view = PoolView {
         driver: Arc::clone(&driver),
@@ -920,7 +921,7 @@ impl PoolView {
 }
 
 /// Puts back the bans stored before the start.
-async fn restore_bans(edge: &EdgeHandle, log: &ShareLog, report: &Reporter) {
+async fn restore_bans(edges: &[EdgeHandle], log: &ShareLog, report: &Reporter) {
     let log = log.clone();
     let now_ms = crate::engine::Now::read().unix_ms;
     let stored = tokio::task::spawn_blocking(move || log.run(move |store| store.bans(now_ms)))
@@ -933,7 +934,10 @@ async fn restore_bans(edge: &EdgeHandle, log: &ShareLog, report: &Reporter) {
                 let (Ok(ip), Ok(ms)) = (ip.parse(), u64::try_from(until_ms)) else {
                     continue;
                 };
-                edge.restore(ip, std::time::UNIX_EPOCH + Duration::from_millis(ms));
+                let until = std::time::UNIX_EPOCH + Duration::from_millis(ms);
+                for edge in edges {
+                    edge.restore(ip, until);
+                }
                 count += 1;
             }
             if count > 0 {

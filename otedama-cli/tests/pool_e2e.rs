@@ -1244,10 +1244,22 @@ fn health_metrics_and_stats_are_served_over_http() {
     let (status, metrics) = http_get(port, "/metrics");
     assert_eq!(status, 200);
     assert!(
-        metrics.contains("otedama_shares_total{result=\"accepted\"}"),
+        metrics.contains("otedama_shares_total{algorithm=\"sha256d\",result=\"accepted\""),
         "{metrics}"
     );
-    assert!(metrics.contains("otedama_connections "), "{metrics}");
+    assert!(
+        metrics.contains("otedama_connections{algorithm=\"sha256d\"} "),
+        "{metrics}"
+    );
+    for family in [
+        "otedama_hashrate{algorithm=\"sha256d\",window=\"1m\"}",
+        "otedama_workers{algorithm=\"sha256d\"} 1",
+        "# TYPE otedama_commit_latency_seconds histogram",
+        "otedama_job_latency_seconds_count{algorithm=\"sha256d\"}",
+        "otedama_node_errors_total{algorithm=\"sha256d\"} 0",
+    ] {
+        assert!(metrics.contains(family), "{family} missing: {metrics}");
+    }
     assert!(
         metrics.contains("# TYPE otedama_shares_total counter"),
         "the classic text format unless OpenMetrics is asked for: {metrics}"

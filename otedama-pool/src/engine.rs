@@ -249,6 +249,8 @@ pub enum Action<R> {
         verdict: ShareVerdict,
         /// The share's difficulty (for hashrate accounting when accepted).
         difficulty: f64,
+        /// The worker that sent it, as it logged in.
+        worker: String,
     },
     /// Fetch fresh work from the source and hand it over as usual (`handle_template`,
     /// `handle_rx_work`): the newest job is older than [`Deadlines::refresh`].
@@ -273,6 +275,16 @@ pub enum JobError {
     /// A block template handed to a RandomX engine.
     #[error("a randomx engine takes monero-layout work, not block templates")]
     NotBitcoin,
+}
+
+/// The chain tip the pool mines on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tip {
+    /// The height of the block being mined.
+    pub height: u64,
+    /// The network's difficulty there, in the pool's share-difficulty units (0 when the
+    /// work carries no target).
+    pub network_difficulty: f64,
 }
 
 /// Counters since the engine started.
@@ -387,6 +399,7 @@ struct PendingBlock {
 struct Pending<R> {
     reply: R,
     difficulty: f64,
+    worker: String,
     record: Option<ShareRecord>,
     block: Option<PendingBlock>,
     /// The step it waits on, and until when.
@@ -416,6 +429,7 @@ pub struct Engine<R> {
     work_at: Option<Instant>,
     /// When the newest job was made.
     job_at: Option<Instant>,
+    tip: Option<Tip>,
     actions: VecDeque<Action<R>>,
     stats: EngineStats,
 }
@@ -454,6 +468,7 @@ impl<R> Engine<R> {
             limits: Deadlines::default(),
             work_at: None,
             job_at: None,
+            tip: None,
             actions: VecDeque::new(),
             stats: EngineStats::default(),
         }
@@ -468,6 +483,11 @@ impl<R> Engine<R> {
     /// The engine's deadlines.
     pub fn deadlines(&self) -> Deadlines {
         self.limits
+    }
+
+    /// The chain tip the newest job builds on; `None` before the first job.
+    pub fn tip(&self) -> Option<Tip> {
+        self.tip
     }
 
     /// How old the newest job is at `now`; `None` before the first. A job older than a few
@@ -557,6 +577,15 @@ impl<R> Engine<R> {
         }
     }
 
+    /// The hashes a share of difficulty 1 stands for on average (2^32 for SHA256d, 2^16 for
+    /// scrypt's pool convention, 1 for RandomX): share difficulty times this is work.
+    pub fn hashes_per_difficulty(&self) -> f64 {
+        match &self.family {
+            Family::Bitcoin(config) => config.convention.expected_hashes(Difficulty::ONE),
+            Family::Rx(_) => 1.0,
+        }
+    }
+
     /// Counters since the start.
     pub fn stats(&self) -> EngineStats {
         self.stats
@@ -596,6 +625,10 @@ impl<R> Engine<R> {
             }));
             return;
         };
+        let network_difficulty = template
+            .target()
+            .and_then(|t| config.convention.difficulty_of(&t).ok())
+            .map(Difficulty::as_f64);
         match self.book.make(
             Arc::new(template),
             &config.payout,
@@ -607,6 +640,10 @@ impl<R> Engine<R> {
                 self.work_at = Some(now.instant);
                 self.job_at = Some(now.instant);
                 self.current_prev = Some(prev);
+                self.tip = Some(Tip {
+                    height,
+                    network_difficulty: network_difficulty.unwrap_or(0.0),
+                });
                 if clean {
                     self.actions
                         .push_back(Action::Report(Report::NewHeight { height }));
@@ -636,6 +673,10 @@ impl<R> Engine<R> {
             return;
         };
         let new_tip = self.rx.follow(&work);
+        let tip = Tip {
+            height,
+            network_difficulty: work.difficulty as f64,
+        };
         match self
             .rx
             .insert(work, config.share_difficulty, &config.algo, true)
@@ -643,6 +684,7 @@ impl<R> Engine<R> {
             Ok(job) => {
                 self.work_at = Some(now.instant);
                 self.job_at = Some(now.instant);
+                self.tip = Some(tip);
                 if new_tip {
                     self.actions
                         .push_back(Action::Report(Report::NewHeight { height }));
@@ -743,7 +785,7 @@ impl<R> Engine<R> {
             &self.family,
         ) else {
             let stale = ShareError::Stale(submission.share.job_id.to_string());
-            self.answer_now(reply, stale, difficulty);
+            self.answer_now(reply, stale, difficulty, &submission.share.worker);
             return None;
         };
         let convention = config.convention;
@@ -761,7 +803,7 @@ impl<R> Engine<R> {
             tx_fees: job.tx_fees,
             payee: job.payee.clone(),
         };
-        self.wait_for(id, reply, difficulty, now.instant);
+        self.wait_for(id, reply, &facts, now.instant);
         Some(ShareCheck {
             id,
             facts,
@@ -785,13 +827,18 @@ impl<R> Engine<R> {
         let id = self.next_share();
         let Some(job) = self.rx.get(&submission.job_id) else {
             let stale = ShareError::Stale(submission.job_id.clone());
-            self.answer_now(reply, stale, submission.difficulty as f64);
+            self.answer_now(
+                reply,
+                stale,
+                submission.difficulty as f64,
+                &submission.worker,
+            );
             return None;
         };
         let difficulty = job.share_difficulty as f64;
         if job.shared {
             let shared = ShareError::SharedJob(submission.job_id.clone());
-            self.answer_now(reply, shared, difficulty);
+            self.answer_now(reply, shared, difficulty, &submission.worker);
             return None;
         }
         let facts = Facts {
@@ -804,7 +851,7 @@ impl<R> Engine<R> {
             tx_fees: 0,
             payee: None,
         };
-        self.wait_for(id, reply, difficulty, now.instant);
+        self.wait_for(id, reply, &facts, now.instant);
         Some(ShareCheck {
             id,
             facts,
@@ -817,13 +864,14 @@ impl<R> Engine<R> {
         ShareId(self.next_id)
     }
 
-    fn wait_for(&mut self, id: ShareId, reply: R, difficulty: f64, now: Instant) {
+    fn wait_for(&mut self, id: ShareId, reply: R, facts: &Facts, now: Instant) {
         let deadline = now + self.limits.check;
         self.pending.insert(
             id,
             Pending {
                 reply,
-                difficulty,
+                difficulty: facts.difficulty,
+                worker: facts.worker.clone(),
                 record: None,
                 block: None,
                 stage: Stage::Check,
@@ -833,12 +881,13 @@ impl<R> Engine<R> {
         self.deadlines.insert((deadline, id));
     }
 
-    fn answer_now(&mut self, reply: R, error: ShareError, difficulty: f64) {
+    fn answer_now(&mut self, reply: R, error: ShareError, difficulty: f64, worker: &str) {
         self.stats.rejected += 1;
         self.actions.push_back(Action::Answer {
             reply,
             verdict: error.verdict(),
             difficulty,
+            worker: worker.to_owned(),
         });
     }
 
@@ -998,6 +1047,7 @@ impl<R> Engine<R> {
             reply: pending.reply,
             verdict,
             difficulty: pending.difficulty,
+            worker: pending.worker,
         });
     }
 }

@@ -16,7 +16,7 @@
 //! | `node-rpc` | [`NodeRpc`](source::node::NodeRpc): a Bitcoin-family node's templates, long-poll, `submitblock` and wallet |
 //! | `devnet` | in-process chains ([`Devnet`](source::devnet::Devnet), [`RxDevnet`](source::devnet_rx::RxDevnet)) and the devnet's wallet, so a pool runs and pays with no node |
 //! | `tokio` | [`PoolService`](service::PoolService): the engine behind `otedama-stratum`'s tokio server (Stratum v1 with its long-poll and template threads, or the Monero dialect with its tip watcher) |
-//! | `http` | [`http::router`]: health, Prometheus metrics and counters over HTTP, as an axum `Router` |
+//! | `http` | [`http`]: the REST and WebSocket API with token auth, the dashboard, Prometheus metrics and health, as axum `Router`s |
 //!
 //! # Example
 //!
@@ -62,6 +62,7 @@
 //! ```
 
 pub mod accounting;
+pub mod activity;
 pub mod engine;
 #[cfg(feature = "http")]
 pub mod http;
@@ -72,13 +73,14 @@ pub mod monero;
 pub mod service;
 pub mod source;
 pub mod store;
+pub mod telemetry;
 mod validate;
 pub mod wallet;
 pub mod xmr_address;
 
 pub use engine::{
     Action, AuthorizeError, CheckedShare, Deadlines, Engine, EngineConfig, EngineStats, FoundBlock,
-    JobError, Now, Report, ShareCheck, ShareId, Submission,
+    JobError, Now, Report, ShareCheck, ShareId, Submission, Tip,
 };
 pub use identity::{Identity, IdentityError, MAX_IDENTITY_LEN};
 pub use jobs::{JobBook, PoolJob, EXTRANONCE1_SIZE, EXTRANONCE2_SIZE};

@@ -40,9 +40,10 @@ use otedama_stratum::{
     ExtranonceAllocator, JobAnnouncement, MoneroJob, MoneroPoolSession, PoolProtocol, PoolSession,
     ShareToken,
 };
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 
+use crate::activity::{Activity, Hashrates, Outcome, Rejections, WorkerActivity};
 use crate::engine::{
     Action, Engine, EngineStats, FoundBlock, JobError, Now, Report, ShareCheck, Submission,
 };
@@ -134,6 +135,65 @@ pub struct Sources {
 /// Where reports go.
 pub type Reporter = Arc<dyn Fn(ServiceEvent) + Send + Sync>;
 
+/// What happens in the pool, as live surfaces (a WebSocket feed, a dashboard) show it:
+/// [`PoolView::subscribe`]. Unlike [`ServiceEvent`], one arrives for every share.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum PoolEvent {
+    /// A share was answered.
+    Share {
+        /// The worker that sent it.
+        worker: String,
+        /// How it was answered.
+        outcome: Outcome,
+        /// Its difficulty.
+        difficulty: f64,
+        /// When, Unix milliseconds.
+        unix_ms: i64,
+    },
+    /// A new job went out to the miners.
+    Job {
+        /// The height it mines.
+        height: u64,
+        /// When, Unix milliseconds.
+        unix_ms: i64,
+    },
+    /// A block was found and submitted.
+    Block {
+        /// Its height.
+        height: u64,
+        /// Its hash, display order hex.
+        hash: String,
+        /// The address that found it.
+        finder: String,
+        /// Whether the node took it.
+        accepted: bool,
+        /// When, Unix milliseconds.
+        unix_ms: i64,
+    },
+    /// A connection logged in as a worker.
+    WorkerConnected {
+        /// The worker.
+        worker: String,
+        /// The connection's address.
+        peer: SocketAddr,
+        /// When, Unix milliseconds.
+        unix_ms: i64,
+    },
+    /// A worker's connection closed.
+    WorkerDisconnected {
+        /// The worker.
+        worker: String,
+        /// The connection's address.
+        peer: SocketAddr,
+        /// When, Unix milliseconds.
+        unix_ms: i64,
+    },
+}
+
+/// How many events a slow subscriber may fall behind before it is cut off.
+const FEED_CAPACITY: usize = 4096;
+
 type Reply = (Connection, ShareToken);
 
 /// Where the driver sends jobs and blocks: the one part that differs between the families.
@@ -167,6 +227,9 @@ struct Driver {
     log: ShareLog,
     outlet: Outlet,
     report: Reporter,
+    activity: Mutex<Activity>,
+    feed: broadcast::Sender<PoolEvent>,
+    telemetry: crate::telemetry::Telemetry,
 }
 
 impl std::fmt::Debug for Driver {
@@ -176,8 +239,47 @@ impl std::fmt::Debug for Driver {
 }
 
 impl Driver {
+    fn new(
+        engine: Engine<Reply>,
+        kernel: Arc<dyn PowAlgorithm>,
+        log: ShareLog,
+        outlet: Outlet,
+        report: Reporter,
+    ) -> Driver {
+        let activity = Activity::new(engine.hashes_per_difficulty(), Instant::now());
+        Driver {
+            engine: Mutex::new(engine),
+            kernel,
+            log,
+            outlet,
+            report,
+            activity: Mutex::new(activity),
+            feed: broadcast::channel(FEED_CAPACITY).0,
+            telemetry: crate::telemetry::Telemetry::default(),
+        }
+    }
+
     fn engine(&self) -> MutexGuard<'_, Engine<Reply>> {
         self.engine.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn activity(&self) -> MutexGuard<'_, Activity> {
+        self.activity.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Tells the live surfaces; nobody listening is fine.
+    fn publish(&self, event: PoolEvent) {
+        let _ = self.feed.send(event);
+    }
+
+    /// A new job went out.
+    fn announced(&self, height: Option<u64>) {
+        if let Some(height) = height {
+            self.publish(PoolEvent::Job {
+                height,
+                unix_ms: Now::read().unix_ms,
+            });
+        }
     }
 
     /// Judges one share on the calling (blocking) thread: `hand_over` gives it to the engine
@@ -234,12 +336,14 @@ impl Driver {
                         if let Outlet::Bitcoin { jobs, .. } = &self.outlet {
                             jobs.send_replace(Some(Arc::new(job.announcement.clone())));
                         }
+                        self.announced(engine.tip().map(|t| t.height));
                         continue;
                     }
                     Some(Action::AnnounceRx { job }) => {
                         if let Outlet::Rx { jobs, .. } = &self.outlet {
                             jobs.send_replace(Some(Arc::new(job.announcement.clone())));
                         }
+                        self.announced(engine.tip().map(|t| t.height));
                         continue;
                     }
                     Some(action) => action,
@@ -248,7 +352,13 @@ impl Driver {
             match action {
                 Action::Announce { .. } | Action::AnnounceRx { .. } => {}
                 Action::SubmitBlock { share, block } => {
-                    let result = self.submit(&block);
+                    let result = self.telemetry.node_submit.time(|| self.submit(&block));
+                    if matches!(
+                        result,
+                        Err(SubmitError::Unanswered(_) | SubmitError::TimedOut)
+                    ) {
+                        self.telemetry.node_failed();
+                    }
                     self.engine()
                         .handle_block_result(share, result, Now::read());
                 }
@@ -263,14 +373,27 @@ impl Driver {
                             (self.report)(ServiceEvent::BlockNotRecorded { hash, error });
                         }
                     }
-                    let durable = self.log.record_share(record);
+                    let durable = self.telemetry.commit.time(|| self.log.record_share(record));
                     self.engine().handle_persisted(share, durable);
                 }
                 Action::Answer {
                     reply: (conn, token),
                     verdict,
-                    ..
-                } => conn.share_result(token, verdict),
+                    difficulty,
+                    worker,
+                } => {
+                    let outcome = Outcome::of(&verdict);
+                    conn.share_result(token, verdict);
+                    let now = Now::read();
+                    self.activity()
+                        .share(&worker, outcome, difficulty, now.instant, now.unix_ms);
+                    self.publish(PoolEvent::Share {
+                        worker,
+                        outcome,
+                        difficulty,
+                        unix_ms: now.unix_ms,
+                    });
+                }
                 Action::RefreshWork => match &self.outlet {
                     Outlet::Bitcoin { wake, .. } => {
                         let _ = wake
@@ -280,7 +403,25 @@ impl Driver {
                     }
                     Outlet::Rx { refresh, .. } => refresh.store(true, Ordering::Relaxed),
                 },
-                Action::Report(report) => (self.report)(ServiceEvent::Engine(report)),
+                Action::Report(report) => {
+                    if let Report::BlockSubmitted {
+                        height,
+                        hash,
+                        finder,
+                        result,
+                    } = &report
+                    {
+                        self.activity().block_found();
+                        self.publish(PoolEvent::Block {
+                            height: *height,
+                            hash: hash.clone(),
+                            finder: finder.clone(),
+                            accepted: result.is_ok(),
+                            unix_ms: Now::read().unix_ms,
+                        });
+                    }
+                    (self.report)(ServiceEvent::Engine(report))
+                }
             }
         }
     }
@@ -465,17 +606,17 @@ impl PoolService {
         let solo = engine.config().is_some_and(|c| c.solo_fee.is_some());
         let (jobs_tx, jobs_rx) = watch::channel::<Option<Arc<JobAnnouncement>>>(None);
         let (wake_tx, wakes) = std::sync::mpsc::channel::<Wake>();
-        let driver = Arc::new(Driver {
-            engine: Mutex::new(engine),
+        let driver = Arc::new(Driver::new(
+            engine,
             kernel,
             log,
-            outlet: Outlet::Bitcoin {
+            Outlet::Bitcoin {
                 blocks: Mutex::new(sources.blocks),
                 jobs: jobs_tx,
                 wake: Mutex::new(wake_tx.clone()),
             },
-            report: Arc::clone(&report),
-        });
+            Arc::clone(&report),
+        ));
         if solo {
             let tailor: Arc<dyn JobTailor> = Arc::new(SoloTailor {
                 driver: Arc::clone(&driver),
@@ -520,17 +661,17 @@ impl PoolService {
             ));
         }
         let (jobs_tx, jobs_rx) = watch::channel::<Option<Arc<MoneroJob>>>(None);
-        let driver = Arc::new(Driver {
-            engine: Mutex::new(engine),
+        let driver = Arc::new(Driver::new(
+            engine,
             kernel,
             log,
-            outlet: Outlet::Rx {
+            Outlet::Rx {
                 source: Arc::clone(&source),
                 jobs: jobs_tx,
                 refresh: AtomicBool::new(false),
             },
-            report: Arc::clone(&report),
-        });
+            Arc::clone(&report),
+        ));
         let tailor: Arc<dyn JobTailor<MoneroJob>> = Arc::new(RxTailor {
             driver: Arc::clone(&driver),
             payout: payout.clone(),
@@ -691,6 +832,7 @@ async fn launch<P: Dialect>(
         edges: Arc::new(edges.clone()),
         started: Instant::now(),
         stopping: stop.subscribe(),
+        block_counts: Arc::new(Mutex::new(None)),
     };
     Ok(PoolService {
         driver,
@@ -719,12 +861,25 @@ async fn event_loop<P: Dialect>(
                 ..
             } => {
                 let verdict = driver.engine().authorize(&username).map(|_| ());
-                if let Err(reason) = &verdict {
-                    report(ServiceEvent::Refused {
+                match &verdict {
+                    Err(reason) => report(ServiceEvent::Refused {
                         username: username.clone(),
                         peer: conn.peer_addr(),
                         reason: reason.clone(),
-                    });
+                    }),
+                    Ok(()) => {
+                        let now = Now::read();
+                        if driver
+                            .activity()
+                            .connected(conn.id(), &username, now.instant)
+                        {
+                            driver.publish(PoolEvent::WorkerConnected {
+                                worker: username.clone(),
+                                peer: conn.peer_addr(),
+                                unix_ms: now.unix_ms,
+                            });
+                        }
+                    }
                 }
                 conn.authorize_result(token, verdict.map_err(|e| e.to_string()));
             }
@@ -761,16 +916,25 @@ async fn event_loop<P: Dialect>(
                     }
                 });
             }
-            ProtocolServerEvent::Closed { conn, reason }
+            ProtocolServerEvent::Closed { conn, reason } => {
+                let now = Now::read();
+                let worker = driver.activity().disconnected(conn.id(), now.instant);
+                if let Some(worker) = worker {
+                    driver.publish(PoolEvent::WorkerDisconnected {
+                        worker,
+                        peer: conn.peer_addr(),
+                        unix_ms: now.unix_ms,
+                    });
+                }
                 if !matches!(
                     reason,
                     DisconnectReason::PeerClosed | DisconnectReason::Shutdown
-                ) =>
-            {
-                report(ServiceEvent::Closed {
-                    peer: conn.peer_addr(),
-                    reason,
-                });
+                ) {
+                    report(ServiceEvent::Closed {
+                        peer: conn.peer_addr(),
+                        reason,
+                    });
+                }
             }
             _ => {}
         }
@@ -789,7 +953,15 @@ pub struct PoolView {
     edges: Arc<Vec<EdgeHandle>>,
     started: Instant,
     stopping: watch::Receiver<bool>,
+    block_counts: Arc<Mutex<Option<(Instant, BlockCounts)>>>,
 }
+
+/// Blocks recorded, by status.
+type BlockCounts = Vec<(String, u64)>;
+
+/// How long block counts by status are reused: a scrape every second reads the blocks
+/// table at most this often.
+const BLOCK_COUNTS_TTL: Duration = Duration::from_secs(10);
 
 impl std::fmt::Debug for PoolView {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -833,6 +1005,45 @@ pub struct PoolSnapshot {
     pub bans_issued: u64,
     /// Bans in force now.
     pub bans_in_force: usize,
+    /// The pool's hashrate over the last minute, five minutes and hour, from accepted
+    /// share difficulty.
+    pub hashrate: Hashrates,
+    /// Rejected shares by reason.
+    pub rejections: Rejections,
+    /// Workers logged in now.
+    pub workers: usize,
+    /// The tip mined on; `None` before the first job.
+    pub tip: Option<crate::engine::Tip>,
+    /// The work since the last block found, in percent of the network difficulty.
+    pub effort_percent: Option<f64>,
+    /// Whether the pool is shutting down.
+    pub stopping: bool,
+}
+
+/// What the pool owes and paid one address, from its ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Account {
+    /// Its balance in each coin (by algorithm name), smallest unit.
+    pub balances: Vec<(String, i64)>,
+    /// Every payment to it, oldest first.
+    pub payments: Vec<AccountPayment>,
+}
+
+/// One payment to an address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountPayment {
+    /// The payment's number.
+    pub id: i64,
+    /// The coin, by algorithm name.
+    pub coin: String,
+    /// When it was written, Unix milliseconds.
+    pub time_ms: i64,
+    /// How much the address was paid, smallest unit.
+    pub amount: u64,
+    /// Where the payment stands.
+    pub status: crate::store::PaymentStatus,
+    /// The transaction's id, once known.
+    pub txid: Option<String>,
 }
 
 /// Whether the pool can serve miners, and what stops it when it cannot.
@@ -840,6 +1051,10 @@ pub struct PoolSnapshot {
 pub struct Readiness {
     /// Every reason it is not ready; empty when it is.
     pub problems: Vec<String>,
+    /// Whether work arrives from the source: the newest job is fresh.
+    pub work_fresh: bool,
+    /// Whether the database answered in time.
+    pub database_ok: bool,
 }
 
 impl Readiness {
@@ -862,7 +1077,23 @@ impl PoolView {
             )
         };
         let sum = |read: fn(&ServerStats) -> u64| self.stats.iter().map(|s| read(s)).sum();
+        let tip = self.driver.engine().tip();
+        let (hashrate, rejections, workers, effort_percent) = {
+            let activity = self.driver.activity();
+            (
+                activity.pool_hashrate(Instant::now()),
+                activity.rejections(),
+                activity.worker_count(),
+                tip.and_then(|t| activity.effort_percent(t.network_difficulty)),
+            )
+        };
         PoolSnapshot {
+            hashrate,
+            rejections,
+            workers,
+            tip,
+            effort_percent,
+            stopping: *self.stopping.borrow(),
             algorithm,
             ports: self.ports.to_vec(),
             uptime: self.started.elapsed(),
@@ -881,6 +1112,95 @@ impl PoolView {
         }
     }
 
+    /// The algorithm served.
+    pub fn algorithm(&self) -> String {
+        self.driver.engine().algorithm().to_owned()
+    }
+
+    /// The latencies the pool measured so far.
+    pub fn telemetry(&self) -> &crate::telemetry::Telemetry {
+        &self.driver.telemetry
+    }
+
+    /// Every worker seen in the last hour, by name.
+    pub fn workers(&self) -> Vec<WorkerActivity> {
+        self.driver.activity().workers(Instant::now())
+    }
+
+    /// The pool's events from now on. A subscriber that falls more than a few thousand
+    /// events behind gets [`broadcast::error::RecvError::Lagged`]: drop it rather than let
+    /// it slow anything.
+    pub fn subscribe(&self) -> broadcast::Receiver<PoolEvent> {
+        self.driver.feed.subscribe()
+    }
+
+    /// The newest `limit` blocks found, newest first. Blocks on the database: call it off
+    /// any event loop.
+    pub fn blocks(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<crate::store::BlockRecord>, crate::store::StoreError> {
+        let mut blocks = self.driver.log.run(|store| store.blocks())?;
+        blocks.reverse();
+        blocks.truncate(limit);
+        Ok(blocks)
+    }
+
+    /// How many blocks are recorded at each status (`submitted`, `accepted`, `confirmed`,
+    /// `orphaned`, `rejected`), read at most every ten seconds. Blocks on the database:
+    /// call it off any event loop.
+    pub fn block_counts(&self) -> Result<Vec<(String, u64)>, crate::store::StoreError> {
+        let mut cache = self.block_counts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, counts)) = cache.as_ref() {
+            if at.elapsed() < BLOCK_COUNTS_TTL {
+                return Ok(counts.clone());
+            }
+        }
+        let blocks = self.driver.log.run(|store| store.blocks())?;
+        let mut counts: Vec<(String, u64)> = Vec::new();
+        for block in blocks {
+            let status = block.status.as_str();
+            match counts.iter_mut().find(|(s, _)| s == status) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((status.to_owned(), 1)),
+            }
+        }
+        counts.sort();
+        *cache = Some((Instant::now(), counts.clone()));
+        Ok(counts)
+    }
+
+    /// What the pool owes and paid `address`. Blocks on the database: call it off any event
+    /// loop.
+    pub fn account(&self, address: &str) -> Result<Account, crate::store::StoreError> {
+        let address = address.to_owned();
+        self.driver.log.run(move |store| {
+            let lines = store.ledger(&address)?;
+            let mut balances: Vec<(String, i64)> = Vec::new();
+            let mut payments = Vec::new();
+            for line in &lines {
+                match balances.iter_mut().find(|(coin, _)| *coin == line.coin) {
+                    Some((_, sum)) => *sum = sum.saturating_add(line.amount),
+                    None => balances.push((line.coin.clone(), line.amount)),
+                }
+                if let (crate::store::LedgerKind::Payment, Some(id)) = (line.kind, line.payment_id)
+                {
+                    if let Some(payment) = store.payment(id)? {
+                        payments.push(AccountPayment {
+                            id,
+                            coin: line.coin.clone(),
+                            time_ms: line.time_ms,
+                            amount: line.amount.unsigned_abs(),
+                            status: payment.status,
+                            txid: payment.txid,
+                        });
+                    }
+                }
+            }
+            Ok(Account { balances, payments })
+        })
+    }
+
     /// Whether the pool is ready: not stopping, work fresh from its source (a job no older
     /// than a few refresh intervals), and its database taking writes (asked within
     /// `patience`). Blocks up to `patience` on the database: call it off any event loop.
@@ -894,29 +1214,45 @@ impl PoolView {
             (engine.job_age(Instant::now()), engine.deadlines().refresh)
         };
         let stale_after = refresh * 3 + Duration::from_secs(30);
-        match age {
-            None => problems.push("no job yet: the work source has not answered".to_owned()),
-            Some(age) if age > stale_after => problems.push(format!(
-                "the newest job is {} s old: the work source is not answering",
-                age.as_secs()
-            )),
-            Some(_) => {}
-        }
+        let work_fresh = match age {
+            None => {
+                problems.push("no job yet: the work source has not answered".to_owned());
+                false
+            }
+            Some(age) if age > stale_after => {
+                problems.push(format!(
+                    "the newest job is {} s old: the work source is not answering",
+                    age.as_secs()
+                ));
+                false
+            }
+            Some(_) => true,
+        };
         let (done, wait) = std::sync::mpsc::channel();
         let log = self.driver.log.clone();
         std::thread::spawn(move || {
             // A tiny table: the probe costs the same however many shares are kept.
             let _ = done.send(log.run(|store| store.bans(i64::MAX)));
         });
-        match wait.recv_timeout(patience) {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => problems.push(format!("the database: {}", crate::ErrorChain(&e))),
-            Err(_) => problems.push(format!(
-                "the database did not answer within {} ms",
-                patience.as_millis()
-            )),
+        let database_ok = match wait.recv_timeout(patience) {
+            Ok(Ok(_)) => true,
+            Ok(Err(e)) => {
+                problems.push(format!("the database: {}", crate::ErrorChain(&e)));
+                false
+            }
+            Err(_) => {
+                problems.push(format!(
+                    "the database did not answer within {} ms",
+                    patience.as_millis()
+                ));
+                false
+            }
+        };
+        Readiness {
+            problems,
+            work_fresh,
+            database_ok,
         }
-        Readiness { problems }
     }
 }
 
@@ -974,6 +1310,7 @@ fn spawn_rx_tips(
                         Ok(height) if height > known => {}
                         Ok(_) => continue,
                         Err(error) => {
+                            driver.telemetry.node_failed();
                             (driver.report)(ServiceEvent::Source {
                                 error,
                                 retry_in: backoff,
@@ -984,15 +1321,22 @@ fn spawn_rx_tips(
                         }
                     }
                 }
-                match source.work(&payout, [0; 8]) {
+                match driver
+                    .telemetry
+                    .node_work
+                    .time(|| source.work(&payout, [0; 8]))
+                {
                     Ok(work) => {
                         backoff = Duration::from_millis(500);
                         // Work is for the block above the tip.
                         tip = Some(work.height.saturating_sub(1));
-                        driver.engine().handle_rx_work(work, Now::read());
-                        driver.pump();
+                        driver.telemetry.job.time(|| {
+                            driver.engine().handle_rx_work(work, Now::read());
+                            driver.pump();
+                        });
                     }
                     Err(error) => {
+                        driver.telemetry.node_failed();
                         (driver.report)(ServiceEvent::Source {
                             error,
                             retry_in: backoff,
@@ -1071,7 +1415,9 @@ fn spawn_templates(
                         .min(TICK);
                     match wakes.recv_timeout(wait) {
                         Ok(Wake::Template(t)) => Ok(t),
-                        Ok(Wake::Refresh) => templates.template(),
+                        Ok(Wake::Refresh) => {
+                            driver.telemetry.node_work.time(|| templates.template())
+                        }
                         Err(RecvTimeoutError::Timeout) => {
                             driver.tick();
                             continue;
@@ -1084,11 +1430,12 @@ fn spawn_templates(
                         }
                     }
                 } else {
-                    templates.template()
+                    driver.telemetry.node_work.time(|| templates.template())
                 };
                 let template = match next {
                     Ok(t) => t,
                     Err(error) => {
+                        driver.telemetry.node_failed();
                         (driver.report)(ServiceEvent::Source {
                             error,
                             retry_in: backoff,
@@ -1100,8 +1447,10 @@ fn spawn_templates(
                 };
                 backoff = Duration::from_millis(500);
                 started = true;
-                driver.engine().handle_template(template, Now::read());
-                driver.pump();
+                driver.telemetry.job.time(|| {
+                    driver.engine().handle_template(template, Now::read());
+                    driver.pump();
+                });
             }
         })?;
     Ok(())

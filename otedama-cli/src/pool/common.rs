@@ -157,7 +157,23 @@ impl Running {
                     "otedama api: http://{local} (/health/live, /health/ready, /api/stats{})",
                     if metrics { ", /metrics" } else { "" }
                 );
-                let router = otedama_pool::http::router(service.view(), metrics);
+                let view = service.view();
+                let router = otedama_pool::http::api(
+                    vec![otedama_pool::http::Served {
+                        view: view.clone(),
+                        node: String::new(),
+                    }],
+                    otedama_pool::http::ApiOptions {
+                        dashboard: true,
+                        ..Default::default()
+                    },
+                )
+                .merge(otedama_pool::http::health(vec![view.clone()]));
+                let router = if metrics {
+                    router.merge(otedama_pool::http::metrics(vec![view]))
+                } else {
+                    router
+                };
                 let mut stop = stop_rx.clone();
                 Some(tokio::spawn(otedama_pool::http::serve(
                     listener,

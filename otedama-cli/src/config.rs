@@ -159,21 +159,170 @@ impl Serialize for RewardWindow {
     }
 }
 
-/// `mining`: what is mined and by the built-in miner.
+/// `mining`: what is mined, and the built-in miner.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Mining {
     /// sha256d, scrypt or randomx.
     pub(crate) algorithm: String,
-    /// Threads of the built-in CPU miner that `pool` starts (0: none).
-    pub(crate) threads: usize,
+    /// Threads of the built-in CPU miner that `pool` starts (0: none); `serve` takes
+    /// `cpu.threads` unless this is given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) threads: Option<usize>,
+    /// Whether `serve` mines with the CPU.
+    pub(crate) enable_cpu: bool,
+    /// Whether `serve` mines with GPUs.
+    pub(crate) enable_gpu: bool,
+    /// Whether `serve` mines with ASICs.
+    pub(crate) enable_asic: bool,
+    /// `mining.cpu`.
+    pub(crate) cpu: Cpu,
+    /// `mining.gpu`.
+    pub(crate) gpu: Gpu,
+    /// `mining.asic`.
+    pub(crate) asic: Asic,
+    /// The pool `serve`'s miner mines on (`stratum+tcp://host:port`); this process's own
+    /// pool when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) pool_url: Option<String>,
+    /// The worker name `serve`'s miner logs in with on `pool_url` (`address.rig`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) user: Option<String>,
 }
 
 impl Default for Mining {
     fn default() -> Self {
         Mining {
             algorithm: "sha256d".into(),
-            threads: 1,
+            threads: None,
+            enable_cpu: true,
+            enable_gpu: false,
+            enable_asic: false,
+            cpu: Cpu::default(),
+            gpu: Gpu::default(),
+            asic: Asic::default(),
+            pool_url: None,
+            user: None,
+        }
+    }
+}
+
+impl Mining {
+    /// The built-in miner's threads under `pool`: `threads`, one when absent.
+    pub(crate) fn pool_threads(&self) -> usize {
+        self.threads.unwrap_or(1)
+    }
+
+    /// The built-in miner's threads under `serve`: none without `enable_cpu`, else
+    /// `threads` when given, else `cpu.threads` (0: one per core).
+    pub(crate) fn serve_threads(&self) -> usize {
+        if !self.enable_cpu {
+            return 0;
+        }
+        match self.threads {
+            Some(n) => n,
+            None if self.cpu.threads == 0 => std::thread::available_parallelism()
+                .map(std::num::NonZeroUsize::get)
+                .unwrap_or(1),
+            None => self.cpu.threads,
+        }
+    }
+}
+
+/// `mining.cpu`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Cpu {
+    /// Mining threads; 0 is one per core.
+    pub(crate) threads: usize,
+    /// The mining threads' scheduling priority: low, normal or high.
+    pub(crate) priority: String,
+}
+
+impl Default for Cpu {
+    fn default() -> Self {
+        Cpu {
+            threads: 0,
+            priority: "normal".into(),
+        }
+    }
+}
+
+/// A device named in a list: its index or its name.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub(crate) enum DeviceId {
+    /// By index.
+    Index(u32),
+    /// By name or path.
+    Name(String),
+}
+
+/// `mining.gpu`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Gpu {
+    /// Which GPUs mine; every one found when empty.
+    pub(crate) devices: Vec<DeviceId>,
+    /// Work per dispatch, as a power of two of threads (8 to 31).
+    pub(crate) intensity: u32,
+    /// Degrees Celsius above which a GPU is throttled.
+    pub(crate) temperature_limit: u32,
+}
+
+impl Default for Gpu {
+    fn default() -> Self {
+        Gpu {
+            devices: Vec::new(),
+            intensity: 20,
+            temperature_limit: 85,
+        }
+    }
+}
+
+/// `mining.asic`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Asic {
+    /// Which ASICs mine (USB paths or `host:port` of a cgminer-style API); every one
+    /// discovered when empty.
+    pub(crate) devices: Vec<DeviceId>,
+    /// How often each ASIC is asked for its state.
+    pub(crate) poll_interval: Span,
+}
+
+impl Default for Asic {
+    fn default() -> Self {
+        Asic {
+            devices: Vec::new(),
+            poll_interval: Span(Duration::from_secs(5)),
+        }
+    }
+}
+
+/// `app`: the process as a whole.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct App {
+    /// The name the process goes by in logs and the API.
+    pub(crate) name: String,
+    /// production or development: production refuses the embedded devnet unless
+    /// `pool.devnet` asks for it.
+    pub(crate) mode: String,
+    /// A file every log line also goes to (created with its directory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) log_file: Option<PathBuf>,
+    /// text (human lines) or json (one object per line, for collectors).
+    pub(crate) log_format: String,
+}
+
+impl Default for App {
+    fn default() -> Self {
+        App {
+            name: "otedama".into(),
+            mode: "development".into(),
+            log_file: None,
+            log_format: "text".into(),
         }
     }
 }
@@ -259,7 +408,11 @@ pub(crate) struct PortConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) chain: Option<String>,
     /// This port's payout address.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "payout_address",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub(crate) address: Option<String>,
     /// This port's node; the devnet when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -276,10 +429,19 @@ pub(crate) struct PortConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Pool {
+    /// Whether `serve` runs the pool.
+    pub(crate) enable: bool,
     /// Where the Stratum server listens.
     pub(crate) listen: SocketAddr,
-    /// The pool's own payout address (fees, and the devnet's coinbase).
+    /// The Stratum listen address (`0.0.0.0:3333`), as the documented file writes it; an
+    /// older file's payout address here still counts as `payout_address`.
+    #[serde(skip_serializing)]
     pub(crate) address: Option<String>,
+    /// The pool's own payout address (fees, and the devnet's coinbase).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) payout_address: Option<String>,
+    /// Whether the embedded devnet may run in production mode (no node configured).
+    pub(crate) devnet: bool,
     /// Most concurrent miner connections.
     pub(crate) max_connections: usize,
     /// The pool fee in percent.
@@ -390,8 +552,11 @@ impl Limits {
 impl Default for Pool {
     fn default() -> Self {
         Pool {
+            enable: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 3333)),
             address: None,
+            payout_address: None,
+            devnet: false,
             max_connections: 10_000,
             fee_percentage: 1.0,
             difficulty: None,
@@ -414,10 +579,16 @@ impl Default for Pool {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Api {
-    /// Whether the REST/WebSocket API runs.
+    /// Whether the REST/WebSocket API and the dashboard run.
+    #[serde(alias = "enable")]
     pub(crate) enabled: bool,
-    /// Where it listens.
+    /// Where they listen.
+    #[serde(alias = "address")]
     pub(crate) listen: SocketAddr,
+    /// Bearer tokens for the API.
+    pub(crate) auth: ApiAuth,
+    /// Whether `/` serves the dashboard.
+    pub(crate) dashboard: bool,
 }
 
 impl Default for Api {
@@ -425,6 +596,92 @@ impl Default for Api {
         Api {
             enabled: false,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            auth: ApiAuth::default(),
+            dashboard: true,
+        }
+    }
+}
+
+/// `api.auth`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ApiAuth {
+    /// Whether mutating endpoints need a bearer token (`otedama-cli api-token`).
+    #[serde(alias = "enable")]
+    pub(crate) enabled: bool,
+    /// How long an issued token is valid.
+    pub(crate) token_expiry: Span,
+    /// Whether reads need a token too.
+    pub(crate) protect_reads: bool,
+    /// The file holding the secret tokens are signed with; made on first use. Beside the
+    /// database (`api-secret`) when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) secret_file: Option<PathBuf>,
+}
+
+impl Default for ApiAuth {
+    fn default() -> Self {
+        ApiAuth {
+            enabled: false,
+            token_expiry: Span(Duration::from_secs(86_400)),
+            protect_reads: false,
+            secret_file: None,
+        }
+    }
+}
+
+/// `monitoring.metrics` or `monitoring.health`: whether it is served, and where.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub(crate) struct Endpoint {
+    /// Whether it is served.
+    pub(crate) enabled: bool,
+    /// Its own listen address; on the API's listener when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) address: Option<SocketAddr>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndpointFields {
+    #[serde(default, alias = "enable")]
+    enabled: bool,
+    #[serde(default, alias = "listen")]
+    address: Option<SocketAddr>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum EndpointForm {
+    Flag(bool),
+    Fields(EndpointFields),
+}
+
+impl<'de> Deserialize<'de> for Endpoint {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // `metrics: true` (older files) or `metrics: {enabled, address}`.
+        let value = serde_yaml::Value::deserialize(d)?;
+        if let serde_yaml::Value::Bool(enabled) = value {
+            return Ok(Endpoint {
+                enabled,
+                address: None,
+            });
+        }
+        match serde_yaml::from_value::<EndpointForm>(value.clone()) {
+            Ok(EndpointForm::Flag(enabled)) => Ok(Endpoint {
+                enabled,
+                address: None,
+            }),
+            Ok(EndpointForm::Fields(f)) => Ok(Endpoint {
+                enabled: f.enabled,
+                address: f.address,
+            }),
+            // The fields' own error says which key is wrong.
+            Err(_) => serde_yaml::from_value::<EndpointFields>(value)
+                .map(|f| Endpoint {
+                    enabled: f.enabled,
+                    address: f.address,
+                })
+                .map_err(serde::de::Error::custom),
         }
     }
 }
@@ -433,16 +690,22 @@ impl Default for Api {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Monitoring {
-    /// Whether Prometheus metrics are served (on the API listener).
-    pub(crate) metrics: bool,
-    /// How often the pool prints its status line.
+    /// Prometheus metrics at `/metrics`.
+    pub(crate) metrics: Endpoint,
+    /// `/health/live` and `/health/ready`.
+    pub(crate) health: Endpoint,
+    /// How often the pool logs its status line.
     pub(crate) stats_interval: Span,
 }
 
 impl Default for Monitoring {
     fn default() -> Self {
         Monitoring {
-            metrics: false,
+            metrics: Endpoint::default(),
+            health: Endpoint {
+                enabled: true,
+                address: None,
+            },
             stats_interval: Span(Duration::from_secs(10)),
         }
     }
@@ -452,6 +715,8 @@ impl Default for Monitoring {
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Config {
+    /// `app`.
+    pub(crate) app: App,
     /// `mining`.
     pub(crate) mining: Mining,
     /// `pool`.
@@ -496,7 +761,8 @@ impl Config {
     /// Parses YAML text; `file` names the source in errors.
     pub(crate) fn from_yaml(text: &str, file: &str) -> Result<Config, ConfigError> {
         if text.trim().is_empty() {
-            let config = Config::default();
+            let mut config = Config::default();
+            config.normalize(file)?;
             config.validate(file)?;
             return Ok(config);
         }
@@ -516,8 +782,63 @@ impl Config {
                 reason,
             }
         })?;
+        let mut config = config;
+        config.normalize(file)?;
         config.validate(file)?;
         Ok(config)
+    }
+
+    /// Settles what the file may spell more than one way: names in any case, and
+    /// `pool.address` as the listen address (or, in older files, the payout address).
+    pub(crate) fn normalize(&mut self, file: &str) -> Result<(), ConfigError> {
+        for name in [
+            &mut self.mining.algorithm,
+            &mut self.pool.rewards.system,
+            &mut self.app.mode,
+            &mut self.app.log_format,
+            &mut self.mining.cpu.priority,
+        ] {
+            *name = name.trim().to_ascii_lowercase();
+        }
+        for port in &mut self.pool.ports {
+            port.algorithm = port.algorithm.trim().to_ascii_lowercase();
+        }
+        if let Some(address) = self.pool.address.take() {
+            match address.parse::<SocketAddr>() {
+                Ok(listen) => self.pool.listen = listen,
+                Err(_) => match &self.pool.payout_address {
+                    None => self.pool.payout_address = Some(address),
+                    Some(payout) if *payout == address => {}
+                    Some(_) => {
+                        return Err(ConfigError {
+                            file: file.to_owned(),
+                            key: "pool.address".into(),
+                            reason: format!(
+                                "{address:?} is not a listen address like 0.0.0.0:3333 \
+                                 (the payout address is pool.payout_address)"
+                            ),
+                        })
+                    }
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the pool would run on the embedded devnet (no node), and may: production
+    /// mode refuses it unless `pool.devnet` asks for it.
+    pub(crate) fn check_devnet(&self, file: &str) -> Result<(), ConfigError> {
+        let on_devnet = self.instances().iter().any(|c| c.pool.node.is_none());
+        if on_devnet && self.app.mode == "production" && !self.pool.devnet {
+            return Err(ConfigError {
+                file: file.to_owned(),
+                key: "pool.node".into(),
+                reason: "app.mode production needs a node to mine on; set pool.node, or \
+                         pool.devnet: true to run the embedded devnet (or app.mode: development)"
+                    .into(),
+            });
+        }
+        Ok(())
     }
 
     /// Reads and parses a file.
@@ -573,11 +894,69 @@ impl Config {
                 "give both cert and key, or neither (a self-signed pair is made)".into(),
             );
         }
-        if self.mining.threads > 1024 {
+        for (key, threads) in [
+            ("mining.threads", self.mining.threads.unwrap_or(0)),
+            ("mining.cpu.threads", self.mining.cpu.threads),
+        ] {
+            if threads > 1024 {
+                return err(key, format!("{threads} is more than 1024"));
+            }
+        }
+        for (key, value, choices) in [
+            (
+                "app.mode",
+                &self.app.mode,
+                &["production", "development"][..],
+            ),
+            (
+                "app.log_format",
+                &self.app.log_format,
+                &["text", "json"][..],
+            ),
+            (
+                "mining.cpu.priority",
+                &self.mining.cpu.priority,
+                &["low", "normal", "high"][..],
+            ),
+        ] {
+            if !choices.contains(&value.as_str()) {
+                return err(
+                    key,
+                    format!("unknown value {value:?} (choose {})", choices.join(", ")),
+                );
+            }
+        }
+        if !(8..=31).contains(&self.mining.gpu.intensity) {
             return err(
-                "mining.threads",
-                format!("{} is more than 1024", self.mining.threads),
+                "mining.gpu.intensity",
+                format!("{} is not between 8 and 31", self.mining.gpu.intensity),
             );
+        }
+        if !(40..=110).contains(&self.mining.gpu.temperature_limit) {
+            return err(
+                "mining.gpu.temperature_limit",
+                format!(
+                    "{} is not between 40 and 110 degrees",
+                    self.mining.gpu.temperature_limit
+                ),
+            );
+        }
+        if self.mining.asic.poll_interval.0.is_zero() {
+            return err(
+                "mining.asic.poll_interval",
+                "must be longer than zero".into(),
+            );
+        }
+        if self.api.auth.token_expiry.0.is_zero() {
+            return err("api.auth.token_expiry", "must be longer than zero".into());
+        }
+        if let Some(url) = &self.mining.pool_url {
+            if !url.contains("://") {
+                return err(
+                    "mining.pool_url",
+                    format!("{url:?} is not a URL like stratum+tcp://host:3333"),
+                );
+            }
         }
         if !(0.0..=100.0).contains(&self.pool.fee_percentage)
             || !self.pool.fee_percentage.is_finite()
@@ -733,7 +1112,7 @@ impl Config {
                 c.mining.algorithm = port.algorithm.clone();
                 c.pool.listen = port.listen;
                 c.pool.chain = port.chain.clone().or(c.pool.chain);
-                c.pool.address = port.address.clone().or(c.pool.address);
+                c.pool.payout_address = port.address.clone().or(c.pool.payout_address);
                 c.pool.node = port.node.clone().or(c.pool.node);
                 c.pool.difficulty = port.difficulty.or(c.pool.difficulty);
                 c.pool.devnet_difficulty = port.devnet_difficulty.or(c.pool.devnet_difficulty);

@@ -25,7 +25,7 @@ pub(crate) fn check_connections(what: &str, connections: usize) {
     };
     let needed = (connections as u64).saturating_add(RESERVED_DESCRIPTORS);
     if needed > limit {
-        eprintln!(
+        tracing::warn!(
             "warning: {what} is {connections} but the process may open only {limit} files \
              (the hard limit, `ulimit -Hn`); connections past about {} will be refused",
             limit.saturating_sub(RESERVED_DESCRIPTORS)

@@ -5,10 +5,15 @@ mod config;
 mod hash;
 mod kernel;
 mod limits;
+mod local_miner;
+mod logging;
 mod mine;
 mod pool;
 mod pool_bench;
+mod serve;
 mod signals;
+mod status;
+mod token;
 
 use std::process::ExitCode;
 
@@ -18,6 +23,13 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "otedama-cli", version, about)]
 struct Cli {
+    /// How log lines are written: text for people, json for collectors (pool, serve and
+    /// mine; overrides app.log_format).
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<logging::LogFormat>,
+    /// Also write every log line to this file (overrides app.log_file).
+    #[arg(long, global = true)]
+    log_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -30,6 +42,9 @@ enum Command {
     Hash(hash::HashArgs),
     /// Measure a mining kernel's speed over a nonce range.
     Bench(bench::BenchArgs),
+    /// Run everything the configuration file enables: the pool, the built-in miner, the API
+    /// with its dashboard, metrics and health.
+    Serve(serve::ServeArgs),
     /// Run a pool on a node or the embedded devnet (Stratum v1, or the Monero dialect for
     /// randomx).
     Pool(pool::PoolArgs),
@@ -38,16 +53,30 @@ enum Command {
     Mine(mine::MineArgs),
     /// Measure share validation and submit latency with simulated miners.
     BenchPool(pool_bench::PoolBenchArgs),
+    /// Show a running pool's or miner's state, read from its API.
+    Status(status::StatusArgs),
+    /// Print a bearer token for the API of the pool a configuration runs.
+    ApiToken(token::TokenArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let flags = || logging::LogSettings {
+        format: cli.log_format.unwrap_or_default(),
+        file: cli.log_file.clone(),
+        all_stderr: true,
+    };
     let result = match cli.command {
-        Command::Hash(args) => hash::run(&args),
-        Command::Bench(args) => bench::run(&args),
-        Command::Pool(args) => pool::run(args),
-        Command::Mine(args) => mine::run(args),
-        Command::BenchPool(args) => pool_bench::run(&args),
+        Command::Hash(ref args) => hash::run(args),
+        Command::Bench(ref args) => bench::run(args),
+        Command::Serve(ref args) => {
+            serve::run(args.clone(), (cli.log_format, cli.log_file.clone()))
+        }
+        Command::Pool(ref args) => pool::run(args.clone(), (cli.log_format, cli.log_file.clone())),
+        Command::Mine(ref args) => logging::init(&flags()).and_then(|()| mine::run(args.clone())),
+        Command::BenchPool(ref args) => pool_bench::run(args),
+        Command::Status(ref args) => status::run(args),
+        Command::ApiToken(ref args) => token::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -64,6 +64,28 @@ pub(crate) struct MineArgs {
     /// printed.
     #[arg(long, value_parser = parse_fingerprint)]
     pub(crate) tls_fingerprint: Option<[u8; 32]>,
+    /// Serve the miner's status over HTTP here (`/api/status`, `/api/stats`,
+    /// `/api/mining/start|stop`, `/health/live`), e.g. 127.0.0.1:8081.
+    #[arg(long)]
+    pub(crate) api_address: Option<std::net::SocketAddr>,
+    /// The mining threads' scheduling priority: low, normal or high (high needs the
+    /// privilege to raise it).
+    #[arg(long, default_value = "normal", value_parser = ["low", "normal", "high"])]
+    pub(crate) priority: String,
+    /// What the miner counts, for its API.
+    #[arg(skip)]
+    pub(crate) gauges: Arc<MinerGauges>,
+}
+
+/// What a running miner counts, read by its API while it mines.
+#[derive(Debug, Default)]
+pub(crate) struct MinerGauges {
+    /// Hashes computed since the miner started.
+    pub(crate) hashes: std::sync::atomic::AtomicU64,
+    /// Shares the pool accepted.
+    pub(crate) accepted: std::sync::atomic::AtomicU64,
+    /// Shares the pool rejected.
+    pub(crate) rejected: std::sync::atomic::AtomicU64,
 }
 
 fn parse_fingerprint(text: &str) -> Result<[u8; 32], String> {
@@ -243,7 +265,7 @@ impl Dialect for MoneroMinerSession {
             MoneroMinerEvent::LoginFailed(e) => Event::Refused(e.message),
             MoneroMinerEvent::NewJob { job, difficulty } => {
                 if job.seed_hash.is_none() {
-                    eprintln!(
+                    tracing::warn!(
                         "job {} has no seed_hash: a RandomX job needs one",
                         job.job_id
                     );
@@ -317,6 +339,8 @@ impl<J: Clone> Miner<J> {
         CpuConfig {
             name: format!("cpu {}", self.args.algo),
             threads: self.args.threads,
+            priority: otedama_devices::ThreadPriority::parse(&self.args.priority)
+                .unwrap_or_default(),
             ..CpuConfig::default()
         }
     }
@@ -369,7 +393,7 @@ impl<J: Clone> Miner<J> {
         })
         .await
         .context("the RandomX set-up thread failed")??;
-        eprintln!("[mine randomx] key {}", encode_hex(&seed));
+        tracing::info!("[mine randomx] key {}", encode_hex(&seed));
         if self.device.is_none() {
             self.start(Arc::clone(&kernel))?;
         }
@@ -462,6 +486,9 @@ impl<J: Clone> Miner<J> {
     }
 }
 
+/// How often the hash count the miner's API reads is brought up to date.
+const GAUGE_EVERY: Duration = Duration::from_secs(2);
+
 /// How one connection ended.
 enum SessionEnd {
     Stopped,
@@ -491,6 +518,7 @@ async fn run_session<D: Dialect>(
     let mut stats =
         tokio::time::interval(Duration::from_secs_f64(miner.args.stats_interval.max(0.5)));
     stats.tick().await;
+    let mut gauge = tokio::time::interval(GAUGE_EVERY);
     let mut difficulty = 0.0;
     let end = loop {
         tokio::select! {
@@ -506,7 +534,7 @@ async fn run_session<D: Dialect>(
                 if !shown {
                     if let Some(fingerprint) = client.peer_fingerprint() {
                         shown = true;
-                        eprintln!(
+                        tracing::info!(
                             "[mine] {url}: TLS, certificate sha256 fingerprint {}",
                             otedama_core::encode_hex(&fingerprint)
                         );
@@ -523,11 +551,17 @@ async fn run_session<D: Dialect>(
                         miner.new_job::<D>(job).await?;
                     }
                     Some(Event::ShareResult { accepted, reason }) => {
+                        let counter = if accepted {
+                            &miner.args.gauges.accepted
+                        } else {
+                            &miner.args.gauges.rejected
+                        };
+                        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         if accepted {
                             miner.accepted += 1;
                         } else {
                             miner.rejected += 1;
-                            eprintln!(
+                            tracing::warn!(
                                 "share rejected: {}",
                                 reason.unwrap_or_else(|| "no reason given".to_owned())
                             );
@@ -539,16 +573,19 @@ async fn run_session<D: Dialect>(
                     Some(Event::Reconnect) => {
                         break SessionEnd::Lost("the pool asked to reconnect".into())
                     }
-                    Some(Event::Message(m)) => eprintln!("{m}"),
+                    Some(Event::Message(m)) => tracing::info!("message from the pool: {m}"),
                     Some(Event::Closed(reason)) => {
                         break SessionEnd::Lost(format!("session closed: {reason}"))
                     }
                 }
             }
             Some(event) = device_events.recv() => miner.device_event(&mut client, event)?,
+            _ = gauge.tick() => {
+                miner.args.gauges.hashes.store(miner.hashes(), std::sync::atomic::Ordering::Relaxed);
+            }
             _ = stats.tick() => {
                 let rate = miner.hashrate();
-                eprintln!(
+                tracing::info!(
                     "[mine {}] {rate:.2}  accepted {} rejected {}  difficulty {difficulty}",
                     miner.args.algo, miner.accepted, miner.rejected,
                 );
@@ -640,9 +677,9 @@ async fn failover<D: Dialect>(
             };
             match outcome {
                 Ok(SessionEnd::Stopped) => break 'outer Ok(()),
-                Ok(SessionEnd::Lost(why)) => eprintln!("lost {url}: {why}"),
+                Ok(SessionEnd::Lost(why)) => tracing::warn!("lost {url}: {why}"),
                 Err(e) if failures > 1000 => break 'outer Err(e),
-                Err(e) => eprintln!("{url}: {e:#}"),
+                Err(e) => tracing::warn!("{url}: {e:#}"),
             }
             // Nothing to mine while disconnected: stale work only wastes power.
             miner.idle();
@@ -660,7 +697,7 @@ async fn failover<D: Dialect>(
     let hashes = miner.hashes();
     if let Some(mut device) = miner.device.take() {
         if let Err(e) = device.stop() {
-            eprintln!("mining thread stopped: {e}");
+            tracing::warn!("mining thread stopped: {e}");
         }
     }
     let totals = MinerTotals {
@@ -669,9 +706,11 @@ async fn failover<D: Dialect>(
     };
     let rate = Hashrate::from_hashes_and_secs(hashes as f64, started.elapsed().as_secs_f64())
         .unwrap_or(Hashrate::ZERO);
-    eprintln!(
+    tracing::info!(
         "[mine {}] done: {} accepted, {} rejected, {rate:.2} average",
-        miner.args.algo, totals.accepted, totals.rejected
+        miner.args.algo,
+        totals.accepted,
+        totals.rejected
     );
     result.map(|()| totals)
 }
@@ -685,11 +724,39 @@ pub(crate) fn run(args: MineArgs) -> Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let (stop_tx, stop_rx) = watch::channel(false);
+        let api = match args.api_address {
+            Some(address) => {
+                let listener = tokio::net::TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("cannot listen on {address} (--api-address)"))?;
+                let local = listener.local_addr()?;
+                let view: Arc<dyn otedama_pool::http::MinerControl> =
+                    Arc::new(crate::local_miner::MinerView::new(&args));
+                tracing::info!(
+                    "otedama miner api: http://{local} (/api/status, /api/stats, /health/live)"
+                );
+                let mut stop = stop_rx.clone();
+                Some(tokio::spawn(otedama_pool::http::serve(
+                    listener,
+                    otedama_pool::http::miner(view, None),
+                    async move {
+                        let _ = stop.changed().await;
+                    },
+                )))
+            }
+            None => None,
+        };
+        let signal = stop_tx.clone();
         tokio::spawn(async move {
             crate::signals::wait_for_shutdown().await;
-            let _ = stop_tx.send(true);
+            let _ = signal.send(true);
         });
-        mine(args, stop_rx).await.map(|_| ())
+        let mined = mine(args, stop_rx).await.map(|_| ());
+        let _ = stop_tx.send(true);
+        if let Some(api) = api {
+            let _ = tokio::time::timeout(Duration::from_secs(5), api).await;
+        }
+        mined
     })
 }
 

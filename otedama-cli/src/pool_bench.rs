@@ -170,7 +170,7 @@ pub(crate) fn run(args: &PoolBenchArgs) -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     let mut config = Config::default();
     config.mining.algorithm = args.algo.clone();
-    config.mining.threads = 0;
+    config.mining.threads = Some(0);
     config.pool.listen = "127.0.0.1:0".parse()?;
     config.pool.database = dir.join("bench.db").display().to_string();
     config.pool.max_connections = args.connections + 16;
@@ -184,19 +184,18 @@ pub(crate) fn run(args: &PoolBenchArgs) -> Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let total_seconds = args.seconds + 30.0;
     let outcome = runtime.block_on(async {
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let pool = tokio::spawn(serve(
             config,
             ServeOptions {
-                seconds: Some(total_seconds),
                 vardiff: false,
                 ready: Some(ready_tx),
-                randomx_mode: crate::mine::RandomXModeArg::Light,
+                stop: stop_rx,
             },
         ));
-        let addr = ready_rx.await.context("the pool did not start")?;
+        let addr = ready_rx.await.context("the pool did not start")?.addr;
         let address = otedama_core::bitcoin::bech32::segwit::encode(
             otedama_core::bitcoin::bech32::Hrp::parse_unchecked("bcrt"),
             otedama_core::bitcoin::bech32::segwit::VERSION_0,
@@ -231,7 +230,8 @@ pub(crate) fn run(args: &PoolBenchArgs) -> Result<()> {
                 Err(_) => failed += 1,
             }
         }
-        pool.abort();
+        let _ = stop_tx.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(30), pool).await;
         anyhow::Ok((latencies, accepted, rejected, failed))
     })?;
     let _ = std::fs::remove_dir_all(&dir);

@@ -5,6 +5,7 @@ use std::error::Error;
 use std::fmt;
 use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
@@ -13,12 +14,12 @@ use std::time::{Duration, Instant};
 use otedama_core::Hashrate;
 use otedama_hash::{PowAlgorithm, Solution, Worker};
 
-use crate::affinity;
 use crate::device::{
     AffinityStatus, Device, DeviceEvent, DeviceJob, DeviceKind, DeviceStatus, EventSink, Found,
-    HashrateReport, ThreadHashrate, ThreadState, ThreadStatus,
+    HashrateReport, PriorityStatus, ThreadHashrate, ThreadState, ThreadStatus,
 };
-use crate::error::DeviceError;
+use crate::error::{DeviceError, ParsePriorityError};
+use crate::{affinity, priority};
 
 /// The most threads one [`CpuDevice`] runs.
 pub const MAX_CPU_THREADS: usize = 1024;
@@ -42,6 +43,10 @@ pub struct CpuConfig {
     pub max_chunk: u64,
     /// The time constant of the smoothed hashrate.
     pub hashrate_window: Duration,
+    /// The scheduling priority each thread gives itself when it starts, where the OS allows;
+    /// the outcome is reported in [`ThreadStatus::priority`], and a thread whose priority could
+    /// not be set mines at the priority it inherited.
+    pub priority: ThreadPriority,
 }
 
 impl Default for CpuConfig {
@@ -53,7 +58,90 @@ impl Default for CpuConfig {
             chunk_time: Duration::from_millis(50),
             max_chunk: 1 << 24,
             hashrate_window: Duration::from_secs(5),
+            priority: ThreadPriority::Normal,
         }
+    }
+}
+
+/// The scheduling priority of a [`CpuDevice`]'s threads, relative to the rest of the host.
+///
+/// On Linux (with the `affinity` feature) this is the thread's nice value, see
+/// [`ThreadPriority::nice`]; elsewhere only [`ThreadPriority::Normal`] is honoured and the
+/// others report [`PriorityStatus::Unsupported`].
+///
+/// ```
+/// use otedama_devices::ThreadPriority;
+///
+/// assert_eq!(ThreadPriority::parse("LOW"), Some(ThreadPriority::Low));
+/// assert_eq!("high".parse::<ThreadPriority>(), Ok(ThreadPriority::High));
+/// assert_eq!(ThreadPriority::default().as_str(), "normal");
+/// assert_eq!(ThreadPriority::parse("idle"), None);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ThreadPriority {
+    /// Below other work (nice 10): mining yields to the host's other programs.
+    Low,
+    /// As inherited from the process: the threads' priority is not touched.
+    #[default]
+    Normal,
+    /// Above other work (nice -5). Raising a priority needs privileges (`CAP_SYS_NICE`, or a
+    /// `RLIMIT_NICE` allowance); without them the threads report [`PriorityStatus::Failed`]
+    /// and keep the priority they inherited.
+    High,
+}
+
+impl ThreadPriority {
+    /// Every priority, lowest first.
+    pub const ALL: [ThreadPriority; 3] = [
+        ThreadPriority::Low,
+        ThreadPriority::Normal,
+        ThreadPriority::High,
+    ];
+
+    /// The priority named `name` (`low`, `normal` or `high`, in any case); `None` for any
+    /// other name.
+    pub fn parse(name: &str) -> Option<ThreadPriority> {
+        ThreadPriority::ALL
+            .into_iter()
+            .find(|priority| priority.as_str().eq_ignore_ascii_case(name))
+    }
+
+    /// The lowercase name, as in configuration files: `low`, `normal` or `high`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThreadPriority::Low => "low",
+            ThreadPriority::Normal => "normal",
+            ThreadPriority::High => "high",
+        }
+    }
+
+    /// The nice value a thread sets for itself on Linux (lower is more favoured): 10 for
+    /// [`Low`](ThreadPriority::Low), -5 for [`High`](ThreadPriority::High), and `None` for
+    /// [`Normal`](ThreadPriority::Normal), which leaves the inherited one.
+    pub fn nice(self) -> Option<i32> {
+        match self {
+            ThreadPriority::Low => Some(10),
+            ThreadPriority::Normal => None,
+            ThreadPriority::High => Some(-5),
+        }
+    }
+}
+
+impl fmt::Display for ThreadPriority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ThreadPriority {
+    type Err = ParsePriorityError;
+
+    /// As [`ThreadPriority::parse`], with an error that names the input.
+    fn from_str(name: &str) -> Result<ThreadPriority, ParsePriorityError> {
+        ThreadPriority::parse(name).ok_or_else(|| ParsePriorityError {
+            input: name.to_owned(),
+        })
     }
 }
 
@@ -62,11 +150,11 @@ type Factory = dyn Fn(usize) -> Result<Box<dyn Worker>, Box<dyn Error + Send + S
 
 /// Mining threads on the host's processors.
 ///
-/// Each thread owns one kernel [`Worker`], built on the thread (after pinning) by the factory
-/// given to [`CpuDevice::start`]. The threads take chunks of the job's nonce range from a shared
-/// cursor, so every nonce is scanned once, a faster thread simply takes more chunks, and
-/// [`DeviceEvent::Exhausted`] is sent once the whole range is done. Between chunks each thread
-/// checks for a new job and for [`Device::stop`].
+/// Each thread owns one kernel [`Worker`], built on the thread (after pinning and setting its
+/// priority) by the factory given to [`CpuDevice::start`]. The threads take chunks of the job's
+/// nonce range from a shared cursor, so every nonce is scanned once, a faster thread simply
+/// takes more chunks, and [`DeviceEvent::Exhausted`] is sent once the whole range is done.
+/// Between chunks each thread checks for a new job and for [`Device::stop`].
 pub struct CpuDevice {
     shared: Arc<Shared>,
     handles: Vec<JoinHandle<()>>,
@@ -160,6 +248,7 @@ impl CpuDevice {
             chunk_time: config.chunk_time.as_secs_f64(),
             max_chunk: config.max_chunk.max(1),
             window: config.hashrate_window.as_secs_f64(),
+            priority: config.priority,
         });
         let (ready_tx, ready_rx) = mpsc::channel();
         let mut device = CpuDevice {
@@ -293,6 +382,11 @@ impl Device for CpuDevice {
                         .get()
                         .copied()
                         .unwrap_or(AffinityStatus::NotRequested),
+                    priority: slot
+                        .priority
+                        .get()
+                        .copied()
+                        .unwrap_or(PriorityStatus::NotRequested),
                     error: slot.error.get().cloned(),
                 })
                 .collect(),
@@ -335,6 +429,8 @@ struct Shared {
     max_chunk: u64,
     /// Seconds: the smoothed hashrate's time constant.
     window: f64,
+    /// The priority each thread gives itself.
+    priority: ThreadPriority,
 }
 
 impl Shared {
@@ -438,6 +534,7 @@ struct ThreadSlot {
     /// The smoothed hashrate, as `f64` bits.
     rate: AtomicU64,
     affinity: OnceLock<AffinityStatus>,
+    priority: OnceLock<PriorityStatus>,
     error: OnceLock<DeviceError>,
 }
 
@@ -543,7 +640,7 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
         .unwrap_or_else(|| "no message".to_owned())
 }
 
-/// A mining thread: pin, build the worker, report ready, mine until stopped or failed.
+/// A mining thread: pin, set its priority, build the worker, report ready, mine until stopped or failed.
 fn thread_main(
     shared: &Shared,
     index: usize,
@@ -559,6 +656,9 @@ fn thread_main(
         Err(status) => status,
     };
     let _ = slot.affinity.set(affinity);
+    let _ = slot
+        .priority
+        .set(priority::apply_to_current_thread(shared.priority));
     let built = catch_unwind(AssertUnwindSafe(|| factory(index)));
     drop(factory);
     let worker = match built {

@@ -33,7 +33,7 @@ pub trait Device: Send {
     /// The live hashrate (smoothed over the last seconds) and the hashes done since start.
     fn hashrate(&self) -> HashrateReport;
 
-    /// The state of the device's threads, their CPU pinning, and any failures.
+    /// The state of the device's threads, their CPU pinning and priority, and any failures.
     fn status(&self) -> DeviceStatus;
 
     /// Stops mining and waits for the device's threads to finish their current chunk.
@@ -271,6 +271,9 @@ pub struct ThreadStatus {
     pub state: ThreadState,
     /// Whether it was pinned to a processor.
     pub affinity: AffinityStatus,
+    /// Whether its scheduling priority was set, see
+    /// [`CpuConfig::priority`](crate::CpuConfig::priority).
+    pub priority: PriorityStatus,
     /// Why it stopped, when it failed.
     pub error: Option<DeviceError>,
 }
@@ -326,6 +329,48 @@ impl fmt::Display for AffinityStatus {
                 )
             }
             AffinityStatus::Failed { os_error: None } => f.write_str("pinning failed"),
+        }
+    }
+}
+
+/// Whether a thread's scheduling priority was set (on Linux, its nice value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PriorityStatus {
+    /// No change was asked for ([`ThreadPriority::Normal`](crate::ThreadPriority::Normal)): the
+    /// thread runs at the priority it inherited.
+    NotRequested,
+    /// This build or operating system cannot set thread priorities (the `affinity` feature is
+    /// off, or the OS is not Linux); the thread runs at the priority it inherited.
+    Unsupported,
+    /// The thread runs with this nice value.
+    Applied {
+        /// The nice value set, from -20 (most favoured) to 19 (least).
+        nice: i32,
+    },
+    /// The operating system refused (raising a priority needs privileges); the thread runs at
+    /// the priority it inherited.
+    Failed {
+        /// The OS error number, when there was one (`EACCES` or `EPERM` for missing
+        /// privileges).
+        os_error: Option<i32>,
+    },
+}
+
+impl fmt::Display for PriorityStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PriorityStatus::NotRequested => f.write_str("priority inherited"),
+            PriorityStatus::Unsupported => f.write_str("priority unsupported"),
+            PriorityStatus::Applied { nice } => write!(f, "nice {nice}"),
+            PriorityStatus::Failed { os_error: Some(e) } => {
+                write!(
+                    f,
+                    "setting priority failed ({})",
+                    std::io::Error::from_raw_os_error(*e)
+                )
+            }
+            PriorityStatus::Failed { os_error: None } => f.write_str("setting priority failed"),
         }
     }
 }

@@ -30,6 +30,14 @@ pub enum JobError {
     },
 }
 
+/// Why a name is not a [`ThreadPriority`](crate::ThreadPriority).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown thread priority {input:?}: expected low, normal or high")]
+pub struct ParsePriorityError {
+    /// The name that was given.
+    pub input: String,
+}
+
 /// Why a device, or one of its threads, stopped or could not start.
 ///
 /// Cheap to clone (sources are shared), so the same error can be delivered as a

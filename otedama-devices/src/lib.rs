@@ -8,8 +8,8 @@
 //! on, so finds on a replaced job can be told apart and dropped;
 //! [`DeviceEvent::Exhausted`] says the whole range is done (time to roll an extranonce);
 //! [`DeviceEvent::Failed`] says a thread stopped on an error. [`Device::hashrate`] gives a live,
-//! smoothed figure per thread and in total, [`Device::status`] the threads' states and CPU
-//! pinning, and [`Device::stop`] (or dropping the device) cancels and joins promptly.
+//! smoothed figure per thread and in total, [`Device::status`] the threads' states, CPU
+//! pinning and priority, and [`Device::stop`] (or dropping the device) cancels and joins promptly.
 //!
 //! [`CpuDevice`] runs one thread per processor (or as many as asked), each with its own kernel
 //! [`Worker`](otedama_hash::Worker) from a caller-supplied factory, so any
@@ -17,7 +17,8 @@
 //! (whose dataset the kernel shares between workers), Ethash and KawPow. Each thread sizes its
 //! scan calls from its measured speed to last about [`CpuConfig::chunk_time`], so a new job or a
 //! stop is picked up within that time even for slow hashes. With the default `affinity`
-//! feature, threads are pinned to processors on Linux.
+//! feature, threads are pinned to processors on Linux, and can be given a lower or higher
+//! scheduling priority ([`CpuConfig::priority`]).
 //!
 //! # Example
 //!
@@ -64,10 +65,11 @@ mod affinity;
 mod cpu;
 mod device;
 mod error;
+mod priority;
 
-pub use cpu::{CpuConfig, CpuDevice, MAX_CPU_THREADS};
+pub use cpu::{CpuConfig, CpuDevice, ThreadPriority, MAX_CPU_THREADS};
 pub use device::{
     split_nonces, AffinityStatus, Device, DeviceEvent, DeviceJob, DeviceKind, DeviceStatus,
-    EventSink, Found, HashrateReport, ThreadHashrate, ThreadState, ThreadStatus,
+    EventSink, Found, HashrateReport, PriorityStatus, ThreadHashrate, ThreadState, ThreadStatus,
 };
-pub use error::{DeviceError, JobError};
+pub use error::{DeviceError, JobError, ParsePriorityError};

@@ -297,7 +297,9 @@ impl Activity {
 
     fn rates(&self, windows: &Windows, now: Instant) -> Hashrates {
         let bucket = self.bucket(now);
-        let elapsed = now.saturating_duration_since(self.started).max(BUCKET);
+        let elapsed = now
+            .saturating_duration_since(self.started)
+            .max(Duration::from_secs(1));
         let rate = |window: Duration| {
             // Before a window has passed, the work so far over the time so far.
             let span = window.min(elapsed).as_secs_f64();

@@ -1,8 +1,7 @@
 //! What both pool paths share: how a run is driven, and how reports are printed.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::Context;
 use otedama_core::Hashrate;
 use otedama_hash::Algorithm;
 use otedama_pool::accounting::{self, NoteLevel};
@@ -10,49 +9,59 @@ use otedama_pool::service::{PoolService, ServiceEvent};
 use otedama_pool::{ErrorChain, Report, ShareLog};
 use tokio::sync::watch;
 
-use crate::mine::{MineArgs, RandomXModeArg};
-
 /// How a pool run is driven.
 pub(crate) struct ServeOptions {
-    /// Stop after this long instead of at SIGINT/SIGTERM.
-    pub(crate) seconds: Option<f64>,
     /// Whether vardiff runs.
     pub(crate) vardiff: bool,
-    /// Told the Stratum address once the pool listens.
-    pub(crate) ready: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
-    /// The built-in RandomX miner's mode.
-    pub(crate) randomx_mode: RandomXModeArg,
+    /// Told once the pool listens.
+    pub(crate) ready: Option<tokio::sync::oneshot::Sender<Started>>,
+    /// Flips to `true` when the pool is to stop.
+    pub(crate) stop: watch::Receiver<bool>,
+}
+
+/// A pool that listens: what the process wires to it (the miner, the API).
+pub(crate) struct Started {
+    /// Its main Stratum address.
+    pub(crate) addr: std::net::SocketAddr,
+    /// Its state, for the API.
+    pub(crate) view: otedama_pool::service::PoolView,
+    /// Its work source as the API shows it.
+    pub(crate) node: String,
+    /// The pool's payout address (the built-in miner logs in as `<it>.builtin`).
+    pub(crate) payout: String,
+    /// The algorithm.
+    pub(crate) algo: Algorithm,
 }
 
 /// Prints what the pool reports.
 pub(crate) fn print_event(algo: Algorithm, event: ServiceEvent) {
     match event {
         ServiceEvent::Engine(Report::NewHeight { height }) => {
-            println!("[{algo}] new block to mine: height {height}")
+            tracing::info!("[{algo}] new block to mine: height {height}")
         }
         ServiceEvent::Engine(Report::JobFailed {
             height,
             worker,
             error,
         }) => match worker {
-            Some(worker) => eprintln!(
+            Some(worker) => tracing::warn!(
                 "cannot build {worker}'s own job for height {height}: {}",
                 ErrorChain(&error)
             ),
-            None => eprintln!(
+            None => tracing::warn!(
                 "cannot build a job for height {height}: {}",
                 ErrorChain(&error)
             ),
         },
         ServiceEvent::Engine(Report::ShareTimedOut { share, stage }) => {
-            eprintln!("share {share:?} not accepted: its {stage} did not finish in time")
+            tracing::warn!("share {share:?} not accepted: its {stage} did not finish in time")
         }
         ServiceEvent::Engine(Report::BlockSubmitted {
             height,
             hash,
             finder,
             result,
-        }) => println!(
+        }) => tracing::info!(
             "[{algo}] BLOCK height {height} {hash} by {finder}: {}",
             match result {
                 Ok(()) => "accepted".to_owned(),
@@ -60,21 +69,21 @@ pub(crate) fn print_event(algo: Algorithm, event: ServiceEvent) {
             }
         ),
         ServiceEvent::Source { error, retry_in } => {
-            eprintln!(
+            tracing::warn!(
                 "work source: {}; keeping the last job, retrying in {retry_in:?}",
                 ErrorChain(&error)
             )
         }
         ServiceEvent::BlockNotRecorded { hash, error } => {
-            eprintln!("cannot record block {hash}: {}", ErrorChain(&error))
+            tracing::warn!("cannot record block {hash}: {}", ErrorChain(&error))
         }
         ServiceEvent::Refused {
             username,
             peer,
             reason,
-        } => eprintln!("refused worker {username:?} from {peer}: {reason}"),
-        ServiceEvent::Closed { peer, reason } => eprintln!("closed {peer}: {reason:?}"),
-        ServiceEvent::Banned { peer, until } => eprintln!(
+        } => tracing::warn!("refused worker {username:?} from {peer}: {reason}"),
+        ServiceEvent::Closed { peer, reason } => tracing::warn!("closed {peer}: {reason:?}"),
+        ServiceEvent::Banned { peer, until } => tracing::warn!(
             "banned {} for {} s (bad shares or lines)",
             peer.ip(),
             until
@@ -82,13 +91,13 @@ pub(crate) fn print_event(algo: Algorithm, event: ServiceEvent) {
                 .map_or(0, |d| d.as_secs().saturating_add(1))
         ),
         ServiceEvent::BansRestored { count } => {
-            println!("{count} stored bans still in force")
+            tracing::info!("{count} stored bans still in force")
         }
         ServiceEvent::BanStoreFailed { error } => {
-            eprintln!("bans: {}", ErrorChain(&error))
+            tracing::warn!("bans: {}", ErrorChain(&error))
         }
-        ServiceEvent::BacklogCapped(backlog) => eprintln!(
-            "warning: the system caps the listen backlog at {} (net.core.somaxconn), below \
+        ServiceEvent::BacklogCapped(backlog) => tracing::warn!(
+            "the system caps the listen backlog at {} (net.core.somaxconn), below \
              pool.max_connections {}: a burst of miners connecting at once may be dropped; \
              raise it with `sysctl -w net.core.somaxconn={}`",
             backlog.effective(),
@@ -102,132 +111,66 @@ pub(crate) fn print_event(algo: Algorithm, event: ServiceEvent) {
 /// Prints what the accounting reports: progress to stdout, warnings to stderr.
 pub(crate) fn print_note(note: accounting::Note) {
     match note.level {
-        NoteLevel::Info => println!("[{}] {}", note.coin, note.text),
-        _ => eprintln!("[{}] {}", note.coin, note.text),
+        NoteLevel::Info => tracing::info!("[{}] {}", note.coin, note.text),
+        _ => tracing::warn!("[{}] {}", note.coin, note.text),
     }
 }
 
-/// What a running pool needs to be driven to its end: the built-in miner, the status line and
-/// the orderly shutdown, the same for every algorithm.
+/// What a running pool needs to be driven to its end: the status line and the orderly
+/// shutdown, the same for every algorithm.
 pub(crate) struct Running {
     /// The pool.
     pub(crate) service: PoolService,
     /// Its share log and the log's writer thread.
     pub(crate) log: (ShareLog, std::thread::JoinHandle<()>),
-    /// The built-in miner's arguments, when `mining.threads` > 0 (the URL is filled in).
-    pub(crate) miner: Option<MineArgs>,
     /// The status line's interval.
     pub(crate) stats_interval: Duration,
-    /// Hashes a share of difficulty 1 stands for.
-    pub(crate) hashes_per_difficulty: f64,
-    /// Stop after this long instead of at SIGINT/SIGTERM.
-    pub(crate) seconds: Option<f64>,
-    /// The algorithm, for the lines printed.
+    /// The algorithm, for the lines logged.
     pub(crate) algo: Algorithm,
     /// Dropped at shutdown: stops the accounting thread.
     pub(crate) accounting: Option<std::sync::mpsc::Sender<()>>,
-    /// Where the HTTP surface (health, stats, and metrics when the flag is set) listens,
-    /// when `api.enabled`.
-    pub(crate) http: Option<(std::net::SocketAddr, bool)>,
+    /// Flips when the pool is to stop.
+    pub(crate) stop: watch::Receiver<bool>,
 }
 
 impl Running {
-    /// Mines (when asked), prints a status line every interval, and at the signal (or after
-    /// `seconds`) stops the miner, the pool and the share log, in that order.
+    /// Logs a status line every interval until `stop` flips, then stops the pool and the
+    /// share log, in that order.
     pub(crate) async fn run(self) -> anyhow::Result<()> {
         let Running {
             service,
             log: (log, log_thread),
-            miner,
             stats_interval,
-            hashes_per_difficulty,
-            seconds,
             algo,
             accounting,
-            http,
+            mut stop,
         } = self;
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let http_task = match http {
-            Some((listen, metrics)) => {
-                let listener = tokio::net::TcpListener::bind(listen)
-                    .await
-                    .with_context(|| format!("cannot listen on {listen} (api.listen)"))?;
-                let local = listener.local_addr()?;
-                println!(
-                    "otedama api: http://{local} (/health/live, /health/ready, /api/stats{})",
-                    if metrics { ", /metrics" } else { "" }
-                );
-                let view = service.view();
-                let router = otedama_pool::http::api(
-                    vec![otedama_pool::http::Served {
-                        view: view.clone(),
-                        node: String::new(),
-                    }],
-                    otedama_pool::http::ApiOptions {
-                        dashboard: true,
-                        ..Default::default()
-                    },
-                )
-                .merge(otedama_pool::http::health(vec![view.clone()]));
-                let router = if metrics {
-                    router.merge(otedama_pool::http::metrics(vec![view]))
-                } else {
-                    router
-                };
-                let mut stop = stop_rx.clone();
-                Some(tokio::spawn(otedama_pool::http::serve(
-                    listener,
-                    router,
-                    async move {
-                        let _ = stop.changed().await;
-                    },
-                )))
-            }
-            None => None,
-        };
-        let miner_task = miner.map(|mut args| {
-            args.urls = vec![format!("stratum+tcp://{}", service.local_addr())];
-            tokio::spawn(crate::mine::mine(args, stop_rx))
-        });
-        let shutdown = async {
-            match seconds {
-                Some(s) => tokio::time::sleep(Duration::from_secs_f64(s.max(0.0))).await,
-                None => crate::signals::wait_for_shutdown().await,
-            }
-        };
-        tokio::pin!(shutdown);
+        let view = service.view();
         let mut stats = tokio::time::interval(stats_interval);
         stats.tick().await;
-        let mut last_stats = (Instant::now(), 0.0f64);
-        loop {
+        while !*stop.borrow() {
             tokio::select! {
-                _ = &mut shutdown => break,
+                changed = stop.changed() => if changed.is_err() { break },
                 _ = stats.tick() => {
-                    let t = service.stats();
-                    let secs = last_stats.0.elapsed().as_secs_f64();
-                    let work = (t.difficulty_sum - last_stats.1) * hashes_per_difficulty;
-                    let rate = Hashrate::from_hashes_and_secs(work, secs).unwrap_or(Hashrate::ZERO);
-                    println!(
-                        "[pool {algo}] shares accepted {} rejected {}  blocks {}  pool hashrate {rate:.2}",
-                        t.accepted, t.rejected, t.blocks
+                    let s = view.snapshot();
+                    let rate = |h: f64| Hashrate::from_hashes_and_secs(h, 1.0).unwrap_or(Hashrate::ZERO);
+                    tracing::info!(
+                        "[pool {algo}] hashrate {:.2} (1m) {:.2} (5m) {:.2} (1h)  workers {}  shares accepted {} rejected {}  blocks {}",
+                        rate(s.hashrate.one_minute),
+                        rate(s.hashrate.five_minutes),
+                        rate(s.hashrate.one_hour),
+                        s.workers,
+                        s.engine.accepted,
+                        s.engine.rejected,
+                        s.engine.blocks
                     );
-                    last_stats = (Instant::now(), t.difficulty_sum);
                 }
             }
         }
-        println!("shutting down: closing connections and flushing the share log");
-        let _ = stop_tx.send(true);
+        tracing::info!(
+            "[pool {algo}] shutting down: closing connections and flushing the share log"
+        );
         drop(accounting);
-        if let Some(task) = miner_task {
-            match tokio::time::timeout(Duration::from_secs(10), task).await {
-                Ok(Ok(Err(e))) => eprintln!("the built-in miner stopped: {e:#}"),
-                Ok(_) => {}
-                Err(_) => eprintln!("the built-in miner did not stop in 10 s"),
-            }
-        }
-        if let Some(task) = http_task {
-            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
-        }
         // Every share being judged is answered and committed before this returns.
         let t = service.shutdown().await;
         drop(log);
@@ -238,9 +181,11 @@ impl Running {
             tokio::task::spawn_blocking(move || log_thread.join()),
         )
         .await;
-        println!(
+        tracing::info!(
             "pool stopped: {} shares accepted, {} rejected, {} blocks found",
-            t.accepted, t.rejected, t.blocks
+            t.accepted,
+            t.rejected,
+            t.blocks
         );
         Ok(())
     }

@@ -7,5 +7,5 @@ mod randomx;
 mod run;
 mod tls;
 
-pub(crate) use common::ServeOptions;
-pub(crate) use run::{run, serve, PoolArgs};
+pub(crate) use common::{ServeOptions, Started};
+pub(crate) use run::{run, serve, LogFlags, PoolArgs};

@@ -38,10 +38,9 @@ fn monero_difficulty(value: f64) -> u64 {
 /// Runs the RandomX pool on the embedded devnet with `config` until stopped.
 pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
     let ServeOptions {
-        seconds,
         vardiff: _,
         ready,
-        randomx_mode,
+        stop,
     } = options;
     if config.pool.node.is_some() {
         bail!("pool.node: a RandomX pool runs on the embedded devnet only for now (no monerod work source yet); remove pool.node");
@@ -49,9 +48,9 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
     if let Some(chain) = &config.pool.chain {
         bail!("pool.chain {chain}: chains name Bitcoin-family networks; a RandomX pool pays Monero mainnet addresses and takes no chain");
     }
-    let pool_address = match &config.pool.address {
+    let pool_address = match &config.pool.payout_address {
         Some(a) => {
-            check_address(a).with_context(|| format!("pool.address {a}"))?;
+            check_address(a).with_context(|| format!("pool.payout_address {a}"))?;
             a.clone()
         }
         None => devnet_address(),
@@ -122,42 +121,28 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
     .await
     .with_context(|| format!("cannot listen on {}", config.pool.listen))?;
     let local = service.local_addr();
-    if let Some(ready) = ready {
-        let _ = ready.send(local);
-    }
-    println!(
+    tracing::info!(
         "otedama pool: {} on stratum+tcp://{local} (embedded devnet, difficulty {}, share difficulty {share_difficulty}, payouts to {pool_address}, database {})",
         Algorithm::RandomX,
         devnet.difficulty(),
         otedama_pool::store::display_database(&database)
     );
-
+    if let Some(ready) = ready {
+        let _ = ready.send(super::Started {
+            addr: local,
+            view: service.view(),
+            node: "devnet".into(),
+            payout: pool_address.clone(),
+            algo: Algorithm::RandomX,
+        });
+    }
     Running {
         service,
         log: (log, log_thread),
-        miner: (config.mining.threads > 0).then(|| crate::mine::MineArgs {
-            urls: Vec::new(),
-            user: format!("{pool_address}.builtin"),
-            password: "x".into(),
-            algo: Algorithm::RandomX,
-            threads: config.mining.threads,
-            backend: None,
-            max_shares: None,
-            seconds: None,
-            stats_interval: config.monitoring.stats_interval.0.as_secs_f64(),
-            randomx_mode,
-            tls_fingerprint: None,
-        }),
         stats_interval: config.monitoring.stats_interval.0,
-        // A share of Monero difficulty d is worth d hashes.
-        hashes_per_difficulty: 1.0,
-        seconds,
         algo: Algorithm::RandomX,
         accounting: None,
-        http: config
-            .api
-            .enabled
-            .then_some((config.api.listen, config.monitoring.metrics)),
+        stop,
     }
     .run()
     .await

@@ -53,13 +53,14 @@ pub(crate) struct PoolArgs {
     /// mining.algorithm: sha256d, scrypt or randomx.
     #[arg(long)]
     algo: Option<String>,
-    /// mining.threads: built-in miner threads (0: none).
+    /// mining.threads: built-in miner threads (0: none; 1 when neither this nor the file
+    /// says).
     #[arg(long)]
     threads: Option<usize>,
     /// pool.listen: the Stratum address.
     #[arg(long)]
     listen: Option<String>,
-    /// pool.address: the pool's payout address.
+    /// pool.payout_address: the pool's payout address.
     #[arg(long)]
     address: Option<String>,
     /// pool.chain: whose addresses miners use.
@@ -128,7 +129,8 @@ pub(crate) struct PoolArgs {
     /// api.listen: the API address.
     #[arg(long)]
     api_listen: Option<String>,
-    /// monitoring.metrics: serve Prometheus metrics on the API listener.
+    /// monitoring.metrics.enabled: serve Prometheus metrics (on the API listener unless
+    /// monitoring.metrics.address is set).
     #[arg(long)]
     metrics: Option<bool>,
     /// monitoring.stats_interval: seconds between status lines.
@@ -164,7 +166,7 @@ impl PoolArgs {
             c.mining.algorithm = v.clone();
         }
         if let Some(v) = self.threads {
-            c.mining.threads = v;
+            c.mining.threads = Some(v);
         }
         if let Some(v) = &self.listen {
             c.pool.listen = v
@@ -172,7 +174,7 @@ impl PoolArgs {
                 .map_err(|e| flag_error("pool.listen", format!("{v:?}: {e}")))?;
         }
         if let Some(v) = &self.address {
-            c.pool.address = Some(v.clone());
+            c.pool.payout_address = Some(v.clone());
         }
         if let Some(v) = &self.chain {
             c.pool.chain = Some(v.clone());
@@ -233,7 +235,7 @@ impl PoolArgs {
                 .map_err(|e| flag_error("api.listen", format!("{v:?}: {e}")))?;
         }
         if let Some(v) = self.metrics {
-            c.monitoring.metrics = v;
+            c.monitoring.metrics.enabled = v;
         }
         if let Some(v) = self.stats_interval {
             if !(v.is_finite() && v > 0.0 && v <= 86_400.0) {
@@ -337,7 +339,7 @@ fn open_node(config: &Config) -> Result<NodeRpc> {
 const POOL_TAG: &[u8] = b"/otedama/";
 
 /// Runs the pool until SIGINT/SIGTERM (or `--seconds`).
-pub(crate) fn run(args: PoolArgs) -> Result<()> {
+pub(crate) fn run(args: PoolArgs, logs: LogFlags) -> Result<()> {
     match &args.action {
         Some(PoolAction::Ledger(ledger)) => return super::ledger::run(ledger),
         Some(PoolAction::Payment(payment)) => return super::ledger::settle(payment),
@@ -349,41 +351,24 @@ pub(crate) fn run(args: PoolArgs) -> Result<()> {
         print!("{}", config.to_yaml());
         return Ok(());
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let instances = config.instances();
-    runtime.block_on(async move {
-        // One pool per configured port, each with its own work source and Stratum server;
-        // they stop together at the signal.
-        let mut tasks = tokio::task::JoinSet::new();
-        for instance in instances {
-            let options = ServeOptions {
-                seconds: args.seconds,
-                vardiff: !args.fixed_difficulty,
-                ready: None,
-                randomx_mode: args.randomx_mode,
-            };
-            let name = instance.mining.algorithm.clone();
-            let listen = instance.pool.listen;
-            tasks.spawn(async move {
-                serve(instance, options)
-                    .await
-                    .with_context(|| format!("the {name} pool on {listen}"))
-            });
-        }
-        while let Some(done) = tasks.join_next().await {
-            match done {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(e),
-                Err(e) => bail!("a pool task failed: {e}"),
-            }
-        }
-        Ok(())
-    })
+    crate::logging::init(&crate::serve::log_settings(&config, logs.0, logs.1)?)?;
+    let file = args
+        .config
+        .as_ref()
+        .map_or("<flags>".to_owned(), |p| p.display().to_string());
+    config.check_devnet(&file)?;
+    let roles = crate::serve::Roles {
+        pool: true,
+        miner_threads: config.mining.pool_threads(),
+        vardiff: !args.fixed_difficulty,
+        randomx_mode: args.randomx_mode,
+        seconds: args.seconds,
+    };
+    crate::serve::runtime()?.block_on(crate::serve::supervise(config, roles))
 }
+
+/// The `--log-format` and `--log-file` flags.
+pub(crate) type LogFlags = (Option<crate::logging::LogFormat>, Option<PathBuf>);
 
 /// Runs a pool with `config` until stopped.
 pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
@@ -391,10 +376,9 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         return super::randomx::serve(config, options).await;
     }
     let ServeOptions {
-        seconds,
         vardiff,
         ready,
-        randomx_mode: _,
+        stop,
     } = options;
     let settings = algo_settings(&config.mining.algorithm)?;
     let chain_name = config
@@ -403,14 +387,16 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         .clone()
         .unwrap_or_else(|| settings.chain.to_owned());
     let chain = chain_params(&chain_name).with_context(|| format!("unknown chain {chain_name}"))?;
-    let pool_address = match &config.pool.address {
+    let pool_address = match &config.pool.payout_address {
         Some(a) => a.clone(),
         None if config.pool.node.is_none() => devnet_address(&chain)?,
-        None => bail!("pool.address is required when mining on a node: the coinbase pays it"),
+        None => {
+            bail!("pool.payout_address is required when mining on a node: the coinbase pays it")
+        }
     };
     let payout: ScriptBuf = chain
         .script_pubkey(&pool_address)
-        .with_context(|| format!("pool.address {pool_address}"))?;
+        .with_context(|| format!("pool.payout_address {pool_address}"))?;
     let kernel: Arc<dyn PowAlgorithm> =
         Arc::from(build(settings.algo, None, None, RandomXMode::Light, 1)?);
 
@@ -582,24 +568,22 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
     .await
     .with_context(|| format!("cannot listen on {}", config.pool.listen))?;
     let local = service.local_addr();
-    if let Some(ready) = ready {
-        let _ = ready.send(local);
-    }
-    println!(
+    let node = match &config.pool.node {
+        Some(node) => node.url.clone(),
+        None => "devnet".to_owned(),
+    };
+    tracing::info!(
         "otedama pool: {} on stratum+tcp://{local} ({}, payouts to {pool_address}, database {})",
         settings.algo,
         if devnet.is_some() {
             "embedded devnet".to_owned()
         } else {
-            format!(
-                "node {}",
-                config.pool.node.as_ref().map_or("", |n| n.url.as_str())
-            )
+            format!("node {node}")
         },
         otedama_pool::store::display_database(&database)
     );
     if let (Some((_, port)), Some(local)) = (&tls, service.local_addrs().get(1)) {
-        println!(
+        tracing::info!(
             "otedama pool: {} on stratum+ssl://{local} (certificate {}, sha256 fingerprint {})",
             settings.algo,
             port.cert.display(),
@@ -607,7 +591,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         );
     }
     let payments = &config.pool.payments;
-    println!(
+    tracing::info!(
         "[{}] rewards: {}{}, fee {} %, credited at {} confirmations; payments: {}",
         settings.algo,
         config.pool.rewards.system,
@@ -633,31 +617,22 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
             ),
         }
     );
+    if let Some(ready) = ready {
+        let _ = ready.send(super::Started {
+            addr: local,
+            view: service.view(),
+            node,
+            payout: pool_address.clone(),
+            algo: settings.algo,
+        });
+    }
     Running {
         service,
         log: (log, log_thread),
-        miner: (config.mining.threads > 0).then(|| crate::mine::MineArgs {
-            urls: Vec::new(),
-            user: format!("{pool_address}.builtin"),
-            password: "x".into(),
-            algo: settings.algo,
-            threads: config.mining.threads,
-            backend: None,
-            max_shares: None,
-            seconds: None,
-            stats_interval: config.monitoring.stats_interval.0.as_secs_f64(),
-            randomx_mode: RandomXModeArg::default(),
-            tls_fingerprint: None,
-        }),
         stats_interval: config.monitoring.stats_interval.0,
-        hashes_per_difficulty: settings.convention.expected_hashes(Difficulty::ONE),
-        seconds,
         algo: settings.algo,
         accounting: Some(stop_accounting),
-        http: config
-            .api
-            .enabled
-            .then_some((config.api.listen, config.monitoring.metrics)),
+        stop,
     }
     .run()
     .await

@@ -673,6 +673,123 @@ fn thread_counts_and_affinity() {
         .all(|t| t.affinity == AffinityStatus::NotRequested));
 }
 
+/// The calling thread's nice value, read back from `/proc/thread-self/stat` (field 19); `None`
+/// where there is no such file (not Linux).
+fn current_nice() -> Option<i32> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // The name (field 2) is in parentheses and may hold spaces; field 3 follows the last ')'.
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(19 - 3)?.parse().ok()
+}
+
+/// Starts two threads at `priority`; returns each thread's status and the nice value it read
+/// back on itself while building its worker.
+fn start_at(priority: ThreadPriority) -> Vec<(ThreadStatus, Option<i32>)> {
+    let probe = Probe::new(0);
+    let nices = Arc::new(Mutex::new(vec![None; 2]));
+    let (factory_probe, factory_nices) = (Arc::clone(&probe), Arc::clone(&nices));
+    let (tx, _rx) = mpsc::channel();
+    let config = CpuConfig {
+        pin_threads: false,
+        priority,
+        ..config(2)
+    };
+    let mut device = CpuDevice::start(
+        config,
+        move |i| {
+            if let Some(nice) = factory_nices.lock().expect("not poisoned").get_mut(i) {
+                *nice = current_nice();
+            }
+            factory_probe.worker()
+        },
+        tx,
+    )
+    .expect("device starts");
+    wait_all(&device, ThreadState::Idle);
+    let status = device.status().threads;
+    device.stop().expect("no thread failed");
+    let nices = nices.lock().expect("not poisoned").clone();
+    status.into_iter().zip(nices).collect()
+}
+
+#[test]
+fn thread_priorities_are_applied_per_thread() {
+    let supported = cfg!(all(feature = "affinity", target_os = "linux"));
+    // Threads inherit the nice value of the thread that starts them.
+    let inherited = current_nice();
+    if cfg!(target_os = "linux") {
+        assert!(inherited.is_some(), "cannot read /proc/thread-self/stat");
+    }
+
+    for (thread, nice) in start_at(ThreadPriority::Normal) {
+        assert_eq!(thread.priority, PriorityStatus::NotRequested);
+        assert_eq!(nice, inherited, "normal leaves the nice value alone");
+    }
+
+    for priority in [ThreadPriority::Low, ThreadPriority::High] {
+        let wanted = priority.nice().expect("low and high set a nice value");
+        // Lowering a priority (a higher nice value) needs no privileges; raising it does.
+        let raises = inherited.is_none_or(|now| wanted < now);
+        for (thread, nice) in start_at(priority) {
+            match thread.priority {
+                PriorityStatus::Applied { nice: applied } => {
+                    assert!(supported, "{priority}: {}", thread.priority);
+                    assert_eq!(applied, wanted, "{priority}");
+                    if cfg!(target_os = "linux") {
+                        assert_eq!(nice, Some(wanted), "{priority}: the kernel's nice value");
+                    }
+                }
+                PriorityStatus::Failed { os_error } => {
+                    assert!(supported && raises, "{priority}: {}", thread.priority);
+                    let kind = os_error.map(|e| std::io::Error::from_raw_os_error(e).kind());
+                    // EACCES and EPERM both mean missing privileges.
+                    assert_eq!(
+                        kind,
+                        Some(std::io::ErrorKind::PermissionDenied),
+                        "{priority}"
+                    );
+                    assert_eq!(nice, inherited, "{priority}: a refusal changes nothing");
+                }
+                PriorityStatus::Unsupported => assert!(!supported, "{priority}"),
+                other => panic!("{priority}: unexpected {other}"),
+            }
+        }
+    }
+
+    // Only the mining threads changed, never the thread (or process) that started them.
+    assert_eq!(current_nice(), inherited);
+}
+
+#[test]
+fn thread_priorities_parse_and_print() {
+    assert_eq!(CpuConfig::default().priority, ThreadPriority::Normal);
+    assert_eq!(ThreadPriority::default(), ThreadPriority::Normal);
+    for (name, priority) in [
+        ("low", ThreadPriority::Low),
+        ("Normal", ThreadPriority::Normal),
+        ("HIGH", ThreadPriority::High),
+        ("hIgH", ThreadPriority::High),
+    ] {
+        assert_eq!(ThreadPriority::parse(name), Some(priority));
+        assert_eq!(name.parse::<ThreadPriority>(), Ok(priority));
+        assert_eq!(priority.as_str(), name.to_ascii_lowercase());
+        assert_eq!(priority.to_string(), priority.as_str());
+    }
+    for name in ["", "lo", " low", "low ", "realtime", "-5"] {
+        assert_eq!(ThreadPriority::parse(name), None, "{name:?}");
+        let error = name.parse::<ThreadPriority>().expect_err("not a priority");
+        assert_eq!(error.input, name);
+        assert!(error.to_string().contains("low, normal or high"), "{error}");
+    }
+    for priority in ThreadPriority::ALL {
+        assert_eq!(ThreadPriority::parse(priority.as_str()), Some(priority));
+    }
+    assert_eq!(ThreadPriority::Low.nice(), Some(10));
+    assert_eq!(ThreadPriority::Normal.nice(), None);
+    assert_eq!(ThreadPriority::High.nice(), Some(-5));
+    assert_eq!(PriorityStatus::Applied { nice: 10 }.to_string(), "nice 10");
+}
+
 #[test]
 fn chunks_follow_the_measured_speed() {
     // Grows at most fourfold, from 1.

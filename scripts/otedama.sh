@@ -18,6 +18,8 @@ install_missing() {
         command -v litecoind >/dev/null 2>&1 || missing+=(litecoind)
         ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
         command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+        command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+        command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
     fi
     if [ "${#missing[@]}" -eq 0 ]; then
         return

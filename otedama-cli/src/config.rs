@@ -1217,7 +1217,7 @@ mod tests {
         assert_eq!(instances[1].mining.algorithm, "scrypt");
         assert_eq!(instances[1].pool.listen.port(), 3334);
         assert_eq!(instances[1].pool.difficulty, Some(2.0));
-        assert_eq!(instances[0].pool.address.as_deref(), Some("a"));
+        assert_eq!(instances[0].pool.payout_address.as_deref(), Some("a"));
         assert!(instances.iter().all(|i| i.pool.ports.is_empty()));
         let dup = Config::from_yaml(
             "pool:\n  ports:\n    - algorithm: sha256d\n      listen: 127.0.0.1:3333\n    - algorithm: scrypt\n      listen: 127.0.0.1:3333\n",
@@ -1238,6 +1238,130 @@ mod tests {
             bad.to_string().contains("pool.ports[0] (mining.algorithm)"),
             "{bad}"
         );
+    }
+
+    /// The configuration users were given, byte for byte.
+    const DOCUMENTED: &str = include_str!("../../docs/config.yaml");
+
+    #[test]
+    fn the_documented_file_loads_as_it_is() {
+        let c = Config::from_yaml(DOCUMENTED, "config.yaml").expect("the documented file");
+        assert_eq!(c.app.name, "Otedama");
+        assert_eq!(c.app.mode, "production");
+        assert_eq!(c.pool.listen, "0.0.0.0:3333".parse().expect("addr"));
+        assert_eq!(c.pool.payout_address, None);
+        assert_eq!(c.pool.rewards.system, "pplns");
+        assert!(c.pool.enable && c.mining.enable_cpu && c.mining.enable_gpu);
+        assert_eq!(c.mining.cpu.threads, 0);
+        assert_eq!(c.mining.gpu.intensity, 20);
+        assert_eq!(c.mining.asic.poll_interval, Span(Duration::from_secs(5)));
+        assert!(c.api.enabled && c.api.auth.enabled);
+        assert_eq!(c.api.listen, "0.0.0.0:8080".parse().expect("addr"));
+        assert_eq!(c.api.auth.token_expiry, Span(Duration::from_secs(86_400)));
+        assert_eq!(
+            c.monitoring.metrics,
+            Endpoint {
+                enabled: true,
+                address: Some("0.0.0.0:9090".parse().expect("addr"))
+            }
+        );
+        assert_eq!(
+            c.monitoring.health.address,
+            Some("0.0.0.0:8081".parse().expect("addr"))
+        );
+        // threads: 0 is one per core.
+        assert!(c.mining.serve_threads() >= 1);
+        // Production mode with no node refuses the devnet, unless asked.
+        let e = c
+            .check_devnet("config.yaml")
+            .expect_err("production on the devnet");
+        assert_eq!(e.key, "pool.node");
+        let mut asked = c.clone();
+        asked.pool.devnet = true;
+        asked.check_devnet("config.yaml").expect("asked for");
+        let mut dev = c.clone();
+        dev.app.mode = "development".into();
+        dev.check_devnet("config.yaml").expect("development");
+        let round = Config::from_yaml(&c.to_yaml(), "printed").expect("printed parses");
+        assert_eq!(round, c);
+    }
+
+    #[test]
+    fn older_spellings_still_load() {
+        let c = Config::from_yaml(
+            "mining:\n  threads: 3\npool:\n  listen: 127.0.0.1:4444\n  address: bcrt1qpayout\napi:\n  enabled: true\n  listen: 127.0.0.1:9999\nmonitoring:\n  metrics: true\n",
+            "old.yaml",
+        )
+        .expect("an older file");
+        assert_eq!(c.pool.payout_address.as_deref(), Some("bcrt1qpayout"));
+        assert_eq!(c.pool.listen.port(), 4444);
+        assert_eq!(c.mining.pool_threads(), 3);
+        assert_eq!(c.mining.serve_threads(), 3);
+        assert!(c.monitoring.metrics.enabled && c.monitoring.metrics.address.is_none());
+        assert_eq!(c.api.listen.port(), 9999);
+        let clash = Config::from_yaml(
+            "pool:\n  address: somewhere\n  payout_address: elsewhere\n",
+            "c.yaml",
+        )
+        .expect_err("two payout addresses");
+        assert!(
+            clash
+                .to_string()
+                .starts_with("c.yaml: pool.address: \"somewhere\" is not a listen address"),
+            "{clash}"
+        );
+        let off = Config::from_yaml("mining:\n  enable_cpu: false\n  threads: 4\n", "c.yaml")
+            .expect("valid");
+        assert_eq!(off.mining.serve_threads(), 0);
+    }
+
+    #[test]
+    fn names_are_taken_in_any_case_and_bad_values_named() {
+        let c = Config::from_yaml(
+            "app:\n  mode: Development\nmining:\n  algorithm: SHA256D\n  cpu:\n    priority: LOW\npool:\n  rewards:\n    system: Solo\n",
+            "c.yaml",
+        )
+        .expect("valid");
+        assert_eq!(
+            (
+                c.app.mode.as_str(),
+                c.mining.algorithm.as_str(),
+                c.mining.cpu.priority.as_str(),
+                c.pool.rewards.system.as_str()
+            ),
+            ("development", "sha256d", "low", "solo")
+        );
+        for (yaml, expected) in [
+            (
+                "app:\n  mode: staging\n",
+                "c.yaml: app.mode: unknown value \"staging\"",
+            ),
+            (
+                "mining:\n  cpu:\n    priority: urgent\n",
+                "c.yaml: mining.cpu.priority: unknown value \"urgent\"",
+            ),
+            (
+                "mining:\n  gpu:\n    intensity: 99\n",
+                "c.yaml: mining.gpu.intensity: 99 is not between 8 and 31",
+            ),
+            (
+                "monitoring:\n  metrics:\n    enabled: true\n    adress: 1.2.3.4:5\n",
+                "c.yaml: monitoring.metrics: unknown field `adress`",
+            ),
+            (
+                "api:\n  auth:\n    token_expiry: 0s\n",
+                "c.yaml: api.auth.token_expiry: must be longer than zero",
+            ),
+            (
+                "app:\n  colour: blue\n",
+                "c.yaml: app.colour: unknown field `colour`",
+            ),
+        ] {
+            let e = Config::from_yaml(yaml, "c.yaml")
+                .expect_err(yaml)
+                .to_string();
+            assert!(e.starts_with(expected), "{yaml:?}: got {e:?}");
+        }
     }
 
     #[test]

@@ -106,18 +106,27 @@ impl Shape {
     }
 }
 
-/// Samples `shape` until `stop` flips or the shape is dropped.
-fn spawn_sampler(shape: &Arc<Shape>, mut stop: watch::Receiver<bool>) {
+/// Samples `shape` until `stop` flips (or its sender goes) or the shape is dropped.
+fn spawn_sampler(shape: &Arc<Shape>, stop: Option<watch::Receiver<bool>>) {
     let weak = Arc::downgrade(shape);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(SAMPLE_EVERY);
+        let stopped = async move {
+            match stop {
+                Some(mut stop) => {
+                    let _ = stop.changed().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(stopped);
         loop {
             tokio::select! {
                 _ = tick.tick() => match weak.upgrade() {
                     Some(shape) => shape.sample(),
                     None => return,
                 },
-                _ = stop.changed() => return,
+                () = &mut stopped => return,
             }
         }
     });
@@ -135,7 +144,7 @@ impl MinerView {
     /// runtime.
     pub(crate) fn new(args: &MineArgs) -> MinerView {
         let shape = Arc::new(Shape::new(args));
-        spawn_sampler(&shape, watch::channel(false).1);
+        spawn_sampler(&shape, None);
         MinerView {
             shape,
             started: Instant::now(),
@@ -196,7 +205,7 @@ impl LocalMiner {
         let (stop, stop_rx) = watch::channel(false);
         self.shape.samples.clear();
         let _guard = self.runtime.enter();
-        spawn_sampler(&self.shape, stop_rx.clone());
+        spawn_sampler(&self.shape, Some(stop_rx.clone()));
         let task = self
             .runtime
             .spawn(crate::mine::mine(self.args.clone(), stop_rx));

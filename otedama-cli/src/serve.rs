@@ -163,33 +163,7 @@ pub(crate) async fn supervise(config: Config, roles: Roles) -> Result<()> {
     }
     note_devices(&config);
     let miner = if roles.miner_threads > 0 {
-        let (url, user, algo) = match (&config.mining.pool_url, started.first()) {
-            (Some(url), _) => (
-                url.clone(),
-                config
-                    .mining
-                    .user
-                    .clone()
-                    .or_else(|| started.first().map(|s| format!("{}.builtin", s.payout)))
-                    .context("mining.user: the worker name to log in with on mining.pool_url")?,
-                config.mining.algorithm.parse().map_err(|e| {
-                    anyhow::anyhow!("mining.algorithm {}: {e}", config.mining.algorithm)
-                })?,
-            ),
-            (None, Some(s)) => (
-                format!("stratum+tcp://{}", loopback(s.addr)),
-                config
-                    .mining
-                    .user
-                    .clone()
-                    .unwrap_or_else(|| format!("{}.builtin", s.payout)),
-                s.algo,
-            ),
-            (None, None) => {
-                bail!("the built-in miner has no pool: enable pool.enable or set mining.pool_url")
-            }
-        };
-        let miner = Arc::new(LocalMiner::new(MineArgs {
+        let args = |url: String, user: String, algo| MineArgs {
             urls: vec![url],
             user,
             password: "x".into(),
@@ -204,9 +178,46 @@ pub(crate) async fn supervise(config: Config, roles: Roles) -> Result<()> {
             api_address: None,
             gauges: Arc::default(),
             priority: config.mining.cpu.priority.clone(),
-        }));
-        miner.begin();
-        Some(miner)
+        };
+        // One miner on `mining.pool_url`, or one on each pool this process runs.
+        let miners: Vec<MineArgs> = match &config.mining.pool_url {
+            Some(url) => {
+                let user = config
+                    .mining
+                    .user
+                    .clone()
+                    .or_else(|| started.first().map(|s| format!("{}.builtin", s.payout)))
+                    .context("mining.user: the worker name to log in with on mining.pool_url")?;
+                let algo = config.mining.algorithm.parse().map_err(|e| {
+                    anyhow::anyhow!("mining.algorithm {}: {e}", config.mining.algorithm)
+                })?;
+                vec![args(url.clone(), user, algo)]
+            }
+            None if started.is_empty() => {
+                bail!("the built-in miner has no pool: enable pool.enable or set mining.pool_url")
+            }
+            None => started
+                .iter()
+                .map(|s| {
+                    let user = config
+                        .mining
+                        .user
+                        .clone()
+                        .unwrap_or_else(|| format!("{}.builtin", s.payout));
+                    args(format!("stratum+tcp://{}", loopback(s.addr)), user, s.algo)
+                })
+                .collect(),
+        };
+        let group = Arc::new(MinerGroup(
+            miners
+                .into_iter()
+                .map(|a| Arc::new(LocalMiner::new(a)))
+                .collect(),
+        ));
+        for miner in &group.0 {
+            miner.begin();
+        }
+        Some(group)
     } else {
         None
     };
@@ -227,8 +238,10 @@ pub(crate) async fn supervise(config: Config, roles: Roles) -> Result<()> {
         },
     };
     tracing::info!("shutting down");
-    if let Some(miner) = &miner {
-        miner.end(Duration::from_secs(10)).await;
+    if let Some(group) = &miner {
+        for miner in &group.0 {
+            miner.end(Duration::from_secs(10)).await;
+        }
     }
     let _ = stop_tx.send(true);
     for server in http {
@@ -245,6 +258,42 @@ pub(crate) async fn supervise(config: Config, roles: Roles) -> Result<()> {
     result
 }
 
+/// The built-in miners, one per pool (or one on `mining.pool_url`), switched together.
+pub(crate) struct MinerGroup(Vec<Arc<LocalMiner>>);
+
+impl MinerControl for MinerGroup {
+    fn start(&self) -> Result<otedama_pool::http::MinerState, String> {
+        for miner in &self.0 {
+            miner.start()?;
+        }
+        Ok(self.state())
+    }
+
+    fn stop(&self) -> Result<otedama_pool::http::MinerState, String> {
+        for miner in &self.0 {
+            miner.stop()?;
+        }
+        Ok(self.state())
+    }
+
+    /// The first miner's state (the main pool's).
+    fn state(&self) -> otedama_pool::http::MinerState {
+        match self.0.first() {
+            Some(m) => m.state(),
+            None => otedama_pool::http::MinerState {
+                running: false,
+                pool: String::new(),
+                algorithm: String::new(),
+                threads: 0,
+                uptime_seconds: 0.0,
+                hashrate: Default::default(),
+                accepted: 0,
+                rejected: 0,
+            },
+        }
+    }
+}
+
 /// Where a local miner reaches a pool that listens on every address.
 fn loopback(addr: SocketAddr) -> SocketAddr {
     if addr.ip().is_unspecified() {
@@ -259,7 +308,7 @@ fn loopback(addr: SocketAddr) -> SocketAddr {
 async fn start_http(
     config: &Config,
     started: &[Started],
-    miner: Option<Arc<LocalMiner>>,
+    miner: Option<Arc<MinerGroup>>,
     stop: &watch::Receiver<bool>,
 ) -> Result<Vec<tokio::task::JoinHandle<std::io::Result<()>>>> {
     let views: Vec<_> = started.iter().map(|s| s.view.clone()).collect();

@@ -146,8 +146,8 @@ impl Windows {
             .rev()
             .take_while(|(b, _)| *b >= first)
             .filter(|(b, _)| *b <= now)
-            .map(|(_, d)| d)
-            .sum()
+            // From +0.0: an empty window is zero, not the -0.0 that `sum` starts from.
+            .fold(0.0, |total, (_, d)| total + d)
     }
 }
 
@@ -297,13 +297,16 @@ impl Activity {
 
     fn rates(&self, windows: &Windows, now: Instant) -> Hashrates {
         let bucket = self.bucket(now);
-        let elapsed = now
-            .saturating_duration_since(self.started)
-            .max(Duration::from_secs(1));
+        let elapsed = now.saturating_duration_since(self.started);
         let rate = |window: Duration| {
-            // Before a window has passed, the work so far over the time so far.
-            let span = window.min(elapsed).as_secs_f64();
-            windows.sum(bucket, window) * self.hashes_per_difficulty / span
+            // The window's whole buckets up to the current one, over the time from the first
+            // one's start to now (the time so far, before a window has passed).
+            let count = window.as_secs() / BUCKET.as_secs();
+            let first = bucket.saturating_sub(count.saturating_sub(1));
+            let span = elapsed
+                .saturating_sub(BUCKET * u32::try_from(first).unwrap_or(u32::MAX))
+                .max(Duration::from_secs(1));
+            windows.sum(bucket, window) * self.hashes_per_difficulty / span.as_secs_f64()
         };
         Hashrates {
             one_minute: rate(Duration::from_secs(60)),
@@ -444,16 +447,18 @@ mod tests {
             }
             let now = start + Duration::from_secs(4000);
             let r = a.pool_hashrate(now);
-            // Work over a window, times the window: never less for a longer one.
-            prop_assert!(r.five_minutes * 300.0 + 1e-6 >= r.one_minute * 60.0);
-            prop_assert!(r.one_hour * 3600.0 + 1e-6 >= r.five_minutes * 300.0);
+            // At second 4000 (bucket 400) the windows' whole buckets start at 3950 s, 3710 s
+            // and 410 s: rate times that span is the work, never less for a longer window.
+            let (w1, w5, w60) = (r.one_minute * 50.0, r.five_minutes * 290.0, r.one_hour * 3590.0);
+            prop_assert!(w5 + 1e-6 * w5.max(1.0) >= w1);
+            prop_assert!(w60 + 1e-6 * w60.max(1.0) >= w5);
             // The hour before second 4000, in whole ten-second buckets: 410 s on.
             let last_hour: f64 = shares
                 .iter()
                 .filter(|(t, _)| *t / 10 >= 41)
                 .map(|(_, d)| d)
                 .sum();
-            prop_assert!((r.one_hour * 3600.0 - last_hour).abs() <= 1e-6 * last_hour.max(1.0) + 1e-6);
+            prop_assert!((w60 - last_hour).abs() <= 1e-6 * last_hour.max(1.0) + 1e-6);
         }
     }
 }

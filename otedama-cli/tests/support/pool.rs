@@ -19,7 +19,25 @@ pub fn temp_db(name: &str) -> PathBuf {
     dir.join("pool.db")
 }
 
-/// A running pool process whose stdout lines arrive on a channel.
+/// The message of a log line: `2026-12-05T06:06:35.776982Z  INFO otedama pool: ...` becomes
+/// `otedama pool: ...`; a line in another shape (JSON logs) is kept whole.
+pub fn message(line: &str) -> &str {
+    let Some((stamp, rest)) = line.split_once("Z ") else {
+        return line;
+    };
+    if !stamp.starts_with(|c: char| c.is_ascii_digit()) || stamp.contains(' ') {
+        return line;
+    }
+    let rest = rest.trim_start();
+    match rest.split_once(' ') {
+        Some((level, message)) if ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"].contains(&level) => {
+            message
+        }
+        _ => line,
+    }
+}
+
+/// A running pool process whose stdout log messages arrive on a channel.
 pub struct Pool {
     pub child: Child,
     pub lines: mpsc::Receiver<String>,
@@ -47,7 +65,7 @@ impl Pool {
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
+                if tx.send(message(&line).to_owned()).is_err() {
                     break;
                 }
             }

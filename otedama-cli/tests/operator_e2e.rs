@@ -501,6 +501,23 @@ fn the_documented_configuration_serves_pool_miner_api_metrics_and_health() {
 
     let (status, lines) = serve.stop();
     assert!(status.success(), "{lines:#?}");
+    // The switches are in the audit log, with the token that threw them.
+    let audit = cli(&["pool", "audit", "--database", db.to_str().expect("utf-8")]);
+    assert!(
+        audit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&audit.stderr)
+    );
+    let audit = String::from_utf8_lossy(&audit.stdout);
+    let id = &token[token.len() - 64..token.len() - 56];
+    for action in ["mining-stop", "mining-start"] {
+        assert!(
+            audit
+                .lines()
+                .any(|l| l.contains(action) && l.contains(&format!("token {id}"))),
+            "{action} by token {id}: {audit}"
+        );
+    }
     let logged = std::fs::read_to_string(&log_file).expect("the log file");
     assert!(logged.contains("otedama pool: sha256d"), "{logged}");
     assert!(logged.contains("shutting down"), "{logged}");

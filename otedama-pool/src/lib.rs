@@ -63,6 +63,7 @@
 
 pub mod accounting;
 pub mod activity;
+pub mod auth;
 pub mod engine;
 #[cfg(feature = "http")]
 pub mod http;

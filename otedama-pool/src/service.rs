@@ -1146,6 +1146,23 @@ impl PoolView {
         Ok(blocks)
     }
 
+    /// Writes an operator's action to the audit log. Blocks on the database: call it off any
+    /// event loop.
+    pub fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        detail: &str,
+    ) -> Result<(), crate::store::StoreError> {
+        let entry = crate::store::AuditEntry {
+            time_ms: crate::engine::Now::read().unix_ms,
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            detail: detail.to_owned(),
+        };
+        self.driver.log.run(move |store| store.audit(&entry))
+    }
+
     /// How many blocks are recorded at each status (`submitted`, `accepted`, `confirmed`,
     /// `orphaned`, `rejected`), read at most every ten seconds. Blocks on the database:
     /// call it off any event loop.

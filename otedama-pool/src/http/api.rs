@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::auth::TokenAuth;
 use crate::activity::Hashrates;
+use crate::auth::TokenAuth;
 use crate::service::{PoolSnapshot, PoolView};
 
 /// How long a status call waits for the database.
@@ -133,20 +133,43 @@ impl IntoResponse for ApiError {
 }
 
 impl ApiState {
-    /// Checks the caller's token where one is needed.
-    pub(super) fn authorize(&self, headers: &HeaderMap, mutating: bool) -> Result<(), ApiError> {
+    /// Checks the caller's token where one is needed; who the caller is, for the audit log
+    /// (`token <id>`, or `api` when no token is needed).
+    pub(super) fn authorize(
+        &self,
+        headers: &HeaderMap,
+        mutating: bool,
+    ) -> Result<String, ApiError> {
         let Some(auth) = &self.auth else {
-            return Ok(());
+            return Ok("api".into());
         };
         if !mutating && !self.protect_reads {
-            return Ok(());
+            return Ok("api".into());
         }
         let value = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
         auth.verify_header(value, SystemTime::now())
-            .map(|_| ())
-            .map_err(|e| ApiError(StatusCode::UNAUTHORIZED, e.to_string()))
+            .map_err(|e| ApiError(StatusCode::UNAUTHORIZED, e.to_string()))?;
+        let id = value
+            .and_then(|v| v.split_whitespace().nth(1))
+            .and_then(TokenAuth::token_id)
+            .unwrap_or("?");
+        Ok(format!("token {id}"))
+    }
+
+    /// Writes an operator's action to every pool's audit log (their databases may differ);
+    /// a failure is logged in the answer's place, never hidden.
+    async fn audit(&self, actor: String, action: &str, detail: String) -> Result<(), ApiError> {
+        let pools = Arc::clone(&self.pools);
+        let action = action.to_owned();
+        blocking(move || {
+            for served in pools.iter() {
+                served.view.audit(&actor, &action, &detail)?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     fn main(&self) -> Result<&Served, ApiError> {
@@ -663,12 +686,15 @@ pub(super) async fn mining_start(
     State(state): State<ApiState>,
     headers: HeaderMap,
 ) -> Result<Json<MinerState>, ApiError> {
-    state.authorize(&headers, true)?;
+    let actor = state.authorize(&headers, true)?;
     let miner = Arc::clone(miner_of(&state)?);
     let result = tokio::task::spawn_blocking(move || miner.start())
         .await
         .unwrap_or_else(|_| Err("the miner's switch failed".into()));
-    switched(result)
+    let answer = switched(result)?;
+    let detail = format!("the local miner on {}", answer.pool);
+    state.audit(actor, "mining-start", detail).await?;
+    Ok(answer)
 }
 
 #[utoipa::path(post, path = "/api/mining/stop", tag = "miner",
@@ -681,12 +707,15 @@ pub(super) async fn mining_stop(
     State(state): State<ApiState>,
     headers: HeaderMap,
 ) -> Result<Json<MinerState>, ApiError> {
-    state.authorize(&headers, true)?;
+    let actor = state.authorize(&headers, true)?;
     let miner = Arc::clone(miner_of(&state)?);
     let result = tokio::task::spawn_blocking(move || miner.stop())
         .await
         .unwrap_or_else(|_| Err("the miner's switch failed".into()));
-    switched(result)
+    let answer = switched(result)?;
+    let detail = format!("the local miner on {}", answer.pool);
+    state.audit(actor, "mining-stop", detail).await?;
+    Ok(answer)
 }
 
 /// The bearer scheme the mutating endpoints name.

@@ -40,7 +40,6 @@
 //! ```
 
 mod api;
-mod auth;
 mod metrics;
 mod ws;
 
@@ -55,12 +54,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
+pub use crate::auth::{ShortSecret, TokenAuth, TokenError, MIN_SECRET_LEN};
 pub use api::{
     openapi, AlgorithmBody, BalanceBody, BansBody, BlockBody, BlocksBody, ConnectionsBody,
     ErrorBody, HashrateBody, MinerControl, MinerState, PaymentBody, PaymentsBody, RejectedBody,
     Served, SharesBody, StatsBody, StatusBody, WorkerBody,
 };
-pub use auth::{ShortSecret, TokenAuth, TokenError, MIN_SECRET_LEN};
 pub use metrics::{render, render_pools, to_text_format, Extra};
 pub use ws::event_json;
 

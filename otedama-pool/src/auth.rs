@@ -2,6 +2,22 @@
 //! the MAC is HMAC-SHA256 of `otd1.<expiry>` under the operator's secret. A token carries
 //! no state on the server: whoever holds the secret can issue one (`otedama-cli
 //! api-token`), and a token stops working at its expiry or when the secret changes.
+//! No feature needed: an embedder with its own HTTP server checks tokens with this alone.
+//!
+//! ```
+//! use std::time::{Duration, SystemTime};
+//! use otedama_pool::auth::{TokenAuth, TokenError};
+//!
+//! let auth = TokenAuth::new(*b"a secret of sixteen bytes or more")?;
+//! let now = SystemTime::now();
+//! let token = auth.issue(now, Duration::from_secs(3600));
+//! assert!(auth.verify_header(Some(&format!("Bearer {token}")), now).is_ok());
+//! assert_eq!(
+//!     auth.verify(&token, now + Duration::from_secs(3600)),
+//!     Err(TokenError::Expired)
+//! );
+//! # Ok::<(), otedama_pool::auth::ShortSecret>(())
+//! ```
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -101,6 +117,13 @@ impl TokenAuth {
         Ok(expires)
     }
 
+    /// A token's id for audit logs: the first 8 hex digits of its MAC, which name it without
+    /// giving it away.
+    pub fn token_id(token: &str) -> Option<&str> {
+        let mac = token.trim().rsplit('.').next()?;
+        mac.get(..8)
+    }
+
     /// Checks an `Authorization` header's value (`Bearer <token>`).
     pub fn verify_header(
         &self,
@@ -170,6 +193,17 @@ mod tests {
             Err(TokenError::Missing)
         );
         assert_eq!(auth().verify_header(None, now), Err(TokenError::Missing));
+    }
+
+    #[test]
+    fn a_token_id_is_the_start_of_its_mac() {
+        let now = UNIX_EPOCH + Duration::from_secs(5);
+        let token = auth().issue(now, Duration::from_secs(60));
+        let id = TokenAuth::token_id(&token).expect("an id");
+        assert_eq!(id.len(), 8);
+        assert!(token.ends_with(&token[token.len() - 64..]));
+        assert!(token[token.len() - 64..].starts_with(id));
+        assert_eq!(TokenAuth::token_id("otd1.5.ab"), None);
     }
 
     #[test]

@@ -807,9 +807,16 @@ async fn launch<P: Dialect>(
         }
     }
     drop(events_tx);
+    // Every port keeps its bans and per-address limits in the first one's: a ban on one is a
+    // ban on all, at once.
+    if let Some(shared) = bound.first().map(|(_, server)| server.edge()) {
+        for (_, server) in bound.iter_mut().skip(1) {
+            server.share_edge(&shared);
+        }
+    }
     let (mut locals, mut edges, mut servers) = (Vec::new(), Vec::new(), Vec::new());
     let mut stats = Vec::new();
-    for (local, server) in bound {
+    for (i, (local, server)) in bound.into_iter().enumerate() {
         stats.push(server.stats());
         if let Some(backlog) = server.backlog().filter(|b| b.is_capped()) {
             report(ServiceEvent::BacklogCapped(backlog));
@@ -820,7 +827,10 @@ async fn launch<P: Dialect>(
             let _ = stop.changed().await;
         })));
         locals.push(local);
-        edges.push(edge);
+        // The ports share the first one's edge: one handle reaches every ban.
+        if i == 0 {
+            edges.push(edge);
+        }
     }
     // Read once, put back on every port.
     restore_bans(&edges, &driver.log, &report).await;

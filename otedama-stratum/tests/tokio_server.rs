@@ -1105,6 +1105,52 @@ async fn a_banned_address_is_refused_until_the_ban_ends_or_is_lifted() {
 }
 
 #[tokio::test]
+async fn ports_sharing_an_edge_refuse_an_address_banned_on_either() {
+    let config = ServerConfig {
+        edge: EdgeConfig {
+            ban_for: Some(Duration::from_secs(3600)),
+            exempt_loopback: false,
+            ..EdgeConfig::default()
+        },
+        ..base_config(1.0)
+    };
+    let pool = Pool::start(
+        config.clone(),
+        Box::new(|_: &ShareSubmission| ShareVerdict::Accepted),
+    )
+    .await;
+    let allocator = ExtranonceAllocator::new(&[0x09, 0x00], 2).expect("allocator");
+    let (events_tx, mut events) = mpsc::channel(256);
+    let (_jobs, jobs_rx) = watch::channel(None);
+    let mut second = Server::bind("127.0.0.1:0", config, allocator, events_tx, jobs_rx)
+        .await
+        .expect("bind");
+    assert!(second.share_edge(&pool.edge));
+    let addr = second.local_addr().expect("addr");
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let served = tokio::spawn(second.run(async {
+        stop_rx.await.ok();
+    }));
+    tokio::spawn(async move { while events.recv().await.is_some() {} });
+
+    let mut before = RawClient::connect(addr).await;
+    before.send_raw(SUBSCRIBE).await;
+    before.response("1").await;
+    // A ban put on the first port's edge (as a restart restores it) closes the second too.
+    let until = std::time::SystemTime::now() + Duration::from_secs(600);
+    pool.edge.restore("127.0.0.1".parse().expect("ip"), until);
+    let mut refused = RawClient::connect(addr).await;
+    refused.expect_eof().await;
+    assert!(pool.edge.unban("127.0.0.1".parse().expect("ip")));
+    let mut back = RawClient::connect(addr).await;
+    back.send_raw(SUBSCRIBE).await;
+    back.response("1").await;
+    let _ = stop_tx.send(());
+    let _ = served.await;
+    pool.shutdown().await;
+}
+
+#[tokio::test]
 async fn an_address_opening_connections_too_fast_is_refused() {
     let config = ServerConfig {
         edge: EdgeConfig {

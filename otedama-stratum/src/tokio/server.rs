@@ -728,6 +728,21 @@ impl<P: PoolProtocol> ProtocolServer<P> {
         Arc::clone(&self.context.stats)
     }
 
+    /// Makes this server keep its bans and per-address limits in `edge`'s (another server's)
+    /// instead of its own, so that several ports of one pool act as one: an address banned
+    /// on one is refused on all at once, and its connection rate counts over all of them.
+    /// Call before [`ProtocolServer::run`]; `false` (nothing changed) once the server's
+    /// state is shared with running tasks.
+    pub fn share_edge(&mut self, edge: &EdgeHandle) -> bool {
+        match Arc::get_mut(&mut self.context) {
+            Some(context) => {
+                context.guard = Arc::clone(&edge.guard);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// A handle on the server's bans; it stays usable while [`ProtocolServer::run`] runs.
     pub fn edge(&self) -> EdgeHandle {
         EdgeHandle {

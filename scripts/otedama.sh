@@ -20,6 +20,11 @@ install_missing() {
         command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
         command -v chromium >/dev/null 2>&1 || missing+=(chromium)
         command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+        command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+    fi
+    if [ "${1:-}" = test ] && ! python3 -m kubernetes_validate --version >/dev/null 2>&1; then
+        echo "installing kubernetes-validate (PyPI)" >&2
+        python3 -m pip install --quiet kubernetes-validate
     fi
     if [ "${#missing[@]}" -eq 0 ]; then
         return

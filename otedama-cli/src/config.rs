@@ -729,6 +729,9 @@ pub(crate) struct Config {
 
 const ALGORITHMS: [&str; 3] = ["sha256d", "scrypt", "randomx"];
 
+/// The environment variable that replaces `pool.database`.
+pub(crate) const DATABASE_ENV: &str = "OTEDAMA_DATABASE";
+
 /// Chain names accepted in `pool.chain`, with their address prefixes.
 pub(crate) const CHAINS: [(&str, otedama_core::AddressParams); 6] = [
     ("bitcoin", otedama_core::AddressParams::BITCOIN),
@@ -839,6 +842,27 @@ impl Config {
             });
         }
         Ok(())
+    }
+
+    /// The file at `path` (the defaults without one), with what the environment overrides:
+    /// `OTEDAMA_DATABASE` replaces `pool.database`, so that a database URL with its password
+    /// can come from a secret rather than the file.
+    pub(crate) fn open(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut config = match path {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        if let Ok(database) = std::env::var(DATABASE_ENV) {
+            if database.trim().is_empty() {
+                return Err(ConfigError {
+                    file: format!("${DATABASE_ENV}"),
+                    key: "pool.database".into(),
+                    reason: "is empty".into(),
+                });
+            }
+            config.pool.database = database;
+        }
+        Ok(config)
     }
 
     /// Reads and parses a file.

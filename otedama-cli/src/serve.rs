@@ -72,10 +72,7 @@ pub(crate) fn run(args: ServeArgs, logs: crate::pool::LogFlags) -> Result<()> {
         .config
         .as_ref()
         .map_or("<defaults>".to_owned(), |p| p.display().to_string());
-    let config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
+    let config = Config::open(args.config.as_deref())?;
     if args.print_config {
         print!("{}", config.to_yaml());
         return Ok(());

@@ -10,12 +10,16 @@ use serde_json::Value;
 /// Arguments of `otedama-cli status`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct StatusArgs {
-    /// The API's base URL.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    /// The API's base URL (with --ready, the health server's).
+    #[arg(long, env = "OTEDAMA_URL", default_value = "http://127.0.0.1:8080")]
     url: String,
     /// Print the API's answers as one JSON object instead of a summary.
     #[arg(long)]
     json: bool,
+    /// Only ask `/health/ready`: exit 0 when the pool is ready, else print why and fail (a
+    /// container's health check).
+    #[arg(long)]
+    ready: bool,
 }
 
 fn get(agent: &ureq::Agent, url: &str) -> Result<Value> {
@@ -31,10 +35,16 @@ fn get(agent: &ureq::Agent, url: &str) -> Result<Value> {
     let json: Value = serde_json::from_str(&body)
         .with_context(|| format!("{url} did not answer JSON (is it an otedama API?)"))?;
     if status != 200 {
-        bail!(
-            "{url}: {status}: {}",
-            json["error"].as_str().unwrap_or("no reason given")
-        );
+        let reason = match (&json["error"], &json["problems"]) {
+            (Value::String(e), _) => e.clone(),
+            (_, Value::Array(problems)) => problems
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join("; "),
+            _ => "no reason given".to_owned(),
+        };
+        bail!("{url}: {status}: {reason}");
     }
     Ok(json)
 }
@@ -68,6 +78,15 @@ pub(crate) fn run(args: &StatusArgs) -> Result<()> {
         .http_status_as_error(false)
         .build()
         .into();
+    if args.ready {
+        let url = format!("{base}/health/ready");
+        let json = get(&agent, &url).map_err(|e| {
+            // A 503 carries the reasons; say them rather than the status alone.
+            anyhow::anyhow!("not ready: {e:#}")
+        })?;
+        println!("ready: {json}");
+        return Ok(());
+    }
     let status = get(&agent, &format!("{base}/api/status"))?;
     let stats = get(&agent, &format!("{base}/api/stats"))?;
     let workers = if status["role"] == "pool" {

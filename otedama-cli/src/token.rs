@@ -99,10 +99,7 @@ pub(crate) fn auth(config: &Config) -> Result<TokenAuth> {
 
 /// Prints a token for the API of the pool `args.config` configures.
 pub(crate) fn run(args: &TokenArgs) -> Result<()> {
-    let config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
+    let config = Config::open(args.config.as_deref())?;
     let expiry = match &args.expiry {
         Some(text) => Span::parse(text).map_err(|e| anyhow::anyhow!("--expiry: {e}"))?,
         None => config.api.auth.token_expiry,

@@ -95,10 +95,7 @@ fn open_store(
     config: &Option<PathBuf>,
     database: &Option<String>,
 ) -> Result<(Box<dyn Store>, String)> {
-    let config = match config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
+    let config = Config::open(config.as_deref())?;
     let database = database
         .clone()
         .unwrap_or_else(|| config.pool.database.clone());

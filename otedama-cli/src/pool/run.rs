@@ -158,10 +158,7 @@ fn flag_error(key: &str, reason: String) -> ConfigError {
 impl PoolArgs {
     /// The configuration file with the flags applied, validated.
     fn effective(&self) -> Result<Config, ConfigError> {
-        let mut c = match &self.config {
-            Some(path) => Config::load(path)?,
-            None => Config::default(),
-        };
+        let mut c = Config::open(self.config.as_deref())?;
         if let Some(v) = &self.algo {
             c.mining.algorithm = v.clone();
         }

@@ -492,12 +492,20 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
             fee_from_miners: payments.fee_from_miners,
             interval: payments.interval.0,
             confirmations: i64::from(config.pool.maturity),
+            // The claim's holder is named by host and listen address, so that a restarted
+            // pool takes its own claim back at once; a pool on port 0 (any free port) has no
+            // fixed address, so its process id keeps it apart from another one on the host.
             payer: format!(
-                "{} {}",
+                "{} {}{}",
                 std::fs::read_to_string("/proc/sys/kernel/hostname")
                     .map(|h| h.trim().to_owned())
                     .unwrap_or_else(|_| "localhost".into()),
-                config.pool.listen
+                config.pool.listen,
+                if config.pool.listen.port() == 0 {
+                    format!(" pid {}", std::process::id())
+                } else {
+                    String::new()
+                }
             ),
         };
         let task = AccountingTask {

@@ -643,8 +643,9 @@ pub(crate) struct Endpoint {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EndpointFields {
+    /// On when left out but an address is given.
     #[serde(default, alias = "enable")]
-    enabled: bool,
+    enabled: Option<bool>,
     #[serde(default, alias = "listen")]
     address: Option<SocketAddr>,
 }
@@ -672,13 +673,13 @@ impl<'de> Deserialize<'de> for Endpoint {
                 address: None,
             }),
             Ok(EndpointForm::Fields(f)) => Ok(Endpoint {
-                enabled: f.enabled,
+                enabled: f.enabled.unwrap_or(f.address.is_some()),
                 address: f.address,
             }),
             // The fields' own error says which key is wrong.
             Err(_) => serde_yaml::from_value::<EndpointFields>(value)
                 .map(|f| Endpoint {
-                    enabled: f.enabled,
+                    enabled: f.enabled.unwrap_or(f.address.is_some()),
                     address: f.address,
                 })
                 .map_err(serde::de::Error::custom),
@@ -808,6 +809,18 @@ impl Config {
         }
         if let Some(address) = self.pool.address.take() {
             match address.parse::<SocketAddr>() {
+                Ok(listen)
+                    if self.pool.listen != Pool::default().listen && self.pool.listen != listen =>
+                {
+                    return Err(ConfigError {
+                        file: file.to_owned(),
+                        key: "pool.address".into(),
+                        reason: format!(
+                            "{listen} and pool.listen {} both name the Stratum address: keep one",
+                            self.pool.listen
+                        ),
+                    })
+                }
                 Ok(listen) => self.pool.listen = listen,
                 Err(_) => match &self.pool.payout_address {
                     None => self.pool.payout_address = Some(address),
@@ -1145,9 +1158,11 @@ impl Config {
             .collect()
     }
 
-    /// The effective configuration as YAML.
+    /// The effective configuration as YAML, with a database password masked.
     pub(crate) fn to_yaml(&self) -> String {
-        serde_yaml::to_string(self)
+        let mut shown = self.clone();
+        shown.pool.database = otedama_pool::store::display_database(&self.pool.database);
+        serde_yaml::to_string(&shown)
             .unwrap_or_else(|e| format!("# cannot print the configuration: {e}\n"))
     }
 }
@@ -1334,6 +1349,18 @@ mod tests {
                 .starts_with("c.yaml: pool.address: \"somewhere\" is not a listen address"),
             "{clash}"
         );
+        let both = Config::from_yaml(
+            "pool:\n  listen: 127.0.0.1:4444\n  address: 127.0.0.1:5555\n",
+            "c.yaml",
+        )
+        .expect_err("two listen addresses");
+        assert_eq!(both.key, "pool.address");
+        let health = Config::from_yaml(
+            "monitoring:\n  health:\n    address: 127.0.0.1:1\n",
+            "c.yaml",
+        )
+        .expect("an address alone");
+        assert!(health.monitoring.health.enabled);
         let off = Config::from_yaml("mining:\n  enable_cpu: false\n  threads: 4\n", "c.yaml")
             .expect("valid");
         assert_eq!(off.mining.serve_threads(), 0);

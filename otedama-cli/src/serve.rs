@@ -150,16 +150,113 @@ pub(crate) async fn supervise(config: Config, roles: Roles) -> Result<()> {
                 // The pool ended before it listened: its error says why.
                 Err(_) => {
                     let _ = stop_tx.send(true);
-                    return match pools.join_next().await {
-                        Some(Ok(Err(e))) => Err(e),
-                        _ => Err(anyhow::anyhow!("a pool stopped before it listened")),
-                    };
+                    return Err(join_all(&mut pools)
+                        .await
+                        .unwrap_or_else(|| anyhow::anyhow!("a pool stopped before it listened")));
                 }
             }
         }
     }
     note_devices(&config);
-    let miner = if roles.miner_threads > 0 {
+    // Everything that can still fail is set up before any miner starts; a failure stops the
+    // pools the orderly way (connections closed, the share log flushed).
+    let wired = match miners(&config, &roles, &started) {
+        Ok(miner) => start_http(&config, &started, miner.clone(), &stop_rx)
+            .await
+            .map(|http| (miner, http)),
+        Err(e) => Err(e),
+    };
+    let (miner, http) = match wired {
+        Ok(wired) => wired,
+        Err(e) => {
+            let _ = stop_tx.send(true);
+            join_all(&mut pools).await;
+            return Err(e);
+        }
+    };
+    if let Some(group) = &miner {
+        for m in &group.0 {
+            m.begin();
+        }
+    }
+    let shutdown = async {
+        match roles.seconds {
+            Some(s) => {
+                let wait = Duration::try_from_secs_f64(s.max(0.0)).unwrap_or(Duration::MAX);
+                tokio::time::sleep(wait).await
+            }
+            None => crate::signals::wait_for_shutdown().await,
+        }
+    };
+    // A pool that ends on its own (a failure) stops everything, with its error.
+    let failed = tokio::select! {
+        _ = shutdown => None,
+        Some(done) = pools.join_next() => match done {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e),
+            Err(e) => Some(anyhow::anyhow!("a pool task failed: {e}")),
+        },
+    };
+    tracing::info!("shutting down");
+    if let Some(group) = &miner {
+        for miner in &group.0 {
+            miner.end(Duration::from_secs(10)).await;
+        }
+    }
+    let _ = stop_tx.send(true);
+    for server in http {
+        let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    }
+    let rest = join_all(&mut pools).await;
+    match failed.or(rest) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// The built-in miners, one per pool (or one on `mining.pool_url`), switched together.
+pub(crate) struct MinerGroup(Vec<Arc<LocalMiner>>);
+
+impl MinerControl for MinerGroup {
+    fn start(&self) -> Result<otedama_pool::http::MinerState, String> {
+        for miner in &self.0 {
+            miner.start()?;
+        }
+        Ok(self.state())
+    }
+
+    fn stop(&self) -> Result<otedama_pool::http::MinerState, String> {
+        for miner in &self.0 {
+            miner.stop()?;
+        }
+        Ok(self.state())
+    }
+
+    /// The first miner's state (the main pool's).
+    fn state(&self) -> otedama_pool::http::MinerState {
+        match self.0.first() {
+            Some(m) => m.state(),
+            None => otedama_pool::http::MinerState {
+                running: false,
+                pool: String::new(),
+                algorithm: String::new(),
+                threads: 0,
+                uptime_seconds: 0.0,
+                hashrate: Default::default(),
+                accepted: 0,
+                rejected: 0,
+            },
+        }
+    }
+}
+
+/// The built-in miners `roles` asks for (not started): one on `mining.pool_url`, or one on
+/// each pool that listens.
+fn miners(config: &Config, roles: &Roles, started: &[Started]) -> Result<Option<Arc<MinerGroup>>> {
+    if roles.miner_threads == 0 {
+        return Ok(None);
+    }
+    {
         let args = |url: String, user: String, algo| MineArgs {
             urls: vec![url],
             user,
@@ -211,84 +308,22 @@ pub(crate) async fn supervise(config: Config, roles: Roles) -> Result<()> {
                 .map(|a| Arc::new(LocalMiner::new(a)))
                 .collect(),
         ));
-        for miner in &group.0 {
-            miner.begin();
-        }
-        Some(group)
-    } else {
-        None
-    };
-    let http = start_http(&config, &started, miner.clone(), &stop_rx).await?;
-    let shutdown = async {
-        match roles.seconds {
-            Some(s) => tokio::time::sleep(Duration::from_secs_f64(s.max(0.0))).await,
-            None => crate::signals::wait_for_shutdown().await,
-        }
-    };
-    // A pool that ends on its own (a failure) stops everything, with its error.
-    let failed = tokio::select! {
-        _ = shutdown => None,
-        Some(done) = pools.join_next() => match done {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(e),
-            Err(e) => Some(anyhow::anyhow!("a pool task failed: {e}")),
-        },
-    };
-    tracing::info!("shutting down");
-    if let Some(group) = &miner {
-        for miner in &group.0 {
-            miner.end(Duration::from_secs(10)).await;
-        }
+        Ok(Some(group))
     }
-    let _ = stop_tx.send(true);
-    for server in http {
-        let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
-    }
-    let mut result = failed.map_or(Ok(()), Err);
-    while let Some(done) = pools.join_next().await {
-        match done {
-            Ok(Err(e)) if result.is_ok() => result = Err(e),
-            Err(e) if result.is_ok() => result = Err(anyhow::anyhow!("a pool task failed: {e}")),
-            _ => {}
-        }
-    }
-    result
 }
 
-/// The built-in miners, one per pool (or one on `mining.pool_url`), switched together.
-pub(crate) struct MinerGroup(Vec<Arc<LocalMiner>>);
-
-impl MinerControl for MinerGroup {
-    fn start(&self) -> Result<otedama_pool::http::MinerState, String> {
-        for miner in &self.0 {
-            miner.start()?;
-        }
-        Ok(self.state())
+/// Waits for every pool task; the first error among them, if any.
+async fn join_all(pools: &mut tokio::task::JoinSet<Result<()>>) -> Option<anyhow::Error> {
+    let mut first = None;
+    while let Some(done) = pools.join_next().await {
+        let error = match done {
+            Ok(Ok(())) => continue,
+            Ok(Err(e)) => e,
+            Err(e) => anyhow::anyhow!("a pool task failed: {e}"),
+        };
+        first.get_or_insert(error);
     }
-
-    fn stop(&self) -> Result<otedama_pool::http::MinerState, String> {
-        for miner in &self.0 {
-            miner.stop()?;
-        }
-        Ok(self.state())
-    }
-
-    /// The first miner's state (the main pool's).
-    fn state(&self) -> otedama_pool::http::MinerState {
-        match self.0.first() {
-            Some(m) => m.state(),
-            None => otedama_pool::http::MinerState {
-                running: false,
-                pool: String::new(),
-                algorithm: String::new(),
-                threads: 0,
-                uptime_seconds: 0.0,
-                hashrate: Default::default(),
-                accepted: 0,
-                rejected: 0,
-            },
-        }
-    }
+    first
 }
 
 /// Where a local miner reaches a pool that listens on every address.

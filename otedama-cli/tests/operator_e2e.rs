@@ -100,6 +100,27 @@ impl Drop for Serve {
     }
 }
 
+/// A request a browser sends from a page of `origin`: its status.
+fn status_from_origin(method: &str, port: u16, path: &str, origin: &str, upgrade: bool) -> u16 {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    let upgrade = if upgrade {
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+    } else {
+        "Content-Length: 0\r\nConnection: close\r\n"
+    };
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: {origin}\r\n{upgrade}\r\n"
+    )
+    .expect("request");
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).expect("status line");
+    String::from_utf8_lossy(&head[9..12]).parse().unwrap_or(0)
+}
+
 /// One HTTP request; the status and the body.
 fn http(method: &str, port: u16, path: &str, token: Option<&str>) -> (u16, String) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
@@ -406,6 +427,28 @@ fn the_documented_configuration_serves_pool_miner_api_metrics_and_health() {
     let (status, body) = http("POST", setup.api, "/api/mining/stop", Some(&expired));
     assert_eq!(status, 401, "{body}");
     assert!(body.contains("expired"), "{body}");
+
+    // A page of another site cannot throw the switch or read the feed, even with a token
+    // (browsers send the Origin); the dashboard's own origin can.
+    assert_eq!(
+        status_from_origin(
+            "POST",
+            setup.api,
+            "/api/mining/stop",
+            "http://evil.example",
+            false
+        ),
+        403
+    );
+    assert_eq!(
+        status_from_origin("GET", setup.api, "/api/ws", "http://evil.example", true),
+        403
+    );
+    let own = format!("http://127.0.0.1:{}", setup.api);
+    assert_eq!(
+        status_from_origin("GET", setup.api, "/api/ws", &own, true),
+        101
+    );
 
     // Stopping and starting the miner shows on the WebSocket feed.
     let mut ws = Ws::connect(setup.api);

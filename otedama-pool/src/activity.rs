@@ -127,11 +127,15 @@ struct Windows {
 
 impl Windows {
     fn add(&mut self, bucket: u64, difficulty: f64) {
-        match self.buckets.back_mut() {
-            Some((b, sum)) if *b == bucket => *sum += difficulty,
-            _ => self.buckets.push_back((bucket, difficulty)),
+        // Shares judged on several threads may arrive a little out of order around a bucket's
+        // edge: an earlier bucket goes in its place, keeping the buckets sorted.
+        match self.buckets.iter().rposition(|(b, _)| *b <= bucket) {
+            Some(i) if self.buckets[i].0 == bucket => self.buckets[i].1 += difficulty,
+            Some(i) => self.buckets.insert(i + 1, (bucket, difficulty)),
+            None => self.buckets.push_front((bucket, difficulty)),
         }
-        let oldest = bucket.saturating_sub(LONGEST.as_secs() / BUCKET.as_secs());
+        let newest = self.buckets.back().map_or(bucket, |(b, _)| *b);
+        let oldest = newest.saturating_sub(LONGEST.as_secs() / BUCKET.as_secs());
         while self.buckets.front().is_some_and(|(b, _)| *b < oldest) {
             self.buckets.pop_front();
         }
@@ -144,8 +148,7 @@ impl Windows {
         self.buckets
             .iter()
             .rev()
-            .take_while(|(b, _)| *b >= first)
-            .filter(|(b, _)| *b <= now)
+            .filter(|(b, _)| (first..=now).contains(b))
             // From +0.0: an empty window is zero, not the -0.0 that `sum` starts from.
             .fold(0.0, |total, (_, d)| total + d)
     }
@@ -375,6 +378,37 @@ mod tests {
             let r = a.pool_hashrate(start + Duration::from_secs(t)).five_minutes;
             assert!((0.8..=1.2).contains(&r), "at {t} s: {r}");
         }
+    }
+
+    #[test]
+    fn a_share_counted_late_lands_in_its_own_bucket() {
+        let start = Instant::now();
+        let mut a = Activity::new(1.0, start);
+        a.share(
+            "w",
+            Outcome::Accepted,
+            10.0,
+            start + Duration::from_secs(21),
+            0,
+        );
+        // Judged on another thread, answered a moment after a later one.
+        a.share(
+            "w",
+            Outcome::Accepted,
+            5.0,
+            start + Duration::from_secs(19),
+            0,
+        );
+        a.share(
+            "w",
+            Outcome::Accepted,
+            1.0,
+            start + Duration::from_secs(22),
+            0,
+        );
+        let at = start + Duration::from_secs(30);
+        // All 16 over the 30 s so far: none lost to the order.
+        assert!((a.pool_hashrate(at).one_minute - 16.0 / 30.0).abs() < 1e-9);
     }
 
     #[test]

@@ -89,9 +89,11 @@ impl TokenAuth {
 
     /// A token valid from `now` for `valid_for`.
     pub fn issue(&self, now: SystemTime, valid_for: Duration) -> String {
-        let expiry = (now + valid_for)
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        // An expiry past what the clock can hold is as good as never.
+        let expiry = now
+            .checked_add(valid_for)
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(i64::MAX as u64, |d| d.as_secs());
         let body = format!("{PREFIX}.{expiry}");
         let mac = self.mac(&body);
         format!("{body}.{mac}")
@@ -110,7 +112,9 @@ impl TokenAuth {
         if !constant_time_eq(expected.as_bytes(), mac.as_bytes()) {
             return Err(TokenError::BadSignature);
         }
-        let expires = UNIX_EPOCH + Duration::from_secs(secs);
+        let expires = UNIX_EPOCH
+            .checked_add(Duration::from_secs(secs))
+            .ok_or(TokenError::Malformed)?;
         if now >= expires {
             return Err(TokenError::Expired);
         }

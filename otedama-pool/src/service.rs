@@ -1122,6 +1122,11 @@ impl PoolView {
         }
     }
 
+    /// Whether the pool is shutting down.
+    pub fn is_stopping(&self) -> bool {
+        *self.stopping.borrow()
+    }
+
     /// The algorithm served.
     pub fn algorithm(&self) -> String {
         self.driver.engine().algorithm().to_owned()
@@ -1173,8 +1178,8 @@ impl PoolView {
         self.driver.log.run(move |store| store.audit(&entry))
     }
 
-    /// How many blocks are recorded at each status (`submitted`, `accepted`, `confirmed`,
-    /// `orphaned`, `rejected`), read at most every ten seconds. Blocks on the database:
+    /// How many of this pool's blocks are recorded at each status (`submitted`, `accepted`,
+    /// `confirmed`, `orphaned`, `rejected`), read at most every ten seconds. Blocks on the database:
     /// call it off any event loop.
     pub fn block_counts(&self) -> Result<Vec<(String, u64)>, crate::store::StoreError> {
         let mut cache = self.block_counts.lock().unwrap_or_else(|p| p.into_inner());
@@ -1184,8 +1189,10 @@ impl PoolView {
             }
         }
         let blocks = self.driver.log.run(|store| store.blocks())?;
+        let algorithm = self.algorithm();
         let mut counts: Vec<(String, u64)> = Vec::new();
-        for block in blocks {
+        // Pools of several coins may share one database: count this pool's own.
+        for block in blocks.into_iter().filter(|b| b.algorithm == algorithm) {
             let status = block.status.as_str();
             match counts.iter_mut().find(|(s, _)| s == status) {
                 Some((_, n)) => *n += 1,

@@ -97,6 +97,38 @@ pub(super) struct ApiState {
     pub(super) protect_reads: bool,
     pub(super) miner: Option<Arc<dyn MinerControl>>,
     pub(super) started: std::time::Instant,
+    /// Database calls the API may have in flight at once: they share the share log's writer
+    /// thread and the blocking pool with share judging, so readers queue here instead.
+    pub(super) database: Arc<tokio::sync::Semaphore>,
+    /// WebSocket clients served at once.
+    pub(super) ws_clients: Arc<tokio::sync::Semaphore>,
+}
+
+/// Database calls the API runs at once.
+pub(super) const DATABASE_CALLS: usize = 2;
+/// WebSocket clients served at once.
+pub(super) const WS_CLIENTS: usize = 64;
+
+/// Refuses a request a browser sent from another site's page: its `Origin` names a host other
+/// than the one it was sent to. Without auth, a page the operator visits could otherwise stop
+/// the miner or read the feed.
+pub(super) fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let origin_host = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .map(|(_, rest)| rest.trim_end_matches('/'));
+    match (origin_host, host) {
+        (Some(o), Some(h)) if o.eq_ignore_ascii_case(h) => Ok(()),
+        _ => Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "cross-site request refused: the Origin is not this API's host".into(),
+        )),
+    }
 }
 
 /// A JSON error: `{"error": "...", "status": 401}`.
@@ -140,6 +172,9 @@ impl ApiState {
         headers: &HeaderMap,
         mutating: bool,
     ) -> Result<String, ApiError> {
+        if mutating {
+            same_origin(headers)?;
+        }
         let Some(auth) = &self.auth else {
             return Ok("api".into());
         };
@@ -163,7 +198,7 @@ impl ApiState {
     async fn audit(&self, actor: String, action: &str, detail: String) -> Result<(), ApiError> {
         let pools = Arc::clone(&self.pools);
         let action = action.to_owned();
-        blocking(move || {
+        blocking(&self.database, move || {
             for served in pools.iter() {
                 served.view.audit(&actor, &action, &detail)?;
             }
@@ -227,6 +262,12 @@ pub(super) async fn status(
 ) -> Result<Json<StatusBody>, ApiError> {
     state.authorize(&headers, false)?;
     let pools = Arc::clone(&state.pools);
+    let _permit = state.database.acquire().await.map_err(|_| {
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the API is stopping".into(),
+        )
+    })?;
     let checked = tokio::task::spawn_blocking(move || {
         pools
             .iter()
@@ -527,8 +568,15 @@ pub struct BlockBody {
 }
 
 async fn blocking<T: Send + 'static>(
+    permits: &tokio::sync::Semaphore,
     work: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
+    let _permit = permits.acquire().await.map_err(|_| {
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the API is stopping".into(),
+        )
+    })?;
     match tokio::task::spawn_blocking(work).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => Err(ApiError(
@@ -552,7 +600,7 @@ pub(super) async fn blocks(
 ) -> Result<Json<Vec<BlockBody>>, ApiError> {
     state.authorize(&headers, false)?;
     let view = state.main()?.view.clone();
-    let blocks = blocking(move || view.blocks(MAX_BLOCKS)).await?;
+    let blocks = blocking(&state.database, move || view.blocks(MAX_BLOCKS)).await?;
     Ok(Json(
         blocks
             .into_iter()
@@ -637,7 +685,7 @@ pub(super) async fn payments(
     }
     let view = state.main()?.view.clone();
     let asked = address.clone();
-    let account = blocking(move || view.account(&asked)).await?;
+    let account = blocking(&state.database, move || view.account(&asked)).await?;
     Ok(Json(PaymentsBody {
         address,
         balances: account
@@ -688,13 +736,13 @@ pub(super) async fn mining_start(
 ) -> Result<Json<MinerState>, ApiError> {
     let actor = state.authorize(&headers, true)?;
     let miner = Arc::clone(miner_of(&state)?);
+    // Written before the switch is thrown: no change without its audit line.
+    let detail = format!("the local miner on {}", miner.state().pool);
+    state.audit(actor, "mining-start", detail).await?;
     let result = tokio::task::spawn_blocking(move || miner.start())
         .await
         .unwrap_or_else(|_| Err("the miner's switch failed".into()));
-    let answer = switched(result)?;
-    let detail = format!("the local miner on {}", answer.pool);
-    state.audit(actor, "mining-start", detail).await?;
-    Ok(answer)
+    switched(result)
 }
 
 #[utoipa::path(post, path = "/api/mining/stop", tag = "miner",
@@ -709,13 +757,13 @@ pub(super) async fn mining_stop(
 ) -> Result<Json<MinerState>, ApiError> {
     let actor = state.authorize(&headers, true)?;
     let miner = Arc::clone(miner_of(&state)?);
+    // Written before the switch is thrown: no change without its audit line.
+    let detail = format!("the local miner on {}", miner.state().pool);
+    state.audit(actor, "mining-stop", detail).await?;
     let result = tokio::task::spawn_blocking(move || miner.stop())
         .await
         .unwrap_or_else(|_| Err("the miner's switch failed".into()));
-    let answer = switched(result)?;
-    let detail = format!("the local miner on {}", answer.pool);
-    state.audit(actor, "mining-stop", detail).await?;
-    Ok(answer)
+    switched(result)
 }
 
 /// The bearer scheme the mutating endpoints name.

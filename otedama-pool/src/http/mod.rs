@@ -104,6 +104,8 @@ pub fn api(pools: Vec<Served>, options: ApiOptions) -> Router {
         protect_reads: options.protect_reads,
         miner: options.miner,
         started: std::time::Instant::now(),
+        database: Arc::new(tokio::sync::Semaphore::new(api::DATABASE_CALLS)),
+        ws_clients: Arc::new(tokio::sync::Semaphore::new(api::WS_CLIENTS)),
     };
     let routes = Router::new()
         .route("/api/status", get(api::status))
@@ -132,10 +134,11 @@ pub fn metrics(pools: Vec<PoolView>) -> Router {
 
 /// `/health/live` and `/health/ready` over `pools`: ready when every pool is.
 pub fn health(pools: Vec<PoolView>) -> Router {
+    let probes = Arc::new(tokio::sync::Semaphore::new(1));
     Router::new()
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
-        .with_state(Arc::new(pools))
+        .with_state((Arc::new(pools), probes))
 }
 
 /// A miner's own API: `/api/status` and `/api/stats` in the pool's shape, the switch, and
@@ -147,6 +150,8 @@ pub fn miner(miner: Arc<dyn MinerControl>, auth: Option<TokenAuth>) -> Router {
         protect_reads: false,
         miner: Some(miner),
         started: std::time::Instant::now(),
+        database: Arc::new(tokio::sync::Semaphore::new(api::DATABASE_CALLS)),
+        ws_clients: Arc::new(tokio::sync::Semaphore::new(api::WS_CLIENTS)),
     };
     Router::new()
         .route("/api/status", get(miner_status))
@@ -191,7 +196,13 @@ async fn live() -> &'static str {
     "ok\n"
 }
 
-async fn ready(State(views): State<Arc<Vec<PoolView>>>) -> Response {
+/// The views, and the one readiness probe that may run at a time (each asks the database).
+type HealthState = (Arc<Vec<PoolView>>, Arc<tokio::sync::Semaphore>);
+
+async fn ready(State((views, probes)): State<HealthState>) -> Response {
+    let Ok(_probe) = probes.acquire().await else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
     let readiness = tokio::task::spawn_blocking(move || {
         views
             .iter()

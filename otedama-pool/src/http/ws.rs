@@ -4,6 +4,7 @@
 //! slowly falls behind on its subscription or stalls a send; either way it is closed, so
 //! no client ever holds up the pool or the other clients.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -22,6 +23,8 @@ const STATS_EVERY: Duration = Duration::from_secs(5);
 const SEND_PATIENCE: Duration = Duration::from_secs(5);
 /// Events a client may have queued across pools before it counts as too slow.
 const CLIENT_QUEUE: usize = 1024;
+/// The largest message a client may send (it has nothing to say; pings are small).
+const MAX_INCOMING: usize = 4096;
 /// The close code for a client cut off for reading too slowly (1008: policy violation).
 const TOO_SLOW: u16 = 1008;
 
@@ -31,7 +34,22 @@ pub(super) async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     state.authorize(&headers, false)?;
-    Ok(ws.on_upgrade(move |socket| client(socket, state)))
+    // A page of another site must not read the feed with the operator's browser.
+    super::api::same_origin(&headers)?;
+    let permit = Arc::clone(&state.ws_clients)
+        .try_acquire_owned()
+        .map_err(|_| {
+            ApiError(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "too many WebSocket clients".into(),
+            )
+        })?;
+    Ok(ws
+        .max_message_size(MAX_INCOMING)
+        .on_upgrade(move |socket| async move {
+            client(socket, state).await;
+            drop(permit);
+        }))
 }
 
 /// An event as its JSON message.
@@ -141,6 +159,9 @@ async fn client(mut socket: WebSocket, state: ApiState) {
             },
             _ = stats.tick() => {
                 let Some(main) = state.pools.first() else { break End::Stopped };
+                if main.view.is_stopping() {
+                    break End::Stopped;
+                }
                 let mut body = serde_json::to_value(StatsBody::from(&main.view.snapshot()))
                     .unwrap_or(Value::Null);
                 if let Value::Object(map) = &mut body {

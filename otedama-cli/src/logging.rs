@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use tracing::Level;
-use tracing_subscriber::fmt::writer::MakeWriterExt;
+use tracing_subscriber::fmt::writer::{MakeWriter, MakeWriterExt};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer};
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -57,9 +57,31 @@ fn open(path: &Path) -> Result<std::fs::File> {
         .with_context(|| format!("cannot open the log file {}", path.display()))
 }
 
+/// One output's layer: JSON objects or human lines to `writer`, at the level `RUST_LOG` asks
+/// for (info by default).
+fn layer<W>(json: bool, writer: W) -> Box<dyn Layer<Registry> + Send + Sync>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    if json {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(writer)
+            .with_filter(filter)
+            .boxed()
+    } else {
+        tracing_subscriber::fmt::layer()
+            .with_target(false)
+            .with_ansi(false)
+            .with_writer(writer)
+            .with_filter(filter)
+            .boxed()
+    }
+}
+
 /// Starts logging for the rest of the process; a second call changes nothing.
 pub(crate) fn init(settings: &LogSettings) -> Result<()> {
-    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let floor = if settings.all_stderr {
         Level::TRACE
     } else {
@@ -69,44 +91,11 @@ pub(crate) fn init(settings: &LogSettings) -> Result<()> {
         .with_max_level(floor)
         .or_else(std::io::stdout);
     let json = settings.format == LogFormat::Json;
-    let terminal_layer = if json {
-        tracing_subscriber::fmt::layer()
-            .json()
-            .with_writer(terminal)
-            .with_filter(filter())
-            .boxed()
-    } else {
-        tracing_subscriber::fmt::layer()
-            .with_target(false)
-            .with_ansi(false)
-            .with_writer(terminal)
-            .with_filter(filter())
-            .boxed()
-    };
-    let file_layer = match &settings.file {
-        Some(path) => {
-            let file = Arc::new(open(path)?);
-            Some(if json {
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .with_writer(file)
-                    .with_filter(filter())
-                    .boxed()
-            } else {
-                tracing_subscriber::fmt::layer()
-                    .with_target(false)
-                    .with_ansi(false)
-                    .with_writer(file)
-                    .with_filter(filter())
-                    .boxed()
-            })
-        }
-        None => None,
-    };
+    let mut layers = vec![layer(json, terminal)];
+    if let Some(path) = &settings.file {
+        layers.push(layer(json, Arc::new(open(path)?)));
+    }
     // Already set (a test, or a second command in one process): the first one stays.
-    let _ = tracing_subscriber::registry()
-        .with(terminal_layer)
-        .with(file_layer)
-        .try_init();
+    let _ = tracing_subscriber::registry().with(layers).try_init();
     Ok(())
 }

@@ -717,12 +717,6 @@ fn miner_of(state: &ApiState) -> Result<&Arc<dyn MinerControl>, ApiError> {
     })
 }
 
-fn switched(result: Result<MinerState, String>) -> Result<Json<MinerState>, ApiError> {
-    result
-        .map(Json)
-        .map_err(|e| ApiError(StatusCode::CONFLICT, e))
-}
-
 #[utoipa::path(post, path = "/api/mining/start", tag = "miner",
     security(("bearer" = [])),
     responses(
@@ -734,15 +728,7 @@ pub(super) async fn mining_start(
     State(state): State<ApiState>,
     headers: HeaderMap,
 ) -> Result<Json<MinerState>, ApiError> {
-    let actor = state.authorize(&headers, true)?;
-    let miner = Arc::clone(miner_of(&state)?);
-    // Written before the switch is thrown: no change without its audit line.
-    let detail = format!("the local miner on {}", miner.state().pool);
-    state.audit(actor, "mining-start", detail).await?;
-    let result = tokio::task::spawn_blocking(move || miner.start())
-        .await
-        .unwrap_or_else(|_| Err("the miner's switch failed".into()));
-    switched(result)
+    switch(&state, &headers, Switch::Start).await
 }
 
 #[utoipa::path(post, path = "/api/mining/stop", tag = "miner",
@@ -755,15 +741,40 @@ pub(super) async fn mining_stop(
     State(state): State<ApiState>,
     headers: HeaderMap,
 ) -> Result<Json<MinerState>, ApiError> {
-    let actor = state.authorize(&headers, true)?;
-    let miner = Arc::clone(miner_of(&state)?);
-    // Written before the switch is thrown: no change without its audit line.
+    switch(&state, &headers, Switch::Stop).await
+}
+
+/// Which way the local miner is switched.
+#[derive(Debug, Clone, Copy)]
+enum Switch {
+    Start,
+    Stop,
+}
+
+/// Throws the local miner's switch for an authorized caller, audited first: no change
+/// without its audit line.
+async fn switch(
+    state: &ApiState,
+    headers: &HeaderMap,
+    way: Switch,
+) -> Result<Json<MinerState>, ApiError> {
+    let actor = state.authorize(headers, true)?;
+    let miner = Arc::clone(miner_of(state)?);
+    let action = match way {
+        Switch::Start => "mining-start",
+        Switch::Stop => "mining-stop",
+    };
     let detail = format!("the local miner on {}", miner.state().pool);
-    state.audit(actor, "mining-stop", detail).await?;
-    let result = tokio::task::spawn_blocking(move || miner.stop())
-        .await
-        .unwrap_or_else(|_| Err("the miner's switch failed".into()));
-    switched(result)
+    state.audit(actor, action, detail).await?;
+    let result = tokio::task::spawn_blocking(move || match way {
+        Switch::Start => miner.start(),
+        Switch::Stop => miner.stop(),
+    })
+    .await
+    .unwrap_or_else(|_| Err("the miner's switch failed".into()));
+    result
+        .map(Json)
+        .map_err(|e| ApiError(StatusCode::CONFLICT, e))
 }
 
 /// The bearer scheme the mutating endpoints name.

@@ -493,19 +493,13 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
             interval: payments.interval.0,
             confirmations: i64::from(config.pool.maturity),
             // The claim's holder is named by host and listen address, so that a restarted
-            // pool takes its own claim back at once; a pool on port 0 (any free port) has no
-            // fixed address, so its process id keeps it apart from another one on the host.
+            // pool takes its own claim back at once.
             payer: format!(
-                "{} {}{}",
+                "{} {}",
                 std::fs::read_to_string("/proc/sys/kernel/hostname")
                     .map(|h| h.trim().to_owned())
                     .unwrap_or_else(|_| "localhost".into()),
-                config.pool.listen,
-                if config.pool.listen.port() == 0 {
-                    format!(" pid {}", std::process::id())
-                } else {
-                    String::new()
-                }
+                config.pool.listen
             ),
         };
         let task = AccountingTask {

@@ -179,6 +179,9 @@ pub(crate) async fn supervise(config: Config, roles: Roles) -> Result<()> {
             m.begin();
         }
     }
+    // The routers hold their own views; these would keep the pools' share logs open past
+    // their shutdown.
+    drop(started);
     let shutdown = async {
         match roles.seconds {
             Some(s) => {

@@ -167,6 +167,9 @@ impl Running {
                 }
             }
         }
+        // The view holds the share log open: without it, the log's writer ends once the
+        // service is down.
+        drop(view);
         tracing::info!(
             "[pool {algo}] shutting down: closing connections and flushing the share log"
         );

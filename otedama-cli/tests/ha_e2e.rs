@@ -14,15 +14,14 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::litecoind::{self, Litecoind};
-use support::pool::{bin, message, Pool};
+use support::pool::{bin, Pool};
 
 /// Rows of `sql` on `url`, every column `CAST(... AS TEXT)`.
 fn rows(url: &str, sql: &str) -> Vec<Vec<String>> {
@@ -69,7 +68,7 @@ fn start_pool(node: &Litecoind, database: &str, payout: &str) -> Pool {
         .port();
     let listen = format!("127.0.0.1:{port}");
     let url = node.url();
-    let mut child = Command::new(bin())
+    let child = Command::new(bin())
         .args(["pool", "--listen", &listen, "--algo", "scrypt"])
         .args(["--chain", "litecoin-regtest", "--node-url", &url])
         .args(["--node-user", &node.user, "--node-password", &node.password])
@@ -94,21 +93,8 @@ fn start_pool(node: &Litecoind, database: &str, payout: &str) -> Pool {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("pool starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(message(&line).to_owned()).is_err() {
-                break;
-            }
-        }
-    });
-    let mut pool = Pool {
-        child,
-        lines,
-        port,
-        seen: Vec::new(),
-    };
+    let mut pool = Pool::attach(child);
+    pool.port = port;
     pool.wait_for(&format!("stratum+tcp://{listen}"), Duration::from_secs(60));
     pool
 }

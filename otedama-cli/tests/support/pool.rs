@@ -52,7 +52,7 @@ impl Pool {
 
     /// Starts a pool with extra environment variables.
     pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Pool {
-        let mut child = Command::new(bin())
+        let child = Command::new(bin())
             .envs(env.iter().copied())
             .arg("pool")
             .args(["--listen", "127.0.0.1:0"])
@@ -61,21 +61,7 @@ impl Pool {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("pool starts");
-        let stdout: ChildStdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(message(&line).to_owned()).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut pool = Pool {
-            child,
-            lines,
-            port: 0,
-            seen: Vec::new(),
-        };
+        let mut pool = Pool::attach(child);
         let banner = pool.wait_for("stratum+tcp://", Duration::from_secs(60));
         let port = banner
             .split("stratum+tcp://127.0.0.1:")
@@ -85,6 +71,26 @@ impl Pool {
             .expect("listening port in the banner");
         pool.port = port;
         pool
+    }
+
+    /// Follows a pool process started with its stdout piped: its log messages arrive on
+    /// `lines` (the port is the caller's to set).
+    pub fn attach(mut child: Child) -> Pool {
+        let stdout: ChildStdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(message(&line).to_owned()).is_err() {
+                    break;
+                }
+            }
+        });
+        Pool {
+            child,
+            lines,
+            port: 0,
+            seen: Vec::new(),
+        }
     }
 
     /// Waits for a stdout line containing `needle`, counting lines already seen (the pool's

@@ -1,9 +1,75 @@
-//! The otedama sharechain and its gossip network.
+//! The otedama sharechain: a chain of shares that every node of a peer-to-peer pool agrees
+//! on, whose window is paid straight from the coinbase of every block any of them finds.
 //!
-//! This crate will hold the sharechain rules (share validity, the PPLNS window whose payouts go
-//! straight into the coinbase) and a sans-IO gossip state machine that exchanges shares between
-//! pool nodes. A `tokio` feature will add the networking adapter.
+//! - [`ChainParams`] holds every rule of a chain; they hash to a [`ConsensusId`], so chains
+//!   with different rules never mix.
+//! - A [`Share`] is a main-chain block header that meets the share target, plus its
+//!   [`ShareInfo`] (parent, uncles, height, time, target, payout script), bound to the header
+//!   through an `OP_RETURN` commitment in a coinbase that every node rebuilds.
+//! - [`Sharechain`] validates shares (targets by integer ASERT, timestamps, uncles, the
+//!   coinbase) and chooses the tip by cumulative work, uncles' work included.
+//! - [`window`] computes the PPLNS window in work and its payout outputs, exactly.
+//! - [`Node`] is the gossip state machine (announce, fetch ancestors, sync a horizon,
+//!   limits), sans-IO; [`sim`] drives many nodes in virtual time.
 //!
-//! The crate is laid out now so that the workspace builds end to end; its contents arrive with the
-//! sharechain issue.
+//! # Example
+//!
+//! Start a chain, mine its genesis share on a main-chain block, and check what a peer checks:
+//!
+//! ```
+//! use otedama_core::{BlockHeader, CompactTarget, MerkleBranch, Target};
+//! use otedama_hash::Algorithm;
+//! use otedama_p2p::{ChainParams, MainWork, Sharechain};
+//!
+//! let params = ChainParams::main("devnet", Algorithm::Sha256d, "devnet", Target::MAX);
+//! let mut chain = Sharechain::new(params.clone());
+//! let main = MainWork {
+//!     header: BlockHeader {
+//!         version: 0x2000_0000,
+//!         prev_blockhash: [0; 32],
+//!         merkle_root: [0; 32],
+//!         time: 1_700_000_000,
+//!         bits: CompactTarget::from_consensus(0x207f_ffff),
+//!         nonce: 0,
+//!     },
+//!     height: 1,
+//!     reward: 5_000_000_000,
+//!     witness_root: None,
+//!     branch: MerkleBranch::default(),
+//! };
+//! let payout = [0x51]; // OP_TRUE, a script anyone can spend: fine on a devnet.
+//! let template = chain.template(&payout, main, 1_700_000_000, 8)?;
+//! // The easiest target accepts any hash, so the first nonce solves this share.
+//! let header = template.header(&[0; 8])?;
+//! let share = template.finish(header, &[0; 8]);
+//! let added = chain.add(share, 1_700_000_000)?;
+//! assert!(added.new_tip);
+//! assert_eq!(template.outputs.iter().map(|(_, v)| v).sum::<u64>(), 5_000_000_000);
+//!
+//! // Another node with the same rules rebuilds the same coinbase and accepts the share.
+//! let mut peer = Sharechain::new(params);
+//! peer.add(chain.tip().unwrap().share.clone(), 1_700_000_000)?;
+//! # Ok::<(), otedama_p2p::ShareError>(())
+//! ```
 #![forbid(unsafe_code)]
+
+mod asert;
+mod chain;
+mod error;
+mod message;
+mod node;
+mod params;
+mod share;
+pub mod sim;
+pub mod window;
+
+pub use asert::next_target;
+pub use chain::{Added, Entry, MainWork, ShareTemplate, Sharechain, Verification};
+pub use error::{DecodeError, ParamsError, ShareError};
+pub use message::{Message, MAX_ANCESTORS, MAX_MESSAGE, MAX_REQUEST_IDS};
+pub use node::{Node, NodeEvent, PeerId, PeerLimits, PowPolicy};
+pub use params::{ChainParams, ConsensusId};
+pub use share::{
+    build_coinbase, coinbase_root, Share, ShareId, ShareInfo, COMMITMENT_SCRIPT_PREFIX, MAX_BRANCH,
+    MAX_EXTRANONCE, MAX_PAYOUT_SCRIPT, MAX_UNCLES_ENCODED,
+};

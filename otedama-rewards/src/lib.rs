@@ -58,4 +58,4 @@ pub use fee::FeeRate;
 pub use schemes::{
     fpps_value, pplns, pps_value, prop, solo, Payout, PpsLedger, ShareRecord, Window,
 };
-pub use split::split_proportionally;
+pub use split::{split_proportionally, split_proportionally_by};

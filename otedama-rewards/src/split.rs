@@ -10,6 +10,15 @@ use otedama_core::U256;
 /// to `total`; a key of zero weight gets nothing. With no positive weight, nothing is split
 /// and the map is empty.
 pub fn split_proportionally(total: u64, weights: &BTreeMap<String, u128>) -> BTreeMap<String, u64> {
+    split_proportionally_by(total, weights)
+}
+
+/// [`split_proportionally`] for any ordered key (a payout script, a miner id): the same
+/// floors, the same largest-remainder rule, ties to the smaller key.
+pub fn split_proportionally_by<K: Ord + Clone>(
+    total: u64,
+    weights: &BTreeMap<K, u128>,
+) -> BTreeMap<K, u64> {
     let sum: U256 = weights
         .values()
         .fold(U256::ZERO, |acc, w| acc.saturating_add(U256::from_u128(*w)));
@@ -18,7 +27,7 @@ pub fn split_proportionally(total: u64, weights: &BTreeMap<String, u128>) -> BTr
         return out;
     }
     let total_wide = U256::from_u64(total);
-    let mut remainders: Vec<(U256, &String)> = Vec::with_capacity(weights.len());
+    let mut remainders: Vec<(U256, &K)> = Vec::with_capacity(weights.len());
     let mut handed_out: u64 = 0;
     for (key, weight) in weights {
         if *weight == 0 {

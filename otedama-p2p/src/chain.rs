@@ -1,0 +1,580 @@
+//! The sharechain: every share a node holds, validated, with fork choice by cumulative work.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bitcoin::ScriptBuf;
+use otedama_core::{BlockHeader, MerkleBranch, Target, Work, U256};
+
+use crate::asert::next_target;
+use crate::error::ShareError;
+use crate::params::{ChainParams, ConsensusId};
+use crate::share::{build_coinbase, coinbase_root, Share, ShareId, ShareInfo};
+use crate::window::{payout_outputs, share_work, window_weights, Ancestry};
+
+/// How far a share was checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verification {
+    /// Every rule, the coinbase included.
+    Full,
+    /// Every rule except the coinbase, whose window reaches below what this node synced. Only
+    /// shares near the bottom of a freshly synced chain end up here.
+    Partial,
+}
+
+/// A share in the chain with what the node derived from it.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The share.
+    pub share: Share,
+    /// Its own work.
+    pub work: u128,
+    /// The work of the chain ending here: the parent's, this share's, and its uncles'.
+    pub chain_work: U256,
+    /// How far it was checked.
+    pub verification: Verification,
+}
+
+/// What adding a share did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Added {
+    /// The share.
+    pub id: ShareId,
+    /// How far it was checked.
+    pub verification: Verification,
+    /// The best tip changed.
+    pub new_tip: bool,
+    /// The best tip moved to another branch: the old tip and how many of its shares left the
+    /// best chain.
+    pub reorg: Option<(ShareId, u64)>,
+}
+
+/// What a node needs from the main chain to build a share: the block it would be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MainWork {
+    /// The block header with everything but the merkle root and the nonce: version, previous
+    /// block, time and bits.
+    pub header: BlockHeader,
+    /// The block's height.
+    pub height: u32,
+    /// The reward the coinbase may pay (subsidy plus fees).
+    pub reward: u64,
+    /// The witness merkle root when the block has segwit transactions.
+    pub witness_root: Option<[u8; 32]>,
+    /// The coinbase's merkle branch.
+    pub branch: MerkleBranch,
+}
+
+/// The next share a node's miners work on: its sharechain data and the coinbase every peer
+/// will rebuild for it.
+#[derive(Debug, Clone)]
+pub struct ShareTemplate {
+    /// The sharechain data.
+    pub info: ShareInfo,
+    /// The payout outputs.
+    pub outputs: Vec<(ScriptBuf, u64)>,
+    /// The coinbase, split around an extranonce slot of `extranonce_len` bytes.
+    pub coinbase: otedama_core::Coinbase,
+    /// The main-chain block the share is part of.
+    pub main: MainWork,
+    /// The consensus id the commitment is under.
+    pub chain: ConsensusId,
+}
+
+impl ShareTemplate {
+    /// The share target.
+    pub fn target(&self) -> Target {
+        self.info.target()
+    }
+
+    /// The header for an extranonce, with the nonce still to find.
+    pub fn header(&self, extranonce: &[u8]) -> Result<BlockHeader, ShareError> {
+        let root = coinbase_root(
+            &self.info,
+            &self.chain,
+            &self.outputs,
+            extranonce,
+            self.main.witness_root,
+            &self.main.branch,
+        )
+        .map_err(|reason| ShareError::Invalid {
+            id: ShareId::NONE,
+            reason,
+        })?;
+        Ok(BlockHeader {
+            merkle_root: root,
+            ..self.main.header
+        })
+    }
+
+    /// The share for a solved header (its nonce, time or version rolled by the miner).
+    pub fn finish(&self, header: BlockHeader, extranonce: &[u8]) -> Share {
+        Share {
+            header,
+            info: self.info.clone(),
+            extranonce: extranonce.to_vec(),
+            witness_root: self.main.witness_root,
+            branch: self.main.branch.clone(),
+        }
+    }
+}
+
+/// The shares a node holds, validated, and its best tip.
+#[derive(Debug)]
+pub struct Sharechain {
+    params: ChainParams,
+    id: ConsensusId,
+    shares: HashMap<ShareId, Entry>,
+    by_height: BTreeMap<u64, Vec<ShareId>>,
+    tip: Option<ShareId>,
+}
+
+struct Infos<'a>(&'a HashMap<ShareId, Entry>);
+
+impl Ancestry for Infos<'_> {
+    fn info(&self, id: &ShareId) -> Option<&ShareInfo> {
+        self.0.get(id).map(|e| &e.share.info)
+    }
+}
+
+impl Sharechain {
+    /// An empty chain with these rules.
+    pub fn new(params: ChainParams) -> Self {
+        let id = params.consensus_id();
+        Sharechain {
+            params,
+            id,
+            shares: HashMap::new(),
+            by_height: BTreeMap::new(),
+            tip: None,
+        }
+    }
+
+    /// The chain's rules.
+    pub fn params(&self) -> &ChainParams {
+        &self.params
+    }
+
+    /// The chain's consensus id.
+    pub fn consensus_id(&self) -> &ConsensusId {
+        &self.id
+    }
+
+    /// The best tip.
+    pub fn tip(&self) -> Option<&Entry> {
+        self.tip.and_then(|id| self.shares.get(&id))
+    }
+
+    /// A held share.
+    pub fn get(&self, id: &ShareId) -> Option<&Entry> {
+        self.shares.get(id)
+    }
+
+    /// Whether the share is held.
+    pub fn contains(&self, id: &ShareId) -> bool {
+        self.shares.contains_key(id)
+    }
+
+    /// How many shares are held.
+    pub fn len(&self) -> usize {
+        self.shares.len()
+    }
+
+    /// Whether no share is held.
+    pub fn is_empty(&self) -> bool {
+        self.shares.is_empty()
+    }
+
+    /// The best chain from the tip back, at most `count` shares.
+    pub fn best_chain(&self, count: usize) -> Vec<ShareId> {
+        self.ancestors(self.tip, count)
+    }
+
+    /// `from` and its parents, at most `count` shares, newest first.
+    pub fn ancestors(&self, from: Option<ShareId>, count: usize) -> Vec<ShareId> {
+        let mut out = Vec::new();
+        let mut at = from;
+        while let Some(id) = at {
+            if out.len() >= count {
+                break;
+            }
+            let Some(entry) = self.shares.get(&id) else {
+                break;
+            };
+            out.push(id);
+            at = (entry.share.info.parent != ShareId::NONE).then_some(entry.share.info.parent);
+        }
+        out
+    }
+
+    /// The share at `height` on the chain ending at `from`, if held.
+    fn ancestor_at(&self, from: ShareId, height: u64) -> Option<ShareId> {
+        let mut id = from;
+        loop {
+            let e = self.shares.get(&id)?;
+            let h = e.share.info.height;
+            if h == height {
+                return Some(id);
+            }
+            if h < height || e.share.info.parent == ShareId::NONE {
+                return None;
+            }
+            id = e.share.info.parent;
+        }
+    }
+
+    /// The payout outputs of the coinbase for `info`, or `None` when its window reaches below
+    /// what this node holds.
+    pub fn outputs_for(
+        &self,
+        info: &ShareInfo,
+        main_bits_target: &Target,
+    ) -> Option<Vec<(ScriptBuf, u64)>> {
+        let main_work = Work::from_target(main_bits_target).as_u256();
+        window_weights(&self.params, &Infos(&self.shares), info, main_work)
+            .ok()
+            .map(|w| payout_outputs(&self.params, &w, info.reward))
+    }
+
+    /// The median of the last 11 timestamps ending at `id` (fewer near the bottom).
+    fn median_time_past(&self, id: ShareId) -> u64 {
+        let mut times: Vec<u64> = self
+            .ancestors(Some(id), 11)
+            .iter()
+            .filter_map(|a| self.shares.get(a).map(|e| e.share.info.timestamp))
+            .collect();
+        times.sort_unstable();
+        times.get(times.len() / 2).copied().unwrap_or(0)
+    }
+
+    /// The target a child of `parent` must meet.
+    pub fn target_after(&self, parent: &ShareInfo) -> otedama_core::CompactTarget {
+        next_target(
+            self.params.max_target,
+            parent.anchor_time,
+            parent.height,
+            parent.timestamp,
+            self.params.share_interval_secs,
+            self.params.half_life_secs,
+        )
+    }
+
+    /// Adds a share whose proof of work the caller checked ([`Share::check_pow`]); `now` is
+    /// the node's clock in Unix seconds, for the future-time limit.
+    pub fn add(&mut self, share: Share, now: u64) -> Result<Added, ShareError> {
+        self.insert(share, now, false)
+    }
+
+    /// Adds the bottom share of a chain synced from a peer into an empty node: its parent is
+    /// not fetched (it lies below the sync horizon), so the share is only partially checked,
+    /// as are the shares above it whose window reaches below it.
+    pub fn add_base(&mut self, share: Share, now: u64) -> Result<Added, ShareError> {
+        self.insert(share, now, true)
+    }
+
+    fn insert(&mut self, share: Share, now: u64, base: bool) -> Result<Added, ShareError> {
+        let id = share.id();
+        if self.shares.contains_key(&id) {
+            return Err(ShareError::Duplicate { id });
+        }
+        let info = &share.info;
+        let invalid = |reason: &str| ShareError::Invalid {
+            id,
+            reason: reason.to_owned(),
+        };
+        if info.payout.is_empty() {
+            return Err(invalid("no payout script"));
+        }
+        if info.timestamp > now.saturating_add(self.params.future_limit_secs) {
+            return Err(invalid("timestamp too far in the future"));
+        }
+        if info.uncles.len() > self.params.max_uncles as usize {
+            return Err(invalid("too many uncles"));
+        }
+        if info.uncles.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(invalid("uncles not sorted and unique"));
+        }
+        let main_target = share
+            .header
+            .bits
+            .decode()
+            .map_err(|_| invalid("main-chain bits do not decode"))?;
+        let share_target = info.target();
+        if info.bits.decode().is_err() || share_target.as_u256().is_zero() {
+            return Err(invalid("share bits do not decode"));
+        }
+        let work = share_work(&share_target);
+        let mut uncle_work = U256::ZERO;
+        let mut partial = false;
+        let parent_work;
+        if info.parent == ShareId::NONE {
+            if info.height != 0 || !info.uncles.is_empty() || info.anchor_time != info.timestamp {
+                return Err(invalid(
+                    "a genesis share sits at height 0, anchors its own time, has no uncles",
+                ));
+            }
+            if info.bits != self.params.max_target {
+                return Err(invalid("a genesis share starts at the easiest target"));
+            }
+            parent_work = U256::ZERO;
+        } else if let Some(parent) = self.shares.get(&info.parent) {
+            let p = &parent.share.info;
+            if info.height != p.height.saturating_add(1) {
+                return Err(invalid("height is not the parent's plus one"));
+            }
+            if info.anchor_time != p.anchor_time {
+                return Err(invalid("anchor time differs from the parent's"));
+            }
+            if info.bits != self.target_after(p) {
+                return Err(invalid("share target is not the difficulty rule's"));
+            }
+            if info.timestamp <= self.median_time_past(info.parent) {
+                return Err(invalid("timestamp not after the median of the last 11"));
+            }
+            parent_work = parent.chain_work;
+            partial = parent.verification == Verification::Partial;
+            for uncle_id in &info.uncles {
+                let Some(uncle) = self.shares.get(uncle_id) else {
+                    if partial {
+                        // Near the bottom of a synced chain an uncle may lie below it.
+                        continue;
+                    }
+                    return Err(ShareError::Missing {
+                        id,
+                        missing: *uncle_id,
+                    });
+                };
+                self.check_uncle(id, info, uncle)?;
+                uncle_work = uncle_work.saturating_add(U256::from_u128(uncle.work));
+            }
+        } else if base {
+            if !self.shares.is_empty() {
+                return Err(invalid("a base share only starts an empty chain"));
+            }
+            partial = true;
+            parent_work = U256::ZERO;
+        } else {
+            return Err(ShareError::Missing {
+                id,
+                missing: info.parent,
+            });
+        }
+
+        let verification =
+            if base && info.parent != ShareId::NONE && !self.shares.contains_key(&info.parent) {
+                Verification::Partial
+            } else {
+                match self.outputs_for(info, &main_target) {
+                    Some(outputs) => {
+                        share.check_binding(&self.id, &outputs)?;
+                        Verification::Full
+                    }
+                    None if partial => Verification::Partial,
+                    None => return Err(invalid("window reaches below the chain")),
+                }
+            };
+
+        let chain_work = parent_work
+            .saturating_add(U256::from_u128(work))
+            .saturating_add(uncle_work);
+        let height = info.height;
+        self.shares.insert(
+            id,
+            Entry {
+                share,
+                work,
+                chain_work,
+                verification,
+            },
+        );
+        self.by_height.entry(height).or_default().push(id);
+
+        let old_tip = self.tip;
+        let better = match old_tip.and_then(|t| self.shares.get(&t)) {
+            None => true,
+            Some(t) => {
+                chain_work > t.chain_work || (chain_work == t.chain_work && id < t.share.id())
+            }
+        };
+        let mut reorg = None;
+        if better {
+            if let Some(old) = old_tip {
+                let parent = self.shares.get(&id).map(|e| e.share.info.parent);
+                if parent != Some(old) {
+                    reorg = Some((old, self.reorg_depth(old, id)));
+                }
+            }
+            self.tip = Some(id);
+            self.prune();
+        }
+        Ok(Added {
+            id,
+            verification,
+            new_tip: better,
+            reorg,
+        })
+    }
+
+    fn check_uncle(&self, id: ShareId, info: &ShareInfo, uncle: &Entry) -> Result<(), ShareError> {
+        let invalid = |reason: &str| ShareError::Invalid {
+            id,
+            reason: reason.to_owned(),
+        };
+        let u = &uncle.share.info;
+        if u.height >= info.height || info.height - u.height > u64::from(self.params.uncle_depth) {
+            return Err(invalid("uncle outside the allowed depth"));
+        }
+        if self.ancestor_at(info.parent, u.height) == Some(uncle.share.id()) {
+            return Err(invalid("uncle is an ancestor"));
+        }
+        if u.height == 0 || self.ancestor_at(info.parent, u.height - 1) != Some(u.parent) {
+            return Err(invalid("uncle does not branch off this chain"));
+        }
+        // No ancestor within the depth may have included it already.
+        let uid = uncle.share.id();
+        for a in self.ancestors(Some(info.parent), self.params.uncle_depth as usize) {
+            if let Some(e) = self.shares.get(&a) {
+                if e.share.info.height <= u.height {
+                    break;
+                }
+                if e.share.info.uncles.contains(&uid) {
+                    return Err(invalid("uncle already included"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn reorg_depth(&self, old: ShareId, new: ShareId) -> u64 {
+        let (Some(o), Some(n)) = (self.shares.get(&old), self.shares.get(&new)) else {
+            return 0;
+        };
+        let (mut a, mut b) = (o, n);
+        let mut depth = 0u64;
+        while a.share.id() != b.share.id() {
+            if a.share.info.height >= b.share.info.height {
+                depth += 1;
+                match self.shares.get(&a.share.info.parent) {
+                    Some(p) => a = p,
+                    None => return depth,
+                }
+            } else {
+                match self.shares.get(&b.share.info.parent) {
+                    Some(p) => b = p,
+                    None => return depth,
+                }
+            }
+        }
+        depth
+    }
+
+    /// Drops the shares below the horizon under the tip.
+    fn prune(&mut self) {
+        let Some(tip) = self.tip() else { return };
+        let floor = tip.share.info.height.saturating_sub(self.params.horizon());
+        while let Some((&h, _)) = self.by_height.first_key_value() {
+            if h >= floor {
+                break;
+            }
+            if let Some(ids) = self.by_height.remove(&h) {
+                for id in ids {
+                    self.shares.remove(&id);
+                }
+            }
+        }
+    }
+
+    /// Side shares a new share on the tip may include as uncles: within the depth, branching
+    /// off the best chain, not yet included; the heaviest first, at most the chain's limit,
+    /// returned sorted.
+    pub fn uncle_candidates(&self) -> Vec<ShareId> {
+        let Some(tip) = self.tip() else {
+            return Vec::new();
+        };
+        let new_height = tip.share.info.height + 1;
+        let tip_id = tip.share.id();
+        let probe = ShareInfo {
+            parent: tip_id,
+            uncles: Vec::new(),
+            height: new_height,
+            ..tip.share.info.clone()
+        };
+        let low = new_height.saturating_sub(u64::from(self.params.uncle_depth));
+        let mut found: Vec<(u128, ShareId)> = self
+            .by_height
+            .range(low..new_height)
+            .flat_map(|(_, ids)| ids.iter())
+            .filter_map(|uid| {
+                let e = self.shares.get(uid)?;
+                self.check_uncle(ShareId::NONE, &probe, e).ok()?;
+                Some((e.work, *uid))
+            })
+            .collect();
+        found.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        let mut chosen: Vec<ShareId> = found
+            .into_iter()
+            .take(self.params.max_uncles as usize)
+            .map(|(_, id)| id)
+            .collect();
+        chosen.sort();
+        chosen
+    }
+
+    /// The next share for a miner paid at `payout`, on the best tip (or a genesis share on an
+    /// empty chain), built on `main` at time `now`.
+    pub fn template(
+        &self,
+        payout: &[u8],
+        main: MainWork,
+        now: u64,
+        extranonce_len: usize,
+    ) -> Result<ShareTemplate, ShareError> {
+        let info = match self.tip() {
+            None => ShareInfo {
+                parent: ShareId::NONE,
+                uncles: Vec::new(),
+                height: 0,
+                timestamp: now,
+                anchor_time: now,
+                bits: self.params.max_target,
+                main_height: main.height,
+                reward: main.reward,
+                payout: payout.to_vec(),
+            },
+            Some(tip) => {
+                let p = &tip.share.info;
+                ShareInfo {
+                    parent: tip.share.id(),
+                    uncles: self.uncle_candidates(),
+                    height: p.height + 1,
+                    timestamp: now.max(self.median_time_past(tip.share.id()) + 1),
+                    anchor_time: p.anchor_time,
+                    bits: self.target_after(p),
+                    main_height: main.height,
+                    reward: main.reward,
+                    payout: payout.to_vec(),
+                }
+            }
+        };
+        let invalid = |reason: String| ShareError::Invalid {
+            id: ShareId::NONE,
+            reason,
+        };
+        let main_target = main
+            .header
+            .bits
+            .decode()
+            .map_err(|e| invalid(format!("main-chain bits: {e}")))?;
+        let outputs = self.outputs_for(&info, &main_target).ok_or_else(|| {
+            invalid("the chain is not synced deep enough to pay a window".to_owned())
+        })?;
+        let coinbase = build_coinbase(&info, &self.id, &outputs, extranonce_len, main.witness_root)
+            .map_err(invalid)?;
+        Ok(ShareTemplate {
+            info,
+            outputs,
+            coinbase,
+            main,
+            chain: self.id,
+        })
+    }
+}

@@ -1,0 +1,571 @@
+//! The gossip state machine of one node, sans-IO: messages and the clock go in, messages to
+//! send and events come out. The simulator and the network adapter drive the same code.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use otedama_hash::PowAlgorithm;
+
+use crate::chain::{Added, Sharechain, Verification};
+use crate::error::ShareError;
+use crate::message::{Message, MAX_ANCESTORS, MAX_MESSAGE, MAX_REQUEST_IDS};
+use crate::share::{Share, ShareId};
+
+/// A connected peer, numbered by whoever drives the node.
+pub type PeerId = u64;
+
+/// How received shares' proof of work is checked.
+#[derive(Clone)]
+pub enum PowPolicy {
+    /// Hash every received header with the chain's algorithm. Every real node does this.
+    Verify(Arc<dyn PowAlgorithm>),
+    /// Trust the work: only for simulations, where shares arrive by a random clock instead of
+    /// being mined.
+    Simulated,
+}
+
+impl std::fmt::Debug for PowPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PowPolicy::Verify(p) => write!(f, "Verify({})", p.algorithm()),
+            PowPolicy::Simulated => f.write_str("Simulated"),
+        }
+    }
+}
+
+/// What the node reports to its driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NodeEvent {
+    /// The best tip changed: new work for the miners.
+    NewTip {
+        /// The tip.
+        id: ShareId,
+        /// Its height.
+        height: u64,
+        /// The old tip and the depth, when the tip moved to another branch.
+        reorg: Option<(ShareId, u64)>,
+    },
+    /// A peer broke the protocol or sent an invalid share; the driver should ban it.
+    Misbehaved {
+        /// The peer.
+        peer: PeerId,
+        /// What it did.
+        reason: String,
+    },
+    /// The node holds a chain deep enough to verify and build shares, and waits for nothing.
+    Synced {
+        /// The tip's height.
+        height: u64,
+    },
+}
+
+/// Limits on what one peer may cost this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerLimits {
+    /// Messages a peer may send in a burst.
+    pub burst: u32,
+    /// Messages per second a peer may sustain.
+    pub per_second: u32,
+    /// Requests this node keeps in flight to one peer.
+    pub in_flight: usize,
+    /// Seconds before an unanswered request is asked again.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for PeerLimits {
+    fn default() -> Self {
+        PeerLimits {
+            burst: 400,
+            per_second: 40,
+            in_flight: 8,
+            request_timeout_ms: 5_000,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Peer {
+    tokens: f64,
+    last_refill_ms: u64,
+    in_flight: usize,
+    /// Shares this peer is known to hold (sent to us or by us), so relays skip it.
+    knows: HashSet<ShareId>,
+}
+
+const KNOWN_CAP: usize = 4_096;
+
+/// One sharechain node's gossip.
+#[derive(Debug)]
+pub struct Node {
+    chain: Sharechain,
+    pow: PowPolicy,
+    limits: PeerLimits,
+    peers: BTreeMap<PeerId, Peer>,
+    pending: HashMap<ShareId, Share>,
+    requested: HashMap<ShareId, (PeerId, u64)>,
+    outbox: VecDeque<(PeerId, Message)>,
+    events: VecDeque<NodeEvent>,
+    synced: bool,
+    rejected: u64,
+}
+
+impl Node {
+    /// A node over `chain` (empty, or loaded from storage).
+    pub fn new(chain: Sharechain, pow: PowPolicy, limits: PeerLimits) -> Self {
+        Node {
+            chain,
+            pow,
+            limits,
+            peers: BTreeMap::new(),
+            pending: HashMap::new(),
+            requested: HashMap::new(),
+            outbox: VecDeque::new(),
+            events: VecDeque::new(),
+            synced: false,
+            rejected: 0,
+        }
+    }
+
+    /// The chain.
+    pub fn chain(&self) -> &Sharechain {
+        &self.chain
+    }
+
+    /// Whether the node holds a usable chain and waits for no share. Until then its miners
+    /// should not be given work: shares on an isolated chain would be lost.
+    pub fn is_synced(&self) -> bool {
+        self.synced
+    }
+
+    /// Shares refused as invalid so far.
+    pub fn rejected(&self) -> u64 {
+        self.rejected
+    }
+
+    /// The connected peers.
+    pub fn peers(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.peers.keys().copied()
+    }
+
+    /// Marks the chain usable without peers: the first node of a new chain, or one that
+    /// loaded its chain from storage.
+    pub fn start_alone(&mut self) {
+        self.synced = true;
+    }
+
+    /// A peer connected (after the handshake): it is told our tip.
+    pub fn on_connect(&mut self, peer: PeerId, now_ms: u64) {
+        self.peers.insert(
+            peer,
+            Peer {
+                tokens: f64::from(self.limits.burst),
+                last_refill_ms: now_ms,
+                in_flight: 0,
+                knows: HashSet::new(),
+            },
+        );
+        if let Some(tip) = self.chain.tip() {
+            let share = tip.share.clone();
+            self.send(peer, Message::Announce(Box::new(share)));
+        }
+    }
+
+    /// A peer went away.
+    pub fn on_disconnect(&mut self, peer: PeerId) {
+        self.peers.remove(&peer);
+        self.requested.retain(|_, (p, _)| *p != peer);
+    }
+
+    /// The next message to send.
+    pub fn poll_transmit(&mut self) -> Option<(PeerId, Message)> {
+        self.outbox.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<NodeEvent> {
+        self.events.pop_front()
+    }
+
+    /// A share one of this node's miners found: added and announced to every peer.
+    pub fn submit(&mut self, share: Share, now_ms: u64) -> Result<Added, ShareError> {
+        if let PowPolicy::Verify(pow) = &self.pow {
+            share.check_pow(pow.as_ref())?;
+        }
+        let added = self.chain.add(share.clone(), now_ms / 1000)?;
+        self.after_add(&added, None);
+        self.drain_pending(now_ms);
+        Ok(added)
+    }
+
+    /// Time passed: unanswered requests are asked again.
+    pub fn handle_timeout(&mut self, now_ms: u64) {
+        let timeout = self.limits.request_timeout_ms;
+        let expired: Vec<ShareId> = self
+            .requested
+            .iter()
+            .filter(|(_, (_, at))| now_ms.saturating_sub(*at) >= timeout)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some((peer, _)) = self.requested.remove(&id) {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.in_flight = p.in_flight.saturating_sub(1);
+                }
+            }
+            // Ask whoever is least busy, if something still waits on it.
+            let waiting = self
+                .pending
+                .values()
+                .any(|s| s.info.parent == id || s.info.uncles.contains(&id));
+            if waiting {
+                if let Some(peer) = self.least_busy_peer() {
+                    self.request(peer, id, true, now_ms);
+                }
+            }
+        }
+    }
+
+    /// A message arrived from a peer.
+    pub fn on_message(&mut self, peer: PeerId, msg: Message, now_ms: u64) {
+        if !self.charge(peer, now_ms) {
+            self.misbehaved(peer, "message flood".to_owned());
+            return;
+        }
+        match msg {
+            Message::Announce(share) => {
+                self.note_known(peer, share.id());
+                self.receive(peer, *share, now_ms);
+                self.drain_pending(now_ms);
+            }
+            Message::Shares(shares) => {
+                for share in &shares {
+                    let id = share.id();
+                    self.note_known(peer, id);
+                    if let Some((p, _)) = self.requested.remove(&id) {
+                        if let Some(pp) = self.peers.get_mut(&p) {
+                            pp.in_flight = pp.in_flight.saturating_sub(1);
+                        }
+                    }
+                }
+                for share in shares {
+                    self.receive(peer, share, now_ms);
+                }
+                self.drain_pending(now_ms);
+            }
+            Message::GetShares(ids) => {
+                let (found, missing): (Vec<ShareId>, Vec<ShareId>) =
+                    ids.into_iter().partition(|id| self.chain.contains(id));
+                let shares: Vec<Share> = found
+                    .iter()
+                    .filter_map(|id| self.chain.get(id).map(|e| e.share.clone()))
+                    .collect();
+                if !shares.is_empty() {
+                    self.send(peer, Message::Shares(shares));
+                }
+                if !missing.is_empty() {
+                    self.send(peer, Message::NotFound(missing));
+                }
+            }
+            Message::GetAncestors { from, count } => {
+                let reply = self.ancestors_reply(from, count);
+                self.send(peer, reply);
+            }
+            Message::NotFound(ids) => {
+                for id in &ids {
+                    if let Some((p, _)) = self.requested.remove(id) {
+                        if let Some(pp) = self.peers.get_mut(&p) {
+                            pp.in_flight = pp.in_flight.saturating_sub(1);
+                        }
+                    }
+                }
+                if self.chain.is_empty() {
+                    self.bootstrap(now_ms, &ids);
+                } else {
+                    // Nobody will send these: drop what waits on them.
+                    self.pending.retain(|_, s| {
+                        !ids.contains(&s.info.parent)
+                            && !s.info.uncles.iter().any(|u| ids.contains(u))
+                    });
+                }
+                self.drain_pending(now_ms);
+            }
+        }
+    }
+
+    fn ancestors_reply(&self, from: ShareId, count: u16) -> Message {
+        if !self.chain.contains(&from) {
+            return Message::NotFound(vec![from]);
+        }
+        let chain_ids = self
+            .chain
+            .ancestors(Some(from), usize::from(count.min(MAX_ANCESTORS)));
+        let mut picked: Vec<&Share> = Vec::new();
+        let mut seen = HashSet::new();
+        let mut size = 16usize;
+        // Newest first, so a reply cut by the size cap still connects to `from`.
+        for id in &chain_ids {
+            let Some(entry) = self.chain.get(id) else {
+                continue;
+            };
+            let mut group = vec![&entry.share];
+            for u in &entry.share.info.uncles {
+                if let Some(ue) = self.chain.get(u) {
+                    group.push(&ue.share);
+                }
+            }
+            let group_size: usize = group
+                .iter()
+                .map(|s| 200 + s.branch.len() * 32 + s.info.payout.len())
+                .sum();
+            if size + group_size > MAX_MESSAGE {
+                break;
+            }
+            size += group_size;
+            for s in group {
+                if seen.insert(s.id()) {
+                    picked.push(s);
+                }
+            }
+        }
+        picked.sort_by_key(|s| s.info.height);
+        Message::Shares(picked.into_iter().cloned().collect())
+    }
+
+    fn receive(&mut self, peer: PeerId, share: Share, now_ms: u64) {
+        let id = share.id();
+        if self.chain.contains(&id) || self.pending.contains_key(&id) {
+            return;
+        }
+        if let PowPolicy::Verify(pow) = &self.pow {
+            if let Err(e) = share.check_pow(pow.as_ref()) {
+                self.rejected += 1;
+                self.misbehaved(peer, e.to_string());
+                return;
+            }
+        }
+        if self.chain.is_empty() {
+            self.park(share);
+            self.bootstrap(now_ms, &[]);
+            return;
+        }
+        match self.chain.add(share.clone(), now_ms / 1000) {
+            Ok(added) => self.after_add(&added, Some(peer)),
+            Err(ShareError::Missing { missing, .. }) => {
+                let is_parent = share.info.parent == missing;
+                let gap = share
+                    .info
+                    .height
+                    .saturating_sub(self.chain.tip().map_or(0, |t| t.share.info.height));
+                self.park(share);
+                let count = if is_parent { gap.saturating_add(4) } else { 1 };
+                self.request_count(peer, missing, count, now_ms);
+            }
+            Err(ShareError::Duplicate { .. }) => {}
+            Err(e) => {
+                self.rejected += 1;
+                if e.is_misbehaviour() {
+                    self.misbehaved(peer, e.to_string());
+                }
+            }
+        }
+    }
+
+    fn park(&mut self, share: Share) {
+        let cap = usize::try_from(self.chain.params().horizon())
+            .unwrap_or(usize::MAX)
+            .saturating_add(512);
+        if self.pending.len() < cap {
+            self.pending.insert(share.id(), share);
+        }
+    }
+
+    /// An empty node builds its chain from the bottom of what peers sent: the genesis, or a
+    /// share a whole horizon below the best one seen, or one whose parent nobody has.
+    fn bootstrap(&mut self, now_ms: u64, not_found: &[ShareId]) {
+        let Some(top) = self.pending.values().map(|s| s.info.height).max() else {
+            return;
+        };
+        let Some(lowest) = self
+            .pending
+            .values()
+            .min_by_key(|s| (s.info.height, s.id()))
+            .cloned()
+        else {
+            return;
+        };
+        let deep_enough =
+            top.saturating_sub(lowest.info.height) + 1 >= self.chain.params().horizon();
+        let parent = lowest.info.parent;
+        if parent == ShareId::NONE || deep_enough || not_found.contains(&parent) {
+            let id = lowest.id();
+            self.pending.remove(&id);
+            let result = if parent == ShareId::NONE {
+                self.chain.add(lowest, now_ms / 1000)
+            } else {
+                self.chain.add_base(lowest, now_ms / 1000)
+            };
+            match result {
+                Ok(added) => self.after_add(&added, None),
+                Err(e) if e.is_misbehaviour() => self.rejected += 1,
+                Err(_) => {}
+            }
+        } else if !self.requested.contains_key(&parent) {
+            if let Some(peer) = self.least_busy_peer() {
+                self.request_count(peer, parent, u64::from(MAX_ANCESTORS), now_ms);
+            }
+        }
+    }
+
+    /// Adds every parked share whose parents arrived.
+    fn drain_pending(&mut self, now_ms: u64) {
+        loop {
+            let mut ready: Vec<Share> = self
+                .pending
+                .values()
+                .filter(|s| {
+                    (self.chain.contains(&s.info.parent) || s.info.parent == ShareId::NONE)
+                        && s.info
+                            .uncles
+                            .iter()
+                            .all(|u| self.chain.contains(u) || self.parent_is_partial(s))
+                })
+                .cloned()
+                .collect();
+            if ready.is_empty() {
+                break;
+            }
+            ready.sort_by_key(|s| (s.info.height, s.id()));
+            for share in ready {
+                let id = share.id();
+                self.pending.remove(&id);
+                match self.chain.add(share, now_ms / 1000) {
+                    Ok(added) => self.after_add(&added, None),
+                    Err(ShareError::Missing { .. }) | Err(ShareError::Duplicate { .. }) => {}
+                    Err(_) => self.rejected += 1,
+                }
+            }
+        }
+        if !self.synced && !self.chain.is_empty() && self.requested.is_empty() {
+            let tip_ok = self
+                .chain
+                .tip()
+                .is_some_and(|t| t.verification == Verification::Full || t.share.info.height == 0);
+            if tip_ok {
+                self.synced = true;
+                let height = self.chain.tip().map_or(0, |t| t.share.info.height);
+                self.events.push_back(NodeEvent::Synced { height });
+            }
+        }
+    }
+
+    fn parent_is_partial(&self, s: &Share) -> bool {
+        self.chain
+            .get(&s.info.parent)
+            .is_some_and(|p| p.verification == Verification::Partial)
+    }
+
+    fn after_add(&mut self, added: &Added, from: Option<PeerId>) {
+        let Some(entry) = self.chain.get(&added.id) else {
+            return;
+        };
+        let height = entry.share.info.height;
+        let tip_height = self.chain.tip().map_or(0, |t| t.share.info.height);
+        // Relay what is recent; what a syncing node fetched deep down, its peers have.
+        if height + u64::from(self.chain.params().uncle_depth) >= tip_height {
+            let share = entry.share.clone();
+            let targets: Vec<PeerId> = self
+                .peers
+                .iter()
+                .filter(|(p, st)| Some(**p) != from && !st.knows.contains(&added.id))
+                .map(|(p, _)| *p)
+                .collect();
+            for p in targets {
+                self.note_known(p, added.id);
+                self.send(p, Message::Announce(Box::new(share.clone())));
+            }
+        }
+        if added.new_tip {
+            self.events.push_back(NodeEvent::NewTip {
+                id: added.id,
+                height,
+                reorg: added.reorg,
+            });
+        }
+    }
+
+    fn request_count(&mut self, peer: PeerId, id: ShareId, count: u64, now_ms: u64) {
+        if self.requested.contains_key(&id) {
+            return;
+        }
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if p.in_flight >= self.limits.in_flight {
+            return;
+        }
+        p.in_flight += 1;
+        self.requested.insert(id, (peer, now_ms));
+        let count =
+            u16::try_from(count.clamp(1, u64::from(MAX_ANCESTORS))).unwrap_or(MAX_ANCESTORS);
+        let msg = if count == 1 {
+            Message::GetShares(vec![id])
+        } else {
+            Message::GetAncestors { from: id, count }
+        };
+        self.send(peer, msg);
+    }
+
+    fn request(&mut self, peer: PeerId, id: ShareId, ancestors: bool, now_ms: u64) {
+        let count = if ancestors {
+            u64::from(MAX_ANCESTORS)
+        } else {
+            1
+        };
+        self.request_count(peer, id, count, now_ms);
+    }
+
+    fn least_busy_peer(&self) -> Option<PeerId> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.in_flight < self.limits.in_flight)
+            .min_by_key(|(id, p)| (p.in_flight, **id))
+            .map(|(id, _)| *id)
+    }
+
+    fn note_known(&mut self, peer: PeerId, id: ShareId) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            if p.knows.len() >= KNOWN_CAP {
+                p.knows.clear();
+            }
+            p.knows.insert(id);
+        }
+    }
+
+    fn charge(&mut self, peer: PeerId, now_ms: u64) -> bool {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return false;
+        };
+        let elapsed = now_ms.saturating_sub(p.last_refill_ms) as f64 / 1000.0;
+        p.last_refill_ms = now_ms;
+        p.tokens = (p.tokens + elapsed * f64::from(self.limits.per_second))
+            .min(f64::from(self.limits.burst));
+        if p.tokens < 1.0 {
+            return false;
+        }
+        p.tokens -= 1.0;
+        true
+    }
+
+    fn misbehaved(&mut self, peer: PeerId, reason: String) {
+        self.events
+            .push_back(NodeEvent::Misbehaved { peer, reason });
+    }
+
+    fn send(&mut self, peer: PeerId, msg: Message) {
+        self.outbox.push_back((peer, msg));
+    }
+}
+
+// The request-id bound is part of the wire format; a node never asks for more at once.
+const _: () = assert!(MAX_REQUEST_IDS >= 1);

@@ -1,0 +1,329 @@
+//! Sharechain rules against hand-built shares: what a valid chain accepts, and each way a
+//! share can be wrong.
+#![allow(clippy::unwrap_used)]
+
+use otedama_core::{BlockHeader, CompactTarget, MerkleBranch, Target};
+use otedama_hash::{Algorithm, Sha256d};
+use otedama_p2p::{
+    coinbase_root, ChainParams, MainWork, Message, Node, NodeEvent, PeerLimits, PowPolicy, Share,
+    ShareError, ShareId, Sharechain, Verification,
+};
+use std::sync::Arc;
+
+const T0: u64 = 1_700_000_000;
+
+fn params() -> ChainParams {
+    let mut p = ChainParams::main("test", Algorithm::Sha256d, "devnet", Target::MAX);
+    p.window_max_shares = 20;
+    p.min_output = 0;
+    p
+}
+
+fn main_work(time: u64) -> MainWork {
+    MainWork {
+        header: BlockHeader {
+            version: 0x2000_0000,
+            prev_blockhash: [1; 32],
+            merkle_root: [0; 32],
+            time: time as u32,
+            // Main-chain blocks worth about four shares: the window spans eight.
+            bits: CompactTarget::from_consensus(0x203f_ffff),
+            nonce: 0,
+        },
+        height: 10,
+        reward: 1_000_000,
+        witness_root: None,
+        branch: MerkleBranch::default(),
+    }
+}
+
+/// A share on `chain`'s tip paid to `payout`, `secs` after the epoch, made unique by `tag`.
+fn mine(chain: &Sharechain, payout: u8, secs: u64, tag: u64) -> Share {
+    let t = chain
+        .template(&[0x51, payout], main_work(T0 + secs), T0 + secs, 8)
+        .unwrap();
+    let en = tag.to_le_bytes();
+    let header = t.header(&en).unwrap();
+    t.finish(header, &en)
+}
+
+/// A chain of `n` shares, 10 s apart.
+fn grow(chain: &mut Sharechain, n: u64, start: u64) -> Vec<Share> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let s = mine(chain, (i % 3) as u8, start + 10 * i, start + i);
+        chain.add(s.clone(), T0 + start + 10 * i).unwrap();
+        out.push(s);
+    }
+    out
+}
+
+/// Rebuilds `share`'s header merkle root after its info was changed, so only the change is
+/// wrong, not the binding.
+fn rebind(chain: &Sharechain, mut share: Share) -> Share {
+    let target = share.header.bits.decode().unwrap();
+    let outputs = chain.outputs_for(&share.info, &target).unwrap();
+    share.header.merkle_root = coinbase_root(
+        &share.info,
+        chain.consensus_id(),
+        &outputs,
+        &share.extranonce,
+        share.witness_root,
+        &share.branch,
+    )
+    .unwrap();
+    share
+}
+
+fn is_invalid(r: Result<otedama_p2p::Added, ShareError>, needle: &str) {
+    match r {
+        Err(ShareError::Invalid { reason, .. }) => assert!(reason.contains(needle), "{reason}"),
+        other => panic!("expected invalid ({needle}), got {other:?}"),
+    }
+}
+
+#[test]
+fn a_peer_accepts_a_valid_chain_and_agrees_on_its_coinbases() {
+    let mut a = Sharechain::new(params());
+    let shares = grow(&mut a, 30, 0);
+    let mut b = Sharechain::new(params());
+    for s in &shares {
+        let added = b.add(s.clone(), T0 + 1_000).unwrap();
+        assert_eq!(added.verification, Verification::Full);
+    }
+    assert_eq!(a.tip().unwrap().share.id(), b.tip().unwrap().share.id());
+    assert_eq!(b.tip().unwrap().share.info.height, 29);
+    // Pruned to the horizon: two windows and the uncle depth.
+    assert!(b.len() as u64 <= params().horizon() + 1);
+}
+
+#[test]
+fn each_broken_rule_is_refused() {
+    let mut chain = Sharechain::new(params());
+    grow(&mut chain, 5, 0);
+    let good = mine(&chain, 9, 60, 99);
+
+    let mut s = good.clone();
+    s.info.bits = CompactTarget::from_consensus(0x2000_ffff);
+    is_invalid(chain.add(rebind(&chain, s), T0 + 60), "difficulty rule");
+
+    let mut s = good.clone();
+    s.info.timestamp = T0 + 10_000;
+    is_invalid(chain.add(rebind(&chain, s), T0 + 60), "future");
+
+    let mut s = good.clone();
+    s.info.timestamp = T0 + 10;
+    is_invalid(chain.add(rebind(&chain, s), T0 + 60), "median");
+
+    let mut s = good.clone();
+    s.info.height += 1;
+    is_invalid(chain.add(rebind(&chain, s), T0 + 60), "height");
+
+    let mut s = good.clone();
+    s.info.anchor_time += 1;
+    is_invalid(chain.add(rebind(&chain, s), T0 + 60), "anchor");
+
+    // The coinbase pays someone else than the window: the header's root does not match.
+    let mut s = good.clone();
+    s.info.payout = vec![0x51, 0x77];
+    is_invalid(chain.add(s, T0 + 60), "window's outputs");
+
+    // Everything to the finder, committed honestly but not the window's split.
+    let mut s = good.clone();
+    s.header.merkle_root = coinbase_root(
+        &s.info,
+        chain.consensus_id(),
+        &[(bitcoin::ScriptBuf::from_bytes(vec![0x51, 9]), 1_000_000)],
+        &s.extranonce,
+        None,
+        &s.branch,
+    )
+    .unwrap();
+    is_invalid(chain.add(s, T0 + 60), "window's outputs");
+
+    let mut s = good.clone();
+    s.info.parent = ShareId([5; 32]);
+    assert!(matches!(
+        chain.add(s, T0 + 60),
+        Err(ShareError::Missing { .. })
+    ));
+
+    // Another chain's share does not bind here, even with the same rules otherwise.
+    let other = ChainParams {
+        name: "other".into(),
+        ..params()
+    };
+    let mut foreign = Sharechain::new(other);
+    let f = grow(&mut foreign, 1, 0).remove(0);
+    let mut fresh = Sharechain::new(params());
+    is_invalid(fresh.add(f, T0), "window's outputs");
+
+    // The untouched share is fine.
+    assert!(chain.add(good.clone(), T0 + 60).is_ok());
+    assert!(matches!(
+        chain.add(good, T0 + 60),
+        Err(ShareError::Duplicate { .. })
+    ));
+}
+
+#[test]
+fn uncles_are_paid_counted_and_checked() {
+    let mut chain = Sharechain::new(params());
+    grow(&mut chain, 4, 0);
+    // Two children of the same parent: one wins, the other becomes an uncle.
+    let winner = mine(&chain, 1, 40, 500);
+    let loser = mine(&chain, 2, 41, 501);
+    chain.add(winner.clone(), T0 + 41).unwrap();
+    let side = chain.add(loser.clone(), T0 + 41).unwrap();
+    assert!(!side.new_tip || side.reorg.is_some());
+    let tip_before = chain.tip().unwrap().share.id();
+    assert_eq!(chain.uncle_candidates().len(), 1);
+
+    let nephew = mine(&chain, 0, 50, 502);
+    assert_eq!(nephew.info.uncles.len(), 1);
+    let uncle_id = nephew.info.uncles[0];
+    assert_ne!(uncle_id, tip_before);
+    let parent_work = chain.get(&nephew.info.parent).unwrap().chain_work;
+    let added = chain.add(nephew.clone(), T0 + 50).unwrap();
+    assert!(added.new_tip);
+    let e = chain.get(&added.id).unwrap();
+    let uncle_work = chain.get(&uncle_id).unwrap().work;
+    assert_eq!(
+        e.chain_work,
+        parent_work
+            .checked_add(otedama_core::U256::from_u128(e.work + uncle_work))
+            .unwrap()
+    );
+    // Included once: no later share may include it again.
+    assert!(chain.uncle_candidates().is_empty());
+    let mut again = mine(&chain, 0, 60, 503);
+    again.info.uncles = vec![uncle_id];
+    is_invalid(
+        chain.add(rebind(&chain, again), T0 + 60),
+        "already included",
+    );
+
+    // An ancestor is no uncle.
+    let mut s = mine(&chain, 0, 60, 504);
+    s.info.uncles = vec![nephew.info.parent];
+    is_invalid(chain.add(rebind(&chain, s), T0 + 60), "ancestor");
+
+    // Too deep: a side share four heights below.
+    let mut fork = Sharechain::new(params());
+    let base = grow(&mut fork, 2, 0);
+    let mut c = Sharechain::new(params());
+    for s in &base {
+        c.add(s.clone(), T0 + 100).unwrap();
+    }
+    let old_side = mine(&c, 7, 25, 600);
+    c.add(old_side.clone(), T0 + 100).unwrap();
+    grow(&mut c, 5, 30);
+    let mut s = mine(&c, 0, 200, 601);
+    s.info.uncles = vec![old_side.id()];
+    is_invalid(c.add(rebind(&c, s), T0 + 200), "depth");
+}
+
+#[test]
+fn the_heavier_branch_wins_and_the_switch_is_a_reorg() {
+    let mut a = Sharechain::new(params());
+    let common = grow(&mut a, 3, 0);
+    let mut b = Sharechain::new(params());
+    for s in &common {
+        b.add(s.clone(), T0 + 100).unwrap();
+    }
+    // Different payouts and times make the branches differ.
+    let short: Vec<Share> = (0..2)
+        .map(|i| {
+            let s = mine(&a, 1, 30 + 10 * i, 700 + i);
+            a.add(s.clone(), T0 + 100).unwrap();
+            s
+        })
+        .collect();
+    let long: Vec<Share> = (0..3)
+        .map(|i| {
+            let s = mine(&b, 2, 31 + 10 * i, 800 + i);
+            b.add(s.clone(), T0 + 100).unwrap();
+            s
+        })
+        .collect();
+    let mut c = Sharechain::new(params());
+    for s in common.iter().chain(&short) {
+        c.add(s.clone(), T0 + 100).unwrap();
+    }
+    assert_eq!(c.tip().unwrap().share.id(), short[1].id());
+    let mut reorged = None;
+    for s in &long {
+        let added = c.add(s.clone(), T0 + 100).unwrap();
+        if added.reorg.is_some() {
+            reorged = added.reorg;
+        }
+    }
+    assert_eq!(c.tip().unwrap().share.id(), long[2].id());
+    assert_eq!(reorged, Some((short[1].id(), 2)));
+}
+
+#[test]
+fn a_node_checks_real_proof_of_work_and_reports_the_sender() {
+    let mut p = params();
+    // One hash in about 2^8 meets this target.
+    p.max_target = CompactTarget::from_consensus(0x2000_ffff);
+    let pow: Arc<dyn otedama_hash::PowAlgorithm> = Arc::new(Sha256d::new());
+    let mut chain = Sharechain::new(p.clone());
+    let t = chain.template(&[0x51], main_work(T0), T0, 8).unwrap();
+    let mut header = t.header(&[0; 8]).unwrap();
+    let target = t.target();
+    while !target.is_met_by(&header.block_hash()) {
+        header.nonce += 1;
+    }
+    let solved = t.finish(header, &[0; 8]);
+    let mut unsolved = solved.clone();
+    unsolved.header.nonce += 1;
+    while target.is_met_by(&unsolved.header.block_hash()) {
+        unsolved.header.nonce += 1;
+    }
+    assert!(matches!(
+        unsolved.check_pow(pow.as_ref()),
+        Err(ShareError::InsufficientWork { .. })
+    ));
+    solved.check_pow(pow.as_ref()).unwrap();
+    chain.add(solved.clone(), T0).unwrap();
+
+    let mut node = Node::new(
+        Sharechain::new(p),
+        PowPolicy::Verify(pow),
+        PeerLimits::default(),
+    );
+    node.on_connect(7, 0);
+    node.on_message(7, Message::Announce(Box::new(unsolved)), T0 * 1000);
+    let events: Vec<NodeEvent> = std::iter::from_fn(|| node.poll_event()).collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, NodeEvent::Misbehaved { peer: 7, .. })),
+        "{events:?}"
+    );
+    node.on_message(
+        7,
+        Message::Announce(Box::new(solved.clone())),
+        T0 * 1000 + 1,
+    );
+    assert_eq!(node.chain().tip().map(|t| t.share.id()), Some(solved.id()));
+}
+
+#[test]
+fn a_flooding_peer_is_reported() {
+    let limits = PeerLimits {
+        burst: 10,
+        per_second: 1,
+        ..PeerLimits::default()
+    };
+    let mut node = Node::new(Sharechain::new(params()), PowPolicy::Simulated, limits);
+    node.on_connect(1, 0);
+    for i in 0..20 {
+        node.on_message(1, Message::GetShares(vec![ShareId([i; 32])]), 0);
+    }
+    let flood = std::iter::from_fn(|| node.poll_event())
+        .filter(|e| matches!(e, NodeEvent::Misbehaved { peer: 1, .. }))
+        .count();
+    assert_eq!(flood, 10);
+}

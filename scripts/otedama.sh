@@ -65,6 +65,12 @@ case "${1:-}" in
             echo "otedama-pool without features pulls in the crates above" >&2
             exit 1
         fi
+        # The sharechain's rules build without a runtime or the network's crypto.
+        if cargo tree -p otedama-p2p --no-default-features -e normal --prefix none \
+            | grep -E '^(tokio|snow) '; then
+            echo "otedama-p2p without features pulls in the crates above" >&2
+            exit 1
+        fi
         # The embedding examples run as programs: each asserts what it shows.
         for example in embed_pool stratum_server mine_a_header; do
             cargo run --quiet -p otedama-examples --example "$example"

@@ -57,8 +57,12 @@ mod asert;
 mod chain;
 mod error;
 mod message;
+#[cfg(feature = "tokio")]
+mod net;
 mod node;
 mod params;
+#[cfg(feature = "tokio")]
+mod secure;
 mod share;
 pub mod sim;
 pub mod window;
@@ -67,8 +71,12 @@ pub use asert::next_target;
 pub use chain::{Added, Entry, MainWork, ShareTemplate, Sharechain, Verification};
 pub use error::{DecodeError, ParamsError, ShareError};
 pub use message::{Message, MAX_ANCESTORS, MAX_MESSAGE, MAX_REQUEST_IDS};
+#[cfg(feature = "tokio")]
+pub use net::{NetConfig, NetError, P2pService, PeerInfo};
 pub use node::{Node, NodeEvent, PeerId, PeerLimits, PowPolicy};
 pub use params::{ChainParams, ConsensusId};
+#[cfg(feature = "tokio")]
+pub use secure::{frame, Channel, ChannelError, FrameReader, Handshake, NodeKey, Role, Step};
 pub use share::{
     build_coinbase, coinbase_root, Share, ShareId, ShareInfo, COMMITMENT_SCRIPT_PREFIX, MAX_BRANCH,
     MAX_EXTRANONCE, MAX_PAYOUT_SCRIPT, MAX_UNCLES_ENCODED,

@@ -224,6 +224,7 @@ impl Node {
                 }
             }
         }
+        self.check_synced();
     }
 
     /// A message arrived from a peer.
@@ -242,11 +243,7 @@ impl Node {
                 for share in &shares {
                     let id = share.id();
                     self.note_known(peer, id);
-                    if let Some((p, _)) = self.requested.remove(&id) {
-                        if let Some(pp) = self.peers.get_mut(&p) {
-                            pp.in_flight = pp.in_flight.saturating_sub(1);
-                        }
-                    }
+                    self.settle_request(&id);
                 }
                 for share in shares {
                     self.receive(peer, share, now_ms);
@@ -273,11 +270,7 @@ impl Node {
             }
             Message::NotFound(ids) => {
                 for id in &ids {
-                    if let Some((p, _)) = self.requested.remove(id) {
-                        if let Some(pp) = self.peers.get_mut(&p) {
-                            pp.in_flight = pp.in_flight.saturating_sub(1);
-                        }
-                    }
+                    self.settle_request(id);
                 }
                 if self.chain.is_empty() {
                     self.bootstrap(now_ms, &ids);
@@ -334,6 +327,7 @@ impl Node {
 
     fn receive(&mut self, peer: PeerId, share: Share, now_ms: u64) {
         let id = share.id();
+        self.settle_request(&id);
         if self.chain.contains(&id) || self.pending.contains_key(&id) {
             return;
         }
@@ -446,6 +440,18 @@ impl Node {
                 }
             }
         }
+        self.check_synced();
+    }
+
+    fn settle_request(&mut self, id: &ShareId) {
+        if let Some((p, _)) = self.requested.remove(id) {
+            if let Some(pp) = self.peers.get_mut(&p) {
+                pp.in_flight = pp.in_flight.saturating_sub(1);
+            }
+        }
+    }
+
+    fn check_synced(&mut self) {
         if !self.synced && !self.chain.is_empty() && self.requested.is_empty() {
             let tip_ok = self
                 .chain

@@ -1,0 +1,535 @@
+//! A [`Node`] on TCP with tokio: it listens (when it can) and keeps dialling its configured
+//! peers, runs the encrypted handshake on every connection, moves messages between sockets and
+//! the node, ticks its clock, and bans peers the node reports.
+//!
+//! Works with outbound connections alone (behind NAT): a node with no `listen` address still
+//! syncs and relays through the peers it dials.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::task::AbortHandle;
+
+use crate::chain::Added;
+use crate::error::ShareError;
+use crate::message::Message;
+use crate::node::{Node, NodeEvent, PeerId};
+use crate::secure::{frame, Channel, FrameReader, Handshake, NodeKey, Role, Step};
+use crate::share::Share;
+
+/// How the node meets the network.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// Where to accept peers; `None` for outbound only.
+    pub listen: Option<SocketAddr>,
+    /// Peers to dial and keep dialling (`host:port`).
+    pub peers: Vec<String>,
+    /// Accept inbound peers only from the configured peers' addresses: a private federation.
+    pub trusted_only: bool,
+    /// The most inbound peers at once.
+    pub max_inbound: usize,
+    /// The handshake proof of work, in leading zero bits.
+    pub pow_bits: u8,
+    /// How long a misbehaving peer's address stays banned.
+    pub ban: Duration,
+    /// How long a handshake may take.
+    pub handshake_timeout: Duration,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig {
+            listen: None,
+            peers: Vec::new(),
+            trusted_only: false,
+            max_inbound: 64,
+            pow_bits: 16,
+            ban: Duration::from_secs(600),
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A connected peer as the service sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// The node's number for it.
+    pub id: PeerId,
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Its public key.
+    pub key: [u8; 32],
+    /// Whether it dialled us.
+    pub inbound: bool,
+}
+
+type Inspect = Box<dyn FnOnce(&Node) + Send>;
+
+enum Command {
+    Submit(Box<Share>, oneshot::Sender<Result<Added, ShareError>>),
+    Inspect(Inspect),
+    Peers(oneshot::Sender<Vec<PeerInfo>>),
+}
+
+enum Inbound {
+    Connected {
+        info: PeerInfo,
+        tx: mpsc::Sender<Message>,
+        abort: AbortHandle,
+    },
+    Message(PeerId, Message),
+    Closed(PeerId),
+}
+
+struct Shared {
+    next_peer: AtomicU64,
+    bans: Mutex<HashMap<IpAddr, Instant>>,
+    inbound: AtomicU64,
+    tasks: Mutex<Vec<AbortHandle>>,
+}
+
+impl Shared {
+    fn banned(&self, ip: IpAddr) -> bool {
+        let mut bans = self.bans.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        bans.retain(|_, until| *until > now);
+        bans.contains_key(&ip)
+    }
+
+    fn track(&self, handle: AbortHandle) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(handle);
+    }
+}
+
+/// A running node on the network.
+#[derive(Debug, Clone)]
+pub struct P2pService {
+    commands: mpsc::Sender<Command>,
+    events: broadcast::Sender<NodeEvent>,
+    local_addr: Option<SocketAddr>,
+    shared: Arc<SharedHandle>,
+}
+
+#[derive(Debug)]
+struct SharedHandle(Arc<Shared>);
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Shared")
+    }
+}
+
+/// Why the service could not start or answer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The service stopped.
+    #[error("the p2p service has stopped")]
+    Stopped,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl P2pService {
+    /// Starts the node on the network. Must run inside a tokio runtime.
+    pub async fn start(
+        node: Node,
+        key: NodeKey,
+        config: NetConfig,
+    ) -> Result<P2pService, NetError> {
+        let listener = match config.listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| NetError::Listen { addr, source })?,
+            ),
+            None => None,
+        };
+        let local_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
+        let (cmd_tx, cmd_rx) = mpsc::channel(256);
+        let (in_tx, in_rx) = mpsc::channel(4096);
+        let (ev_tx, _) = broadcast::channel(1024);
+        let shared = Arc::new(Shared {
+            next_peer: AtomicU64::new(1),
+            bans: Mutex::new(HashMap::new()),
+            inbound: AtomicU64::new(0),
+            tasks: Mutex::new(Vec::new()),
+        });
+        let chain_id = *node.chain().consensus_id();
+        let ctx = Arc::new(ConnCtx {
+            key,
+            chain_id,
+            config: config.clone(),
+            inbound: in_tx,
+            shared: Arc::clone(&shared),
+        });
+
+        let actor = tokio::spawn(run_node(
+            node,
+            cmd_rx,
+            in_rx,
+            ev_tx.clone(),
+            Arc::clone(&shared),
+            config.ban,
+        ));
+        shared.track(actor.abort_handle());
+
+        if let Some(listener) = listener {
+            let trusted = resolve_ips(&config.peers).await;
+            let ctx = Arc::clone(&ctx);
+            let task = tokio::spawn(async move {
+                loop {
+                    let Ok((stream, addr)) = listener.accept().await else {
+                        continue;
+                    };
+                    if ctx.shared.banned(addr.ip())
+                        || (ctx.config.trusted_only && !trusted.contains(&addr.ip()))
+                    {
+                        continue;
+                    }
+                    if ctx.shared.inbound.load(Ordering::Relaxed) >= ctx.config.max_inbound as u64 {
+                        continue;
+                    }
+                    let c = Arc::clone(&ctx);
+                    let handle = tokio::spawn(async move {
+                        c.shared.inbound.fetch_add(1, Ordering::Relaxed);
+                        connection(stream, addr, Role::Responder, Arc::clone(&c)).await;
+                        c.shared.inbound.fetch_sub(1, Ordering::Relaxed);
+                    });
+                    ctx.shared.track(handle.abort_handle());
+                }
+            });
+            shared.track(task.abort_handle());
+        }
+        for peer in config.peers.clone() {
+            let ctx = Arc::clone(&ctx);
+            let task = tokio::spawn(async move {
+                let mut backoff = Duration::from_millis(250);
+                loop {
+                    if let Ok(Ok(stream)) =
+                        tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(&peer))
+                            .await
+                    {
+                        if let Ok(addr) = stream.peer_addr() {
+                            if !ctx.shared.banned(addr.ip()) {
+                                connection(stream, addr, Role::Initiator, Arc::clone(&ctx)).await;
+                                backoff = Duration::from_millis(250);
+                            }
+                        }
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            });
+            shared.track(task.abort_handle());
+        }
+        Ok(P2pService {
+            commands: cmd_tx,
+            events: ev_tx,
+            local_addr,
+            shared: Arc::new(SharedHandle(shared)),
+        })
+    }
+
+    /// The address the node listens on.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local_addr
+    }
+
+    /// The node's events: new tips (new work), sync, misbehaving peers.
+    pub fn events(&self) -> broadcast::Receiver<NodeEvent> {
+        self.events.subscribe()
+    }
+
+    /// Adds a share this node's miners found and announces it.
+    pub async fn submit(&self, share: Share) -> Result<Result<Added, ShareError>, NetError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Submit(Box::new(share), tx))
+            .await
+            .map_err(|_| NetError::Stopped)?;
+        rx.await.map_err(|_| NetError::Stopped)
+    }
+
+    /// Runs `f` on the node (its chain, its sync state) and returns what it returns.
+    pub async fn inspect<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Node) -> R + Send + 'static,
+    ) -> Result<R, NetError> {
+        let (tx, rx) = oneshot::channel();
+        let job: Inspect = Box::new(move |node: &Node| {
+            let _ = tx.send(f(node));
+        });
+        self.commands
+            .send(Command::Inspect(job))
+            .await
+            .map_err(|_| NetError::Stopped)?;
+        rx.await.map_err(|_| NetError::Stopped)
+    }
+
+    /// The connected peers.
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, NetError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Peers(tx))
+            .await
+            .map_err(|_| NetError::Stopped)?;
+        rx.await.map_err(|_| NetError::Stopped)
+    }
+
+    /// Stops every task: the listener, the dialers, the connections and the node.
+    pub fn shutdown(&self) {
+        let tasks = self
+            .shared
+            .0
+            .tasks
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default();
+        for t in tasks {
+            t.abort();
+        }
+    }
+}
+
+async fn resolve_ips(peers: &[String]) -> HashSet<IpAddr> {
+    let mut out = HashSet::new();
+    for p in peers {
+        if let Ok(addrs) = tokio::net::lookup_host(p.as_str()).await {
+            out.extend(addrs.map(|a| a.ip()));
+        }
+    }
+    out
+}
+
+struct PeerSlot {
+    info: PeerInfo,
+    tx: mpsc::Sender<Message>,
+    abort: AbortHandle,
+}
+
+async fn run_node(
+    mut node: Node,
+    mut commands: mpsc::Receiver<Command>,
+    mut inbound: mpsc::Receiver<Inbound>,
+    events: broadcast::Sender<NodeEvent>,
+    shared: Arc<Shared>,
+    ban: Duration,
+) {
+    let mut peers: HashMap<PeerId, PeerSlot> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            cmd = commands.recv() => match cmd {
+                None => return,
+                Some(Command::Submit(share, reply)) => {
+                    let _ = reply.send(node.submit(*share, now_ms()));
+                }
+                Some(Command::Inspect(f)) => f(&node),
+                Some(Command::Peers(reply)) => {
+                    let mut list: Vec<PeerInfo> = peers.values().map(|p| p.info.clone()).collect();
+                    list.sort_by_key(|p| p.id);
+                    let _ = reply.send(list);
+                }
+            },
+            msg = inbound.recv() => match msg {
+                None => return,
+                Some(Inbound::Connected { info, tx, abort }) => {
+                    let id = info.id;
+                    peers.insert(id, PeerSlot { info, tx, abort });
+                    node.on_connect(id, now_ms());
+                }
+                Some(Inbound::Message(peer, msg)) => {
+                    if peers.contains_key(&peer) {
+                        node.on_message(peer, msg, now_ms());
+                    }
+                }
+                Some(Inbound::Closed(peer)) => {
+                    if peers.remove(&peer).is_some() {
+                        node.on_disconnect(peer);
+                    }
+                }
+            },
+            _ = tick.tick() => node.handle_timeout(now_ms()),
+        }
+        while let Some((peer, msg)) = node.poll_transmit() {
+            let slow = match peers.get(&peer) {
+                Some(slot) => slot.tx.try_send(msg).is_err(),
+                None => false,
+            };
+            if slow {
+                // A peer that cannot keep up is dropped rather than buffered without bound.
+                if let Some(slot) = peers.remove(&peer) {
+                    slot.abort.abort();
+                    node.on_disconnect(peer);
+                }
+            }
+        }
+        while let Some(event) = node.poll_event() {
+            if let NodeEvent::Misbehaved { peer, .. } = &event {
+                if let Some(slot) = peers.remove(peer) {
+                    if let Ok(mut bans) = shared.bans.lock() {
+                        bans.insert(slot.info.addr.ip(), Instant::now() + ban);
+                    }
+                    slot.abort.abort();
+                    node.on_disconnect(*peer);
+                }
+            }
+            let _ = events.send(event);
+        }
+    }
+}
+
+struct ConnCtx {
+    key: NodeKey,
+    chain_id: crate::params::ConsensusId,
+    config: NetConfig,
+    inbound: mpsc::Sender<Inbound>,
+    shared: Arc<Shared>,
+}
+
+async fn read_frame(
+    stream: &mut tokio::net::tcp::OwnedReadHalf,
+    reader: &mut FrameReader,
+) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        if let Some(f) = reader.next_frame() {
+            return Some(f);
+        }
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => reader.push(&buf[..n]),
+        }
+    }
+}
+
+async fn handshake(
+    read: &mut tokio::net::tcp::OwnedReadHalf,
+    write: &mut tokio::net::tcp::OwnedWriteHalf,
+    reader: &mut FrameReader,
+    role: Role,
+    ctx: &ConnCtx,
+) -> Option<Channel> {
+    let mut hs = Handshake::new(role, &ctx.chain_id, &ctx.key, ctx.config.pow_bits).ok()?;
+    if let Some(first) = hs.start().ok()? {
+        write.write_all(&frame(&first)).await.ok()?;
+    }
+    let mut state = Some(hs);
+    while let Some(hs) = state.take() {
+        let payload = read_frame(read, reader).await?;
+        // The proof of work runs here, off the node's task.
+        let (next, step) = tokio::task::spawn_blocking(move || hs.on_frame(&payload))
+            .await
+            .ok()?
+            .ok()?;
+        match step {
+            Step::Send(bytes) => {
+                write.write_all(&frame(&bytes)).await.ok()?;
+                state = next;
+            }
+            Step::Done(last, channel) => {
+                if let Some(bytes) = last {
+                    write.write_all(&frame(&bytes)).await.ok()?;
+                }
+                return Some(*channel);
+            }
+        }
+    }
+    None
+}
+
+async fn connection(stream: TcpStream, addr: SocketAddr, role: Role, ctx: Arc<ConnCtx>) {
+    let _ = stream.set_nodelay(true);
+    let (mut read, mut write) = stream.into_split();
+    let mut reader = FrameReader::default();
+    let opened = tokio::time::timeout(
+        ctx.config.handshake_timeout,
+        handshake(&mut read, &mut write, &mut reader, role, &ctx),
+    )
+    .await;
+    let Ok(Some(channel)) = opened else { return };
+    let id = ctx.shared.next_peer.fetch_add(1, Ordering::Relaxed);
+    let key = channel.remote_key();
+    let channel = Arc::new(Mutex::new(channel));
+    let (tx, mut rx) = mpsc::channel::<Message>(1024);
+
+    let writer_channel = Arc::clone(&channel);
+    let writer = tokio::spawn(async move {
+        while let Some(msg) = rx.recv().await {
+            let frames = match writer_channel.lock() {
+                Ok(mut c) => c.seal(&msg),
+                Err(_) => return,
+            };
+            let Ok(frames) = frames else { return };
+            for f in frames {
+                if write.write_all(&frame(&f)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let reader_inbound = ctx.inbound.clone();
+    let reader_task = tokio::spawn(async move {
+        while let Some(payload) = read_frame(&mut read, &mut reader).await {
+            let opened = match channel.lock() {
+                Ok(mut c) => c.open_frame(&payload),
+                Err(_) => return,
+            };
+            match opened {
+                Ok(Some(msg)) => {
+                    if reader_inbound
+                        .send(Inbound::Message(id, msg))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Ok(None) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    let info = PeerInfo {
+        id,
+        addr,
+        key,
+        inbound: role == Role::Responder,
+    };
+    let abort = reader_task.abort_handle();
+    if ctx
+        .inbound
+        .send(Inbound::Connected { info, tx, abort })
+        .await
+        .is_err()
+    {
+        writer.abort();
+        reader_task.abort();
+        return;
+    }
+    let _ = reader_task.await;
+    writer.abort();
+    let _ = ctx.inbound.send(Inbound::Closed(id)).await;
+}

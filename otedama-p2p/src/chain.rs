@@ -235,15 +235,25 @@ impl Sharechain {
             .map(|w| payout_outputs(&self.params, &w, info.reward))
     }
 
-    /// The median of the last 11 timestamps ending at `id` (fewer near the bottom).
-    fn median_time_past(&self, id: ShareId) -> u64 {
-        let mut times: Vec<u64> = self
-            .ancestors(Some(id), 11)
+    /// The median of the last 11 timestamps ending at `id` (fewer after the genesis), or
+    /// `None` when the chain held here is cut off above the eleventh: the median of a shorter
+    /// list is not the one the share's miner saw, and judging by it would refuse valid shares
+    /// near the bottom of a synced chain.
+    fn median_time_past(&self, id: ShareId) -> Option<u64> {
+        let ids = self.ancestors(Some(id), 11);
+        let reaches_genesis = ids
+            .last()
+            .and_then(|a| self.shares.get(a))
+            .is_some_and(|e| e.share.info.parent == ShareId::NONE);
+        if ids.len() < 11 && !reaches_genesis {
+            return None;
+        }
+        let mut times: Vec<u64> = ids
             .iter()
             .filter_map(|a| self.shares.get(a).map(|e| e.share.info.timestamp))
             .collect();
         times.sort_unstable();
-        times.get(times.len() / 2).copied().unwrap_or(0)
+        times.get(times.len() / 2).copied()
     }
 
     /// The target a child of `parent` must meet.
@@ -327,7 +337,10 @@ impl Sharechain {
             if info.bits != self.target_after(p) {
                 return Err(invalid("share target is not the difficulty rule's"));
             }
-            if info.timestamp <= self.median_time_past(info.parent) {
+            if self
+                .median_time_past(info.parent)
+                .is_some_and(|mtp| info.timestamp <= mtp)
+            {
                 return Err(invalid("timestamp not after the median of the last 11"));
             }
             parent_work = parent.chain_work;
@@ -546,7 +559,7 @@ impl Sharechain {
                     parent: tip.share.id(),
                     uncles: self.uncle_candidates(),
                     height: p.height + 1,
-                    timestamp: now.max(self.median_time_past(tip.share.id()) + 1),
+                    timestamp: now.max(self.median_time_past(tip.share.id()).map_or(0, |m| m + 1)),
                     anchor_time: p.anchor_time,
                     bits: self.target_after(p),
                     main_height: main.height,

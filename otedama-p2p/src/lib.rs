@@ -65,6 +65,8 @@ mod params;
 mod secure;
 mod share;
 pub mod sim;
+#[cfg(feature = "sqlite")]
+mod store;
 pub mod window;
 
 pub use asert::next_target;
@@ -73,7 +75,7 @@ pub use error::{DecodeError, ParamsError, ShareError};
 pub use message::{Message, MAX_ANCESTORS, MAX_MESSAGE, MAX_REQUEST_IDS};
 #[cfg(feature = "tokio")]
 pub use net::{NetConfig, NetError, P2pService, PeerInfo};
-pub use node::{Node, NodeEvent, PeerId, PeerLimits, PowPolicy};
+pub use node::{Node, NodeEvent, PeerId, PeerLimits, PowPolicy, ShareSink};
 pub use params::{ChainParams, ConsensusId};
 #[cfg(feature = "tokio")]
 pub use secure::{frame, Channel, ChannelError, FrameReader, Handshake, NodeKey, Role, Step};
@@ -81,3 +83,5 @@ pub use share::{
     build_coinbase, coinbase_root, Share, ShareId, ShareInfo, COMMITMENT_SCRIPT_PREFIX, MAX_BRANCH,
     MAX_EXTRANONCE, MAX_PAYOUT_SCRIPT, MAX_UNCLES_ENCODED,
 };
+#[cfg(feature = "sqlite")]
+pub use store::{ShareStore, StoreError};

@@ -11,6 +11,14 @@ use crate::error::ShareError;
 use crate::message::{Message, MAX_ANCESTORS, MAX_MESSAGE, MAX_REQUEST_IDS};
 use crate::share::{Share, ShareId};
 
+/// Where a node keeps the shares it accepts, so they survive a restart.
+pub trait ShareSink: Send {
+    /// Keeps an accepted share.
+    fn save(&mut self, share: &Share);
+    /// Forgets the shares below `height` (they left the horizon).
+    fn prune(&mut self, below_height: u64);
+}
+
 /// A connected peer, numbered by whoever drives the node.
 pub type PeerId = u64;
 
@@ -96,7 +104,6 @@ struct Peer {
 const KNOWN_CAP: usize = 4_096;
 
 /// One sharechain node's gossip.
-#[derive(Debug)]
 pub struct Node {
     chain: Sharechain,
     pow: PowPolicy,
@@ -108,6 +115,20 @@ pub struct Node {
     events: VecDeque<NodeEvent>,
     synced: bool,
     rejected: u64,
+    received: u64,
+    sink: Option<Box<dyn ShareSink>>,
+    pruned_at: u64,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("tip", &self.chain.tip().map(|t| t.share.id()))
+            .field("peers", &self.peers.len())
+            .field("pending", &self.pending.len())
+            .field("synced", &self.synced)
+            .finish()
+    }
 }
 
 impl Node {
@@ -124,7 +145,20 @@ impl Node {
             events: VecDeque::new(),
             synced: false,
             rejected: 0,
+            received: 0,
+            sink: None,
+            pruned_at: 0,
         }
+    }
+
+    /// Keeps every accepted share in `sink` from now on.
+    pub fn persist_to(&mut self, sink: Box<dyn ShareSink>) {
+        self.sink = Some(sink);
+    }
+
+    /// Shares received from peers so far (new ones, valid or not).
+    pub fn received(&self) -> u64 {
+        self.received
     }
 
     /// The chain.
@@ -331,6 +365,7 @@ impl Node {
         if self.chain.contains(&id) || self.pending.contains_key(&id) {
             return;
         }
+        self.received += 1;
         if let PowPolicy::Verify(pow) = &self.pow {
             if let Err(e) = share.check_pow(pow.as_ref()) {
                 self.rejected += 1;
@@ -476,6 +511,15 @@ impl Node {
             return;
         };
         let height = entry.share.info.height;
+        if let Some(sink) = self.sink.as_mut() {
+            sink.save(&entry.share);
+            let floor = height.saturating_sub(self.chain.params().horizon());
+            // Pruning costs a scan: do it every hundred heights.
+            if added.new_tip && floor >= self.pruned_at + 100 {
+                sink.prune(floor);
+                self.pruned_at = floor;
+            }
+        }
         let tip_height = self.chain.tip().map_or(0, |t| t.share.info.height);
         // Relay what is recent; what a syncing node fetched deep down, its peers have.
         if height + u64::from(self.chain.params().uncle_depth) >= tip_height {

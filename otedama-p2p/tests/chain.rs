@@ -327,3 +327,26 @@ fn a_flooding_peer_is_reported() {
         .count();
     assert_eq!(flood, 10);
 }
+
+#[test]
+fn a_chain_synced_from_the_middle_accepts_every_share_above_its_base() {
+    let mut a = Sharechain::new(params());
+    // All mined within one second: each timestamp only just passes the median of the last 11,
+    // which a node holding fewer than 11 ancestors cannot recompute.
+    let mut shares = Vec::new();
+    for i in 0..40 {
+        let s = mine(&a, (i % 3) as u8, 0, i);
+        a.add(s.clone(), T0).unwrap();
+        shares.push(s);
+    }
+    for start in [1usize, 5, 12, 20, 29] {
+        let mut b = Sharechain::new(params());
+        b.add_base(shares[start].clone(), T0).unwrap();
+        for s in &shares[start + 1..] {
+            b.add(s.clone(), T0).unwrap();
+        }
+        let tip = b.tip().unwrap();
+        assert_eq!(tip.share.id(), shares[39].id());
+        assert_eq!(tip.verification, Verification::Full, "synced from {start}");
+    }
+}

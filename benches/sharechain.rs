@@ -44,7 +44,7 @@ fn chain(n: u64, payees: u64, per_block: u64) -> Vec<Share> {
             witness_root: None,
             branch: MerkleBranch::from_hashes(vec![[7; 32]; 11]),
         };
-        let payout = [0x00, 0x14, (i % payees) as u8, (i % payees >> 8) as u8];
+        let payout = [0x00, 0x14, (i % payees) as u8, ((i % payees) >> 8) as u8];
         let t = c.template(&payout, main, T0 + 10 * i, 8).expect("template");
         let en = i.to_le_bytes();
         let share = t.finish(t.header(&en).expect("header"), &en);

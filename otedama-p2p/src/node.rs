@@ -110,6 +110,9 @@ pub struct Node {
     limits: PeerLimits,
     peers: BTreeMap<PeerId, Peer>,
     pending: HashMap<ShareId, Share>,
+    /// Who sent each parked share: the peer to ask for its parents, and the only one whose
+    /// `NotFound` means the chain ends there.
+    pending_from: HashMap<ShareId, PeerId>,
     requested: HashMap<ShareId, (PeerId, u64)>,
     outbox: VecDeque<(PeerId, Message)>,
     events: VecDeque<NodeEvent>,
@@ -140,6 +143,7 @@ impl Node {
             limits,
             peers: BTreeMap::new(),
             pending: HashMap::new(),
+            pending_from: HashMap::new(),
             requested: HashMap::new(),
             outbox: VecDeque::new(),
             events: VecDeque::new(),
@@ -247,13 +251,18 @@ impl Node {
                     p.in_flight = p.in_flight.saturating_sub(1);
                 }
             }
-            // Ask whoever is least busy, if something still waits on it.
+            // Ask again if something still waits on it: the waiting share's sender first (it
+            // holds the share's parents), else whoever is least busy.
             let waiting = self
                 .pending
-                .values()
-                .any(|s| s.info.parent == id || s.info.uncles.contains(&id));
-            if waiting {
-                if let Some(peer) = self.least_busy_peer() {
+                .iter()
+                .find(|(_, s)| s.info.parent == id || s.info.uncles.contains(&id))
+                .map(|(sid, _)| self.pending_from.get(sid).copied());
+            if let Some(source) = waiting {
+                let peer = source
+                    .filter(|p| self.peers.contains_key(p))
+                    .or_else(|| self.least_busy_peer());
+                if let Some(peer) = peer {
                     self.request(peer, id, true, now_ms);
                 }
             }
@@ -307,13 +316,24 @@ impl Node {
                     self.settle_request(id);
                 }
                 if self.chain.is_empty() {
-                    self.bootstrap(now_ms, &ids);
+                    self.bootstrap(now_ms, &ids, Some(peer));
                 } else {
-                    // Nobody will send these: drop what waits on them.
-                    self.pending.retain(|_, s| {
-                        !ids.contains(&s.info.parent)
-                            && !s.info.uncles.iter().any(|u| ids.contains(u))
-                    });
+                    // The peer that sent a parked share cannot complete it: drop the share.
+                    // Another peer's `NotFound` proves nothing; the sender may still answer.
+                    let from = &self.pending_from;
+                    let dropped: Vec<ShareId> = self
+                        .pending
+                        .iter()
+                        .filter(|(id, s)| {
+                            from.get(*id) == Some(&peer)
+                                && (ids.contains(&s.info.parent)
+                                    || s.info.uncles.iter().any(|u| ids.contains(u)))
+                        })
+                        .map(|(id, _)| *id)
+                        .collect();
+                    for id in dropped {
+                        self.unpark(&id);
+                    }
                 }
                 self.drain_pending(now_ms);
             }
@@ -374,8 +394,8 @@ impl Node {
             }
         }
         if self.chain.is_empty() {
-            self.park(share);
-            self.bootstrap(now_ms, &[]);
+            self.park(share, peer);
+            self.bootstrap(now_ms, &[], None);
             return;
         }
         match self.chain.add(share.clone(), now_ms / 1000) {
@@ -386,7 +406,7 @@ impl Node {
                     .info
                     .height
                     .saturating_sub(self.chain.tip().map_or(0, |t| t.share.info.height));
-                self.park(share);
+                self.park(share, peer);
                 let count = if is_parent { gap.saturating_add(4) } else { 1 };
                 self.request_count(peer, missing, count, now_ms);
             }
@@ -400,18 +420,26 @@ impl Node {
         }
     }
 
-    fn park(&mut self, share: Share) {
+    fn park(&mut self, share: Share, from: PeerId) {
         let cap = usize::try_from(self.chain.params().horizon())
             .unwrap_or(usize::MAX)
             .saturating_add(512);
         if self.pending.len() < cap {
-            self.pending.insert(share.id(), share);
+            let id = share.id();
+            self.pending.insert(id, share);
+            self.pending_from.insert(id, from);
         }
     }
 
+    fn unpark(&mut self, id: &ShareId) -> Option<Share> {
+        self.pending_from.remove(id);
+        self.pending.remove(id)
+    }
+
     /// An empty node builds its chain from the bottom of what peers sent: the genesis, or a
-    /// share a whole horizon below the best one seen, or one whose parent nobody has.
-    fn bootstrap(&mut self, now_ms: u64, not_found: &[ShareId]) {
+    /// share a whole horizon below the best one seen, or one whose parent its own sender does
+    /// not hold (that sender's chain ends there). `answered_by` sent `not_found`.
+    fn bootstrap(&mut self, now_ms: u64, not_found: &[ShareId], answered_by: Option<PeerId>) {
         let Some(top) = self.pending.values().map(|s| s.info.height).max() else {
             return;
         };
@@ -426,9 +454,12 @@ impl Node {
         let deep_enough =
             top.saturating_sub(lowest.info.height) + 1 >= self.chain.params().horizon();
         let parent = lowest.info.parent;
-        if parent == ShareId::NONE || deep_enough || not_found.contains(&parent) {
+        let source = self.pending_from.get(&lowest.id()).copied();
+        let source_lacks_parent =
+            not_found.contains(&parent) && answered_by.is_some() && answered_by == source;
+        if parent == ShareId::NONE || deep_enough || source_lacks_parent {
             let id = lowest.id();
-            self.pending.remove(&id);
+            self.unpark(&id);
             let result = if parent == ShareId::NONE {
                 self.chain.add(lowest, now_ms / 1000)
             } else {
@@ -440,7 +471,11 @@ impl Node {
                 Err(_) => {}
             }
         } else if !self.requested.contains_key(&parent) {
-            if let Some(peer) = self.least_busy_peer() {
+            // Ask the peer that sent the share: it holds the parent unless its chain ends.
+            let peer = source
+                .filter(|p| self.peers.contains_key(p))
+                .or_else(|| self.least_busy_peer());
+            if let Some(peer) = peer {
                 self.request_count(peer, parent, u64::from(MAX_ANCESTORS), now_ms);
             }
         }
@@ -467,7 +502,7 @@ impl Node {
             ready.sort_by_key(|s| (s.info.height, s.id()));
             for share in ready {
                 let id = share.id();
-                self.pending.remove(&id);
+                self.unpark(&id);
                 match self.chain.add(share, now_ms / 1000) {
                     Ok(added) => self.after_add(&added, None),
                     Err(ShareError::Missing { .. }) | Err(ShareError::Duplicate { .. }) => {}

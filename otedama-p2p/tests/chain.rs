@@ -350,3 +350,33 @@ fn a_chain_synced_from_the_middle_accepts_every_share_above_its_base() {
         assert_eq!(tip.verification, Verification::Full, "synced from {start}");
     }
 }
+
+#[test]
+fn only_the_senders_not_found_can_start_a_chain_at_a_base() {
+    let mut a = Sharechain::new(params());
+    let shares = grow(&mut a, 10, 0);
+    let tip = shares[9].clone();
+    let now = (T0 + 1_000) * 1000;
+    let mut b = Node::new(
+        Sharechain::new(params()),
+        PowPolicy::Simulated,
+        PeerLimits::default(),
+    );
+    b.on_connect(1, now);
+    b.on_connect(2, now);
+    b.on_message(1, Message::Announce(Box::new(tip.clone())), now);
+    let sent: Vec<(u64, Message)> = std::iter::from_fn(|| b.poll_transmit()).collect();
+    assert!(
+        sent.iter()
+            .any(|(p, m)| *p == 1 && matches!(m, Message::GetAncestors { .. })),
+        "the parents are asked of the peer that sent the share: {sent:?}"
+    );
+    // A peer with no chain lacks the parent too; that says nothing about where the chain ends.
+    b.on_message(2, Message::NotFound(vec![tip.info.parent]), now);
+    assert!(b.chain().is_empty());
+    b.on_message(1, Message::Shares(shares[..9].to_vec()), now);
+    let t = b.chain().tip().unwrap();
+    assert_eq!(t.share.id(), tip.id());
+    assert_eq!(t.verification, Verification::Full);
+    assert!(b.is_synced());
+}

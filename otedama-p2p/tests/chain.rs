@@ -2,8 +2,8 @@
 //! share can be wrong.
 #![allow(clippy::unwrap_used)]
 
-use otedama_core::{BlockHeader, CompactTarget, MerkleBranch, Target};
-use otedama_hash::{Algorithm, Sha256d};
+use otedama_core::CompactTarget;
+use otedama_hash::Sha256d;
 use otedama_p2p::{
     coinbase_root, ChainParams, MainWork, Message, Node, NodeEvent, PeerLimits, PowPolicy, Share,
     ShareError, ShareId, Sharechain, Verification,
@@ -12,29 +12,14 @@ use std::sync::Arc;
 
 const T0: u64 = 1_700_000_000;
 
+mod support;
+
 fn params() -> ChainParams {
-    let mut p = ChainParams::main("test", Algorithm::Sha256d, "devnet", Target::MAX);
-    p.window_max_shares = 20;
-    p.min_output = 0;
-    p
+    support::params("test", 20)
 }
 
 fn main_work(time: u64) -> MainWork {
-    MainWork {
-        header: BlockHeader {
-            version: 0x2000_0000,
-            prev_blockhash: [1; 32],
-            merkle_root: [0; 32],
-            time: time as u32,
-            // Main-chain blocks worth about four shares: the window spans eight.
-            bits: CompactTarget::from_consensus(0x203f_ffff),
-            nonce: 0,
-        },
-        height: 10,
-        reward: 1_000_000,
-        witness_root: None,
-        branch: MerkleBranch::default(),
-    }
+    support::main_work(time)
 }
 
 /// A share on `chain`'s tip paid to `payout`, `secs` after the epoch, made unique by `tag`.

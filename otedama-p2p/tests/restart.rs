@@ -2,44 +2,23 @@
 //! the shares it missed.
 #![allow(clippy::unwrap_used)]
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use otedama_core::{BlockHeader, CompactTarget, MerkleBranch, Target};
-use otedama_hash::Algorithm;
 use otedama_p2p::{
     ChainParams, MainWork, NetConfig, Node, NodeKey, P2pService, PeerLimits, PowPolicy, ShareStore,
     Sharechain,
 };
 
-fn params() -> ChainParams {
-    let mut p = ChainParams::main("restart", Algorithm::Sha256d, "devnet", Target::MAX);
-    p.window_max_shares = 10;
-    p.min_output = 0;
-    p
-}
+mod support;
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+use support::now;
+
+fn params() -> ChainParams {
+    support::params("restart", 10)
 }
 
 fn main_work() -> MainWork {
-    MainWork {
-        header: BlockHeader {
-            version: 0x2000_0000,
-            prev_blockhash: [1; 32],
-            merkle_root: [0; 32],
-            time: now() as u32,
-            bits: CompactTarget::from_consensus(0x203f_ffff),
-            nonce: 0,
-        },
-        height: 10,
-        reward: 1_000_000,
-        witness_root: None,
-        branch: MerkleBranch::default(),
-    }
+    support::main_work(now())
 }
 
 async fn mine(service: &P2pService, tag: u64) {

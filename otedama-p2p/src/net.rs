@@ -115,11 +115,8 @@ pub struct P2pService {
     commands: mpsc::Sender<Command>,
     events: broadcast::Sender<NodeEvent>,
     local_addr: Option<SocketAddr>,
-    shared: Arc<SharedHandle>,
+    shared: Arc<Shared>,
 }
-
-#[derive(Debug)]
-struct SharedHandle(Arc<Shared>);
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -248,7 +245,7 @@ impl P2pService {
             commands: cmd_tx,
             events: ev_tx,
             local_addr,
-            shared: Arc::new(SharedHandle(shared)),
+            shared,
         })
     }
 
@@ -302,7 +299,6 @@ impl P2pService {
     pub fn shutdown(&self) {
         let tasks = self
             .shared
-            .0
             .tasks
             .lock()
             .map(|mut t| std::mem::take(&mut *t))

@@ -8,7 +8,7 @@ use otedama_hash::PowAlgorithm;
 
 use crate::chain::{Added, Sharechain, Verification};
 use crate::error::ShareError;
-use crate::message::{Message, MAX_ANCESTORS, MAX_MESSAGE, MAX_REQUEST_IDS};
+use crate::message::{Message, MAX_ANCESTORS, MAX_MESSAGE};
 use crate::share::{Share, ShareId};
 
 /// Where a node keeps the shares it accepts, so they survive a restart.
@@ -77,7 +77,7 @@ pub struct PeerLimits {
     pub per_second: u32,
     /// Requests this node keeps in flight to one peer.
     pub in_flight: usize,
-    /// Seconds before an unanswered request is asked again.
+    /// Milliseconds before an unanswered request is asked again.
     pub request_timeout_ms: u64,
 }
 
@@ -263,7 +263,7 @@ impl Node {
                     .filter(|p| self.peers.contains_key(p))
                     .or_else(|| self.least_busy_peer());
                 if let Some(peer) = peer {
-                    self.request(peer, id, true, now_ms);
+                    self.request_count(peer, id, u64::from(MAX_ANCESTORS), now_ms);
                 }
             }
         }
@@ -601,15 +601,6 @@ impl Node {
         self.send(peer, msg);
     }
 
-    fn request(&mut self, peer: PeerId, id: ShareId, ancestors: bool, now_ms: u64) {
-        let count = if ancestors {
-            u64::from(MAX_ANCESTORS)
-        } else {
-            1
-        };
-        self.request_count(peer, id, count, now_ms);
-    }
-
     fn least_busy_peer(&self) -> Option<PeerId> {
         self.peers
             .iter()
@@ -651,6 +642,3 @@ impl Node {
         self.outbox.push_back((peer, msg));
     }
 }
-
-// The request-id bound is part of the wire format; a node never asks for more at once.
-const _: () = assert!(MAX_REQUEST_IDS >= 1);

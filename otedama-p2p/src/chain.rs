@@ -9,7 +9,7 @@ use crate::asert::next_target;
 use crate::error::ShareError;
 use crate::params::{ChainParams, ConsensusId};
 use crate::share::{build_coinbase, coinbase_root, Share, ShareId, ShareInfo};
-use crate::window::{payout_outputs, share_work, window_weights, Ancestry};
+use crate::window::{payout_outputs, share_work, window_parts, window_weights, Ancestry};
 
 /// How far a share was checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -541,6 +541,19 @@ impl Sharechain {
         now: u64,
         extranonce_len: usize,
     ) -> Result<ShareTemplate, ShareError> {
+        self.template_base(main, now, extranonce_len)?
+            .for_payout(payout)
+    }
+
+    /// Everything the next share on the best tip needs except its payout script: one walk of
+    /// the window that then builds a [`ShareTemplate`] for any miner cheaply
+    /// ([`TemplateBase::for_payout`]), with no access to the chain.
+    pub fn template_base(
+        &self,
+        main: MainWork,
+        now: u64,
+        extranonce_len: usize,
+    ) -> Result<TemplateBase, ShareError> {
         let info = match self.tip() {
             None => ShareInfo {
                 parent: ShareId::NONE,
@@ -551,7 +564,7 @@ impl Sharechain {
                 bits: self.params.max_target,
                 main_height: main.height,
                 reward: main.reward,
-                payout: payout.to_vec(),
+                payout: Vec::new(),
             },
             Some(tip) => {
                 let p = &tip.share.info;
@@ -564,7 +577,7 @@ impl Sharechain {
                     bits: self.target_after(p),
                     main_height: main.height,
                     reward: main.reward,
-                    payout: payout.to_vec(),
+                    payout: Vec::new(),
                 }
             }
         };
@@ -577,17 +590,86 @@ impl Sharechain {
             .bits
             .decode()
             .map_err(|e| invalid(format!("main-chain bits: {e}")))?;
-        let outputs = self.outputs_for(&info, &main_target).ok_or_else(|| {
-            invalid("the chain is not synced deep enough to pay a window".to_owned())
+        let main_work = Work::from_target(&main_target).as_u256();
+        let (weights, own) = window_parts(&self.params, &Infos(&self.shares), &info, main_work)
+            .map_err(|_| {
+                invalid("the chain is not synced deep enough to pay a window".to_owned())
+            })?;
+        Ok(TemplateBase {
+            info,
+            weights,
+            own,
+            main,
+            chain: self.id,
+            params: self.params.clone(),
+            extranonce_len,
+        })
+    }
+}
+
+/// The next share on a tip, for any payout script: its sharechain data, the window's weights
+/// without the new share's own, and the main-chain work it goes into
+/// ([`Sharechain::template_base`]).
+#[derive(Debug, Clone)]
+pub struct TemplateBase {
+    info: ShareInfo,
+    weights: BTreeMap<Vec<u8>, u128>,
+    own: u128,
+    main: MainWork,
+    chain: ConsensusId,
+    params: ChainParams,
+    extranonce_len: usize,
+}
+
+impl TemplateBase {
+    /// The share target every template from this base must meet.
+    pub fn target(&self) -> Target {
+        self.info.target()
+    }
+
+    /// The main-chain work the shares go into.
+    pub fn main(&self) -> &MainWork {
+        &self.main
+    }
+
+    /// The sharechain height of the share.
+    pub fn height(&self) -> u64 {
+        self.info.height
+    }
+
+    /// The parent share.
+    pub fn parent(&self) -> ShareId {
+        self.info.parent
+    }
+
+    /// The template for a miner paid at `payout`: the same coinbase
+    /// [`Sharechain::template`] builds, without walking the chain again.
+    pub fn for_payout(&self, payout: &[u8]) -> Result<ShareTemplate, ShareError> {
+        let info = ShareInfo {
+            payout: payout.to_vec(),
+            ..self.info.clone()
+        };
+        let mut weights = self.weights.clone();
+        let slot = weights.entry(payout.to_vec()).or_insert(0);
+        *slot = slot.saturating_add(self.own);
+        let outputs = payout_outputs(&self.params, &weights, info.reward);
+        let coinbase = build_coinbase(
+            &info,
+            &self.chain,
+            &outputs,
+            self.extranonce_len,
+            self.main.witness_root,
+        )
+        .map_err(|reason| ShareError::Invalid {
+            id: ShareId::NONE,
+            reason,
         })?;
-        let coinbase = build_coinbase(&info, &self.id, &outputs, extranonce_len, main.witness_root)
-            .map_err(invalid)?;
         Ok(ShareTemplate {
             info,
             outputs,
             coinbase,
-            main,
-            chain: self.id,
+            main: self.main.clone(),
+            chain: self.chain,
         })
     }
 }

@@ -70,7 +70,7 @@ mod store;
 pub mod window;
 
 pub use asert::next_target;
-pub use chain::{Added, Entry, MainWork, ShareTemplate, Sharechain, Verification};
+pub use chain::{Added, Entry, MainWork, ShareTemplate, Sharechain, TemplateBase, Verification};
 pub use error::{DecodeError, ParamsError, ShareError};
 pub use message::{Message, MAX_ANCESTORS, MAX_MESSAGE, MAX_REQUEST_IDS};
 #[cfg(feature = "tokio")]

@@ -51,6 +51,20 @@ pub fn window_weights(
     tip: &ShareInfo,
     main_work: U256,
 ) -> Result<BTreeMap<Vec<u8>, u128>, WindowGap> {
+    let (mut weights, own) = window_parts(params, chain, tip, main_work)?;
+    add(&mut weights, &tip.payout, own);
+    Ok(weights)
+}
+
+/// The window ending at `tip` in two parts: the weights of everyone but the tip's own payout
+/// (its uncles' parts and every share below it), and the tip's own weight. Which shares the
+/// window holds does not depend on the tip's payout script, so one walk serves every payout.
+pub fn window_parts(
+    params: &ChainParams,
+    chain: &dyn Ancestry,
+    tip: &ShareInfo,
+    main_work: U256,
+) -> Result<(BTreeMap<Vec<u8>, u128>, u128), WindowGap> {
     let limit = main_work
         .checked_mul(U256::from_u64(u64::from(params.window_work_percent)))
         .unwrap_or(U256::MAX)
@@ -59,6 +73,7 @@ pub fn window_weights(
         .unwrap_or(U256::MAX);
     let keep = u128::from(100 - params.uncle_penalty_percent.min(100));
     let mut weights: BTreeMap<Vec<u8>, u128> = BTreeMap::new();
+    let mut tip_own: Option<u128> = None;
     let mut seen = U256::ZERO;
     let mut count: u32 = 0;
     let mut current = tip;
@@ -77,10 +92,13 @@ pub fn window_weights(
             add(&mut weights, &uncle.payout, uncle_part);
             own = own.saturating_add(uw - uncle_part);
         }
-        add(&mut weights, &current.payout, own);
+        match tip_own {
+            None => tip_own = Some(own),
+            Some(_) => add(&mut weights, &current.payout, own),
+        }
         count += 1;
         if seen >= limit || count >= params.window_max_shares || current.parent == ShareId::NONE {
-            return Ok(weights);
+            return Ok((weights, tip_own.unwrap_or(0)));
         }
         current = chain.info(&current.parent).ok_or(WindowGap {
             missing: current.parent,

@@ -365,3 +365,33 @@ fn only_the_senders_not_found_can_start_a_chain_at_a_base() {
     assert_eq!(t.verification, Verification::Full);
     assert!(b.is_synced());
 }
+
+#[test]
+fn one_template_base_builds_every_miners_template_as_the_chain_would() {
+    let mut chain = Sharechain::new(params());
+    grow(&mut chain, 25, 0);
+    let now = T0 + 300;
+    let base = chain.template_base(main_work(now), now, 8).unwrap();
+    for payout in [vec![0x51, 0], vec![0x51, 1], vec![0x51, 9], vec![0x6a]] {
+        let direct = chain.template(&payout, main_work(now), now, 8).unwrap();
+        let cheap = base.for_payout(&payout).unwrap();
+        assert_eq!(cheap.info, direct.info);
+        assert_eq!(cheap.outputs, direct.outputs);
+        assert_eq!(cheap.coinbase.coinb1(), direct.coinbase.coinb1());
+        assert_eq!(cheap.coinbase.coinb2(), direct.coinbase.coinb2());
+        // The chain itself pays the same outputs for that share.
+        let target = main_work(now).header.bits.decode().unwrap();
+        assert_eq!(
+            chain.outputs_for(&cheap.info, &target).unwrap(),
+            cheap.outputs
+        );
+    }
+    // A miner new to the window is paid its own share's work; an old one gets more.
+    let newcomer = base.for_payout(&[0x51, 9]).unwrap();
+    assert!(newcomer
+        .outputs
+        .iter()
+        .any(|(s, _)| s.as_bytes() == [0x51, 9]));
+    assert_eq!(base.height(), 25);
+    assert_eq!(base.target(), newcomer.target());
+}

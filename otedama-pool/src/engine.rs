@@ -49,12 +49,12 @@ use otedama_rewards::FeeRate;
 use otedama_stratum::{JobAnnouncement, ShareSubmission, ShareVerdict};
 
 use crate::identity::{Identity, IdentityError};
-use crate::jobs::{JobBook, PoolJob};
+use crate::jobs::{JobBook, PoolJob, SideJob};
 use crate::monero::{self, RxBook, RxConfig, RxJob, RxJobError, RxSubmission, RxWork};
 use crate::source::{SourceError, SubmitError};
 use crate::store::{BlockRecord, BlockStatus, ShareRecord, StoreError};
 pub use crate::validate::FoundBlock;
-use crate::validate::{share_of, validate, ShareError, Stage, Verified};
+use crate::validate::{share_of, validate_header, ShareError, Stage, Verified};
 use crate::xmr_address::{check_address, XmrAddressError};
 
 /// A share as any session hands it over: the header fields the miner chose, and what the
@@ -232,6 +232,13 @@ pub enum Action<R> {
         /// The block, in its family's form.
         block: FoundBlock,
     },
+    /// Hand a share to the sharechain (it met the sharechain's target on a sharechain job:
+    /// [`Engine::handle_sharechain_work`]). Nothing is answered back: the share is also in
+    /// the share log like any other.
+    SideShare {
+        /// The sharechain share, ready to add and announce.
+        share: Box<otedama_p2p::Share>,
+    },
     /// Make these records durable; answer with [`Engine::handle_persisted`].
     Persist {
         /// The share they belong to.
@@ -272,6 +279,9 @@ pub enum JobError {
     /// The work source could not give a session its own work.
     #[error("the work source failed")]
     Source(#[from] SourceError),
+    /// The sharechain's share template could not be built.
+    #[error(transparent)]
+    Sharechain(#[from] otedama_p2p::ShareError),
     /// A block template handed to a RandomX engine.
     #[error("a randomx engine takes monero-layout work, not block templates")]
     NotBitcoin,
@@ -368,7 +378,7 @@ impl ShareCheck {
                 job,
                 submission,
                 convention,
-            } => validate(
+            } => validate_header(
                 job,
                 &submission.share,
                 submission.version_mask,
@@ -376,7 +386,23 @@ impl ShareCheck {
                 kernel,
                 *convention,
             )
-            .map(Verified::from),
+            .map(|(outcome, header)| {
+                let pow_hash = outcome.pow_hash();
+                let mut verified = Verified::from(outcome);
+                verified.side = job.side.as_ref().and_then(|side| {
+                    let target = side.template.target();
+                    kernel
+                        .algorithm()
+                        .hash_order()
+                        .meets(&pow_hash, &target)
+                        .then(|| {
+                            let mut extranonce = submission.share.extranonce1.clone();
+                            extranonce.extend_from_slice(&submission.share.extranonce2);
+                            side.template.finish(header, &extranonce)
+                        })
+                });
+                verified
+            }),
             CheckWork::Rx { job, submission } => monero::verify(job, submission, kernel),
         };
         CheckedShare {
@@ -615,47 +641,102 @@ impl<R> Engine<R> {
     /// and queues its announcement. A RandomX engine reports the template as a job that
     /// could not be built.
     pub fn handle_template(&mut self, template: BlockTemplate, now: Now) {
-        let clean = self.current_prev != Some(template.prev_hash);
-        let (height, prev) = (template.height, template.prev_hash);
         let Family::Bitcoin(config) = &self.family else {
-            self.actions.push_back(Action::Report(Report::JobFailed {
-                height,
-                worker: None,
-                error: JobError::NotBitcoin,
-            }));
-            return;
+            return self.not_bitcoin(template.height);
         };
-        let network_difficulty = template
-            .target()
-            .and_then(|t| config.convention.difficulty_of(&t).ok())
-            .map(Difficulty::as_f64);
-        match self.book.make(
-            Arc::new(template),
-            &config.payout,
-            &config.pool_tag,
-            clean,
-            now.unix_secs(),
-        ) {
-            Ok(job) => {
-                self.work_at = Some(now.instant);
-                self.job_at = Some(now.instant);
-                self.current_prev = Some(prev);
-                self.tip = Some(Tip {
+        let clean = self.current_prev != Some(template.prev_hash);
+        let height = template.height;
+        let made = self
+            .book
+            .make(
+                Arc::new(template),
+                &config.payout,
+                &config.pool_tag,
+                clean,
+                now.unix_secs(),
+            )
+            .map_err(JobError::from);
+        self.job_made(made, clean, height, now);
+    }
+
+    /// A template from the work source with the sharechain's next share on it, at `now`. The
+    /// job's coinbase is the sharechain's, paying its window (this job's own share pays the
+    /// pool's payout); a share meeting `base`'s target goes to the sharechain as well
+    /// ([`Action::SideShare`]), and each miner mines its own version, whose share pays the
+    /// miner ([`Engine::own_job`]). Clean only when the main chain's tip moved: shares on an
+    /// older sharechain tip still count, as uncles.
+    pub fn handle_sharechain_work(
+        &mut self,
+        template: BlockTemplate,
+        base: otedama_p2p::TemplateBase,
+        now: Now,
+    ) {
+        let Family::Bitcoin(config) = &self.family else {
+            return self.not_bitcoin(template.height);
+        };
+        let clean = self.current_prev != Some(template.prev_hash);
+        let height = template.height;
+        let base = Arc::new(base);
+        let made = base
+            .for_payout(config.payout.as_bytes())
+            .map(|t| {
+                let side = SideJob {
+                    template: Arc::new(t),
+                    base,
+                };
+                self.book
+                    .make_side(Arc::new(template), side, clean, now.unix_secs())
+            })
+            .map_err(JobError::from);
+        self.job_made(made, clean, height, now);
+    }
+
+    fn not_bitcoin(&mut self, height: u64) {
+        self.actions.push_back(Action::Report(Report::JobFailed {
+            height,
+            worker: None,
+            error: JobError::NotBitcoin,
+        }));
+    }
+
+    /// Announces a job just made (or reports why it could not be).
+    fn job_made(
+        &mut self,
+        made: Result<Arc<PoolJob>, JobError>,
+        clean: bool,
+        height: u64,
+        now: Now,
+    ) {
+        let job = match made {
+            Ok(job) => job,
+            Err(error) => {
+                return self.actions.push_back(Action::Report(Report::JobFailed {
                     height,
-                    network_difficulty: network_difficulty.unwrap_or(0.0),
-                });
-                if clean {
-                    self.actions
-                        .push_back(Action::Report(Report::NewHeight { height }));
-                }
-                self.actions.push_back(Action::Announce { job });
+                    worker: None,
+                    error,
+                }));
             }
-            Err(e) => self.actions.push_back(Action::Report(Report::JobFailed {
-                height,
-                worker: None,
-                error: e.into(),
-            })),
+        };
+        let template = &job.template;
+        let network_difficulty = match &self.family {
+            Family::Bitcoin(config) => template
+                .target()
+                .and_then(|t| config.convention.difficulty_of(&t).ok())
+                .map_or(0.0, Difficulty::as_f64),
+            Family::Rx(_) => 0.0,
+        };
+        self.work_at = Some(now.instant);
+        self.job_at = Some(now.instant);
+        self.current_prev = Some(template.prev_hash);
+        self.tip = Some(Tip {
+            height,
+            network_difficulty,
+        });
+        if clean {
+            self.actions
+                .push_back(Action::Report(Report::NewHeight { height }));
         }
+        self.actions.push_back(Action::Announce { job });
     }
 
     /// The work source's work for the pool as a whole (reserved bytes of its own) on the
@@ -735,6 +816,34 @@ impl<R> Engine<R> {
         Ok(identity)
     }
 
+    /// The version of job `base` that `worker` mines on its own: on a sharechain, the job
+    /// whose share pays the worker's address; under SOLO, [`Engine::solo_job`]. `None` for
+    /// pooled schemes, a job no longer valid, or a worker whose address is not the chain's.
+    pub fn own_job(&mut self, base: &JobAnnouncement, worker: &str) -> Option<Arc<PoolJob>> {
+        if self.book.get(&base.notify.job_id)?.side.is_none() {
+            return self.solo_job(base, worker);
+        }
+        let identity = self.authorize(worker).ok()?;
+        let Family::Bitcoin(config) = &self.family else {
+            return None;
+        };
+        let script = config.chain.script_pubkey(&identity.address).ok()?;
+        match self
+            .book
+            .derive_side(&base.notify.job_id, &identity.address, &script)?
+        {
+            Ok(job) => Some(job),
+            Err(e) => {
+                self.actions.push_back(Action::Report(Report::JobFailed {
+                    height: base.height,
+                    worker: Some(identity.address),
+                    error: e.into(),
+                }));
+                None
+            }
+        }
+    }
+
     /// Under SOLO, the version of job `base` whose coinbase pays `worker`'s own address (the
     /// reward less the pool's fee, and the fee to the pool); `None` for pooled schemes, a
     /// job no longer valid, or a worker whose address is not the chain's.
@@ -801,7 +910,8 @@ impl<R> Engine<R> {
                 .map_or(0.0, Difficulty::as_f64),
             block_value: template.coinbase_value,
             tx_fees: job.tx_fees,
-            payee: job.payee.clone(),
+            // A sharechain job's coinbase pays the whole window, not its miner alone.
+            payee: job.payee.clone().filter(|_| job.side.is_none()),
         };
         self.wait_for(id, reply, &facts, now.instant);
         Some(ShareCheck {
@@ -931,6 +1041,9 @@ impl<R> Engine<R> {
         let Some(pending) = self.pending.get_mut(&id) else {
             return;
         };
+        let side = verified.side.map(|share| Action::SideShare {
+            share: Box::new(share),
+        });
         match verified.block {
             None => {
                 pending.record = Some(record.clone());
@@ -954,6 +1067,8 @@ impl<R> Engine<R> {
                     .push_back(Action::SubmitBlock { share: id, block });
             }
         }
+        // After the block: a found block goes to the node before anything else.
+        self.actions.extend(side);
     }
 
     /// The node's answer to a block submission, at `now`: the block and its share go to

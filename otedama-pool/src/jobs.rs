@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use otedama_core::bitcoin::ScriptBuf;
 use otedama_core::{BlockTemplate, Coinbase, CoinbaseBuilder, CoinbaseError, Job, JobId, Target};
+use otedama_p2p::{ShareTemplate, TemplateBase};
 use otedama_stratum::{JobAnnouncement, Notify};
 
 /// Extranonce1 bytes per session.
@@ -30,6 +31,19 @@ pub struct PoolJob {
     pub payee: Option<String>,
     /// The transaction fees within the coinbase value, summed once per job.
     pub tx_fees: u64,
+    /// On a sharechain: the share this job's coinbase belongs to. A share meeting its target
+    /// goes to the sharechain as well as to the share log.
+    pub side: Option<SideJob>,
+}
+
+/// The sharechain share a job mines: its template (whose coinbase the job's is), and the base
+/// every miner's own version of the job is built from.
+#[derive(Debug, Clone)]
+pub struct SideJob {
+    /// The share template, with this job's payout.
+    pub template: Arc<ShareTemplate>,
+    /// What every payout's template on the same tip is built from.
+    pub base: Arc<TemplateBase>,
 }
 
 /// The jobs still valid for shares, newest last.
@@ -42,16 +56,12 @@ pub struct JobBook {
     derived: HashMap<String, HashMap<String, Arc<PoolJob>>>,
 }
 
-/// Builds a job for `template` whose coinbase pays `outputs`.
-fn build(
-    template: Arc<BlockTemplate>,
+/// The pool's own coinbase for `template`, paying `outputs`.
+fn pool_coinbase(
+    template: &BlockTemplate,
     outputs: &[(ScriptBuf, u64)],
     tag: &[u8],
-    id: String,
-    clean: bool,
-    ntime: u32,
-    payee: Option<String>,
-) -> Result<PoolJob, CoinbaseError> {
+) -> Result<Coinbase, CoinbaseError> {
     let height = u32::try_from(template.height).unwrap_or(u32::MAX);
     let mut builder = CoinbaseBuilder::new(height)
         .extranonce_sizes(EXTRANONCE1_SIZE, EXTRANONCE2_SIZE)
@@ -62,7 +72,20 @@ fn build(
     if template.witness_commitment.is_some() {
         builder = builder.witness_root(template.witness_root());
     }
-    let coinbase = builder.build()?;
+    builder.build()
+}
+
+/// Builds a job for `template` with `coinbase`.
+fn build(
+    template: Arc<BlockTemplate>,
+    coinbase: Coinbase,
+    id: String,
+    clean: bool,
+    ntime: u32,
+    payee: Option<String>,
+    side: Option<SideJob>,
+) -> PoolJob {
+    let height = u32::try_from(template.height).unwrap_or(u32::MAX);
     let network_target = template.target().unwrap_or(Target::ZERO);
     let ntime = ntime.max(template.mintime);
     let job = Job {
@@ -96,7 +119,7 @@ fn build(
         .transactions
         .iter()
         .fold(0u64, |sum, tx| sum.saturating_add(tx.fee));
-    Ok(PoolJob {
+    PoolJob {
         tx_fees,
         template,
         coinbase,
@@ -104,7 +127,8 @@ fn build(
         announcement,
         network_target,
         payee,
-    })
+        side,
+    }
 }
 
 /// How many jobs stay valid (sessions keep at most as many).
@@ -120,18 +144,42 @@ impl JobBook {
         clean: bool,
         ntime: u32,
     ) -> Result<Arc<PoolJob>, CoinbaseError> {
-        let value = template.coinbase_value;
+        let coinbase = pool_coinbase(&template, &[(payout.clone(), template.coinbase_value)], tag)?;
+        Ok(self.insert(template, coinbase, clean, ntime, None))
+    }
+
+    /// Builds the job for `template` on a sharechain: its coinbase is `side`'s, which pays
+    /// the sharechain's window; `clean` when the main chain's tip moved.
+    pub fn make_side(
+        &mut self,
+        template: Arc<BlockTemplate>,
+        side: SideJob,
+        clean: bool,
+        ntime: u32,
+    ) -> Arc<PoolJob> {
+        let coinbase = side.template.coinbase.clone();
+        self.insert(template, coinbase, clean, ntime, Some(side))
+    }
+
+    fn insert(
+        &mut self,
+        template: Arc<BlockTemplate>,
+        coinbase: Coinbase,
+        clean: bool,
+        ntime: u32,
+        side: Option<SideJob>,
+    ) -> Arc<PoolJob> {
         self.counter += 1;
         let id = format!("{:x}", self.counter);
         let pool_job = Arc::new(build(
             template,
-            &[(payout.clone(), value)],
-            tag,
+            coinbase,
             id.clone(),
             clean,
             ntime,
             None,
-        )?);
+            side,
+        ));
         if clean {
             self.jobs.clear();
             self.order.clear();
@@ -147,7 +195,7 @@ impl JobBook {
                 }
             }
         }
-        Ok(pool_job)
+        pool_job
     }
 
     /// The version of job `base_id` whose coinbase pays `outputs` for `payee` (SOLO mining),
@@ -159,6 +207,39 @@ impl JobBook {
         outputs: &[(ScriptBuf, u64)],
         tag: &[u8],
     ) -> Option<Result<Arc<PoolJob>, CoinbaseError>> {
+        self.derive_with(base_id, payee, |base| {
+            Ok((pool_coinbase(&base.template, outputs, tag)?, None))
+        })
+    }
+
+    /// The version of sharechain job `base_id` whose share pays `script` for `payee`, made
+    /// once and kept as long as the base job; `None` when the base job is gone or is not a
+    /// sharechain job.
+    pub fn derive_side(
+        &mut self,
+        base_id: &str,
+        payee: &str,
+        script: &ScriptBuf,
+    ) -> Option<Result<Arc<PoolJob>, otedama_p2p::ShareError>> {
+        let base = self.jobs.get(base_id)?.side.as_ref()?.base.clone();
+        self.derive_with(base_id, payee, |_| {
+            let template = Arc::new(base.for_payout(script.as_bytes())?);
+            Ok((
+                template.coinbase.clone(),
+                Some(SideJob {
+                    template,
+                    base: Arc::clone(&base),
+                }),
+            ))
+        })
+    }
+
+    fn derive_with<E>(
+        &mut self,
+        base_id: &str,
+        payee: &str,
+        coinbase: impl FnOnce(&PoolJob) -> Result<(Coinbase, Option<SideJob>), E>,
+    ) -> Option<Result<Arc<PoolJob>, E>> {
         let base = self.jobs.get(base_id)?.clone();
         if base.payee.is_some() {
             return None;
@@ -168,18 +249,19 @@ impl JobBook {
             return Some(Ok(Arc::clone(job)));
         }
         let id = format!("{base_id}.{:x}", own.len());
-        let job = match build(
+        let (coinbase, side) = match coinbase(&base) {
+            Ok(made) => made,
+            Err(e) => return Some(Err(e)),
+        };
+        let job = Arc::new(build(
             Arc::clone(&base.template),
-            outputs,
-            tag,
+            coinbase,
             id.clone(),
             base.job.clean,
             base.job.time,
             Some(payee.to_owned()),
-        ) {
-            Ok(job) => Arc::new(job),
-            Err(e) => return Some(Err(e)),
-        };
+            side,
+        ));
         own.insert(payee.to_owned(), Arc::clone(&job));
         self.jobs.insert(id, Arc::clone(&job));
         Some(Ok(job))

@@ -16,6 +16,7 @@
 //! | `node-rpc` | [`NodeRpc`](source::node::NodeRpc): a Bitcoin-family node's templates, long-poll, `submitblock` and wallet |
 //! | `devnet` | in-process chains ([`Devnet`](source::devnet::Devnet), [`RxDevnet`](source::devnet_rx::RxDevnet)) and the devnet's wallet, so a pool runs and pays with no node |
 //! | `tokio` | [`PoolService`](service::PoolService): the engine behind `otedama-stratum`'s tokio server (Stratum v1 with its long-poll and template threads, or the Monero dialect with its tip watcher) |
+//! | `p2p` | [`sharechain`]: the service mining on an `otedama-p2p` sharechain on the network, every coinbase paying the sharechain's window |
 //! | `http` | [`http`]: the REST and WebSocket API with token auth, the dashboard, Prometheus metrics and health, as axum `Router`s |
 //!
 //! # Example
@@ -72,6 +73,8 @@ mod jobs;
 pub mod monero;
 #[cfg(feature = "tokio")]
 pub mod service;
+#[cfg(feature = "p2p")]
+pub mod sharechain;
 pub mod source;
 pub mod store;
 pub mod telemetry;
@@ -84,7 +87,7 @@ pub use engine::{
     JobError, Now, Report, ShareCheck, ShareId, Submission, Tip,
 };
 pub use identity::{Identity, IdentityError, MAX_IDENTITY_LEN};
-pub use jobs::{JobBook, PoolJob, EXTRANONCE1_SIZE, EXTRANONCE2_SIZE};
+pub use jobs::{JobBook, PoolJob, SideJob, EXTRANONCE1_SIZE, EXTRANONCE2_SIZE};
 pub use monero::{
     rx_block_id, RxConfig, RxJob, RxJobError, RxSource, RxSubmission, RxWork, RX_ALGO,
 };

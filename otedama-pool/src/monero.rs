@@ -297,6 +297,7 @@ pub(crate) fn verify(
         return Ok(Verified {
             pow_hash: hash,
             block: None,
+            side: None,
         });
     }
     Ok(Verified {
@@ -308,6 +309,7 @@ pub(crate) fn verify(
                 coinbase: job.work.coinbase.clone(),
             },
         )),
+        side: None,
     })
 }
 

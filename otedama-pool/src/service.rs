@@ -200,6 +200,8 @@ type Reply = (Connection, ShareToken);
 enum Outlet {
     Bitcoin {
         blocks: Mutex<Box<dyn BlockSubmitter>>,
+        /// Where sharechain shares go, on a sharechain pool.
+        side: Option<ShareOut>,
         jobs: watch::Sender<Option<Arc<JobAnnouncement>>>,
         /// Wakes the template thread: a new template, or the engine's call for fresh work.
         wake: Mutex<std::sync::mpsc::Sender<Wake>>,
@@ -351,6 +353,14 @@ impl Driver {
             };
             match action {
                 Action::Announce { .. } | Action::AnnounceRx { .. } => {}
+                Action::SideShare { share } => {
+                    if let Outlet::Bitcoin {
+                        side: Some(out), ..
+                    } = &self.outlet
+                    {
+                        out(*share);
+                    }
+                }
                 Action::SubmitBlock { share, block } => {
                     let result = self.telemetry.node_submit.time(|| self.submit(&block));
                     if matches!(
@@ -459,18 +469,19 @@ impl Dialect for MoneroPoolSession {
     }
 }
 
-/// SOLO: each connection mines a job whose coinbase pays its own address.
+/// SOLO and sharechain pools: each connection mines a job that pays its own address (the
+/// coinbase under SOLO, the share on a sharechain).
 #[derive(Debug)]
-struct SoloTailor {
+struct OwnJobTailor {
     driver: Arc<Driver>,
 }
 
-impl JobTailor for SoloTailor {
+impl JobTailor for OwnJobTailor {
     fn tailor(&self, job: &Arc<JobAnnouncement>, worker: &str) -> Option<Arc<JobAnnouncement>> {
         // The server asks from a connection's task: no pump here, which could run a block
         // submission or a commit on the runtime's thread. A report this queues goes out with
         // the next share or template.
-        let own = self.driver.engine().solo_job(job, worker);
+        let own = self.driver.engine().own_job(job, worker);
         Some(Arc::new(own?.announcement.clone()))
     }
 }
@@ -565,6 +576,41 @@ pub struct ServiceConfig {
     pub kernel: Arc<dyn PowAlgorithm>,
 }
 
+/// Where a sharechain's shares go.
+type ShareOut = Box<dyn Fn(otedama_p2p::Share) + Send + Sync>;
+
+/// What a sharechain pool ([`PoolService::start_sharechain`]) adds: the sharechain's work on
+/// each main-chain template, and a taker for the shares its miners find.
+pub struct SideChain {
+    /// The sharechain's next share on a main-chain template. Called on the template thread,
+    /// so it may block on the sharechain's service; [`SourceError::NotReady`] while the
+    /// sharechain syncs holds every job back.
+    pub plan:
+        Box<dyn FnMut(&BlockTemplate) -> Result<otedama_p2p::TemplateBase, SourceError> + Send>,
+    /// Takes each share that met the sharechain's target (called on a share's thread).
+    pub shares: ShareOut,
+}
+
+impl std::fmt::Debug for SideChain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SideChain")
+    }
+}
+
+/// Asks a running service for fresh work now (a sharechain's tip moved): the template
+/// thread fetches a template and rebuilds the jobs. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct WorkTrigger {
+    wake: std::sync::mpsc::Sender<Wake>,
+}
+
+impl WorkTrigger {
+    /// Wakes the template thread; `false` once the service has stopped.
+    pub fn refresh(&self) -> bool {
+        self.wake.send(Wake::Refresh).is_ok()
+    }
+}
+
 /// Everything a RandomX service needs besides its work source and share log.
 pub struct RxServiceConfig {
     /// Where the server listens.
@@ -592,6 +638,30 @@ impl PoolService {
         log: ShareLog,
         report: Reporter,
     ) -> std::io::Result<PoolService> {
+        PoolService::start_with(config, sources, log, report, None).await
+    }
+
+    /// [`PoolService::start`] for a sharechain pool: every job's coinbase is the sharechain's
+    /// (`side`'s plan on each template), each miner's share pays its own address, and shares
+    /// meeting the sharechain's target go to `side`'s taker. Ask for fresh work when the
+    /// sharechain moves with [`PoolService::work_trigger`].
+    pub async fn start_sharechain(
+        config: ServiceConfig,
+        sources: Sources,
+        log: ShareLog,
+        report: Reporter,
+        side: SideChain,
+    ) -> std::io::Result<PoolService> {
+        PoolService::start_with(config, sources, log, report, Some(side)).await
+    }
+
+    async fn start_with(
+        config: ServiceConfig,
+        sources: Sources,
+        log: ShareLog,
+        report: Reporter,
+        side: Option<SideChain>,
+    ) -> std::io::Result<PoolService> {
         let ServiceConfig {
             listen,
             server,
@@ -603,7 +673,11 @@ impl PoolService {
         let mut ports: Vec<Listener<PoolSession>> = std::iter::once(Listener { listen, server })
             .chain(more)
             .collect();
-        let solo = engine.config().is_some_and(|c| c.solo_fee.is_some());
+        let own_jobs = side.is_some() || engine.config().is_some_and(|c| c.solo_fee.is_some());
+        let (plan, side) = match side {
+            Some(SideChain { plan, shares }) => (Some(plan), Some(shares)),
+            None => (None, None),
+        };
         let (jobs_tx, jobs_rx) = watch::channel::<Option<Arc<JobAnnouncement>>>(None);
         let (wake_tx, wakes) = std::sync::mpsc::channel::<Wake>();
         let driver = Arc::new(Driver::new(
@@ -612,13 +686,14 @@ impl PoolService {
             log,
             Outlet::Bitcoin {
                 blocks: Mutex::new(sources.blocks),
+                side,
                 jobs: jobs_tx,
                 wake: Mutex::new(wake_tx.clone()),
             },
             Arc::clone(&report),
         ));
-        if solo {
-            let tailor: Arc<dyn JobTailor> = Arc::new(SoloTailor {
+        if own_jobs {
+            let tailor: Arc<dyn JobTailor> = Arc::new(OwnJobTailor {
                 driver: Arc::clone(&driver),
             });
             for port in &mut ports {
@@ -629,6 +704,7 @@ impl PoolService {
         spawn_long_poll(sources.long_poll, wake_tx, stop_rx.clone())?;
         spawn_templates(
             sources.templates,
+            plan,
             wakes,
             Arc::clone(&driver),
             stop_rx.clone(),
@@ -686,6 +762,16 @@ impl PoolService {
         let (stop, stop_rx) = watch::channel(false);
         spawn_rx_tips(source, payout, Arc::clone(&driver), stop_rx)?;
         launch::<MoneroPoolSession>(ports, allocator, jobs_rx, driver, stop, report).await
+    }
+
+    /// A handle that asks the service for fresh work; `None` for a RandomX service.
+    pub fn work_trigger(&self) -> Option<WorkTrigger> {
+        match &self.driver.outlet {
+            Outlet::Bitcoin { wake, .. } => Some(WorkTrigger {
+                wake: wake.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            }),
+            Outlet::Rx { .. } => None,
+        }
     }
 
     /// The address the main Stratum port listens on.
@@ -1427,8 +1513,12 @@ fn spawn_long_poll(
     Ok(())
 }
 
+/// The sharechain's plan for a template, as [`SideChain::plan`].
+type Plan = Box<dyn FnMut(&BlockTemplate) -> Result<otedama_p2p::TemplateBase, SourceError> + Send>;
+
 fn spawn_templates(
     mut templates: Box<dyn TemplateSource>,
+    mut plan: Option<Plan>,
     wakes: std::sync::mpsc::Receiver<Wake>,
     driver: Arc<Driver>,
     stop: watch::Receiver<bool>,
@@ -1438,9 +1528,11 @@ fn spawn_templates(
         .name("templates".into())
         .spawn(move || {
             let mut started = false;
+            // The sharechain was not ready for the last template: ask again after the backoff.
+            let mut retry = false;
             let mut backoff = Duration::from_millis(500);
             while !*stop.borrow() {
-                let next = if started {
+                let next = if started && !retry {
                     // Sleeps until the engine's next deadline (or the stop flag's next look).
                     let wait = driver
                         .engine()
@@ -1479,10 +1571,33 @@ fn spawn_templates(
                         continue;
                     }
                 };
+                let base = match plan.as_mut().map(|plan| plan(&template)) {
+                    None => None,
+                    Some(Ok(base)) => Some(base),
+                    Some(Err(error)) => {
+                        (driver.report)(ServiceEvent::Source {
+                            error,
+                            retry_in: backoff,
+                        });
+                        retry = true;
+                        std::thread::sleep(backoff);
+                        backoff = (backoff * 2).min(Duration::from_secs(10));
+                        driver.tick();
+                        continue;
+                    }
+                };
                 backoff = Duration::from_millis(500);
                 started = true;
+                retry = false;
                 driver.telemetry.job.time(|| {
-                    driver.engine().handle_template(template, Now::read());
+                    match base {
+                        Some(base) => {
+                            driver
+                                .engine()
+                                .handle_sharechain_work(template, base, Now::read())
+                        }
+                        None => driver.engine().handle_template(template, Now::read()),
+                    }
                     driver.pump();
                 });
             }

@@ -146,6 +146,9 @@ pub(crate) struct Verified {
     pub(crate) pow_hash: [u8; 32],
     /// The block it found, with the block's id as recorded.
     pub(crate) block: Option<(String, FoundBlock)>,
+    /// The sharechain share it is, when its job is a sharechain job and it meets the share
+    /// target there.
+    pub(crate) side: Option<otedama_p2p::Share>,
 }
 
 impl From<Outcome> for Verified {
@@ -154,6 +157,7 @@ impl From<Outcome> for Verified {
             Outcome::Share { pow_hash } => Verified {
                 pow_hash,
                 block: None,
+                side: None,
             },
             Outcome::Block {
                 pow_hash,
@@ -162,6 +166,7 @@ impl From<Outcome> for Verified {
             } => Verified {
                 pow_hash,
                 block: Some((block_hash, FoundBlock::Bitcoin(block))),
+                side: None,
             },
         }
     }
@@ -191,6 +196,26 @@ pub fn validate(
     kernel: &dyn PowAlgorithm,
     convention: DifficultyConvention,
 ) -> Result<Outcome, ShareError> {
+    validate_header(
+        job,
+        share,
+        version_mask,
+        share_difficulty,
+        kernel,
+        convention,
+    )
+    .map(|(outcome, _)| outcome)
+}
+
+/// [`validate`], with the header the share rebuilt.
+pub(crate) fn validate_header(
+    job: &PoolJob,
+    share: &Share,
+    version_mask: u32,
+    share_difficulty: f64,
+    kernel: &dyn PowAlgorithm,
+    convention: DifficultyConvention,
+) -> Result<(Outcome, otedama_core::BlockHeader), ShareError> {
     let header = job.job.header_for(share, version_mask)?;
     let header_bytes = header.to_bytes();
     let pow_hash = kernel.hash(&header_bytes)?.hash;
@@ -199,18 +224,21 @@ pub fn validate(
         return Err(ShareError::LowDifficulty);
     }
     if !job.network_target.is_met_by(&pow_hash) {
-        return Ok(Outcome::Share { pow_hash });
+        return Ok((Outcome::Share { pow_hash }, header));
     }
     let coinbase = serialize(
         &job.coinbase
             .transaction(&share.extranonce1, &share.extranonce2)?,
     );
     let block = job.template.assemble_block(&header, &coinbase);
-    Ok(Outcome::Block {
-        pow_hash,
-        block_hash: otedama_core::encode_hex(&reverse_hash(&sha256d(&header_bytes))),
-        block,
-    })
+    Ok((
+        Outcome::Block {
+            pow_hash,
+            block_hash: otedama_core::encode_hex(&reverse_hash(&sha256d(&header_bytes))),
+            block,
+        },
+        header,
+    ))
 }
 
 #[cfg(all(test, feature = "devnet"))]

@@ -74,6 +74,12 @@ pub enum SourceError {
         #[source]
         source: RpcError,
     },
+    /// The work is not ready yet (a sharechain still syncing): no job is made until it is.
+    #[error("the work is not ready: {what}")]
+    NotReady {
+        /// What it waits for.
+        what: String,
+    },
     /// The source answered with something unusable.
     #[error("{call}: unusable answer: {field} {problem}")]
     BadAnswer {
@@ -104,6 +110,7 @@ impl SourceError {
             SourceError::Unreachable { .. }
                 | SourceError::TimedOut { .. }
                 | SourceError::Node { .. }
+                | SourceError::NotReady { .. }
         )
     }
 }

@@ -726,6 +726,58 @@ pub(crate) struct Config {
     pub(crate) api: Api,
     /// `monitoring`.
     pub(crate) monitoring: Monitoring,
+    /// `p2p`.
+    pub(crate) p2p: P2p,
+}
+
+/// `p2p`: mine on a sharechain with other nodes instead of as a pool of one's own.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct P2p {
+    /// Whether the pool mines on the sharechain.
+    pub(crate) enabled: bool,
+    /// Where peers connect; outbound connections only when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) listen: Option<SocketAddr>,
+    /// Nodes to dial and keep dialling (`host:port`). A node with none starts a new chain.
+    pub(crate) peers: Vec<String>,
+    /// Accept only the configured peers: a private federation.
+    pub(crate) trusted_only: bool,
+    /// `main` (10 s shares) or `nano` (30 s shares, for small miners): two separate chains.
+    pub(crate) tier: String,
+    /// The sharechain's easiest share, in the algorithm's pool difficulty convention; the
+    /// per-algorithm default share difficulty when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) min_difficulty: Option<f64>,
+    /// The share interval in seconds, for a private chain; the tier's when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) share_interval: Option<u64>,
+    /// The SQLite file the sharechain is kept in; beside the database when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) data: Option<String>,
+    /// The file holding the node's private key; made on the first run, beside the
+    /// sharechain's file when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) key: Option<String>,
+    /// The proof of work a dialling node pays in its handshake, in leading zero bits.
+    pub(crate) handshake_pow_bits: u8,
+}
+
+impl Default for P2p {
+    fn default() -> Self {
+        P2p {
+            enabled: false,
+            listen: None,
+            peers: Vec::new(),
+            trusted_only: false,
+            tier: "main".into(),
+            min_difficulty: None,
+            share_interval: None,
+            data: None,
+            key: None,
+            handshake_pow_bits: 16,
+        }
+    }
 }
 
 const ALGORITHMS: [&str; 3] = ["sha256d", "scrypt", "randomx"];
@@ -898,6 +950,40 @@ impl Config {
                 reason,
             })
         };
+        if self.p2p.enabled {
+            if !["sha256d", "scrypt"].contains(&self.mining.algorithm.as_str()) {
+                return err(
+                    "p2p.enabled",
+                    format!(
+                        "the sharechain mines sha256d and scrypt, not {}",
+                        self.mining.algorithm
+                    ),
+                );
+            }
+            if !self.pool.ports.is_empty() {
+                return err(
+                    "p2p.enabled",
+                    "a sharechain node serves one algorithm: leave pool.ports out".into(),
+                );
+            }
+            if !["main", "nano"].contains(&self.p2p.tier.as_str()) {
+                return err(
+                    "p2p.tier",
+                    format!("{:?} is not main or nano", self.p2p.tier),
+                );
+            }
+            if let Some(d) = self.p2p.min_difficulty {
+                if !(d.is_finite() && d > 0.0) {
+                    return err("p2p.min_difficulty", format!("{d} is not a difficulty"));
+                }
+            }
+            if self.p2p.share_interval.is_some_and(|s| s == 0 || s > 3600) {
+                return err(
+                    "p2p.share_interval",
+                    "the share interval is 1 to 3600 seconds".into(),
+                );
+            }
+        }
         if !ALGORITHMS.contains(&self.mining.algorithm.as_str()) {
             return err(
                 "mining.algorithm",

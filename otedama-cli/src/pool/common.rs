@@ -129,6 +129,8 @@ pub(crate) struct Running {
     pub(crate) algo: Algorithm,
     /// Dropped at shutdown: stops the accounting thread.
     pub(crate) accounting: Option<std::sync::mpsc::Sender<()>>,
+    /// The sharechain node the pool mines on, if any: in the status line, stopped last.
+    pub(crate) sharechain: Option<otedama_pool::sharechain::SharechainNode>,
     /// Flips when the pool is to stop.
     pub(crate) stop: watch::Receiver<bool>,
 }
@@ -143,6 +145,7 @@ impl Running {
             stats_interval,
             algo,
             accounting,
+            sharechain,
             mut stop,
         } = self;
         let view = service.view();
@@ -164,6 +167,11 @@ impl Running {
                         s.engine.rejected,
                         s.engine.blocks
                     );
+                    if let Some(node) = &sharechain {
+                        if let Some(line) = super::sharechain::status(node).await {
+                            tracing::info!("[pool {algo}] {line}");
+                        }
+                    }
                 }
             }
         }
@@ -184,6 +192,9 @@ impl Running {
             tokio::task::spawn_blocking(move || log_thread.join()),
         )
         .await;
+        if let Some(node) = &sharechain {
+            node.shutdown();
+        }
         tracing::info!(
             "pool stopped: {} shares accepted, {} rejected, {} blocks found",
             t.accepted,

@@ -5,6 +5,7 @@ mod common;
 mod ledger;
 mod randomx;
 mod run;
+mod sharechain;
 mod tls;
 
 pub(crate) use common::{ServeOptions, Started};

@@ -142,6 +142,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         stats_interval: config.monitoring.stats_interval.0,
         algo: Algorithm::RandomX,
         accounting: None,
+        sharechain: None,
         stop,
     }
     .run()

@@ -142,6 +142,18 @@ pub(crate) struct PoolArgs {
     /// Stop after this many seconds (for scripts and tests).
     #[arg(long)]
     seconds: Option<f64>,
+    /// p2p.enabled: mine on the sharechain with other nodes.
+    #[arg(long)]
+    p2p: bool,
+    /// p2p.listen: where sharechain peers connect.
+    #[arg(long)]
+    p2p_listen: Option<String>,
+    /// p2p.peers: a sharechain node to dial (repeat for more).
+    #[arg(long = "p2p-peer")]
+    p2p_peers: Vec<String>,
+    /// p2p.data: the SQLite file the sharechain is kept in.
+    #[arg(long)]
+    p2p_data: Option<String>,
     /// RandomX only: the built-in miner's mode, fast (2 GiB dataset) or light (256 MiB cache).
     #[arg(long, value_enum, default_value_t = RandomXModeArg::Fast)]
     randomx_mode: RandomXModeArg,
@@ -243,6 +255,21 @@ impl PoolArgs {
             }
             c.monitoring.stats_interval =
                 crate::config::Span(Duration::from_secs_f64(v.max(1.0).round()));
+        }
+        if self.p2p {
+            c.p2p.enabled = true;
+        }
+        if let Some(v) = &self.p2p_listen {
+            c.p2p.listen = Some(
+                v.parse()
+                    .map_err(|e| flag_error("p2p.listen", format!("{v:?}: {e}")))?,
+            );
+        }
+        if !self.p2p_peers.is_empty() {
+            c.p2p.peers = self.p2p_peers.clone();
+        }
+        if let Some(v) = &self.p2p_data {
+            c.p2p.data = Some(v.clone());
         }
         if let Some(url) = &self.node_url {
             c.pool.node = Some(Node {
@@ -445,87 +472,54 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         blocks: open_source(&config, &devnet)?,
     };
 
-    // The accounting thread: found blocks are credited at maturity or reversed when orphaned,
-    // PPS shares are paid, and balances are paid through the node's wallet. It stops when
-    // `stop_accounting` is dropped.
-    let (stop_accounting, accounting_stop) = std::sync::mpsc::channel::<()>();
-    {
-        let coin = settings.algo.name().to_owned();
-        let since_ms = {
-            let (c, system) = (coin.clone(), config.pool.rewards.system.clone());
-            log.run(move |store| store.scheme_since(&c, &system, accounting::now_ms()))
-                .context("cannot record the reward scheme")?
-        };
-        let accounting = Accounting {
-            coin,
-            since_ms,
-            scheme: Scheme::from_name(
-                &config.pool.rewards.system,
-                config.pool.rewards.window.to_window(),
-            )?,
-            fee: FeeRate::from_percent(config.pool.fee_percentage)
-                .map_err(|e| anyhow::anyhow!("pool.fee_percentage: {e}"))?,
-            pool_address: pool_address.clone(),
-            convention: settings.convention,
-        };
-        let payments = &config.pool.payments;
-        let wallet: Option<Box<dyn otedama_pool::Wallet>> = match (&devnet, payments.enabled) {
-            (None, true) => {
-                let node = open_node(&config)?;
-                Some(Box::new(match &payments.wallet {
-                    Some(name) => node.wallet(name),
-                    None => node,
-                }))
-            }
-            // The devnet's wallet holds the coinbases paid to the pool's address.
-            (Some(devnet), true) => Some(Box::new(DevnetWallet::new(
-                devnet.clone(),
-                chain,
-                &pool_address,
-                u64::from(config.pool.maturity),
-            )?)),
-            (_, false) => None,
-        };
-        let rules = PaymentRules {
-            threshold: payments.threshold,
-            max_outputs: payments.max_outputs,
-            fee_from_miners: payments.fee_from_miners,
-            interval: payments.interval.0,
-            confirmations: i64::from(config.pool.maturity),
-            // The claim's holder is named by host and listen address, so that a restarted
-            // pool takes its own claim back at once.
-            payer: format!(
-                "{} {}",
-                std::fs::read_to_string("/proc/sys/kernel/hostname")
-                    .map(|h| h.trim().to_owned())
-                    .unwrap_or_else(|_| "localhost".into()),
-                config.pool.listen
-            ),
-        };
-        let task = AccountingTask {
-            log: log.clone(),
-            chain: open_source(&config, &devnet)?,
-            wallet,
-            accounting,
-            rules,
-            maturity: i64::from(config.pool.maturity),
-            check: config.pool.block_check_interval.0,
-            notes: Arc::new(print_note),
-        };
-        std::thread::Builder::new()
-            .name("accounting".into())
-            .spawn(move || task.run(&accounting_stop))?;
-    }
+    let sharechain = if config.p2p.enabled {
+        let params = super::sharechain::chain_params(
+            &config,
+            settings.algo,
+            settings.convention,
+            settings.share_difficulty,
+            &chain_name,
+            if devnet.is_some() { "devnet" } else { "node" },
+        )?;
+        Some(super::sharechain::start(&config, params, &database, Arc::clone(&kernel)).await?)
+    } else {
+        None
+    };
+    // On a sharechain every coinbase pays the miners: the node keeps no ledger.
+    let accounting = match sharechain {
+        Some(_) => None,
+        None => Some(start_accounting(
+            &config,
+            &settings,
+            &log,
+            &devnet,
+            chain,
+            &pool_address,
+        )?),
+    };
 
     let allocator = ExtranonceAllocator::new(&[], EXTRANONCE1_SIZE)?;
-    let initial_difficulty = config.pool.difficulty.unwrap_or(settings.share_difficulty);
+    let mut initial_difficulty = config.pool.difficulty.unwrap_or(settings.share_difficulty);
+    let mut vardiff_config = VardiffConfig {
+        min_difficulty: initial_difficulty.min(1e-6),
+        ..VardiffConfig::default()
+    };
+    if config.p2p.enabled {
+        // A share the sharechain would take must never be below a session's difficulty,
+        // or the miner would not send it: sessions stay at or below the sharechain's
+        // easiest share.
+        let easiest = config
+            .p2p
+            .min_difficulty
+            .unwrap_or(settings.share_difficulty);
+        initial_difficulty = initial_difficulty.min(easiest);
+        vardiff_config.max_difficulty = vardiff_config.max_difficulty.min(easiest);
+        vardiff_config.min_difficulty = vardiff_config.min_difficulty.min(easiest);
+    }
     let pool_config = PoolConfig {
         extranonce2_size: EXTRANONCE2_SIZE,
         initial_difficulty,
-        vardiff: VardiffConfig {
-            min_difficulty: initial_difficulty.min(1e-6),
-            ..VardiffConfig::default()
-        },
+        vardiff: vardiff_config,
         vardiff_enabled: vardiff,
         ..PoolConfig::default()
     };
@@ -551,21 +545,32 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         })
         .collect();
     let algo = settings.algo;
-    let service = PoolService::start(
-        ServiceConfig {
-            listen: config.pool.listen,
-            server,
-            more,
-            allocator,
-            engine,
-            kernel,
-        },
-        sources,
-        log.clone(),
-        Arc::new(move |event| print_event(algo, event)),
-    )
-    .await
+    let service_config = ServiceConfig {
+        listen: config.pool.listen,
+        server,
+        more,
+        allocator,
+        engine,
+        kernel,
+    };
+    let report: otedama_pool::service::Reporter = Arc::new(move |event| print_event(algo, event));
+    let service = match &sharechain {
+        Some(node) => {
+            PoolService::start_sharechain(
+                service_config,
+                sources,
+                log.clone(),
+                report,
+                node.side_chain(),
+            )
+            .await
+        }
+        None => PoolService::start(service_config, sources, log.clone(), report).await,
+    }
     .with_context(|| format!("cannot listen on {}", config.pool.listen))?;
+    if let (Some(node), Some(trigger)) = (&sharechain, service.work_trigger()) {
+        node.follow(trigger, super::sharechain::print_node_event);
+    }
     let local = service.local_addr();
     let node = match &config.pool.node {
         Some(node) => node.url.clone(),
@@ -590,32 +595,39 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         );
     }
     let payments = &config.pool.payments;
-    tracing::info!(
-        "[{}] rewards: {}{}, fee {} %, credited at {} confirmations; payments: {}",
-        settings.algo,
-        config.pool.rewards.system,
-        if config.pool.rewards.system == "pplns" {
-            format!(" over {}", config.pool.rewards.window)
-        } else {
-            String::new()
-        },
-        config.pool.fee_percentage,
-        config.pool.maturity,
-        match (&devnet, payments.enabled) {
-            (_, false) => "off".to_owned(),
-            (devnet, true) => format!(
-                "{}every {} for balances of at least {}, up to {} per transaction",
-                if devnet.is_some() {
-                    "from the devnet wallet "
-                } else {
-                    ""
-                },
-                payments.interval,
-                payments.threshold,
-                payments.max_outputs
-            ),
-        }
-    );
+    if sharechain.is_some() {
+        tracing::info!(
+            "[{}] rewards: the sharechain's PPLNS window, paid to every miner in each block's coinbase (no fee, no balances: pool.rewards and pool.payments do not apply)",
+            settings.algo
+        );
+    } else {
+        tracing::info!(
+            "[{}] rewards: {}{}, fee {} %, credited at {} confirmations; payments: {}",
+            settings.algo,
+            config.pool.rewards.system,
+            if config.pool.rewards.system == "pplns" {
+                format!(" over {}", config.pool.rewards.window)
+            } else {
+                String::new()
+            },
+            config.pool.fee_percentage,
+            config.pool.maturity,
+            match (&devnet, payments.enabled) {
+                (_, false) => "off".to_owned(),
+                (devnet, true) => format!(
+                    "{}every {} for balances of at least {}, up to {} per transaction",
+                    if devnet.is_some() {
+                        "from the devnet wallet "
+                    } else {
+                        ""
+                    },
+                    payments.interval,
+                    payments.threshold,
+                    payments.max_outputs
+                ),
+            }
+        );
+    }
     if let Some(ready) = ready {
         let _ = ready.send(super::Started {
             addr: local,
@@ -630,9 +642,94 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         log: (log, log_thread),
         stats_interval: config.monitoring.stats_interval.0,
         algo: settings.algo,
-        accounting: Some(stop_accounting),
+        accounting,
+        sharechain,
         stop,
     }
     .run()
     .await
+}
+
+/// Starts the accounting thread; dropping what it returns stops it.
+fn start_accounting(
+    config: &Config,
+    settings: &AlgoSettings,
+    log: &otedama_pool::ShareLog,
+    devnet: &Option<Devnet>,
+    chain: AddressParams,
+    pool_address: &str,
+) -> Result<std::sync::mpsc::Sender<()>> {
+    // The accounting thread: found blocks are credited at maturity or reversed when orphaned,
+    // PPS shares are paid, and balances are paid through the node's wallet. It stops when
+    // `stop_accounting` is dropped.
+    let (stop_accounting, accounting_stop) = std::sync::mpsc::channel::<()>();
+    {
+        let coin = settings.algo.name().to_owned();
+        let since_ms = {
+            let (c, system) = (coin.clone(), config.pool.rewards.system.clone());
+            log.run(move |store| store.scheme_since(&c, &system, accounting::now_ms()))
+                .context("cannot record the reward scheme")?
+        };
+        let accounting = Accounting {
+            coin,
+            since_ms,
+            scheme: Scheme::from_name(
+                &config.pool.rewards.system,
+                config.pool.rewards.window.to_window(),
+            )?,
+            fee: FeeRate::from_percent(config.pool.fee_percentage)
+                .map_err(|e| anyhow::anyhow!("pool.fee_percentage: {e}"))?,
+            pool_address: pool_address.to_owned(),
+            convention: settings.convention,
+        };
+        let payments = &config.pool.payments;
+        let wallet: Option<Box<dyn otedama_pool::Wallet>> = match (devnet, payments.enabled) {
+            (None, true) => {
+                let node = open_node(config)?;
+                Some(Box::new(match &payments.wallet {
+                    Some(name) => node.wallet(name),
+                    None => node,
+                }))
+            }
+            // The devnet's wallet holds the coinbases paid to the pool's address.
+            (Some(devnet), true) => Some(Box::new(DevnetWallet::new(
+                devnet.clone(),
+                chain,
+                pool_address,
+                u64::from(config.pool.maturity),
+            )?)),
+            (_, false) => None,
+        };
+        let rules = PaymentRules {
+            threshold: payments.threshold,
+            max_outputs: payments.max_outputs,
+            fee_from_miners: payments.fee_from_miners,
+            interval: payments.interval.0,
+            confirmations: i64::from(config.pool.maturity),
+            // The claim's holder is named by host and listen address, so that a restarted
+            // pool takes its own claim back at once.
+            payer: format!(
+                "{} {}",
+                std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .map(|h| h.trim().to_owned())
+                    .unwrap_or_else(|_| "localhost".into()),
+                config.pool.listen
+            ),
+        };
+        let task = AccountingTask {
+            log: log.clone(),
+            chain: open_source(config, devnet)?,
+            wallet,
+            accounting,
+            rules,
+            maturity: i64::from(config.pool.maturity),
+            check: config.pool.block_check_interval.0,
+            notes: Arc::new(print_note),
+        };
+        std::thread::Builder::new()
+            .name("accounting".into())
+            .spawn(move || task.run(&accounting_stop))?;
+    }
+
+    Ok(stop_accounting)
 }

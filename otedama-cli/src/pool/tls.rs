@@ -20,7 +20,7 @@ pub(crate) struct TlsPort {
 
 /// Where a generated certificate and key live: beside a SQLite database, or in the working
 /// directory for PostgreSQL.
-fn data_dir(database: &str) -> PathBuf {
+pub(crate) fn data_dir(database: &str) -> PathBuf {
     if database.starts_with("postgres://") || database.starts_with("postgresql://") {
         return PathBuf::from(".");
     }

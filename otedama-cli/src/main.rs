@@ -2,6 +2,7 @@
 
 mod bench;
 mod config;
+mod devnet;
 mod hash;
 mod kernel;
 mod limits;
@@ -48,6 +49,9 @@ enum Command {
     /// Run a pool on a node or the embedded devnet (Stratum v1, or the Monero dialect for
     /// randomx).
     Pool(pool::PoolArgs),
+    /// Serve the embedded devnet over a node's JSON-RPC, so pools in several processes mine
+    /// one chain.
+    Devnet(devnet::DevnetArgs),
     /// Mine with the CPU on a Stratum v1 pool (sha256d, scrypt) or a Monero-dialect pool
     /// (randomx).
     Mine(mine::MineArgs),
@@ -75,6 +79,7 @@ fn main() -> ExitCode {
         Command::Pool(ref args) => pool::run(args.clone(), (cli.log_format, cli.log_file.clone())),
         Command::Mine(ref args) => logging::init(&flags()).and_then(|()| mine::run(args.clone())),
         Command::BenchPool(ref args) => pool_bench::run(args),
+        Command::Devnet(ref args) => logging::init(&flags()).and_then(|()| devnet::run(args)),
         Command::Status(ref args) => status::run(args),
         Command::ApiToken(ref args) => token::run(args),
     };

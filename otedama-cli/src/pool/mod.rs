@@ -9,4 +9,4 @@ mod sharechain;
 mod tls;
 
 pub(crate) use common::{ServeOptions, Started};
-pub(crate) use run::{run, serve, LogFlags, PoolArgs};
+pub(crate) use run::{algo_settings, run, serve, LogFlags, PoolArgs};

@@ -297,15 +297,15 @@ impl PoolArgs {
 }
 
 /// Per-algorithm defaults a fresh machine can mine with.
-struct AlgoSettings {
-    algo: Algorithm,
-    convention: DifficultyConvention,
-    chain: &'static str,
-    share_difficulty: f64,
-    devnet_difficulty: f64,
+pub(crate) struct AlgoSettings {
+    pub(crate) algo: Algorithm,
+    pub(crate) convention: DifficultyConvention,
+    pub(crate) chain: &'static str,
+    pub(crate) share_difficulty: f64,
+    pub(crate) devnet_difficulty: f64,
 }
 
-fn algo_settings(name: &str) -> Result<AlgoSettings> {
+pub(crate) fn algo_settings(name: &str) -> Result<AlgoSettings> {
     Ok(match name {
         "sha256d" => AlgoSettings {
             algo: Algorithm::Sha256d,

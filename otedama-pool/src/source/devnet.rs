@@ -116,6 +116,13 @@ impl Devnet {
         Some(tip)
     }
 
+    /// The coinbase of the accepted block with this hash (internal order), with its height.
+    pub fn coinbase(&self, hash: &[u8; 32]) -> Option<(u64, Transaction)> {
+        let chain = self.lock();
+        let i = chain.accepted.iter().position(|h| h == hash)?;
+        chain.coinbases.get(i).cloned()
+    }
+
     /// Hashes of the accepted blocks, internal order.
     pub fn accepted(&self) -> Vec<[u8; 32]> {
         self.lock().accepted.clone()

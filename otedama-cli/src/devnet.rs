@@ -89,7 +89,11 @@ fn reply(id: &Value, outcome: Result<Value, (i64, String)>) -> Json<Value> {
     })
 }
 
-async fn rpc(State(devnet): State<Devnet>, Json(request): Json<Value>) -> Json<Value> {
+async fn rpc(State(devnet): State<Devnet>, body: axum::body::Bytes) -> Json<Value> {
+    // Any content type, as a node takes it.
+    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+        return reply(&Value::Null, Err((-32700, "Parse error".to_owned())));
+    };
     let id = request.get("id").cloned().unwrap_or(Value::Null);
     let method = request
         .get("method")

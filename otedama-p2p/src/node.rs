@@ -121,6 +121,8 @@ pub struct Node {
     received: u64,
     sink: Option<Box<dyn ShareSink>>,
     pruned_at: u64,
+    /// When the first peer connected to an empty, unsynced node.
+    first_peer_ms: Option<u64>,
 }
 
 impl std::fmt::Debug for Node {
@@ -152,6 +154,7 @@ impl Node {
             received: 0,
             sink: None,
             pruned_at: 0,
+            first_peer_ms: None,
         }
     }
 
@@ -203,6 +206,7 @@ impl Node {
                 knows: HashSet::new(),
             },
         );
+        self.first_peer_ms.get_or_insert(now_ms);
         if let Some(tip) = self.chain.tip() {
             let share = tip.share.clone();
             self.send(peer, Message::Announce(Box::new(share)));
@@ -268,6 +272,20 @@ impl Node {
             }
         }
         self.check_synced();
+        // A peer with a chain announces its tip as soon as it connects: peers silent for a
+        // whole request timeout have none, and the chain starts here (a new network).
+        let quiet = self
+            .first_peer_ms
+            .is_some_and(|at| now_ms.saturating_sub(at) >= timeout);
+        if !self.synced
+            && quiet
+            && self.chain.is_empty()
+            && self.pending.is_empty()
+            && self.requested.is_empty()
+        {
+            self.synced = true;
+            self.events.push_back(NodeEvent::Synced { height: 0 });
+        }
     }
 
     /// A message arrived from a peer.

@@ -395,3 +395,37 @@ fn one_template_base_builds_every_miners_template_as_the_chain_would() {
     assert_eq!(base.height(), 25);
     assert_eq!(base.target(), newcomer.target());
 }
+
+#[test]
+fn a_node_whose_peers_have_no_chain_starts_one_after_a_quiet_request_timeout() {
+    let timeout = PeerLimits::default().request_timeout_ms;
+    let mut empty = Node::new(
+        Sharechain::new(params()),
+        PowPolicy::Simulated,
+        PeerLimits::default(),
+    );
+    empty.on_connect(1, 1_000);
+    empty.handle_timeout(1_000 + timeout - 1);
+    assert!(!empty.is_synced(), "too early to call the network empty");
+    empty.handle_timeout(1_000 + timeout);
+    assert!(empty.is_synced());
+    assert_eq!(empty.poll_event(), Some(NodeEvent::Synced { height: 0 }));
+
+    // A peer that has a chain announces it on connect: the node syncs it, and is not synced
+    // empty while it waits for the shares it asked for.
+    let mut source = Sharechain::new(params());
+    let shares = grow(&mut source, 5, 0);
+    let mut joining = Node::new(
+        Sharechain::new(params()),
+        PowPolicy::Simulated,
+        PeerLimits::default(),
+    );
+    joining.on_connect(1, 1_000);
+    let tip = shares.last().unwrap().clone();
+    joining.on_message(1, Message::Announce(Box::new(tip)), 1_000);
+    joining.handle_timeout(1_000 + timeout / 2);
+    assert!(!joining.is_synced());
+    assert!(
+        std::iter::from_fn(|| joining.poll_event()).all(|e| !matches!(e, NodeEvent::Synced { .. }))
+    );
+}

@@ -1,0 +1,317 @@
+//! Three `otedama-cli pool --p2p` processes on one `otedama-cli devnet`, each with its own
+//! miner process: they agree on one sharechain, every block any of them finds pays the whole
+//! window exactly as another node computes it, a killed node's miner fails over to another
+//! node, and the restarted node loads its chain and catches up.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use otedama_core::bitcoin::bech32::{segwit, Hrp};
+use otedama_core::bitcoin::consensus::encode::deserialize_hex;
+use otedama_core::bitcoin::Transaction;
+use otedama_core::{AddressParams, Difficulty, DifficultyConvention};
+use otedama_hash::Algorithm;
+use otedama_p2p::{ChainParams, Share, ShareStore, Sharechain};
+use serde_json::{json, Value};
+use support::pool::{bin, temp_db, Pool};
+
+/// The chain the pools below run: the main tier at 2 s shares, its easiest share at
+/// difficulty 0.002, on a node's main chain ("node": the devnet is reached over RPC).
+const CONFIG: &str =
+    "p2p:\n  share_interval: 2\n  min_difficulty: 0.002\n  handshake_pow_bits: 8\n";
+
+fn params() -> ChainParams {
+    let easiest = DifficultyConvention::Bitcoin.target_for(Difficulty::new(0.002).expect("d"));
+    let mut p = ChainParams::main("bitcoin-regtest", Algorithm::Sha256d, "node", easiest);
+    p.share_interval_secs = 2;
+    p.half_life_secs = 120;
+    p
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn address(n: u8) -> String {
+    segwit::encode(
+        Hrp::parse("bcrt").expect("hrp"),
+        segwit::VERSION_0,
+        &[n; 20],
+    )
+    .expect("address")
+}
+
+fn rpc(port: u16, method: &str, params: Value) -> Value {
+    let body = json!({"id": 1, "method": method, "params": params}).to_string();
+    let text = ureq::post(&format!("http://127.0.0.1:{port}/"))
+        .send(body.as_bytes())
+        .expect("devnet answers")
+        .into_body()
+        .read_to_string()
+        .expect("body");
+    let reply: Value = serde_json::from_str(&text).expect("json");
+    assert!(reply["error"].is_null(), "{method}: {reply}");
+    reply["result"].clone()
+}
+
+struct Node {
+    dir: PathBuf,
+    p2p: u16,
+}
+
+impl Node {
+    fn new(name: &str) -> Node {
+        let db = temp_db(&format!("p2p-{name}"));
+        let dir = db.parent().expect("dir").to_path_buf();
+        std::fs::write(dir.join("config.yaml"), CONFIG).expect("config");
+        Node {
+            dir,
+            p2p: free_port(),
+        }
+    }
+
+    fn start(&self, devnet: u16, payout: &str, peers: &[&Node]) -> Pool {
+        let path = |f: &str| self.dir.join(f).to_str().expect("utf-8").to_owned();
+        let url = format!("http://127.0.0.1:{devnet}");
+        let listen = format!("127.0.0.1:{}", self.p2p);
+        let mut args = vec![
+            "--config".to_owned(),
+            path("config.yaml"),
+            "--p2p".into(),
+            "--p2p-listen".into(),
+            listen,
+            "--node-url".into(),
+            url,
+            "--node-user".into(),
+            "devnet".into(),
+            "--node-password".into(),
+            "devnet".into(),
+            "--address".into(),
+            payout.into(),
+            "--threads".into(),
+            "0".into(),
+            "--database".into(),
+            path("pool.db"),
+            "--stats-interval".into(),
+            "2".into(),
+            "--api-enabled".into(),
+            "false".into(),
+        ];
+        for peer in peers {
+            args.push("--p2p-peer".into());
+            args.push(format!("127.0.0.1:{}", peer.p2p));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Pool::start(&args)
+    }
+
+    fn store(&self) -> PathBuf {
+        self.dir.join("sharechain.sqlite")
+    }
+}
+
+fn miner(urls: &[String], user: &str, seconds: u64) -> Child {
+    let mut cmd = Command::new(bin());
+    cmd.arg("mine");
+    for url in urls {
+        cmd.args(["-o", url]);
+    }
+    cmd.args(["-u", user, "--algo", "sha256d", "--threads", "1"])
+        .args(["--seconds", &seconds.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("miner starts")
+}
+
+/// The chain a node kept, loaded as a restarted node would.
+fn load(store: &Path) -> Sharechain {
+    let p = params();
+    let store = ShareStore::open(store, &p.consensus_id()).expect("store");
+    let mut chain = Sharechain::new(p);
+    let (loaded, skipped) = store.load_into(&mut chain, u64::MAX / 2).expect("load");
+    assert!(
+        loaded > 0,
+        "the node kept no share under the expected chain"
+    );
+    assert_eq!(skipped, 0);
+    chain
+}
+
+/// The latest sharechain height a pool's status line shows.
+fn height_of(pool: &mut Pool) -> Option<u64> {
+    pool.seen.extend(pool.lines.try_iter());
+    pool.seen.iter().rev().find_map(|l| {
+        l.split("sharechain height ")
+            .nth(1)?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    })
+}
+
+fn wait_height(pool: &mut Pool, at_least: u64, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while height_of(pool).is_none_or(|h| h < at_least) {
+        assert!(
+            Instant::now() < deadline,
+            "sharechain below {at_least} after {timeout:?}: {:#?}",
+            pool.seen
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn three_nodes_share_one_chain_and_every_block_pays_the_window() {
+    let devnet_port = free_port();
+    let mut devnet = Command::new(bin())
+        .args(["devnet", "--listen", &format!("127.0.0.1:{devnet_port}")])
+        .args(["--difficulty", "0.02", "--seconds", "600"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("devnet starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", devnet_port)).is_err() {
+        assert!(Instant::now() < deadline, "the devnet did not listen");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let (a, b, c) = (Node::new("a"), Node::new("b"), Node::new("c"));
+    let payouts = [address(1), address(2), address(3)];
+    let mut pa = a.start(devnet_port, &address(11), &[]);
+    let mut pb = b.start(devnet_port, &address(12), &[&a]);
+    let mut pc = c.start(devnet_port, &address(13), &[&a, &b]);
+    for p in [&mut pb, &mut pc] {
+        p.wait_for("sharechain synced", Duration::from_secs(60));
+    }
+    let mut miners = vec![
+        miner(&[pa.url()], &payouts[0], 120),
+        miner(&[pb.url()], &payouts[1], 120),
+        // C's miner falls back to A when C goes away.
+        miner(&[pc.url(), pa.url()], &payouts[2], 120),
+    ];
+
+    // The chain grows on every node, and the main chain finds blocks.
+    wait_height(&mut pa, 10, Duration::from_secs(120));
+    wait_height(&mut pc, 10, Duration::from_secs(60));
+
+    // C dies; its miner moves to A and the others go on.
+    let c_port = pc.port;
+    let _ = pc.child.kill();
+    let _ = pc.child.wait();
+    drop(pc);
+    let before = height_of(&mut pa).expect("height");
+    wait_height(&mut pa, before + 5, Duration::from_secs(60));
+    wait_height(&mut pb, before + 5, Duration::from_secs(60));
+
+    // C comes back on its own data, loads its chain and catches up.
+    let mut pc = c.start(devnet_port, &address(13), &[&a, &b]);
+    let loaded = pc.wait_for("shares loaded from", Duration::from_secs(30));
+    let count: u64 = loaded
+        .split("sharechain main, ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("count of shares loaded");
+    assert!(count >= 10, "{loaded}");
+    pc.wait_for("sharechain synced", Duration::from_secs(60));
+    let now = height_of(&mut pa).expect("height");
+    wait_height(&mut pc, now, Duration::from_secs(60));
+    let _ = c_port;
+
+    // Mining stops; once quiet, every node holds the same tip.
+    for mut m in miners.drain(..) {
+        let _ = m.kill();
+        let _ = m.wait();
+    }
+    std::thread::sleep(Duration::from_secs(4));
+    for p in [pa, pb, pc] {
+        let lines = p.stop();
+        assert!(
+            lines.iter().any(|l| l.starts_with("pool stopped:")),
+            "{lines:#?}"
+        );
+    }
+    let chains = [load(&a.store()), load(&b.store()), load(&c.store())];
+    let tips: Vec<_> = chains
+        .iter()
+        .map(|c| c.tip().expect("tip").share.id())
+        .collect();
+    assert_eq!(tips[0], tips[1], "A and B disagree");
+    assert_eq!(tips[0], tips[2], "A and C disagree");
+
+    // Every main-chain block: its coinbase pays exactly the window B computes for the share
+    // it is, to the unit, and the three miners are in it.
+    let height = rpc(devnet_port, "getblockcount", json!([]))
+        .as_u64()
+        .expect("height");
+    assert!(height >= 1, "no block was found");
+    let chain = &chains[1];
+    let shares: Vec<Share> = chain
+        .best_chain(usize::MAX)
+        .iter()
+        .filter_map(|id| chain.get(id).map(|e| e.share.clone()))
+        .collect();
+    let scripts: Vec<_> = payouts
+        .iter()
+        .map(|a| {
+            AddressParams::BITCOIN_REGTEST
+                .script_pubkey(a)
+                .expect("script")
+        })
+        .collect();
+    let mut checked = 0;
+    let mut paid_miners = std::collections::BTreeSet::new();
+    for h in 1..=height {
+        let hash = rpc(devnet_port, "getblockhash", json!([h]));
+        let block = rpc(devnet_port, "getblock", json!([hash]));
+        let coinbase: Transaction =
+            deserialize_hex(block["tx"][0]["hex"].as_str().expect("hex")).expect("coinbase");
+        // The share whose header is this block.
+        let Some(share) = shares.iter().find(|s| {
+            otedama_core::encode_hex(&otedama_core::reverse_hash(&otedama_core::sha256d(
+                &s.header.to_bytes(),
+            ))) == hash.as_str().unwrap_or_default()
+        }) else {
+            continue;
+        };
+        let target = share.header.bits.decode().expect("bits");
+        let expected = chain.outputs_for(&share.info, &target).expect("window");
+        let paid: Vec<_> = coinbase
+            .output
+            .iter()
+            .filter(|o| !o.script_pubkey.is_op_return())
+            .map(|o| (o.script_pubkey.clone(), o.value.to_sat()))
+            .collect();
+        assert_eq!(paid, expected, "block at height {h}");
+        assert_eq!(
+            paid.iter().map(|(_, v)| v).sum::<u64>(),
+            50 * 100_000_000,
+            "block at height {h} pays the whole reward"
+        );
+        for (i, s) in scripts.iter().enumerate() {
+            if paid.iter().any(|(p, _)| p == s) {
+                paid_miners.insert(i);
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked >= 1, "no block was one of the chain's shares");
+    assert_eq!(
+        paid_miners.len(),
+        3,
+        "every miner is paid in some block: {paid_miners:?}"
+    );
+    let _ = devnet.kill();
+    let _ = devnet.wait();
+}

@@ -61,6 +61,31 @@ fn rpc(port: u16, method: &str, params: Value) -> Value {
     reply["result"].clone()
 }
 
+/// A child process killed when the test ends, passed or not.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_blocks(devnet: u16, at_least: u64, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while rpc(devnet, "getblockcount", json!([]))
+        .as_u64()
+        .unwrap_or(0)
+        < at_least
+    {
+        assert!(
+            Instant::now() < deadline,
+            "fewer than {at_least} blocks after {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 struct Node {
     dir: PathBuf,
     p2p: u16,
@@ -117,7 +142,7 @@ impl Node {
     }
 }
 
-fn miner(urls: &[String], user: &str, seconds: u64) -> Child {
+fn miner(urls: &[String], user: &str, seconds: u64, log: &Path) -> Killed {
     let mut cmd = Command::new(bin());
     cmd.arg("mine");
     for url in urls {
@@ -126,8 +151,9 @@ fn miner(urls: &[String], user: &str, seconds: u64) -> Child {
     cmd.args(["-u", user, "--algo", "sha256d", "--threads", "1"])
         .args(["--seconds", &seconds.to_string()])
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(std::fs::File::create(log).expect("miner log"))
         .spawn()
+        .map(Killed)
         .expect("miner starts")
 }
 
@@ -173,12 +199,13 @@ fn wait_height(pool: &mut Pool, at_least: u64, timeout: Duration) {
 #[test]
 fn three_nodes_share_one_chain_and_every_block_pays_the_window() {
     let devnet_port = free_port();
-    let mut devnet = Command::new(bin())
+    let _devnet = Command::new(bin())
         .args(["devnet", "--listen", &format!("127.0.0.1:{devnet_port}")])
         .args(["--difficulty", "0.02", "--seconds", "600"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(Killed)
         .expect("devnet starts");
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", devnet_port)).is_err() {
@@ -194,16 +221,22 @@ fn three_nodes_share_one_chain_and_every_block_pays_the_window() {
     for p in [&mut pb, &mut pc] {
         p.wait_for("sharechain synced", Duration::from_secs(60));
     }
-    let mut miners = vec![
-        miner(&[pa.url()], &payouts[0], 120),
-        miner(&[pb.url()], &payouts[1], 120),
+    let miners = vec![
+        miner(&[pa.url()], &payouts[0], 120, &a.dir.join("miner.log")),
+        miner(&[pb.url()], &payouts[1], 120, &b.dir.join("miner.log")),
         // C's miner falls back to A when C goes away.
-        miner(&[pc.url(), pa.url()], &payouts[2], 120),
+        miner(
+            &[pc.url(), pa.url()],
+            &payouts[2],
+            120,
+            &c.dir.join("miner.log"),
+        ),
     ];
 
     // The chain grows on every node, and the main chain finds blocks.
     wait_height(&mut pa, 10, Duration::from_secs(120));
     wait_height(&mut pc, 10, Duration::from_secs(60));
+    wait_blocks(devnet_port, 2, Duration::from_secs(180));
 
     // C dies; its miner moves to A and the others go on.
     let c_port = pc.port;
@@ -228,12 +261,13 @@ fn three_nodes_share_one_chain_and_every_block_pays_the_window() {
     let now = height_of(&mut pa).expect("height");
     wait_height(&mut pc, now, Duration::from_secs(60));
     let _ = c_port;
+    let blocks = rpc(devnet_port, "getblockcount", json!([]))
+        .as_u64()
+        .unwrap_or(0);
+    wait_blocks(devnet_port, blocks + 2, Duration::from_secs(180));
 
     // Mining stops; once quiet, every node holds the same tip.
-    for mut m in miners.drain(..) {
-        let _ = m.kill();
-        let _ = m.wait();
-    }
+    drop(miners);
     std::thread::sleep(Duration::from_secs(4));
     for p in [pa, pb, pc] {
         let lines = p.stop();
@@ -306,12 +340,13 @@ fn three_nodes_share_one_chain_and_every_block_pays_the_window() {
         }
         checked += 1;
     }
-    assert!(checked >= 1, "no block was one of the chain's shares");
+    assert!(
+        checked >= 3,
+        "only {checked} blocks were the chain's shares"
+    );
     assert_eq!(
         paid_miners.len(),
         3,
         "every miner is paid in some block: {paid_miners:?}"
     );
-    let _ = devnet.kill();
-    let _ = devnet.wait();
 }

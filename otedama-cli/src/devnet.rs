@@ -108,7 +108,7 @@ async fn rpc(State(devnet): State<Devnet>, body: axum::body::Bytes) -> Json<Valu
     reply(&id, outcome)
 }
 
-fn param<'a>(params: &'a Value, i: usize) -> Option<&'a Value> {
+fn param(params: &Value, i: usize) -> Option<&Value> {
     params.as_array().and_then(|p| p.get(i))
 }
 

@@ -585,8 +585,7 @@ pub struct SideChain {
     /// The sharechain's next share on a main-chain template. Called on the template thread,
     /// so it may block on the sharechain's service; [`SourceError::NotReady`] while the
     /// sharechain syncs holds every job back.
-    pub plan:
-        Box<dyn FnMut(&BlockTemplate) -> Result<otedama_p2p::TemplateBase, SourceError> + Send>,
+    pub plan: Plan,
     /// Takes each share that met the sharechain's target (called on a share's thread).
     pub shares: ShareOut,
 }
@@ -1513,8 +1512,8 @@ fn spawn_long_poll(
     Ok(())
 }
 
-/// The sharechain's plan for a template, as [`SideChain::plan`].
-type Plan = Box<dyn FnMut(&BlockTemplate) -> Result<otedama_p2p::TemplateBase, SourceError> + Send>;
+/// The sharechain's next share on a main-chain template ([`SideChain::plan`]).
+pub type Plan = Box<dyn FnMut(&BlockTemplate) -> Result<otedama_p2p::TemplateBase, SourceError> + Send>;
 
 fn spawn_templates(
     mut templates: Box<dyn TemplateSource>,

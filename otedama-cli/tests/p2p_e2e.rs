@@ -18,17 +18,30 @@ use otedama_p2p::{ChainParams, Share, ShareStore, Sharechain};
 use serde_json::{json, Value};
 use support::pool::{bin, temp_db, Pool};
 
-/// The chain the pools below run: the main tier at 2 s shares, its easiest share at
-/// difficulty 0.002, on a node's main chain ("node": the devnet is reached over RPC).
-const CONFIG: &str =
-    "p2p:\n  share_interval: 2\n  min_difficulty: 0.002\n  handshake_pow_bits: 8\n";
+/// The chains the pools below run: the main tier at 2 s shares with the easiest share at
+/// `min_difficulty`, on a node's main chain ("node": the devnet is reached over RPC too).
+fn config(min_difficulty: f64) -> String {
+    format!(
+        "p2p:\n  share_interval: 2\n  min_difficulty: {min_difficulty}\n  handshake_pow_bits: 8\n"
+    )
+}
 
-fn params() -> ChainParams {
-    let easiest = DifficultyConvention::Bitcoin.target_for(Difficulty::new(0.002).expect("d"));
-    let mut p = ChainParams::main("bitcoin-regtest", Algorithm::Sha256d, "node", easiest);
+/// What `config` makes of a main chain: the sharechain's rules, as every node derives them.
+fn params(coin: &str, algorithm: Algorithm, min_difficulty: f64) -> ChainParams {
+    let convention = match algorithm {
+        Algorithm::Scrypt => DifficultyConvention::Scrypt,
+        _ => DifficultyConvention::Bitcoin,
+    };
+    let easiest = convention.target_for(Difficulty::new(min_difficulty).expect("d"));
+    let mut p = ChainParams::main(coin, algorithm, "node", easiest);
     p.share_interval_secs = 2;
     p.half_life_secs = 120;
     p
+}
+
+/// A JSON-RPC call to a devnet on `port`.
+fn rpc(port: u16, method: &str, params: Value) -> Value {
+    rpc_at(&format!("http://127.0.0.1:{port}/"), method, params)
 }
 
 fn free_port() -> u16 {
@@ -48,9 +61,9 @@ fn address(n: u8) -> String {
     .expect("address")
 }
 
-fn rpc(port: u16, method: &str, params: Value) -> Value {
+fn rpc_at(url: &str, method: &str, params: Value) -> Value {
     let body = json!({"id": 1, "method": method, "params": params}).to_string();
-    let text = ureq::post(&format!("http://127.0.0.1:{port}/"))
+    let text = ureq::post(url)
         .send(body.as_bytes())
         .expect("devnet answers")
         .into_body()
@@ -92,10 +105,10 @@ struct Node {
 }
 
 impl Node {
-    fn new(name: &str) -> Node {
+    fn new(name: &str, min_difficulty: f64) -> Node {
         let db = temp_db(&format!("p2p-{name}"));
         let dir = db.parent().expect("dir").to_path_buf();
-        std::fs::write(dir.join("config.yaml"), CONFIG).expect("config");
+        std::fs::write(dir.join("config.yaml"), config(min_difficulty)).expect("config");
         Node {
             dir,
             p2p: free_port(),
@@ -103,8 +116,21 @@ impl Node {
     }
 
     fn start(&self, devnet: u16, payout: &str, peers: &[&Node]) -> Pool {
-        let path = |f: &str| self.dir.join(f).to_str().expect("utf-8").to_owned();
         let url = format!("http://127.0.0.1:{devnet}");
+        let node = [
+            "--node-url",
+            &url,
+            "--node-user",
+            "devnet",
+            "--node-password",
+            "devnet",
+        ];
+        self.start_on(&node, payout, peers)
+    }
+
+    /// Starts the pool on the main-chain node `node` names (its flags).
+    fn start_on(&self, node: &[&str], payout: &str, peers: &[&Node]) -> Pool {
+        let path = |f: &str| self.dir.join(f).to_str().expect("utf-8").to_owned();
         let listen = format!("127.0.0.1:{}", self.p2p);
         let mut args = vec![
             "--config".to_owned(),
@@ -112,12 +138,9 @@ impl Node {
             "--p2p".into(),
             "--p2p-listen".into(),
             listen,
-            "--node-url".into(),
-            url,
-            "--node-user".into(),
-            "devnet".into(),
-            "--node-password".into(),
-            "devnet".into(),
+        ];
+        args.extend(node.iter().map(|a| (*a).to_owned()));
+        args.extend([
             "--address".into(),
             payout.into(),
             "--threads".into(),
@@ -128,7 +151,7 @@ impl Node {
             "2".into(),
             "--api-enabled".into(),
             "false".into(),
-        ];
+        ]);
         for peer in peers {
             args.push("--p2p-peer".into());
             args.push(format!("127.0.0.1:{}", peer.p2p));
@@ -143,12 +166,16 @@ impl Node {
 }
 
 fn miner(urls: &[String], user: &str, seconds: u64, log: &Path) -> Killed {
+    miner_of("sha256d", urls, user, seconds, log)
+}
+
+fn miner_of(algo: &str, urls: &[String], user: &str, seconds: u64, log: &Path) -> Killed {
     let mut cmd = Command::new(bin());
     cmd.arg("mine");
     for url in urls {
         cmd.args(["-o", url]);
     }
-    cmd.args(["-u", user, "--algo", "sha256d", "--threads", "1"])
+    cmd.args(["-u", user, "--algo", algo, "--threads", "1"])
         .args(["--seconds", &seconds.to_string()])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).expect("miner log"))
@@ -157,9 +184,8 @@ fn miner(urls: &[String], user: &str, seconds: u64, log: &Path) -> Killed {
         .expect("miner starts")
 }
 
-/// The chain a node kept, loaded as a restarted node would.
-fn load(store: &Path) -> Sharechain {
-    let p = params();
+/// The chain a node kept under `p`, loaded as a restarted node would.
+fn load(store: &Path, p: ChainParams) -> Sharechain {
     let store = ShareStore::open(store, &p.consensus_id()).expect("store");
     let mut chain = Sharechain::new(p);
     let (loaded, skipped) = store.load_into(&mut chain, u64::MAX / 2).expect("load");
@@ -213,7 +239,12 @@ fn three_nodes_share_one_chain_and_every_block_pays_the_window() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
-    let (a, b, c) = (Node::new("a"), Node::new("b"), Node::new("c"));
+    let (a, b, c) = (
+        Node::new("a", 0.002),
+        Node::new("b", 0.002),
+        Node::new("c", 0.002),
+    );
+    let p = params("bitcoin-regtest", Algorithm::Sha256d, 0.002);
     let payouts = [address(1), address(2), address(3)];
     let mut pa = a.start(devnet_port, &address(11), &[]);
     let mut pb = b.start(devnet_port, &address(12), &[&a]);
@@ -276,7 +307,11 @@ fn three_nodes_share_one_chain_and_every_block_pays_the_window() {
             "{lines:#?}"
         );
     }
-    let chains = [load(&a.store()), load(&b.store()), load(&c.store())];
+    let chains = [
+        load(&a.store(), p.clone()),
+        load(&b.store(), p.clone()),
+        load(&c.store(), p),
+    ];
     let tips: Vec<_> = chains
         .iter()
         .map(|c| c.tip().expect("tip").share.id())
@@ -286,11 +321,38 @@ fn three_nodes_share_one_chain_and_every_block_pays_the_window() {
 
     // Every main-chain block: its coinbase pays exactly the window B computes for the share
     // it is, to the unit, and the three miners are in it.
+    let devnet_url = format!("http://127.0.0.1:{devnet_port}/");
     let height = rpc(devnet_port, "getblockcount", json!([]))
         .as_u64()
         .expect("height");
-    assert!(height >= 1, "no block was found");
-    let chain = &chains[1];
+    let (checked, paid_miners) = check_blocks(
+        &|m, p| rpc_at(&devnet_url, m, p),
+        1..=height,
+        &chains[1],
+        &payouts,
+        AddressParams::BITCOIN_REGTEST,
+    );
+    assert!(
+        checked >= 3,
+        "only {checked} blocks were the chain's shares"
+    );
+    assert_eq!(
+        paid_miners.len(),
+        3,
+        "every miner is paid in some block: {paid_miners:?}"
+    );
+}
+
+/// Checks every block in `heights` that is one of `chain`'s shares: its coinbase pays exactly
+/// the window `chain` computes for that share, to the unit, and the whole reward. Returns how
+/// many blocks were checked and which of `payouts` were paid in any of them.
+fn check_blocks(
+    rpc: &dyn Fn(&str, Value) -> Value,
+    heights: std::ops::RangeInclusive<u64>,
+    chain: &Sharechain,
+    payouts: &[String],
+    addresses: AddressParams,
+) -> (usize, std::collections::BTreeSet<usize>) {
     let shares: Vec<Share> = chain
         .best_chain(usize::MAX)
         .iter()
@@ -298,17 +360,13 @@ fn three_nodes_share_one_chain_and_every_block_pays_the_window() {
         .collect();
     let scripts: Vec<_> = payouts
         .iter()
-        .map(|a| {
-            AddressParams::BITCOIN_REGTEST
-                .script_pubkey(a)
-                .expect("script")
-        })
+        .map(|a| addresses.script_pubkey(a).expect("script"))
         .collect();
     let mut checked = 0;
     let mut paid_miners = std::collections::BTreeSet::new();
-    for h in 1..=height {
-        let hash = rpc(devnet_port, "getblockhash", json!([h]));
-        let block = rpc(devnet_port, "getblock", json!([hash]));
+    for h in heights {
+        let hash = rpc("getblockhash", json!([h]));
+        let block = rpc("getblock", json!([hash, 2]));
         let coinbase: Transaction =
             deserialize_hex(block["tx"][0]["hex"].as_str().expect("hex")).expect("coinbase");
         // The share whose header is this block.
@@ -330,7 +388,7 @@ fn three_nodes_share_one_chain_and_every_block_pays_the_window() {
         assert_eq!(paid, expected, "block at height {h}");
         assert_eq!(
             paid.iter().map(|(_, v)| v).sum::<u64>(),
-            50 * 100_000_000,
+            share.info.reward,
             "block at height {h} pays the whole reward"
         );
         for (i, s) in scripts.iter().enumerate() {
@@ -340,13 +398,86 @@ fn three_nodes_share_one_chain_and_every_block_pays_the_window() {
         }
         checked += 1;
     }
+    (checked, paid_miners)
+}
+
+#[test]
+fn two_nodes_on_litecoind_regtest_pay_their_miners_in_blocks_litecoind_accepts() {
+    if !support::litecoind::available() {
+        return;
+    }
+    let ltc = support::litecoind::Litecoind::start();
+    let url = ltc.url();
+    let node = [
+        "--algo",
+        "scrypt",
+        "--chain",
+        "litecoin-regtest",
+        "--node-url",
+        &url,
+        "--node-user",
+        &ltc.user,
+        "--node-password",
+        &ltc.password,
+    ];
+    let (a, b) = (Node::new("ltc-a", 0.25), Node::new("ltc-b", 0.25));
+    let payouts = [ltc.new_address("bech32"), ltc.new_address("bech32")];
+    let start = ltc.height();
+    let pa = a.start_on(&node, &ltc.new_address("bech32"), &[]);
+    let mut pb = b.start_on(&node, &ltc.new_address("bech32"), &[&a]);
+    pb.wait_for("sharechain synced", Duration::from_secs(60));
+    let miners = [
+        miner_of(
+            "scrypt",
+            &[pa.url()],
+            &payouts[0],
+            300,
+            &a.dir.join("miner.log"),
+        ),
+        miner_of(
+            "scrypt",
+            &[pb.url()],
+            &payouts[1],
+            300,
+            &b.dir.join("miner.log"),
+        ),
+    ];
+    // On regtest nearly every share is a block: wait for a handful from both.
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while ltc.height() < start + 12 {
+        assert!(
+            Instant::now() < deadline,
+            "litecoind stayed at {}",
+            ltc.height()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    drop(miners);
+    std::thread::sleep(Duration::from_secs(4));
+    for p in [pa, pb] {
+        p.stop();
+    }
+    let p = params("litecoin-regtest", Algorithm::Scrypt, 0.25);
+    let (ca, cb) = (load(&a.store(), p.clone()), load(&b.store(), p));
+    assert_eq!(
+        ca.tip().expect("tip").share.id(),
+        cb.tip().expect("tip").share.id(),
+        "the nodes disagree"
+    );
+    let (checked, paid_miners) = check_blocks(
+        &|m, params| ltc.rpc(m, params),
+        start + 1..=ltc.height(),
+        &cb,
+        &payouts,
+        AddressParams::LITECOIN_REGTEST,
+    );
     assert!(
-        checked >= 3,
-        "only {checked} blocks were the chain's shares"
+        checked >= 5,
+        "only {checked} litecoind blocks were the chain's shares"
     );
     assert_eq!(
         paid_miners.len(),
-        3,
-        "every miner is paid in some block: {paid_miners:?}"
+        2,
+        "both miners are paid: {paid_miners:?}"
     );
 }

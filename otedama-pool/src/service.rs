@@ -1513,7 +1513,8 @@ fn spawn_long_poll(
 }
 
 /// The sharechain's next share on a main-chain template ([`SideChain::plan`]).
-pub type Plan = Box<dyn FnMut(&BlockTemplate) -> Result<otedama_p2p::TemplateBase, SourceError> + Send>;
+pub type Plan =
+    Box<dyn FnMut(&BlockTemplate) -> Result<otedama_p2p::TemplateBase, SourceError> + Send>;
 
 fn spawn_templates(
     mut templates: Box<dyn TemplateSource>,

@@ -81,6 +81,9 @@ pub struct SharechainNode {
     service: P2pService,
     runtime: tokio::runtime::Handle,
     loaded: usize,
+    /// Subscribed at the start, so [`SharechainNode::follow`] sees even a sync that finished
+    /// before it was called.
+    events: Arc<std::sync::Mutex<Option<tokio::sync::broadcast::Receiver<NodeEvent>>>>,
 }
 
 fn unix_now() -> u64 {
@@ -146,10 +149,12 @@ impl SharechainNode {
             node.start_alone();
         }
         let service = P2pService::start(node, key, net).await?;
+        let events = Arc::new(std::sync::Mutex::new(Some(service.events())));
         Ok(SharechainNode {
             service,
             runtime: tokio::runtime::Handle::current(),
             loaded,
+            events,
         })
     }
 
@@ -205,13 +210,19 @@ impl SharechainNode {
     }
 
     /// Asks `pool` for fresh work whenever the sharechain's tip moves or the node finishes
-    /// syncing, until the pool stops; `on_event` sees every event of the node first.
+    /// syncing, until the pool stops; `on_event` sees every event of the node since its
+    /// start first (a second call sees those since the call).
     pub fn follow(
         &self,
         pool: WorkTrigger,
         on_event: impl Fn(&NodeEvent) + Send + 'static,
     ) -> tokio::task::JoinHandle<()> {
-        let mut events = self.service.events();
+        let mut events = self
+            .events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or_else(|| self.service.events());
         self.runtime.spawn(async move {
             loop {
                 match events.recv().await {

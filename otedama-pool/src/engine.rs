@@ -828,16 +828,28 @@ impl<R> Engine<R> {
             return None;
         };
         let script = config.chain.script_pubkey(&identity.address).ok()?;
-        match self
+        let made = self
             .book
             .derive_side(&base.notify.job_id, &identity.address, &script)?
-        {
+            .map_err(JobError::from);
+        self.own_or_report(made, base.height, identity.address)
+    }
+
+    /// A session's own job, or the report of why it could not be made (the session then
+    /// mines the common job).
+    fn own_or_report(
+        &mut self,
+        made: Result<Arc<PoolJob>, JobError>,
+        height: u64,
+        address: String,
+    ) -> Option<Arc<PoolJob>> {
+        match made {
             Ok(job) => Some(job),
-            Err(e) => {
+            Err(error) => {
                 self.actions.push_back(Action::Report(Report::JobFailed {
-                    height: base.height,
-                    worker: Some(identity.address),
-                    error: e.into(),
+                    height,
+                    worker: Some(address),
+                    error,
                 }));
                 None
             }
@@ -860,22 +872,16 @@ impl<R> Engine<R> {
         if fee > 0 {
             outputs.push((config.payout.clone(), fee));
         }
-        match self.book.derive(
-            &base.notify.job_id,
-            &identity.address,
-            &outputs,
-            &config.pool_tag,
-        )? {
-            Ok(job) => Some(job),
-            Err(e) => {
-                self.actions.push_back(Action::Report(Report::JobFailed {
-                    height: base.height,
-                    worker: Some(identity.address),
-                    error: e.into(),
-                }));
-                None
-            }
-        }
+        let made = self
+            .book
+            .derive(
+                &base.notify.job_id,
+                &identity.address,
+                &outputs,
+                &config.pool_tag,
+            )?
+            .map_err(JobError::from);
+        self.own_or_report(made, base.height, identity.address)
     }
 
     /// A share a session handed over at `now`. Returns the check to run (and hand back with

@@ -68,6 +68,10 @@ pub(crate) fn print_event(algo: Algorithm, event: ServiceEvent) {
                 Err(e) => ErrorChain(&e).to_string(),
             }
         ),
+        ServiceEvent::Source {
+            error: otedama_pool::SourceError::NotReady { what },
+            retry_in,
+        } => tracing::info!("no work yet: {what}; asking again in {retry_in:?}"),
         ServiceEvent::Source { error, retry_in } => {
             tracing::warn!(
                 "work source: {}; keeping the last job, retrying in {retry_in:?}",

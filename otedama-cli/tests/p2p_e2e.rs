@@ -481,3 +481,109 @@ fn two_nodes_on_litecoind_regtest_pay_their_miners_in_blocks_litecoind_accepts()
         "both miners are paid: {paid_miners:?}"
     );
 }
+
+/// The latest count of shares a pool's node refused, from its status line.
+fn refused_of(pool: &mut Pool) -> u64 {
+    pool.seen.extend(pool.lines.try_iter());
+    pool.seen
+        .iter()
+        .rev()
+        .find_map(|l| l.split("refused ").nth(1)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_peer_that_sends_a_share_without_its_work_is_refused_and_banned() {
+    use otedama_p2p::{MainWork, NetConfig, NodeKey, P2pService, PeerLimits, PowPolicy};
+
+    let devnet_port = free_port();
+    let _devnet = Command::new(bin())
+        .args(["devnet", "--listen", &format!("127.0.0.1:{devnet_port}")])
+        .args(["--seconds", "300"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(Killed)
+        .expect("devnet starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", devnet_port)).is_err() {
+        assert!(Instant::now() < deadline, "the devnet did not listen");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let honest = Node::new("honest", 0.002);
+    let mut pool = honest.start(devnet_port, &address(21), &[]);
+
+    // A rogue node on the same chain rules: its share claims the chain's target, but its
+    // header was never mined. Its own node takes it on trust (a simulation policy).
+    let p = params("bitcoin-regtest", Algorithm::Sha256d, 0.002);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let main = MainWork {
+        header: otedama_core::BlockHeader {
+            version: 0x2000_0000,
+            prev_blockhash: [3; 32],
+            merkle_root: [0; 32],
+            time: now as u32,
+            bits: otedama_core::CompactTarget::from_consensus(0x207f_ffff),
+            nonce: 0,
+        },
+        height: 1,
+        reward: 50 * 100_000_000,
+        witness_root: None,
+        branch: otedama_core::MerkleBranch::default(),
+    };
+    let chain = Sharechain::new(p.clone());
+    let t = chain.template(&[0x51], main, now, 8).expect("template");
+    let header = t.header(&[0; 8]).expect("header");
+    let forged = t.finish(header, &[0; 8]);
+    assert!(
+        forged.check_pow(&otedama_hash::Sha256d::new()).is_err(),
+        "the forged share must miss its target"
+    );
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let rogue = runtime.block_on(async {
+        let mut node = otedama_p2p::Node::new(
+            Sharechain::new(p),
+            PowPolicy::Simulated,
+            PeerLimits::default(),
+        );
+        node.start_alone();
+        let config = NetConfig {
+            peers: vec![format!("127.0.0.1:{}", honest.p2p)],
+            pow_bits: 8,
+            ..NetConfig::default()
+        };
+        let rogue = P2pService::start(node, NodeKey::generate().expect("key"), config)
+            .await
+            .expect("rogue starts");
+        rogue
+            .submit(forged)
+            .await
+            .expect("running")
+            .expect("taken on trust");
+        rogue
+    });
+
+    // The honest node refuses the share, never holds it, and bans the address: the rogue
+    // keeps redialling and never gets a connection again.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while refused_of(&mut pool) < 1 {
+        assert!(Instant::now() < deadline, "no refusal: {:#?}", pool.seen);
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    for _ in 0..10 {
+        let peers = runtime.block_on(rogue.peers()).expect("running");
+        assert!(peers.is_empty(), "the banned rogue is connected: {peers:?}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(
+        height_of(&mut pool),
+        None,
+        "the forged share entered the chain"
+    );
+    rogue.shutdown();
+    pool.stop();
+}

@@ -197,6 +197,19 @@ fn load(store: &Path, p: ChainParams) -> Sharechain {
     chain
 }
 
+/// How many shares of `address` a pool's share log holds (read while the pool runs).
+fn shares_of(db: &Path, address: &str) -> i64 {
+    let Ok(conn) = rusqlite::Connection::open(db) else {
+        return 0;
+    };
+    conn.query_row(
+        "SELECT COUNT(*) FROM shares WHERE address = ?1",
+        [address],
+        |r| r.get(0),
+    )
+    .unwrap_or(0)
+}
+
 /// The latest sharechain height a pool's status line shows.
 fn height_of(pool: &mut Pool) -> Option<u64> {
     pool.seen.extend(pool.lines.try_iter());
@@ -277,6 +290,15 @@ fn three_nodes_share_one_chain_and_every_block_pays_the_window() {
     let before = height_of(&mut pa).expect("height");
     wait_height(&mut pa, before + 5, Duration::from_secs(60));
     wait_height(&mut pb, before + 5, Duration::from_secs(60));
+    // C's miner now mines on A: A's share log holds its shares.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while shares_of(&a.dir.join("pool.db"), &payouts[2]) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "C's miner did not fail over to A"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
 
     // C comes back on its own data, loads its chain and catches up.
     let mut pc = c.start(devnet_port, &address(13), &[&a, &b]);

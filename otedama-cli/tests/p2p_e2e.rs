@@ -84,6 +84,25 @@ impl Drop for Killed {
     }
 }
 
+/// An `otedama-cli devnet` process on a free port, once it listens.
+fn devnet(args: &[&str]) -> (Killed, u16) {
+    let port = free_port();
+    let child = Command::new(bin())
+        .args(["devnet", "--listen", &format!("127.0.0.1:{port}")])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(Killed)
+        .expect("devnet starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the devnet did not listen");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (child, port)
+}
+
 fn wait_blocks(devnet: u16, at_least: u64, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     while rpc(devnet, "getblockcount", json!([]))
@@ -237,20 +256,7 @@ fn wait_height(pool: &mut Pool, at_least: u64, timeout: Duration) {
 
 #[test]
 fn three_nodes_share_one_chain_and_every_block_pays_the_window() {
-    let devnet_port = free_port();
-    let _devnet = Command::new(bin())
-        .args(["devnet", "--listen", &format!("127.0.0.1:{devnet_port}")])
-        .args(["--difficulty", "0.02", "--seconds", "600"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map(Killed)
-        .expect("devnet starts");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", devnet_port)).is_err() {
-        assert!(Instant::now() < deadline, "the devnet did not listen");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (_devnet, devnet_port) = devnet(&["--difficulty", "0.02", "--seconds", "600"]);
 
     let (a, b, c) = (
         Node::new("a", 0.002),
@@ -518,20 +524,7 @@ fn refused_of(pool: &mut Pool) -> u64 {
 fn a_peer_that_sends_a_share_without_its_work_is_refused_and_banned() {
     use otedama_p2p::{MainWork, NetConfig, NodeKey, P2pService, PeerLimits, PowPolicy};
 
-    let devnet_port = free_port();
-    let _devnet = Command::new(bin())
-        .args(["devnet", "--listen", &format!("127.0.0.1:{devnet_port}")])
-        .args(["--seconds", "300"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map(Killed)
-        .expect("devnet starts");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", devnet_port)).is_err() {
-        assert!(Instant::now() < deadline, "the devnet did not listen");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (_devnet, devnet_port) = devnet(&["--seconds", "300"]);
     let honest = Node::new("honest", 0.002);
     let mut pool = honest.start(devnet_port, &address(21), &[]);
 

@@ -56,6 +56,14 @@ pub enum CoinbaseError {
         /// The offending value (one output, or the running total).
         value: u64,
     },
+    /// The extranonce slot cannot be split with this much for extranonce1.
+    #[error("an extranonce slot of {slot} bytes cannot give extranonce1 {extranonce1}")]
+    SlotTooSmall {
+        /// The slot's size.
+        slot: usize,
+        /// The extranonce1 size asked for.
+        extranonce1: usize,
+    },
     /// The extranonce1 given does not have the size the coinbase was built for.
     #[error("extranonce1 is {got} bytes, coinbase expects {expected}")]
     Extranonce1Size {
@@ -320,6 +328,23 @@ impl Coinbase {
         self.extranonce2_size
     }
 
+    /// The same coinbase with its extranonce slot split at `extranonce1_size` (the bytes are
+    /// unchanged: a slot built whole, as a sharechain's, read as Stratum's two parts).
+    pub fn split_at(&self, extranonce1_size: usize) -> Result<Coinbase, CoinbaseError> {
+        let slot = self.extranonce1_size + self.extranonce2_size;
+        let extranonce2_size =
+            slot.checked_sub(extranonce1_size)
+                .ok_or(CoinbaseError::SlotTooSmall {
+                    slot,
+                    extranonce1: extranonce1_size,
+                })?;
+        Ok(Coinbase {
+            extranonce1_size,
+            extranonce2_size,
+            ..self.clone()
+        })
+    }
+
     /// Whether the transaction carries a witness commitment (and a witness).
     pub fn is_segwit(&self) -> bool {
         self.segwit
@@ -406,6 +431,29 @@ impl Coinbase {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_resplit_slot_fills_in_to_the_same_transaction() {
+        let whole = CoinbaseBuilder::new(5)
+            .extranonce_sizes(8, 0)
+            .output(ScriptBuf::new(), 1_000)
+            .build()
+            .unwrap();
+        let split = whole.split_at(4).unwrap();
+        assert_eq!((split.extranonce1_size(), split.extranonce2_size()), (4, 4));
+        assert_eq!(split.coinb1(), whole.coinb1());
+        assert_eq!(
+            split.transaction(&[1, 2, 3, 4], &[5, 6, 7, 8]).unwrap(),
+            whole.transaction(&[1, 2, 3, 4, 5, 6, 7, 8], &[]).unwrap()
+        );
+        assert_eq!(
+            whole.split_at(9),
+            Err(CoinbaseError::SlotTooSmall {
+                slot: 8,
+                extranonce1: 9
+            })
+        );
+    }
 
     #[test]
     fn height_pushes_follow_core() {

@@ -679,15 +679,16 @@ impl<R> Engine<R> {
         let base = Arc::new(base);
         let made = base
             .for_payout(config.payout.as_bytes())
-            .map(|t| {
+            .map_err(JobError::from)
+            .and_then(|t| {
                 let side = SideJob {
                     template: Arc::new(t),
                     base,
                 };
                 self.book
                     .make_side(Arc::new(template), side, clean, now.unix_secs())
-            })
-            .map_err(JobError::from);
+                    .map_err(JobError::from)
+            });
         self.job_made(made, clean, height, now);
     }
 
@@ -830,8 +831,7 @@ impl<R> Engine<R> {
         let script = config.chain.script_pubkey(&identity.address).ok()?;
         let made = self
             .book
-            .derive_side(&base.notify.job_id, &identity.address, &script)?
-            .map_err(JobError::from);
+            .derive_side(&base.notify.job_id, &identity.address, &script)?;
         self.own_or_report(made, base.height, identity.address)
     }
 

@@ -156,9 +156,9 @@ impl JobBook {
         side: SideJob,
         clean: bool,
         ntime: u32,
-    ) -> Arc<PoolJob> {
-        let coinbase = side.template.coinbase.clone();
-        self.insert(template, coinbase, clean, ntime, Some(side))
+    ) -> Result<Arc<PoolJob>, CoinbaseError> {
+        let coinbase = side.template.coinbase.split_at(EXTRANONCE1_SIZE)?;
+        Ok(self.insert(template, coinbase, clean, ntime, Some(side)))
     }
 
     fn insert(
@@ -220,12 +220,12 @@ impl JobBook {
         base_id: &str,
         payee: &str,
         script: &ScriptBuf,
-    ) -> Option<Result<Arc<PoolJob>, otedama_p2p::ShareError>> {
+    ) -> Option<Result<Arc<PoolJob>, crate::JobError>> {
         let base = self.jobs.get(base_id)?.side.as_ref()?.base.clone();
         self.derive_with(base_id, payee, |_| {
             let template = Arc::new(base.for_payout(script.as_bytes())?);
             Ok((
-                template.coinbase.clone(),
+                template.coinbase.split_at(EXTRANONCE1_SIZE)?,
                 Some(SideJob {
                     template,
                     base: Arc::clone(&base),

@@ -226,16 +226,9 @@ pub(crate) fn validate_header(
     if !job.network_target.is_met_by(&pow_hash) {
         return Ok((Outcome::Share { pow_hash }, header));
     }
-    // A sharechain's coinbase has one extranonce slot for both parts: the bytes are the
-    // same, only the split differs.
-    let coinbase = if job.coinbase.extranonce2_size() == 0 && !share.extranonce2.is_empty() {
-        let mut whole = share.extranonce1.clone();
-        whole.extend_from_slice(&share.extranonce2);
-        job.coinbase.transaction(&whole, &[])?
-    } else {
-        job.coinbase
-            .transaction(&share.extranonce1, &share.extranonce2)?
-    };
+    let coinbase = job
+        .coinbase
+        .transaction(&share.extranonce1, &share.extranonce2)?;
     let coinbase = serialize(&coinbase);
     let block = job.template.assemble_block(&header, &coinbase);
     Ok((

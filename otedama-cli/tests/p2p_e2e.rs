@@ -353,7 +353,7 @@ fn three_nodes_share_one_chain_and_every_block_pays_the_window() {
     let height = rpc(devnet_port, "getblockcount", json!([]))
         .as_u64()
         .expect("height");
-    let (checked, paid_miners) = check_blocks(
+    let seen = check_blocks(
         &|m, p| rpc_at(&devnet_url, m, p),
         1..=height,
         &chains[1],
@@ -361,26 +361,35 @@ fn three_nodes_share_one_chain_and_every_block_pays_the_window() {
         AddressParams::BITCOIN_REGTEST,
     );
     assert!(
-        checked >= 3,
-        "only {checked} blocks were the chain's shares"
+        seen.blocks >= 3,
+        "only {} blocks were the chain's shares",
+        seen.blocks
     );
     assert_eq!(
-        paid_miners.len(),
+        seen.paid.len(),
         3,
-        "every miner is paid in some block: {paid_miners:?}"
+        "every miner is paid in some block: {:?}",
+        seen.paid
     );
 }
 
+/// What [`check_blocks`] saw: how many blocks were checked, which of the payouts were paid in
+/// any, and whose shares (which of the payouts') the blocks were.
+struct Checked {
+    blocks: usize,
+    paid: std::collections::BTreeSet<usize>,
+    found_by: std::collections::BTreeSet<usize>,
+}
+
 /// Checks every block in `heights` that is one of `chain`'s shares: its coinbase pays exactly
-/// the window `chain` computes for that share, to the unit, and the whole reward. Returns how
-/// many blocks were checked and which of `payouts` were paid in any of them.
+/// the window `chain` computes for that share, to the unit, and the whole reward.
 fn check_blocks(
     rpc: &dyn Fn(&str, Value) -> Value,
     heights: std::ops::RangeInclusive<u64>,
     chain: &Sharechain,
     payouts: &[String],
     addresses: AddressParams,
-) -> (usize, std::collections::BTreeSet<usize>) {
+) -> Checked {
     let shares: Vec<Share> = chain
         .best_chain(usize::MAX)
         .iter()
@@ -392,6 +401,7 @@ fn check_blocks(
         .collect();
     let mut checked = 0;
     let mut paid_miners = std::collections::BTreeSet::new();
+    let mut found_by = std::collections::BTreeSet::new();
     for h in heights {
         let hash = rpc("getblockhash", json!([h]));
         let block = rpc("getblock", json!([hash, 2]));
@@ -423,36 +433,57 @@ fn check_blocks(
             if paid.iter().any(|(p, _)| p == s) {
                 paid_miners.insert(i);
             }
+            if share.info.payout == s.as_bytes() {
+                found_by.insert(i);
+            }
         }
         checked += 1;
     }
-    (checked, paid_miners)
+    Checked {
+        blocks: checked,
+        paid: paid_miners,
+        found_by,
+    }
 }
 
 #[test]
-fn two_nodes_on_litecoind_regtest_pay_their_miners_in_blocks_litecoind_accepts() {
+fn two_nodes_on_litecoind_islands_relay_their_blocks_and_pay_their_miners() {
     if !support::litecoind::available() {
         return;
     }
-    let ltc = support::litecoind::Litecoind::start();
-    let url = ltc.url();
-    let node = [
-        "--algo",
-        "scrypt",
-        "--chain",
-        "litecoin-regtest",
-        "--node-url",
-        &url,
-        "--node-user",
-        &ltc.user,
-        "--node-password",
-        &ltc.password,
-    ];
+    // Two litecoind islands of one chain with no link between them: a block crosses only
+    // through the sharechain's relay.
+    let ltc = support::litecoind::Litecoind::start_islands();
+    let on = |url: &str| -> Vec<String> {
+        [
+            "--algo",
+            "scrypt",
+            "--chain",
+            "litecoin-regtest",
+            "--node-url",
+            url,
+            "--node-user",
+            &ltc.user,
+            "--node-password",
+            &ltc.password,
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    let (first, second) = (on(&ltc.url()), on(&ltc.island_url()));
+    fn args(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
     let (a, b) = (Node::new("ltc-a", 0.25), Node::new("ltc-b", 0.25));
     let payouts = [ltc.new_address("bech32"), ltc.new_address("bech32")];
     let start = ltc.height();
-    let pa = a.start_on(&node, &ltc.new_address("bech32"), &[]);
-    let mut pb = b.start_on(&node, &ltc.new_address("bech32"), &[&a]);
+    let island_height = || {
+        ltc.island_rpc("getblockcount", json!([]))
+            .as_u64()
+            .expect("height")
+    };
+    let pa = a.start_on(&args(&first), &ltc.new_address("bech32"), &[]);
+    let mut pb = b.start_on(&args(&second), &ltc.new_address("bech32"), &[&a]);
     pb.wait_for("sharechain synced", Duration::from_secs(60));
     let miners = [
         miner_of(
@@ -470,13 +501,14 @@ fn two_nodes_on_litecoind_regtest_pay_their_miners_in_blocks_litecoind_accepts()
             &b.dir.join("miner.log"),
         ),
     ];
-    // On regtest nearly every share is a block: wait for a handful from both.
+    // On regtest nearly every share is a block: wait for a handful on both islands.
     let deadline = Instant::now() + Duration::from_secs(240);
-    while ltc.height() < start + 12 {
+    while ltc.height() < start + 12 || island_height() < start + 12 {
         assert!(
             Instant::now() < deadline,
-            "litecoind stayed at {}",
-            ltc.height()
+            "litecoind stayed at {} and {}",
+            ltc.height(),
+            island_height()
         );
         std::thread::sleep(Duration::from_millis(250));
     }
@@ -492,7 +524,7 @@ fn two_nodes_on_litecoind_regtest_pay_their_miners_in_blocks_litecoind_accepts()
         cb.tip().expect("tip").share.id(),
         "the nodes disagree"
     );
-    let (checked, paid_miners) = check_blocks(
+    let first_island = check_blocks(
         &|m, params| ltc.rpc(m, params),
         start + 1..=ltc.height(),
         &cb,
@@ -500,13 +532,29 @@ fn two_nodes_on_litecoind_regtest_pay_their_miners_in_blocks_litecoind_accepts()
         AddressParams::LITECOIN_REGTEST,
     );
     assert!(
-        checked >= 5,
-        "only {checked} litecoind blocks were the chain's shares"
+        first_island.blocks >= 5,
+        "only {} litecoind blocks were the chain's shares",
+        first_island.blocks
     );
     assert_eq!(
-        paid_miners.len(),
+        first_island.paid.len(),
         2,
-        "both miners are paid: {paid_miners:?}"
+        "both miners are paid: {:?}",
+        first_island.paid
+    );
+    let second_island = check_blocks(
+        &|m, params| ltc.island_rpc(m, params),
+        start + 1..=island_height(),
+        &ca,
+        &payouts,
+        AddressParams::LITECOIN_REGTEST,
+    );
+    // Each island holds blocks the other island's miner found: relayed by the sharechain.
+    assert!(
+        first_island.found_by.contains(&1) && second_island.found_by.contains(&0),
+        "blocks did not cross: the first island holds blocks of {:?}, the second of {:?}",
+        first_island.found_by,
+        second_island.found_by
     );
 }
 

@@ -72,7 +72,9 @@ pub mod window;
 pub use asert::next_target;
 pub use chain::{Added, Entry, MainWork, ShareTemplate, Sharechain, TemplateBase, Verification};
 pub use error::{DecodeError, ParamsError, ShareError};
-pub use message::{Message, MAX_ANCESTORS, MAX_MESSAGE, MAX_REQUEST_IDS};
+pub use message::{
+    Message, MAX_ANCESTORS, MAX_BLOCK, MAX_GOSSIP, MAX_MESSAGE, MAX_PEER_ADDRS, MAX_REQUEST_IDS,
+};
 #[cfg(feature = "tokio")]
 pub use net::{NetConfig, NetError, P2pService, PeerInfo};
 pub use node::{Node, NodeEvent, PeerId, PeerLimits, PowPolicy, ShareSink};

@@ -1,13 +1,24 @@
 //! The gossip messages nodes exchange once connected, and their bounded binary encoding.
 //!
 //! A message is one type byte and its body; the transport frames it (length first) and caps
-//! it at [`MAX_MESSAGE`]. Decoding never allocates more than the bytes at hand justify.
+//! it at [`MAX_MESSAGE`]. Only a relayed main-chain block may be that large; every other
+//! message stays under [`MAX_GOSSIP`]. Decoding never allocates more than the bytes at hand
+//! justify.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::error::DecodeError;
 use crate::share::{Reader, Share, ShareId};
 
-/// The largest message, in bytes.
-pub const MAX_MESSAGE: usize = 256 * 1024;
+/// The largest main-chain block a node relays, in bytes (Bitcoin's block weight limit in
+/// serialized bytes).
+pub const MAX_BLOCK: usize = 4_000_000;
+/// The largest message, in bytes: a block and its type byte.
+pub const MAX_MESSAGE: usize = MAX_BLOCK + 1;
+/// The largest message other than a block, in bytes.
+pub const MAX_GOSSIP: usize = 256 * 1024;
+/// The most addresses one [`Message::Peers`] may carry.
+pub const MAX_PEER_ADDRS: usize = 32;
 /// The most ids one request may name.
 pub const MAX_REQUEST_IDS: usize = 64;
 /// The most ancestors one request may ask for.
@@ -32,6 +43,15 @@ pub enum Message {
     Shares(Vec<Share>),
     /// The sender holds none of these.
     NotFound(Vec<ShareId>),
+    /// A main-chain block a node of the sharechain found, whole, so every node can hand it
+    /// to its own main-chain node at once.
+    Block(Vec<u8>),
+    /// The port the sender accepts peers on (at the address it connected from).
+    Listening(u16),
+    /// Asks for addresses of other nodes.
+    GetPeers,
+    /// Addresses of nodes that accept peers, at most [`MAX_PEER_ADDRS`].
+    Peers(Vec<SocketAddr>),
 }
 
 const ANNOUNCE: u8 = 1;
@@ -39,6 +59,10 @@ const GET_SHARES: u8 = 2;
 const GET_ANCESTORS: u8 = 3;
 const SHARES: u8 = 4;
 const NOT_FOUND: u8 = 5;
+const BLOCK: u8 = 6;
+const LISTENING: u8 = 7;
+const GET_PEERS: u8 = 8;
+const PEERS: u8 = 9;
 
 impl Message {
     /// The message's bytes.
@@ -69,6 +93,32 @@ impl Message {
                 out.push(NOT_FOUND);
                 encode_ids(ids, &mut out);
             }
+            Message::Block(raw) => {
+                out.push(BLOCK);
+                out.extend_from_slice(raw);
+            }
+            Message::Listening(port) => {
+                out.push(LISTENING);
+                out.extend_from_slice(&port.to_le_bytes());
+            }
+            Message::GetPeers => out.push(GET_PEERS),
+            Message::Peers(addrs) => {
+                out.push(PEERS);
+                out.push(addrs.len().min(MAX_PEER_ADDRS) as u8);
+                for addr in addrs.iter().take(MAX_PEER_ADDRS) {
+                    match addr.ip() {
+                        IpAddr::V4(ip) => {
+                            out.push(4);
+                            out.extend_from_slice(&ip.octets());
+                        }
+                        IpAddr::V6(ip) => {
+                            out.push(6);
+                            out.extend_from_slice(&ip.octets());
+                        }
+                    }
+                    out.extend_from_slice(&addr.port().to_le_bytes());
+                }
+            }
         }
         out
     }
@@ -80,6 +130,13 @@ impl Message {
                 what: "message",
                 len: bytes.len(),
                 max: MAX_MESSAGE,
+            });
+        }
+        if bytes.len() > MAX_GOSSIP && bytes.first() != Some(&BLOCK) {
+            return Err(DecodeError::TooLong {
+                what: "message",
+                len: bytes.len(),
+                max: MAX_GOSSIP,
             });
         }
         let mut r = Reader::new(bytes);
@@ -106,6 +163,40 @@ impl Message {
                 Message::Shares(shares)
             }
             NOT_FOUND => Message::NotFound(decode_ids(&mut r)?),
+            BLOCK => {
+                let raw = bytes.get(1..).unwrap_or_default();
+                // A header and at least the coinbase's count byte.
+                if raw.len() < 81 {
+                    return Err(DecodeError::Invalid { what: "block" });
+                }
+                return Ok(Message::Block(raw.to_vec()));
+            }
+            LISTENING => Message::Listening(r.u16("port")?),
+            GET_PEERS => Message::GetPeers,
+            PEERS => {
+                let count = usize::from(r.u8("address count")?);
+                if count > MAX_PEER_ADDRS {
+                    return Err(DecodeError::TooLong {
+                        what: "address list",
+                        len: count,
+                        max: MAX_PEER_ADDRS,
+                    });
+                }
+                let mut addrs = Vec::with_capacity(count);
+                for _ in 0..count {
+                    let ip = match r.u8("address family")? {
+                        4 => IpAddr::V4(Ipv4Addr::from(r.array::<4>("IPv4 address")?)),
+                        6 => IpAddr::V6(Ipv6Addr::from(r.array::<16>("IPv6 address")?)),
+                        _ => {
+                            return Err(DecodeError::Invalid {
+                                what: "address family",
+                            })
+                        }
+                    };
+                    addrs.push(SocketAddr::new(ip, r.u16("port")?));
+                }
+                Message::Peers(addrs)
+            }
             _ => {
                 return Err(DecodeError::Invalid {
                     what: "message type",
@@ -160,6 +251,19 @@ mod tests {
             }),
             proptest::collection::vec(arb_share(), 0..5).prop_map(Message::Shares),
             arb_ids().prop_map(Message::NotFound),
+            proptest::collection::vec(any::<u8>(), 81..400).prop_map(Message::Block),
+            any::<u16>().prop_map(Message::Listening),
+            Just(Message::GetPeers),
+            proptest::collection::vec(
+                prop_oneof![
+                    (any::<[u8; 4]>(), any::<u16>())
+                        .prop_map(|(ip, port)| SocketAddr::new(Ipv4Addr::from(ip).into(), port)),
+                    (any::<[u8; 16]>(), any::<u16>())
+                        .prop_map(|(ip, port)| SocketAddr::new(Ipv6Addr::from(ip).into(), port)),
+                ],
+                0..=MAX_PEER_ADDRS
+            )
+            .prop_map(Message::Peers),
         ]
     }
 
@@ -173,6 +277,27 @@ mod tests {
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
             let _ = Message::decode(&bytes);
         }
+    }
+
+    #[test]
+    fn only_a_block_may_be_larger_than_gossip() {
+        let mut big = vec![SHARES];
+        big.resize(MAX_GOSSIP + 1, 0);
+        assert!(matches!(
+            Message::decode(&big),
+            Err(DecodeError::TooLong { .. })
+        ));
+        big[0] = BLOCK;
+        assert_eq!(
+            Message::decode(&big),
+            Ok(Message::Block(vec![0; MAX_GOSSIP]))
+        );
+        let mut huge = vec![BLOCK];
+        huge.resize(MAX_MESSAGE + 1, 0);
+        assert!(matches!(
+            Message::decode(&huge),
+            Err(DecodeError::TooLong { .. })
+        ));
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub struct NetConfig {
     pub ban: Duration,
     /// How long a handshake may take.
     pub handshake_timeout: Duration,
+    /// How many nodes learnt from peers (beyond `peers`) this node dials and keeps; none
+    /// with `trusted_only`.
+    pub max_discovered: usize,
 }
 
 impl Default for NetConfig {
@@ -52,6 +55,7 @@ impl Default for NetConfig {
             pow_bits: 16,
             ban: Duration::from_secs(600),
             handshake_timeout: Duration::from_secs(10),
+            max_discovered: 8,
         }
     }
 }
@@ -75,6 +79,7 @@ enum Command {
     Submit(Box<Share>, oneshot::Sender<Result<Added, ShareError>>),
     Inspect(Inspect),
     Peers(oneshot::Sender<Vec<PeerInfo>>),
+    RelayBlock(Vec<u8>),
 }
 
 enum Inbound {
@@ -85,6 +90,11 @@ enum Inbound {
     },
     Message(PeerId, Message),
     Closed(PeerId),
+    /// A dial to a learnt address ended: it failed (`reached` false) or its connection closed.
+    Dialled {
+        addr: SocketAddr,
+        reached: bool,
+    },
 }
 
 struct Shared {
@@ -151,7 +161,7 @@ fn now_ms() -> u64 {
 impl P2pService {
     /// Starts the node on the network. Must run inside a tokio runtime.
     pub async fn start(
-        node: Node,
+        mut node: Node,
         key: NodeKey,
         config: NetConfig,
     ) -> Result<P2pService, NetError> {
@@ -164,6 +174,10 @@ impl P2pService {
             None => None,
         };
         let local_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
+        if let Some(addr) = local_addr {
+            node.set_listen_port(addr.port());
+        }
+        let configured: HashSet<SocketAddr> = resolve_addrs(&config.peers).await;
         let (cmd_tx, cmd_rx) = mpsc::channel(256);
         let (in_tx, in_rx) = mpsc::channel(4096);
         let (ev_tx, _) = broadcast::channel(1024);
@@ -187,8 +201,8 @@ impl P2pService {
             cmd_rx,
             in_rx,
             ev_tx.clone(),
-            Arc::clone(&shared),
-            config.ban,
+            Arc::clone(&ctx),
+            configured,
         ));
         shared.track(actor.abort_handle());
 
@@ -230,8 +244,13 @@ impl P2pService {
                     {
                         if let Ok(addr) = stream.peer_addr() {
                             if !ctx.shared.banned(addr.ip()) {
+                                let began = Instant::now();
                                 connection(stream, addr, Role::Initiator, Arc::clone(&ctx)).await;
-                                backoff = Duration::from_millis(250);
+                                // A connection closed at once (a twin of one the peer keeps,
+                                // a refusal) is not a reason to dial again at once.
+                                if began.elapsed() >= Duration::from_secs(10) {
+                                    backoff = Duration::from_millis(250);
+                                }
                             }
                         }
                     }
@@ -285,6 +304,15 @@ impl P2pService {
         rx.await.map_err(|_| NetError::Stopped)
     }
 
+    /// Sends a main-chain block this node's miners found to every peer, ahead of its share,
+    /// so each hands it to its own main-chain node.
+    pub async fn relay_block(&self, raw: Vec<u8>) -> Result<(), NetError> {
+        self.commands
+            .send(Command::RelayBlock(raw))
+            .await
+            .map_err(|_| NetError::Stopped)
+    }
+
     /// The connected peers.
     pub async fn peers(&self) -> Result<Vec<PeerInfo>, NetError> {
         let (tx, rx) = oneshot::channel();
@@ -309,6 +337,16 @@ impl P2pService {
     }
 }
 
+async fn resolve_addrs(peers: &[String]) -> HashSet<SocketAddr> {
+    let mut out = HashSet::new();
+    for p in peers {
+        if let Ok(addrs) = tokio::net::lookup_host(p.as_str()).await {
+            out.extend(addrs);
+        }
+    }
+    out
+}
+
 async fn resolve_ips(peers: &[String]) -> HashSet<IpAddr> {
     let mut out = HashSet::new();
     for p in peers {
@@ -325,15 +363,24 @@ struct PeerSlot {
     abort: AbortHandle,
 }
 
+/// Every fifth tick, the node looks for more peers among the addresses it learnt.
+const DISCOVERY_TICKS: u32 = 5;
+
 async fn run_node(
     mut node: Node,
     mut commands: mpsc::Receiver<Command>,
     mut inbound: mpsc::Receiver<Inbound>,
     events: broadcast::Sender<NodeEvent>,
-    shared: Arc<Shared>,
-    ban: Duration,
+    ctx: Arc<ConnCtx>,
+    configured: HashSet<SocketAddr>,
 ) {
+    let shared = Arc::clone(&ctx.shared);
+    let ban = ctx.config.ban;
+    let own_key = ctx.key.public();
     let mut peers: HashMap<PeerId, PeerSlot> = HashMap::new();
+    // Learnt addresses being dialled or connected through discovery.
+    let mut discovered: HashSet<SocketAddr> = HashSet::new();
+    let mut ticks = 0u32;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
@@ -348,13 +395,39 @@ async fn run_node(
                     list.sort_by_key(|p| p.id);
                     let _ = reply.send(list);
                 }
+                Some(Command::RelayBlock(raw)) => node.relay_block(raw),
             },
             msg = inbound.recv() => match msg {
                 None => return,
                 Some(Inbound::Connected { info, tx, abort }) => {
                     let id = info.id;
+                    if info.key == own_key {
+                        // This node itself: its own address came back in a peer list.
+                        node.forget_address(&info.addr);
+                        abort.abort();
+                        continue;
+                    }
+                    // Two connections to one node (both dialled, or an address learnt for a
+                    // node connected already): both ends keep the one dialled by the lower
+                    // key, so they keep the same one.
+                    let twin = peers
+                        .iter()
+                        .find(|(_, p)| p.info.key == info.key)
+                        .map(|(id, p)| (*id, p.info.inbound));
+                    if let Some((old, old_inbound)) = twin {
+                        let keep_outbound = own_key < info.key;
+                        if old_inbound == info.inbound || old_inbound != keep_outbound {
+                            abort.abort();
+                            continue;
+                        }
+                        if let Some(slot) = peers.remove(&old) {
+                            slot.abort.abort();
+                            node.on_disconnect(old);
+                        }
+                    }
+                    let (addr, dialled) = (info.addr, !info.inbound);
                     peers.insert(id, PeerSlot { info, tx, abort });
-                    node.on_connect(id, now_ms());
+                    node.on_connect_from(id, now_ms(), addr, dialled);
                 }
                 Some(Inbound::Message(peer, msg)) => {
                     if peers.contains_key(&peer) {
@@ -366,8 +439,20 @@ async fn run_node(
                         node.on_disconnect(peer);
                     }
                 }
+                Some(Inbound::Dialled { addr, reached }) => {
+                    discovered.remove(&addr);
+                    if !reached {
+                        node.forget_address(&addr);
+                    }
+                }
             },
-            _ = tick.tick() => node.handle_timeout(now_ms()),
+            _ = tick.tick() => {
+                node.handle_timeout(now_ms());
+                ticks = ticks.wrapping_add(1);
+                if ticks.is_multiple_of(DISCOVERY_TICKS) && !ctx.config.trusted_only {
+                    discover(&node, &ctx, &configured, &mut discovered);
+                }
+            }
         }
         while let Some((peer, msg)) = node.poll_transmit() {
             let slow = match peers.get(&peer) {
@@ -394,6 +479,41 @@ async fn run_node(
             }
             let _ = events.send(event);
         }
+    }
+}
+
+/// Dials learnt addresses until `max_discovered` of them are dialled or connected. A dial
+/// that fails forgets its address; one that connects stays until its connection closes.
+fn discover(
+    node: &Node,
+    ctx: &Arc<ConnCtx>,
+    configured: &HashSet<SocketAddr>,
+    discovered: &mut HashSet<SocketAddr>,
+) {
+    let room = ctx.config.max_discovered.saturating_sub(discovered.len());
+    if room == 0 {
+        return;
+    }
+    let candidates = node.dial_candidates(room + discovered.len() + configured.len());
+    let picked: Vec<SocketAddr> = candidates
+        .into_iter()
+        .filter(|a| !configured.contains(a) && !discovered.contains(a))
+        .filter(|a| !ctx.shared.banned(a.ip()))
+        .take(room)
+        .collect();
+    for addr in picked {
+        discovered.insert(addr);
+        let c = Arc::clone(ctx);
+        let task = tokio::spawn(async move {
+            let dialled =
+                tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await;
+            let reached = matches!(dialled, Ok(Ok(_)));
+            if let Ok(Ok(stream)) = dialled {
+                connection(stream, addr, Role::Initiator, Arc::clone(&c)).await;
+            }
+            let _ = c.inbound.send(Inbound::Dialled { addr, reached }).await;
+        });
+        ctx.shared.track(task.abort_handle());
     }
 }
 

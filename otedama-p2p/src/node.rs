@@ -2,13 +2,15 @@
 //! send and events come out. The simulator and the network adapter drive the same code.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use otedama_core::BlockHeader;
 use otedama_hash::PowAlgorithm;
 
 use crate::chain::{Added, Sharechain, Verification};
 use crate::error::ShareError;
-use crate::message::{Message, MAX_ANCESTORS, MAX_MESSAGE};
+use crate::message::{Message, MAX_ANCESTORS, MAX_GOSSIP, MAX_PEER_ADDRS};
 use crate::share::{Share, ShareId};
 
 /// Where a node keeps the shares it accepts, so they survive a restart.
@@ -66,6 +68,14 @@ pub enum NodeEvent {
         /// The tip's height.
         height: u64,
     },
+    /// A peer relayed a main-chain block (its proof of work checked against its own bits):
+    /// hand it to the main chain's node, which may not have heard of it yet.
+    MainBlock {
+        /// The block's header hash, internal byte order.
+        hash: [u8; 32],
+        /// The whole block, as `submitblock` takes it.
+        raw: Vec<u8>,
+    },
 }
 
 /// Limits on what one peer may cost this node.
@@ -99,9 +109,23 @@ struct Peer {
     in_flight: usize,
     /// Shares this peer is known to hold (sent to us or by us), so relays skip it.
     knows: HashSet<ShareId>,
+    /// The address it connected from, when the driver knows it.
+    remote: Option<SocketAddr>,
+    /// Where it accepts peers: the address dialled, or its IP with the port it announced.
+    reachable: Option<SocketAddr>,
+    /// Whether a [`Message::GetPeers`] to it is unanswered.
+    asked_peers: bool,
+    /// When it was last sent addresses.
+    answered_peers_ms: Option<u64>,
 }
 
 const KNOWN_CAP: usize = 4_096;
+/// Addresses a node remembers.
+const ADDRESS_BOOK_CAP: usize = 1_024;
+/// Main-chain blocks a node remembers having relayed.
+const SEEN_BLOCKS_CAP: usize = 256;
+/// How often a peer is sent addresses at most.
+const PEERS_ANSWER_EVERY_MS: u64 = 60_000;
 
 /// One sharechain node's gossip.
 pub struct Node {
@@ -123,6 +147,12 @@ pub struct Node {
     pruned_at: u64,
     /// When the first peer connected to an empty, unsynced node.
     first_peer_ms: Option<u64>,
+    /// The port this node accepts peers on, told to every peer.
+    listen_port: Option<u16>,
+    /// Addresses of nodes that accept peers, with when they were last heard of.
+    address_book: HashMap<SocketAddr, u64>,
+    /// Main-chain blocks relayed already, oldest first.
+    seen_blocks: VecDeque<[u8; 32]>,
 }
 
 impl std::fmt::Debug for Node {
@@ -155,6 +185,49 @@ impl Node {
             sink: None,
             pruned_at: 0,
             first_peer_ms: None,
+            listen_port: None,
+            address_book: HashMap::new(),
+            seen_blocks: VecDeque::new(),
+        }
+    }
+
+    /// Tells every peer from now on that this node accepts peers on `port`.
+    pub fn set_listen_port(&mut self, port: u16) {
+        self.listen_port = Some(port);
+    }
+
+    /// Addresses of nodes that accept peers, learnt from peers and not connected now, most
+    /// recently heard of first: where a driver looking for more peers dials.
+    pub fn dial_candidates(&self, max: usize) -> Vec<SocketAddr> {
+        let connected: HashSet<SocketAddr> =
+            self.peers.values().filter_map(|p| p.reachable).collect();
+        let mut known: Vec<(&SocketAddr, &u64)> = self
+            .address_book
+            .iter()
+            .filter(|(a, _)| !connected.contains(a))
+            .collect();
+        known.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        known.into_iter().take(max).map(|(a, _)| *a).collect()
+    }
+
+    /// Forgets an address (it could not be dialled, or it is this node's own).
+    pub fn forget_address(&mut self, addr: &SocketAddr) {
+        self.address_book.remove(addr);
+    }
+
+    /// A main-chain block this node's miners found: sent to every peer at once, so each
+    /// hands it to its own main-chain node.
+    pub fn relay_block(&mut self, raw: Vec<u8>) {
+        let Some(header) = raw.get(..80).and_then(|h| BlockHeader::from_bytes(h).ok()) else {
+            return;
+        };
+        let hash = header.block_hash();
+        if !self.remember_block(hash) {
+            return;
+        }
+        let peers: Vec<PeerId> = self.peers.keys().copied().collect();
+        for p in peers {
+            self.send(p, Message::Block(raw.clone()));
         }
     }
 
@@ -197,6 +270,40 @@ impl Node {
 
     /// A peer connected (after the handshake): it is told our tip.
     pub fn on_connect(&mut self, peer: PeerId, now_ms: u64) {
+        self.connect(peer, now_ms, None, None);
+    }
+
+    /// [`Node::on_connect`] for a driver that knows where the peer is: `remote` is the
+    /// address of the connection, and the peer accepts peers there when this node dialled
+    /// it (`dialled`). Peers then exchange the addresses of other nodes.
+    pub fn on_connect_from(
+        &mut self,
+        peer: PeerId,
+        now_ms: u64,
+        remote: SocketAddr,
+        dialled: bool,
+    ) {
+        let reachable = dialled.then_some(remote);
+        if let Some(addr) = reachable {
+            self.learn_address(addr, now_ms);
+        }
+        self.connect(peer, now_ms, Some(remote), reachable);
+        if let Some(port) = self.listen_port {
+            self.send(peer, Message::Listening(port));
+        }
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.asked_peers = true;
+        }
+        self.send(peer, Message::GetPeers);
+    }
+
+    fn connect(
+        &mut self,
+        peer: PeerId,
+        now_ms: u64,
+        remote: Option<SocketAddr>,
+        reachable: Option<SocketAddr>,
+    ) {
         self.peers.insert(
             peer,
             Peer {
@@ -204,6 +311,10 @@ impl Node {
                 last_refill_ms: now_ms,
                 in_flight: 0,
                 knows: HashSet::new(),
+                remote,
+                reachable,
+                asked_peers: false,
+                answered_peers_ms: None,
             },
         );
         self.first_peer_ms.get_or_insert(now_ms);
@@ -329,6 +440,31 @@ impl Node {
                 let reply = self.ancestors_reply(from, count);
                 self.send(peer, reply);
             }
+            Message::Block(raw) => self.receive_block(peer, raw),
+            Message::Listening(port) => {
+                let ip = self.peers.get(&peer).and_then(|p| p.remote).map(|r| r.ip());
+                if let (Some(ip), true) = (ip, port != 0) {
+                    let addr = SocketAddr::new(ip, port);
+                    if let Some(p) = self.peers.get_mut(&peer) {
+                        p.reachable = Some(addr);
+                    }
+                    self.learn_address(addr, now_ms);
+                }
+            }
+            Message::GetPeers => self.answer_peers(peer, now_ms),
+            Message::Peers(addrs) => {
+                // Only an answer is taken: unasked lists would let a peer fill the book.
+                let asked = self
+                    .peers
+                    .get_mut(&peer)
+                    .map(|p| std::mem::replace(&mut p.asked_peers, false))
+                    .unwrap_or(false);
+                if asked {
+                    for addr in addrs.into_iter().take(MAX_PEER_ADDRS) {
+                        self.learn_address(addr, now_ms);
+                    }
+                }
+            }
             Message::NotFound(ids) => {
                 for id in &ids {
                     self.settle_request(id);
@@ -358,6 +494,104 @@ impl Node {
         }
     }
 
+    fn learn_address(&mut self, addr: SocketAddr, now_ms: u64) {
+        if addr.port() == 0 || addr.ip().is_unspecified() || is_multicast(addr.ip()) {
+            return;
+        }
+        if self.address_book.len() >= ADDRESS_BOOK_CAP && !self.address_book.contains_key(&addr) {
+            let oldest = self
+                .address_book
+                .iter()
+                .min_by_key(|(a, t)| (**t, **a))
+                .map(|(a, _)| *a);
+            if let Some(oldest) = oldest {
+                self.address_book.remove(&oldest);
+            }
+        }
+        self.address_book.insert(addr, now_ms);
+    }
+
+    fn answer_peers(&mut self, peer: PeerId, now_ms: u64) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if p.answered_peers_ms
+            .is_some_and(|at| now_ms.saturating_sub(at) < PEERS_ANSWER_EVERY_MS)
+        {
+            return;
+        }
+        p.answered_peers_ms = Some(now_ms);
+        let own = p.reachable;
+        // Connected peers first (they answer now), then the rest of the book, newest first.
+        let mut addrs: Vec<SocketAddr> = self
+            .peers
+            .iter()
+            .filter(|(id, _)| **id != peer)
+            .filter_map(|(_, p)| p.reachable)
+            .collect();
+        let mut book: Vec<(&SocketAddr, &u64)> = self.address_book.iter().collect();
+        book.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        for (addr, _) in book {
+            if addrs.len() >= MAX_PEER_ADDRS {
+                break;
+            }
+            if !addrs.contains(addr) {
+                addrs.push(*addr);
+            }
+        }
+        addrs.retain(|a| Some(*a) != own);
+        addrs.truncate(MAX_PEER_ADDRS);
+        self.send(peer, Message::Peers(addrs));
+    }
+
+    /// Remembers a block hash; `false` when it was seen before.
+    fn remember_block(&mut self, hash: [u8; 32]) -> bool {
+        if self.seen_blocks.contains(&hash) {
+            return false;
+        }
+        if self.seen_blocks.len() >= SEEN_BLOCKS_CAP {
+            self.seen_blocks.pop_front();
+        }
+        self.seen_blocks.push_back(hash);
+        true
+    }
+
+    fn receive_block(&mut self, peer: PeerId, raw: Vec<u8>) {
+        let Some(header) = raw.get(..80).and_then(|h| BlockHeader::from_bytes(h).ok()) else {
+            self.misbehaved(peer, "a block too short for its header".to_owned());
+            return;
+        };
+        let hash = header.block_hash();
+        if self.seen_blocks.contains(&hash) {
+            return;
+        }
+        // Relaying costs every peer a block's bytes: only a block with its full proof of work
+        // is worth that.
+        if let PowPolicy::Verify(pow) = &self.pow {
+            let target = header.bits.decode().ok();
+            let meets =
+                pow.hash(&header.to_bytes())
+                    .ok()
+                    .zip(target)
+                    .is_some_and(|(out, target)| {
+                        pow.algorithm().hash_order().meets(&out.hash, &target)
+                    });
+            if !meets {
+                self.misbehaved(
+                    peer,
+                    "a main-chain block without its proof of work".to_owned(),
+                );
+                return;
+            }
+        }
+        self.remember_block(hash);
+        let others: Vec<PeerId> = self.peers.keys().copied().filter(|p| *p != peer).collect();
+        for p in others {
+            self.send(p, Message::Block(raw.clone()));
+        }
+        self.events.push_back(NodeEvent::MainBlock { hash, raw });
+    }
+
     fn ancestors_reply(&self, from: ShareId, count: u16) -> Message {
         if !self.chain.contains(&from) {
             return Message::NotFound(vec![from]);
@@ -383,7 +617,7 @@ impl Node {
                 .iter()
                 .map(|s| 200 + s.branch.len() * 32 + s.info.payout.len())
                 .sum();
-            if size + group_size > MAX_MESSAGE {
+            if size + group_size > MAX_GOSSIP {
                 break;
             }
             size += group_size;
@@ -658,5 +892,12 @@ impl Node {
 
     fn send(&mut self, peer: PeerId, msg: Message) {
         self.outbox.push_back((peer, msg));
+    }
+}
+
+fn is_multicast(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_multicast() || v4.is_broadcast(),
+        IpAddr::V6(v6) => v6.is_multicast(),
     }
 }

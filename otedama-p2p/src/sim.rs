@@ -464,6 +464,8 @@ impl<'a> Sim<'a> {
                     self.redraw(i);
                 }
                 NodeEvent::Misbehaved { .. } => self.misbehaviour += 1,
+                // Simulated shares are not main-chain blocks; nothing is relayed.
+                NodeEvent::MainBlock { .. } => {}
             }
         }
     }

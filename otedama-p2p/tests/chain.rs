@@ -429,3 +429,97 @@ fn a_node_whose_peers_have_no_chain_starts_one_after_a_quiet_request_timeout() {
         std::iter::from_fn(|| joining.poll_event()).all(|e| !matches!(e, NodeEvent::Synced { .. }))
     );
 }
+
+#[test]
+fn a_relayed_block_needs_its_proof_of_work_and_goes_out_once() {
+    let pow: Arc<dyn otedama_hash::PowAlgorithm> = Arc::new(Sha256d::new());
+    let mut node = Node::new(
+        Sharechain::new(params()),
+        PowPolicy::Verify(pow),
+        PeerLimits::default(),
+    );
+    for peer in [1, 2, 3] {
+        node.on_connect(peer, 0);
+    }
+    std::iter::from_fn(|| node.poll_transmit()).for_each(drop);
+    let mut header = otedama_core::BlockHeader::from_bytes(&[0; 80]).unwrap();
+    header.bits = CompactTarget::from_consensus(0x207f_ffff);
+    let target = header.bits.decode().unwrap();
+    while !target.is_met_by(&header.block_hash()) {
+        header.nonce += 1;
+    }
+    let mut block = header.to_bytes().to_vec();
+    block.extend_from_slice(&[1, 2, 3]);
+
+    node.on_message(1, Message::Block(block.clone()), 1);
+    let sent: Vec<(u64, Message)> = std::iter::from_fn(|| node.poll_transmit()).collect();
+    let to: Vec<u64> = sent.iter().map(|(p, _)| *p).collect();
+    assert_eq!(
+        to,
+        vec![2, 3],
+        "relayed to the others, not back to the sender"
+    );
+    assert!(sent
+        .iter()
+        .all(|(_, m)| *m == Message::Block(block.clone())));
+    assert_eq!(
+        node.poll_event(),
+        Some(NodeEvent::MainBlock {
+            hash: header.block_hash(),
+            raw: block.clone()
+        })
+    );
+    node.on_message(2, Message::Block(block.clone()), 2);
+    assert_eq!(node.poll_transmit(), None, "a block goes out once");
+    assert_eq!(node.poll_event(), None);
+
+    // The same block under bits it does not meet: the sender is reported, nothing relayed.
+    let mut forged = header;
+    forged.bits = CompactTarget::from_consensus(0x1d00_ffff);
+    let mut raw = forged.to_bytes().to_vec();
+    raw.extend_from_slice(&[1, 2, 3]);
+    node.on_message(3, Message::Block(raw), 3);
+    assert_eq!(node.poll_transmit(), None);
+    assert!(matches!(
+        node.poll_event(),
+        Some(NodeEvent::Misbehaved { peer: 3, .. })
+    ));
+}
+
+#[test]
+fn peers_trade_addresses_only_when_asked() {
+    let mut node = Node::new(
+        Sharechain::new(params()),
+        PowPolicy::Simulated,
+        PeerLimits::default(),
+    );
+    let remote = |port: u16| std::net::SocketAddr::from(([10, 0, 0, 1], port));
+    // Dialled: it listens where it was reached; inbound: where it says it listens.
+    node.on_connect_from(1, 0, remote(9333), true);
+    node.on_connect_from(2, 0, remote(50_000), false);
+    let first: Vec<(u64, Message)> = std::iter::from_fn(|| node.poll_transmit()).collect();
+    assert!(first.contains(&(1, Message::GetPeers)) && first.contains(&(2, Message::GetPeers)));
+    node.on_message(2, Message::Listening(9444), 1);
+    node.on_message(1, Message::Peers(vec![remote(7000), remote(7001)]), 2);
+    // Unasked: ignored.
+    node.on_message(1, Message::Peers(vec![remote(8000)]), 3);
+    let mut learnt = node.dial_candidates(10);
+    learnt.sort();
+    assert_eq!(
+        learnt,
+        vec![remote(7000), remote(7001)],
+        "connected peers are not dialled again"
+    );
+
+    node.on_message(2, Message::GetPeers, 4);
+    let Some((2, Message::Peers(told))) = node.poll_transmit() else {
+        panic!("no answer");
+    };
+    assert!(told.contains(&remote(9333)) && told.contains(&remote(7000)));
+    assert!(
+        !told.contains(&remote(9444)),
+        "a peer is not told its own address"
+    );
+    node.on_message(2, Message::GetPeers, 5);
+    assert_eq!(node.poll_transmit(), None, "answered once a minute at most");
+}

@@ -24,6 +24,16 @@ fn main_work() -> MainWork {
 }
 
 async fn start(name: &str, listen: bool, peers: Vec<String>, alone: bool) -> P2pService {
+    start_with(name, listen, peers, alone, NetConfig::default()).await
+}
+
+async fn start_with(
+    name: &str,
+    listen: bool,
+    peers: Vec<String>,
+    alone: bool,
+    config: NetConfig,
+) -> P2pService {
     let mut node = Node::new(
         Sharechain::new(params(name)),
         PowPolicy::Simulated,
@@ -36,7 +46,7 @@ async fn start(name: &str, listen: bool, peers: Vec<String>, alone: bool) -> P2p
         listen: listen.then(|| "127.0.0.1:0".parse().unwrap()),
         peers,
         pow_bits: 12,
-        ..NetConfig::default()
+        ..config
     };
     P2pService::start(node, NodeKey::generate().unwrap(), config)
         .await
@@ -83,8 +93,12 @@ async fn nodes_sync_relay_and_ban_over_tcp() {
     }
     let b = start("net", true, vec![a_addr.clone()], false).await;
     let b_addr = b.local_addr().unwrap().to_string();
-    // Outbound only: it reaches the chain through b.
-    let c = start("net", false, vec![b_addr], false).await;
+    // Outbound only, and dialling no address it learns: it reaches the chain through b.
+    let solitary = NetConfig {
+        max_discovered: 0,
+        ..NetConfig::default()
+    };
+    let c = start_with("net", false, vec![b_addr], false, solitary).await;
     // Synced: the tip reached, and no request left waiting (a request that crossed a relay
     // of the same share is settled by its answer or its timeout).
     wait_for("b and c to sync", async || {
@@ -169,6 +183,104 @@ async fn nodes_sync_relay_and_ban_over_tcp() {
         "a banned address was served"
     );
     for s in [a, b, c, d] {
+        s.shutdown();
+    }
+}
+
+async fn keys(service: &P2pService) -> Vec<[u8; 32]> {
+    // Each node once: two connections to one node are one while its twin closes.
+    service
+        .peers()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.key)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_meet_through_peer_lists_but_a_federation_dials_only_its_own() {
+    let a = start("meet", true, vec![], true).await;
+    let a_addr = a.local_addr().unwrap().to_string();
+    let b = start("meet", true, vec![a_addr.clone()], false).await;
+    let c = start("meet", true, vec![a_addr.clone()], false).await;
+    let federated = NetConfig {
+        trusted_only: true,
+        ..NetConfig::default()
+    };
+    let d = start_with("meet", true, vec![a_addr.clone()], false, federated).await;
+    // b and c know only a; a tells each where the other listens.
+    wait_for("b and c to connect to each other", async || {
+        keys(&b).await.len() >= 3 && keys(&c).await.len() >= 3
+    })
+    .await;
+    let (b_addr, c_addr) = (b.local_addr().unwrap(), c.local_addr().unwrap());
+    let dialled =
+        |peers: Vec<otedama_p2p::PeerInfo>, to| peers.iter().any(|p| !p.inbound && p.addr == to);
+    assert!(
+        dialled(b.peers().await.unwrap(), c_addr) || dialled(c.peers().await.unwrap(), b_addr),
+        "b and c are connected only through what they dialled themselves"
+    );
+    // A federation's node accepts the others (all on 127.0.0.1, a's address) but dials only
+    // its configured peer.
+    let d_peers = d.peers().await.unwrap();
+    assert!(
+        d_peers.iter().filter(|p| !p.inbound).count() == 1,
+        "a federated node dialled a learnt address: {d_peers:?}"
+    );
+    for s in [a, b, c, d] {
+        s.shutdown();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_found_block_reaches_every_node_once() {
+    let a = start("relay", true, vec![], true).await;
+    let a_addr = a.local_addr().unwrap().to_string();
+    let b = start("relay", true, vec![a_addr.clone()], false).await;
+    let b_addr = b.local_addr().unwrap().to_string();
+    let solitary = NetConfig {
+        max_discovered: 0,
+        ..NetConfig::default()
+    };
+    let c = start_with("relay", false, vec![b_addr], false, solitary).await;
+    wait_for("a, b and c to connect", async || {
+        a.peers().await.unwrap().len() == 1 && c.peers().await.unwrap().len() == 1
+    })
+    .await;
+    let (mut at_b, mut at_c, mut at_a) = (b.events(), c.events(), a.events());
+    let mut block = vec![0u8; 80];
+    block[72..76].copy_from_slice(&0x207f_ffffu32.to_le_bytes());
+    block.extend_from_slice(&[1, 0xaa, 0xbb]);
+    a.relay_block(block.clone()).await.unwrap();
+    for (name, events) in [("b", &mut at_b), ("c", &mut at_c)] {
+        let got = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let Ok(otedama_p2p::NodeEvent::MainBlock { raw, .. }) = events.recv().await {
+                    return raw;
+                }
+            }
+        })
+        .await;
+        assert_eq!(
+            got.ok(),
+            Some(block.clone()),
+            "{name} did not get the block"
+        );
+    }
+    // a sent it; it does not come back to a as news.
+    let echoed = tokio::time::timeout(Duration::from_millis(1_500), async {
+        loop {
+            if let Ok(otedama_p2p::NodeEvent::MainBlock { .. }) = at_a.recv().await {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(echoed.is_err(), "the block came back to its finder");
+    for s in [a, b, c] {
         s.shutdown();
     }
 }

@@ -74,6 +74,13 @@ pub enum ServiceEvent {
         /// When the source is asked again.
         retry_in: Duration,
     },
+    /// A main-chain block a sharechain peer relayed was handed to this pool's node.
+    BlockRelayed {
+        /// The block's hash, internal byte order.
+        hash: [u8; 32],
+        /// What the node said: a block it has already is refused as a duplicate.
+        result: Result<(), SubmitError>,
+    },
     /// A found block could not be written to the share log (it was submitted all the same).
     BlockNotRecorded {
         /// The block's hash.
@@ -200,8 +207,8 @@ type Reply = (Connection, ShareToken);
 enum Outlet {
     Bitcoin {
         blocks: Mutex<Box<dyn BlockSubmitter>>,
-        /// Where sharechain shares go, on a sharechain pool.
-        side: Option<ShareOut>,
+        /// Where sharechain shares and found blocks go, on a sharechain pool.
+        side: Option<(ShareOut, BlockOut)>,
         jobs: watch::Sender<Option<Arc<JobAnnouncement>>>,
         /// Wakes the template thread: a new template, or the engine's call for fresh work.
         wake: Mutex<std::sync::mpsc::Sender<Wake>>,
@@ -220,6 +227,8 @@ enum Wake {
     Template(BlockTemplate),
     /// The engine asks for fresh work.
     Refresh,
+    /// A sharechain peer relayed a main-chain block: hand it to this pool's node.
+    Relayed(Vec<u8>),
 }
 
 /// Carries out what the engine asks for.
@@ -355,13 +364,26 @@ impl Driver {
                 Action::Announce { .. } | Action::AnnounceRx { .. } => {}
                 Action::SideShare { share } => {
                     if let Outlet::Bitcoin {
-                        side: Some(out), ..
+                        side: Some((out, _)),
+                        ..
                     } = &self.outlet
                     {
                         out(*share);
                     }
                 }
                 Action::SubmitBlock { share, block } => {
+                    // The sharechain's peers get the block first: each hands it to its own
+                    // node while this one submits, so it spreads from many places at once.
+                    if let (
+                        Outlet::Bitcoin {
+                            side: Some((_, relay)),
+                            ..
+                        },
+                        FoundBlock::Bitcoin(raw),
+                    ) = (&self.outlet, &block)
+                    {
+                        relay(raw.clone());
+                    }
                     let result = self.telemetry.node_submit.time(|| self.submit(&block));
                     if matches!(
                         result,
@@ -578,6 +600,8 @@ pub struct ServiceConfig {
 
 /// Where a sharechain's shares go.
 type ShareOut = Box<dyn Fn(otedama_p2p::Share) + Send + Sync>;
+/// Where the main-chain blocks a sharechain pool finds go besides its own node.
+type BlockOut = Box<dyn Fn(Vec<u8>) + Send + Sync>;
 
 /// What a sharechain pool ([`PoolService::start_sharechain`]) adds: the sharechain's work on
 /// each main-chain template, and a taker for the shares its miners find.
@@ -588,6 +612,9 @@ pub struct SideChain {
     pub plan: Plan,
     /// Takes each share that met the sharechain's target (called on a share's thread).
     pub shares: ShareOut,
+    /// Takes each main-chain block the pool finds, whole, before its own node does: the
+    /// sharechain relays it to its peers.
+    pub blocks: BlockOut,
 }
 
 impl std::fmt::Debug for SideChain {
@@ -607,6 +634,13 @@ impl WorkTrigger {
     /// Wakes the template thread; `false` once the service has stopped.
     pub fn refresh(&self) -> bool {
         self.wake.send(Wake::Refresh).is_ok()
+    }
+
+    /// Hands a main-chain block a sharechain peer relayed to this pool's node (on the
+    /// template thread, which then fetches fresh work); the outcome is reported as
+    /// [`ServiceEvent::BlockRelayed`]. `false` once the service has stopped.
+    pub fn relay_block(&self, raw: Vec<u8>) -> bool {
+        self.wake.send(Wake::Relayed(raw)).is_ok()
     }
 }
 
@@ -674,7 +708,11 @@ impl PoolService {
             .collect();
         let own_jobs = side.is_some() || engine.config().is_some_and(|c| c.solo_fee.is_some());
         let (plan, side) = match side {
-            Some(SideChain { plan, shares }) => (Some(plan), Some(shares)),
+            Some(SideChain {
+                plan,
+                shares,
+                blocks,
+            }) => (Some(plan), Some((shares, blocks))),
             None => (None, None),
         };
         let (jobs_tx, jobs_rx) = watch::channel::<Option<Arc<JobAnnouncement>>>(None);
@@ -1542,6 +1580,17 @@ fn spawn_templates(
                     match wakes.recv_timeout(wait) {
                         Ok(Wake::Template(t)) => Ok(t),
                         Ok(Wake::Refresh) => {
+                            driver.telemetry.node_work.time(|| templates.template())
+                        }
+                        Ok(Wake::Relayed(raw)) => {
+                            let hash = raw
+                                .get(..80)
+                                .and_then(|h| otedama_core::BlockHeader::from_bytes(h).ok())
+                                .map(|h| h.block_hash());
+                            let result = driver.submit(&FoundBlock::Bitcoin(raw));
+                            if let Some(hash) = hash {
+                                (driver.report)(ServiceEvent::BlockRelayed { hash, result });
+                            }
                             driver.telemetry.node_work.time(|| templates.template())
                         }
                         Err(RecvTimeoutError::Timeout) => {

@@ -203,15 +203,24 @@ impl SharechainNode {
                 let _ = service.submit(share).await;
             });
         };
+        let (service, runtime) = (self.service.clone(), self.runtime.clone());
+        let blocks = move |raw: Vec<u8>| {
+            let service = service.clone();
+            runtime.spawn(async move {
+                let _ = service.relay_block(raw).await;
+            });
+        };
         SideChain {
             plan: Box::new(plan),
             shares: Box::new(shares),
+            blocks: Box::new(blocks),
         }
     }
 
     /// Asks `pool` for fresh work whenever the sharechain's tip moves or the node finishes
-    /// syncing, until the pool stops; `on_event` sees every event of the node since its
-    /// start first (a second call sees those since the call).
+    /// syncing, and hands the main-chain blocks peers relay to the pool's node, until the
+    /// pool stops; `on_event` sees every event of the node since its start first (a second
+    /// call sees those since the call).
     pub fn follow(
         &self,
         pool: WorkTrigger,
@@ -228,9 +237,12 @@ impl SharechainNode {
                 match events.recv().await {
                     Ok(event) => {
                         on_event(&event);
-                        if matches!(event, NodeEvent::NewTip { .. } | NodeEvent::Synced { .. })
-                            && !pool.refresh()
-                        {
+                        let alive = match event {
+                            NodeEvent::NewTip { .. } | NodeEvent::Synced { .. } => pool.refresh(),
+                            NodeEvent::MainBlock { raw, .. } => pool.relay_block(raw),
+                            _ => true,
+                        };
+                        if !alive {
                             return;
                         }
                     }

@@ -78,6 +78,20 @@ pub(crate) fn print_event(algo: Algorithm, event: ServiceEvent) {
                 ErrorChain(&error)
             )
         }
+        ServiceEvent::BlockRelayed { hash, result } => {
+            let mut shown = hash;
+            shown.reverse();
+            let shown = hex::encode(shown);
+            match result {
+                Ok(()) => tracing::info!(
+                    "[{algo}] p2p: block {shown} relayed by a sharechain peer: accepted by the node"
+                ),
+                Err(e) => tracing::debug!(
+                    "[{algo}] p2p: block {shown} relayed by a sharechain peer: {}",
+                    ErrorChain(&e)
+                ),
+            }
+        }
         ServiceEvent::BlockNotRecorded { hash, error } => {
             tracing::warn!("cannot record block {hash}: {}", ErrorChain(&error))
         }

@@ -150,6 +150,12 @@ pub(crate) fn print_node_event(event: &NodeEvent) {
         NodeEvent::Misbehaved { peer, reason } => {
             tracing::warn!("p2p: peer {peer:?} misbehaved and is banned: {reason}")
         }
+        NodeEvent::MainBlock { raw, .. } => {
+            tracing::debug!(
+                "p2p: a peer relayed a main-chain block of {} bytes",
+                raw.len()
+            )
+        }
         other => tracing::debug!("p2p: {other:?}"),
     }
 }

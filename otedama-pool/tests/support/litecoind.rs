@@ -18,6 +18,8 @@ pub struct Litecoind {
     pub dir: PathBuf,
     pub user: String,
     pub password: String,
+    p2p_ports: Vec<u16>,
+    island: Option<u16>,
 }
 
 fn free_port() -> u16 {
@@ -63,6 +65,8 @@ impl Litecoind {
             dir: dir.clone(),
             user,
             password,
+            p2p_ports: Vec::new(),
+            island: None,
         };
         ltc.spawn("a", rpc_a, p2p_a, &[]);
         let rpc_b = free_port();
@@ -92,7 +96,83 @@ impl Litecoind {
         ltc
     }
 
+    /// [`Litecoind::start`] and a second pair that shares its first block and is then cut
+    /// off from it: two islands of one chain, whose blocks cross only if something carries
+    /// them across. [`Litecoind::url`] and [`Litecoind::rpc`] reach the first island;
+    /// [`Litecoind::island_url`] and [`Litecoind::island_rpc`] the second.
+    pub fn start_islands() -> Litecoind {
+        let mut ltc = Litecoind::start();
+        let (rpc_c, p2p_c) = (free_port(), free_port());
+        let (rpc_d, p2p_d) = (free_port(), free_port());
+        ltc.spawn("c", rpc_c, p2p_c, &[]);
+        ltc.wait_ready(rpc_c);
+        let a_p2p = ltc.p2p_ports[0];
+        let bridge = format!("127.0.0.1:{a_p2p}");
+        ltc.rpc_on(rpc_c, "addnode", json!([bridge, "onetry"]));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while ltc.rpc_on(rpc_c, "getblockcount", json!([])).as_u64() != Some(ltc.height()) {
+            assert!(
+                Instant::now() < deadline,
+                "the second island never synced: {} {}",
+                ltc.rpc_on(rpc_c, "getpeerinfo", json!([])),
+                ltc.rpc_on(rpc_c, "getblockchaininfo", json!([]))
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        ltc.rpc_on(rpc_c, "disconnectnode", json!([bridge]));
+        // Its own peer only now: a node in initial sync asks one peer for headers, and an
+        // empty one would stall it.
+        ltc.spawn(
+            "d",
+            rpc_d,
+            p2p_d,
+            &[
+                format!("-connect=127.0.0.1:{p2p_c}"),
+                "-disablewallet=1".into(),
+            ],
+        );
+        ltc.wait_ready(rpc_d);
+        loop {
+            let peers = ltc.rpc_on(rpc_c, "getpeerinfo", json!([]));
+            let ports: Vec<String> = peers
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|p| p["addr"].as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let bridged = ports.iter().any(|a| a.ends_with(&format!(":{a_p2p}")));
+            if !bridged && !ports.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the islands stayed bridged: {ports:?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        ltc.island = Some(rpc_c);
+        ltc
+    }
+
+    /// The second island's RPC URL ([`Litecoind::start_islands`]).
+    pub fn island_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.island.expect("islands"))
+    }
+
+    /// Calls the second island's node, panicking on error.
+    pub fn island_rpc(&self, method: &str, params: Value) -> Value {
+        self.rpc_on(self.island.expect("islands"), method, params)
+    }
+
+    fn rpc_on(&self, port: u16, method: &str, params: Value) -> Value {
+        self.try_rpc_on(port, method, params)
+            .unwrap_or_else(|e| panic!("{method} on {port}: {e}"))
+    }
+
     fn spawn(&mut self, name: &str, rpc: u16, p2p: u16, extra: &[String]) {
+        self.p2p_ports.push(p2p);
         let datadir = self.dir.join(name);
         std::fs::create_dir_all(&datadir).expect("datadir");
         let child = Command::new("litecoind")

@@ -966,6 +966,14 @@ impl Config {
                     "a sharechain node serves one algorithm: leave pool.ports out".into(),
                 );
             }
+            if self.pool.rewards.system == "solo" {
+                return err(
+                    "pool.rewards.system",
+                    "solo does not apply on a sharechain: large miners are paid in the coinbase, \
+                     and small ones through pplns, prop, pps or fpps"
+                        .into(),
+                );
+            }
             if !["main", "nano"].contains(&self.p2p.tier.as_str()) {
                 return err(
                     "p2p.tier",
@@ -1320,6 +1328,10 @@ mod tests {
             (
                 "pool:\n  max_connections: -1\n",
                 "c.yaml: pool.max_connections: invalid type: integer `-1`",
+            ),
+            (
+                "p2p:\n  enabled: true\npool:\n  rewards:\n    system: solo\n",
+                "c.yaml: pool.rewards.system: solo does not apply on a sharechain",
             ),
         ];
         for (yaml, expected) in cases {

@@ -19,10 +19,11 @@ use serde_json::{json, Value};
 use support::pool::{bin, temp_db, Pool};
 
 /// The chains the pools below run: the main tier at 2 s shares with the easiest share at
-/// `min_difficulty`, on a node's main chain ("node": the devnet is reached over RPC too).
+/// `min_difficulty`, on a node's main chain ("node": the devnet is reached over RPC too). The
+/// pools pay no one from their ledgers here (the devnet's RPC has no wallet).
 fn config(min_difficulty: f64) -> String {
     format!(
-        "p2p:\n  share_interval: 2\n  min_difficulty: {min_difficulty}\n  handshake_pow_bits: 8\n"
+        "p2p:\n  share_interval: 2\n  min_difficulty: {min_difficulty}\n  handshake_pow_bits: 8\npool:\n  payments:\n    enabled: false\n"
     )
 }
 

@@ -146,6 +146,34 @@ impl AddressParams {
     }
 }
 
+impl AddressParams {
+    /// The address an output script pays, in this chain's spelling (bech32 in lower case,
+    /// base58 with the first of the chain's version prefixes); `None` for a script no
+    /// address stands for (a bare key, `OP_RETURN`, an unknown witness version).
+    pub fn address_of(&self, script: &bitcoin::Script) -> Option<String> {
+        let bytes = script.as_bytes();
+        if script.is_p2pkh() {
+            return Some(base58(self.p2pkh, bytes.get(3..23)?));
+        }
+        if script.is_p2sh() {
+            return Some(base58(
+                self.p2sh.first().map(std::slice::from_ref)?,
+                bytes.get(2..22)?,
+            ));
+        }
+        let version = script.witness_version()?;
+        let program = bytes.get(2..)?;
+        let hrp = Hrp::parse(self.bech32_hrp).ok()?;
+        segwit::encode(hrp, version.to_fe(), program).ok()
+    }
+}
+
+fn base58(prefix: &[u8], hash: &[u8]) -> String {
+    let mut data = prefix.to_vec();
+    data.extend_from_slice(hash);
+    bitcoin::base58::encode_check(&data)
+}
+
 fn witness_script(version: Fe32, program: &[u8]) -> Result<ScriptBuf, String> {
     let version = WitnessVersion::try_from(version).map_err(|e| e.to_string())?;
     let program = PushBytesBuf::try_from(program.to_vec()).map_err(|e| e.to_string())?;
@@ -176,6 +204,35 @@ pub enum AddressError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_output_script_reads_back_as_its_address() {
+        for (chain, address) in [
+            (AddressParams::BITCOIN, "1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa"),
+            (AddressParams::BITCOIN, "3J98t1WpEZ73CNmQviecrnyiWrnqRhWNLy"),
+            (
+                AddressParams::BITCOIN,
+                "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4",
+            ),
+            (
+                AddressParams::BITCOIN,
+                "bc1p0xlxvlhemja6c4dqv22uapctqupfhlxm9h8z3k2e72q4k9hcz7vqzk5jj0",
+            ),
+            (
+                AddressParams::BITCOIN_REGTEST,
+                "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080",
+            ),
+            (
+                AddressParams::LITECOIN,
+                "LM2WMpR1Rp6j3Sa59cMXMs1SPzj9eXpGc1",
+            ),
+        ] {
+            let script = chain.script_pubkey(address).expect("address");
+            assert_eq!(chain.address_of(&script).as_deref(), Some(address));
+        }
+        let nothing = ScriptBuf::new_op_return([1u8, 2, 3]);
+        assert_eq!(AddressParams::BITCOIN.address_of(&nothing), None);
+    }
 
     #[test]
     fn one_spelling_per_address() {

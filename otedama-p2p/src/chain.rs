@@ -642,6 +642,18 @@ impl TemplateBase {
         self.info.parent
     }
 
+    /// The least hashrate (expected hashes per second) at which a miner's expected part of
+    /// a block is twice the output floor, the chain's hashrate judged from this share's
+    /// target and the share interval. A miner below it mines through a node (on shares
+    /// paying the node, which pays it from its ledger): its own output could fall under the
+    /// floor, and its part would go to the others.
+    pub fn direct_hashrate(&self) -> f64 {
+        let interval = self.params.share_interval_secs.max(1) as f64;
+        let chain_hashrate = share_work(&self.info.target()) as f64 / interval;
+        let reward = self.info.reward.max(1) as f64;
+        2.0 * self.params.min_output as f64 * chain_hashrate / reward
+    }
+
     /// The template for a miner paid at `payout`: the same coinbase
     /// [`Sharechain::template`] builds, without walking the chain again.
     pub fn for_payout(&self, payout: &[u8]) -> Result<ShareTemplate, ShareError> {

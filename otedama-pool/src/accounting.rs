@@ -1038,6 +1038,7 @@ mod tests {
             network_difficulty: 1000.0,
             block_value: 5_000_012_345,
             tx_fees: 12_345,
+            direct: false,
         }
     }
 

@@ -323,6 +323,11 @@ impl Activity {
         self.rates(&self.pool, now)
     }
 
+    /// One worker's hashrate over the three windows; `None` for a worker not seen.
+    pub fn worker_hashrate(&self, name: &str, now: Instant) -> Option<Hashrates> {
+        self.workers.get(name).map(|w| self.rates(&w.windows, now))
+    }
+
     /// How many workers are logged in now.
     pub fn worker_count(&self) -> usize {
         self.workers.values().filter(|w| w.connections > 0).count()

@@ -344,6 +344,12 @@ struct Facts {
     tx_fees: u64,
     /// The address the coinbase pays directly (SOLO), when it is not the pool's.
     payee: Option<String>,
+    /// The job was the miner's own: its coinbase paid the miner (SOLO, or a sharechain share
+    /// paying the miner's address), so the ledger owes nothing for the share.
+    direct: bool,
+    /// On a sharechain, what the coinbase pays the pool's own address (its pooled miners'
+    /// part of the window): all the pool's ledger gets of a block.
+    pool_part: Option<u64>,
 }
 
 /// A share after its proof-of-work check; hand it back with [`Engine::handle_checked`].
@@ -820,9 +826,24 @@ impl<R> Engine<R> {
     /// The version of job `base` that `worker` mines on its own: on a sharechain, the job
     /// whose share pays the worker's address; under SOLO, [`Engine::solo_job`]. `None` for
     /// pooled schemes, a job no longer valid, or a worker whose address is not the chain's.
-    pub fn own_job(&mut self, base: &JobAnnouncement, worker: &str) -> Option<Arc<PoolJob>> {
-        if self.book.get(&base.notify.job_id)?.side.is_none() {
+    ///
+    /// On a sharechain a worker whose `hashrate` (expected hashes per second; 0 while
+    /// unknown) is below [`TemplateBase::direct_hashrate`](otedama_p2p::TemplateBase::direct_hashrate)
+    /// gets `None` too: it mines the common job, whose shares pay the pool's address, and
+    /// the pool's ledger pays it ([`ShareRecord::direct`](crate::store::ShareRecord::direct)
+    /// is false for its shares).
+    pub fn own_job(
+        &mut self,
+        base: &JobAnnouncement,
+        worker: &str,
+        hashrate: f64,
+    ) -> Option<Arc<PoolJob>> {
+        let job = self.book.get(&base.notify.job_id)?;
+        let Some(side) = &job.side else {
             return self.solo_job(base, worker);
+        };
+        if hashrate < side.base.direct_hashrate() {
+            return None;
         }
         let identity = self.authorize(worker).ok()?;
         let Family::Bitcoin(config) = &self.family else {
@@ -918,6 +939,15 @@ impl<R> Engine<R> {
             tx_fees: job.tx_fees,
             // A sharechain job's coinbase pays the whole window, not its miner alone.
             payee: job.payee.clone().filter(|_| job.side.is_none()),
+            direct: job.payee.is_some(),
+            pool_part: job.side.as_ref().map(|side| {
+                side.template
+                    .outputs
+                    .iter()
+                    .filter(|(script, _)| *script == config.payout)
+                    .map(|(_, value)| *value)
+                    .sum()
+            }),
         };
         self.wait_for(id, reply, &facts, now.instant);
         Some(ShareCheck {
@@ -966,6 +996,8 @@ impl<R> Engine<R> {
             block_value: job.work.reward,
             tx_fees: 0,
             payee: None,
+            direct: false,
+            pool_part: None,
         };
         self.wait_for(id, reply, &facts, now.instant);
         Some(ShareCheck {
@@ -1043,6 +1075,7 @@ impl<R> Engine<R> {
             network_difficulty: facts.network_difficulty,
             block_value: facts.block_value,
             tx_fees: facts.tx_fees,
+            direct: facts.direct,
         };
         let Some(pending) = self.pending.get_mut(&id) else {
             return;
@@ -1065,7 +1098,7 @@ impl<R> Engine<R> {
                 pending.block = Some(PendingBlock {
                     height: facts.height,
                     hash,
-                    reward: facts.block_value,
+                    reward: facts.pool_part.unwrap_or(facts.block_value),
                     payee: facts.payee,
                 });
                 self.wait_in(id, Stage::Block, now.instant);

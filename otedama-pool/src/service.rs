@@ -503,7 +503,14 @@ impl JobTailor for OwnJobTailor {
         // The server asks from a connection's task: no pump here, which could run a block
         // submission or a commit on the runtime's thread. A report this queues goes out with
         // the next share or template.
-        let own = self.driver.engine().own_job(job, worker);
+        // A miner's own sharechain job needs its hashrate: a small miner mines through the
+        // pool's ledger until its hashrate earns an output of its own.
+        let hashrate = self
+            .driver
+            .activity()
+            .worker_hashrate(worker, Instant::now())
+            .map_or(0.0, |h| h.five_minutes.max(h.one_minute));
+        let own = self.driver.engine().own_job(job, worker, hashrate);
         Some(Arc::new(own?.announcement.clone()))
     }
 }

@@ -18,13 +18,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use otedama_core::{BlockHeader, BlockTemplate};
+use otedama_core::bitcoin::ScriptBuf;
+use otedama_core::{AddressParams, BlockHeader, BlockTemplate};
 use otedama_hash::PowAlgorithm;
 use otedama_p2p::{
     ChainParams, MainWork, NetConfig, NetError, Node, NodeEvent, NodeKey, P2pService, PeerLimits,
-    PowPolicy, ShareStore, Sharechain, TemplateBase,
+    PowPolicy, Share, ShareSink, ShareStore, Sharechain, TemplateBase,
 };
+use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
+
+use crate::store::{BlockRecord, BlockStatus, ShareLog};
 
 use crate::jobs::{EXTRANONCE1_SIZE, EXTRANONCE2_SIZE};
 use crate::service::{SideChain, WorkTrigger};
@@ -76,7 +80,7 @@ pub enum SharechainError {
 }
 
 /// A running sharechain node, for a pool to mine on.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SharechainNode {
     service: P2pService,
     runtime: tokio::runtime::Handle,
@@ -84,6 +88,49 @@ pub struct SharechainNode {
     /// Subscribed at the start, so [`SharechainNode::follow`] sees even a sync that finished
     /// before it was called.
     events: Arc<std::sync::Mutex<Option<tokio::sync::broadcast::Receiver<NodeEvent>>>>,
+    /// Every share the node accepts, as it keeps it.
+    accepted: broadcast::Sender<Arc<Share>>,
+    kernel: Arc<dyn PowAlgorithm>,
+    /// The tasks [`SharechainNode::follow`] and [`SharechainNode::record_blocks`] started,
+    /// stopped with the node.
+    tasks: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl std::fmt::Debug for SharechainNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharechainNode")
+            .field("service", &self.service)
+            .field("loaded", &self.loaded)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The node's store, which also tells who listens of every share it keeps.
+struct Tee {
+    store: ShareStore,
+    accepted: broadcast::Sender<Arc<Share>>,
+}
+
+impl ShareSink for Tee {
+    fn save(&mut self, share: &Share) {
+        self.store.save(share);
+        let _ = self.accepted.send(Arc::new(share.clone()));
+    }
+
+    fn prune(&mut self, below_height: u64) {
+        self.store.prune(below_height);
+    }
+}
+
+/// What [`SharechainNode::record_blocks`] needs to book the sharechain's main-chain blocks.
+#[derive(Debug, Clone)]
+pub struct BlockBook {
+    /// The pool's algorithm, as its blocks are recorded under.
+    pub algorithm: String,
+    /// The script the pool's own shares pay (its pooled miners' part of every window).
+    pub payout: ScriptBuf,
+    /// The main chain's addresses, to name a block's finder.
+    pub chain: AddressParams,
 }
 
 fn unix_now() -> u64 {
@@ -143,8 +190,16 @@ impl SharechainNode {
             .map_err(|_| NetError::Stopped)?
         };
         let (store, chain, loaded) = opened.map_err(store_error)?;
-        let mut node = Node::new(chain, PowPolicy::Verify(kernel), PeerLimits::default());
-        node.persist_to(Box::new(store));
+        let mut node = Node::new(
+            chain,
+            PowPolicy::Verify(Arc::clone(&kernel)),
+            PeerLimits::default(),
+        );
+        let (accepted, _) = broadcast::channel(1024);
+        node.persist_to(Box::new(Tee {
+            store,
+            accepted: accepted.clone(),
+        }));
         if net.peers.is_empty() {
             node.start_alone();
         }
@@ -155,6 +210,9 @@ impl SharechainNode {
             runtime: tokio::runtime::Handle::current(),
             loaded,
             events,
+            accepted,
+            kernel,
+            tasks: Arc::default(),
         })
     }
 
@@ -232,7 +290,7 @@ impl SharechainNode {
             .unwrap_or_else(|p| p.into_inner())
             .take()
             .unwrap_or_else(|| self.service.events());
-        self.runtime.spawn(async move {
+        self.track(self.runtime.spawn(async move {
             loop {
                 match events.recv().await {
                     Ok(event) => {
@@ -255,11 +313,94 @@ impl SharechainNode {
                     Err(RecvError::Closed) => return,
                 }
             }
-        })
+        }))
     }
 
-    /// Stops the node and its connections.
+    /// Records in `log` every main-chain block a share of the sharechain is (whichever node
+    /// found it) whose coinbase pays the pool's own script: what the pool's ledger gets of
+    /// it is that output, which the accounting credits to the pool's pooled miners once the
+    /// block matures. Runs until the node stops.
+    pub fn record_blocks(&self, log: ShareLog, book: BlockBook) -> tokio::task::JoinHandle<()> {
+        let mut accepted = self.accepted.subscribe();
+        let (service, kernel) = (self.service.clone(), Arc::clone(&self.kernel));
+        self.track(self.runtime.spawn(async move {
+            loop {
+                let share = match accepted.recv().await {
+                    Ok(share) => share,
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => return,
+                };
+                let kernel = Arc::clone(&kernel);
+                let header = share.header;
+                let is_block = tokio::task::spawn_blocking(move || main_block(&header, &*kernel))
+                    .await
+                    .unwrap_or(false);
+                if !is_block {
+                    continue;
+                }
+                let Ok(target) = share.header.bits.decode() else {
+                    continue;
+                };
+                let info = share.info.clone();
+                let outputs = service
+                    .inspect(move |node| node.chain().outputs_for(&info, &target))
+                    .await
+                    .ok()
+                    .flatten();
+                let Some(outputs) = outputs else { continue };
+                let part: u64 = outputs
+                    .iter()
+                    .filter(|(script, _)| *script == book.payout)
+                    .map(|(_, value)| *value)
+                    .sum();
+                if part == 0 {
+                    continue;
+                }
+                let mut hash = share.header.block_hash();
+                hash.reverse();
+                let finder = ScriptBuf::from_bytes(share.info.payout.clone());
+                let record = BlockRecord {
+                    algorithm: book.algorithm.clone(),
+                    time_ms: i64::try_from(share.info.timestamp.saturating_mul(1000))
+                        .unwrap_or(i64::MAX),
+                    height: u64::from(share.info.main_height),
+                    hash: otedama_core::encode_hex(&hash),
+                    address: book
+                        .chain
+                        .address_of(&finder)
+                        .unwrap_or_else(|| otedama_core::encode_hex(finder.as_bytes())),
+                    worker: String::new(),
+                    reward: part,
+                    status: BlockStatus::Submitted,
+                    detail: Some(format!("share {} of the sharechain", share.id())),
+                    payee: None,
+                };
+                let log = log.clone();
+                // A block this pool found is recorded by its engine too: the first record
+                // stands, and both carry the same part.
+                let _ = tokio::task::spawn_blocking(move || log.record_block(record)).await;
+            }
+        }))
+    }
+
+    fn track(&self, task: tokio::task::JoinHandle<()>) -> tokio::task::JoinHandle<()> {
+        self.tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(task.abort_handle());
+        task
+    }
+
+    /// Stops the node, its connections, and the tasks that follow it.
     pub fn shutdown(&self) {
+        for task in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            task.abort();
+        }
         self.service.shutdown();
     }
 }
@@ -276,4 +417,14 @@ pub fn template_base(
         now,
         EXTRANONCE1_SIZE + EXTRANONCE2_SIZE,
     )
+}
+
+/// Whether a header meets its own bits: a main-chain block.
+fn main_block(header: &BlockHeader, kernel: &dyn PowAlgorithm) -> bool {
+    let Ok(target) = header.bits.decode() else {
+        return false;
+    };
+    kernel
+        .hash(&header.to_bytes())
+        .is_ok_and(|out| kernel.algorithm().hash_order().meets(&out.hash, &target))
 }

@@ -80,8 +80,9 @@ fn a_miners_own_sharechain_job_pays_it_and_its_block_share_goes_to_both_chains()
     assert_eq!(common_side.template.info.payout, pool_script.as_bytes());
 
     // The miner's own version: its share pays the miner, on the same main-chain work.
+    // With no output floor every miner earns an output of its own, whatever its hashrate.
     let own = engine
-        .own_job(&common.announcement, MINER)
+        .own_job(&common.announcement, MINER, 0.0)
         .expect("the miner's own job");
     let miner_script = AddressParams::BITCOIN_REGTEST
         .script_pubkey(MINER)
@@ -91,7 +92,9 @@ fn a_miners_own_sharechain_job_pays_it_and_its_block_share_goes_to_both_chains()
     assert_ne!(own.job.id, common.job.id);
     assert_eq!(own.job.prevhash, common.job.prevhash);
     // Asked again, the same job.
-    let again = engine.own_job(&common.announcement, MINER).expect("job");
+    let again = engine
+        .own_job(&common.announcement, MINER, 0.0)
+        .expect("job");
     assert_eq!(again.job.id, own.job.id);
 
     // A share that meets the devnet's target: a block, and a sharechain share.
@@ -159,4 +162,289 @@ fn a_miners_own_sharechain_job_pays_it_and_its_block_share_goes_to_both_chains()
         .add(share, u64::from(Now::read().unix_secs()))
         .expect("a peer takes the share");
     assert_eq!(added.verification, Verification::Full);
+
+    // Recorded as paid in the coinbase: the ledger owes the miner nothing for it, and the
+    // block brings the pool's ledger what the coinbase pays the pool: nothing.
+    let Some(Action::SubmitBlock { share: id, .. }) = actions.first() else {
+        unreachable!()
+    };
+    engine.handle_block_result(*id, Ok(()), Now::read());
+    let (record, block) = std::iter::from_fn(|| engine.poll_action())
+        .find_map(|a| match a {
+            Action::Persist { record, block, .. } => Some((record, block)),
+            _ => None,
+        })
+        .expect("the share is recorded");
+    assert!(record.direct);
+    assert_eq!(block.expect("the block is recorded").reward, 0);
+}
+
+/// A miner too small for an output of its own mines the common job: its share pays the pool's
+/// address, is recorded as the ledger's to pay, and its block brings the ledger the pool's
+/// output.
+#[test]
+fn a_small_miner_mines_through_the_pool_and_its_ledger_pays_it() {
+    let difficulty = 1.0 / 1024.0;
+    let network = DifficultyConvention::Bitcoin.target_for(Difficulty::new(difficulty).expect("d"));
+    let mut devnet = Devnet::new(Box::new(Sha256d::new()), network);
+    let template = devnet.template().expect("template");
+    let easiest = DifficultyConvention::Bitcoin.target_for(Difficulty::new(1e-6).expect("d"));
+    // The default floor: ten times the dust limit.
+    let params = ChainParams::main("devnet", Algorithm::Sha256d, "devnet", easiest);
+    let chain = Sharechain::new(params);
+    let now = Now::read();
+    let base = template_base(&chain, &template, u64::from(now.unix_secs())).expect("base");
+    let threshold = base.direct_hashrate();
+    assert!(threshold > 0.0);
+    let pool_script = AddressParams::BITCOIN_REGTEST
+        .script_pubkey("bcrt1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqdku202")
+        .expect("script");
+    let mut engine: Engine<u32> = Engine::new(EngineConfig {
+        algorithm: "sha256d".into(),
+        convention: DifficultyConvention::Bitcoin,
+        chain: AddressParams::BITCOIN_REGTEST,
+        payout: pool_script.clone(),
+        pool_tag: b"/otedama/".to_vec(),
+        solo_fee: None,
+    });
+    engine.handle_sharechain_work(template, base, now);
+    let common = std::iter::from_fn(|| engine.poll_action())
+        .find_map(|a| match a {
+            Action::Announce { job } => Some(job),
+            _ => None,
+        })
+        .expect("a job is announced");
+    assert!(
+        engine
+            .own_job(&common.announcement, MINER, threshold * 0.99)
+            .is_none(),
+        "a miner under the threshold mines the common job"
+    );
+    assert!(engine
+        .own_job(&common.announcement, MINER, threshold)
+        .is_some());
+
+    let (e1, e2) = ([1u8, 2, 3, 4], [5u8, 6, 7, 8]);
+    let nonce = mine(&common, &e1, &e2, &network);
+    let submission = Submission {
+        share: Share {
+            job_id: common.job.id.clone(),
+            extranonce1: e1.to_vec(),
+            extranonce2: e2.to_vec(),
+            ntime: common.job.time,
+            nonce,
+            version_bits: None,
+            worker: format!("{MINER}.small"),
+        },
+        version_mask: 0,
+        difficulty,
+    };
+    let check = engine
+        .handle_share(submission, 9, now)
+        .expect("the job is known");
+    engine.handle_checked(check.verify(&Sha256d::new()), Now::read());
+    let actions: Vec<Action<u32>> = std::iter::from_fn(|| engine.poll_action()).collect();
+    let Some(Action::SubmitBlock {
+        share: id,
+        block: FoundBlock::Bitcoin(bytes),
+    }) = actions.first()
+    else {
+        panic!("no block: {actions:?}");
+    };
+    let block: Block = deserialize(bytes).expect("block");
+    let paid: Vec<_> = block.txdata[0]
+        .output
+        .iter()
+        .filter(|o| !o.script_pubkey.is_op_return())
+        .map(|o| (o.script_pubkey.clone(), o.value.to_sat()))
+        .collect();
+    assert_eq!(
+        paid,
+        vec![(pool_script, DEVNET_REWARD)],
+        "the share pays the pool"
+    );
+    engine.handle_block_result(*id, Ok(()), Now::read());
+    let (record, found) = std::iter::from_fn(|| engine.poll_action())
+        .find_map(|a| match a {
+            Action::Persist { record, block, .. } => Some((record, block)),
+            _ => None,
+        })
+        .expect("the share is recorded");
+    assert!(!record.direct, "the ledger owes the small miner its share");
+    assert_eq!(record.address, MINER);
+    assert_eq!(found.expect("the block").reward, DEVNET_REWARD);
+}
+
+/// A running pool's node on its own sharechain: a block whose coinbase pays the pool's
+/// output is booked with that output, and at maturity the accounting pays it to the pool's
+/// pooled miners by PPLNS, never to a miner whose shares the coinbase paid directly.
+#[cfg(feature = "sqlite")]
+#[test]
+fn the_pools_output_in_a_sharechain_block_is_credited_to_its_pooled_miners() {
+    use otedama_p2p::{NetConfig, NodeKey};
+    use otedama_pool::accounting::{track_blocks, Accounting, Note, Scheme};
+    use otedama_pool::sharechain::{BlockBook, SharechainConfig, SharechainNode};
+    use otedama_pool::store::{BlockStatus, LedgerKind, ShareLog, ShareRecord, SqliteStore};
+    use otedama_rewards::{FeeRate, Window};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    let dir = std::env::temp_dir().join(format!("otedama-sc-ledger-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let difficulty = 1.0 / 1024.0;
+    let network = DifficultyConvention::Bitcoin.target_for(Difficulty::new(difficulty).expect("d"));
+    let mut devnet = Devnet::new(Box::new(Sha256d::new()), network);
+    let easiest = DifficultyConvention::Bitcoin.target_for(Difficulty::new(1e-6).expect("d"));
+    let params = ChainParams::main("devnet", Algorithm::Sha256d, "devnet", easiest);
+    let pool_address = "bcrt1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqdku202";
+    let pool_script = AddressParams::BITCOIN_REGTEST
+        .script_pubkey(pool_address)
+        .expect("script");
+    let node = runtime
+        .block_on(SharechainNode::start(SharechainConfig {
+            params,
+            net: NetConfig::default(),
+            key: NodeKey::generate().expect("key"),
+            store: dir.join("sharechain.sqlite"),
+            kernel: Arc::new(Sha256d::new()),
+        }))
+        .expect("the node starts");
+    let (log, writer) = ShareLog::start(Box::new(
+        SqliteStore::open(&dir.join("pool.db")).expect("db"),
+    ))
+    .expect("log");
+    let _booking = node.record_blocks(
+        log.clone(),
+        BlockBook {
+            algorithm: "sha256d".into(),
+            payout: pool_script.clone(),
+            chain: AddressParams::BITCOIN_REGTEST,
+        },
+    );
+
+    // Shares the pool recorded before the block: a pooled miner's, and a miner's own.
+    const DIRECT: &str = "bcrt1q9vza2e8x573nczrlzms0wvx3gsqjx7vavgkx0l";
+    let before = i64::from(Now::read().unix_secs()) * 1000 - 5_000;
+    for (address, direct) in [(MINER, false), (DIRECT, true)] {
+        log.record_share(ShareRecord {
+            algorithm: "sha256d".into(),
+            time_ms: before,
+            address: address.into(),
+            worker: String::new(),
+            difficulty: 1.0,
+            job_id: "1".into(),
+            height: 1,
+            pow_hash: [0; 32],
+            is_block: false,
+            network_difficulty: difficulty,
+            block_value: DEVNET_REWARD,
+            tx_fees: 0,
+            direct,
+        })
+        .expect("recorded");
+    }
+
+    // The pool's own share (the common job's) solves a block.
+    let template = devnet.template().expect("template");
+    let base = runtime
+        .block_on(node.service().inspect({
+            let template = template.clone();
+            move |n| template_base(n.chain(), &template, u64::from(Now::read().unix_secs()))
+        }))
+        .expect("inspect")
+        .expect("base");
+    let share_template = base.for_payout(pool_script.as_bytes()).expect("template");
+    let extranonce = [7u8; 8];
+    let mut header = share_template.header(&extranonce).expect("header");
+    while !network.is_met_by(&header.block_hash()) {
+        header.nonce += 1;
+    }
+    let share = share_template.finish(header, &extranonce);
+    let block_hash = header.block_hash();
+    let added = runtime
+        .block_on(node.service().submit(share))
+        .expect("service")
+        .expect("the node takes its own share");
+    assert!(added.new_tip);
+    // The block itself, as the pool submits it: the header and the share's coinbase.
+    let coinbase = share_template
+        .coinbase
+        .split_at(4)
+        .and_then(|c| c.transaction(&extranonce[..4], &extranonce[4..]))
+        .expect("coinbase");
+    let raw = template.assemble_block(
+        &header,
+        &otedama_core::bitcoin::consensus::serialize(&coinbase),
+    );
+    devnet
+        .submit_block(&raw)
+        .expect("the devnet takes the block");
+
+    // Booked with the pool's output: here the whole reward, the window being the pool alone.
+    let mut display = block_hash;
+    display.reverse();
+    let hash = otedama_core::encode_hex(&display);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let booked = loop {
+        let found = log
+            .run(|store| store.blocks())
+            .expect("blocks")
+            .into_iter()
+            .find(|b| b.hash == hash);
+        if let Some(b) = found {
+            break b;
+        }
+        assert!(Instant::now() < deadline, "the block was never booked");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(booked.reward, DEVNET_REWARD);
+    assert_eq!(booked.status, BlockStatus::Submitted);
+    assert_eq!(booked.address, pool_address);
+
+    let accounting = Accounting {
+        coin: "sha256d".into(),
+        scheme: Scheme::Pplns(Window::Duration { ms: 3_600_000 }),
+        fee: FeeRate::from_percent(1.0).expect("fee"),
+        pool_address: pool_address.into(),
+        convention: DifficultyConvention::Bitcoin,
+        since_ms: 0,
+    };
+    let notes = |_: Note| {};
+    track_blocks(
+        &log,
+        &mut devnet,
+        &accounting,
+        1,
+        &notes,
+        otedama_pool::accounting::now_ms(),
+    )
+    .expect("tracked");
+    let credit = |address: &str| -> i64 {
+        let a = address.to_owned();
+        log.run(move |store| store.ledger(&a))
+            .expect("ledger")
+            .iter()
+            .filter(|e| e.kind == LedgerKind::Credit)
+            .map(|e| e.amount)
+            .sum()
+    };
+    let fee = i64::try_from(DEVNET_REWARD / 100).expect("fee");
+    assert_eq!(
+        credit(MINER),
+        i64::try_from(DEVNET_REWARD).expect("reward") - fee
+    );
+    assert_eq!(
+        credit(DIRECT),
+        0,
+        "the coinbase paid this miner; the ledger does not"
+    );
+    node.shutdown();
+    // The runtime's tasks (the booking among them) hold the log: they go with it.
+    drop(node);
+    drop(runtime);
+    drop(log);
+    let _ = writer.join();
+    let _ = std::fs::remove_dir_all(&dir);
 }

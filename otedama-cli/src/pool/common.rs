@@ -202,6 +202,10 @@ impl Running {
         drop(accounting);
         // Every share being judged is answered and committed before this returns.
         let t = service.shutdown().await;
+        // The sharechain's tasks hold the share log too (they book its blocks).
+        if let Some(node) = &sharechain {
+            node.shutdown();
+        }
         drop(log);
         // The writer ends once the last handle is gone; everything acknowledged is already on
         // disk, so a writer still busy after 10 s is not waited for.
@@ -210,9 +214,6 @@ impl Running {
             tokio::task::spawn_blocking(move || log_thread.join()),
         )
         .await;
-        if let Some(node) = &sharechain {
-            node.shutdown();
-        }
         tracing::info!(
             "pool stopped: {} shares accepted, {} rejected, {} blocks found",
             t.accepted,

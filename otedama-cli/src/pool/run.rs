@@ -485,18 +485,19 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
     } else {
         None
     };
-    // On a sharechain every coinbase pays the miners: the node keeps no ledger.
-    let accounting = match sharechain {
-        Some(_) => None,
-        None => Some(start_accounting(
-            &config,
-            &settings,
-            &log,
-            &devnet,
-            chain,
-            &pool_address,
-        )?),
-    };
+    // On a sharechain the coinbase pays every miner large enough for an output of its own;
+    // the ledger pays the rest from the pool's own output.
+    let accounting = start_accounting(&config, &settings, &log, &devnet, chain, &pool_address)?;
+    if let Some(node) = &sharechain {
+        node.record_blocks(
+            log.clone(),
+            otedama_pool::sharechain::BlockBook {
+                algorithm: settings.algo.name().to_owned(),
+                payout: payout.clone(),
+                chain,
+            },
+        );
+    }
 
     let allocator = ExtranonceAllocator::new(&[], EXTRANONCE1_SIZE)?;
     let mut initial_difficulty = config.pool.difficulty.unwrap_or(settings.share_difficulty);
@@ -597,10 +598,11 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
     let payments = &config.pool.payments;
     if sharechain.is_some() {
         tracing::info!(
-            "[{}] rewards: the sharechain's PPLNS window, paid to every miner in each block's coinbase (no fee, no balances: pool.rewards and pool.payments do not apply)",
+            "[{}] rewards: the sharechain's PPLNS window, paid in each block's coinbase to every miner whose hashrate earns an output of its own; smaller miners mine on this pool's shares and are paid from its output as below",
             settings.algo
         );
-    } else {
+    }
+    {
         tracing::info!(
             "[{}] rewards: {}{}, fee {} %, credited at {} confirmations; payments: {}",
             settings.algo,
@@ -642,7 +644,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         log: (log, log_thread),
         stats_interval: config.monitoring.stats_interval.0,
         algo: settings.algo,
-        accounting,
+        accounting: Some(accounting),
         sharechain,
         stop,
     }

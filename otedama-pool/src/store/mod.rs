@@ -90,6 +90,9 @@ pub struct ShareRecord {
     pub block_value: u64,
     /// The transaction fees within `block_value`.
     pub tx_fees: u64,
+    /// Whether the share's coinbase paid its miner directly (its own sharechain share, or a
+    /// SOLO job), so the pool's ledger owes nothing for it: reward schemes skip it.
+    pub direct: bool,
 }
 
 /// Where a found block stands.
@@ -464,16 +467,17 @@ pub trait ShareStore {
     ) -> Result<Vec<BlockRecord>, StoreError>;
     /// The first `limit` shares recorded, oldest first.
     fn shares(&mut self, limit: u64) -> Result<Vec<ShareRecord>, StoreError>;
-    /// The shares of `coin` with `after_ms < time_ms <= until_ms`, oldest first: a PPLNS
-    /// window or a PROP round.
+    /// The shares of `coin` with `after_ms < time_ms <= until_ms` that the ledger owes (not
+    /// [`ShareRecord::direct`]), oldest first: a PPLNS window or a PROP round.
     fn shares_between(
         &mut self,
         coin: &str,
         after_ms: i64,
         until_ms: i64,
     ) -> Result<Vec<ShareRecord>, StoreError>;
-    /// The last `limit` shares of `coin` with `after_ms < time_ms <= until_ms`, oldest first:
-    /// a PPLNS window counted in shares.
+    /// The last `limit` shares of `coin` with `after_ms < time_ms <= until_ms` that the
+    /// ledger owes (not [`ShareRecord::direct`]), oldest first: a PPLNS window counted in
+    /// shares.
     fn last_shares(
         &mut self,
         coin: &str,
@@ -481,8 +485,8 @@ pub trait ShareStore {
         until_ms: i64,
         limit: u64,
     ) -> Result<Vec<ShareRecord>, StoreError>;
-    /// Up to `limit` shares of `coin` from `since_ms` on, not yet paid under PPS/FPPS, oldest
-    /// first.
+    /// Up to `limit` shares of `coin` from `since_ms` on, not yet paid under PPS/FPPS and not
+    /// [`ShareRecord::direct`], oldest first.
     fn unpaid_shares(
         &mut self,
         coin: &str,
@@ -872,6 +876,7 @@ pub(crate) mod tests {
             network_difficulty: 0.031,
             block_value: 5_000_000_000,
             tx_fees: 12_345,
+            direct: i >= 10 && i % 5 == 4,
         }
     }
 
@@ -909,6 +914,18 @@ pub(crate) mod tests {
         assert_eq!(store.share_count().expect("count"), 50);
         let shares = store.shares(100).expect("shares");
         assert_eq!(shares[7], share(7));
+        assert_eq!(shares[14], share(14), "a direct share reads back as one");
+        // Shares a coinbase paid directly are no reward scheme's to pay.
+        let owed = |list: Vec<ShareRecord>| list.iter().all(|s| !s.direct) && list.len() == 42;
+        let (from, to) = (1_700_000_000_000 - 1, 1_700_000_000_000 + 100);
+        assert!(owed(
+            store.shares_between("scrypt", from, to).expect("between")
+        ));
+        assert!(owed(
+            store.last_shares("scrypt", from, to, 100).expect("last")
+        ));
+        let unpaid = store.unpaid_shares("scrypt", 0, 100).expect("unpaid");
+        assert!(owed(unpaid.into_iter().map(|p| p.share).collect()));
         let blocks = store.blocks().expect("blocks");
         assert_eq!(blocks.len(), 1);
         assert_eq!(blocks[0].status, BlockStatus::Accepted);

@@ -113,10 +113,11 @@ const MIGRATIONS: &[&str] = &[
     $$ LANGUAGE plpgsql;
     CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit
         FOR EACH ROW EXECUTE FUNCTION otedama_audit_append_only();",
+    "ALTER TABLE shares ADD COLUMN direct BOOLEAN NOT NULL DEFAULT FALSE;",
 ];
 
 /// The share columns [`share_from_row`] reads, in its order.
-const SHARE_COLUMNS: &str = "time_ms, address, worker, difficulty, job_id, height, pow_hash, is_block, algorithm, network_difficulty, block_value, tx_fees";
+const SHARE_COLUMNS: &str = "time_ms, address, worker, difficulty, job_id, height, pow_hash, is_block, algorithm, network_difficulty, block_value, tx_fees, direct";
 
 fn share_from_row(r: &postgres::Row, at: usize) -> ShareRecord {
     let hash: Vec<u8> = r.get(at + 6);
@@ -137,6 +138,7 @@ fn share_from_row(r: &postgres::Row, at: usize) -> ShareRecord {
         network_difficulty: r.get(at + 9),
         block_value: u64::try_from(r.get::<_, i64>(at + 10)).unwrap_or(0),
         tx_fees: u64::try_from(r.get::<_, i64>(at + 11)).unwrap_or(0),
+        direct: r.get(at + 12),
     }
 }
 
@@ -369,8 +371,8 @@ impl ShareStore for PostgresStore {
         let insert = self
             .client
             .prepare(
-                "INSERT INTO shares (time_ms, address, worker, difficulty, job_id, height, pow_hash, is_block, algorithm, network_difficulty, block_value, tx_fees)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                "INSERT INTO shares (time_ms, address, worker, difficulty, job_id, height, pow_hash, is_block, algorithm, network_difficulty, block_value, tx_fees, direct)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             )
             .map_err(db)?;
         for s in shares {
@@ -390,6 +392,7 @@ impl ShareStore for PostgresStore {
                         &s.network_difficulty,
                         &to_i64(s.block_value),
                         &to_i64(s.tx_fees),
+                        &s.direct,
                     ],
                 )
                 .map_err(db)?;
@@ -486,7 +489,7 @@ impl ShareStore for PostgresStore {
         until_ms: i64,
     ) -> Result<Vec<ShareRecord>, StoreError> {
         self.select_shares(
-            "WHERE algorithm = $1 AND time_ms > $2 AND time_ms <= $3 ORDER BY id",
+            "WHERE algorithm = $1 AND NOT direct AND time_ms > $2 AND time_ms <= $3 ORDER BY id",
             &[&coin, &after_ms, &until_ms],
         )
     }
@@ -499,7 +502,7 @@ impl ShareStore for PostgresStore {
         limit: u64,
     ) -> Result<Vec<ShareRecord>, StoreError> {
         let mut shares = self.select_shares(
-            "WHERE algorithm = $1 AND time_ms > $2 AND time_ms <= $3 ORDER BY id DESC LIMIT $4",
+            "WHERE algorithm = $1 AND NOT direct AND time_ms > $2 AND time_ms <= $3 ORDER BY id DESC LIMIT $4",
             &[&coin, &after_ms, &until_ms, &to_i64(limit)],
         )?;
         shares.reverse();
@@ -515,7 +518,7 @@ impl ShareStore for PostgresStore {
         self.query(
             &format!(
                 "SELECT id, {SHARE_COLUMNS} FROM shares
-                 WHERE algorithm = $1 AND NOT paid AND time_ms >= $3 ORDER BY id LIMIT $2"
+                 WHERE algorithm = $1 AND NOT paid AND NOT direct AND time_ms >= $3 ORDER BY id LIMIT $2"
             ),
             &[&coin, &to_i64(limit), &since_ms],
             |r| PendingShare {

@@ -118,6 +118,7 @@ const MIGRATIONS: &[&str] = &[
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;",
+    "ALTER TABLE shares ADD COLUMN direct INTEGER NOT NULL DEFAULT 0;",
 ];
 
 fn share_from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<ShareRecord> {
@@ -139,11 +140,12 @@ fn share_from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<ShareRec
         network_difficulty: r.get(at + 9)?,
         block_value: r.get::<_, i64>(at + 10)?.max(0) as u64,
         tx_fees: r.get::<_, i64>(at + 11)?.max(0) as u64,
+        direct: r.get(at + 12)?,
     })
 }
 
 /// The share columns [`share_from_row`] reads, in its order.
-const SHARE_COLUMNS: &str = "time_ms, address, worker, difficulty, job_id, height, pow_hash, is_block, algorithm, network_difficulty, block_value, tx_fees";
+const SHARE_COLUMNS: &str = "time_ms, address, worker, difficulty, job_id, height, pow_hash, is_block, algorithm, network_difficulty, block_value, tx_fees, direct";
 
 fn db(e: rusqlite::Error) -> StoreError {
     StoreError::database(e)
@@ -368,8 +370,8 @@ impl ShareStore for SqliteStore {
     fn add_shares(&mut self, shares: &[ShareRecord]) -> Result<(), StoreError> {
         for s in shares {
             self.execute(
-                "INSERT INTO shares (time_ms, address, worker, difficulty, job_id, height, pow_hash, is_block, algorithm, network_difficulty, block_value, tx_fees)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                "INSERT INTO shares (time_ms, address, worker, difficulty, job_id, height, pow_hash, is_block, algorithm, network_difficulty, block_value, tx_fees, direct)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                 params![
                     s.time_ms,
                     s.address,
@@ -382,7 +384,8 @@ impl ShareStore for SqliteStore {
                     s.algorithm,
                     s.network_difficulty,
                     to_i64(s.block_value),
-                    to_i64(s.tx_fees)
+                    to_i64(s.tx_fees),
+                    s.direct
                 ],
             )?;
         }
@@ -476,7 +479,7 @@ impl ShareStore for SqliteStore {
         until_ms: i64,
     ) -> Result<Vec<ShareRecord>, StoreError> {
         self.select_shares(
-            "WHERE algorithm = ?1 AND time_ms > ?2 AND time_ms <= ?3 ORDER BY id",
+            "WHERE algorithm = ?1 AND direct = 0 AND time_ms > ?2 AND time_ms <= ?3 ORDER BY id",
             params![coin, after_ms, until_ms],
         )
     }
@@ -489,7 +492,7 @@ impl ShareStore for SqliteStore {
         limit: u64,
     ) -> Result<Vec<ShareRecord>, StoreError> {
         let mut shares = self.select_shares(
-            "WHERE algorithm = ?1 AND time_ms > ?2 AND time_ms <= ?3 ORDER BY id DESC LIMIT ?4",
+            "WHERE algorithm = ?1 AND direct = 0 AND time_ms > ?2 AND time_ms <= ?3 ORDER BY id DESC LIMIT ?4",
             params![coin, after_ms, until_ms, to_i64(limit)],
         )?;
         shares.reverse();
@@ -505,7 +508,7 @@ impl ShareStore for SqliteStore {
         self.query(
             &format!(
                 "SELECT id, {SHARE_COLUMNS} FROM shares
-                 WHERE algorithm = ?1 AND paid = 0 AND time_ms >= ?3 ORDER BY id LIMIT ?2"
+                 WHERE algorithm = ?1 AND paid = 0 AND direct = 0 AND time_ms >= ?3 ORDER BY id LIMIT ?2"
             ),
             params![coin, to_i64(limit), since_ms],
             |r| {

@@ -381,6 +381,10 @@ async fn start_http(
                 protect_reads: api.auth.protect_reads,
                 miner: control,
                 dashboard: api.dashboard,
+                sharechain: started
+                    .first()
+                    .and_then(|s| s.sharechain.clone())
+                    .map(|s| Arc::new(s) as Arc<dyn otedama_pool::http::SharechainStatus>),
             };
             add(api.listen, http::api(served, options), "api");
         }

@@ -122,6 +122,8 @@ fn wait_blocks(devnet: u16, at_least: u64, timeout: Duration) {
 struct Node {
     dir: PathBuf,
     p2p: u16,
+    /// Where its operator API listens, when it serves one.
+    api: Option<u16>,
 }
 
 impl Node {
@@ -132,6 +134,7 @@ impl Node {
         Node {
             dir,
             p2p: free_port(),
+            api: None,
         }
     }
 
@@ -170,8 +173,15 @@ impl Node {
             "--stats-interval".into(),
             "2".into(),
             "--api-enabled".into(),
-            "false".into(),
         ]);
+        match self.api {
+            Some(port) => args.extend([
+                "true".into(),
+                "--api-listen".into(),
+                format!("127.0.0.1:{port}"),
+            ]),
+            None => args.push("false".into()),
+        }
         for peer in peers {
             args.push("--p2p-peer".into());
             args.push(format!("127.0.0.1:{}", peer.p2p));
@@ -259,11 +269,12 @@ fn wait_height(pool: &mut Pool, at_least: u64, timeout: Duration) {
 fn three_nodes_share_one_chain_and_every_block_pays_the_window() {
     let (_devnet, devnet_port) = devnet(&["--difficulty", "0.02", "--seconds", "600"]);
 
-    let (a, b, c) = (
+    let (a, mut b, c) = (
         Node::new("a", 0.002),
         Node::new("b", 0.002),
         Node::new("c", 0.002),
     );
+    b.api = Some(free_port());
     let p = params("bitcoin-regtest", Algorithm::Sha256d, 0.002);
     let payouts = [address(1), address(2), address(3)];
     let mut pa = a.start(devnet_port, &address(11), &[]);
@@ -297,6 +308,33 @@ fn three_nodes_share_one_chain_and_every_block_pays_the_window() {
     let before = height_of(&mut pa).expect("height");
     wait_height(&mut pa, before + 5, Duration::from_secs(60));
     wait_height(&mut pb, before + 5, Duration::from_secs(60));
+    // B's operator sees its node: synced, its peer A (C is gone), and a window paying miners.
+    let api = format!("http://127.0.0.1:{}/api/sharechain", b.api.expect("api"));
+    let view: Value = serde_json::from_str(
+        &ureq::get(&api)
+            .call()
+            .expect("GET /api/sharechain")
+            .into_body()
+            .read_to_string()
+            .expect("body"),
+    )
+    .expect("json");
+    assert_eq!(view["synced"], json!(true), "{view}");
+    assert!(view["height"].as_u64().unwrap_or(0) >= before, "{view}");
+    assert!(
+        view["peers"].as_array().is_some_and(|p| !p.is_empty()),
+        "{view}"
+    );
+    let window = view["window"].as_array().cloned().unwrap_or_default();
+    assert!(
+        window
+            .iter()
+            .any(|o| payouts.iter().any(|p| o["address"] == json!(p))),
+        "the window pays no miner: {view}"
+    );
+    let paid: u64 = window.iter().filter_map(|o| o["amount"].as_u64()).sum();
+    assert!(paid > 0, "{view}");
+
     // C's miner now mines on A: A's share log holds its shares.
     let deadline = Instant::now() + Duration::from_secs(60);
     while shares_of(&a.dir.join("pool.db"), &payouts[2]) == 0 {

@@ -428,3 +428,72 @@ fn main_block(header: &BlockHeader, kernel: &dyn PowAlgorithm) -> bool {
         .hash(&header.to_bytes())
         .is_ok_and(|out| kernel.algorithm().hash_order().meets(&out.hash, &target))
 }
+
+/// `GET /api/sharechain` for a pool on this node: `chain` names the addresses its window pays.
+#[cfg(feature = "http")]
+#[derive(Debug, Clone)]
+pub struct SharechainApi {
+    /// The node.
+    pub node: SharechainNode,
+    /// The main chain's addresses.
+    pub chain: AddressParams,
+}
+
+#[cfg(feature = "http")]
+impl crate::http::SharechainStatus for SharechainApi {
+    fn status(
+        &self,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Option<crate::http::SharechainBody>> + Send + '_>,
+    > {
+        Box::pin(async move {
+            use crate::http::{SharechainBody, SharechainPayoutBody, SharechainPeerBody};
+            let service = self.node.service();
+            let chain = self.chain;
+            let mut body = service
+                .inspect(move |node| {
+                    let c = node.chain();
+                    let tip = c.tip();
+                    let window = tip
+                        .and_then(|t| {
+                            let target = t.share.header.bits.decode().ok()?;
+                            c.outputs_for(&t.share.info, &target)
+                        })
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(script, amount)| SharechainPayoutBody {
+                            address: chain
+                                .address_of(&script)
+                                .unwrap_or_else(|| otedama_core::encode_hex(script.as_bytes())),
+                            amount,
+                        })
+                        .collect();
+                    SharechainBody {
+                        chain: c.params().name.clone(),
+                        synced: node.is_synced(),
+                        height: tip.map(|t| t.share.info.height),
+                        tip: tip.map(|t| t.share.id().to_string()),
+                        shares: c.len(),
+                        received: node.received(),
+                        refused: node.rejected(),
+                        peers: Vec::new(),
+                        window,
+                    }
+                })
+                .await
+                .ok()?;
+            body.peers = service
+                .peers()
+                .await
+                .ok()?
+                .into_iter()
+                .map(|p| SharechainPeerBody {
+                    address: p.addr.to_string(),
+                    inbound: p.inbound,
+                    key: otedama_core::encode_hex(&p.key),
+                })
+                .collect();
+            Some(body)
+        })
+    }
+}

@@ -31,6 +31,8 @@ pub(crate) struct Started {
     pub(crate) payout: String,
     /// The algorithm.
     pub(crate) algo: Algorithm,
+    /// Its sharechain node, for `/api/sharechain`.
+    pub(crate) sharechain: Option<otedama_pool::sharechain::SharechainApi>,
 }
 
 /// Prints what the pool reports.

@@ -134,6 +134,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
             node: "devnet".into(),
             payout: pool_address.clone(),
             algo: Algorithm::RandomX,
+            sharechain: None,
         });
     }
     Running {

@@ -637,6 +637,12 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
             node,
             payout: pool_address.clone(),
             algo: settings.algo,
+            sharechain: sharechain
+                .as_ref()
+                .map(|node| otedama_pool::sharechain::SharechainApi {
+                    node: node.clone(),
+                    chain,
+                }),
         });
     }
     Running {

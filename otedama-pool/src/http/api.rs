@@ -102,6 +102,61 @@ pub(super) struct ApiState {
     pub(super) database: Arc<tokio::sync::Semaphore>,
     /// WebSocket clients served at once.
     pub(super) ws_clients: Arc<tokio::sync::Semaphore>,
+    /// The sharechain the pool mines on, when it does.
+    pub(super) sharechain: Option<Arc<dyn SharechainStatus>>,
+}
+
+/// A sharechain node as `GET /api/sharechain` shows it (a pool on a sharechain implements it:
+/// `otedama_pool::sharechain::SharechainNode`, features `http` and `p2p`).
+pub trait SharechainStatus: Send + Sync {
+    /// The node's state now; `None` once it has stopped.
+    fn status(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<SharechainBody>> + Send + '_>>;
+}
+
+/// `GET /api/sharechain`: the pool's sharechain node, its peers and the window at its tip.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct SharechainBody {
+    /// The chain's name (its rules hash to its consensus id).
+    pub chain: String,
+    /// Whether the node holds a usable chain and waits for no share (miners get work only
+    /// then).
+    pub synced: bool,
+    /// The tip's height, when the chain has one.
+    pub height: Option<u64>,
+    /// The tip's id, hex.
+    pub tip: Option<String>,
+    /// Shares held (the horizon).
+    pub shares: usize,
+    /// Shares received from peers.
+    pub received: u64,
+    /// Shares refused as invalid.
+    pub refused: u64,
+    /// The connected peers.
+    pub peers: Vec<SharechainPeerBody>,
+    /// What a block at the tip pays, in the coinbase's order.
+    pub window: Vec<SharechainPayoutBody>,
+}
+
+/// One peer in [`SharechainBody`].
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct SharechainPeerBody {
+    /// Its address.
+    pub address: String,
+    /// Whether it dialled this node.
+    pub inbound: bool,
+    /// Its public key, hex.
+    pub key: String,
+}
+
+/// One output in [`SharechainBody::window`].
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct SharechainPayoutBody {
+    /// The address paid (the script in hex when no address stands for it).
+    pub address: String,
+    /// The amount, in the coin's smallest unit.
+    pub amount: u64,
 }
 
 /// Database calls the API runs at once.
@@ -522,6 +577,29 @@ pub struct WorkerBody {
     pub last_share_unix_ms: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/api/sharechain", tag = "pool",
+    responses(
+        (status = 200, description = "The pool's sharechain node", body = SharechainBody),
+        (status = 404, description = "The pool does not mine on a sharechain", body = ErrorBody)))]
+pub(super) async fn sharechain(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<SharechainBody>, ApiError> {
+    state.authorize(&headers, false)?;
+    let Some(node) = &state.sharechain else {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            "this pool does not mine on a sharechain".into(),
+        ));
+    };
+    node.status().await.map(Json).ok_or_else(|| {
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the sharechain node has stopped".into(),
+        )
+    })
+}
+
 #[utoipa::path(get, path = "/api/workers", tag = "pool",
     responses((status = 200, description = "Every worker seen in the last hour", body = [WorkerBody])))]
 pub(super) async fn workers(
@@ -799,8 +877,8 @@ impl Modify for BearerScheme {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "otedama pool API", description = "The pool's state, its workers, blocks and payments, and the local miner's switch. Live events: GET /api/ws (WebSocket, JSON messages)."),
-    paths(status, stats, workers, blocks, payments, mining_start, mining_stop),
-    components(schemas(StatusBody, StatsBody, WorkerBody, BlockBody, PaymentsBody, MinerState, ErrorBody)),
+    paths(status, stats, workers, blocks, payments, sharechain, mining_start, mining_stop),
+    components(schemas(StatusBody, StatsBody, WorkerBody, BlockBody, PaymentsBody, SharechainBody, SharechainPeerBody, SharechainPayoutBody, MinerState, ErrorBody)),
     modifiers(&BearerScheme)
 )]
 struct ApiDoc;

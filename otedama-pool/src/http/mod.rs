@@ -58,7 +58,8 @@ pub use crate::auth::{ShortSecret, TokenAuth, TokenError, MIN_SECRET_LEN};
 pub use api::{
     openapi, AlgorithmBody, BalanceBody, BansBody, BlockBody, BlocksBody, ConnectionsBody,
     ErrorBody, HashrateBody, MinerControl, MinerState, PaymentBody, PaymentsBody, RejectedBody,
-    Served, SharesBody, StatsBody, StatusBody, WorkerBody,
+    Served, SharechainBody, SharechainPayoutBody, SharechainPeerBody, SharechainStatus, SharesBody,
+    StatsBody, StatusBody, WorkerBody,
 };
 pub use metrics::{render, render_pools, to_text_format, Extra};
 pub use ws::event_json;
@@ -82,6 +83,8 @@ pub struct ApiOptions {
     pub miner: Option<Arc<dyn MinerControl>>,
     /// Whether `/` serves the dashboard.
     pub dashboard: bool,
+    /// The sharechain the main pool mines on, for `/api/sharechain`.
+    pub sharechain: Option<Arc<dyn SharechainStatus>>,
 }
 
 impl std::fmt::Debug for ApiOptions {
@@ -91,6 +94,7 @@ impl std::fmt::Debug for ApiOptions {
             .field("protect_reads", &self.protect_reads)
             .field("miner", &self.miner.is_some())
             .field("dashboard", &self.dashboard)
+            .field("sharechain", &self.sharechain.is_some())
             .finish()
     }
 }
@@ -106,6 +110,7 @@ pub fn api(pools: Vec<Served>, options: ApiOptions) -> Router {
         started: std::time::Instant::now(),
         database: Arc::new(tokio::sync::Semaphore::new(api::DATABASE_CALLS)),
         ws_clients: Arc::new(tokio::sync::Semaphore::new(api::WS_CLIENTS)),
+        sharechain: options.sharechain,
     };
     let routes = Router::new()
         .route("/api/status", get(api::status))
@@ -113,6 +118,7 @@ pub fn api(pools: Vec<Served>, options: ApiOptions) -> Router {
         .route("/api/workers", get(api::workers))
         .route("/api/blocks", get(api::blocks))
         .route("/api/payments", get(api::payments))
+        .route("/api/sharechain", get(api::sharechain))
         .route("/api/mining/start", post(api::mining_start))
         .route("/api/mining/stop", post(api::mining_stop))
         .route("/api/ws", get(ws::upgrade))
@@ -152,6 +158,7 @@ pub fn miner(miner: Arc<dyn MinerControl>, auth: Option<TokenAuth>) -> Router {
         started: std::time::Instant::now(),
         database: Arc::new(tokio::sync::Semaphore::new(api::DATABASE_CALLS)),
         ws_clients: Arc::new(tokio::sync::Semaphore::new(api::WS_CLIENTS)),
+        sharechain: None,
     };
     Router::new()
         .route("/api/status", get(miner_status))

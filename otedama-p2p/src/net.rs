@@ -90,7 +90,8 @@ enum Inbound {
     },
     Message(PeerId, Message),
     Closed(PeerId),
-    /// A dial to a learnt address ended: it failed (`reached` false) or its connection closed.
+    /// A dial to a learnt address ended: it failed (`reached` false: no connection or no
+    /// handshake) or its connection closed.
     Dialled {
         addr: SocketAddr,
         reached: bool,
@@ -415,14 +416,22 @@ async fn run_node(
                         .find(|(_, p)| p.info.key == info.key)
                         .map(|(id, p)| (*id, p.info.inbound));
                     if let Some((old, old_inbound)) = twin {
-                        let keep_outbound = own_key < info.key;
-                        if old_inbound == info.inbound || old_inbound != keep_outbound {
+                        if old_inbound != info.inbound {
+                            let keep_outbound = own_key < info.key;
+                            if old_inbound != keep_outbound {
+                                abort.abort();
+                                continue;
+                            }
+                            if let Some(slot) = peers.remove(&old) {
+                                slot.abort.abort();
+                                node.on_disconnect(old);
+                            }
+                        } else if !info.inbound {
+                            // Both dialled from here: the dialler closes the second, and the
+                            // other end, which may have seen them finish in the other order,
+                            // keeps both until that close reaches it.
                             abort.abort();
                             continue;
-                        }
-                        if let Some(slot) = peers.remove(&old) {
-                            slot.abort.abort();
-                            node.on_disconnect(old);
                         }
                     }
                     let (addr, dialled) = (info.addr, !info.inbound);
@@ -507,10 +516,12 @@ fn discover(
         let task = tokio::spawn(async move {
             let dialled =
                 tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await;
-            let reached = matches!(dialled, Ok(Ok(_)));
-            if let Ok(Ok(stream)) = dialled {
-                connection(stream, addr, Role::Initiator, Arc::clone(&c)).await;
-            }
+            // Reached means a node of this chain answered: an address that takes TCP but
+            // not the handshake (another service, another chain) is forgotten too.
+            let reached = match dialled {
+                Ok(Ok(stream)) => connection(stream, addr, Role::Initiator, Arc::clone(&c)).await,
+                _ => false,
+            };
             let _ = c.inbound.send(Inbound::Dialled { addr, reached }).await;
         });
         ctx.shared.track(task.abort_handle());
@@ -576,7 +587,8 @@ async fn handshake(
     None
 }
 
-async fn connection(stream: TcpStream, addr: SocketAddr, role: Role, ctx: Arc<ConnCtx>) {
+/// Runs one connection to its end; `false` when the handshake did not complete.
+async fn connection(stream: TcpStream, addr: SocketAddr, role: Role, ctx: Arc<ConnCtx>) -> bool {
     let _ = stream.set_nodelay(true);
     let (mut read, mut write) = stream.into_split();
     let mut reader = FrameReader::default();
@@ -585,7 +597,9 @@ async fn connection(stream: TcpStream, addr: SocketAddr, role: Role, ctx: Arc<Co
         handshake(&mut read, &mut write, &mut reader, role, &ctx),
     )
     .await;
-    let Ok(Some(channel)) = opened else { return };
+    let Ok(Some(channel)) = opened else {
+        return false;
+    };
     let id = ctx.shared.next_peer.fetch_add(1, Ordering::Relaxed);
     let key = channel.remote_key();
     let channel = Arc::new(Mutex::new(channel));
@@ -643,9 +657,10 @@ async fn connection(stream: TcpStream, addr: SocketAddr, role: Role, ctx: Arc<Co
     {
         writer.abort();
         reader_task.abort();
-        return;
+        return true;
     }
     let _ = reader_task.await;
     writer.abort();
     let _ = ctx.inbound.send(Inbound::Closed(id)).await;
+    true
 }

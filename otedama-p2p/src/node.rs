@@ -10,7 +10,7 @@ use otedama_hash::PowAlgorithm;
 
 use crate::chain::{Added, Sharechain, Verification};
 use crate::error::ShareError;
-use crate::message::{Message, MAX_ANCESTORS, MAX_GOSSIP, MAX_PEER_ADDRS};
+use crate::message::{Message, MAX_ANCESTORS, MAX_BLOCK, MAX_GOSSIP, MAX_PEER_ADDRS};
 use crate::share::{Share, ShareId};
 
 /// Where a node keeps the shares it accepts, so they survive a restart.
@@ -68,8 +68,9 @@ pub enum NodeEvent {
         /// The tip's height.
         height: u64,
     },
-    /// A peer relayed a main-chain block (its proof of work checked against its own bits):
-    /// hand it to the main chain's node, which may not have heard of it yet.
+    /// A peer relayed a main-chain block (its proof of work checked against its own bits,
+    /// its header a share of this chain): hand it to the main chain's node, which may not
+    /// have heard of it yet.
     MainBlock {
         /// The block's header hash, internal byte order.
         hash: [u8; 32],
@@ -117,6 +118,8 @@ struct Peer {
     asked_peers: bool,
     /// When it was last sent addresses.
     answered_peers_ms: Option<u64>,
+    /// When to ask it for addresses again (peers connected with their address only).
+    next_ask_ms: Option<u64>,
 }
 
 const KNOWN_CAP: usize = 4_096;
@@ -124,8 +127,15 @@ const KNOWN_CAP: usize = 4_096;
 const ADDRESS_BOOK_CAP: usize = 1_024;
 /// Main-chain blocks a node remembers having relayed.
 const SEEN_BLOCKS_CAP: usize = 256;
+/// Blocks a node holds while their shares are on the way.
+const HELD_BLOCKS_CAP: usize = 8;
 /// How often a peer is sent addresses at most.
-const PEERS_ANSWER_EVERY_MS: u64 = 60_000;
+const PEERS_ANSWER_EVERY_MS: u64 = 5_000;
+/// A peer is asked for addresses on connecting, again this soon after (the nodes that
+/// connected at about the same time are known by then), then every [`PEERS_ASK_EVERY_MS`].
+const PEERS_ASK_AGAIN_MS: u64 = 6_000;
+/// How often a peer is asked for addresses after the first minutes.
+const PEERS_ASK_EVERY_MS: u64 = 60_000;
 
 /// One sharechain node's gossip.
 pub struct Node {
@@ -153,6 +163,9 @@ pub struct Node {
     address_book: HashMap<SocketAddr, u64>,
     /// Main-chain blocks relayed already, oldest first.
     seen_blocks: VecDeque<[u8; 32]>,
+    /// Blocks waiting for their share (a finder relays its block before announcing the
+    /// share), with the peer that sent each, oldest first.
+    held_blocks: VecDeque<(ShareId, PeerId, Vec<u8>)>,
 }
 
 impl std::fmt::Debug for Node {
@@ -188,6 +201,7 @@ impl Node {
             listen_port: None,
             address_book: HashMap::new(),
             seen_blocks: VecDeque::new(),
+            held_blocks: VecDeque::new(),
         }
     }
 
@@ -215,9 +229,13 @@ impl Node {
         self.address_book.remove(addr);
     }
 
-    /// A main-chain block this node's miners found: sent to every peer at once, so each
-    /// hands it to its own main-chain node.
+    /// A main-chain block this node's miners found (its header is a share's, announced
+    /// next): sent to every peer at once, so each hands it to its own main-chain node.
+    /// A block over [`MAX_BLOCK`] is not relayed: no peer would take it.
     pub fn relay_block(&mut self, raw: Vec<u8>) {
+        if raw.len() > MAX_BLOCK {
+            return;
+        }
         let Some(header) = raw.get(..80).and_then(|h| BlockHeader::from_bytes(h).ok()) else {
             return;
         };
@@ -293,6 +311,7 @@ impl Node {
         }
         if let Some(p) = self.peers.get_mut(&peer) {
             p.asked_peers = true;
+            p.next_ask_ms = Some(now_ms + PEERS_ASK_AGAIN_MS);
         }
         self.send(peer, Message::GetPeers);
     }
@@ -315,6 +334,7 @@ impl Node {
                 reachable,
                 asked_peers: false,
                 answered_peers_ms: None,
+                next_ask_ms: None,
             },
         );
         self.first_peer_ms.get_or_insert(now_ms);
@@ -351,8 +371,21 @@ impl Node {
         Ok(added)
     }
 
-    /// Time passed: unanswered requests are asked again.
+    /// Time passed: unanswered requests are asked again, and peers for addresses.
     pub fn handle_timeout(&mut self, now_ms: u64) {
+        let ask: Vec<PeerId> = self
+            .peers
+            .iter_mut()
+            .filter(|(_, p)| p.next_ask_ms.is_some_and(|at| now_ms >= at))
+            .map(|(id, p)| {
+                p.asked_peers = true;
+                p.next_ask_ms = Some(now_ms + PEERS_ASK_EVERY_MS);
+                *id
+            })
+            .collect();
+        for peer in ask {
+            self.send(peer, Message::GetPeers);
+        }
         let timeout = self.limits.request_timeout_ms;
         let expired: Vec<ShareId> = self
             .requested
@@ -442,7 +475,13 @@ impl Node {
             }
             Message::Block(raw) => self.receive_block(peer, raw),
             Message::Listening(port) => {
-                let ip = self.peers.get(&peer).and_then(|p| p.remote).map(|r| r.ip());
+                // Once per connection: a peer names one port, not a list of them.
+                let ip = self
+                    .peers
+                    .get(&peer)
+                    .filter(|p| p.reachable.is_none())
+                    .and_then(|p| p.remote)
+                    .map(|r| r.ip());
                 if let (Some(ip), true) = (ip, port != 0) {
                     let addr = SocketAddr::new(ip, port);
                     if let Some(p) = self.peers.get_mut(&peer) {
@@ -584,8 +623,26 @@ impl Node {
                 return;
             }
         }
-        self.remember_block(hash);
-        let others: Vec<PeerId> = self.peers.keys().copied().filter(|p| *p != peer).collect();
+        // Only a block that is a share of this chain is passed on: a block with bits of its
+        // sender's choosing proves nothing, a share's work is checked against the chain's
+        // target. The share usually comes just after its block.
+        let id = ShareId(hash);
+        if self.chain.contains(&id) {
+            self.release_block(peer, hash, raw);
+        } else if !self.held_blocks.iter().any(|(held, _, _)| *held == id) {
+            if self.held_blocks.len() >= HELD_BLOCKS_CAP {
+                self.held_blocks.pop_front();
+            }
+            self.held_blocks.push_back((id, peer, raw));
+        }
+    }
+
+    /// Passes a block on to every peer but its sender, and to the driver.
+    fn release_block(&mut self, from: PeerId, hash: [u8; 32], raw: Vec<u8>) {
+        if !self.remember_block(hash) {
+            return;
+        }
+        let others: Vec<PeerId> = self.peers.keys().copied().filter(|p| *p != from).collect();
         for p in others {
             self.send(p, Message::Block(raw.clone()));
         }
@@ -794,6 +851,15 @@ impl Node {
     }
 
     fn after_add(&mut self, added: &Added, from: Option<PeerId>) {
+        if let Some(at) = self
+            .held_blocks
+            .iter()
+            .position(|(id, _, _)| *id == added.id)
+        {
+            if let Some((id, sender, raw)) = self.held_blocks.remove(at) {
+                self.release_block(sender, id.0, raw);
+            }
+        }
         let Some(entry) = self.chain.get(&added.id) else {
             return;
         };

@@ -431,54 +431,70 @@ fn a_node_whose_peers_have_no_chain_starts_one_after_a_quiet_request_timeout() {
 }
 
 #[test]
-fn a_relayed_block_needs_its_proof_of_work_and_goes_out_once() {
+fn a_relayed_block_needs_its_proof_of_work_and_its_share_and_goes_out_once() {
+    let mut p = params();
+    // Shares one hash in about 2^8; the main chain's blocks (bits 0x203fffff) are easier.
+    p.max_target = CompactTarget::from_consensus(0x2000_ffff);
     let pow: Arc<dyn otedama_hash::PowAlgorithm> = Arc::new(Sha256d::new());
+    let chain = Sharechain::new(p.clone());
+    let t = chain.template(&[0x51], main_work(T0), T0, 8).unwrap();
+    let mut header = t.header(&[0; 8]).unwrap();
+    while !t.target().is_met_by(&header.block_hash()) {
+        header.nonce += 1;
+    }
+    let share = t.finish(header, &[0; 8]);
+    let mut block = header.to_bytes().to_vec();
+    block.extend_from_slice(&[1, 2, 3]);
+
     let mut node = Node::new(
-        Sharechain::new(params()),
+        Sharechain::new(p),
         PowPolicy::Verify(pow),
         PeerLimits::default(),
     );
+    node.start_alone();
     for peer in [1, 2, 3] {
         node.on_connect(peer, 0);
     }
     std::iter::from_fn(|| node.poll_transmit()).for_each(drop);
-    let mut header = otedama_core::BlockHeader::from_bytes(&[0; 80]).unwrap();
-    header.bits = CompactTarget::from_consensus(0x207f_ffff);
-    let target = header.bits.decode().unwrap();
-    while !target.is_met_by(&header.block_hash()) {
-        header.nonce += 1;
-    }
-    let mut block = header.to_bytes().to_vec();
-    block.extend_from_slice(&[1, 2, 3]);
 
-    node.on_message(1, Message::Block(block.clone()), 1);
-    let sent: Vec<(u64, Message)> = std::iter::from_fn(|| node.poll_transmit()).collect();
-    let to: Vec<u64> = sent.iter().map(|(p, _)| *p).collect();
+    // The block comes first, as its finder sends it: held until its share is in the chain.
+    node.on_message(1, Message::Block(block.clone()), T0 * 1000);
     assert_eq!(
-        to,
+        node.poll_transmit(),
+        None,
+        "a block whose share is unknown waits"
+    );
+    assert_eq!(node.poll_event(), None);
+    node.on_message(1, Message::Announce(Box::new(share)), T0 * 1000 + 1);
+    let sent: Vec<(u64, Message)> = std::iter::from_fn(|| node.poll_transmit()).collect();
+    let blocks_to: Vec<u64> = sent
+        .iter()
+        .filter(|(_, m)| *m == Message::Block(block.clone()))
+        .map(|(p, _)| *p)
+        .collect();
+    assert_eq!(
+        blocks_to,
         vec![2, 3],
         "relayed to the others, not back to the sender"
     );
-    assert!(sent
-        .iter()
-        .all(|(_, m)| *m == Message::Block(block.clone())));
-    assert_eq!(
-        node.poll_event(),
-        Some(NodeEvent::MainBlock {
+    let events: Vec<NodeEvent> = std::iter::from_fn(|| node.poll_event()).collect();
+    assert!(
+        events.contains(&NodeEvent::MainBlock {
             hash: header.block_hash(),
             raw: block.clone()
-        })
+        }),
+        "{events:?}"
     );
-    node.on_message(2, Message::Block(block.clone()), 2);
+    node.on_message(2, Message::Block(block.clone()), T0 * 1000 + 2);
     assert_eq!(node.poll_transmit(), None, "a block goes out once");
     assert_eq!(node.poll_event(), None);
 
-    // The same block under bits it does not meet: the sender is reported, nothing relayed.
+    // The header under bits it does not meet: the sender is reported, nothing relayed.
     let mut forged = header;
     forged.bits = CompactTarget::from_consensus(0x1d00_ffff);
     let mut raw = forged.to_bytes().to_vec();
     raw.extend_from_slice(&[1, 2, 3]);
-    node.on_message(3, Message::Block(raw), 3);
+    node.on_message(3, Message::Block(raw), T0 * 1000 + 3);
     assert_eq!(node.poll_transmit(), None);
     assert!(matches!(
         node.poll_event(),
@@ -521,5 +537,11 @@ fn peers_trade_addresses_only_when_asked() {
         "a peer is not told its own address"
     );
     node.on_message(2, Message::GetPeers, 5);
-    assert_eq!(node.poll_transmit(), None, "answered once a minute at most");
+    assert_eq!(node.poll_transmit(), None, "answered once in 5 s at most");
+    // Asked again 6 s after connecting, when the nodes that came at the same time are known.
+    node.handle_timeout(6_000);
+    let again: Vec<(u64, Message)> = std::iter::from_fn(|| node.poll_transmit()).collect();
+    assert!(again.contains(&(1, Message::GetPeers)) && again.contains(&(2, Message::GetPeers)));
+    node.handle_timeout(7_000);
+    assert_eq!(node.poll_transmit(), None, "then every minute");
 }

@@ -212,10 +212,20 @@ async fn nodes_meet_through_peer_lists_but_a_federation_dials_only_its_own() {
     };
     let d = start_with("meet", true, vec![a_addr.clone()], false, federated).await;
     // b and c know only a; a tells each where the other listens.
-    wait_for("b and c to connect to each other", async || {
-        keys(&b).await.len() >= 3 && keys(&c).await.len() >= 3
-    })
-    .await;
+    for _ in 0..200 {
+        if keys(&b).await.len() >= 3 && keys(&c).await.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        keys(&b).await.len() >= 3 && keys(&c).await.len() >= 3,
+        "b and c did not meet: a {:?} b {:?} c {:?} d {:?}",
+        a.peers().await.unwrap(),
+        b.peers().await.unwrap(),
+        c.peers().await.unwrap(),
+        d.peers().await.unwrap()
+    );
     let (b_addr, c_addr) = (b.local_addr().unwrap(), c.local_addr().unwrap());
     let dialled =
         |peers: Vec<otedama_p2p::PeerInfo>, to| peers.iter().any(|p| !p.inbound && p.addr == to);
@@ -251,8 +261,14 @@ async fn a_found_block_reaches_every_node_once() {
     })
     .await;
     let (mut at_b, mut at_c, mut at_a) = (b.events(), c.events(), a.events());
-    let mut block = vec![0u8; 80];
-    block[72..76].copy_from_slice(&0x207f_ffffu32.to_le_bytes());
+    // A found block is a share's header with the block's transactions: the share first
+    // reaches everyone here, then a relays the block.
+    let share = mine(&a, 1, 7).await;
+    wait_for("the share to reach c", async || {
+        tip(&c).await == Some(share.id())
+    })
+    .await;
+    let mut block = share.header.to_bytes().to_vec();
     block.extend_from_slice(&[1, 0xaa, 0xbb]);
     a.relay_block(block.clone()).await.unwrap();
     for (name, events) in [("b", &mut at_b), ("c", &mut at_c)] {

@@ -245,10 +245,12 @@ impl Accounting {
                     .blocks()?
                     .iter()
                     // Only blocks that stand end a round: an orphaned block's shares carry
-                    // over to the next one.
+                    // over to the next one, and so do a sharechain block's that paid the
+                    // pool nothing.
                     .filter(|b| {
                         b.algorithm == self.coin
                             && b.time_ms < block.time_ms
+                            && b.reward > 0
                             && matches!(b.status, BlockStatus::Accepted | BlockStatus::Confirmed)
                     })
                     .map(|b| b.time_ms)
@@ -293,6 +295,7 @@ impl Accounting {
                 }
                 (Ok(payout), "SOLO".to_owned())
             }
+            Scheme::Pps | Scheme::Fpps if reward == 0 => return Ok(Vec::new()),
             Scheme::Pps | Scheme::Fpps => {
                 return Ok(vec![NewEntry {
                     address: self.pool_address.clone(),

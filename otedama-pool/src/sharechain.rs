@@ -25,8 +25,8 @@ use otedama_p2p::{
     ChainParams, MainWork, NetConfig, NetError, Node, NodeEvent, NodeKey, P2pService, PeerLimits,
     PowPolicy, Share, ShareSink, ShareStore, Sharechain, TemplateBase,
 };
-use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
 
 use crate::store::{BlockRecord, BlockStatus, ShareLog};
 
@@ -88,9 +88,10 @@ pub struct SharechainNode {
     /// Subscribed at the start, so [`SharechainNode::follow`] sees even a sync that finished
     /// before it was called.
     events: Arc<std::sync::Mutex<Option<tokio::sync::broadcast::Receiver<NodeEvent>>>>,
-    /// Every share the node accepts, as it keeps it.
-    accepted: broadcast::Sender<Arc<Share>>,
-    kernel: Arc<dyn PowAlgorithm>,
+    /// Every share the node accepts that is a main-chain block, as it keeps it; taken by
+    /// [`SharechainNode::record_blocks`]. Unbounded so that no block is lost: blocks are rare
+    /// (at most one per share, and shares come by the chain's target).
+    blocks: Arc<std::sync::Mutex<Option<mpsc::UnboundedReceiver<Arc<Share>>>>>,
     /// The tasks [`SharechainNode::follow`] and [`SharechainNode::record_blocks`] started,
     /// stopped with the node.
     tasks: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
@@ -105,16 +106,19 @@ impl std::fmt::Debug for SharechainNode {
     }
 }
 
-/// The node's store, which also tells who listens of every share it keeps.
+/// The node's store, which also passes on every share it keeps that is a main-chain block.
 struct Tee {
     store: ShareStore,
-    accepted: broadcast::Sender<Arc<Share>>,
+    kernel: Arc<dyn PowAlgorithm>,
+    blocks: mpsc::UnboundedSender<Arc<Share>>,
 }
 
 impl ShareSink for Tee {
     fn save(&mut self, share: &Share) {
         self.store.save(share);
-        let _ = self.accepted.send(Arc::new(share.clone()));
+        if main_block(&share.header, self.kernel.as_ref()) {
+            let _ = self.blocks.send(Arc::new(share.clone()));
+        }
     }
 
     fn prune(&mut self, below_height: u64) {
@@ -195,10 +199,11 @@ impl SharechainNode {
             PowPolicy::Verify(Arc::clone(&kernel)),
             PeerLimits::default(),
         );
-        let (accepted, _) = broadcast::channel(1024);
+        let (blocks_tx, blocks) = mpsc::unbounded_channel();
         node.persist_to(Box::new(Tee {
             store,
-            accepted: accepted.clone(),
+            kernel,
+            blocks: blocks_tx,
         }));
         if net.peers.is_empty() {
             node.start_alone();
@@ -210,8 +215,7 @@ impl SharechainNode {
             runtime: tokio::runtime::Handle::current(),
             loaded,
             events,
-            accepted,
-            kernel,
+            blocks: Arc::new(std::sync::Mutex::new(Some(blocks))),
             tasks: Arc::default(),
         })
     }
@@ -319,25 +323,14 @@ impl SharechainNode {
     /// Records in `log` every main-chain block a share of the sharechain is (whichever node
     /// found it) whose coinbase pays the pool's own script: what the pool's ledger gets of
     /// it is that output, which the accounting credits to the pool's pooled miners once the
-    /// block matures. Runs until the node stops.
+    /// block matures. Runs until the node stops; only the first call books.
     pub fn record_blocks(&self, log: ShareLog, book: BlockBook) -> tokio::task::JoinHandle<()> {
-        let mut accepted = self.accepted.subscribe();
-        let (service, kernel) = (self.service.clone(), Arc::clone(&self.kernel));
+        let taken = self.blocks.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let service = self.service.clone();
         self.track(self.runtime.spawn(async move {
-            loop {
-                let share = match accepted.recv().await {
-                    Ok(share) => share,
-                    Err(RecvError::Lagged(_)) => continue,
-                    Err(RecvError::Closed) => return,
-                };
-                let kernel = Arc::clone(&kernel);
-                let header = share.header;
-                let is_block = tokio::task::spawn_blocking(move || main_block(&header, &*kernel))
-                    .await
-                    .unwrap_or(false);
-                if !is_block {
-                    continue;
-                }
+            // A second call books nothing: the first has the blocks.
+            let Some(mut blocks) = taken else { return };
+            while let Some(share) = blocks.recv().await {
                 let Ok(target) = share.header.bits.decode() else {
                     continue;
                 };
@@ -361,8 +354,9 @@ impl SharechainNode {
                 let finder = ScriptBuf::from_bytes(share.info.payout.clone());
                 let record = BlockRecord {
                     algorithm: book.algorithm.clone(),
-                    time_ms: i64::try_from(share.info.timestamp.saturating_mul(1000))
-                        .unwrap_or(i64::MAX),
+                    // When it is booked, after the share came: a block this pool found keeps
+                    // its finder's share inside its PPLNS window whichever record stands.
+                    time_ms: crate::accounting::now_ms(),
                     height: u64::from(share.info.main_height),
                     hash: otedama_core::encode_hex(&hash),
                     address: book

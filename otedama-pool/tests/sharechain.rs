@@ -45,21 +45,35 @@ fn mine(job: &PoolJob, e1: &[u8], e2: &[u8], target: &Target) -> u32 {
     found[0].nonce as u32
 }
 
-#[test]
-fn a_miners_own_sharechain_job_pays_it_and_its_block_share_goes_to_both_chains() {
-    let difficulty = 1.0 / 1024.0;
-    let network = DifficultyConvention::Bitcoin.target_for(Difficulty::new(difficulty).expect("d"));
+/// The devnet's block difficulty in these tests: a block takes about a thousand hashes.
+const DIFFICULTY: f64 = 1.0 / 1024.0;
+
+/// An engine on a fresh sharechain over a devnet, with its common job announced.
+struct OnSharechain {
+    devnet: Devnet,
+    network: Target,
+    params: ChainParams,
+    engine: Engine<u32>,
+    common: std::sync::Arc<PoolJob>,
+    pool_script: otedama_core::bitcoin::ScriptBuf,
+    /// The least hashrate for a miner's own job.
+    threshold: f64,
+}
+
+/// Shares far easier than the devnet's blocks, and outputs of at least `min_output`.
+fn on_sharechain(min_output: u64) -> OnSharechain {
+    let network = DifficultyConvention::Bitcoin.target_for(Difficulty::new(DIFFICULTY).expect("d"));
     let mut devnet = Devnet::new(Box::new(Sha256d::new()), network);
     let template = devnet.template().expect("template");
-    // The sharechain's easiest share is easier than the devnet's blocks.
     let easiest = DifficultyConvention::Bitcoin.target_for(Difficulty::new(1e-6).expect("d"));
     let mut params = ChainParams::main("devnet", Algorithm::Sha256d, "devnet", easiest);
-    params.min_output = 0;
+    params.min_output = min_output;
     let chain = Sharechain::new(params.clone());
     let now = Now::read();
     let base = template_base(&chain, &template, u64::from(now.unix_secs())).expect("base");
+    let threshold = base.direct_hashrate();
     let pool_script = AddressParams::BITCOIN_REGTEST
-        .script_pubkey("bcrt1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqdku202")
+        .script_pubkey(POOL)
         .expect("script");
     let mut engine: Engine<u32> = Engine::new(EngineConfig {
         algorithm: "sha256d".into(),
@@ -76,11 +90,36 @@ fn a_miners_own_sharechain_job_pays_it_and_its_block_share_goes_to_both_chains()
             _ => None,
         })
         .expect("a job is announced");
+    OnSharechain {
+        devnet,
+        network,
+        params,
+        engine,
+        common,
+        pool_script,
+        threshold,
+    }
+}
+
+const POOL: &str = "bcrt1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqdku202";
+
+#[test]
+fn a_miners_own_sharechain_job_pays_it_and_its_block_share_goes_to_both_chains() {
+    // With no output floor every miner earns an output of its own, whatever its hashrate.
+    let OnSharechain {
+        mut devnet,
+        network,
+        params,
+        mut engine,
+        common,
+        pool_script,
+        ..
+    } = on_sharechain(0);
+    let difficulty = DIFFICULTY;
     let common_side = common.side.as_ref().expect("a sharechain job");
     assert_eq!(common_side.template.info.payout, pool_script.as_bytes());
 
     // The miner's own version: its share pays the miner, on the same main-chain work.
-    // With no output floor every miner earns an output of its own, whatever its hashrate.
     let own = engine
         .own_job(&common.announcement, MINER, 0.0)
         .expect("the miner's own job");
@@ -114,7 +153,7 @@ fn a_miners_own_sharechain_job_pays_it_and_its_block_share_goes_to_both_chains()
         difficulty,
     };
     let check = engine
-        .handle_share(submission, 7, now)
+        .handle_share(submission, 7, Now::read())
         .expect("the job is known");
     let checked = check.verify(&Sha256d::new());
     engine.handle_checked(checked, Now::read());
@@ -184,36 +223,17 @@ fn a_miners_own_sharechain_job_pays_it_and_its_block_share_goes_to_both_chains()
 /// output.
 #[test]
 fn a_small_miner_mines_through_the_pool_and_its_ledger_pays_it() {
-    let difficulty = 1.0 / 1024.0;
-    let network = DifficultyConvention::Bitcoin.target_for(Difficulty::new(difficulty).expect("d"));
-    let mut devnet = Devnet::new(Box::new(Sha256d::new()), network);
-    let template = devnet.template().expect("template");
-    let easiest = DifficultyConvention::Bitcoin.target_for(Difficulty::new(1e-6).expect("d"));
     // The default floor: ten times the dust limit.
-    let params = ChainParams::main("devnet", Algorithm::Sha256d, "devnet", easiest);
-    let chain = Sharechain::new(params);
-    let now = Now::read();
-    let base = template_base(&chain, &template, u64::from(now.unix_secs())).expect("base");
-    let threshold = base.direct_hashrate();
+    let OnSharechain {
+        network,
+        mut engine,
+        common,
+        pool_script,
+        threshold,
+        ..
+    } = on_sharechain(ChainParams::main("d", Algorithm::Sha256d, "d", Target::MAX).min_output);
     assert!(threshold > 0.0);
-    let pool_script = AddressParams::BITCOIN_REGTEST
-        .script_pubkey("bcrt1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqdku202")
-        .expect("script");
-    let mut engine: Engine<u32> = Engine::new(EngineConfig {
-        algorithm: "sha256d".into(),
-        convention: DifficultyConvention::Bitcoin,
-        chain: AddressParams::BITCOIN_REGTEST,
-        payout: pool_script.clone(),
-        pool_tag: b"/otedama/".to_vec(),
-        solo_fee: None,
-    });
-    engine.handle_sharechain_work(template, base, now);
-    let common = std::iter::from_fn(|| engine.poll_action())
-        .find_map(|a| match a {
-            Action::Announce { job } => Some(job),
-            _ => None,
-        })
-        .expect("a job is announced");
+    let difficulty = DIFFICULTY;
     assert!(
         engine
             .own_job(&common.announcement, MINER, threshold * 0.99)
@@ -240,7 +260,7 @@ fn a_small_miner_mines_through_the_pool_and_its_ledger_pays_it() {
         difficulty,
     };
     let check = engine
-        .handle_share(submission, 9, now)
+        .handle_share(submission, 9, Now::read())
         .expect("the job is known");
     engine.handle_checked(check.verify(&Sha256d::new()), Now::read());
     let actions: Vec<Action<u32>> = std::iter::from_fn(|| engine.poll_action()).collect();
@@ -298,7 +318,7 @@ fn the_pools_output_in_a_sharechain_block_is_credited_to_its_pooled_miners() {
     let mut devnet = Devnet::new(Box::new(Sha256d::new()), network);
     let easiest = DifficultyConvention::Bitcoin.target_for(Difficulty::new(1e-6).expect("d"));
     let params = ChainParams::main("devnet", Algorithm::Sha256d, "devnet", easiest);
-    let pool_address = "bcrt1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqdku202";
+    let pool_address = POOL;
     let pool_script = AddressParams::BITCOIN_REGTEST
         .script_pubkey(pool_address)
         .expect("script");

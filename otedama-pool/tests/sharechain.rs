@@ -45,6 +45,35 @@ fn mine(job: &PoolJob, e1: &[u8], e2: &[u8], target: &Target) -> u32 {
     found[0].nonce as u32
 }
 
+/// `worker`'s share on `job` that meets `target`, judged by `engine`: the actions that follow.
+fn solve(
+    engine: &mut Engine<u32>,
+    job: &PoolJob,
+    worker: &str,
+    target: &Target,
+) -> Vec<Action<u32>> {
+    let (e1, e2) = ([1u8, 2, 3, 4], [5u8, 6, 7, 8]);
+    let nonce = mine(job, &e1, &e2, target);
+    let submission = Submission {
+        share: Share {
+            job_id: job.job.id.clone(),
+            extranonce1: e1.to_vec(),
+            extranonce2: e2.to_vec(),
+            ntime: job.job.time,
+            nonce,
+            version_bits: None,
+            worker: worker.to_owned(),
+        },
+        version_mask: 0,
+        difficulty: DIFFICULTY,
+    };
+    let check = engine
+        .handle_share(submission, 7, Now::read())
+        .expect("the job is known");
+    engine.handle_checked(check.verify(&Sha256d::new()), Now::read());
+    std::iter::from_fn(|| engine.poll_action()).collect()
+}
+
 /// The devnet's block difficulty in these tests: a block takes about a thousand hashes.
 const DIFFICULTY: f64 = 1.0 / 1024.0;
 
@@ -115,7 +144,6 @@ fn a_miners_own_sharechain_job_pays_it_and_its_block_share_goes_to_both_chains()
         pool_script,
         ..
     } = on_sharechain(0);
-    let difficulty = DIFFICULTY;
     let common_side = common.side.as_ref().expect("a sharechain job");
     assert_eq!(common_side.template.info.payout, pool_script.as_bytes());
 
@@ -137,27 +165,7 @@ fn a_miners_own_sharechain_job_pays_it_and_its_block_share_goes_to_both_chains()
     assert_eq!(again.job.id, own.job.id);
 
     // A share that meets the devnet's target: a block, and a sharechain share.
-    let (e1, e2) = ([1u8, 2, 3, 4], [5u8, 6, 7, 8]);
-    let nonce = mine(&own, &e1, &e2, &network);
-    let submission = Submission {
-        share: Share {
-            job_id: own.job.id.clone(),
-            extranonce1: e1.to_vec(),
-            extranonce2: e2.to_vec(),
-            ntime: own.job.time,
-            nonce,
-            version_bits: None,
-            worker: format!("{MINER}.rig"),
-        },
-        version_mask: 0,
-        difficulty,
-    };
-    let check = engine
-        .handle_share(submission, 7, Now::read())
-        .expect("the job is known");
-    let checked = check.verify(&Sha256d::new());
-    engine.handle_checked(checked, Now::read());
-    let actions: Vec<Action<u32>> = std::iter::from_fn(|| engine.poll_action()).collect();
+    let actions = solve(&mut engine, &own, &format!("{MINER}.rig"), &network);
     assert!(
         matches!(actions.first(), Some(Action::SubmitBlock { .. })),
         "the block goes out first: {actions:?}"
@@ -233,7 +241,6 @@ fn a_small_miner_mines_through_the_pool_and_its_ledger_pays_it() {
         ..
     } = on_sharechain(ChainParams::main("d", Algorithm::Sha256d, "d", Target::MAX).min_output);
     assert!(threshold > 0.0);
-    let difficulty = DIFFICULTY;
     assert!(
         engine
             .own_job(&common.announcement, MINER, threshold * 0.99)
@@ -244,26 +251,7 @@ fn a_small_miner_mines_through_the_pool_and_its_ledger_pays_it() {
         .own_job(&common.announcement, MINER, threshold)
         .is_some());
 
-    let (e1, e2) = ([1u8, 2, 3, 4], [5u8, 6, 7, 8]);
-    let nonce = mine(&common, &e1, &e2, &network);
-    let submission = Submission {
-        share: Share {
-            job_id: common.job.id.clone(),
-            extranonce1: e1.to_vec(),
-            extranonce2: e2.to_vec(),
-            ntime: common.job.time,
-            nonce,
-            version_bits: None,
-            worker: format!("{MINER}.small"),
-        },
-        version_mask: 0,
-        difficulty,
-    };
-    let check = engine
-        .handle_share(submission, 9, Now::read())
-        .expect("the job is known");
-    engine.handle_checked(check.verify(&Sha256d::new()), Now::read());
-    let actions: Vec<Action<u32>> = std::iter::from_fn(|| engine.poll_action()).collect();
+    let actions = solve(&mut engine, &common, &format!("{MINER}.small"), &network);
     let Some(Action::SubmitBlock {
         share: id,
         block: FoundBlock::Bitcoin(bytes),

@@ -545,3 +545,41 @@ fn peers_trade_addresses_only_when_asked() {
     node.handle_timeout(7_000);
     assert_eq!(node.poll_transmit(), None, "then every minute");
 }
+
+/// The bytes every node must agree on, pinned: the consensus id of a chain's rules, and a
+/// chain of shares as they travel (their ids commit to the coinbases every node rebuilds).
+/// A change here splits the network; make it on purpose, with a new chain name or version.
+#[test]
+fn consensus_and_wire_bytes_are_pinned() {
+    use sha2::{Digest, Sha256};
+    let p = params();
+    let mut chain = Sharechain::new(p.clone());
+    let shares = grow(&mut chain, 5, 0);
+    let mut wire = Vec::new();
+    for s in &shares {
+        wire.extend_from_slice(&Message::Announce(Box::new(s.clone())).encode());
+    }
+    let tip = &shares[4];
+    let outputs = chain
+        .outputs_for(&tip.info, &tip.header.bits.decode().unwrap())
+        .unwrap();
+    let pinned = (
+        hex(&p.consensus_id().0),
+        hex(&Sha256::digest(&wire)),
+        hex(&tip.id().0),
+        outputs.iter().map(|(_, v)| *v).collect::<Vec<u64>>(),
+    );
+    assert_eq!(
+        pinned,
+        (
+            "61263fe5513d5502269b2f64de561ca44e04d93f01c563503d6af52804a88d01".to_owned(),
+            "0ee98cf1ebd1daf194d2e7f9a34f24adc273c79fe85b523f023d171a2dd00e06".to_owned(),
+            "b51caa7cc8fc21a77e1c46c8ec63be6b7333af6ba10b04aee66e3bd5c5b585ec".to_owned(),
+            vec![400_000, 400_000, 200_000],
+        )
+    );
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

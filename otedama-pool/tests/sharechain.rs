@@ -74,6 +74,18 @@ fn solve(
     std::iter::from_fn(|| engine.poll_action()).collect()
 }
 
+/// A serialized block and what its coinbase pays, the commitment left out.
+fn payouts_of(bytes: &[u8]) -> (Block, Vec<(otedama_core::bitcoin::ScriptBuf, u64)>) {
+    let block: Block = deserialize(bytes).expect("block");
+    let paid = block.txdata[0]
+        .output
+        .iter()
+        .filter(|o| !o.script_pubkey.is_op_return())
+        .map(|o| (o.script_pubkey.clone(), o.value.to_sat()))
+        .collect();
+    (block, paid)
+}
+
 /// The devnet's block difficulty in these tests: a block takes about a thousand hashes.
 const DIFFICULTY: f64 = 1.0 / 1024.0;
 
@@ -181,13 +193,7 @@ fn a_miners_own_sharechain_job_pays_it_and_its_block_share_goes_to_both_chains()
         .submit_block(bytes)
         .expect("the devnet takes the block");
     // The block's coinbase is the sharechain's: the first share's window is its own miner.
-    let block: Block = deserialize(bytes).expect("block");
-    let paid: Vec<_> = block.txdata[0]
-        .output
-        .iter()
-        .filter(|o| !o.script_pubkey.is_op_return())
-        .map(|o| (o.script_pubkey.clone(), o.value.to_sat()))
-        .collect();
+    let (block, paid) = payouts_of(bytes);
     assert_eq!(paid, vec![(miner_script, DEVNET_REWARD)]);
 
     let share = actions
@@ -259,13 +265,7 @@ fn a_small_miner_mines_through_the_pool_and_its_ledger_pays_it() {
     else {
         panic!("no block: {actions:?}");
     };
-    let block: Block = deserialize(bytes).expect("block");
-    let paid: Vec<_> = block.txdata[0]
-        .output
-        .iter()
-        .filter(|o| !o.script_pubkey.is_op_return())
-        .map(|o| (o.script_pubkey.clone(), o.value.to_sat()))
-        .collect();
+    let (_, paid) = payouts_of(bytes);
     assert_eq!(
         paid,
         vec![(pool_script, DEVNET_REWARD)],

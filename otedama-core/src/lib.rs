@@ -56,6 +56,7 @@ mod header;
 mod job;
 mod merkle;
 mod order;
+pub mod rx;
 mod target;
 mod template;
 
@@ -80,8 +81,8 @@ pub use order::{
     prevhash_stratum_to_display, prevhash_to_stratum, reverse_hash, swap_words, HexError,
 };
 pub use target::{
-    monero_check_hash, CompactTarget, CompactTargetError, Difficulty, DifficultyConvention,
-    DifficultyError, Hashrate, HashrateError, MoneroTarget, MoneroTargetError, Target, Work,
-    BITCOIN_DIFF1_TARGET, SCRYPT_DIFF1_TARGET, U256,
+    monero_check_hash, monero_target, CompactTarget, CompactTargetError, Difficulty,
+    DifficultyConvention, DifficultyError, Hashrate, HashrateError, MoneroTarget,
+    MoneroTargetError, Target, Work, BITCOIN_DIFF1_TARGET, SCRYPT_DIFF1_TARGET, U256,
 };
 pub use template::{write_compact_size, BlockTemplate, TemplateTransaction};

@@ -1034,6 +1034,15 @@ pub fn monero_check_hash(hash: &[u8; 32], difficulty: u64) -> bool {
         .is_some()
 }
 
+/// The target a Monero `difficulty` stands for: the largest hash (little-endian) that
+/// [`monero_check_hash`] accepts, ⌊(2^256 − 1) / difficulty⌋ (every hash for zero).
+pub fn monero_target(difficulty: u64) -> Target {
+    match U256::MAX.div_rem_u64(difficulty) {
+        Some((quotient, _)) => Target(quotient),
+        None => Target::MAX,
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Monero stratum targets
 // ---------------------------------------------------------------------------------------------
@@ -1348,6 +1357,19 @@ impl fmt::Display for Hashrate {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn monero_target_is_the_check_hash_boundary(difficulty in 1u64.., hash in proptest::prelude::any::<[u8; 32]>()) {
+            let target = monero_target(difficulty);
+            proptest::prop_assert_eq!(target.is_met_by(&hash), monero_check_hash(&hash, difficulty));
+            let edge = target.to_le_bytes();
+            proptest::prop_assert!(monero_check_hash(&edge, difficulty));
+            if let Some(above) = target.as_u256().checked_add(U256::ONE) {
+                proptest::prop_assert!(!monero_check_hash(&above.to_le_bytes(), difficulty));
+            }
+        }
+    }
 
     #[test]
     fn diff1_targets() {

@@ -1,13 +1,15 @@
 //! The embedded RandomX devnet: an in-process chain with an easy, adjustable difficulty, so a
 //! RandomX pool works on a fresh machine with no monerod. Its hashing blobs have Monero's
 //! layout, so xmrig-style miners mine it unchanged, and it checks submitted blocks as a node
-//! would: parent, coinbase height, tree root and RandomX proof of work.
+//! would: parent, coinbase height and amounts, tree root and RandomX proof of work.
 //!
 //! Devnet simplifications, all deliberate:
 //! - One RandomX key for the whole chain, [`DEVNET_RX_SEED`] (Monero re-keys every 2048 blocks
 //!   from an older block's id).
-//! - The coinbase is a devnet byte string, [`coinbase`]: the height (8 bytes little-endian),
-//!   8 reserved bytes the pool fills per session, then the payout address as text.
+//! - The coinbase is a devnet byte string ([`otedama_core::rx`]): the height (8 bytes
+//!   little-endian), 8 reserved bytes the pool fills per session, then either the payout
+//!   address as text ([`coinbase`]) or a list of outputs and extra data (a sharechain's
+//!   coinbase, which pays its whole window); outputs may not add up to more than the reward.
 //! - The tree root is sha256d(coinbase) (Monero hashes a keccak tree of transaction ids), and a
 //!   block's id is sha256d(hashing blob).
 //! - The difficulty is fixed (Monero retargets every block).
@@ -19,6 +21,7 @@
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use otedama_core::rx::{RxCoinbase, RxFormatError, RxPayees};
 use otedama_core::{encode_hex, monero_check_hash, sha256d};
 use otedama_hash::{HashError, PowAlgorithm, RandomX, RandomXMode};
 
@@ -31,20 +34,13 @@ pub const DEVNET_RX_SEED: [u8; 32] = *b"otedama randomx devnet seed 0001";
 /// The block major and minor version the devnet writes (Monero's RandomX era).
 pub const RX_BLOCK_VERSION: u64 = 16;
 
-/// Length of a devnet hashing blob.
-pub const RX_BLOB_LEN: usize = 76;
-
-/// Where the nonce sits in a hashing blob (as in Monero).
-pub const RX_NONCE_OFFSET: usize = 39;
+pub use otedama_core::rx::{RxBlob, RX_BLOB_LEN, RX_NONCE_OFFSET};
 
 // The devnet's blobs put the nonce where xmrig and the stratum codec expect it.
 const _: () = assert!(RX_NONCE_OFFSET == otedama_stratum::MONERO_NONCE_OFFSET);
 
 /// The reward of every devnet block, in piconero (0.6 XMR, Monero's tail emission).
 pub const RX_DEVNET_REWARD: u64 = 600_000_000_000;
-
-/// Bytes of the coinbase before the payout address: height (8) and reserved (8).
-const COINBASE_FIXED: usize = 16;
 
 /// Timestamps from here on take exactly five varint bytes, which puts the nonce at byte 39.
 const MIN_TIMESTAMP: u64 = 1 << 28;
@@ -82,6 +78,14 @@ pub enum RxReject {
         got: u64,
         /// The next height.
         expected: u64,
+    },
+    /// The coinbase's outputs add up to more than the block's reward (`None`: past 2^64).
+    #[error("bad-cb-amount: the coinbase pays {total:?}, more than the reward {reward}")]
+    Overpays {
+        /// What the outputs add up to.
+        total: Option<u64>,
+        /// The reward.
+        reward: u64,
     },
     /// The tree root is not sha256d(coinbase).
     #[error("bad-tree-root: the blob's tree root does not commit to the coinbase")]
@@ -144,107 +148,20 @@ impl From<RxTemplate> for RxWork {
     }
 }
 
-/// The devnet coinbase: height (8 bytes little-endian), `reserved`, then `address`.
+/// The devnet coinbase paying one address (v1): height (8 bytes little-endian),
+/// `reserved`, then `address`.
 pub fn coinbase(height: u64, reserved: [u8; 8], address: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(COINBASE_FIXED + address.len());
-    out.extend_from_slice(&height.to_le_bytes());
-    out.extend_from_slice(&reserved);
-    out.extend_from_slice(address.as_bytes());
-    out
-}
-
-/// Appends `value` as a Monero varint (7 bits a byte, low first).
-fn write_varint(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push((value as u8 & 0x7f) | 0x80);
-        value >>= 7;
+    RxCoinbase {
+        height,
+        reserved,
+        payees: RxPayees::Address(address.as_bytes().to_vec()),
     }
-    out.push(value as u8);
+    .to_bytes()
 }
 
-/// Reads a varint at `*pos`, moving past it.
-fn read_varint(bytes: &[u8], pos: &mut usize) -> Result<u64, RxReject> {
-    let mut value = 0u64;
-    for shift in (0..64).step_by(7) {
-        let byte = *bytes
-            .get(*pos)
-            .ok_or_else(|| RxReject::Malformed("blob ends inside a varint".into()))?;
-        *pos += 1;
-        value |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Ok(value);
-        }
-    }
-    Err(RxReject::Malformed("varint longer than 64 bits".into()))
-}
-
-/// The fields of a hashing blob.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RxBlob {
-    /// Major version.
-    pub major: u64,
-    /// Minor version.
-    pub minor: u64,
-    /// Unix time.
-    pub timestamp: u64,
-    /// The parent block's id.
-    pub prev_id: [u8; 32],
-    /// The nonce.
-    pub nonce: u32,
-    /// The transaction tree root.
-    pub tree_root: [u8; 32],
-    /// Transactions in the block (the coinbase included).
-    pub tx_count: u64,
-}
-
-fn take<const N: usize>(bytes: &[u8], pos: &mut usize, what: &str) -> Result<[u8; N], RxReject> {
-    let out = bytes
-        .get(*pos..*pos + N)
-        .and_then(|s| <[u8; N]>::try_from(s).ok())
-        .ok_or_else(|| RxReject::Malformed(format!("blob ends inside the {what}")))?;
-    *pos += N;
-    Ok(out)
-}
-
-impl RxBlob {
-    /// Writes the blob.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(RX_BLOB_LEN);
-        write_varint(&mut out, self.major);
-        write_varint(&mut out, self.minor);
-        write_varint(&mut out, self.timestamp);
-        out.extend_from_slice(&self.prev_id);
-        out.extend_from_slice(&self.nonce.to_le_bytes());
-        out.extend_from_slice(&self.tree_root);
-        write_varint(&mut out, self.tx_count);
-        out
-    }
-
-    /// Reads a blob; trailing bytes are an error.
-    pub fn parse(bytes: &[u8]) -> Result<RxBlob, RxReject> {
-        let mut pos = 0;
-        let major = read_varint(bytes, &mut pos)?;
-        let minor = read_varint(bytes, &mut pos)?;
-        let timestamp = read_varint(bytes, &mut pos)?;
-        let prev_id = take::<32>(bytes, &mut pos, "previous block id")?;
-        let nonce = u32::from_le_bytes(take::<4>(bytes, &mut pos, "nonce")?);
-        let tree_root = take::<32>(bytes, &mut pos, "tree root")?;
-        let tx_count = read_varint(bytes, &mut pos)?;
-        if pos != bytes.len() {
-            return Err(RxReject::Malformed(format!(
-                "{} bytes after the transaction count",
-                bytes.len() - pos
-            )));
-        }
-        Ok(RxBlob {
-            major,
-            minor,
-            timestamp,
-            prev_id,
-            nonce,
-            tree_root,
-            tx_count,
-        })
+impl From<RxFormatError> for RxReject {
+    fn from(e: RxFormatError) -> RxReject {
+        RxReject::Malformed(e.to_string())
     }
 }
 
@@ -377,17 +294,21 @@ impl RxDevnet {
                 tip: encode_hex(&chain.tip),
             });
         }
-        let height_bytes = coinbase
-            .get(..8)
-            .and_then(|b| <[u8; 8]>::try_from(b).ok())
-            .filter(|_| coinbase.len() >= COINBASE_FIXED)
-            .ok_or_else(|| RxReject::Malformed(format!("coinbase of {} bytes", coinbase.len())))?;
-        let got = u64::from_le_bytes(height_bytes);
-        if got != chain.height + 1 {
+        let cb = RxCoinbase::parse(coinbase)?;
+        if cb.height != chain.height + 1 {
             return Err(RxReject::BadHeight {
-                got,
+                got: cb.height,
                 expected: chain.height + 1,
             });
+        }
+        match cb.payees.total() {
+            Some(total) if total <= RX_DEVNET_REWARD => {}
+            total => {
+                return Err(RxReject::Overpays {
+                    total,
+                    reward: RX_DEVNET_REWARD,
+                })
+            }
         }
         if parsed.tree_root != sha256d(coinbase) {
             return Err(RxReject::BadTreeRoot);
@@ -456,6 +377,44 @@ mod tests {
             }
         }
         unreachable!("some nonce meets or misses")
+    }
+
+    #[test]
+    fn a_coinbase_paying_many_is_taken_up_to_the_reward() {
+        let devnet = RxDevnet::new(1).expect("devnet");
+        let t = devnet.template(ADDRESS, [0; 8]);
+        let block = |amounts: &[u64]| {
+            let coinbase = RxCoinbase {
+                height: 1,
+                reserved: [9; 8],
+                payees: RxPayees::Outputs {
+                    outputs: amounts.iter().map(|a| (b"44x".to_vec(), *a)).collect(),
+                    extra: b"OTDM".to_vec(),
+                },
+            }
+            .to_bytes();
+            let mut blob = RxBlob::parse(&t.blob).expect("blob");
+            blob.tree_root = sha256d(&coinbase);
+            (find(&devnet, &blob.to_bytes(), 1, true), coinbase)
+        };
+        let (blob, coinbase) = block(&[RX_DEVNET_REWARD, 1]);
+        assert_eq!(
+            devnet.submit(&blob, &coinbase),
+            Err(RxReject::Overpays {
+                total: Some(RX_DEVNET_REWARD + 1),
+                reward: RX_DEVNET_REWARD
+            })
+        );
+        let (blob, coinbase) = block(&[u64::MAX, 2]);
+        assert!(matches!(
+            devnet.submit(&blob, &coinbase),
+            Err(RxReject::Overpays { total: None, .. })
+        ));
+        let (blob, coinbase) = block(&[RX_DEVNET_REWARD - 5, 5]);
+        devnet
+            .submit(&blob, &coinbase)
+            .expect("pays exactly the reward");
+        assert_eq!(devnet.height(), 1);
     }
 
     #[test]

@@ -3,12 +3,16 @@
 use std::collections::{BTreeMap, HashMap};
 
 use bitcoin::ScriptBuf;
-use otedama_core::{BlockHeader, MerkleBranch, Target, Work, U256};
+use otedama_core::rx::{RxBlob, RX_NONCE_OFFSET};
+use otedama_core::{monero_target, sha256d, BlockHeader, MerkleBranch, Target, Work, U256};
 
 use crate::asert::next_target;
 use crate::error::ShareError;
 use crate::params::{ChainParams, ConsensusId};
-use crate::share::{build_coinbase, coinbase_root, Share, ShareId, ShareInfo};
+use crate::share::{
+    build_coinbase, coinbase_root, rx_coinbase, BitcoinProof, Layout, MainProof, RxProof, Share,
+    ShareId, ShareInfo,
+};
 use crate::window::{payout_outputs, share_work, window_parts, window_weights, Ancestry};
 
 /// How far a share was checked.
@@ -109,11 +113,68 @@ impl ShareTemplate {
     /// The share for a solved header (its nonce, time or version rolled by the miner).
     pub fn finish(&self, header: BlockHeader, extranonce: &[u8]) -> Share {
         Share {
-            header,
+            main: MainProof::Bitcoin(BitcoinProof {
+                header,
+                extranonce: extranonce.to_vec(),
+                witness_root: self.main.witness_root,
+                branch: self.main.branch.clone(),
+            }),
             info: self.info.clone(),
-            extranonce: extranonce.to_vec(),
-            witness_root: self.main.witness_root,
-            branch: self.main.branch.clone(),
+        }
+    }
+}
+
+/// What a node needs from a RandomX main chain to build a share: the block it would be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RxMainWork {
+    /// The node's hashing blob for the block (version, time and parent; its nonce and tree
+    /// root are replaced).
+    pub blob: Vec<u8>,
+    /// The block's height.
+    pub height: u64,
+    /// The main chain's difficulty (Monero convention).
+    pub difficulty: u64,
+    /// The reward the coinbase may pay.
+    pub reward: u64,
+}
+
+/// The next RandomX share a node's miners work on, for one payout and one session's reserved
+/// bytes: the coinbase every peer will rebuild and the blob that commits to it.
+#[derive(Debug, Clone)]
+pub struct RxShareTemplate {
+    /// The sharechain data.
+    pub info: ShareInfo,
+    /// The payout outputs.
+    pub outputs: Vec<(ScriptBuf, u64)>,
+    /// The devnet coinbase, to submit with a found block.
+    pub coinbase: Vec<u8>,
+    /// The hashing blob, nonce zero, committing to `coinbase`.
+    pub blob: Vec<u8>,
+    /// The reserved bytes written into the coinbase.
+    pub reserved: [u8; 8],
+    /// The main chain's difficulty.
+    pub difficulty: u64,
+}
+
+impl RxShareTemplate {
+    /// The share target.
+    pub fn target(&self) -> Target {
+        self.info.target()
+    }
+
+    /// The share for the blob solved with `nonce`.
+    pub fn finish(&self, nonce: u32) -> Share {
+        let mut blob = self.blob.clone();
+        if let Some(slot) = blob.get_mut(RX_NONCE_OFFSET..RX_NONCE_OFFSET + 4) {
+            slot.copy_from_slice(&nonce.to_le_bytes());
+        }
+        Share {
+            main: MainProof::RandomX(RxProof {
+                blob,
+                reserved: self.reserved,
+                difficulty: self.difficulty,
+            }),
+            info: self.info.clone(),
         }
     }
 }
@@ -303,11 +364,10 @@ impl Sharechain {
         if info.uncles.windows(2).any(|w| w[0] >= w[1]) {
             return Err(invalid("uncles not sorted and unique"));
         }
-        let main_target = share
-            .header
-            .bits
-            .decode()
-            .map_err(|_| invalid("main-chain bits do not decode"))?;
+        if share.layout() != Layout::of(self.params.algorithm) {
+            return Err(invalid("a share in another chain's layout"));
+        }
+        let main_target = share.main_target().map_err(|e| invalid(&e))?;
         let share_target = info.target();
         if info.bits.decode().is_err() || share_target.as_u256().is_zero() {
             return Err(invalid("share bits do not decode"));
@@ -554,6 +614,47 @@ impl Sharechain {
         now: u64,
         extranonce_len: usize,
     ) -> Result<TemplateBase, ShareError> {
+        let main_target = main.header.bits.decode().map_err(|e| ShareError::Invalid {
+            id: ShareId::NONE,
+            reason: format!("main-chain bits: {e}"),
+        })?;
+        let (height, reward) = (main.height, main.reward);
+        self.base(main, height, reward, &main_target, now, extranonce_len)
+    }
+
+    /// The RandomX counterpart of [`Sharechain::template_base`]: the next share on the best
+    /// tip for any payout ([`TemplateBase::for_rx_payout`]). Only a RandomX chain takes it.
+    pub fn rx_template_base(
+        &self,
+        main: RxMainWork,
+        now: u64,
+    ) -> Result<TemplateBase<RxMainWork>, ShareError> {
+        let invalid = |reason: &str| ShareError::Invalid {
+            id: ShareId::NONE,
+            reason: reason.to_owned(),
+        };
+        if Layout::of(self.params.algorithm) != Layout::RandomX {
+            return Err(invalid("randomx work for a chain of another algorithm"));
+        }
+        if main.difficulty == 0 {
+            return Err(invalid("a main-chain difficulty of zero"));
+        }
+        let height =
+            u32::try_from(main.height).map_err(|_| invalid("a main-chain height past 2^32"))?;
+        let target = monero_target(main.difficulty);
+        let reward = main.reward;
+        self.base(main, height, reward, &target, now, 0)
+    }
+
+    fn base<M>(
+        &self,
+        main: M,
+        main_height: u32,
+        reward: u64,
+        main_target: &Target,
+        now: u64,
+        extranonce_len: usize,
+    ) -> Result<TemplateBase<M>, ShareError> {
         let info = match self.tip() {
             None => ShareInfo {
                 parent: ShareId::NONE,
@@ -562,8 +663,8 @@ impl Sharechain {
                 timestamp: now,
                 anchor_time: now,
                 bits: self.params.max_target,
-                main_height: main.height,
-                reward: main.reward,
+                main_height,
+                reward,
                 payout: Vec::new(),
             },
             Some(tip) => {
@@ -575,25 +676,17 @@ impl Sharechain {
                     timestamp: now.max(self.median_time_past(tip.share.id()).map_or(0, |m| m + 1)),
                     anchor_time: p.anchor_time,
                     bits: self.target_after(p),
-                    main_height: main.height,
-                    reward: main.reward,
+                    main_height,
+                    reward,
                     payout: Vec::new(),
                 }
             }
         };
-        let invalid = |reason: String| ShareError::Invalid {
-            id: ShareId::NONE,
-            reason,
-        };
-        let main_target = main
-            .header
-            .bits
-            .decode()
-            .map_err(|e| invalid(format!("main-chain bits: {e}")))?;
-        let main_work = Work::from_target(&main_target).as_u256();
+        let main_work = Work::from_target(main_target).as_u256();
         let (weights, own) = window_parts(&self.params, &Infos(&self.shares), &info, main_work)
-            .map_err(|_| {
-                invalid("the chain is not synced deep enough to pay a window".to_owned())
+            .map_err(|_| ShareError::Invalid {
+                id: ShareId::NONE,
+                reason: "the chain is not synced deep enough to pay a window".to_owned(),
             })?;
         Ok(TemplateBase {
             info,
@@ -611,24 +704,24 @@ impl Sharechain {
 /// without the new share's own, and the main-chain work it goes into
 /// ([`Sharechain::template_base`]).
 #[derive(Debug, Clone)]
-pub struct TemplateBase {
+pub struct TemplateBase<M = MainWork> {
     info: ShareInfo,
     weights: BTreeMap<Vec<u8>, u128>,
     own: u128,
-    main: MainWork,
+    main: M,
     chain: ConsensusId,
     params: ChainParams,
     extranonce_len: usize,
 }
 
-impl TemplateBase {
+impl<M> TemplateBase<M> {
     /// The share target every template from this base must meet.
     pub fn target(&self) -> Target {
         self.info.target()
     }
 
     /// The main-chain work the shares go into.
-    pub fn main(&self) -> &MainWork {
+    pub fn main(&self) -> &M {
         &self.main
     }
 
@@ -654,9 +747,8 @@ impl TemplateBase {
         2.0 * self.params.min_output as f64 * chain_hashrate / reward
     }
 
-    /// The template for a miner paid at `payout`: the same coinbase
-    /// [`Sharechain::template`] builds, without walking the chain again.
-    pub fn for_payout(&self, payout: &[u8]) -> Result<ShareTemplate, ShareError> {
+    /// The sharechain data and the payout outputs of the share for a miner paid at `payout`.
+    fn paying(&self, payout: &[u8]) -> (ShareInfo, Vec<(ScriptBuf, u64)>) {
         let info = ShareInfo {
             payout: payout.to_vec(),
             ..self.info.clone()
@@ -665,6 +757,45 @@ impl TemplateBase {
         let slot = weights.entry(payout.to_vec()).or_insert(0);
         *slot = slot.saturating_add(self.own);
         let outputs = payout_outputs(&self.params, &weights, info.reward);
+        (info, outputs)
+    }
+}
+
+impl TemplateBase<RxMainWork> {
+    /// The template for a miner paid at `payout` (an address, as text) whose session writes
+    /// `reserved` into the coinbase: the coinbase every peer rebuilds, and the node's blob
+    /// with its tree root.
+    pub fn for_rx_payout(
+        &self,
+        payout: &[u8],
+        reserved: [u8; 8],
+    ) -> Result<RxShareTemplate, ShareError> {
+        let (info, outputs) = self.paying(payout);
+        let coinbase =
+            rx_coinbase(&info, &self.chain, &outputs, reserved, self.main.difficulty).to_bytes();
+        let mut blob = RxBlob::parse(&self.main.blob).map_err(|e| ShareError::Invalid {
+            id: ShareId::NONE,
+            reason: format!("the node's hashing blob: {e}"),
+        })?;
+        blob.nonce = 0;
+        blob.tree_root = sha256d(&coinbase);
+        blob.tx_count = 1;
+        Ok(RxShareTemplate {
+            info,
+            outputs,
+            coinbase,
+            blob: blob.to_bytes(),
+            reserved,
+            difficulty: self.main.difficulty,
+        })
+    }
+}
+
+impl TemplateBase {
+    /// The template for a miner paid at `payout`: the same coinbase
+    /// [`Sharechain::template`] builds, without walking the chain again.
+    pub fn for_payout(&self, payout: &[u8]) -> Result<ShareTemplate, ShareError> {
+        let (info, outputs) = self.paying(payout);
         let coinbase = build_coinbase(
             &info,
             &self.chain,

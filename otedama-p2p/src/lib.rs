@@ -70,7 +70,10 @@ mod store;
 pub mod window;
 
 pub use asert::next_target;
-pub use chain::{Added, Entry, MainWork, ShareTemplate, Sharechain, TemplateBase, Verification};
+pub use chain::{
+    Added, Entry, MainWork, RxMainWork, RxShareTemplate, ShareTemplate, Sharechain, TemplateBase,
+    Verification,
+};
 pub use error::{DecodeError, ParamsError, ShareError};
 pub use message::{
     Message, MAX_ANCESTORS, MAX_BLOCK, MAX_GOSSIP, MAX_MESSAGE, MAX_PEER_ADDRS, MAX_REQUEST_IDS,
@@ -82,8 +85,9 @@ pub use params::{ChainParams, ConsensusId};
 #[cfg(feature = "tokio")]
 pub use secure::{frame, Channel, ChannelError, FrameReader, Handshake, NodeKey, Role, Step};
 pub use share::{
-    build_coinbase, coinbase_root, Share, ShareId, ShareInfo, COMMITMENT_SCRIPT_PREFIX, MAX_BRANCH,
-    MAX_EXTRANONCE, MAX_PAYOUT_SCRIPT, MAX_UNCLES_ENCODED,
+    build_coinbase, coinbase_root, rx_coinbase, BitcoinProof, Layout, MainProof, RxProof, Share,
+    ShareId, ShareInfo, COMMITMENT_SCRIPT_PREFIX, MAX_BRANCH, MAX_EXTRANONCE, MAX_PAYOUT_SCRIPT,
+    MAX_RX_BLOB, MAX_UNCLES_ENCODED, RX_EXTRA_PREFIX,
 };
 #[cfg(feature = "sqlite")]
 pub use store::{ShareStore, StoreError};

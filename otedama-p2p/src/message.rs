@@ -8,7 +8,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::error::DecodeError;
-use crate::share::{Reader, Share, ShareId};
+use crate::share::{Layout, Reader, Share, ShareId};
 
 /// The largest main-chain block a node relays, in bytes (Bitcoin's block weight limit in
 /// serialized bytes).
@@ -39,7 +39,8 @@ pub enum Message {
         /// How many chain shares, at most [`MAX_ANCESTORS`].
         count: u16,
     },
-    /// Shares answering a request, parents before children.
+    /// Shares answering a request, parents before children, all in one layout (the first
+    /// share's: shares of another layout are left out, as no chain holds both).
     Shares(Vec<Share>),
     /// The sender holds none of these.
     NotFound(Vec<ShareId>),
@@ -63,6 +64,8 @@ const BLOCK: u8 = 6;
 const LISTENING: u8 = 7;
 const GET_PEERS: u8 = 8;
 const PEERS: u8 = 9;
+const ANNOUNCE_RX: u8 = 10;
+const SHARES_RX: u8 = 11;
 
 impl Message {
     /// The message's bytes.
@@ -70,7 +73,10 @@ impl Message {
         let mut out = Vec::with_capacity(256);
         match self {
             Message::Announce(share) => {
-                out.push(ANNOUNCE);
+                out.push(match share.layout() {
+                    Layout::Bitcoin => ANNOUNCE,
+                    Layout::RandomX => ANNOUNCE_RX,
+                });
                 share.encode(&mut out);
             }
             Message::GetShares(ids) => {
@@ -83,9 +89,18 @@ impl Message {
                 out.extend_from_slice(&count.to_le_bytes());
             }
             Message::Shares(shares) => {
-                out.push(SHARES);
-                out.extend_from_slice(&(shares.len() as u16).to_le_bytes());
-                for s in shares {
+                let layout = shares.first().map_or(Layout::Bitcoin, Share::layout);
+                out.push(match layout {
+                    Layout::Bitcoin => SHARES,
+                    Layout::RandomX => SHARES_RX,
+                });
+                let same: Vec<&Share> = shares
+                    .iter()
+                    .filter(|s| s.layout() == layout)
+                    .take(usize::from(u16::MAX))
+                    .collect();
+                out.extend_from_slice(&(same.len() as u16).to_le_bytes());
+                for s in same {
                     s.encode(&mut out);
                 }
             }
@@ -141,7 +156,8 @@ impl Message {
         }
         let mut r = Reader::new(bytes);
         let msg = match r.u8("message type")? {
-            ANNOUNCE => Message::Announce(Box::new(Share::decode(&mut r)?)),
+            ANNOUNCE => Message::Announce(Box::new(Share::decode(&mut r, Layout::Bitcoin)?)),
+            ANNOUNCE_RX => Message::Announce(Box::new(Share::decode(&mut r, Layout::RandomX)?)),
             GET_SHARES => Message::GetShares(decode_ids(&mut r)?),
             GET_ANCESTORS => {
                 let from = ShareId(r.array("share id")?);
@@ -153,12 +169,17 @@ impl Message {
                 }
                 Message::GetAncestors { from, count }
             }
-            SHARES => {
+            kind @ (SHARES | SHARES_RX) => {
+                let layout = if kind == SHARES {
+                    Layout::Bitcoin
+                } else {
+                    Layout::RandomX
+                };
                 let count = usize::from(r.u16("share count")?);
-                // A share takes at least 150 bytes: never reserve more than the input holds.
-                let mut shares = Vec::with_capacity(count.min(r.remaining() / 150));
+                // A share takes at least 99 bytes: never reserve more than the input holds.
+                let mut shares = Vec::with_capacity(count.min(r.remaining() / 99));
                 for _ in 0..count {
-                    shares.push(Share::decode(&mut r)?);
+                    shares.push(Share::decode(&mut r, layout)?);
                 }
                 Message::Shares(shares)
             }
@@ -249,7 +270,11 @@ mod tests {
                 from: ShareId(f),
                 count
             }),
-            proptest::collection::vec(arb_share(), 0..5).prop_map(Message::Shares),
+            proptest::collection::vec(arb_share(), 0..5).prop_map(|mut shares| {
+                let layout = shares.first().map(Share::layout);
+                shares.retain(|s| Some(s.layout()) == layout);
+                Message::Shares(shares)
+            }),
             arb_ids().prop_map(Message::NotFound),
             proptest::collection::vec(any::<u8>(), 81..400).prop_map(Message::Block),
             any::<u16>().prop_map(Message::Listening),

@@ -11,7 +11,7 @@ use otedama_hash::PowAlgorithm;
 use crate::chain::{Added, Sharechain, Verification};
 use crate::error::ShareError;
 use crate::message::{Message, MAX_ANCESTORS, MAX_BLOCK, MAX_GOSSIP, MAX_PEER_ADDRS};
-use crate::share::{Share, ShareId};
+use crate::share::{Layout, Share, ShareId};
 
 /// Where a node keeps the shares it accepts, so they survive a restart.
 pub trait ShareSink: Send {
@@ -231,9 +231,10 @@ impl Node {
 
     /// A main-chain block this node's miners found (its header is a share's, announced
     /// next): sent to every peer at once, so each hands it to its own main-chain node.
-    /// A block over [`MAX_BLOCK`] is not relayed: no peer would take it.
+    /// A block over [`MAX_BLOCK`] is not relayed: no peer would take it. Neither is any block
+    /// of a RandomX chain: its shares' blocks go to the devnet by their finders alone.
     pub fn relay_block(&mut self, raw: Vec<u8>) {
-        if raw.len() > MAX_BLOCK {
+        if raw.len() > MAX_BLOCK || !self.relays_blocks() {
             return;
         }
         let Some(header) = raw.get(..80).and_then(|h| BlockHeader::from_bytes(h).ok()) else {
@@ -595,7 +596,16 @@ impl Node {
         true
     }
 
+    /// Whether this chain's blocks travel between nodes (the Bitcoin-family layout's do).
+    fn relays_blocks(&self) -> bool {
+        Layout::of(self.chain.params().algorithm) == Layout::Bitcoin
+    }
+
     fn receive_block(&mut self, peer: PeerId, raw: Vec<u8>) {
+        if !self.relays_blocks() {
+            // A node of another version may relay; nothing here reads the block.
+            return;
+        }
         let Some(header) = raw.get(..80).and_then(|h| BlockHeader::from_bytes(h).ok()) else {
             self.misbehaved(peer, "a block too short for its header".to_owned());
             return;
@@ -670,10 +680,7 @@ impl Node {
                     group.push(&ue.share);
                 }
             }
-            let group_size: usize = group
-                .iter()
-                .map(|s| 200 + s.branch.len() * 32 + s.info.payout.len())
-                .sum();
+            let group_size: usize = group.iter().map(|s| s.encoded_len() + 1).sum();
             if size + group_size > MAX_GOSSIP {
                 break;
             }

@@ -1,14 +1,27 @@
-//! Shares: a main-chain block header plus the sharechain data its coinbase commits to.
+//! Shares: a main-chain block (its header, or its hashing blob) plus the sharechain data its
+//! coinbase commits to.
 //!
 //! A share binds to the main chain through its coinbase. The coinbase pays the
 //! deterministic PPLNS outputs of the window ending at the share ([`crate::window`]) and
-//! carries one `OP_RETURN` output with the share's [`commitment`](ShareInfo::commitment).
-//! A peer rebuilds that coinbase from its own copy of the chain, hashes it up the merkle
-//! branch, and compares the root with the header: the coinbase itself is never sent.
+//! carries the share's [`commitment`](ShareInfo::commitment). A peer rebuilds that coinbase
+//! from its own copy of the chain and checks that the block commits to it: the coinbase itself
+//! is never sent.
+//!
+//! Two layouts ([`Layout`]), chosen by the chain's algorithm:
+//! - Bitcoin family: the commitment is an `OP_RETURN` output; the rebuilt coinbase's txid is
+//!   hashed up the merkle branch to the header's merkle root.
+//! - RandomX on the devnet: the commitment and the main-chain difficulty are the coinbase's
+//!   extra data ([`otedama_core::rx`]); sha256d of the rebuilt coinbase is the blob's tree
+//!   root.
+
+use std::borrow::Cow;
 
 use bitcoin::ScriptBuf;
-use otedama_core::{BlockHeader, CoinbaseBuilder, CompactTarget, MerkleBranch, Target};
-use otedama_hash::PowAlgorithm;
+use otedama_core::rx::{RxBlob, RxCoinbase, RxPayees};
+use otedama_core::{
+    monero_target, sha256d, BlockHeader, CoinbaseBuilder, CompactTarget, MerkleBranch, Target,
+};
+use otedama_hash::{Algorithm, PowAlgorithm};
 use sha2::{Digest, Sha256};
 
 use crate::error::{DecodeError, ShareError};
@@ -16,8 +29,14 @@ use crate::params::ConsensusId;
 
 /// The most uncles an encoding may carry (chains allow fewer).
 pub const MAX_UNCLES_ENCODED: usize = 16;
-/// The longest payout script.
-pub const MAX_PAYOUT_SCRIPT: usize = 80;
+/// The longest payout: a script (Bitcoin family), or an address as text (RandomX devnet;
+/// Monero's integrated addresses take 106 characters).
+pub const MAX_PAYOUT_SCRIPT: usize = 128;
+/// The longest hashing blob of a RandomX share.
+pub const MAX_RX_BLOB: usize = 128;
+/// The start of a RandomX coinbase's extra data: "OTDM", then the commitment (32 bytes) and the
+/// main-chain difficulty (8 bytes, little-endian).
+pub const RX_EXTRA_PREFIX: [u8; 4] = *b"OTDM";
 /// The longest extranonce.
 pub const MAX_EXTRANONCE: usize = 32;
 /// The deepest merkle branch (a block of 2^24 transactions).
@@ -150,15 +169,31 @@ impl ShareInfo {
     }
 }
 
-/// A share as it travels: the header, the sharechain data, and the coinbase parts that vary
-/// per miner (the extranonce, the witness root, the merkle branch). The payout outputs are
-/// not sent; every node rebuilds them.
+/// How a chain's shares carry their main-chain block, chosen by the chain's algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Layout {
+    /// An 80-byte header whose merkle root commits to the coinbase (SHA256d, scrypt).
+    Bitcoin,
+    /// A Monero-layout hashing blob whose tree root is sha256d of the devnet coinbase.
+    RandomX,
+}
+
+impl Layout {
+    /// The layout of a chain mining `algorithm`.
+    pub fn of(algorithm: Algorithm) -> Layout {
+        match algorithm {
+            Algorithm::RandomX => Layout::RandomX,
+            _ => Layout::Bitcoin,
+        }
+    }
+}
+
+/// A Bitcoin-family share's block: the header, and the coinbase parts that vary per miner (the
+/// extranonce, the witness root, the merkle branch).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Share {
+pub struct BitcoinProof {
     /// The main-chain block header the miner solved.
     pub header: BlockHeader,
-    /// The sharechain data.
-    pub info: ShareInfo,
     /// The coinbase's extranonce bytes (extranonce1 followed by extranonce2).
     pub extranonce: Vec<u8>,
     /// The block's witness merkle root when the block is segwit.
@@ -167,28 +202,143 @@ pub struct Share {
     pub branch: MerkleBranch,
 }
 
+/// A RandomX share's block: the hashing blob the miner solved, the coinbase's reserved bytes
+/// (the miner's session), and the main-chain difficulty, also committed in the coinbase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RxProof {
+    /// The hashing blob, nonce written in.
+    pub blob: Vec<u8>,
+    /// The coinbase's reserved bytes.
+    pub reserved: [u8; 8],
+    /// The main chain's difficulty (Monero convention) when the share was mined.
+    pub difficulty: u64,
+}
+
+/// The main-chain block a share is part of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MainProof {
+    /// The Bitcoin-family layout.
+    Bitcoin(BitcoinProof),
+    /// The RandomX devnet layout.
+    RandomX(RxProof),
+}
+
+/// A share as it travels: its main-chain block and its sharechain data. The payout outputs
+/// are not sent; every node rebuilds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Share {
+    /// The main-chain block the miner solved.
+    pub main: MainProof,
+    /// The sharechain data.
+    pub info: ShareInfo,
+}
+
 impl Share {
-    /// The share's id.
+    /// The share's id: the block's id (sha256d of the header, or of the hashing blob).
     pub fn id(&self) -> ShareId {
-        ShareId(self.header.block_hash())
+        ShareId(match &self.main {
+            MainProof::Bitcoin(b) => b.header.block_hash(),
+            MainProof::RandomX(r) => sha256d(&r.blob),
+        })
     }
 
-    /// The canonical bytes.
-    pub fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.header.to_bytes());
-        self.info.encode(out);
-        out.push(self.extranonce.len() as u8);
-        out.extend_from_slice(&self.extranonce);
-        match &self.witness_root {
-            Some(root) => {
-                out.push(1);
-                out.extend_from_slice(root);
-            }
-            None => out.push(0),
+    /// The layout the share is in.
+    pub fn layout(&self) -> Layout {
+        match self.main {
+            MainProof::Bitcoin(_) => Layout::Bitcoin,
+            MainProof::RandomX(_) => Layout::RandomX,
         }
-        out.push(self.branch.len() as u8);
-        for h in self.branch.hashes() {
-            out.extend_from_slice(h);
+    }
+
+    /// The Bitcoin-family header, when the share has one.
+    pub fn header(&self) -> Option<&BlockHeader> {
+        match &self.main {
+            MainProof::Bitcoin(b) => Some(&b.header),
+            MainProof::RandomX(_) => None,
+        }
+    }
+
+    /// The Bitcoin-family block, when the share is in that layout.
+    pub fn bitcoin(&self) -> Option<&BitcoinProof> {
+        match &self.main {
+            MainProof::Bitcoin(b) => Some(b),
+            MainProof::RandomX(_) => None,
+        }
+    }
+
+    /// The Bitcoin-family block, to change (a miner rolling its header, a test forging one).
+    pub fn bitcoin_mut(&mut self) -> Option<&mut BitcoinProof> {
+        match &mut self.main {
+            MainProof::Bitcoin(b) => Some(b),
+            MainProof::RandomX(_) => None,
+        }
+    }
+
+    /// The bytes the proof of work hashes: the header, or the hashing blob.
+    pub fn pow_input(&self) -> Cow<'_, [u8]> {
+        match &self.main {
+            MainProof::Bitcoin(b) => Cow::Owned(b.header.to_bytes().to_vec()),
+            MainProof::RandomX(r) => Cow::Borrowed(&r.blob),
+        }
+    }
+
+    /// The target a block must meet on the main chain: the header's bits, or the committed
+    /// difficulty's target.
+    pub fn main_target(&self) -> Result<Target, String> {
+        match &self.main {
+            MainProof::Bitcoin(b) => b
+                .header
+                .bits
+                .decode()
+                .map_err(|e| format!("main-chain bits do not decode: {e}")),
+            MainProof::RandomX(r) if r.difficulty == 0 => {
+                Err("a main-chain difficulty of zero".to_owned())
+            }
+            MainProof::RandomX(r) => Ok(monero_target(r.difficulty)),
+        }
+    }
+
+    /// The canonical bytes (the layout's: a Bitcoin-family share's bytes start with its
+    /// header, a RandomX share's with its blob).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        match &self.main {
+            MainProof::Bitcoin(b) => {
+                out.extend_from_slice(&b.header.to_bytes());
+                self.info.encode(out);
+                out.push(b.extranonce.len() as u8);
+                out.extend_from_slice(&b.extranonce);
+                match &b.witness_root {
+                    Some(root) => {
+                        out.push(1);
+                        out.extend_from_slice(root);
+                    }
+                    None => out.push(0),
+                }
+                out.push(b.branch.len() as u8);
+                for h in b.branch.hashes() {
+                    out.extend_from_slice(h);
+                }
+            }
+            MainProof::RandomX(r) => {
+                out.push(r.blob.len().min(MAX_RX_BLOB) as u8);
+                out.extend_from_slice(&r.blob[..r.blob.len().min(MAX_RX_BLOB)]);
+                self.info.encode(out);
+                out.extend_from_slice(&r.reserved);
+                out.extend_from_slice(&r.difficulty.to_le_bytes());
+            }
+        }
+    }
+
+    /// The length of the canonical bytes.
+    pub fn encoded_len(&self) -> usize {
+        let info = 32 + 1 + 32 * self.info.uncles.len() + 8 * 3 + 4 + 4 + 8 + 1;
+        let info = info + self.info.payout.len();
+        match &self.main {
+            MainProof::Bitcoin(b) => {
+                let witness = if b.witness_root.is_some() { 33 } else { 1 };
+                80 + info + 1 + b.extranonce.len() + witness + 1 + 32 * b.branch.len()
+            }
+            MainProof::RandomX(r) => 1 + r.blob.len().min(MAX_RX_BLOB) + info + 8 + 8,
         }
     }
 
@@ -199,15 +349,34 @@ impl Share {
         out
     }
 
-    /// Parses exactly one share.
+    /// Parses exactly one Bitcoin-family share.
     pub fn from_bytes(bytes: &[u8]) -> Result<Share, DecodeError> {
+        Share::from_bytes_in(bytes, Layout::Bitcoin)
+    }
+
+    /// Parses exactly one share in `layout`.
+    pub fn from_bytes_in(bytes: &[u8], layout: Layout) -> Result<Share, DecodeError> {
         let mut r = Reader::new(bytes);
-        let share = Share::decode(&mut r)?;
+        let share = Share::decode(&mut r, layout)?;
         r.finish("share")?;
         Ok(share)
     }
 
-    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Share, DecodeError> {
+    pub(crate) fn decode(r: &mut Reader<'_>, layout: Layout) -> Result<Share, DecodeError> {
+        if layout == Layout::RandomX {
+            let blob = r.bytes("hashing blob", MAX_RX_BLOB)?;
+            let info = ShareInfo::decode(r)?;
+            let reserved = r.array("reserved bytes")?;
+            let difficulty = r.u64("main-chain difficulty")?;
+            return Ok(Share {
+                main: MainProof::RandomX(RxProof {
+                    blob,
+                    reserved,
+                    difficulty,
+                }),
+                info,
+            });
+        }
         let header_bytes: [u8; 80] = r.array("header")?;
         let header = BlockHeader::from_bytes(&header_bytes)
             .map_err(|_| DecodeError::Invalid { what: "header" })?;
@@ -235,20 +404,22 @@ impl Share {
             hashes.push(r.array("merkle branch")?);
         }
         Ok(Share {
-            header,
+            main: MainProof::Bitcoin(BitcoinProof {
+                header,
+                extranonce,
+                witness_root,
+                branch: MerkleBranch::from_hashes(hashes),
+            }),
             info,
-            extranonce,
-            witness_root,
-            branch: MerkleBranch::from_hashes(hashes),
         })
     }
 
-    /// Checks the proof of work: the header's hash under the chain's algorithm meets the
-    /// share target. The most expensive check, and the only one needing no chain state.
+    /// Checks the proof of work: the block's hash under the chain's algorithm meets the share
+    /// target. The most expensive check, and the only one needing no chain state.
     pub fn check_pow(&self, pow: &dyn PowAlgorithm) -> Result<(), ShareError> {
         let id = self.id();
         let output = pow
-            .hash(&self.header.to_bytes())
+            .hash(&self.pow_input())
             .map_err(|e| ShareError::Invalid {
                 id,
                 reason: format!("proof of work: {e}"),
@@ -265,32 +436,70 @@ impl Share {
     }
 
     /// Rebuilds the coinbase from `outputs` (the payout set the chain computes for this share)
-    /// and checks that it hashes up the merkle branch to the header's merkle root.
+    /// and checks that the block commits to it.
     pub fn check_binding(
         &self,
         chain: &ConsensusId,
         outputs: &[(ScriptBuf, u64)],
     ) -> Result<(), ShareError> {
-        let root = coinbase_root(
-            &self.info,
-            chain,
-            outputs,
-            &self.extranonce,
-            self.witness_root,
-            &self.branch,
-        )
-        .map_err(|reason| ShareError::Invalid {
+        let invalid = |reason: String| ShareError::Invalid {
             id: self.id(),
             reason,
-        })?;
-        if root == self.header.merkle_root {
+        };
+        let bound = match &self.main {
+            MainProof::Bitcoin(b) => {
+                let root = coinbase_root(
+                    &self.info,
+                    chain,
+                    outputs,
+                    &b.extranonce,
+                    b.witness_root,
+                    &b.branch,
+                )
+                .map_err(invalid)?;
+                root == b.header.merkle_root
+            }
+            MainProof::RandomX(r) => {
+                let blob =
+                    RxBlob::parse(&r.blob).map_err(|e| invalid(format!("hashing blob: {e}")))?;
+                let coinbase =
+                    rx_coinbase(&self.info, chain, outputs, r.reserved, r.difficulty).to_bytes();
+                blob.tree_root == sha256d(&coinbase)
+            }
+        };
+        if bound {
             Ok(())
         } else {
-            Err(ShareError::Invalid {
-                id: self.id(),
-                reason: "the coinbase does not pay the window's outputs".to_owned(),
-            })
+            Err(invalid(
+                "the coinbase does not pay the window's outputs".to_owned(),
+            ))
         }
+    }
+}
+
+/// The devnet coinbase a RandomX share's blob commits to: the payout outputs in their
+/// canonical order, and as extra data [`RX_EXTRA_PREFIX`], the commitment and the main-chain
+/// `difficulty`.
+pub fn rx_coinbase(
+    info: &ShareInfo,
+    chain: &ConsensusId,
+    outputs: &[(ScriptBuf, u64)],
+    reserved: [u8; 8],
+    difficulty: u64,
+) -> RxCoinbase {
+    let mut extra = RX_EXTRA_PREFIX.to_vec();
+    extra.extend_from_slice(&info.commitment(chain));
+    extra.extend_from_slice(&difficulty.to_le_bytes());
+    RxCoinbase {
+        height: u64::from(info.main_height),
+        reserved,
+        payees: RxPayees::Outputs {
+            outputs: outputs
+                .iter()
+                .map(|(payout, value)| (payout.as_bytes().to_vec(), *value))
+                .collect(),
+            extra,
+        },
     }
 }
 
@@ -404,16 +613,12 @@ pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    pub(crate) fn arb_share() -> impl Strategy<Value = Share> {
+    fn arb_info() -> impl Strategy<Value = ShareInfo> {
         (
             any::<[u8; 32]>(),
             proptest::collection::vec(any::<[u8; 32]>(), 0..=MAX_UNCLES_ENCODED),
             any::<(u64, u64, u64, u32, u32, u64)>(),
             proptest::collection::vec(any::<u8>(), 0..=MAX_PAYOUT_SCRIPT),
-            proptest::collection::vec(any::<u8>(), 0..=MAX_EXTRANONCE),
-            proptest::option::of(any::<[u8; 32]>()),
-            proptest::collection::vec(any::<[u8; 32]>(), 0..=MAX_BRANCH),
-            any::<(u32, u32, u32, u32)>(),
         )
             .prop_map(
                 |(
@@ -421,20 +626,8 @@ pub(crate) mod tests {
                     uncles,
                     (height, timestamp, anchor_time, bits, main_height, reward),
                     payout,
-                    extranonce,
-                    witness_root,
-                    branch,
-                    (version, time, hbits, nonce),
-                )| Share {
-                    header: BlockHeader {
-                        version,
-                        prev_blockhash: [7; 32],
-                        merkle_root: [9; 32],
-                        time,
-                        bits: CompactTarget::from_consensus(hbits),
-                        nonce,
-                    },
-                    info: ShareInfo {
+                )| {
+                    ShareInfo {
                         parent: ShareId(parent),
                         uncles: uncles.into_iter().map(ShareId).collect(),
                         height,
@@ -444,30 +637,76 @@ pub(crate) mod tests {
                         main_height,
                         reward,
                         payout,
-                    },
-                    extranonce,
-                    witness_root,
-                    branch: MerkleBranch::from_hashes(branch),
+                    }
                 },
             )
+    }
+
+    fn arb_bitcoin() -> impl Strategy<Value = MainProof> {
+        (
+            proptest::collection::vec(any::<u8>(), 0..=MAX_EXTRANONCE),
+            proptest::option::of(any::<[u8; 32]>()),
+            proptest::collection::vec(any::<[u8; 32]>(), 0..=MAX_BRANCH),
+            any::<(u32, u32, u32, u32)>(),
+        )
+            .prop_map(
+                |(extranonce, witness_root, branch, (version, time, hbits, nonce))| {
+                    MainProof::Bitcoin(BitcoinProof {
+                        header: BlockHeader {
+                            version,
+                            prev_blockhash: [7; 32],
+                            merkle_root: [9; 32],
+                            time,
+                            bits: CompactTarget::from_consensus(hbits),
+                            nonce,
+                        },
+                        extranonce,
+                        witness_root,
+                        branch: MerkleBranch::from_hashes(branch),
+                    })
+                },
+            )
+    }
+
+    fn arb_rx() -> impl Strategy<Value = MainProof> {
+        (
+            proptest::collection::vec(any::<u8>(), 0..=MAX_RX_BLOB),
+            any::<[u8; 8]>(),
+            any::<u64>(),
+        )
+            .prop_map(|(blob, reserved, difficulty)| {
+                MainProof::RandomX(RxProof {
+                    blob,
+                    reserved,
+                    difficulty,
+                })
+            })
+    }
+
+    /// A share of either layout.
+    pub(crate) fn arb_share() -> impl Strategy<Value = Share> {
+        (prop_oneof![arb_bitcoin(), arb_rx()], arb_info())
+            .prop_map(|(main, info)| Share { main, info })
     }
 
     proptest! {
         #[test]
         fn shares_round_trip(share in arb_share()) {
             let bytes = share.to_bytes();
-            prop_assert_eq!(Share::from_bytes(&bytes), Ok(share));
+            prop_assert_eq!(bytes.len(), share.encoded_len());
+            prop_assert_eq!(Share::from_bytes_in(&bytes, share.layout()), Ok(share));
         }
 
         #[test]
         fn any_prefix_is_truncated_and_any_suffix_trailing(share in arb_share(), cut in 0usize..400) {
+            let layout = share.layout();
             let bytes = share.to_bytes();
             let cut = cut.min(bytes.len().saturating_sub(1));
-            let truncated = matches!(Share::from_bytes(&bytes[..cut]), Err(DecodeError::Truncated { .. }));
+            let truncated = matches!(Share::from_bytes_in(&bytes[..cut], layout), Err(DecodeError::Truncated { .. }));
             prop_assert!(truncated);
             let mut longer = bytes.clone();
             longer.push(0);
-            let trailing = matches!(Share::from_bytes(&longer), Err(DecodeError::Trailing { .. }));
+            let trailing = matches!(Share::from_bytes_in(&longer, layout), Err(DecodeError::Trailing { .. }));
             prop_assert!(trailing);
         }
     }

@@ -661,7 +661,7 @@ impl<'a> Sim<'a> {
             None => true,
             Some(tip) => {
                 let info = tip.share.info.clone();
-                let target = tip.share.header.bits.decode().unwrap_or(Target::MAX);
+                let target = tip.share.main_target().unwrap_or(Target::MAX);
                 let first = self.nodes[online[0]]
                     .node
                     .chain()

@@ -9,7 +9,7 @@ use crate::chain::Sharechain;
 use crate::error::ShareError;
 use crate::node::ShareSink;
 use crate::params::ConsensusId;
-use crate::share::{Share, ShareId};
+use crate::share::{Layout, Share, ShareId};
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -110,8 +110,9 @@ impl ShareStore {
             .prepare("SELECT bytes FROM p2p_shares WHERE chain = ?1 ORDER BY height, id")?;
         let rows = stmt.query_map(params![&self.chain.0[..]], |r| r.get::<_, Vec<u8>>(0))?;
         let (mut loaded, mut skipped) = (0usize, 0usize);
+        let layout = Layout::of(chain.params().algorithm);
         for bytes in rows {
-            let Ok(share) = Share::from_bytes(&bytes?) else {
+            let Ok(share) = Share::from_bytes_in(&bytes?, layout) else {
                 skipped += 1;
                 continue;
             };

@@ -46,15 +46,17 @@ fn grow(chain: &mut Sharechain, n: u64, start: u64) -> Vec<Share> {
 /// Rebuilds `share`'s header merkle root after its info was changed, so only the change is
 /// wrong, not the binding.
 fn rebind(chain: &Sharechain, mut share: Share) -> Share {
-    let target = share.header.bits.decode().unwrap();
+    let target = share.main_target().unwrap();
     let outputs = chain.outputs_for(&share.info, &target).unwrap();
-    share.header.merkle_root = coinbase_root(
-        &share.info,
+    let info = share.info.clone();
+    let b = share.bitcoin_mut().unwrap();
+    b.header.merkle_root = coinbase_root(
+        &info,
         chain.consensus_id(),
         &outputs,
-        &share.extranonce,
-        share.witness_root,
-        &share.branch,
+        &b.extranonce,
+        b.witness_root,
+        &b.branch,
     )
     .unwrap();
     share
@@ -115,13 +117,15 @@ fn each_broken_rule_is_refused() {
 
     // Everything to the finder, committed honestly but not the window's split.
     let mut s = good.clone();
-    s.header.merkle_root = coinbase_root(
-        &s.info,
+    let info = s.info.clone();
+    let b = s.bitcoin_mut().unwrap();
+    b.header.merkle_root = coinbase_root(
+        &info,
         chain.consensus_id(),
         &[(bitcoin::ScriptBuf::from_bytes(vec![0x51, 9]), 1_000_000)],
-        &s.extranonce,
+        &b.extranonce,
         None,
-        &s.branch,
+        &b.branch,
     )
     .unwrap();
     is_invalid(chain.add(s, T0 + 60), "window's outputs");
@@ -262,9 +266,10 @@ fn a_node_checks_real_proof_of_work_and_reports_the_sender() {
     }
     let solved = t.finish(header, &[0; 8]);
     let mut unsolved = solved.clone();
-    unsolved.header.nonce += 1;
-    while target.is_met_by(&unsolved.header.block_hash()) {
-        unsolved.header.nonce += 1;
+    let b = unsolved.bitcoin_mut().unwrap();
+    b.header.nonce += 1;
+    while target.is_met_by(&b.header.block_hash()) {
+        b.header.nonce += 1;
     }
     assert!(matches!(
         unsolved.check_pow(pow.as_ref()),
@@ -561,7 +566,7 @@ fn consensus_and_wire_bytes_are_pinned() {
     }
     let tip = &shares[4];
     let outputs = chain
-        .outputs_for(&tip.info, &tip.header.bits.decode().unwrap())
+        .outputs_for(&tip.info, &tip.main_target().unwrap())
         .unwrap();
     let pinned = (
         hex(&p.consensus_id().0),

@@ -150,7 +150,7 @@ async fn nodes_sync_relay_and_ban_over_tcp() {
     };
     write.write_all(&frame(&last_frame)).await.unwrap();
     let mut bad = mine(&b, 1, 2_000).await;
-    bad.header.merkle_root[0] ^= 1;
+    bad.bitcoin_mut().expect("bitcoin").header.merkle_root[0] ^= 1;
     for f in channel.seal(&Message::Announce(Box::new(bad))).unwrap() {
         write.write_all(&frame(&f)).await.unwrap();
     }
@@ -268,7 +268,7 @@ async fn a_found_block_reaches_every_node_once() {
         tip(&c).await == Some(share.id())
     })
     .await;
-    let mut block = share.header.to_bytes().to_vec();
+    let mut block = share.header().expect("header").to_bytes().to_vec();
     block.extend_from_slice(&[1, 0xaa, 0xbb]);
     a.relay_block(block.clone()).await.unwrap();
     for (name, events) in [("b", &mut at_b), ("c", &mut at_c)] {

@@ -1,4 +1,4 @@
-//! `Message::decode` and `Share::from_bytes` on arbitrary bytes.
+//! `Message::decode` and `Share::from_bytes_in` (both layouts) on arbitrary bytes.
 //!
 //! Checks:
 //! - nothing panics and nothing allocates past the input, whatever the bytes;
@@ -7,13 +7,17 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use otedama_p2p::{Message, Share};
+use otedama_p2p::{Layout, Message, Share};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(msg) = Message::decode(data) {
         assert_eq!(msg.encode(), data);
     }
-    if let Ok(share) = Share::from_bytes(data) {
-        assert_eq!(share.to_bytes(), data);
+    for layout in [Layout::Bitcoin, Layout::RandomX] {
+        if let Ok(share) = Share::from_bytes_in(data, layout) {
+            assert_eq!(share.layout(), layout);
+            assert_eq!(share.to_bytes(), data);
+            assert_eq!(share.encoded_len(), data.len());
+        }
     }
 });

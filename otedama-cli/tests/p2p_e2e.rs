@@ -449,12 +449,12 @@ fn check_blocks(
         // The share whose header is this block.
         let Some(share) = shares.iter().find(|s| {
             otedama_core::encode_hex(&otedama_core::reverse_hash(&otedama_core::sha256d(
-                &s.header.to_bytes(),
+                &s.pow_input(),
             ))) == hash.as_str().unwrap_or_default()
         }) else {
             continue;
         };
-        let target = share.header.bits.decode().expect("bits");
+        let target = share.main_target().expect("bits");
         let expected = chain.outputs_for(&share.info, &target).expect("window");
         let paid: Vec<_> = coinbase
             .output

@@ -140,7 +140,7 @@ pub struct RxMainWork {
 
 /// The next RandomX share a node's miners work on, for one payout and one session's reserved
 /// bytes: the coinbase every peer will rebuild and the blob that commits to it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RxShareTemplate {
     /// The sharechain data.
     pub info: ShareInfo,

@@ -751,6 +751,27 @@ impl<R> Engine<R> {
     /// retired and the new height reported; the job is queued for announcement. Each session
     /// then mines its own version ([`Engine::rx_session_job`]).
     pub fn handle_rx_work(&mut self, work: RxWork, now: Now) {
+        self.handle_rx_work_on(work, None, now);
+    }
+
+    /// [`Engine::handle_rx_work`] on a sharechain: the common job mines `side`'s blob and
+    /// coinbase (the next share, paying the pool's address), and a hash meeting its target
+    /// is a share of the sharechain ([`Action::SideShare`]).
+    pub fn handle_rx_share_work(
+        &mut self,
+        work: RxWork,
+        side: Arc<otedama_p2p::RxShareTemplate>,
+        now: Now,
+    ) {
+        self.handle_rx_work_on(work, Some(side), now);
+    }
+
+    fn handle_rx_work_on(
+        &mut self,
+        work: RxWork,
+        side: Option<Arc<otedama_p2p::RxShareTemplate>>,
+        now: Now,
+    ) {
         let height = work.height;
         let Family::Rx(config) = &self.family else {
             self.actions.push_back(Action::Report(Report::JobFailed {
@@ -767,7 +788,7 @@ impl<R> Engine<R> {
         };
         match self
             .rx
-            .insert(work, config.share_difficulty, &config.algo, true)
+            .insert(work, config.share_difficulty, &config.algo, true, side)
         {
             Ok(job) => {
                 self.work_at = Some(now.instant);
@@ -791,6 +812,28 @@ impl<R> Engine<R> {
     /// that no two sessions hash the same blob. The share difficulty is the pool's, or more
     /// when `worker` asks for it with `+difficulty`, and never above the network's.
     pub fn rx_session_job(&mut self, work: RxWork, worker: &str) -> Result<Arc<RxJob>, RxJobError> {
+        self.rx_session_job_on(work, worker, None)
+    }
+
+    /// [`Engine::rx_session_job`] on a sharechain: the session mines `side`'s blob and
+    /// coinbase (its own share, paying its own address), at a share difficulty no higher than
+    /// the sharechain's, and a hash meeting `side`'s target is a share of the sharechain
+    /// ([`Action::SideShare`]).
+    pub fn rx_share_job(
+        &mut self,
+        work: RxWork,
+        worker: &str,
+        side: Arc<otedama_p2p::RxShareTemplate>,
+    ) -> Result<Arc<RxJob>, RxJobError> {
+        self.rx_session_job_on(work, worker, Some(side))
+    }
+
+    fn rx_session_job_on(
+        &mut self,
+        work: RxWork,
+        worker: &str,
+        side: Option<Arc<otedama_p2p::RxShareTemplate>>,
+    ) -> Result<Arc<RxJob>, RxJobError> {
         let Family::Rx(config) = &self.family else {
             return Err(RxJobError::NotRandomX);
         };
@@ -805,7 +848,7 @@ impl<R> Engine<R> {
             .and_then(|identity| identity.difficulty)
             .map_or(0, |d| d.min(u64::MAX as f64) as u64);
         let difficulty = config.share_difficulty.max(asked);
-        self.rx.insert(work, difficulty, &config.algo, false)
+        self.rx.insert(work, difficulty, &config.algo, false, side)
     }
 
     /// Checks a worker's identity (`address[.worker][+difficulty]`): the address must be one

@@ -21,8 +21,11 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use otedama_core::{encode_hex, monero_check_hash, sha256d, MoneroTarget, MoneroTargetError};
+use otedama_core::{
+    encode_hex, monero_check_hash, sha256d, MoneroTarget, MoneroTargetError, Target, U256,
+};
 use otedama_hash::PowAlgorithm;
+use otedama_p2p::RxShareTemplate;
 use otedama_stratum::{MoneroJob, MoneroShareSubmission, MONERO_NONCE_OFFSET};
 
 use crate::source::{SourceError, SubmitError};
@@ -83,6 +86,19 @@ pub struct RxJob {
     /// Whether this is the pool's common job (no session's own reserved bytes): announced to
     /// every connection, so its shares are not credited.
     pub shared: bool,
+    /// On a sharechain, the share this job's blob is (its coinbase pays the sharechain's
+    /// window): a hash meeting its target is a share of the sharechain.
+    pub side: Option<Arc<RxShareTemplate>>,
+}
+
+/// The largest Monero difficulty whose target admits every hash meeting `target`: a job at
+/// this difficulty or below has its miners submit every hash that is a sharechain share.
+pub(crate) fn difficulty_admitting(target: &Target) -> u64 {
+    U256::MAX
+        .checked_div(target.as_u256())
+        .and_then(|d| d.to_u64().or(Some(u64::MAX)))
+        .unwrap_or(u64::MAX)
+        .max(1)
 }
 
 /// A Monero-dialect share as the engine takes it. The engine rebuilds the blob from its own
@@ -203,18 +219,27 @@ impl RxBook {
     }
 
     /// Registers a job for `work` at share difficulty `share_difficulty` (capped at the
-    /// network difficulty, at least 1), announced with the algorithm name `algo`.
+    /// network difficulty and, on a sharechain, at the share target of `side`, at least 1),
+    /// announced with the algorithm name `algo`. With `side`, the job mines `side`'s blob and
+    /// coinbase.
     pub(crate) fn insert(
         &mut self,
-        work: RxWork,
+        mut work: RxWork,
         share_difficulty: u64,
         algo: &str,
         shared: bool,
+        side: Option<Arc<RxShareTemplate>>,
     ) -> Result<Arc<RxJob>, RxJobError> {
+        let mut cap = work.difficulty;
+        if let Some(side) = &side {
+            work.blob = side.blob.clone();
+            work.coinbase = side.coinbase.clone();
+            cap = cap.min(difficulty_admitting(&side.target()));
+        }
         if work.blob.len() < MONERO_NONCE_OFFSET + 4 {
             return Err(RxJobError::ShortBlob(work.blob.len()));
         }
-        let share_difficulty = share_difficulty.min(work.difficulty).max(1);
+        let share_difficulty = share_difficulty.min(cap).max(1);
         let target = MoneroTarget::from_difficulty(share_difficulty)?;
         self.counter += 1;
         let id = format!("{:x}", self.counter);
@@ -230,6 +255,7 @@ impl RxBook {
             work,
             share_difficulty: target.difficulty(),
             shared,
+            side,
         });
         self.jobs.insert(id.clone(), Arc::clone(&job));
         self.order.push_back(id);
@@ -293,11 +319,16 @@ pub(crate) fn verify(
     if !job.announcement.target.is_met_by(&hash) {
         return Err(ShareError::LowDifficulty);
     }
+    let side = job
+        .side
+        .as_ref()
+        .filter(|side| side.target().is_met_by(&hash))
+        .map(|side| side.finish(submission.nonce));
     if !monero_check_hash(&hash, job.work.difficulty) {
         return Ok(Verified {
             pow_hash: hash,
             block: None,
-            side: None,
+            side,
         });
     }
     Ok(Verified {
@@ -309,7 +340,7 @@ pub(crate) fn verify(
                 coinbase: job.work.coinbase.clone(),
             },
         )),
-        side: None,
+        side,
     })
 }
 
@@ -333,15 +364,21 @@ mod tests {
     fn a_new_tip_retires_the_jobs_below_it() {
         let mut book = RxBook::default();
         assert!(book.follow(&work(1, 0)));
-        let a = book.insert(work(1, 0), 10, RX_ALGO, false).expect("job");
+        let a = book
+            .insert(work(1, 0), 10, RX_ALGO, false, None)
+            .expect("job");
         assert!(!book.follow(&work(1, 0)), "the same parent is the same tip");
-        let b = book.insert(work(1, 0), 10, RX_ALGO, false).expect("job");
+        let b = book
+            .insert(work(1, 0), 10, RX_ALGO, false, None)
+            .expect("job");
         assert_ne!(a.announcement.job_id, b.announcement.job_id);
         assert_eq!(a.announcement.height, Some(1));
         assert_eq!(a.announcement.algo.as_deref(), Some(RX_ALGO));
         assert!(book.follow(&work(2, 1)));
         assert_eq!(book.tip_height(), Some(2));
-        let c = book.insert(work(2, 1), 10, RX_ALGO, false).expect("job");
+        let c = book
+            .insert(work(2, 1), 10, RX_ALGO, false, None)
+            .expect("job");
         assert!(book.get(&a.announcement.job_id).is_none());
         assert!(book.get(&b.announcement.job_id).is_none());
         assert!(book.get(&c.announcement.job_id).is_some());
@@ -352,16 +389,18 @@ mod tests {
     fn share_difficulty_stays_within_the_network_difficulty() {
         let mut book = RxBook::default();
         let job = book
-            .insert(work(1, 0), 1_000_000, RX_ALGO, false)
+            .insert(work(1, 0), 1_000_000, RX_ALGO, false, None)
             .expect("job");
         assert_eq!(job.share_difficulty, 1000);
         assert_eq!(job.announcement.target.difficulty(), 1000);
-        let job = book.insert(work(1, 0), 0, RX_ALGO, false).expect("job");
+        let job = book
+            .insert(work(1, 0), 0, RX_ALGO, false, None)
+            .expect("job");
         assert_eq!(job.share_difficulty, 1);
         let mut short = work(1, 0);
         short.blob.truncate(40);
         assert_eq!(
-            book.insert(short, 10, RX_ALGO, false).map(|_| ()),
+            book.insert(short, 10, RX_ALGO, false, None).map(|_| ()),
             Err(RxJobError::ShortBlob(40))
         );
     }

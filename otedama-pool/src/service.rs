@@ -47,7 +47,7 @@ use crate::activity::{Activity, Hashrates, Outcome, Rejections, WorkerActivity};
 use crate::engine::{
     Action, Engine, EngineStats, FoundBlock, JobError, Now, Report, ShareCheck, Submission,
 };
-use crate::monero::{RxSource, RxSubmission};
+use crate::monero::{RxSource, RxSubmission, RxWork};
 use crate::source::{BlockSubmitter, SourceError, SubmitError, TemplateSource};
 use crate::store::ShareLog;
 
@@ -215,6 +215,9 @@ enum Outlet {
     },
     Rx {
         source: Arc<dyn RxSource>,
+        /// The sharechain's shares on the source's work, and where shares go, on a
+        /// sharechain pool.
+        side: Option<RxSideChain>,
         jobs: watch::Sender<Option<Arc<MoneroJob>>>,
         /// Set when the engine asks for fresh work; the tip thread fetches it.
         refresh: AtomicBool,
@@ -362,15 +365,16 @@ impl Driver {
             };
             match action {
                 Action::Announce { .. } | Action::AnnounceRx { .. } => {}
-                Action::SideShare { share } => {
-                    if let Outlet::Bitcoin {
+                Action::SideShare { share } => match &self.outlet {
+                    Outlet::Bitcoin {
                         side: Some((out, _)),
                         ..
-                    } = &self.outlet
-                    {
-                        out(*share);
-                    }
-                }
+                    } => out(*share),
+                    Outlet::Rx {
+                        side: Some(side), ..
+                    } => (side.shares)(*share),
+                    _ => {}
+                },
                 Action::SubmitBlock { share, block } => {
                     // The sharechain's peers get the block first: each hands it to its own
                     // node while this one submits, so it spreads from many places at once.
@@ -537,7 +541,7 @@ impl JobTailor<MoneroJob> for RxTailor {
         worker: &str,
         conn: &Connection,
     ) -> Option<Arc<MoneroJob>> {
-        let Outlet::Rx { source, .. } = &self.driver.outlet else {
+        let Outlet::Rx { source, side, .. } = &self.driver.outlet else {
             return None;
         };
         // Without a job of its own the connection mines the common one.
@@ -549,11 +553,25 @@ impl JobTailor<MoneroJob> for RxTailor {
             }));
             None
         };
-        let work = match source.work(&self.payout, conn.id().to_le_bytes()) {
+        let reserved = conn.id().to_le_bytes();
+        let work = match source.work(&self.payout, reserved) {
             Ok(work) => work,
             Err(e) => return failed(e.into()),
         };
-        let own = self.driver.engine().rx_session_job(work, worker);
+        let own = match side {
+            None => self.driver.engine().rx_session_job(work, worker),
+            Some(side) => {
+                // The share pays the address the miner logged in with.
+                let address = crate::identity::Identity::parse(worker)
+                    .map(|identity| identity.address)
+                    .unwrap_or_else(|_| self.payout.clone());
+                let template = match (side.plan)(&work, address.as_bytes(), reserved) {
+                    Ok(template) => template,
+                    Err(e) => return failed(e.into()),
+                };
+                self.driver.engine().rx_share_job(work, worker, template)
+            }
+        };
         match own {
             Ok(own) => Some(Arc::new(own.announcement.clone())),
             Err(e) => failed(e.into()),
@@ -610,6 +628,32 @@ type ShareOut = Box<dyn Fn(otedama_p2p::Share) + Send + Sync>;
 /// Where the main-chain blocks a sharechain pool finds go besides its own node.
 type BlockOut = Box<dyn Fn(Vec<u8>) + Send + Sync>;
 
+/// The sharechain's share for one payout and one session's reserved bytes on a RandomX
+/// source's work ([`RxSideChain::plan`]).
+pub type RxPlan = Box<
+    dyn Fn(&RxWork, &[u8], [u8; 8]) -> Result<Arc<otedama_p2p::RxShareTemplate>, SourceError>
+        + Send
+        + Sync,
+>;
+
+/// What a RandomX sharechain pool ([`PoolService::start_rx_sharechain`]) adds: the
+/// sharechain's share on the source's work for each session, and a taker for the shares its
+/// miners find. RandomX chains do not relay blocks: the finder's pool submits its own.
+pub struct RxSideChain {
+    /// The share for a payout and a session's reserved bytes on the source's work. Called
+    /// on a connection's task and on the tip thread, so it must answer quickly;
+    /// [`SourceError::NotReady`] while the sharechain syncs holds the jobs back.
+    pub plan: RxPlan,
+    /// Takes each share that met the sharechain's target (called on a share's thread).
+    pub shares: ShareOut,
+}
+
+impl std::fmt::Debug for RxSideChain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RxSideChain")
+    }
+}
+
 /// What a sharechain pool ([`PoolService::start_sharechain`]) adds: the sharechain's work on
 /// each main-chain template, and a taker for the shares its miners find.
 pub struct SideChain {
@@ -631,23 +675,47 @@ impl std::fmt::Debug for SideChain {
 }
 
 /// Asks a running service for fresh work now (a sharechain's tip moved): the template
-/// thread fetches a template and rebuilds the jobs. Cheap to clone.
+/// thread fetches a template (the tip thread, RandomX work) and rebuilds the jobs. Cheap to
+/// clone.
 #[derive(Debug, Clone)]
 pub struct WorkTrigger {
-    wake: std::sync::mpsc::Sender<Wake>,
+    to: TriggerTo,
+}
+
+#[derive(Debug, Clone)]
+enum TriggerTo {
+    Templates(std::sync::mpsc::Sender<Wake>),
+    /// The tip thread looks at the driver's refresh flag on every turn; held weakly so a
+    /// trigger does not keep a stopped service alive.
+    Rx(std::sync::Weak<Driver>),
 }
 
 impl WorkTrigger {
     /// Wakes the template thread; `false` once the service has stopped.
     pub fn refresh(&self) -> bool {
-        self.wake.send(Wake::Refresh).is_ok()
+        match &self.to {
+            TriggerTo::Templates(wake) => wake.send(Wake::Refresh).is_ok(),
+            TriggerTo::Rx(driver) => match driver.upgrade() {
+                Some(driver) => {
+                    if let Outlet::Rx { refresh, .. } = &driver.outlet {
+                        refresh.store(true, Ordering::Relaxed);
+                    }
+                    true
+                }
+                None => false,
+            },
+        }
     }
 
     /// Hands a main-chain block a sharechain peer relayed to this pool's node (on the
     /// template thread, which then fetches fresh work); the outcome is reported as
-    /// [`ServiceEvent::BlockRelayed`]. `false` once the service has stopped.
+    /// [`ServiceEvent::BlockRelayed`]. `false` once the service has stopped. A RandomX
+    /// service takes no relayed blocks.
     pub fn relay_block(&self, raw: Vec<u8>) -> bool {
-        self.wake.send(Wake::Relayed(raw)).is_ok()
+        match &self.to {
+            TriggerTo::Templates(wake) => wake.send(Wake::Relayed(raw)).is_ok(),
+            TriggerTo::Rx(driver) => driver.strong_count() > 0,
+        }
     }
 }
 
@@ -765,6 +833,31 @@ impl PoolService {
         log: ShareLog,
         report: Reporter,
     ) -> std::io::Result<PoolService> {
+        PoolService::start_rx_with(config, source, log, report, None).await
+    }
+
+    /// [`PoolService::start_rx`] for a sharechain pool: every job mines the sharechain's
+    /// share (`side`'s plan on the source's work), each session's paying the address its
+    /// miner logged in with and the common job the pool's, and shares meeting the
+    /// sharechain's target go to `side`'s taker. Ask for fresh work when the sharechain moves
+    /// with [`PoolService::work_trigger`].
+    pub async fn start_rx_sharechain(
+        config: RxServiceConfig,
+        source: Arc<dyn RxSource>,
+        log: ShareLog,
+        report: Reporter,
+        side: RxSideChain,
+    ) -> std::io::Result<PoolService> {
+        PoolService::start_rx_with(config, source, log, report, Some(side)).await
+    }
+
+    async fn start_rx_with(
+        config: RxServiceConfig,
+        source: Arc<dyn RxSource>,
+        log: ShareLog,
+        report: Reporter,
+        side: Option<RxSideChain>,
+    ) -> std::io::Result<PoolService> {
         let RxServiceConfig {
             listen,
             server,
@@ -787,6 +880,7 @@ impl PoolService {
             log,
             Outlet::Rx {
                 source: Arc::clone(&source),
+                side,
                 jobs: jobs_tx,
                 refresh: AtomicBool::new(false),
             },
@@ -808,13 +902,15 @@ impl PoolService {
         launch::<MoneroPoolSession>(ports, allocator, jobs_rx, driver, stop, report).await
     }
 
-    /// A handle that asks the service for fresh work; `None` for a RandomX service.
-    pub fn work_trigger(&self) -> Option<WorkTrigger> {
-        match &self.driver.outlet {
-            Outlet::Bitcoin { wake, .. } => Some(WorkTrigger {
-                wake: wake.lock().unwrap_or_else(|p| p.into_inner()).clone(),
-            }),
-            Outlet::Rx { .. } => None,
+    /// A handle that asks the service for fresh work.
+    pub fn work_trigger(&self) -> WorkTrigger {
+        WorkTrigger {
+            to: match &self.driver.outlet {
+                Outlet::Bitcoin { wake, .. } => {
+                    TriggerTo::Templates(wake.lock().unwrap_or_else(|p| p.into_inner()).clone())
+                }
+                Outlet::Rx { .. } => TriggerTo::Rx(Arc::downgrade(&self.driver)),
+            },
         }
     }
 
@@ -1491,11 +1587,36 @@ fn spawn_rx_tips(
                     .time(|| source.work(&payout, [0; 8]))
                 {
                     Ok(work) => {
+                        // On a sharechain the common job is the next share paying the pool.
+                        let side = match &driver.outlet {
+                            Outlet::Rx {
+                                side: Some(side), ..
+                            } => match (side.plan)(&work, payout.as_bytes(), [0; 8]) {
+                                Ok(template) => Some(template),
+                                Err(error) => {
+                                    (driver.report)(ServiceEvent::Source {
+                                        error,
+                                        retry_in: backoff,
+                                    });
+                                    std::thread::sleep(backoff);
+                                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                                    continue;
+                                }
+                            },
+                            _ => None,
+                        };
                         backoff = Duration::from_millis(500);
                         // Work is for the block above the tip.
                         tip = Some(work.height.saturating_sub(1));
                         driver.telemetry.job.time(|| {
-                            driver.engine().handle_rx_work(work, Now::read());
+                            match side {
+                                Some(template) => driver.engine().handle_rx_share_work(
+                                    work,
+                                    template,
+                                    Now::read(),
+                                ),
+                                None => driver.engine().handle_rx_work(work, Now::read()),
+                            }
                             driver.pump();
                         });
                     }

@@ -13,6 +13,12 @@
 //! Every job's coinbase is the sharechain's, paying the window of the chain; each miner's own
 //! share pays its own address, so a block found by any node of the sharechain pays every miner
 //! in the window directly.
+//!
+//! A RandomX pool on the devnet mines a sharechain the same way through
+//! [`SharechainNode::rx_side_chain`], which
+//! [`PoolService::start_rx_sharechain`](crate::service::PoolService::start_rx_sharechain)
+//! takes: every session's blob commits to the devnet coinbase paying the window, and its
+//! shares pay the address its miner logged in with.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,15 +29,19 @@ use otedama_core::{AddressParams, BlockHeader, BlockTemplate};
 use otedama_hash::PowAlgorithm;
 use otedama_p2p::{
     ChainParams, MainWork, NetConfig, NetError, Node, NodeEvent, NodeKey, P2pService, PeerLimits,
-    PowPolicy, Share, ShareSink, ShareStore, Sharechain, TemplateBase,
+    PowPolicy, RxMainWork, Share, ShareSink, ShareStore, Sharechain, TemplateBase,
 };
+
+/// A walk of the window for RandomX shares, kept for the sessions of one tip.
+type RxBase = TemplateBase<RxMainWork>;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
 use crate::store::{BlockRecord, BlockStatus, ShareLog};
 
 use crate::jobs::{EXTRANONCE1_SIZE, EXTRANONCE2_SIZE};
-use crate::service::{SideChain, WorkTrigger};
+use crate::monero::RxWork;
+use crate::service::{RxSideChain, SideChain, WorkTrigger};
 use crate::source::SourceError;
 
 /// What a sharechain node needs.
@@ -116,7 +126,7 @@ struct Tee {
 impl ShareSink for Tee {
     fn save(&mut self, share: &Share) {
         self.store.save(share);
-        if main_block(&share.header, self.kernel.as_ref()) {
+        if main_block(share, self.kernel.as_ref()) {
             let _ = self.blocks.send(Arc::new(share.clone()));
         }
     }
@@ -131,10 +141,31 @@ impl ShareSink for Tee {
 pub struct BlockBook {
     /// The pool's algorithm, as its blocks are recorded under.
     pub algorithm: String,
-    /// The script the pool's own shares pay (its pooled miners' part of every window).
-    pub payout: ScriptBuf,
-    /// The main chain's addresses, to name a block's finder.
-    pub chain: AddressParams,
+    /// The payout the pool's own shares pay (its pooled miners' part of every window): a
+    /// script, or on a RandomX chain the address as text.
+    pub payout: Vec<u8>,
+    /// How payouts read as addresses, to name a block's finder.
+    pub names: PayoutNames,
+}
+
+/// How a sharechain's payouts read as the main chain's addresses.
+#[derive(Debug, Clone, Copy)]
+pub enum PayoutNames {
+    /// Output scripts of a Bitcoin-family chain, named by its addresses.
+    Script(AddressParams),
+    /// Addresses written as text (the RandomX devnet's coinbase).
+    Text,
+}
+
+impl PayoutNames {
+    /// The address `payout` pays, or its bytes in hex when it names none.
+    pub fn name(&self, payout: &[u8]) -> String {
+        let named = match self {
+            PayoutNames::Script(chain) => chain.address_of(&ScriptBuf::from_bytes(payout.to_vec())),
+            PayoutNames::Text => std::str::from_utf8(payout).ok().map(str::to_owned),
+        };
+        named.unwrap_or_else(|| otedama_core::encode_hex(payout))
+    }
 }
 
 fn unix_now() -> u64 {
@@ -279,6 +310,83 @@ impl SharechainNode {
         }
     }
 
+    /// What a RandomX pool service takes to mine on this sharechain
+    /// ([`PoolService::start_rx_sharechain`](crate::service::PoolService::start_rx_sharechain)).
+    ///
+    /// The service's tip thread asks first on each new tip or sharechain move (with the pool's
+    /// address): that call walks the window once, on the node, and keeps the result. Sessions
+    /// then ask from the runtime's tasks, which must not wait on the node: their shares are
+    /// built from the kept walk, for the work it was made on only
+    /// ([`SourceError::NotReady`] otherwise, until the tip thread catches up).
+    pub fn rx_side_chain(&self) -> RxSideChain {
+        let (service, runtime) = (self.service.clone(), self.runtime.clone());
+        let kept: Arc<std::sync::Mutex<Option<(u64, [u8; 32], RxBase)>>> = Arc::default();
+        let plan = move |work: &RxWork, payout: &[u8], reserved: [u8; 8]| {
+            let on_runtime = tokio::runtime::Handle::try_current().is_ok();
+            let base = if on_runtime {
+                let kept = kept.lock().unwrap_or_else(|p| p.into_inner());
+                match kept.as_ref() {
+                    Some((height, prev, base))
+                        if *height == work.height && *prev == work.prev_id =>
+                    {
+                        base.clone()
+                    }
+                    _ => {
+                        return Err(SourceError::NotReady {
+                            what: "the sharechain's share on the new tip is being built".into(),
+                        })
+                    }
+                }
+            } else {
+                let main = RxMainWork {
+                    blob: work.blob.clone(),
+                    height: work.height,
+                    difficulty: work.difficulty,
+                    reward: work.reward,
+                };
+                let asked = service.inspect(move |node| {
+                    if !node.is_synced() {
+                        return Err(SourceError::NotReady {
+                            what: format!(
+                                "the sharechain is syncing ({} shares held)",
+                                node.chain().len()
+                            ),
+                        });
+                    }
+                    node.chain()
+                        .rx_template_base(main, unix_now())
+                        .map_err(|e| SourceError::NotReady {
+                            what: format!("the sharechain cannot build a share: {e}"),
+                        })
+                });
+                let base = runtime
+                    .block_on(asked)
+                    .map_err(|e| SourceError::NotReady {
+                        what: e.to_string(),
+                    })??;
+                *kept.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((work.height, work.prev_id, base.clone()));
+                base
+            };
+            base.for_rx_payout(payout, reserved)
+                .map(Arc::new)
+                .map_err(|e| SourceError::NotReady {
+                    what: format!("the sharechain cannot build a share: {e}"),
+                })
+        };
+        let (service, runtime) = (self.service.clone(), self.runtime.clone());
+        let shares = move |share: otedama_p2p::Share| {
+            let service = service.clone();
+            runtime.spawn(async move {
+                let _ = service.submit(share).await;
+            });
+        };
+        RxSideChain {
+            plan: Box::new(plan),
+            shares: Box::new(shares),
+        }
+    }
+
     /// Asks `pool` for fresh work whenever the sharechain's tip moves or the node finishes
     /// syncing, and hands the main-chain blocks peers relay to the pool's node, until the
     /// pool stops; `on_event` sees every event of the node since its start first (a second
@@ -331,7 +439,7 @@ impl SharechainNode {
             // A second call books nothing: the first has the blocks.
             let Some(mut blocks) = taken else { return };
             while let Some(share) = blocks.recv().await {
-                let Ok(target) = share.header.bits.decode() else {
+                let Ok(target) = share.main_target() else {
                     continue;
                 };
                 let info = share.info.clone();
@@ -343,26 +451,29 @@ impl SharechainNode {
                 let Some(outputs) = outputs else { continue };
                 let part: u64 = outputs
                     .iter()
-                    .filter(|(script, _)| *script == book.payout)
+                    .filter(|(script, _)| script.as_bytes() == book.payout.as_slice())
                     .map(|(_, value)| *value)
                     .sum();
                 if part == 0 {
                     continue;
                 }
-                let mut hash = share.header.block_hash();
-                hash.reverse();
-                let finder = ScriptBuf::from_bytes(share.info.payout.clone());
+                // The hash as the engine records the block it found itself.
+                let hash = match share.header() {
+                    Some(header) => {
+                        let mut hash = header.block_hash();
+                        hash.reverse();
+                        otedama_core::encode_hex(&hash)
+                    }
+                    None => crate::monero::rx_block_id(&share.pow_input()),
+                };
                 let record = BlockRecord {
                     algorithm: book.algorithm.clone(),
                     // When it is booked, after the share came: a block this pool found keeps
                     // its finder's share inside its PPLNS window whichever record stands.
                     time_ms: crate::accounting::now_ms(),
                     height: u64::from(share.info.main_height),
-                    hash: otedama_core::encode_hex(&hash),
-                    address: book
-                        .chain
-                        .address_of(&finder)
-                        .unwrap_or_else(|| otedama_core::encode_hex(finder.as_bytes())),
+                    hash,
+                    address: book.names.name(&share.info.payout),
                     worker: String::new(),
                     reward: part,
                     status: BlockStatus::Submitted,
@@ -413,24 +524,25 @@ pub fn template_base(
     )
 }
 
-/// Whether a header meets its own bits: a main-chain block.
-fn main_block(header: &BlockHeader, kernel: &dyn PowAlgorithm) -> bool {
-    let Ok(target) = header.bits.decode() else {
+/// Whether a share's block meets the main chain's target (its header's bits, or its
+/// committed difficulty): a main-chain block.
+fn main_block(share: &Share, kernel: &dyn PowAlgorithm) -> bool {
+    let Ok(target) = share.main_target() else {
         return false;
     };
     kernel
-        .hash(&header.to_bytes())
+        .hash(&share.pow_input())
         .is_ok_and(|out| kernel.algorithm().hash_order().meets(&out.hash, &target))
 }
 
-/// `GET /api/sharechain` for a pool on this node: `chain` names the addresses its window pays.
+/// `GET /api/sharechain` for a pool on this node: `names` names the addresses its window pays.
 #[cfg(feature = "http")]
 #[derive(Debug, Clone)]
 pub struct SharechainApi {
     /// The node.
     pub node: SharechainNode,
-    /// The main chain's addresses.
-    pub chain: AddressParams,
+    /// How the window's payouts read as addresses.
+    pub names: PayoutNames,
 }
 
 #[cfg(feature = "http")]
@@ -443,22 +555,20 @@ impl crate::http::SharechainStatus for SharechainApi {
         Box::pin(async move {
             use crate::http::{SharechainBody, SharechainPayoutBody, SharechainPeerBody};
             let service = self.node.service();
-            let chain = self.chain;
+            let names = self.names;
             let mut body = service
                 .inspect(move |node| {
                     let c = node.chain();
                     let tip = c.tip();
                     let window = tip
                         .and_then(|t| {
-                            let target = t.share.header.bits.decode().ok()?;
+                            let target = t.share.main_target().ok()?;
                             c.outputs_for(&t.share.info, &target)
                         })
                         .unwrap_or_default()
                         .into_iter()
                         .map(|(script, amount)| SharechainPayoutBody {
-                            address: chain
-                                .address_of(&script)
-                                .unwrap_or_else(|| otedama_core::encode_hex(script.as_bytes())),
+                            address: names.name(script.as_bytes()),
                             amount,
                         })
                         .collect();

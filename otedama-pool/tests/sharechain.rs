@@ -12,7 +12,7 @@ use otedama_core::{
 };
 use otedama_hash::{Algorithm, PowAlgorithm, ScanJob, Sha256d};
 use otedama_p2p::{ChainParams, Sharechain, Verification};
-use otedama_pool::sharechain::template_base;
+use otedama_pool::sharechain::{template_base, PayoutNames};
 use otedama_pool::source::devnet::{Devnet, DEVNET_REWARD};
 use otedama_pool::{
     Action, BlockSubmitter, Engine, EngineConfig, FoundBlock, Now, PoolJob, Submission,
@@ -206,7 +206,7 @@ fn a_miners_own_sharechain_job_pays_it_and_its_block_share_goes_to_both_chains()
     // Its header is the block's.
     assert_eq!(
         otedama_core::BlockHeader::from(block.header).to_bytes(),
-        share.header.to_bytes()
+        share.header().expect("header").to_bytes()
     );
     // A peer's chain checks it fully: proof of work, target, coinbase binding.
     share.check_pow(&Sha256d::new()).expect("work");
@@ -327,8 +327,8 @@ fn the_pools_output_in_a_sharechain_block_is_credited_to_its_pooled_miners() {
         log.clone(),
         BlockBook {
             algorithm: "sha256d".into(),
-            payout: pool_script.clone(),
-            chain: AddressParams::BITCOIN_REGTEST,
+            payout: pool_script.to_bytes(),
+            names: PayoutNames::Script(AddressParams::BITCOIN_REGTEST),
         },
     );
 

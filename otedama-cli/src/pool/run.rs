@@ -493,8 +493,8 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
             log.clone(),
             otedama_pool::sharechain::BlockBook {
                 algorithm: settings.algo.name().to_owned(),
-                payout: payout.clone(),
-                chain,
+                payout: payout.to_bytes(),
+                names: otedama_pool::sharechain::PayoutNames::Script(chain),
             },
         );
     }
@@ -569,8 +569,8 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         None => PoolService::start(service_config, sources, log.clone(), report).await,
     }
     .with_context(|| format!("cannot listen on {}", config.pool.listen))?;
-    if let (Some(node), Some(trigger)) = (&sharechain, service.work_trigger()) {
-        node.follow(trigger, super::sharechain::print_node_event);
+    if let Some(node) = &sharechain {
+        node.follow(service.work_trigger(), super::sharechain::print_node_event);
     }
     let local = service.local_addr();
     let node = match &config.pool.node {
@@ -641,7 +641,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
                 .as_ref()
                 .map(|node| otedama_pool::sharechain::SharechainApi {
                     node: node.clone(),
-                    chain,
+                    names: otedama_pool::sharechain::PayoutNames::Script(chain),
                 }),
         });
     }

@@ -951,11 +951,11 @@ impl Config {
             })
         };
         if self.p2p.enabled {
-            if !["sha256d", "scrypt"].contains(&self.mining.algorithm.as_str()) {
+            if !["sha256d", "scrypt", "randomx"].contains(&self.mining.algorithm.as_str()) {
                 return err(
                     "p2p.enabled",
                     format!(
-                        "the sharechain mines sha256d and scrypt, not {}",
+                        "the sharechain mines sha256d, scrypt and randomx, not {}",
                         self.mining.algorithm
                     ),
                 );

@@ -19,7 +19,7 @@ use tokio::task::AbortHandle;
 use crate::chain::Added;
 use crate::error::ShareError;
 use crate::message::Message;
-use crate::node::{Node, NodeEvent, PeerId};
+use crate::node::{Node, NodeEvent, PeerId, PowPolicy};
 use crate::secure::{frame, Channel, FrameReader, Handshake, NodeKey, Role, Step};
 use crate::share::Share;
 
@@ -124,6 +124,8 @@ impl Shared {
 #[derive(Debug, Clone)]
 pub struct P2pService {
     commands: mpsc::Sender<Command>,
+    /// The node's proof-of-work check, run on a blocking thread before a share reaches it.
+    pow: PowPolicy,
     events: broadcast::Sender<NodeEvent>,
     local_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
@@ -166,6 +168,7 @@ impl P2pService {
         key: NodeKey,
         config: NetConfig,
     ) -> Result<P2pService, NetError> {
+        let pow = node.pow().clone();
         let listener = match config.listen {
             Some(addr) => Some(
                 TcpListener::bind(addr)
@@ -263,6 +266,7 @@ impl P2pService {
         }
         Ok(P2pService {
             commands: cmd_tx,
+            pow,
             events: ev_tx,
             local_addr,
             shared,
@@ -279,8 +283,33 @@ impl P2pService {
         self.events.subscribe()
     }
 
-    /// Adds a share this node's miners found and announces it.
+    /// Adds a share this node's miners found and announces it. Its proof of work is checked
+    /// on a blocking thread first, so the node's task never waits on a hash.
     pub async fn submit(&self, share: Share) -> Result<Result<Added, ShareError>, NetError> {
+        let share = match &self.pow {
+            PowPolicy::Verify(pow) => {
+                let pow = Arc::clone(pow);
+                let checked = tokio::task::spawn_blocking(move || {
+                    share.check_pow(pow.as_ref()).map(|()| share)
+                })
+                .await
+                .map_err(|_| NetError::Stopped)?;
+                match checked {
+                    Ok(share) => share,
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
+            PowPolicy::Simulated => share,
+        };
+        self.submit_verified(share).await
+    }
+
+    /// Adds a share whose proof of work the caller has checked against its target (a pool's
+    /// engine has hashed it already) and announces it.
+    pub async fn submit_verified(
+        &self,
+        share: Share,
+    ) -> Result<Result<Added, ShareError>, NetError> {
         let (tx, rx) = oneshot::channel();
         self.commands
             .send(Command::Submit(Box::new(share), tx))
@@ -388,7 +417,7 @@ async fn run_node(
             cmd = commands.recv() => match cmd {
                 None => return,
                 Some(Command::Submit(share, reply)) => {
-                    let _ = reply.send(node.submit(*share, now_ms()));
+                    let _ = reply.send(node.submit_verified(*share, now_ms()));
                 }
                 Some(Command::Inspect(f)) => f(&node),
                 Some(Command::Peers(reply)) => {

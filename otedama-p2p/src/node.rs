@@ -250,6 +250,11 @@ impl Node {
         }
     }
 
+    /// How this node checks proof of work.
+    pub fn pow(&self) -> &PowPolicy {
+        &self.pow
+    }
+
     /// Keeps every accepted share in `sink` from now on.
     pub fn persist_to(&mut self, sink: Box<dyn ShareSink>) {
         self.sink = Some(sink);
@@ -366,6 +371,13 @@ impl Node {
         if let PowPolicy::Verify(pow) = &self.pow {
             share.check_pow(pow.as_ref())?;
         }
+        self.submit_verified(share, now_ms)
+    }
+
+    /// [`Node::submit`] for a share whose proof of work the caller has checked against the
+    /// share's target (a pool's engine hashes every share it takes): the hash, the slow part
+    /// for RandomX, is not done again.
+    pub fn submit_verified(&mut self, share: Share, now_ms: u64) -> Result<Added, ShareError> {
         let added = self.chain.add(share.clone(), now_ms / 1000)?;
         self.after_add(&added, None);
         self.drain_pending(now_ms);

@@ -554,13 +554,20 @@ impl JobTailor<MoneroJob> for RxTailor {
             None
         };
         let reserved = conn.id().to_le_bytes();
-        let work = match source.work(&self.payout, reserved) {
-            Ok(work) => work,
-            Err(e) => return failed(e.into()),
-        };
         let own = match side {
-            None => self.driver.engine().rx_session_job(work, worker),
+            None => {
+                let work = match source.work(&self.payout, reserved) {
+                    Ok(work) => work,
+                    Err(e) => return failed(e.into()),
+                };
+                self.driver.engine().rx_session_job(work, worker)
+            }
             Some(side) => {
+                // The session's share sits on the same block as the job being announced: the
+                // sharechain's walk was made for that block, and the source may have moved
+                // on since (its next job follows).
+                let common = self.driver.engine().rx_job(&job.job_id)?;
+                let work = common.work.clone();
                 // The share pays the address the miner logged in with.
                 let address = crate::identity::Identity::parse(worker)
                     .map(|identity| identity.address)

@@ -21,6 +21,7 @@
 //! shares pay the address its miner logged in with.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -98,10 +99,15 @@ pub struct SharechainNode {
     /// Subscribed at the start, so [`SharechainNode::follow`] sees even a sync that finished
     /// before it was called.
     events: Arc<std::sync::Mutex<Option<tokio::sync::broadcast::Receiver<NodeEvent>>>>,
-    /// Every share the node accepts that is a main-chain block, as it keeps it; taken by
-    /// [`SharechainNode::record_blocks`]. Unbounded so that no block is lost: blocks are rare
-    /// (at most one per share, and shares come by the chain's target).
+    /// Every share the node accepts once blocks are booked, as it keeps it; taken by
+    /// [`SharechainNode::record_blocks`]. Unbounded so that no block is lost: shares come by
+    /// the chain's target, and the booking task keeps up with one hash each.
     blocks: Arc<std::sync::Mutex<Option<mpsc::UnboundedReceiver<Arc<Share>>>>>,
+    /// Set by [`SharechainNode::record_blocks`]: until then the store passes nothing on.
+    booking: Arc<AtomicBool>,
+    /// The kernel a share's block is hashed with to see whether it meets the main chain's
+    /// target.
+    kernel: Arc<dyn PowAlgorithm>,
     /// The tasks [`SharechainNode::follow`] and [`SharechainNode::record_blocks`] started,
     /// stopped with the node.
     tasks: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
@@ -116,17 +122,19 @@ impl std::fmt::Debug for SharechainNode {
     }
 }
 
-/// The node's store, which also passes on every share it keeps that is a main-chain block.
+/// The node's store, which also passes on every share it keeps once blocks are booked
+/// ([`SharechainNode::record_blocks`], which hashes them off the node's task: a RandomX hash
+/// takes milliseconds).
 struct Tee {
     store: ShareStore,
-    kernel: Arc<dyn PowAlgorithm>,
+    booking: Arc<AtomicBool>,
     blocks: mpsc::UnboundedSender<Arc<Share>>,
 }
 
 impl ShareSink for Tee {
     fn save(&mut self, share: &Share) {
         self.store.save(share);
-        if main_block(share, self.kernel.as_ref()) {
+        if self.booking.load(Ordering::Relaxed) {
             let _ = self.blocks.send(Arc::new(share.clone()));
         }
     }
@@ -231,9 +239,10 @@ impl SharechainNode {
             PeerLimits::default(),
         );
         let (blocks_tx, blocks) = mpsc::unbounded_channel();
+        let booking = Arc::new(AtomicBool::new(false));
         node.persist_to(Box::new(Tee {
             store,
-            kernel,
+            booking: Arc::clone(&booking),
             blocks: blocks_tx,
         }));
         if net.peers.is_empty() {
@@ -247,6 +256,8 @@ impl SharechainNode {
             loaded,
             events,
             blocks: Arc::new(std::sync::Mutex::new(Some(blocks))),
+            booking,
+            kernel,
             tasks: Arc::default(),
         })
     }
@@ -293,7 +304,8 @@ impl SharechainNode {
             // The share is in the pool's share log already; the sharechain takes it in the
             // background, and a share it refuses is reported through its events.
             runtime.spawn(async move {
-                let _ = service.submit(share).await;
+                // The engine has hashed it against the share target already.
+                let _ = service.submit_verified(share).await;
             });
         };
         let (service, runtime) = (self.service.clone(), self.runtime.clone());
@@ -378,7 +390,8 @@ impl SharechainNode {
         let shares = move |share: otedama_p2p::Share| {
             let service = service.clone();
             runtime.spawn(async move {
-                let _ = service.submit(share).await;
+                // The engine has hashed it against the share target already.
+                let _ = service.submit_verified(share).await;
             });
         };
         RxSideChain {
@@ -434,7 +447,9 @@ impl SharechainNode {
     /// block matures. Runs until the node stops; only the first call books.
     pub fn record_blocks(&self, log: ShareLog, book: BlockBook) -> tokio::task::JoinHandle<()> {
         let taken = self.blocks.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.booking.store(taken.is_some(), Ordering::Relaxed);
         let service = self.service.clone();
+        let kernel = Arc::clone(&self.kernel);
         self.track(self.runtime.spawn(async move {
             // A second call books nothing: the first has the blocks.
             let Some(mut blocks) = taken else { return };
@@ -442,6 +457,14 @@ impl SharechainNode {
                 let Ok(target) = share.main_target() else {
                     continue;
                 };
+                let (kernel, hashed) = (Arc::clone(&kernel), Arc::clone(&share));
+                let is_block =
+                    tokio::task::spawn_blocking(move || main_block(&hashed, kernel.as_ref()))
+                        .await
+                        .unwrap_or(false);
+                if !is_block {
+                    continue;
+                }
                 let info = share.info.clone();
                 let outputs = service
                     .inspect(move |node| node.chain().outputs_for(&info, &target))

@@ -1,10 +1,12 @@
 //! The RandomX pool: the embedded RandomX devnet as work source, `otedama-pool`'s engine and
-//! service on the Monero-dialect server xmrig speaks; each connection mines its own blob.
+//! service on the Monero-dialect server xmrig speaks; each connection mines its own blob. With
+//! `p2p:` every blob is a share of the sharechain, whose coinbase pays the window.
 
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use otedama_hash::{Algorithm, RandomX, RandomXMode};
+use otedama_core::DifficultyConvention;
+use otedama_hash::{Algorithm, PowAlgorithm, RandomX, RandomXMode};
 use otedama_pool::service::{PoolService, RxServiceConfig};
 use otedama_pool::source::devnet_rx::{RxDevnet, DEVNET_RX_SEED};
 use otedama_pool::xmr_address::{check_address, devnet_address};
@@ -92,6 +94,22 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
     .await
     .context("the RandomX set-up thread failed")??;
     let devnet = Arc::new(devnet);
+    let verifier = Arc::new(verifier);
+
+    let sharechain = if config.p2p.enabled {
+        let params = super::sharechain::chain_params(
+            &config,
+            Algorithm::RandomX,
+            DifficultyConvention::Monero,
+            share_difficulty as f64,
+            "devnet",
+            "devnet",
+        )?;
+        let kernel: Arc<dyn PowAlgorithm> = verifier.clone();
+        Some(super::sharechain::start(&config, params, &database, kernel).await?)
+    } else {
+        None
+    };
 
     let engine = Engine::randomx(RxConfig {
         algorithm: Algorithm::RandomX.name().into(),
@@ -104,22 +122,38 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         edge: config.pool.limits.edge(),
         ..MoneroServerConfig::default()
     };
-    let service = PoolService::start_rx(
-        RxServiceConfig {
-            listen: config.pool.listen,
-            server,
-            more: Vec::new(),
-            allocator: ExtranonceAllocator::new(&[], SESSION_ID_SIZE)?,
-            engine,
-            kernel: Arc::new(verifier),
-            payout: pool_address.clone(),
-        },
-        devnet.clone(),
-        log.clone(),
-        Arc::new(|event| print_event(Algorithm::RandomX, event)),
-    )
-    .await
+    let service_config = RxServiceConfig {
+        listen: config.pool.listen,
+        server,
+        more: Vec::new(),
+        allocator: ExtranonceAllocator::new(&[], SESSION_ID_SIZE)?,
+        engine,
+        kernel: verifier,
+        payout: pool_address.clone(),
+    };
+    let report: otedama_pool::service::Reporter =
+        Arc::new(|event| print_event(Algorithm::RandomX, event));
+    let service = match &sharechain {
+        Some(node) => {
+            PoolService::start_rx_sharechain(
+                service_config,
+                devnet.clone(),
+                log.clone(),
+                report,
+                node.rx_side_chain(),
+            )
+            .await
+        }
+        None => PoolService::start_rx(service_config, devnet.clone(), log.clone(), report).await,
+    }
     .with_context(|| format!("cannot listen on {}", config.pool.listen))?;
+    if let Some(node) = &sharechain {
+        node.follow(service.work_trigger(), super::sharechain::print_node_event);
+        tracing::info!(
+            "[{}] rewards: the sharechain's PPLNS window, paid in each block's coinbase to the address every miner logs in with",
+            Algorithm::RandomX
+        );
+    }
     let local = service.local_addr();
     tracing::info!(
         "otedama pool: {} on stratum+tcp://{local} (embedded devnet, difficulty {}, share difficulty {share_difficulty}, payouts to {pool_address}, database {})",
@@ -134,7 +168,12 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
             node: "devnet".into(),
             payout: pool_address.clone(),
             algo: Algorithm::RandomX,
-            sharechain: None,
+            sharechain: sharechain
+                .as_ref()
+                .map(|node| otedama_pool::sharechain::SharechainApi {
+                    node: node.clone(),
+                    names: otedama_pool::sharechain::PayoutNames::Text,
+                }),
         });
     }
     Running {
@@ -143,7 +182,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         stats_interval: config.monitoring.stats_interval.0,
         algo: Algorithm::RandomX,
         accounting: None,
-        sharechain: None,
+        sharechain,
         stop,
     }
     .run()

@@ -689,3 +689,139 @@ fn a_peer_that_sends_a_share_without_its_work_is_refused_and_banned() {
     rogue.shutdown();
     pool.stop();
 }
+
+/// xmrig's wallet in the captured session.
+const XMRIG_WALLET: &str = "44vBLPTgU6EC6mhtnoJ2HM7YnPCRmX2o6jRquBnLieg44qfmsUVgr3oJSXxZcHJfPWbnNjEftdiYVYQ23eHWb78MENjm2cC";
+
+/// A RandomX pool on its embedded devnet mines a sharechain: two miners' shares fill the
+/// window `/api/sharechain` shows, every block the devnet took commits to a coinbase paying
+/// the window as the kept chain rebuilds it, and the chain reloads under the rules the
+/// configuration names.
+#[test]
+fn a_randomx_pool_mines_a_sharechain_whose_window_each_devnet_block_pays() {
+    let mut node = Node::new("rx", 2.0);
+    node.api = Some(free_port());
+    let wallets = [
+        XMRIG_WALLET.to_owned(),
+        otedama_pool::xmr_address::standard_address(&[3; 32], &[4; 32]),
+    ];
+    let pool_wallet = otedama_pool::xmr_address::standard_address(&[5; 32], &[6; 32]);
+    let mut pool = node.start_on(
+        &[
+            "--algo",
+            "randomx",
+            "--difficulty",
+            "2",
+            "--devnet-difficulty",
+            "20",
+        ],
+        &pool_wallet,
+        &[],
+    );
+    let miners: Vec<Killed> = wallets
+        .iter()
+        .enumerate()
+        .map(|(i, wallet)| {
+            Command::new(bin())
+                .args(["mine", "-o", &pool.url(), "-u", wallet])
+                .args(["--algo", "randomx", "--randomx-mode", "light"])
+                .args(["--threads", "1", "--seconds", "120"])
+                .stdout(Stdio::null())
+                .stderr(
+                    std::fs::File::create(node.dir.join(format!("miner-{i}.log"))).expect("log"),
+                )
+                .spawn()
+                .map(Killed)
+                .expect("miner starts")
+        })
+        .collect();
+
+    // The window pays both miners, the whole reward, and the devnet took blocks.
+    let api = format!("http://127.0.0.1:{}/api/sharechain", node.api.expect("api"));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let view = loop {
+        let view: Value = ureq::get(&api)
+            .call()
+            .ok()
+            .and_then(|r| r.into_body().read_to_string().ok())
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null);
+        let window = view["window"].as_array().cloned().unwrap_or_default();
+        let paid = |w: &str| window.iter().any(|o| o["address"] == json!(w));
+        pool.seen.extend(pool.lines.try_iter());
+        let blocks = pool
+            .seen
+            .iter()
+            .filter(|l| l.contains("BLOCK") && l.ends_with("accepted"))
+            .count();
+        if paid(&wallets[0]) && paid(&wallets[1]) && blocks >= 3 {
+            break view;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{view}\n{blocks} blocks\n{:#?}",
+            pool.seen
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(view["synced"], json!(true), "{view}");
+    let total: u64 = view["window"]
+        .as_array()
+        .expect("window")
+        .iter()
+        .filter_map(|o| o["amount"].as_u64())
+        .sum();
+    assert_eq!(total, 600_000_000_000, "{view}");
+    drop(miners);
+    let _ = pool.child.kill();
+    let _ = pool.child.wait();
+
+    // The chain as a restarted node loads it, under the rules `config` and the pool's share
+    // difficulty name.
+    let easiest = DifficultyConvention::Monero.target_for(Difficulty::new(2.0).expect("d"));
+    let mut p = ChainParams::main("devnet", Algorithm::RandomX, "devnet", easiest);
+    p.share_interval_secs = 2;
+    p.half_life_secs = 120;
+    let chain = load(&node.store(), p.clone());
+    let db = rusqlite::Connection::open(node.dir.join("pool.db")).expect("db");
+    let accepted: Vec<String> = db
+        .prepare("SELECT hash FROM blocks WHERE status != 'orphaned'")
+        .expect("query")
+        .query_map([], |r| r.get(0))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("hashes");
+    let mut checked = 0;
+    for entry in chain.iter() {
+        let otedama_p2p::MainProof::RandomX(proof) = &entry.share.main else {
+            panic!("a randomx chain holds randomx shares");
+        };
+        let id = otedama_core::encode_hex(&otedama_core::sha256d(&proof.blob));
+        if !accepted.contains(&id) {
+            continue;
+        }
+        let target = entry.share.main_target().expect("target");
+        let Some(outputs) = chain.outputs_for(&entry.share.info, &target) else {
+            continue;
+        };
+        assert_eq!(outputs.iter().map(|(_, v)| v).sum::<u64>(), 600_000_000_000);
+        let coinbase = otedama_p2p::rx_coinbase(
+            &entry.share.info,
+            &p.consensus_id(),
+            &outputs,
+            proof.reserved,
+            proof.difficulty,
+        );
+        let blob = otedama_core::rx::RxBlob::parse(&proof.blob).expect("blob");
+        assert_eq!(
+            blob.tree_root,
+            otedama_core::sha256d(&coinbase.to_bytes()),
+            "block {id}"
+        );
+        checked += 1;
+    }
+    assert!(
+        checked >= 1,
+        "no recorded block is a share of the kept chain"
+    );
+}

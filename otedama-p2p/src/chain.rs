@@ -245,6 +245,11 @@ impl Sharechain {
         self.shares.is_empty()
     }
 
+    /// Every share held, off the best chain too, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.shares.values()
+    }
+
     /// The best chain from the tip back, at most `count` shares.
     pub fn best_chain(&self, count: usize) -> Vec<ShareId> {
         self.ancestors(self.tip, count)

@@ -33,8 +33,9 @@ use otedama_p2p::{
     PowPolicy, RxMainWork, Share, ShareSink, ShareStore, Sharechain, TemplateBase,
 };
 
-/// A walk of the window for RandomX shares, kept for the sessions of one tip.
-type RxBase = TemplateBase<RxMainWork>;
+/// A walk of the window for RandomX shares, kept for the sessions of one block (its height
+/// and parent).
+type KeptBase = Arc<std::sync::Mutex<Option<(u64, [u8; 32], TemplateBase<RxMainWork>)>>>;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
@@ -332,7 +333,7 @@ impl SharechainNode {
     /// ([`SourceError::NotReady`] otherwise, until the tip thread catches up).
     pub fn rx_side_chain(&self) -> RxSideChain {
         let (service, runtime) = (self.service.clone(), self.runtime.clone());
-        let kept: Arc<std::sync::Mutex<Option<(u64, [u8; 32], RxBase)>>> = Arc::default();
+        let kept: KeptBase = Arc::default();
         let plan = move |work: &RxWork, payout: &[u8], reserved: [u8; 8]| {
             let on_runtime = tokio::runtime::Handle::try_current().is_ok();
             let base = if on_runtime {

@@ -3,9 +3,11 @@
 //!
 //! - [`ChainParams`] holds every rule of a chain; they hash to a [`ConsensusId`], so chains
 //!   with different rules never mix.
-//! - A [`Share`] is a main-chain block header that meets the share target, plus its
-//!   [`ShareInfo`] (parent, uncles, height, time, target, payout script), bound to the header
-//!   through an `OP_RETURN` commitment in a coinbase that every node rebuilds.
+//! - A [`Share`] is a main-chain block that meets the share target, plus its [`ShareInfo`]
+//!   (parent, uncles, height, time, target, payout), bound to the block through a commitment
+//!   in a coinbase that every node rebuilds: an `OP_RETURN` output up the merkle branch to a
+//!   Bitcoin-family header, or the extra data of a RandomX devnet coinbase whose sha256d is the
+//!   blob's tree root ([`Layout`], [`MainProof`]; [`Sharechain::rx_template_base`]).
 //! - [`Sharechain`] validates shares (targets by integer ASERT, timestamps, uncles, the
 //!   coinbase) and chooses the tip by cumulative work, uncles' work included.
 //! - [`window`] computes the PPLNS window in work and its payout outputs, exactly.

@@ -21,7 +21,7 @@ use crate::error::ShareError;
 use crate::message::Message;
 use crate::node::{Node, NodeEvent, PeerId, PowPolicy};
 use crate::secure::{frame, Channel, FrameReader, Handshake, NodeKey, Role, Step};
-use crate::share::Share;
+use crate::share::{Share, ShareId};
 
 /// How the node meets the network.
 #[derive(Debug, Clone)]
@@ -89,6 +89,8 @@ enum Inbound {
         abort: AbortHandle,
     },
     Message(PeerId, Message),
+    /// A message whose shares' proof of work the connection has checked.
+    Checked(PeerId, Message),
     Closed(PeerId),
     /// A dial to a learnt address ended: it failed (`reached` false: no connection or no
     /// handshake) or its connection closed.
@@ -103,6 +105,8 @@ struct Shared {
     bans: Mutex<HashMap<IpAddr, Instant>>,
     inbound: AtomicU64,
     tasks: Mutex<Vec<AbortHandle>>,
+    /// Shares whose work the connections have checked.
+    checked: Mutex<Checked>,
 }
 
 impl Shared {
@@ -190,6 +194,7 @@ impl P2pService {
             bans: Mutex::new(HashMap::new()),
             inbound: AtomicU64::new(0),
             tasks: Mutex::new(Vec::new()),
+            checked: Mutex::new(Checked::default()),
         });
         let chain_id = *node.chain().consensus_id();
         let ctx = Arc::new(ConnCtx {
@@ -198,6 +203,7 @@ impl P2pService {
             config: config.clone(),
             inbound: in_tx,
             shared: Arc::clone(&shared),
+            pow: pow.clone(),
         });
 
         let actor = tokio::spawn(run_node(
@@ -472,6 +478,11 @@ async fn run_node(
                         node.on_message(peer, msg, now_ms());
                     }
                 }
+                Some(Inbound::Checked(peer, msg)) => {
+                    if peers.contains_key(&peer) {
+                        node.on_checked_message(peer, msg, now_ms());
+                    }
+                }
                 Some(Inbound::Closed(peer)) => {
                     if peers.remove(&peer).is_some() {
                         node.on_disconnect(peer);
@@ -563,6 +574,72 @@ struct ConnCtx {
     config: NetConfig,
     inbound: mpsc::Sender<Inbound>,
     shared: Arc<Shared>,
+    /// The node's proof-of-work check, run by each connection on a blocking thread.
+    pow: PowPolicy,
+}
+
+/// How many share ids whose work was found good are remembered, so a share announced by
+/// several peers is hashed once.
+const CHECKED_CAP: usize = 8_192;
+
+/// Share ids whose proof of work a connection has found good, oldest first.
+#[derive(Default)]
+struct Checked {
+    ids: HashSet<ShareId>,
+    order: std::collections::VecDeque<ShareId>,
+}
+
+impl Checked {
+    fn insert(&mut self, id: ShareId) {
+        if self.ids.insert(id) {
+            self.order.push_back(id);
+            if self.order.len() > CHECKED_CAP {
+                if let Some(old) = self.order.pop_front() {
+                    self.ids.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+/// Hashes the shares `msg` carries (those not found good before) on a blocking thread, off
+/// the node's task: a RandomX hash takes milliseconds, and a sync brings thousands. Returns
+/// whether every one meets its target; a message with a bad share goes to the node unchecked,
+/// which hashes it again and bans its sender.
+async fn check_work(msg: &Message, ctx: &ConnCtx) -> bool {
+    let PowPolicy::Verify(pow) = &ctx.pow else {
+        return true;
+    };
+    let shares: Vec<Share> = {
+        let checked = ctx.shared.checked.lock().unwrap_or_else(|e| e.into_inner());
+        let all: Vec<&Share> = match msg {
+            Message::Announce(share) => vec![share.as_ref()],
+            Message::Shares(shares) => shares.iter().collect(),
+            _ => return false,
+        };
+        all.into_iter()
+            .filter(|s| !checked.ids.contains(&s.id()))
+            .cloned()
+            .collect()
+    };
+    let pow = Arc::clone(pow);
+    let good = tokio::task::spawn_blocking(move || {
+        shares
+            .iter()
+            .map(|s| s.check_pow(pow.as_ref()).map(|()| s.id()))
+            .collect::<Result<Vec<ShareId>, _>>()
+    })
+    .await;
+    match good {
+        Ok(Ok(ids)) => {
+            let mut checked = ctx.shared.checked.lock().unwrap_or_else(|e| e.into_inner());
+            for id in ids {
+                checked.insert(id);
+            }
+            true
+        }
+        _ => false,
+    }
 }
 
 async fn read_frame(
@@ -650,6 +727,7 @@ async fn connection(stream: TcpStream, addr: SocketAddr, role: Role, ctx: Arc<Co
         }
     });
     let reader_inbound = ctx.inbound.clone();
+    let reader_ctx = Arc::clone(&ctx);
     let reader_task = tokio::spawn(async move {
         while let Some(payload) = read_frame(&mut read, &mut reader).await {
             let opened = match channel.lock() {
@@ -658,11 +736,14 @@ async fn connection(stream: TcpStream, addr: SocketAddr, role: Role, ctx: Arc<Co
             };
             match opened {
                 Ok(Some(msg)) => {
-                    if reader_inbound
-                        .send(Inbound::Message(id, msg))
-                        .await
-                        .is_err()
-                    {
+                    let checked = matches!(msg, Message::Announce(_) | Message::Shares(_))
+                        && check_work(&msg, &reader_ctx).await;
+                    let inbound = if checked {
+                        Inbound::Checked(id, msg)
+                    } else {
+                        Inbound::Message(id, msg)
+                    };
+                    if reader_inbound.send(inbound).await.is_err() {
                         return;
                     }
                 }

@@ -278,6 +278,20 @@ fn a_node_checks_real_proof_of_work_and_reports_the_sender() {
     solved.check_pow(pow.as_ref()).unwrap();
     chain.add(solved.clone(), T0).unwrap();
 
+    // A message the caller checked is not hashed again: the caller vouches for its work
+    // (the network service checks it on its own threads and sends bad ones unchecked).
+    let mut trusting = Node::new(
+        Sharechain::new(p.clone()),
+        PowPolicy::Verify(pow.clone()),
+        PeerLimits::default(),
+    );
+    trusting.on_connect(7, 0);
+    trusting.on_checked_message(7, Message::Announce(Box::new(unsolved.clone())), T0 * 1000);
+    assert_eq!(
+        trusting.chain().tip().map(|t| t.share.id()),
+        Some(unsolved.id())
+    );
+
     let mut node = Node::new(
         Sharechain::new(p),
         PowPolicy::Verify(pow),

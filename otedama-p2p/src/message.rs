@@ -176,6 +176,13 @@ impl Message {
                     Layout::RandomX
                 };
                 let count = usize::from(r.u16("share count")?);
+                // An empty list is written with the Bitcoin-family type alone: one encoding
+                // per message.
+                if count == 0 && layout == Layout::RandomX {
+                    return Err(DecodeError::Invalid {
+                        what: "empty randomx share list",
+                    });
+                }
                 // A share takes at least 99 bytes: never reserve more than the input holds.
                 let mut shares = Vec::with_capacity(count.min(r.remaining() / 99));
                 for _ in 0..count {
@@ -302,6 +309,19 @@ mod tests {
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
             let _ = Message::decode(&bytes);
         }
+    }
+
+    #[test]
+    fn an_empty_share_list_has_one_encoding() {
+        // Found by the p2p_message fuzz target: an empty list in the RandomX type re-encoded
+        // in the other.
+        assert_eq!(
+            Message::decode(&[SHARES_RX, 0, 0]),
+            Err(DecodeError::Invalid {
+                what: "empty randomx share list"
+            })
+        );
+        assert_eq!(Message::Shares(Vec::new()).encode(), vec![SHARES, 0, 0]);
     }
 
     #[test]

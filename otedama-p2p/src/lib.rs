@@ -87,9 +87,9 @@ pub use params::{ChainParams, ConsensusId};
 #[cfg(feature = "tokio")]
 pub use secure::{frame, Channel, ChannelError, FrameReader, Handshake, NodeKey, Role, Step};
 pub use share::{
-    build_coinbase, coinbase_root, rx_coinbase, BitcoinProof, Layout, MainProof, RxProof, Share,
-    ShareId, ShareInfo, COMMITMENT_SCRIPT_PREFIX, MAX_BRANCH, MAX_EXTRANONCE, MAX_PAYOUT_SCRIPT,
-    MAX_RX_BLOB, MAX_UNCLES_ENCODED, RX_EXTRA_PREFIX,
+    build_coinbase, coinbase_root, rx_coinbase, rx_committed_difficulty, BitcoinProof, Layout,
+    MainProof, RxProof, Share, ShareId, ShareInfo, COMMITMENT_SCRIPT_PREFIX, MAX_BRANCH,
+    MAX_EXTRANONCE, MAX_PAYOUT_SCRIPT, MAX_RX_BLOB, MAX_UNCLES_ENCODED, RX_EXTRA_PREFIX,
 };
 #[cfg(feature = "sqlite")]
 pub use store::{ShareStore, StoreError};

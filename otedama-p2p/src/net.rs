@@ -91,6 +91,8 @@ enum Inbound {
     Message(PeerId, Message),
     /// A message whose shares' proof of work the connection has checked.
     Checked(PeerId, Message),
+    /// A message with a share whose proof of work failed, dropped by the connection.
+    BadWork(PeerId, ShareError),
     Closed(PeerId),
     /// A dial to a learnt address ended: it failed (`reached` false: no connection or no
     /// handshake) or its connection closed.
@@ -483,6 +485,11 @@ async fn run_node(
                         node.on_checked_message(peer, msg, now_ms());
                     }
                 }
+                Some(Inbound::BadWork(peer, error)) => {
+                    if peers.contains_key(&peer) {
+                        node.on_bad_work(peer, &error);
+                    }
+                }
                 Some(Inbound::Closed(peer)) => {
                     if peers.remove(&peer).is_some() {
                         node.on_disconnect(peer);
@@ -582,15 +589,23 @@ struct ConnCtx {
 /// several peers is hashed once.
 const CHECKED_CAP: usize = 8_192;
 
-/// Share ids whose proof of work a connection has found good, oldest first.
+/// What a proof-of-work check depends on: the hashed bytes (named by the share's id) and the
+/// target (the share's bits). A share with the same block but easier bits is checked again.
+type WorkKey = (ShareId, u32);
+
+fn work_key(share: &Share) -> WorkKey {
+    (share.id(), share.info.bits.to_consensus())
+}
+
+/// Shares whose proof of work a connection has found good, oldest first.
 #[derive(Default)]
 struct Checked {
-    ids: HashSet<ShareId>,
-    order: std::collections::VecDeque<ShareId>,
+    ids: HashSet<WorkKey>,
+    order: std::collections::VecDeque<WorkKey>,
 }
 
 impl Checked {
-    fn insert(&mut self, id: ShareId) {
+    fn insert(&mut self, id: WorkKey) {
         if self.ids.insert(id) {
             self.order.push_back(id);
             if self.order.len() > CHECKED_CAP {
@@ -604,21 +619,22 @@ impl Checked {
 
 /// Hashes the shares `msg` carries (those not found good before) on a blocking thread, off
 /// the node's task: a RandomX hash takes milliseconds, and a sync brings thousands. Returns
-/// whether every one meets its target; a message with a bad share goes to the node unchecked,
-/// which hashes it again and bans its sender.
-async fn check_work(msg: &Message, ctx: &ConnCtx) -> bool {
+/// `Ok(true)` when every one meets its target, `Ok(false)` when the node is to check them
+/// itself (it trusts no work), and the first failure otherwise: the message is dropped and its
+/// sender reported, so a bad share cannot make the node hash the rest.
+async fn check_work(msg: &Message, ctx: &ConnCtx) -> Result<bool, ShareError> {
     let PowPolicy::Verify(pow) = &ctx.pow else {
-        return true;
+        return Ok(false);
     };
     let shares: Vec<Share> = {
         let checked = ctx.shared.checked.lock().unwrap_or_else(|e| e.into_inner());
         let all: Vec<&Share> = match msg {
             Message::Announce(share) => vec![share.as_ref()],
             Message::Shares(shares) => shares.iter().collect(),
-            _ => return false,
+            _ => return Ok(false),
         };
         all.into_iter()
-            .filter(|s| !checked.ids.contains(&s.id()))
+            .filter(|s| !checked.ids.contains(&work_key(s)))
             .cloned()
             .collect()
     };
@@ -626,19 +642,21 @@ async fn check_work(msg: &Message, ctx: &ConnCtx) -> bool {
     let good = tokio::task::spawn_blocking(move || {
         shares
             .iter()
-            .map(|s| s.check_pow(pow.as_ref()).map(|()| s.id()))
-            .collect::<Result<Vec<ShareId>, _>>()
+            .map(|s| s.check_pow(pow.as_ref()).map(|()| work_key(s)))
+            .collect::<Result<Vec<WorkKey>, _>>()
     })
     .await;
     match good {
-        Ok(Ok(ids)) => {
+        Ok(Ok(keys)) => {
             let mut checked = ctx.shared.checked.lock().unwrap_or_else(|e| e.into_inner());
-            for id in ids {
-                checked.insert(id);
+            for key in keys {
+                checked.insert(key);
             }
-            true
+            Ok(true)
         }
-        _ => false,
+        Ok(Err(e)) => Err(e),
+        // The hashing thread is gone (the runtime is stopping): the node checks instead.
+        Err(_) => Ok(false),
     }
 }
 
@@ -736,12 +754,16 @@ async fn connection(stream: TcpStream, addr: SocketAddr, role: Role, ctx: Arc<Co
             };
             match opened {
                 Ok(Some(msg)) => {
-                    let checked = matches!(msg, Message::Announce(_) | Message::Shares(_))
-                        && check_work(&msg, &reader_ctx).await;
-                    let inbound = if checked {
-                        Inbound::Checked(id, msg)
+                    let carries_shares = matches!(msg, Message::Announce(_) | Message::Shares(_));
+                    let checked = if carries_shares {
+                        check_work(&msg, &reader_ctx).await
                     } else {
-                        Inbound::Message(id, msg)
+                        Ok(false)
+                    };
+                    let inbound = match checked {
+                        Ok(true) => Inbound::Checked(id, msg),
+                        Ok(false) => Inbound::Message(id, msg),
+                        Err(e) => Inbound::BadWork(id, e),
                     };
                     if reader_inbound.send(inbound).await.is_err() {
                         return;
@@ -773,4 +795,43 @@ async fn connection(stream: TcpStream, addr: SocketAddr, role: Role, ctx: Arc<Co
     writer.abort();
     let _ = ctx.inbound.send(Inbound::Closed(id)).await;
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::share::tests::arb_share;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A share whose work was found good vouches only for its own target: the same block
+        /// (the same id) under easier bits is hashed again, or a peer could pass a share that
+        /// met an easy target off as one meeting the chain's.
+        #[test]
+        fn good_work_is_remembered_per_block_and_target(share in arb_share(), bits in any::<u32>()) {
+            let mut checked = Checked::default();
+            checked.insert(work_key(&share));
+            prop_assert!(checked.ids.contains(&work_key(&share)));
+            let mut easier = share.clone();
+            easier.info.bits = otedama_core::CompactTarget::from_consensus(bits);
+            prop_assert_eq!(easier.id(), share.id());
+            prop_assert_eq!(
+                checked.ids.contains(&work_key(&easier)),
+                bits == share.info.bits.to_consensus()
+            );
+        }
+    }
+
+    #[test]
+    fn the_remembered_work_is_bounded() {
+        let mut checked = Checked::default();
+        for i in 0..(CHECKED_CAP as u32 + 10) {
+            let mut id = [0u8; 32];
+            id[..4].copy_from_slice(&i.to_le_bytes());
+            checked.insert((ShareId(id), 0));
+        }
+        assert_eq!(checked.ids.len(), CHECKED_CAP);
+        assert_eq!(checked.order.len(), CHECKED_CAP);
+        assert!(!checked.ids.contains(&(ShareId([0; 32]), 0)));
+    }
 }

@@ -457,6 +457,14 @@ impl Node {
         self.handle_message(peer, msg, now_ms, true);
     }
 
+    /// A peer sent a share whose proof of work the caller found short of its target (the
+    /// message itself dropped): counted as received and refused, and the peer reported.
+    pub fn on_bad_work(&mut self, peer: PeerId, error: &ShareError) {
+        self.received += 1;
+        self.rejected += 1;
+        self.misbehaved(peer, error.to_string());
+    }
+
     fn handle_message(&mut self, peer: PeerId, msg: Message, now_ms: u64, checked: bool) {
         if !self.charge(peer, now_ms) {
             self.misbehaved(peer, "message flood".to_owned());

@@ -477,6 +477,17 @@ impl Share {
     }
 }
 
+/// The main-chain difficulty a RandomX sharechain coinbase's extra data commits to, when the
+/// extra data is a sharechain's ([`RX_EXTRA_PREFIX`], the commitment, the difficulty). The
+/// devnet refuses a block whose committed difficulty is not its own, as a Bitcoin-family chain
+/// refuses a header with other bits: a share's window is sized by it, and only the main chain
+/// can say it is right.
+pub fn rx_committed_difficulty(extra: &[u8]) -> Option<u64> {
+    let rest = extra.strip_prefix(&RX_EXTRA_PREFIX)?;
+    let bytes: [u8; 8] = rest.get(32..)?.try_into().ok()?;
+    Some(u64::from_le_bytes(bytes))
+}
+
 /// The devnet coinbase a RandomX share's blob commits to: the payout outputs in their
 /// canonical order, and as extra data [`RX_EXTRA_PREFIX`], the commitment and the main-chain
 /// `difficulty`.

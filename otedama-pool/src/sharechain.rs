@@ -21,7 +21,6 @@
 //! shares pay the address its miner logged in with.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -100,12 +99,9 @@ pub struct SharechainNode {
     /// Subscribed at the start, so [`SharechainNode::follow`] sees even a sync that finished
     /// before it was called.
     events: Arc<std::sync::Mutex<Option<tokio::sync::broadcast::Receiver<NodeEvent>>>>,
-    /// Every share the node accepts once blocks are booked, as it keeps it; taken by
-    /// [`SharechainNode::record_blocks`]. Unbounded so that no block is lost: shares come by
-    /// the chain's target, and the booking task keeps up with one hash each.
-    blocks: Arc<std::sync::Mutex<Option<mpsc::UnboundedReceiver<Arc<Share>>>>>,
-    /// Set by [`SharechainNode::record_blocks`]: until then the store passes nothing on.
-    booking: Arc<AtomicBool>,
+    /// Every share the node accepts, as it keeps it (up to [`BOOKING_QUEUE`] waiting); taken
+    /// by [`SharechainNode::record_blocks`], which keeps up with one hash a share.
+    blocks: Arc<std::sync::Mutex<Option<mpsc::Receiver<Arc<Share>>>>>,
     /// The kernel a share's block is hashed with to see whether it meets the main chain's
     /// target.
     kernel: Arc<dyn PowAlgorithm>,
@@ -123,21 +119,23 @@ impl std::fmt::Debug for SharechainNode {
     }
 }
 
-/// The node's store, which also passes on every share it keeps once blocks are booked
+/// How many kept shares wait for [`SharechainNode::record_blocks`] to look at them: a sync's
+/// worth (two windows of the main tier), so that no block is missed before booking starts or
+/// while it hashes; past it, with nobody booking, the newest are not queued.
+const BOOKING_QUEUE: usize = 16_384;
+
+/// The node's store, which also passes on every share it keeps to the block booking
 /// ([`SharechainNode::record_blocks`], which hashes them off the node's task: a RandomX hash
 /// takes milliseconds).
 struct Tee {
     store: ShareStore,
-    booking: Arc<AtomicBool>,
-    blocks: mpsc::UnboundedSender<Arc<Share>>,
+    blocks: mpsc::Sender<Arc<Share>>,
 }
 
 impl ShareSink for Tee {
     fn save(&mut self, share: &Share) {
         self.store.save(share);
-        if self.booking.load(Ordering::Relaxed) {
-            let _ = self.blocks.send(Arc::new(share.clone()));
-        }
+        let _ = self.blocks.try_send(Arc::new(share.clone()));
     }
 
     fn prune(&mut self, below_height: u64) {
@@ -239,11 +237,9 @@ impl SharechainNode {
             PowPolicy::Verify(Arc::clone(&kernel)),
             PeerLimits::default(),
         );
-        let (blocks_tx, blocks) = mpsc::unbounded_channel();
-        let booking = Arc::new(AtomicBool::new(false));
+        let (blocks_tx, blocks) = mpsc::channel(BOOKING_QUEUE);
         node.persist_to(Box::new(Tee {
             store,
-            booking: Arc::clone(&booking),
             blocks: blocks_tx,
         }));
         if net.peers.is_empty() {
@@ -257,7 +253,6 @@ impl SharechainNode {
             loaded,
             events,
             blocks: Arc::new(std::sync::Mutex::new(Some(blocks))),
-            booking,
             kernel,
             tasks: Arc::default(),
         })
@@ -448,7 +443,6 @@ impl SharechainNode {
     /// block matures. Runs until the node stops; only the first call books.
     pub fn record_blocks(&self, log: ShareLog, book: BlockBook) -> tokio::task::JoinHandle<()> {
         let taken = self.blocks.lock().unwrap_or_else(|p| p.into_inner()).take();
-        self.booking.store(taken.is_some(), Ordering::Relaxed);
         let service = self.service.clone();
         let kernel = Arc::clone(&self.kernel);
         self.track(self.runtime.spawn(async move {

@@ -9,7 +9,8 @@
 //! - The coinbase is a devnet byte string ([`otedama_core::rx`]): the height (8 bytes
 //!   little-endian), 8 reserved bytes the pool fills per session, then either the payout
 //!   address as text ([`coinbase`]) or a list of outputs and extra data (a sharechain's
-//!   coinbase, which pays its whole window); outputs may not add up to more than the reward.
+//!   coinbase, which pays its whole window); outputs may not add up to more than the reward, and
+//!   a sharechain's extra data must commit to the network's difficulty.
 //! - The tree root is sha256d(coinbase) (Monero hashes a keccak tree of transaction ids), and a
 //!   block's id is sha256d(hashing blob).
 //! - The difficulty is fixed (Monero retargets every block).
@@ -86,6 +87,14 @@ pub enum RxReject {
         total: Option<u64>,
         /// The reward.
         reward: u64,
+    },
+    /// A sharechain coinbase commits to another difficulty than the network's.
+    #[error("bad-cb-difficulty: the coinbase commits to difficulty {committed}, the network's is {network}")]
+    WrongDifficulty {
+        /// What the coinbase's extra data names.
+        committed: u64,
+        /// The network difficulty.
+        network: u64,
     },
     /// The tree root is not sha256d(coinbase).
     #[error("bad-tree-root: the blob's tree root does not commit to the coinbase")]
@@ -310,6 +319,17 @@ impl RxDevnet {
                 })
             }
         }
+        if let RxPayees::Outputs { extra, .. } = &cb.payees {
+            match otedama_p2p::rx_committed_difficulty(extra) {
+                Some(committed) if committed != self.difficulty => {
+                    return Err(RxReject::WrongDifficulty {
+                        committed,
+                        network: self.difficulty,
+                    })
+                }
+                _ => {}
+            }
+        }
         if parsed.tree_root != sha256d(coinbase) {
             return Err(RxReject::BadTreeRoot);
         }
@@ -410,6 +430,29 @@ mod tests {
             devnet.submit(&blob, &coinbase),
             Err(RxReject::Overpays { total: None, .. })
         ));
+        // A sharechain's extra data naming another difficulty (a smaller window) is refused.
+        let mut extra = otedama_p2p::RX_EXTRA_PREFIX.to_vec();
+        extra.extend_from_slice(&[0; 32]);
+        extra.extend_from_slice(&7u64.to_le_bytes());
+        let forged = RxCoinbase {
+            height: 1,
+            reserved: [9; 8],
+            payees: RxPayees::Outputs {
+                outputs: vec![(b"44x".to_vec(), 5)],
+                extra,
+            },
+        }
+        .to_bytes();
+        let mut blob = RxBlob::parse(&t.blob).expect("blob");
+        blob.tree_root = sha256d(&forged);
+        let blob = find(&devnet, &blob.to_bytes(), 1, true);
+        assert_eq!(
+            devnet.submit(&blob, &forged),
+            Err(RxReject::WrongDifficulty {
+                committed: 7,
+                network: 1
+            })
+        );
         let (blob, coinbase) = block(&[RX_DEVNET_REWARD - 5, 5]);
         devnet
             .submit(&blob, &coinbase)

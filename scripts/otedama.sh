@@ -75,6 +75,8 @@ case "${1:-}" in
         for example in embed_pool stratum_server mine_a_header; do
             cargo run --quiet -p otedama-examples --example "$example"
         done
+        # Every fuzz target replays its committed corpus, findings included (docs/FUZZING.md).
+        bash fuzz/replay.sh
         ;;
     *)
         echo "usage: bash scripts/otedama.sh run|bench|test" >&2

@@ -681,9 +681,12 @@ impl Harness {
                         closed = true;
                         break;
                     }
+                    // Nothing was negotiated, but a mask the pool set meanwhile stands.
                     Kind::Configure => {
-                        assert_eq!(events.pop_front(), Some(MinerEvent::VersionMask(0)));
-                        self.model.mask = 0;
+                        assert_eq!(
+                            events.pop_front(),
+                            Some(MinerEvent::VersionMask(self.model.mask))
+                        );
                     }
                     Kind::ExtranonceSubscribe | Kind::SuggestDifficulty => {}
                 }

@@ -275,35 +275,16 @@ impl SharechainNode {
         let plan = move |template: &BlockTemplate| {
             let main = main_work(template);
             let asked = service.inspect(move |node| {
-                if !node.is_synced() {
-                    return Err(SourceError::NotReady {
-                        what: format!(
-                            "the sharechain is syncing ({} shares held)",
-                            node.chain().len()
-                        ),
-                    });
-                }
-                node.chain()
-                    .template_base(main, unix_now(), EXTRANONCE1_SIZE + EXTRANONCE2_SIZE)
-                    .map_err(|e| SourceError::NotReady {
-                        what: format!("the sharechain cannot build a share: {e}"),
-                    })
+                synced_base(node, |chain| {
+                    chain.template_base(main, unix_now(), EXTRANONCE1_SIZE + EXTRANONCE2_SIZE)
+                })
             });
             // The template thread is not one of the runtime's: it may wait on the node.
             runtime.block_on(asked).map_err(|e| SourceError::NotReady {
                 what: e.to_string(),
             })?
         };
-        let (service, runtime) = (self.service.clone(), self.runtime.clone());
-        let shares = move |share: otedama_p2p::Share| {
-            let service = service.clone();
-            // The share is in the pool's share log already; the sharechain takes it in the
-            // background, and a share it refuses is reported through its events.
-            runtime.spawn(async move {
-                // The engine has hashed it against the share target already.
-                let _ = service.submit_verified(share).await;
-            });
-        };
+        let shares = self.share_taker();
         let (service, runtime) = (self.service.clone(), self.runtime.clone());
         let blocks = move |raw: Vec<u8>| {
             let service = service.clone();
@@ -315,6 +296,20 @@ impl SharechainNode {
             plan: Box::new(plan),
             shares: Box::new(shares),
             blocks: Box::new(blocks),
+        }
+    }
+
+    /// Where the pool's shares that met the sharechain's target go. Each is in the pool's
+    /// share log already and the engine has hashed it against the share target: the node takes
+    /// it in the background without hashing it again, and a share it refuses is reported
+    /// through its events.
+    fn share_taker(&self) -> impl Fn(Share) + Send + Sync + 'static {
+        let (service, runtime) = (self.service.clone(), self.runtime.clone());
+        move |share: Share| {
+            let service = service.clone();
+            runtime.spawn(async move {
+                let _ = service.submit_verified(share).await;
+            });
         }
     }
 
@@ -353,19 +348,7 @@ impl SharechainNode {
                     reward: work.reward,
                 };
                 let asked = service.inspect(move |node| {
-                    if !node.is_synced() {
-                        return Err(SourceError::NotReady {
-                            what: format!(
-                                "the sharechain is syncing ({} shares held)",
-                                node.chain().len()
-                            ),
-                        });
-                    }
-                    node.chain()
-                        .rx_template_base(main, unix_now())
-                        .map_err(|e| SourceError::NotReady {
-                            what: format!("the sharechain cannot build a share: {e}"),
-                        })
+                    synced_base(node, |chain| chain.rx_template_base(main, unix_now()))
                 });
                 let base = runtime
                     .block_on(asked)
@@ -382,17 +365,9 @@ impl SharechainNode {
                     what: format!("the sharechain cannot build a share: {e}"),
                 })
         };
-        let (service, runtime) = (self.service.clone(), self.runtime.clone());
-        let shares = move |share: otedama_p2p::Share| {
-            let service = service.clone();
-            runtime.spawn(async move {
-                // The engine has hashed it against the share target already.
-                let _ = service.submit_verified(share).await;
-            });
-        };
         RxSideChain {
             plan: Box::new(plan),
-            shares: Box::new(shares),
+            shares: Box::new(self.share_taker()),
         }
     }
 
@@ -540,6 +515,25 @@ pub fn template_base(
         now,
         EXTRANONCE1_SIZE + EXTRANONCE2_SIZE,
     )
+}
+
+/// The next share's base from `build`, once the node has synced: until then no work goes out,
+/// so nobody mines on an isolated chain.
+fn synced_base<M>(
+    node: &Node,
+    build: impl FnOnce(&Sharechain) -> Result<TemplateBase<M>, otedama_p2p::ShareError>,
+) -> Result<TemplateBase<M>, SourceError> {
+    if !node.is_synced() {
+        return Err(SourceError::NotReady {
+            what: format!(
+                "the sharechain is syncing ({} shares held)",
+                node.chain().len()
+            ),
+        });
+    }
+    build(node.chain()).map_err(|e| SourceError::NotReady {
+        what: format!("the sharechain cannot build a share: {e}"),
+    })
 }
 
 /// Whether a share's block meets the main chain's target (its header's bits, or its

@@ -14,6 +14,8 @@ const T0: u64 = 1_700_000_000;
 
 mod support;
 
+use support::is_invalid;
+
 fn params() -> ChainParams {
     support::params("test", 20)
 }
@@ -60,13 +62,6 @@ fn rebind(chain: &Sharechain, mut share: Share) -> Share {
     )
     .unwrap();
     share
-}
-
-fn is_invalid(r: Result<otedama_p2p::Added, ShareError>, needle: &str) {
-    match r {
-        Err(ShareError::Invalid { reason, .. }) => assert!(reason.contains(needle), "{reason}"),
-        other => panic!("expected invalid ({needle}), got {other:?}"),
-    }
 }
 
 #[test]

@@ -11,6 +11,10 @@ use otedama_p2p::{
     Sharechain, Verification, RX_EXTRA_PREFIX,
 };
 
+mod support;
+
+use support::is_invalid;
+
 const T0: u64 = 1_700_000_000;
 const REWARD: u64 = 600_000_000_000;
 const ALICE: &[u8] = b"44AliceAddressAsTheDevnetCoinbaseWritesIt";
@@ -60,13 +64,6 @@ fn grow(chain: &mut Sharechain, n: u64) -> Vec<Share> {
             share
         })
         .collect()
-}
-
-fn is_invalid(r: Result<otedama_p2p::Added, ShareError>, needle: &str) {
-    match r {
-        Err(ShareError::Invalid { reason, .. }) => assert!(reason.contains(needle), "{reason}"),
-        other => panic!("expected invalid ({needle}), got {other:?}"),
-    }
 }
 
 #[test]

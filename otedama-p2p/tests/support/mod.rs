@@ -41,3 +41,13 @@ pub(crate) fn main_work(time: u64) -> MainWork {
         branch: MerkleBranch::default(),
     }
 }
+
+/// Asserts that adding a share was refused as invalid for a reason containing `needle`.
+pub(crate) fn is_invalid(r: Result<otedama_p2p::Added, otedama_p2p::ShareError>, needle: &str) {
+    match r {
+        Err(otedama_p2p::ShareError::Invalid { reason, .. }) => {
+            assert!(reason.contains(needle), "{reason}")
+        }
+        other => panic!("expected invalid ({needle}), got {other:?}"),
+    }
+}

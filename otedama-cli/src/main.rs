@@ -11,8 +11,10 @@ mod logging;
 mod mine;
 mod pool;
 mod pool_bench;
+mod reload;
 mod serve;
 mod signals;
+mod soak;
 mod status;
 mod token;
 
@@ -57,6 +59,9 @@ enum Command {
     Mine(mine::MineArgs),
     /// Measure share validation and submit latency with simulated miners.
     BenchPool(pool_bench::PoolBenchArgs),
+    /// Run a real pool for an hour (by default) under thousands of hashing miners with
+    /// vardiff and new blocks, and report its memory, latency and share log.
+    Soak(soak::SoakArgs),
     /// Show a running pool's or miner's state, read from its API.
     Status(status::StatusArgs),
     /// Print a bearer token for the API of the pool a configuration runs.
@@ -79,6 +84,7 @@ fn main() -> ExitCode {
         Command::Pool(ref args) => pool::run(args.clone(), (cli.log_format, cli.log_file.clone())),
         Command::Mine(ref args) => logging::init(&flags()).and_then(|()| mine::run(args.clone())),
         Command::BenchPool(ref args) => pool_bench::run(args),
+        Command::Soak(ref args) => logging::init(&flags()).and_then(|()| soak::run(args)),
         Command::Devnet(ref args) => logging::init(&flags()).and_then(|()| devnet::run(args)),
         Command::Status(ref args) => status::run(args),
         Command::ApiToken(ref args) => token::run(args),

@@ -48,6 +48,9 @@ pub(crate) struct Roles {
     pub(crate) randomx_mode: RandomXModeArg,
     /// Stop after this long instead of at SIGINT/SIGTERM.
     pub(crate) seconds: Option<f64>,
+    /// How to read the configuration again on a reload (SIGHUP, `POST /api/config/reload`);
+    /// `None` when it came from no file.
+    pub(crate) reread: Option<crate::reload::Reread>,
 }
 
 /// The log settings the file and the flags ask for.
@@ -87,6 +90,10 @@ pub(crate) fn run(args: ServeArgs, logs: crate::pool::LogFlags) -> Result<()> {
         vardiff: true,
         randomx_mode: args.randomx_mode,
         seconds: args.seconds,
+        reread: args
+            .config
+            .clone()
+            .map(|path| Arc::new(move || Ok(Config::open(Some(&path))?)) as crate::reload::Reread),
     };
     if !roles.pool && roles.miner_threads == 0 && !config.api.enabled {
         bail!("{file}: nothing to run: pool.enable, mining.enable_cpu and api.enable are all off");
@@ -158,10 +165,21 @@ pub(crate) async fn supervise(config: Config, roles: Roles) -> Result<()> {
         }
     }
     note_devices(&config);
+    let reloader = match &roles.reread {
+        Some(reread) if !started.is_empty() => Some(Arc::new(crate::reload::Reloader::new(
+            Arc::clone(reread),
+            config.clone(),
+            started.iter().map(|s| s.view.clone()).collect(),
+        ))),
+        _ => None,
+    };
+    let hangup = roles
+        .pool
+        .then(|| tokio::spawn(crate::reload::on_hangup(reloader.clone())));
     // Everything that can still fail is set up before any miner starts; a failure stops the
     // pools the orderly way (connections closed, the share log flushed).
     let wired = match miners(&config, &roles, &started) {
-        Ok(miner) => start_http(&config, &started, miner.clone(), &stop_rx)
+        Ok(miner) => start_http(&config, &started, miner.clone(), reloader, &stop_rx)
             .await
             .map(|http| (miner, http)),
         Err(e) => Err(e),
@@ -170,6 +188,9 @@ pub(crate) async fn supervise(config: Config, roles: Roles) -> Result<()> {
         Ok(wired) => wired,
         Err(e) => {
             let _ = stop_tx.send(true);
+            if let Some(hangup) = &hangup {
+                hangup.abort();
+            }
             join_all(&mut pools).await;
             return Err(e);
         }
@@ -207,6 +228,11 @@ pub(crate) async fn supervise(config: Config, roles: Roles) -> Result<()> {
         }
     }
     let _ = stop_tx.send(true);
+    // It holds the pools' views, which would keep their share logs open past their shutdown.
+    if let Some(hangup) = hangup {
+        hangup.abort();
+        let _ = hangup.await;
+    }
     for server in http {
         let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     }
@@ -344,6 +370,7 @@ async fn start_http(
     config: &Config,
     started: &[Started],
     miner: Option<Arc<MinerGroup>>,
+    reload: Option<Arc<crate::reload::Reloader>>,
     stop: &watch::Receiver<bool>,
 ) -> Result<Vec<tokio::task::JoinHandle<std::io::Result<()>>>> {
     let views: Vec<_> = started.iter().map(|s| s.view.clone()).collect();
@@ -385,6 +412,7 @@ async fn start_http(
                     .first()
                     .and_then(|s| s.sharechain.clone())
                     .map(|s| Arc::new(s) as Arc<dyn otedama_pool::http::SharechainStatus>),
+                reload: reload.map(|r| r as Arc<dyn otedama_pool::http::ConfigReload>),
             };
             add(api.listen, http::api(served, options), "api");
         }

@@ -634,3 +634,124 @@ fn json_logs_and_the_miners_own_api() {
     let _ = miner.wait();
     drop(pool);
 }
+
+/// Opens a Stratum connection and says whether the pool served it: a subscribe answered,
+/// rather than the connection closed unanswered (refused at the edge).
+fn served(port: u16) -> bool {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    if s.write_all(b"{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[]}\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut line = String::new();
+    matches!(BufReader::new(s).read_line(&mut line), Ok(n) if n > 0 && line.contains("\"id\":1"))
+}
+
+/// The pool's file as this test writes it, with `limits` under `pool.limits` and the fee given.
+fn reload_config(path: &Path, db: &Path, api: u16, limits: &str, fee: &str) {
+    let text = format!(
+        "mining:\n  algorithm: sha256d\n  threads: 0\npool:\n  database: {db:?}\n  fee_percentage: {fee}\n  limits:\n{limits}\napi:\n  enabled: true\n  listen: \"127.0.0.1:{api}\"\n  auth:\n    enabled: true\n",
+    );
+    std::fs::write(path, text).expect("write config");
+}
+
+#[test]
+fn a_reload_puts_new_edge_limits_in_force_and_the_audit_log_names_who_asked() {
+    let db = temp_db("reload");
+    let dir = db.parent().expect("dir").to_owned();
+    let path = dir.join("pool.yaml");
+    let api = free_port();
+    reload_config(&path, &db, api, "    exempt_loopback: true", "1.0");
+    let path_arg = path.to_str().expect("utf-8");
+    let mut pool = Pool::start(&["--config", path_arg]);
+    pool.wait_for("otedama api:", Duration::from_secs(30));
+    // Loopback is exempt: a burst of connections is served.
+    assert!((0..6).all(|_| served(pool.port)));
+
+    // SIGHUP: the new limits hold loopback to a burst of 2; the fee takes a restart.
+    reload_config(
+        &path,
+        &db,
+        api,
+        "    exempt_loopback: false\n    connections_per_ip_per_second: 0.01\n    connection_burst: 2",
+        "2.0",
+    );
+    let _ = Command::new("kill")
+        .args(["-HUP", &pool.child.id().to_string()])
+        .status();
+    let line = pool.wait_for(
+        "configuration reloaded by signal SIGHUP",
+        Duration::from_secs(20),
+    );
+    assert!(
+        line.contains("pool.limits.connection_burst: 500 -> 2"),
+        "{line}"
+    );
+    assert!(
+        line.contains("pool.fee_percentage: 1.0 -> 2.0 (takes a restart)"),
+        "{line}"
+    );
+    assert!(served(pool.port));
+    assert!(served(pool.port));
+    assert!(
+        !served(pool.port),
+        "the third connection is past the new burst"
+    );
+
+    // Through the API: a token is needed, and a file unchanged since changes nothing more.
+    let (status, body) = http("POST", api, "/api/config/reload", None);
+    assert_eq!(status, 401, "{body}");
+    let token = cli(&["api-token", "--config", path_arg]);
+    assert!(
+        token.status.success(),
+        "{}",
+        String::from_utf8_lossy(&token.stderr)
+    );
+    let token = String::from_utf8_lossy(&token.stdout).trim().to_owned();
+    let (status, body) = http("POST", api, "/api/config/reload", Some(&token));
+    assert_eq!(status, 200, "{body}");
+    let answer = json(&body);
+    assert_eq!(answer["applied"], serde_json::json!([]), "{answer}");
+    assert_eq!(
+        answer["needs_restart"],
+        serde_json::json!(["pool.fee_percentage: 1.0 -> 2.0"]),
+        "{answer}"
+    );
+    // A broken file changes nothing and says why.
+    std::fs::write(&path, "pool: [").expect("write");
+    let (status, body) = http("POST", api, "/api/config/reload", Some(&token));
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        !served(pool.port),
+        "the limits in force are still the reloaded ones"
+    );
+
+    pool.stop();
+    let audit = cli(&["pool", "audit", "--database", db.to_str().expect("utf-8")]);
+    assert!(
+        audit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&audit.stderr)
+    );
+    let audit = String::from_utf8_lossy(&audit.stdout);
+    let id = &token[token.len() - 64..token.len() - 56];
+    let reloads: Vec<&str> = audit
+        .lines()
+        .filter(|l| l.contains("config-reload"))
+        .collect();
+    assert_eq!(reloads.len(), 2, "{audit}");
+    assert!(
+        reloads.iter().any(|l| l.contains("signal SIGHUP")
+            && l.contains("pool.limits.exempt_loopback: true -> false")),
+        "{audit}"
+    );
+    assert!(
+        reloads
+            .iter()
+            .any(|l| l.contains(&format!("token {id}")) && l.contains("pool.fee_percentage")),
+        "{audit}"
+    );
+}

@@ -1411,6 +1411,28 @@ impl PoolView {
         self.driver.log.run(move |store| store.audit(&entry))
     }
 
+    /// The limits in force at the Stratum ports' edge (every port shares the first one's).
+    pub fn edge_limits(&self) -> Option<otedama_stratum::edge::EdgeConfig> {
+        self.edges.first().map(EdgeHandle::limits)
+    }
+
+    /// Puts new limits in force at the Stratum ports' edge (a configuration reload: rates,
+    /// ban length, the loopback exemption; see [`EdgeHandle::set_limits`]) once `actor`'s
+    /// change (`detail`) is in the audit log: no change without its audit line. Blocks on the
+    /// database: call it off any event loop.
+    pub fn reload_edge_limits(
+        &self,
+        actor: &str,
+        detail: &str,
+        limits: &otedama_stratum::edge::EdgeConfig,
+    ) -> Result<(), crate::store::StoreError> {
+        self.audit(actor, "config-reload", detail)?;
+        for edge in self.edges.iter() {
+            edge.set_limits(limits);
+        }
+        Ok(())
+    }
+
     /// How many of this pool's blocks are recorded at each status (`submitted`, `accepted`,
     /// `confirmed`, `orphaned`, `rejected`), read at most every ten seconds. Blocks on the database:
     /// call it off any event loop.

@@ -34,7 +34,8 @@ pub(crate) enum PoolAction {
     Ledger(super::ledger::LedgerArgs),
     /// Settle by hand a payment the pool left open, after checking the chain.
     Payment(super::ledger::PaymentArgs),
-    /// Show the audit log: bans, unbans, payments settled by hand, newest first.
+    /// Show the audit log: bans, unbans, payments settled by hand, the miner's switch and
+    /// configuration reloads, newest first.
     Audit(super::ledger::AuditArgs),
 }
 
@@ -387,6 +388,10 @@ pub(crate) fn run(args: PoolArgs, logs: LogFlags) -> Result<()> {
         vardiff: !args.fixed_difficulty,
         randomx_mode: args.randomx_mode,
         seconds: args.seconds,
+        reread: args.config.is_some().then(|| {
+            let args = args.clone();
+            Arc::new(move || Ok(args.effective()?)) as crate::reload::Reread
+        }),
     };
     crate::serve::runtime()?.block_on(crate::serve::supervise(config, roles))
 }

@@ -35,6 +35,36 @@ pub trait MinerControl: Send + Sync + 'static {
     fn state(&self) -> MinerState;
 }
 
+/// The configuration `POST /api/config/reload` reads again on an operator's request, as a
+/// SIGHUP does. The application that owns the configuration file implements it.
+pub trait ConfigReload: Send + Sync + 'static {
+    /// Reads the configuration again, writes `actor`'s reload to every pool's audit log, and
+    /// then puts in force what can change while the pool runs. An unreadable or invalid file
+    /// changes nothing. Blocks on the file and the database.
+    fn reload(&self, actor: &str) -> Result<ReloadBody, ReloadError>;
+}
+
+/// Why a configuration reload changed nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReloadError {
+    /// The file cannot be read, or what it says is invalid.
+    #[error("{0}")]
+    Config(String),
+    /// The audit line could not be written, so nothing was put in force.
+    #[error("the audit log: {0}")]
+    Audit(String),
+}
+
+/// `POST /api/config/reload`: what a reload changed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, ToSchema)]
+pub struct ReloadBody {
+    /// Settings put in force at once, as `key: old -> new`.
+    pub applied: Vec<String>,
+    /// Settings the file changes that take a restart; the pool runs on as before with them.
+    pub needs_restart: Vec<String>,
+}
+
 /// What a miner is doing.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct MinerState {
@@ -104,6 +134,8 @@ pub(super) struct ApiState {
     pub(super) ws_clients: Arc<tokio::sync::Semaphore>,
     /// The sharechain the pool mines on, when it does.
     pub(super) sharechain: Option<Arc<dyn SharechainStatus>>,
+    /// The configuration an operator may reload.
+    pub(super) reload: Option<Arc<dyn ConfigReload>>,
 }
 
 /// A sharechain node as `GET /api/sharechain` shows it (a pool on a sharechain implements it:
@@ -822,6 +854,44 @@ pub(super) async fn mining_stop(
     switch(&state, &headers, Switch::Stop).await
 }
 
+#[utoipa::path(post, path = "/api/config/reload", tag = "pool",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Reloaded and audited: what is in force now, and what takes a restart", body = ReloadBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 404, description = "The pool runs without a configuration file", body = ErrorBody),
+        (status = 422, description = "The file cannot be read or is invalid; nothing changed", body = ErrorBody),
+        (status = 503, description = "The audit line could not be written; nothing changed", body = ErrorBody)))]
+pub(super) async fn config_reload(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<ReloadBody>, ApiError> {
+    let actor = state.authorize(&headers, true)?;
+    let reload = state.reload.clone().ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            "the pool runs without a configuration file: nothing to reload".into(),
+        )
+    })?;
+    let _permit = state.database.acquire().await.map_err(|_| {
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the API is stopping".into(),
+        )
+    })?;
+    match tokio::task::spawn_blocking(move || reload.reload(&actor)).await {
+        Ok(Ok(body)) => Ok(Json(body)),
+        Ok(Err(e @ ReloadError::Config(_))) => {
+            Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))
+        }
+        Ok(Err(e)) => Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
+        Err(_) => Err(ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the reload failed".into(),
+        )),
+    }
+}
+
 /// Which way the local miner is switched.
 #[derive(Debug, Clone, Copy)]
 enum Switch {
@@ -876,9 +946,9 @@ impl Modify for BearerScheme {
 /// The API's OpenAPI document, generated from the handlers above.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "otedama pool API", description = "The pool's state, its workers, blocks and payments, and the local miner's switch. Live events: GET /api/ws (WebSocket, JSON messages)."),
-    paths(status, stats, workers, blocks, payments, sharechain, mining_start, mining_stop),
-    components(schemas(StatusBody, StatsBody, WorkerBody, BlockBody, PaymentsBody, SharechainBody, SharechainPeerBody, SharechainPayoutBody, MinerState, ErrorBody)),
+    info(title = "otedama pool API", description = "The pool's state, its workers, blocks and payments, the local miner's switch, and configuration reloads. Live events: GET /api/ws (WebSocket, JSON messages)."),
+    paths(status, stats, workers, blocks, payments, sharechain, mining_start, mining_stop, config_reload),
+    components(schemas(ReloadBody, StatusBody, StatsBody, WorkerBody, BlockBody, PaymentsBody, SharechainBody, SharechainPeerBody, SharechainPayoutBody, MinerState, ErrorBody)),
     modifiers(&BearerScheme)
 )]
 struct ApiDoc;

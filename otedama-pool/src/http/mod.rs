@@ -56,10 +56,10 @@ use serde_json::json;
 
 pub use crate::auth::{ShortSecret, TokenAuth, TokenError, MIN_SECRET_LEN};
 pub use api::{
-    openapi, AlgorithmBody, BalanceBody, BansBody, BlockBody, BlocksBody, ConnectionsBody,
-    ErrorBody, HashrateBody, MinerControl, MinerState, PaymentBody, PaymentsBody, RejectedBody,
-    Served, SharechainBody, SharechainPayoutBody, SharechainPeerBody, SharechainStatus, SharesBody,
-    StatsBody, StatusBody, WorkerBody,
+    openapi, AlgorithmBody, BalanceBody, BansBody, BlockBody, BlocksBody, ConfigReload,
+    ConnectionsBody, ErrorBody, HashrateBody, MinerControl, MinerState, PaymentBody, PaymentsBody,
+    RejectedBody, ReloadBody, ReloadError, Served, SharechainBody, SharechainPayoutBody,
+    SharechainPeerBody, SharechainStatus, SharesBody, StatsBody, StatusBody, WorkerBody,
 };
 pub use metrics::{render, render_pools, to_text_format, Extra};
 pub use ws::event_json;
@@ -85,6 +85,8 @@ pub struct ApiOptions {
     pub dashboard: bool,
     /// The sharechain the main pool mines on, for `/api/sharechain`.
     pub sharechain: Option<Arc<dyn SharechainStatus>>,
+    /// The configuration `POST /api/config/reload` reads again.
+    pub reload: Option<Arc<dyn ConfigReload>>,
 }
 
 impl std::fmt::Debug for ApiOptions {
@@ -95,6 +97,7 @@ impl std::fmt::Debug for ApiOptions {
             .field("miner", &self.miner.is_some())
             .field("dashboard", &self.dashboard)
             .field("sharechain", &self.sharechain.is_some())
+            .field("reload", &self.reload.is_some())
             .finish()
     }
 }
@@ -111,6 +114,7 @@ pub fn api(pools: Vec<Served>, options: ApiOptions) -> Router {
         database: Arc::new(tokio::sync::Semaphore::new(api::DATABASE_CALLS)),
         ws_clients: Arc::new(tokio::sync::Semaphore::new(api::WS_CLIENTS)),
         sharechain: options.sharechain,
+        reload: options.reload,
     };
     let routes = Router::new()
         .route("/api/status", get(api::status))
@@ -121,6 +125,7 @@ pub fn api(pools: Vec<Served>, options: ApiOptions) -> Router {
         .route("/api/sharechain", get(api::sharechain))
         .route("/api/mining/start", post(api::mining_start))
         .route("/api/mining/stop", post(api::mining_stop))
+        .route("/api/config/reload", post(api::config_reload))
         .route("/api/ws", get(ws::upgrade))
         .route("/api/openapi.json", get(api::openapi_json));
     let routes = if options.dashboard {
@@ -159,6 +164,7 @@ pub fn miner(miner: Arc<dyn MinerControl>, auth: Option<TokenAuth>) -> Router {
         database: Arc::new(tokio::sync::Semaphore::new(api::DATABASE_CALLS)),
         ws_clients: Arc::new(tokio::sync::Semaphore::new(api::WS_CLIENTS)),
         sharechain: None,
+        reload: None,
     };
     Router::new()
         .route("/api/status", get(miner_status))

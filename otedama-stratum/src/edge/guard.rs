@@ -218,6 +218,19 @@ impl Guard {
         }
     }
 
+    /// Puts `limits`' rates, ban length and loopback exemption in force from now on (a
+    /// configuration reload): new connections are admitted and held to them; bans already
+    /// made keep their end. The PROXY protocol settings are left as they are: they belong to
+    /// each listener, not to the limits it shares.
+    pub fn set_limits(&mut self, limits: &EdgeConfig) {
+        self.config.connections_per_ip = limits.connections_per_ip;
+        self.config.messages_per_connection = limits.messages_per_connection;
+        self.config.ban_for = limits.ban_for;
+        self.config.exempt_loopback = limits.exempt_loopback;
+        // A bucket filled at the old rate would let a lowered burst through at once.
+        self.buckets.clear();
+    }
+
     /// Lifts the ban on `ip`; `false` when there was none.
     pub fn unban(&mut self, ip: IpAddr) -> bool {
         self.bans.remove(&ip).is_some()
@@ -258,6 +271,44 @@ mod tests {
 
     fn ip(text: &str) -> IpAddr {
         text.parse().expect("ip")
+    }
+
+    #[test]
+    fn new_limits_apply_to_the_next_connection_and_keep_the_bans() {
+        let t0 = Instant::now();
+        let wall = SystemTime::now();
+        let mut guard = Guard::new(EdgeConfig {
+            exempt_loopback: false,
+            ..EdgeConfig::default()
+        });
+        let (a, b) = (ip("192.0.2.1"), ip("192.0.2.2"));
+        assert!(guard.ban(a, t0, wall).is_some());
+        assert!((0..10).all(|_| guard.admit(b, t0).is_ok()));
+        guard.set_limits(&EdgeConfig {
+            connections_per_ip: Some(Rate {
+                per_second: 1.0,
+                burst: 2.0,
+            }),
+            ban_for: None,
+            exempt_loopback: true,
+            proxy_protocol: true,
+            ..EdgeConfig::default()
+        });
+        assert!(guard.admit(b, t0).is_ok());
+        assert!(guard.admit(b, t0).is_ok());
+        assert_eq!(
+            guard.admit(b, t0),
+            Err(EdgeRefusal::TooFast),
+            "the new burst of 2"
+        );
+        assert!(
+            matches!(guard.admit(a, t0), Err(EdgeRefusal::Banned { .. })),
+            "the ban made before keeps its end"
+        );
+        assert_eq!(guard.ban(b, t0, wall), None, "bans are off now");
+        assert!(guard.config().exempt_loopback);
+        assert!(!guard.config().proxy_protocol, "the listener's own setting");
+        assert!(guard.admit(ip("127.0.0.1"), t0).is_ok());
     }
 
     #[test]

@@ -357,13 +357,7 @@ impl<P: MinerProtocol> ProtocolClient<P> {
     fn seal(&mut self, plaintext: &[u8]) -> Result<(), ClientError> {
         #[cfg(feature = "tls")]
         if let Some(tls) = self.tls.as_deref_mut() {
-            use std::io::Write;
-            if !plaintext.is_empty() {
-                tls.writer().write_all(plaintext)?;
-            }
-            while tls.wants_write() {
-                tls.write_tls(&mut self.out)?;
-            }
+            super::tls::seal_records(tls, plaintext, &mut self.out)?;
             return Ok(());
         }
         self.out.extend_from_slice(plaintext);
@@ -375,39 +369,23 @@ impl<P: MinerProtocol> ProtocolClient<P> {
     fn open_bytes(&mut self, raw: &[u8], sink: &mut PlainSink<Self>) -> Result<(), ClientError> {
         #[cfg(feature = "tls")]
         if let Some(mut tls) = self.tls.take() {
-            let result = self.decrypt(&mut tls, raw, sink);
+            use super::tls::OpenError;
+            // The taker needs the whole client, so the session's answers wait aside; the
+            // taker queues nothing itself.
+            let mut answers = Vec::new();
+            let result = super::tls::open_records(&mut tls, raw, &mut answers, &mut |plain| {
+                sink(self, plain)
+            });
+            self.out.extend_from_slice(&answers);
             self.tls = Some(tls);
-            return result;
+            return result.map_err(|e| match e {
+                OpenError::Closed => ClientError::Disconnected,
+                OpenError::Io(e) => e.into(),
+                OpenError::Tls(e) => e.into(),
+                OpenError::Taker(e) => e,
+            });
         }
         sink(self, raw)
-    }
-
-    #[cfg(feature = "tls")]
-    fn decrypt(
-        &mut self,
-        tls: &mut rustls::ClientConnection,
-        mut raw: &[u8],
-        sink: &mut PlainSink<Self>,
-    ) -> Result<(), ClientError> {
-        use std::io::Read;
-        let mut plain = [0u8; 4096];
-        while !raw.is_empty() {
-            tls.read_tls(&mut raw)?;
-            let processed = tls.process_new_packets();
-            while tls.wants_write() {
-                tls.write_tls(&mut self.out)?;
-            }
-            processed?;
-            loop {
-                match tls.reader().read(&mut plain) {
-                    Ok(0) => return Err(ClientError::Disconnected),
-                    Ok(n) => sink(self, plain.get(..n).unwrap_or_default())?,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        }
-        Ok(())
     }
 
     /// The pool this client is connected to.
@@ -463,7 +441,7 @@ impl<P: MinerProtocol> ProtocolClient<P> {
     pub async fn close(mut self) {
         #[cfg(feature = "tls")]
         if let Some(tls) = self.tls.as_deref_mut() {
-            tls.send_close_notify();
+            super::tls::close_records(tls, &mut self.out);
         }
         self.flush().await.ok();
         self.stream.shutdown().await.ok();

@@ -81,8 +81,7 @@ impl Link {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
             Err(e) => return Err(LinkError::Io(e.kind())),
         };
-        let raw = buf.get(..n).unwrap_or_default().to_vec();
-        self.ingest(&raw, &mut buf, sink)
+        self.ingest(buf.get(..n).unwrap_or_default(), sink)
     }
 
     /// Hands bytes already read from the socket (those behind a PROXY header) through the
@@ -92,20 +91,18 @@ impl Link {
         raw: &[u8],
         sink: &mut dyn FnMut(&[u8]) -> Result<(), LinkError>,
     ) -> Result<(), LinkError> {
-        let mut buf = [0u8; 4096];
-        self.ingest(raw, &mut buf, sink)
+        self.ingest(raw, sink)
     }
 
     fn ingest(
         &mut self,
         raw: &[u8],
-        scratch: &mut [u8; 4096],
         sink: &mut dyn FnMut(&[u8]) -> Result<(), LinkError>,
     ) -> Result<(), LinkError> {
         let Some(tls) = self.tls.as_deref_mut() else {
             return sink(raw);
         };
-        decrypt(tls, raw, scratch, &mut self.pending, sink)
+        decrypt(tls, raw, &mut self.pending, sink)
     }
 
     /// Writes `plaintext` (and whatever the TLS session still has to send), within `limit`.
@@ -157,33 +154,17 @@ pub(crate) enum WriteError {
 #[cfg(feature = "tls")]
 fn decrypt(
     tls: &mut TlsSession,
-    mut raw: &[u8],
-    scratch: &mut [u8; 4096],
+    raw: &[u8],
     pending: &mut Vec<u8>,
     sink: &mut dyn FnMut(&[u8]) -> Result<(), LinkError>,
 ) -> Result<(), LinkError> {
-    use std::io::Read;
-    while !raw.is_empty() {
-        tls.read_tls(&mut raw)
-            .map_err(|e| LinkError::Io(e.kind()))?;
-        let processed = tls.process_new_packets();
-        // Handshake records, or the alert that explains a failure, go out with the next write.
-        while tls.wants_write() {
-            if tls.write_tls(pending).is_err() {
-                break;
-            }
-        }
-        processed.map_err(|e| LinkError::Tls(e.to_string()))?;
-        loop {
-            match tls.reader().read(scratch) {
-                Ok(0) => return Err(LinkError::Closed),
-                Ok(n) => sink(scratch.get(..n).unwrap_or_default())?,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(LinkError::Io(e.kind())),
-            }
-        }
-    }
-    Ok(())
+    use super::tls::OpenError;
+    super::tls::open_records(tls, raw, pending, sink).map_err(|e| match e {
+        OpenError::Closed => LinkError::Closed,
+        OpenError::Io(e) => LinkError::Io(e.kind()),
+        OpenError::Tls(e) => LinkError::Tls(e.to_string()),
+        OpenError::Taker(e) => e,
+    })
 }
 
 #[cfg(feature = "tls")]
@@ -192,31 +173,18 @@ fn encrypt(
     plaintext: &[u8],
     pending: &mut Vec<u8>,
 ) -> Result<(), io::ErrorKind> {
-    use std::io::Write;
-    if !plaintext.is_empty() {
-        tls.writer().write_all(plaintext).map_err(|e| e.kind())?;
-    }
-    while tls.wants_write() {
-        tls.write_tls(pending).map_err(|e| e.kind())?;
-    }
-    Ok(())
+    super::tls::seal_records(tls, plaintext, pending).map_err(|e| e.kind())
 }
 
 #[cfg(feature = "tls")]
 fn close_notify(tls: &mut TlsSession, pending: &mut Vec<u8>) {
-    tls.send_close_notify();
-    while tls.wants_write() {
-        if tls.write_tls(pending).is_err() {
-            break;
-        }
-    }
+    super::tls::close_records(tls, pending);
 }
 
 #[cfg(not(feature = "tls"))]
 fn decrypt(
     tls: &mut TlsSession,
     _: &[u8],
-    _: &mut [u8; 4096],
     _: &mut Vec<u8>,
     _: &mut dyn FnMut(&[u8]) -> Result<(), LinkError>,
 ) -> Result<(), LinkError> {

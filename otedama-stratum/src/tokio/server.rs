@@ -539,6 +539,17 @@ impl EdgeHandle {
     pub fn unban(&self, ip: IpAddr) -> bool {
         lock_guard(&self.guard).unban(ip)
     }
+
+    /// The limits in force on every port sharing this edge.
+    pub fn limits(&self) -> EdgeConfig {
+        lock_guard(&self.guard).config().clone()
+    }
+
+    /// Puts new limits in force on every port sharing this edge (see [`Guard::set_limits`]):
+    /// connections opened from now on are held to them.
+    pub fn set_limits(&self, limits: &EdgeConfig) {
+        lock_guard(&self.guard).set_limits(limits);
+    }
 }
 
 /// Holds a connection's place in the limits until the task ends.
@@ -1117,7 +1128,8 @@ async fn serve<P: PoolProtocol>(
             return;
         }
     };
-    let edge = &config.edge;
+    // The shared edge's limits, which a reload may have changed since the server started.
+    let edge = context.guard().config().clone();
     let mut input = Input {
         lines: LineBuffer::new(config.max_line),
         sniffed: false,

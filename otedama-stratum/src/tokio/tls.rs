@@ -171,3 +171,73 @@ pub(crate) fn client_session(
         .map_err(|_| rustls::Error::General(format!("{host:?} is not a usable server name")))?;
     rustls::ClientConnection::new(Arc::new(config), name)
 }
+
+/// Why ciphertext from the peer could not be opened.
+#[derive(Debug)]
+pub(crate) enum OpenError<E> {
+    /// The peer ended the TLS session.
+    Closed,
+    /// Reading the records failed.
+    Io(std::io::Error),
+    /// The records broke the protocol, or the handshake failed.
+    Tls(rustls::Error),
+    /// The plaintext's taker refused it.
+    Taker(E),
+}
+
+/// Passes ciphertext from the peer through `tls`, one side of the connection or the other:
+/// what the session answers (handshake records, or the alert that explains a failure) is
+/// queued on `out` before a failure is reported, and the plaintext goes to `take` piece by
+/// piece as records open.
+pub(crate) fn open_records<S: rustls::SideData, E>(
+    tls: &mut rustls::ConnectionCommon<S>,
+    mut raw: &[u8],
+    out: &mut Vec<u8>,
+    take: &mut dyn FnMut(&[u8]) -> Result<(), E>,
+) -> Result<(), OpenError<E>> {
+    use std::io::Read;
+    let mut plain = [0u8; 4096];
+    while !raw.is_empty() {
+        tls.read_tls(&mut raw).map_err(OpenError::Io)?;
+        let processed = tls.process_new_packets();
+        while tls.wants_write() {
+            tls.write_tls(out).map_err(OpenError::Io)?;
+        }
+        processed.map_err(OpenError::Tls)?;
+        loop {
+            match tls.reader().read(&mut plain) {
+                Ok(0) => return Err(OpenError::Closed),
+                Ok(n) => take(plain.get(..n).unwrap_or_default()).map_err(OpenError::Taker)?,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(OpenError::Io(e)),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Queues `plaintext` sealed in records on `out`, with whatever else the session has to
+/// send (a client's hello when `plaintext` is empty).
+pub(crate) fn seal_records<S: rustls::SideData>(
+    tls: &mut rustls::ConnectionCommon<S>,
+    plaintext: &[u8],
+    out: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    if !plaintext.is_empty() {
+        tls.writer().write_all(plaintext)?;
+    }
+    while tls.wants_write() {
+        tls.write_tls(out)?;
+    }
+    Ok(())
+}
+
+/// Queues the alert that ends the TLS session on `out`.
+pub(crate) fn close_records<S: rustls::SideData>(
+    tls: &mut rustls::ConnectionCommon<S>,
+    out: &mut Vec<u8>,
+) {
+    tls.send_close_notify();
+    let _ = seal_records(tls, &[], out);
+}

@@ -29,6 +29,8 @@
 //! - [`MinerProtocol`]: its miner-side mirror, implemented by [`MinerSession`] and
 //!   [`MoneroMinerSession`] (lines in and out, the dialect's events, shares, timeouts), opened
 //!   over a [`PoolLink`] (the pool's host, a session to resume, whether redirects are allowed).
+//! - Stratum V2's binary protocol ([`sv2`]): its data types, framing, and every message of
+//!   the common, mining, job declaration and template distribution protocols, bounded.
 //! - With the feature `tokio`, the `server` module: one TCP server, generic over
 //!   [`PoolProtocol`], for all three dialects (`Server` for v1, `MoneroServer`, `EthServer`);
 //!   and the `client` module: one miner connection, generic over [`MinerProtocol`] (`Client`
@@ -99,6 +101,7 @@
 
 pub mod edge;
 mod session;
+pub mod sv2;
 mod v1;
 
 pub use session::{

@@ -38,4 +38,6 @@
 
 pub mod frame;
 pub mod message;
+#[cfg(feature = "noise")]
+pub mod noise;
 pub mod types;

@@ -477,6 +477,32 @@ pub(crate) struct Pool {
     pub(crate) limits: Limits,
     /// Stratum over TLS on a port of its own.
     pub(crate) tls: Tls,
+    /// Stratum V2 (encrypted, binary) on a port of its own.
+    pub(crate) sv2: Sv2,
+}
+
+/// `pool.sv2`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Sv2 {
+    /// Where Stratum V2 (`stratum2+tcp://`) listens; off when absent.
+    pub(crate) listen: Option<SocketAddr>,
+    /// The file holding the authority secret key (base58check); made on the first run, and
+    /// kept beside the database (`sv2-authority.key`) when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) authority_key_file: Option<PathBuf>,
+    /// How long each connection's certificate is valid.
+    pub(crate) certificate_validity: Span,
+}
+
+impl Default for Sv2 {
+    fn default() -> Self {
+        Sv2 {
+            listen: None,
+            authority_key_file: None,
+            certificate_validity: Span(Duration::from_secs(86_400)),
+        }
+    }
 }
 
 /// `pool.tls`.
@@ -571,6 +597,7 @@ impl Default for Pool {
             ports: Vec::new(),
             limits: Limits::default(),
             tls: Tls::default(),
+            sv2: Sv2::default(),
         }
     }
 }
@@ -1018,6 +1045,19 @@ impl Config {
                     format!("{value} is not a rate of 0 or more per second"),
                 );
             }
+        }
+        if self.pool.sv2.listen.is_some() && self.mining.algorithm == "randomx" {
+            return err(
+                "pool.sv2.listen",
+                "Stratum V2 carries Bitcoin-style headers (sha256d, scrypt), not RandomX".into(),
+            );
+        }
+        let validity = self.pool.sv2.certificate_validity.0.as_secs();
+        if !(60..=u64::from(u32::MAX)).contains(&validity) {
+            return err(
+                "pool.sv2.certificate_validity",
+                format!("{validity} s is not between a minute and 136 years"),
+            );
         }
         if self.pool.tls.cert.is_some() != self.pool.tls.key.is_some() {
             return err(

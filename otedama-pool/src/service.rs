@@ -36,6 +36,7 @@ use otedama_stratum::server::{
     Connection, DisconnectReason, EdgeHandle, JobTailor, MoneroServerConfig, ProtocolServer,
     ProtocolServerConfig, ProtocolServerEvent, ServerConfig, ServerStats,
 };
+use otedama_stratum::sv2::pool::Sv2PoolSession;
 use otedama_stratum::{
     ExtranonceAllocator, JobAnnouncement, MoneroJob, MoneroPoolSession, PoolProtocol, PoolSession,
     ShareToken,
@@ -484,6 +485,17 @@ impl Dialect for PoolSession {
     }
 }
 
+impl Dialect for Sv2PoolSession {
+    fn hand_over(
+        engine: &mut Engine<Reply>,
+        conn: Connection,
+        share: Self::Share,
+    ) -> Option<ShareCheck> {
+        let token = share.token;
+        engine.handle_share(Submission::from(&share), (conn, token), Now::read())
+    }
+}
+
 impl Dialect for MoneroPoolSession {
     fn hand_over(
         engine: &mut Engine<Reply>,
@@ -593,7 +605,7 @@ pub struct PoolService {
     edges: Vec<EdgeHandle>,
     view: PoolView,
     stop: watch::Sender<bool>,
-    events_loop: tokio::task::JoinHandle<()>,
+    events_loops: Vec<tokio::task::JoinHandle<()>>,
     servers: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -622,6 +634,8 @@ pub struct ServiceConfig {
     pub server: ServerConfig,
     /// More ports (Stratum over TLS, say), all with the main port's jobs and engine.
     pub more: Vec<Listener<PoolSession>>,
+    /// Stratum V2 ports, with the same jobs, engine, share log and edge as the v1 ports.
+    pub sv2: Vec<Listener<Sv2PoolSession>>,
     /// Extranonce1 values for the sessions (of every port: no two sessions share one).
     pub allocator: Arc<ExtranonceAllocator>,
     /// The engine, configured.
@@ -781,6 +795,7 @@ impl PoolService {
             listen,
             server,
             more,
+            mut sv2,
             allocator,
             engine,
             kernel,
@@ -818,6 +833,9 @@ impl PoolService {
             for port in &mut ports {
                 port.server.tailor = Some(tailor.clone());
             }
+            for port in &mut sv2 {
+                port.server.tailor = Some(tailor.clone());
+            }
         }
         let (stop, stop_rx) = watch::channel(false);
         spawn_long_poll(sources.long_poll, wake_tx, stop_rx.clone())?;
@@ -828,7 +846,11 @@ impl PoolService {
             Arc::clone(&driver),
             stop_rx.clone(),
         )?;
-        launch::<PoolSession>(ports, allocator, jobs_rx, driver, stop, report).await
+        let sv2 = SecondDialect {
+            jobs: jobs_rx.clone(),
+            ports: sv2,
+        };
+        launch::<PoolSession>(ports, Some(sv2), allocator, jobs_rx, driver, stop, report).await
     }
 
     /// Binds the port of a RandomX pool (the Monero dialect xmrig speaks) and starts its tip
@@ -906,7 +928,7 @@ impl PoolService {
             .collect();
         let (stop, stop_rx) = watch::channel(false);
         spawn_rx_tips(source, payout, Arc::clone(&driver), stop_rx)?;
-        launch::<MoneroPoolSession>(ports, allocator, jobs_rx, driver, stop, report).await
+        launch::<MoneroPoolSession>(ports, None, allocator, jobs_rx, driver, stop, report).await
     }
 
     /// A handle that asks the service for fresh work.
@@ -1002,72 +1024,147 @@ impl PoolService {
         }
         // The server is gone, so its event channel closes; the loop then waits for the
         // shares still being judged.
-        let _ = tokio::time::timeout(Duration::from_secs(30), self.events_loop).await;
+        for events_loop in self.events_loops {
+            let _ = tokio::time::timeout(Duration::from_secs(30), events_loop).await;
+        }
         let log = self.driver.log.clone();
         let _ = tokio::task::spawn_blocking(move || log.flush(Duration::from_secs(30))).await;
         self.driver.engine().stats()
     }
 }
 
-/// Binds the servers of the dialect `P`, one per port, and starts them and the event loop.
+/// Stratum V2 ports beside a Stratum v1 pool's, on its jobs.
+struct SecondDialect {
+    jobs: watch::Receiver<Option<Arc<JobAnnouncement>>>,
+    ports: Vec<Listener<Sv2PoolSession>>,
+}
+
+/// One dialect's servers, bound, and the loop taking their events.
+struct Bound {
+    locals: Vec<SocketAddr>,
+    servers: Vec<tokio::task::JoinHandle<()>>,
+    edge: Option<EdgeHandle>,
+    stats: Vec<Arc<ServerStats>>,
+    events_loop: tokio::task::JoinHandle<()>,
+}
+
+/// Binds the servers of the dialect `Q`, one per port, on the bans and per-address limits of
+/// `shared` (or of the first port), and starts them and their event loop.
+async fn bind_ports<Q: Dialect>(
+    ports: Vec<Listener<Q>>,
+    allocator: &Arc<ExtranonceAllocator>,
+    jobs: watch::Receiver<Option<Arc<Q::Job>>>,
+    driver: &Arc<Driver>,
+    shared: Option<&EdgeHandle>,
+    stop: &watch::Sender<bool>,
+    report: &Reporter,
+) -> std::io::Result<Bound> {
+    let (events_tx, events) = mpsc::channel(4096);
+    let mut bound = Vec::with_capacity(ports.len());
+    for port in ports {
+        let server = ProtocolServer::<Q>::bind(
+            port.listen,
+            port.server,
+            Arc::clone(allocator),
+            events_tx.clone(),
+            jobs.clone(),
+        )
+        .await
+        .and_then(|server| Ok((server.local_addr()?, server)));
+        bound.push(server?);
+    }
+    drop(events_tx);
+    // Every port keeps its bans and per-address limits in the first one's: a ban on one is a
+    // ban on all, at once.
+    let edge = shared
+        .cloned()
+        .or_else(|| bound.first().map(|(_, server)| server.edge()));
+    if let Some(edge) = &edge {
+        for (_, server) in bound.iter_mut() {
+            if !server.edge().same_as(edge) {
+                server.share_edge(edge);
+            }
+        }
+    }
+    let (mut locals, mut servers, mut stats) = (Vec::new(), Vec::new(), Vec::new());
+    for (local, server) in bound {
+        stats.push(server.stats());
+        if let Some(backlog) = server.backlog().filter(|b| b.is_capped()) {
+            report(ServiceEvent::BacklogCapped(backlog));
+        }
+        let mut stop = stop.subscribe();
+        servers.push(tokio::spawn(server.run(async move {
+            let _ = stop.changed().await;
+        })));
+        locals.push(local);
+    }
+    let events_loop = tokio::spawn(event_loop::<Q>(
+        events,
+        Arc::clone(driver),
+        Arc::clone(report),
+    ));
+    Ok(Bound {
+        locals,
+        servers,
+        edge,
+        stats,
+        events_loop,
+    })
+}
+
+/// Binds the servers of the dialect `P`, one per port, and those of `second`, and starts them
+/// and their event loops. On a failure the work threads, already running, stop at their next
+/// turn.
 async fn launch<P: Dialect>(
     ports: Vec<Listener<P>>,
+    second: Option<SecondDialect>,
     allocator: Arc<ExtranonceAllocator>,
     jobs: watch::Receiver<Option<Arc<P::Job>>>,
     driver: Arc<Driver>,
     stop: watch::Sender<bool>,
     report: Reporter,
 ) -> std::io::Result<PoolService> {
-    let (events_tx, events) = mpsc::channel(4096);
-    let mut bound = Vec::with_capacity(ports.len());
-    for port in ports {
-        let server = ProtocolServer::<P>::bind(
-            port.listen,
-            port.server,
-            Arc::clone(&allocator),
-            events_tx.clone(),
-            jobs.clone(),
+    let first = bind_ports::<P>(ports, &allocator, jobs, &driver, None, &stop, &report).await;
+    let first = match first {
+        Ok(first) => first,
+        Err(e) => {
+            let _ = stop.send(true);
+            return Err(e);
+        }
+    };
+    let mut bound = vec![first];
+    if let Some(second) = second.filter(|s| !s.ports.is_empty()) {
+        let shared = bound[0].edge.clone();
+        let more = bind_ports::<Sv2PoolSession>(
+            second.ports,
+            &allocator,
+            second.jobs,
+            &driver,
+            shared.as_ref(),
+            &stop,
+            &report,
         )
-        .await
-        .and_then(|server| Ok((server.local_addr()?, server)));
-        match server {
-            Ok(server) => bound.push(server),
+        .await;
+        match more {
+            Ok(more) => bound.push(more),
             Err(e) => {
-                // The work threads already run: they stop at their next turn.
                 let _ = stop.send(true);
                 return Err(e);
             }
         }
     }
-    drop(events_tx);
-    // Every port keeps its bans and per-address limits in the first one's: a ban on one is a
-    // ban on all, at once.
-    if let Some(shared) = bound.first().map(|(_, server)| server.edge()) {
-        for (_, server) in bound.iter_mut().skip(1) {
-            server.share_edge(&shared);
-        }
-    }
-    let (mut locals, mut edges, mut servers) = (Vec::new(), Vec::new(), Vec::new());
-    let mut stats = Vec::new();
-    for (i, (local, server)) in bound.into_iter().enumerate() {
-        stats.push(server.stats());
-        if let Some(backlog) = server.backlog().filter(|b| b.is_capped()) {
-            report(ServiceEvent::BacklogCapped(backlog));
-        }
-        let edge = server.edge();
-        let mut stop = stop.subscribe();
-        servers.push(tokio::spawn(server.run(async move {
-            let _ = stop.changed().await;
-        })));
-        locals.push(local);
-        // The ports share the first one's edge: one handle reaches every ban.
-        if i == 0 {
-            edges.push(edge);
-        }
-    }
+    // The ports share the first one's edge: one handle reaches every ban.
+    let edges: Vec<EdgeHandle> = bound[0].edge.iter().cloned().collect();
     // Read once, put back on every port.
     restore_bans(&edges, &driver.log, &report).await;
-    let events_loop = tokio::spawn(event_loop::<P>(events, Arc::clone(&driver), report));
+    let (mut locals, mut servers, mut stats, mut loops) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for b in bound {
+        locals.extend(b.locals);
+        servers.extend(b.servers);
+        stats.extend(b.stats);
+        loops.push(b.events_loop);
+    }
     let view = PoolView {
         driver: Arc::clone(&driver),
         ports: Arc::new(locals.clone()),
@@ -1083,7 +1180,7 @@ async fn launch<P: Dialect>(
         edges,
         view,
         stop,
-        events_loop,
+        events_loops: loops,
         servers,
     })
 }

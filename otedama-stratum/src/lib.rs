@@ -105,8 +105,8 @@ pub mod sv2;
 mod v1;
 
 pub use session::{
-    AuthorizeToken, CloseReason, MinerProtocol, PoolLink, PoolProtocol, SessionEvent, ShareToken,
-    ShareVerdict, SubmittedShare,
+    AuthorizeToken, CloseReason, Framing, MinerProtocol, PoolLink, PoolProtocol, SessionEvent,
+    ShareToken, ShareVerdict, SubmittedShare,
 };
 
 pub use v1::error::{ErrorCode, StratumError};

@@ -6,6 +6,7 @@ mod ledger;
 mod randomx;
 mod run;
 mod sharechain;
+mod sv2;
 mod tls;
 
 pub(crate) use common::{ServeOptions, Started};

@@ -550,11 +550,29 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
             },
         })
         .collect();
+    let sv2 = match config.pool.sv2.listen {
+        Some(listen) => {
+            let (authority, file) = super::sv2::authority(&config.pool.sv2, &database)?;
+            let validity =
+                u32::try_from(config.pool.sv2.certificate_validity.0.as_secs()).unwrap_or(u32::MAX);
+            let public = authority.public();
+            let port = super::sv2::server(&server, authority, validity, settings.convention);
+            Some((listen, port, public, file))
+        }
+        None => None,
+    };
     let algo = settings.algo;
     let service_config = ServiceConfig {
         listen: config.pool.listen,
         server,
         more,
+        sv2: sv2
+            .iter()
+            .map(|(listen, port, _, _)| Listener {
+                listen: *listen,
+                server: port.clone(),
+            })
+            .collect(),
         allocator,
         engine,
         kernel,
@@ -599,6 +617,16 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
             port.cert.display(),
             super::tls::hex(&port.fingerprint)
         );
+    }
+    if let Some((_, _, public, file)) = &sv2 {
+        // The Stratum V2 port is the last one bound.
+        if let Some(local) = service.local_addrs().last() {
+            tracing::info!(
+                "otedama pool: {} on stratum2+tcp://{local}/{public} (authority key {})",
+                settings.algo,
+                file.display()
+            );
+        }
     }
     let payments = &config.pool.payments;
     if sharechain.is_some() {

@@ -75,7 +75,7 @@ fn generate(cert: &Path, key: &Path) -> Result<()> {
 }
 
 /// Writes the key readable by its owner only.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);

@@ -437,6 +437,7 @@ impl PoolProtocol for EthPoolSession {
     type Job = EthNotify;
     type Share = EthShareSubmission;
     type OpenError = EthConfigError;
+    type Output = String;
 
     /// [`EthPoolSession::new`]: the allocator's values must be at most
     /// [`ETH_MAX_EXTRANONCE`] bytes.

@@ -446,6 +446,7 @@ impl PoolProtocol for MoneroPoolSession {
     type Job = MoneroJob;
     type Share = MoneroShareSubmission;
     type OpenError = Infallible;
+    type Output = String;
 
     fn open(
         config: Arc<MoneroPoolConfig>,

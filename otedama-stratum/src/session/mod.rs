@@ -10,7 +10,7 @@
 //! a verdict, the login and idle clocks, the ban score and the share counters, and each checks
 //! duplicates with a bounded [`SeenShares`].
 
-mod liveness;
+pub(crate) mod liveness;
 mod miner;
 mod state;
 
@@ -19,6 +19,7 @@ use std::time::Instant;
 
 use crate::ExtranonceAllocator;
 
+pub(crate) use liveness::Liveness;
 pub use miner::{MinerProtocol, PoolLink};
 pub(crate) use state::{SeenShares, SessionCore, SessionEvents, PENALTY};
 
@@ -113,6 +114,17 @@ pub trait SubmittedShare {
     fn job_id(&self) -> &str;
 }
 
+/// How a dialect's bytes are cut into messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Lines ending in `\n` (Stratum v1, the Monero dialect, EthereumStratum): the server
+    /// cuts them and hands each to [`PoolProtocol::handle_line`].
+    Lines,
+    /// A binary stream (Stratum V2): the server hands bytes as they arrive to
+    /// [`PoolProtocol::handle_bytes`].
+    Binary,
+}
+
 /// The pool side of one miner connection in any dialect, sans-IO: what a server needs to
 /// drive a session without knowing its wire format.
 ///
@@ -147,6 +159,10 @@ pub trait PoolProtocol: Sized + Send + 'static {
     type Share: SubmittedShare + std::fmt::Debug + Send + 'static;
     /// Why [`open`](PoolProtocol::open) cannot serve a configuration.
     type OpenError: std::error::Error + Send + Sync + 'static;
+    /// What the session writes: lines (`String`) or bytes.
+    type Output: AsRef<[u8]> + Send + 'static;
+    /// How the dialect's input is cut into messages.
+    const FRAMING: Framing = Framing::Lines;
 
     /// A session for a new connection at `now`, drawing what makes it unique from
     /// `allocator` (the extranonce of Stratum v1 and EthereumStratum, the session id of the
@@ -160,8 +176,17 @@ pub trait PoolProtocol: Sized + Send + 'static {
     /// Handles one line from the miner, without its newline.
     fn handle_line(&mut self, line: &[u8], now: Instant);
 
-    /// The next line to write to the miner, with its newline.
-    fn poll_output(&mut self) -> Option<String>;
+    /// Handles bytes from the miner as they arrive, for a [`Framing::Binary`] dialect (a
+    /// line dialect gets whole lines through [`handle_line`](PoolProtocol::handle_line)
+    /// instead); returns how many messages they completed, which the server's message rate
+    /// limit counts.
+    fn handle_bytes(&mut self, bytes: &[u8], now: Instant) -> usize {
+        self.handle_line(bytes, now);
+        1
+    }
+
+    /// The next output to write to the miner (a line with its newline, or bytes).
+    fn poll_output(&mut self) -> Option<Self::Output>;
 
     /// The next decision needed from the caller.
     fn poll_event(&mut self) -> Option<SessionEvent<Self::Share>>;

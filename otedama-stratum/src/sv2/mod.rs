@@ -40,4 +40,6 @@ pub mod frame;
 pub mod message;
 #[cfg(feature = "noise")]
 pub mod noise;
+#[cfg(feature = "noise")]
+pub mod pool;
 pub mod types;

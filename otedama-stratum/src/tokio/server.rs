@@ -101,8 +101,9 @@ use crate::edge::{
     MAX_PROXY_HEADER,
 };
 use crate::{
-    AuthorizeToken, CloseReason, EthPoolSession, ExtranonceAllocator, JobAnnouncement, LineBuffer,
-    MoneroPoolSession, PoolProtocol, PoolSession, SessionEvent, ShareToken, ShareVerdict,
+    AuthorizeToken, CloseReason, EthPoolSession, ExtranonceAllocator, Framing, JobAnnouncement,
+    LineBuffer, MoneroPoolSession, PoolProtocol, PoolSession, SessionEvent, ShareToken,
+    ShareVerdict,
 };
 #[cfg(doc)]
 use crate::{EthNotify, MoneroJob};
@@ -540,6 +541,11 @@ impl EdgeHandle {
         lock_guard(&self.guard).unban(ip)
     }
 
+    /// Whether both handles reach the same bans and limits.
+    pub fn same_as(&self, other: &EdgeHandle) -> bool {
+        Arc::ptr_eq(&self.guard, &other.guard)
+    }
+
     /// The limits in force on every port sharing this edge.
     pub fn limits(&self) -> EdgeConfig {
         lock_guard(&self.guard).config().clone()
@@ -774,7 +780,6 @@ impl<P: PoolProtocol> ProtocolServer<P> {
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
-        let mut next_id: u64 = 0;
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
             ::tokio::select! {
@@ -803,7 +808,9 @@ impl<P: PoolProtocol> ProtocolServer<P> {
                             drop(stream);
                             continue;
                         };
-                        next_id += 1;
+                        // Unique in the process, not just this server: a pool's ports share
+                        // one engine and one activity tracker.
+                        let next_id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
                         // Nagle would hold back the small replies miners wait for.
                         stream.set_nodelay(true).ok();
                         let (jobs, stop) = (jobs.clone(), stop_rx.clone());
@@ -958,6 +965,9 @@ fn admit<P: PoolProtocol>(
     })
 }
 
+/// The id of the next connection any server accepts.
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+
 fn now() -> std::time::Instant {
     Instant::now().into_std()
 }
@@ -1017,6 +1027,17 @@ fn take_bytes<P: PoolProtocol>(
         return Ok(());
     }
     let at = now();
+    if P::FRAMING == Framing::Binary {
+        let messages = session.handle_bytes(data, at);
+        if let (Some((bucket, rate)), false) = (budget.as_mut(), *exempt) {
+            for _ in 0..messages {
+                if !bucket.take(*rate, at) {
+                    return Err(DisconnectReason::RateLimited);
+                }
+            }
+        }
+        return Ok(());
+    }
     if !*sniffed {
         // A Stratum miner opens with `{`. A TLS ClientHello, an HTTP request or a PROXY header
         // need not contain a newline at all: judge them by their first byte instead of waiting
@@ -1053,8 +1074,8 @@ async fn flush<P: PoolProtocol>(
     limit: Duration,
 ) -> Result<(), DisconnectReason> {
     let mut out = Vec::new();
-    while let Some(line) = session.poll_output() {
-        out.extend_from_slice(line.as_bytes());
+    while let Some(output) = session.poll_output() {
+        out.extend_from_slice(output.as_ref());
     }
     if out.is_empty() && !link.wants_write() {
         return Ok(());

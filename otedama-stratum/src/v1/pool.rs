@@ -645,6 +645,7 @@ impl PoolProtocol for PoolSession {
     type Job = JobAnnouncement;
     type Share = ShareSubmission;
     type OpenError = Infallible;
+    type Output = String;
 
     fn open(
         config: Arc<PoolConfig>,

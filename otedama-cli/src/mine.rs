@@ -29,7 +29,8 @@ use crate::kernel::build;
 /// Arguments of `otedama-cli mine`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct MineArgs {
-    /// Pool URL, `stratum+tcp://host:port`; repeat for backup pools, tried in order.
+    /// Pool URL, `stratum+tcp://host:port` (or `stratum+ssl://`, or Stratum V2's
+    /// `stratum2+tcp://host:port/<authority key>`); repeat for backup pools, tried in order.
     #[arg(short = 'o', long = "url", required = true)]
     pub(crate) urls: Vec<String>,
     /// Worker name: the payout address, optionally `.workername`.
@@ -125,13 +126,22 @@ pub(crate) struct MinerTotals {
 
 /// Checks every pool URL up front, so that a typo in a backup pool's fails the run at once
 /// rather than after the first pool goes down.
-fn check_urls(urls: &[String]) -> Result<()> {
+/// Whether they are Stratum V2 pools: every one or none, since one loop speaks one protocol.
+fn check_urls(urls: &[String]) -> Result<bool> {
+    let mut v2 = Vec::new();
     for url in urls {
-        PoolUrl::parse(url).map_err(|e| {
-            anyhow!("{e} (expected stratum+tcp://host:port or stratum+ssl://host:port)")
+        let parsed = PoolUrl::parse(url).map_err(|e| {
+            anyhow!(
+                "{e} (expected stratum+tcp://host:port, stratum+ssl://host:port or \
+                 stratum2+tcp://host:port/<authority key>)"
+            )
         })?;
+        v2.push(parsed.authority.is_some());
     }
-    Ok(())
+    if v2.iter().any(|v| *v) && !v2.iter().all(|v| *v) {
+        bail!("the pool URLs mix Stratum V2 (stratum2+tcp://) with Stratum v1: give one kind");
+    }
+    Ok(v2.first().copied().unwrap_or(false))
 }
 
 /// What a session reports, the same for every dialect.
@@ -236,6 +246,46 @@ impl Dialect for MinerSession {
 
     fn supersedes(new: &Self::Job, old: &Self::Job) -> bool {
         new.clean && new.notify.job_id != old.notify.job_id
+    }
+
+    fn difficulty(job: &Self::Job) -> f64 {
+        job.difficulty
+    }
+
+    fn key(_: &Self::Job) -> Option<[u8; 32]> {
+        None
+    }
+}
+
+/// Stratum V2 on one extended channel: its jobs and shares are v1's.
+impl Dialect for otedama_stratum::sv2::miner::Sv2MinerSession {
+    type Job = Arc<MinerJob>;
+
+    fn config(args: &MineArgs) -> otedama_stratum::sv2::miner::Sv2MinerConfig {
+        otedama_stratum::sv2::miner::Sv2MinerConfig {
+            miner: MinerSession::config(args),
+            convention: match args.algo {
+                Algorithm::Scrypt => DifficultyConvention::Scrypt,
+                _ => DifficultyConvention::Bitcoin,
+            },
+            ..Default::default()
+        }
+    }
+
+    fn event(event: MinerEvent) -> Option<Event<Self::Job>> {
+        MinerSession::event(event)
+    }
+
+    fn work(job: &Self::Job, part: u64, algo: Algorithm) -> Result<Option<(ScanJob, Target)>> {
+        MinerSession::work(job, part, algo)
+    }
+
+    fn share(job: &Self::Job, part: u64, solution: &Solution) -> MinerShare {
+        MinerSession::share(job, part, solution)
+    }
+
+    fn supersedes(new: &Self::Job, old: &Self::Job) -> bool {
+        MinerSession::supersedes(new, old)
     }
 
     fn difficulty(job: &Self::Job) -> f64 {
@@ -608,7 +658,10 @@ pub(crate) async fn mine(args: MineArgs, mut stop: watch::Receiver<bool>) -> Res
             args.threads
         );
     }
-    check_urls(&args.urls)?;
+    let v2 = check_urls(&args.urls)?;
+    if v2 && args.algo == Algorithm::RandomX {
+        bail!("Stratum V2 (stratum2+tcp://) carries sha256d and scrypt work, not randomx");
+    }
     match args.algo {
         Algorithm::RandomX => {
             let (miner, events) = Miner::new(args);
@@ -625,7 +678,12 @@ pub(crate) async fn mine(args: MineArgs, mut stop: watch::Receiver<bool>) -> Res
                 1,
             )?);
             miner.start(kernel)?;
-            failover::<MinerSession>(miner, events, &mut stop).await
+            if v2 {
+                failover::<otedama_stratum::sv2::miner::Sv2MinerSession>(miner, events, &mut stop)
+                    .await
+            } else {
+                failover::<MinerSession>(miner, events, &mut stop).await
+            }
         }
         other => bail!("mine speaks Stratum v1 (sha256d, scrypt) and the Monero dialect (randomx), not {other}"),
     }

@@ -384,6 +384,61 @@ fn an_sv2_miner_built_on_the_reference_crates_mines_on_the_pool() {
         }
     }
     drop(miner);
+
+    // Our own miner on the same URL, authority key included.
+    let ours = std::process::Command::new(support::pool::bin())
+        .args([
+            "mine",
+            "-o",
+            &format!("stratum2+tcp://{url}"),
+            "-u",
+            "bcrt1qqurswpc8qurswpc8qurswpc8qurswpc8dxm0gk.ours",
+            "--algo",
+            "sha256d",
+            "--threads",
+            "1",
+            "--max-shares",
+            "3",
+            "--seconds",
+            "90",
+        ])
+        .output()
+        .expect("the miner runs");
+    let log =
+        String::from_utf8_lossy(&ours.stderr).to_string() + &String::from_utf8_lossy(&ours.stdout);
+    assert!(ours.status.success(), "{log}");
+    assert!(log.contains("done: 3 accepted"), "{log}");
+    // And with another pool's key it refuses to mine there.
+    let (host_port, _) = url.split_once('/').expect("host:port/key");
+    let other = otedama_core::bitcoin::base58::encode_check(&{
+        let mut k = vec![1u8, 0];
+        k.extend_from_slice(&{
+            let mut a = authority;
+            a[0] ^= 0x55;
+            a
+        });
+        k
+    });
+    let refused = std::process::Command::new(support::pool::bin())
+        .args([
+            "mine",
+            "-o",
+            &format!("stratum2+tcp://{host_port}/{other}"),
+            "-u",
+            "bcrt1qqurswpc8qurswpc8qurswpc8qurswpc8dxm0gk.ours",
+            "--algo",
+            "sha256d",
+            "--threads",
+            "1",
+            "--seconds",
+            "5",
+        ])
+        .output()
+        .expect("the miner runs");
+    let log = String::from_utf8_lossy(&refused.stderr).to_string()
+        + &String::from_utf8_lossy(&refused.stdout);
+    assert!(log.contains("done: 0 accepted"), "{log}");
+
     let lines = pool.stop();
     assert!(
         lines
@@ -399,6 +454,7 @@ fn an_sv2_miner_built_on_the_reference_crates_mines_on_the_pool() {
         .filter(|s| s.address == address && s.worker == rig)
         .count();
     assert_eq!(ours, accepted, "every share acknowledged is in the log");
+    assert!(shares.iter().filter(|s| s.worker == "ours").count() >= 3);
     assert!(
         shares.iter().any(|s| s.is_block),
         "a share that was a block"

@@ -47,6 +47,7 @@ fn pool_urls() {
                 host: host.into(),
                 port,
                 tls: false,
+                authority: None,
             }
         );
     };
@@ -69,8 +70,25 @@ fn pool_urls() {
     } else {
         assert!(matches!(tls, Err(ClientError::Url { .. })));
     }
-    for bad in [
+    let sv2 = PoolUrl::parse(
         "stratum2+tcp://pool.example:3333/9bXiEd8boQVhq7WddEcERUL5tyyJVFYdU8th3HfbNXK3Yw6GRXh",
+    );
+    if cfg!(feature = "noise") {
+        let url = sv2.expect("sv2 url");
+        assert_eq!(
+            url.authority.as_deref(),
+            Some("9bXiEd8boQVhq7WddEcERUL5tyyJVFYdU8th3HfbNXK3Yw6GRXh")
+        );
+        assert_eq!(
+            url.to_string(),
+            "stratum2+tcp://pool.example:3333/9bXiEd8boQVhq7WddEcERUL5tyyJVFYdU8th3HfbNXK3Yw6GRXh"
+        );
+    } else {
+        assert!(matches!(sv2, Err(ClientError::Url { .. })));
+    }
+    for bad in [
+        "stratum2+tcp://pool.example:3333",
+        "stratum2+tcp://pool.example:3333/",
         "http://pool.example:3333",
         "stratum+tcp://pool.example",
         "stratum+tcp://:3333",

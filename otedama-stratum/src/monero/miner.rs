@@ -445,6 +445,7 @@ impl MinerProtocol for MoneroMinerSession {
     type Config = MoneroMinerConfig;
     type Event = MoneroMinerEvent;
     type Share = MoneroMinerShare;
+    type Output = String;
 
     fn open(config: MoneroMinerConfig, _link: &PoolLink, now: Instant) -> Self {
         let mut session = MoneroMinerSession::new(config, now);

@@ -23,6 +23,9 @@ pub struct PoolLink {
     /// Whether the pool may send the miner to another host (v1: see
     /// [`MinerSession::allow_redirects`](crate::MinerSession::allow_redirects)).
     pub allow_redirects: bool,
+    /// The pool's Stratum V2 authority key (base58check), from its
+    /// `stratum2+tcp://host:port/<key>` URL.
+    pub authority: Option<String>,
 }
 
 impl PoolLink {
@@ -32,7 +35,14 @@ impl PoolLink {
             host: host.into(),
             resume: None,
             allow_redirects: false,
+            authority: None,
         }
+    }
+
+    /// The pool's Stratum V2 authority key, to check its certificate with.
+    pub fn with_authority(mut self, key: impl Into<String>) -> Self {
+        self.authority = Some(key.into());
+        self
     }
 
     /// Asks to resume the session `session_id`; an empty id resumes nothing.
@@ -82,6 +92,10 @@ pub trait MinerProtocol: Sized + Send + 'static {
     type Event: fmt::Debug + Send + 'static;
     /// A share to submit.
     type Share: fmt::Debug + Send + 'static;
+    /// What the session writes: lines (`String`) or bytes.
+    type Output: AsRef<[u8]> + Send + 'static;
+    /// How the dialect's input is cut into messages.
+    const FRAMING: super::Framing = super::Framing::Lines;
 
     /// A session for a new connection over `link` at `now`, with its opening requests
     /// (v1: configure, subscribe, authorize; Monero: login) queued for
@@ -91,8 +105,17 @@ pub trait MinerProtocol: Sized + Send + 'static {
     /// Handles one line from the pool, without its newline.
     fn handle_line(&mut self, line: &[u8], now: Instant);
 
-    /// The next line to write to the pool, with its newline.
-    fn poll_output(&mut self) -> Option<String>;
+    /// Handles bytes from the pool as they arrive, for a
+    /// [`Framing::Binary`](super::Framing::Binary) dialect (a line dialect gets whole lines
+    /// through [`handle_line`](MinerProtocol::handle_line)); returns how many messages they
+    /// completed.
+    fn handle_bytes(&mut self, bytes: &[u8], now: Instant) -> usize {
+        self.handle_line(bytes, now);
+        1
+    }
+
+    /// The next output to write to the pool (a line with its newline, or bytes).
+    fn poll_output(&mut self) -> Option<Self::Output>;
 
     /// The next event for the caller.
     fn poll_event(&mut self) -> Option<Self::Event>;
@@ -134,8 +157,9 @@ mod tests {
         let mut session = P::open(config, link, Instant::now());
         let lines = std::iter::from_fn(|| session.poll_output())
             .map(|l| {
-                assert!(l.ends_with('\n'), "{l:?}");
-                serde_json::from_str(&l).expect("json line")
+                let l = l.as_ref();
+                assert!(l.ends_with(b"\n"), "{:?}", String::from_utf8_lossy(l));
+                serde_json::from_slice(l).expect("json line")
             })
             .collect();
         (session, lines)

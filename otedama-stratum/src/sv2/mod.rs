@@ -39,6 +39,8 @@
 pub mod frame;
 pub mod message;
 #[cfg(feature = "noise")]
+pub mod miner;
+#[cfg(feature = "noise")]
 pub mod noise;
 #[cfg(feature = "noise")]
 pub mod pool;

@@ -137,6 +137,8 @@ pub struct PoolUrl {
     /// Whether the pool speaks Stratum over TLS (`stratum+ssl://`, also written
     /// `stratum+tls://`).
     pub tls: bool,
+    /// For a Stratum V2 pool (`stratum2+tcp://host:port/<key>`), its authority key.
+    pub authority: Option<String>,
 }
 
 impl PoolUrl {
@@ -148,16 +150,34 @@ impl PoolUrl {
             url: url.to_owned(),
             reason,
         };
+        let mut authority = None;
         let (rest, tls) = match url.split_once("://") {
             Some((scheme, rest)) => {
                 let scheme = scheme.to_ascii_lowercase();
                 match scheme.as_str() {
                     "stratum+tcp" => (rest, false),
+                    "stratum2+tcp" if cfg!(feature = "noise") => {
+                        let (rest, key) = rest
+                            .split_once('/')
+                            .filter(|(_, key)| !key.is_empty())
+                            .ok_or_else(|| {
+                            bad("the pool's authority key must follow host:port/")
+                        })?;
+                        authority = Some(key.trim_end_matches('/').to_owned());
+                        (rest, false)
+                    }
+                    "stratum2+tcp" => {
+                        return Err(bad("Stratum V2 needs otedama-stratum's noise feature"))
+                    }
                     "stratum+ssl" | "stratum+tls" if cfg!(feature = "tls") => (rest, true),
                     "stratum+ssl" | "stratum+tls" => {
                         return Err(bad("TLS needs otedama-stratum's tls feature"))
                     }
-                    _ => return Err(bad("the scheme is not stratum+tcp or stratum+ssl")),
+                    _ => {
+                        return Err(bad(
+                            "the scheme is not stratum+tcp, stratum+ssl or stratum2+tcp",
+                        ))
+                    }
                 }
             }
             None => (url, false),
@@ -190,21 +210,26 @@ impl PoolUrl {
             host: host.to_owned(),
             port,
             tls,
+            authority,
         })
     }
 }
 
 impl fmt::Display for PoolUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = if self.tls {
-            "stratum+ssl"
-        } else {
-            "stratum+tcp"
+        let scheme = match (self.tls, &self.authority) {
+            (_, Some(_)) => "stratum2+tcp",
+            (true, None) => "stratum+ssl",
+            (false, None) => "stratum+tcp",
         };
         if self.host.contains(':') {
-            write!(f, "{scheme}://[{}]:{}", self.host, self.port)
+            write!(f, "{scheme}://[{}]:{}", self.host, self.port)?;
         } else {
-            write!(f, "{scheme}://{}:{}", self.host, self.port)
+            write!(f, "{scheme}://{}:{}", self.host, self.port)?;
+        }
+        match &self.authority {
+            Some(key) => write!(f, "/{key}"),
+            None => Ok(()),
         }
     }
 }
@@ -318,6 +343,9 @@ impl<P: MinerProtocol> ProtocolClient<P> {
         let mut link = PoolLink::new(url.host.clone()).allow_redirects(config.allow_redirects);
         if let Some(resume) = config.resume {
             link = link.with_resume(resume);
+        }
+        if let Some(key) = &url.authority {
+            link = link.with_authority(key.clone());
         }
         #[cfg(feature = "tls")]
         let tls = if url.tls {
@@ -449,8 +477,8 @@ impl<P: MinerProtocol> ProtocolClient<P> {
 
     fn queue_output(&mut self) {
         let mut plaintext = Vec::new();
-        while let Some(line) = self.session.poll_output() {
-            plaintext.extend_from_slice(line.as_bytes());
+        while let Some(output) = self.session.poll_output() {
+            plaintext.extend_from_slice(output.as_ref());
         }
         // A TLS failure here surfaces on the next read as the session's end.
         if self.seal(&plaintext).is_err() {
@@ -511,6 +539,10 @@ impl<P: MinerProtocol> ProtocolClient<P> {
     }
 
     fn take_lines(&mut self, plain: &[u8]) -> Result<(), ClientError> {
+        if P::FRAMING == crate::Framing::Binary {
+            self.session.handle_bytes(plain, now());
+            return Ok(());
+        }
         self.lines
             .feed(plain)
             .map_err(|_| ClientError::LineTooLong {

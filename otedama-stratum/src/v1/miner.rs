@@ -1060,6 +1060,7 @@ impl MinerProtocol for MinerSession {
     type Config = MinerConfig;
     type Event = MinerEvent;
     type Share = MinerShare;
+    type Output = String;
 
     fn open(config: MinerConfig, link: &PoolLink, now: Instant) -> Self {
         let mut session = MinerSession::new(config, now)

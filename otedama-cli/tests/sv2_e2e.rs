@@ -147,7 +147,7 @@ fn an_sv2_miner_built_on_the_reference_crates_mines_on_the_pool() {
     std::fs::write(
         &config,
         format!(
-            "mining:\n  algorithm: sha256d\n  threads: 0\npool:\n  database: {db:?}\n  difficulty: 0.0000001\n  devnet_difficulty: 0.000001\n  sv2:\n    listen: \"127.0.0.1:0\"\n"
+            "mining:\n  algorithm: sha256d\n  threads: 0\npool:\n  database: {db:?}\n  difficulty: 0.0000001\n  devnet_difficulty: 0.000001\n"
         ),
     )
     .expect("config");
@@ -155,6 +155,8 @@ fn an_sv2_miner_built_on_the_reference_crates_mines_on_the_pool() {
         "--config",
         config.to_str().expect("utf-8"),
         "--fixed-difficulty",
+        "--sv2-listen",
+        "127.0.0.1:0",
     ]);
     let line = pool.wait_for("stratum2+tcp://", Duration::from_secs(60));
     let url = line

@@ -317,6 +317,42 @@ fn a_standard_channel_gets_merkle_roots_and_its_shares_are_v1_shares() {
         client.receive(&mut pool).as_slice(),
         [Message::SubmitSharesError(e)] if e.error_code == "difficulty-too-low" && e.sequence_number == 1
     ));
+    // Judged out of order, answered in order: the later share's verdict waits for the
+    // earlier one's, and accepted shares in a row share one answer.
+    let mut tokens = Vec::new();
+    for (sequence_number, nonce) in [(3, 200), (4, 201), (5, 202)] {
+        client.send(
+            &mut pool,
+            m::SubmitSharesStandard {
+                channel_id: open.channel_id,
+                sequence_number,
+                job_id: new_job.job_id,
+                nonce,
+                ntime: prev.min_ntime,
+                version: new_job.version,
+            }
+            .into(),
+            now,
+        );
+        let Some(SessionEvent::Share(s)) = pool.poll_event() else {
+            panic!("a share")
+        };
+        tokens.push(s.token);
+    }
+    pool.share_result(tokens[2], ShareVerdict::Accepted);
+    pool.share_result(tokens[1], ShareVerdict::Accepted);
+    assert!(
+        client.receive(&mut pool).is_empty(),
+        "share 3 is not judged yet"
+    );
+    pool.share_result(tokens[0], ShareVerdict::Stale);
+    assert!(matches!(
+        client.receive(&mut pool).as_slice(),
+        [Message::SubmitSharesError(e), Message::SubmitSharesSuccess(ok)]
+            if e.sequence_number == 3 && e.error_code == "stale-share"
+                && ok.last_sequence_number == 5 && ok.new_submits_accepted_count == 2
+    ));
+
     // Out of the ntime window, and an unknown channel: refused by the session.
     for (channel_id, ntime, code) in [
         (open.channel_id, prev.min_ntime - 1, "invalid-timestamp"),

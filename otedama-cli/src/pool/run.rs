@@ -61,6 +61,9 @@ pub(crate) struct PoolArgs {
     /// pool.listen: the Stratum address.
     #[arg(long)]
     listen: Option<String>,
+    /// pool.sv2.listen: where Stratum V2 listens (off unless given here or in the file).
+    #[arg(long)]
+    sv2_listen: Option<String>,
     /// pool.payout_address: the pool's payout address.
     #[arg(long)]
     address: Option<String>,
@@ -182,6 +185,12 @@ impl PoolArgs {
             c.pool.listen = v
                 .parse()
                 .map_err(|e| flag_error("pool.listen", format!("{v:?}: {e}")))?;
+        }
+        if let Some(v) = &self.sv2_listen {
+            c.pool.sv2.listen = Some(
+                v.parse()
+                    .map_err(|e| flag_error("pool.sv2.listen", format!("{v:?}: {e}")))?,
+            );
         }
         if let Some(v) = &self.address {
             c.pool.payout_address = Some(v.clone());

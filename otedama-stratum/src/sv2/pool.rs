@@ -115,6 +115,16 @@ struct Channel {
     seen: SeenShares<(u32, Vec<u8>, u32, u32, u32)>,
 }
 
+/// A share awaiting its verdict, or judged and waiting for those before it.
+#[derive(Debug)]
+struct PendingShare {
+    token: u64,
+    channel_id: u32,
+    sequence_number: u32,
+    difficulty: f64,
+    verdict: Option<ShareVerdict>,
+}
+
 /// A channel awaiting the caller's authorization.
 #[derive(Debug)]
 struct PendingOpen {
@@ -141,7 +151,9 @@ pub struct Sv2PoolSession {
     first_channel: Option<u32>,
     next_channel: u32,
     pending_open: HashMap<u64, PendingOpen>,
-    pending_shares: HashMap<u64, (u32, u32, f64)>,
+    /// Shares handed to the caller, in the order they came: answered in that order, so that
+    /// a `SubmitShares.Success` never covers a share judged later.
+    pending_shares: VecDeque<PendingShare>,
     next_token: u64,
     last_job: Option<JobAnnouncement>,
     liveness: crate::session::Liveness,
@@ -191,7 +203,7 @@ impl Sv2PoolSession {
             first_channel: None,
             next_channel: 1,
             pending_open: HashMap::new(),
-            pending_shares: HashMap::new(),
+            pending_shares: VecDeque::new(),
             next_token: 0,
             last_job: None,
             liveness,
@@ -648,8 +660,13 @@ impl Sv2PoolSession {
             difficulty,
         };
         let token = self.token();
-        self.pending_shares
-            .insert(token, (channel_id, sequence_number, difficulty));
+        self.pending_shares.push_back(PendingShare {
+            token,
+            channel_id,
+            sequence_number,
+            difficulty,
+            verdict: None,
+        });
         self.events.push_back(SessionEvent::Share(ShareSubmission {
             token: ShareToken(token),
             ..submission
@@ -657,45 +674,62 @@ impl Sv2PoolSession {
     }
 
     /// Answers a share: `SubmitShares.Success` once accepted (and recorded), or
-    /// `SubmitShares.Error` with the reason.
+    /// `SubmitShares.Error` with the reason. Answers go out in the order the shares came, and
+    /// accepted shares in a row on one channel share one `SubmitShares.Success`.
     pub fn share_result(&mut self, token: ShareToken, verdict: ShareVerdict) {
-        let Some((channel_id, sequence_number, difficulty)) = self.pending_shares.remove(&token.0)
-        else {
+        let Some(pending) = self.pending_shares.iter_mut().find(|p| p.token == token.0) else {
             return;
         };
-        let answer: Message = match &verdict {
-            ShareVerdict::Accepted => {
-                if let Some(channel) = self.channels.get_mut(&channel_id) {
-                    channel.vardiff.record_share();
-                }
-                m::SubmitSharesSuccess {
-                    channel_id,
-                    last_sequence_number: sequence_number,
-                    new_submits_accepted_count: 1,
-                    new_shares_sum: difficulty.max(1.0) as u64,
-                }
-                .into()
-            }
-            other => m::SubmitSharesError {
-                channel_id,
-                sequence_number,
-                error_code: match other {
-                    ShareVerdict::LowDifficulty => "difficulty-too-low".into(),
-                    ShareVerdict::Stale => "stale-share".into(),
-                    ShareVerdict::Invalid(reason) => format!("invalid-share: {reason}"),
-                    ShareVerdict::PoolError(reason) => format!("pool-error: {reason}"),
-                    ShareVerdict::Accepted => String::new(),
-                }
-                .chars()
-                .take(255)
-                .collect(),
-            }
-            .into(),
-        };
-        self.send(answer);
-        self.penalize(verdict.penalty());
+        if pending.verdict.is_some() {
+            return;
+        }
         if verdict == ShareVerdict::Accepted {
+            if let Some(channel) = self.channels.get_mut(&pending.channel_id) {
+                channel.vardiff.record_share();
+            }
             self.ban_score = (self.ban_score + 1).min(10);
+        }
+        let penalty = verdict.penalty();
+        pending.verdict = Some(verdict);
+        self.answer_judged();
+        self.penalize(penalty);
+    }
+
+    /// Sends the answers of the judged shares at the front of the queue.
+    fn answer_judged(&mut self) {
+        // (channel, last sequence number, count, difficulty sum) of accepted shares in a row.
+        let mut run: Option<(u32, u32, u32, f64)> = None;
+        let mut answers = Vec::new();
+        while let Some(front) = self.pending_shares.front() {
+            let Some(verdict) = &front.verdict else { break };
+            let (channel, sequence, difficulty) =
+                (front.channel_id, front.sequence_number, front.difficulty);
+            if *verdict == ShareVerdict::Accepted {
+                run = match run {
+                    Some((c, _, n, sum)) if c == channel => {
+                        Some((c, sequence, n + 1, sum + difficulty))
+                    }
+                    other => {
+                        answers.extend(other.map(success));
+                        Some((channel, sequence, 1, difficulty))
+                    }
+                };
+            } else {
+                answers.extend(run.take().map(success));
+                answers.push(
+                    m::SubmitSharesError {
+                        channel_id: channel,
+                        sequence_number: sequence,
+                        error_code: error_code(verdict),
+                    }
+                    .into(),
+                );
+            }
+            self.pending_shares.pop_front();
+        }
+        answers.extend(run.map(success));
+        for answer in answers {
+            self.send(answer);
         }
     }
 
@@ -831,6 +865,35 @@ impl Sv2PoolSession {
             }
         }
     }
+}
+
+/// The `SubmitShares.Success` of accepted shares in a row: (channel, last sequence number,
+/// count, difficulty sum).
+fn success((channel_id, last_sequence_number, count, sum): (u32, u32, u32, f64)) -> Message {
+    m::SubmitSharesSuccess {
+        channel_id,
+        last_sequence_number,
+        new_submits_accepted_count: count,
+        // Fractional difficulties (a devnet's, a small miner's) count at least one each.
+        new_shares_sum: sum.max(f64::from(count)).round() as u64,
+    }
+    .into()
+}
+
+/// The error code of a refused share, at most 255 bytes.
+fn error_code(verdict: &ShareVerdict) -> String {
+    let code = match verdict {
+        ShareVerdict::LowDifficulty => "difficulty-too-low".into(),
+        ShareVerdict::Stale => "stale-share".into(),
+        ShareVerdict::Invalid(reason) => format!("invalid-share: {reason}"),
+        ShareVerdict::PoolError(reason) => format!("pool-error: {reason}"),
+        ShareVerdict::Accepted => String::new(),
+    };
+    let mut end = code.len().min(255);
+    while !code.is_char_boundary(end) {
+        end -= 1;
+    }
+    code[..end].to_owned()
 }
 
 impl PoolProtocol for Sv2PoolSession {

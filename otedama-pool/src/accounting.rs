@@ -424,6 +424,24 @@ pub fn track_blocks(
     notes: &dyn Notes,
     now: i64,
 ) -> Result<(), AccountingError> {
+    track_blocks_reading(log, &mut None, source, accounting, maturity, notes, now)
+}
+
+/// [`track_blocks`], reading each credited block's shares (a PPLNS window can hold millions)
+/// through `reader`, a second connection to the database, when there is one: the share log's
+/// writer thread then only writes the ledger lines, and share commits never wait behind the
+/// read. The window is in the past by the time a block matures, so no share in it can still
+/// be arriving. A reader that fails is dropped (the caller may open another) and that block
+/// is read through the share log.
+pub fn track_blocks_reading(
+    log: &ShareLog,
+    reader: &mut Option<Box<dyn Store>>,
+    source: &mut dyn ChainView,
+    accounting: &Accounting,
+    maturity: i64,
+    notes: &dyn Notes,
+    now: i64,
+) -> Result<(), AccountingError> {
     let recent = now - 24 * 3600 * 1000;
     let coin = accounting.coin.clone();
     for block in log.run(move |store| store.watched_blocks(&coin, recent))? {
@@ -468,10 +486,27 @@ pub fn track_blocks(
             }
             Some(c) if c >= maturity && block.status != BlockStatus::Confirmed => {
                 let detail = format!("{c} confirmations");
+                let read = reader
+                    .as_deref_mut()
+                    .map(|r| accounting.block_entries(r, &block));
+                let entries = match read {
+                    Some(Ok(entries)) => Some(entries),
+                    Some(Err(e)) => {
+                        warn(notes, algo, format!("reading the block's shares: {e}"));
+                        *reader = None;
+                        None
+                    }
+                    None => None,
+                };
                 let (acct, record, detail2) = (accounting.clone(), block.clone(), detail.clone());
                 let credited = log.run(move |store| {
-                    let entries = acct.block_entries(store, &record)?;
+                    let entries = match entries {
+                        Some(entries) => entries,
+                        None => acct.block_entries(store, &record)?,
+                    };
                     let total: i64 = entries.iter().map(|e| e.amount).sum();
+                    // The credit itself checks, in its transaction, that the block is not
+                    // credited already (by this pool or another on the same database).
                     let fresh = store.credit_block(&record.hash, &detail2, &entries, now)?;
                     Ok((fresh, entries.len(), total))
                 })?;
@@ -920,6 +955,10 @@ pub struct AccountingTask {
     pub check: Duration,
     /// Where progress and warnings go.
     pub notes: std::sync::Arc<dyn Notes>,
+    /// Opens a second connection to the share log's database, for reading the shares of the
+    /// blocks it credits off the share log's writer thread (see [`track_blocks_reading`]);
+    /// `None` reads through the share log.
+    pub reader: Option<Box<dyn Fn() -> Result<Box<dyn Store>, StoreError> + Send>>,
 }
 
 impl AccountingTask {
@@ -936,7 +975,9 @@ impl AccountingTask {
             maturity,
             check,
             notes,
+            reader: open_reader,
         } = self;
+        let mut reader: Option<Box<dyn Store>> = None;
         let notes = notes.as_ref();
         let coin = accounting.coin.clone();
         if let Some(w) = wallet.as_mut() {
@@ -960,9 +1001,24 @@ impl AccountingTask {
         }
         let mut last_payment = Instant::now();
         while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(check) {
-            if let Err(e) =
-                track_blocks(&log, chain.as_mut(), &accounting, maturity, notes, now_ms())
-            {
+            if reader.is_none() {
+                if let Some(open) = &open_reader {
+                    match open() {
+                        Ok(store) => reader = Some(store),
+                        Err(e) => warn(notes, &coin, format!("a reading connection: {e}")),
+                    }
+                }
+            }
+            let tracked = track_blocks_reading(
+                &log,
+                &mut reader,
+                chain.as_mut(),
+                &accounting,
+                maturity,
+                notes,
+                now_ms(),
+            );
+            if let Err(e) = tracked {
                 warn(notes, &coin, format!("block check: {e}"));
             }
             if accounting.scheme.pays_per_share() {

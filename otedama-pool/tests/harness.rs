@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use otedama_core::{Difficulty, DifficultyConvention};
 use otedama_hash::{PowAlgorithm, Sha256d};
-use otedama_pool::accounting::{pay, track_blocks, Accounting, Note, PaymentRules, Scheme};
+use otedama_pool::accounting::{
+    pay, track_blocks, track_blocks_reading, Accounting, Note, PaymentRules, Scheme,
+};
 use otedama_pool::source::devnet::{Devnet, DevnetWallet, DEVNET_REWARD};
 use otedama_pool::store::{BlockStatus, LedgerKind, PaymentStatus, SqliteStore};
 use otedama_pool::{
@@ -56,8 +58,13 @@ struct Harness {
     held: Vec<Action<ShareToken>>,
 }
 
+/// The directory of the harness named `name`, as it is.
+fn temp_dir_of(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("otedama-harness-{}-{name}", std::process::id()))
+}
+
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("otedama-harness-{}-{name}", std::process::id()));
+    let dir = temp_dir_of(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
     dir
@@ -435,8 +442,14 @@ fn a_found_block_is_credited_at_maturity_through_pplns() {
             }
         }
     }
-    track_blocks(
+    // Credited through a second connection to the database, which reads the window off the
+    // share log's writer thread.
+    let mut reader: Option<Box<dyn otedama_pool::store::Store>> = Some(Box::new(
+        SqliteStore::open(&temp_dir_of("maturity").join("pool.db")).expect("a reader"),
+    ));
+    track_blocks_reading(
         &h.log,
+        &mut reader,
         &mut h.devnet,
         &accounting,
         maturity,
@@ -444,6 +457,7 @@ fn a_found_block_is_credited_at_maturity_through_pplns() {
         h.now_ms,
     )
     .expect("check");
+    assert!(reader.is_some(), "the reader kept working");
     let totals = credited(&h.log);
     let sum: i64 = totals.iter().map(|(_, v)| v).sum();
     assert!(sum > 0, "the first block is credited: {totals:?}");

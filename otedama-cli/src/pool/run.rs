@@ -775,6 +775,10 @@ fn start_accounting(
             maturity: i64::from(config.pool.maturity),
             check: config.pool.block_check_interval.0,
             notes: Arc::new(print_note),
+            reader: Some({
+                let database = config.pool.database.clone();
+                Box::new(move || otedama_pool::store::open(&database))
+            }),
         };
         std::thread::Builder::new()
             .name("accounting".into())

@@ -551,10 +551,21 @@ impl MoneroMessage {
         match Message::parse(line)? {
             Message::Request(r) => Ok(MoneroMessage::Request(r)),
             Message::Response(r) => {
-                // The v1 parser folds a missing code into 20; read the error as sent.
-                let raw: Value =
+                // The v1 parser folds a missing code into 20; read the error as sent. Only the
+                // error is read into values: an id the peer chose (echoed as it came, a number
+                // too large for a float among them) is skipped, not converted.
+                #[derive(serde::Deserialize)]
+                struct ErrorField<'a> {
+                    #[serde(borrow, default)]
+                    error: Option<&'a serde_json::value::RawValue>,
+                }
+                let raw: ErrorField<'_> =
                     serde_json::from_slice(line).map_err(|e| ParseError::NotJson(e.to_string()))?;
-                let error = raw.get("error").and_then(MoneroError::from_json);
+                let error = raw
+                    .error
+                    .and_then(|e| serde_json::from_str::<Value>(e.get()).ok())
+                    .as_ref()
+                    .and_then(MoneroError::from_json);
                 Ok(MoneroMessage::Response(MoneroResponse {
                     id: r.id,
                     result: match error {

@@ -802,3 +802,19 @@ proptest! {
         miner.handle_line(text.as_bytes(), now);
     }
 }
+
+#[test]
+fn an_id_too_large_for_a_float_is_echoed_and_the_answer_reads_back() {
+    let mut pool = logged_in(MoneroPoolConfig::default());
+    let id = "1000000000000000000000000000000000000781652251.949999995e99999999999999999998";
+    let line = submit_line(r#""job1""#, r#""9828|000""#, GOOD_RESULT).replacen("9", id, 1);
+    pool.handle_line(line.as_bytes(), Instant::now());
+    let answer = pool.poll_output().expect("an answer");
+    assert!(answer.starts_with(&format!("{{\"id\":{id},")), "{answer}");
+    let read = MoneroMessage::parse(answer.trim_end().as_bytes()).expect("the answer reads");
+    let MoneroMessage::Response(response) = read else {
+        panic!("a response")
+    };
+    let error = response.result.expect_err("a refused share");
+    assert!(error.message.contains("nonce is not hex"), "{}", error.message);
+}

@@ -19,6 +19,7 @@ use std::time::Instant;
 
 use crate::ExtranonceAllocator;
 
+#[cfg(feature = "noise")]
 pub(crate) use liveness::Liveness;
 pub use miner::{MinerProtocol, PoolLink};
 pub(crate) use state::{SeenShares, SessionCore, SessionEvents, PENALTY};

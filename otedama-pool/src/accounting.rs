@@ -958,8 +958,11 @@ pub struct AccountingTask {
     /// Opens a second connection to the share log's database, for reading the shares of the
     /// blocks it credits off the share log's writer thread (see [`track_blocks_reading`]);
     /// `None` reads through the share log.
-    pub reader: Option<Box<dyn Fn() -> Result<Box<dyn Store>, StoreError> + Send>>,
+    pub reader: Option<OpenReader>,
 }
+
+/// Opens a second connection to a share log's database ([`AccountingTask::reader`]).
+pub type OpenReader = Box<dyn Fn() -> Result<Box<dyn Store>, StoreError> + Send>;
 
 impl AccountingTask {
     /// The accounting thread's body: tracks blocks every `check` interval, pays PPS shares,

@@ -816,5 +816,9 @@ fn an_id_too_large_for_a_float_is_echoed_and_the_answer_reads_back() {
         panic!("a response")
     };
     let error = response.result.expect_err("a refused share");
-    assert!(error.message.contains("nonce is not hex"), "{}", error.message);
+    assert!(
+        error.message.contains("nonce is not hex"),
+        "{}",
+        error.message
+    );
 }

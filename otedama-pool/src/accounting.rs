@@ -486,6 +486,12 @@ pub fn track_blocks_reading(
             }
             Some(c) if c >= maturity && block.status != BlockStatus::Confirmed => {
                 let detail = format!("{c} confirmations");
+                // The reader sees only what the writer thread has committed: the block
+                // statuses this pass queued (a block back in the main chain starts no new
+                // PROP round) must be written first.
+                if reader.is_some() {
+                    log.run(|_| Ok(()))?;
+                }
                 let read = reader
                     .as_deref_mut()
                     .map(|r| accounting.block_entries(r, &block));

@@ -410,3 +410,44 @@ fn the_setup_is_checked_and_garbage_ends_the_session() {
     pool.handle_bytes(&[0u8; 64], now);
     assert!(pool.is_closed());
 }
+
+#[test]
+fn a_connection_mines_for_one_payout_address() {
+    let now = Instant::now();
+    let authority = AuthorityKeypair::generate().expect("key");
+    let allocator = ExtranonceAllocator::new(&[], 4).expect("allocator");
+    let mut pool =
+        Sv2PoolSession::new(pool_config(authority.clone()), allocator, now).expect("session");
+    let mut client = Client::connect(&mut pool, &authority, now);
+    client.send(&mut pool, setup(Protocol::Mining, 0), now);
+    client.receive(&mut pool);
+    let open = |request_id: u32, user: &str| -> Message {
+        m::OpenExtendedMiningChannel {
+            request_id,
+            user_identity: user.into(),
+            nominal_hash_rate: 1e12,
+            max_target: [0xff; 32],
+            min_extranonce_size: 4,
+        }
+        .into()
+    };
+    client.send(&mut pool, open(1, "addr.rig1"), now);
+    let Some(SessionEvent::Authorize { token, .. }) = pool.poll_event() else {
+        panic!("authorize")
+    };
+    pool.authorize_result(token, Ok(()));
+    client.receive(&mut pool);
+    // Jobs are tailored for the first worker: another address would mine for it.
+    client.send(&mut pool, open(2, "other.rig2"), now);
+    assert!(pool.poll_event().is_none());
+    assert!(matches!(
+        client.receive(&mut pool).as_slice(),
+        [Message::OpenMiningChannelError(e)] if e.request_id == 2 && e.error_code == "one-payout-address-per-connection"
+    ));
+    // Another worker of the same address is fine.
+    client.send(&mut pool, open(3, "addr.rig2"), now);
+    assert!(matches!(
+        pool.poll_event(),
+        Some(SessionEvent::Authorize { .. })
+    ));
+}

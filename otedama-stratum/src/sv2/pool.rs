@@ -32,6 +32,7 @@ use otedama_core::{
 use super::frame::Frame;
 use super::message::{self as m, flags, Message, Protocol};
 use super::noise::{AuthorityKeypair, Opener, Responder, Sealer, ACT1_LEN};
+use super::types::DecodeError;
 use crate::session::{
     AuthorizeToken, CloseReason, PoolProtocol, SeenShares, SessionEvent, ShareToken, ShareVerdict,
 };
@@ -304,6 +305,11 @@ impl Sv2PoolSession {
     fn handle_frame(&mut self, frame: &Frame, now: Instant) {
         let message = match Message::from_frame(frame) {
             Ok((message, _)) => message,
+            // An extension's message this pool does not speak is dropped, as the
+            // specification says, at no cost.
+            Err(DecodeError::UnknownMessage { extension, .. }) if extension != 0 && self.set_up => {
+                return;
+            }
             Err(_) if !self.set_up => {
                 self.close(CloseReason::NotStratum);
                 return;
@@ -393,7 +399,10 @@ impl Sv2PoolSession {
         if !(setup.min_version..=setup.max_version).contains(&2) {
             return refuse(self, 0, "protocol-version-mismatch");
         }
-        let unsupported = setup.flags & flags::REQUIRES_WORK_SELECTION;
+        let mut unsupported = setup.flags & flags::REQUIRES_WORK_SELECTION;
+        if self.version_mask == 0 {
+            unsupported |= setup.flags & flags::REQUIRES_VERSION_ROLLING;
+        }
         if unsupported != 0 {
             return refuse(self, unsupported, "unsupported-feature-flags");
         }
@@ -447,6 +456,23 @@ impl Sv2PoolSession {
             self.send(error("min-extranonce-size-too-large"));
             return;
         }
+        // Jobs are tailored for the connection's first worker (a SOLO coinbase, a sharechain
+        // share paying it): another payout address on the same connection would mine for it.
+        let address = |w: &str| w.split(['.', '+']).next().unwrap_or_default().to_owned();
+        let first = self
+            .first_channel
+            .and_then(|id| self.channels.get(&id))
+            .map(|c| address(&c.worker))
+            .or_else(|| {
+                self.pending_open
+                    .values()
+                    .next()
+                    .map(|p| address(&p.worker))
+            });
+        if first.is_some_and(|first| first != address(&worker)) {
+            self.send(error("one-payout-address-per-connection"));
+            return;
+        }
         let floor = self.difficulty_of(&max_target);
         let token = self.token();
         self.pending_open.insert(
@@ -474,7 +500,7 @@ impl Sv2PoolSession {
             self.send(
                 m::OpenMiningChannelError {
                     request_id: pending.request_id,
-                    error_code: format!("unknown-user: {reason}"),
+                    error_code: truncated(format!("unknown-user: {reason}")),
                 }
                 .into(),
             );
@@ -889,11 +915,17 @@ fn error_code(verdict: &ShareVerdict) -> String {
         ShareVerdict::PoolError(reason) => format!("pool-error: {reason}"),
         ShareVerdict::Accepted => String::new(),
     };
-    let mut end = code.len().min(255);
-    while !code.is_char_boundary(end) {
+    truncated(code)
+}
+
+/// `text` cut to the 255 bytes a `STR0_255` holds, on a character boundary.
+fn truncated(mut text: String) -> String {
+    let mut end = text.len().min(255);
+    while !text.is_char_boundary(end) {
         end -= 1;
     }
-    code[..end].to_owned()
+    text.truncate(end);
+    text
 }
 
 impl PoolProtocol for Sv2PoolSession {

@@ -39,7 +39,7 @@ use otedama_stratum::server::{
 use otedama_stratum::sv2::pool::Sv2PoolSession;
 use otedama_stratum::{
     ExtranonceAllocator, JobAnnouncement, MoneroJob, MoneroPoolSession, PoolProtocol, PoolSession,
-    ShareToken,
+    ShareSubmission, ShareToken,
 };
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
@@ -474,14 +474,23 @@ trait Dialect: PoolProtocol {
     ) -> Option<ShareCheck>;
 }
 
+/// Hands a Stratum v1 share (from a v1 or an SV2 session) to the engine.
+fn hand_over_v1(
+    engine: &mut Engine<Reply>,
+    conn: Connection,
+    share: ShareSubmission,
+) -> Option<ShareCheck> {
+    let token = share.token;
+    engine.handle_share(Submission::from(&share), (conn, token), Now::read())
+}
+
 impl Dialect for PoolSession {
     fn hand_over(
         engine: &mut Engine<Reply>,
         conn: Connection,
         share: Self::Share,
     ) -> Option<ShareCheck> {
-        let token = share.token;
-        engine.handle_share(Submission::from(&share), (conn, token), Now::read())
+        hand_over_v1(engine, conn, share)
     }
 }
 
@@ -491,8 +500,7 @@ impl Dialect for Sv2PoolSession {
         conn: Connection,
         share: Self::Share,
     ) -> Option<ShareCheck> {
-        let token = share.token;
-        engine.handle_share(Submission::from(&share), (conn, token), Now::read())
+        hand_over_v1(engine, conn, share)
     }
 }
 

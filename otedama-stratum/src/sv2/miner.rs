@@ -222,13 +222,9 @@ impl Sv2MinerSession {
         let Phase::Open(pipe) = &mut self.phase else {
             return;
         };
-        match message
-            .to_frame()
-            .map_err(|_| ())
-            .and_then(|f| pipe.0.seal(&f).map_err(|_| ()))
-        {
+        match pipe.0.seal_message(&message) {
             Ok(bytes) => self.output.push_back(bytes),
-            Err(()) => self.close(MinerCloseReason::Protocol),
+            Err(_) => self.close(MinerCloseReason::Protocol),
         }
     }
 

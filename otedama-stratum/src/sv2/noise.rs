@@ -75,6 +75,9 @@ pub enum NoiseError {
     /// The system's random number source failed.
     #[error("no randomness from the system: {0}")]
     Randomness(String),
+    /// A message to seal does not fit its fields' types.
+    #[error(transparent)]
+    Encode(#[from] super::types::EncodeError),
 }
 
 /// Why a pool's certificate was refused.
@@ -655,6 +658,14 @@ pub fn sealed_len(len: usize) -> usize {
 }
 
 impl Sealer {
+    /// The message, framed and sealed.
+    pub fn seal_message(
+        &mut self,
+        message: &super::message::Message,
+    ) -> Result<Vec<u8>, NoiseError> {
+        self.seal(&message.to_frame()?)
+    }
+
     /// The frame, sealed: its header, then its payload in chunks.
     pub fn seal(&mut self, frame: &Frame) -> Result<Vec<u8>, NoiseError> {
         let mut out = Vec::with_capacity(SEALED_HEADER_LEN + sealed_len(frame.payload.len()));

@@ -278,15 +278,11 @@ impl Sv2PoolSession {
         let Phase::Open(pipe) = &mut self.phase else {
             return;
         };
-        let sealed = message
-            .to_frame()
-            .map_err(|_| ())
-            .and_then(|frame| pipe.0.seal(&frame).map_err(|_| ()));
-        match sealed {
+        match pipe.0.seal_message(&message) {
             Ok(bytes) => self.output.push_back(bytes),
             // Only a field too long for its type or an exhausted nonce: neither comes from
             // the miner, and the connection cannot go on.
-            Err(()) => self.close(CloseReason::Requested),
+            Err(_) => self.close(CloseReason::Requested),
         }
     }
 

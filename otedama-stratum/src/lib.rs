@@ -100,6 +100,7 @@
 #![forbid(unsafe_code)]
 
 pub mod edge;
+pub mod proxy;
 mod session;
 pub mod sv2;
 mod v1;

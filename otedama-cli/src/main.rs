@@ -11,6 +11,7 @@ mod logging;
 mod mine;
 mod pool;
 mod pool_bench;
+mod proxy;
 mod reload;
 mod serve;
 mod signals;
@@ -57,6 +58,9 @@ enum Command {
     /// Mine with the CPU on a Stratum v1 pool (sha256d, scrypt) or a Monero-dialect pool
     /// (randomx).
     Mine(mine::MineArgs),
+    /// Serve Stratum v1 miners through one upstream channel: a Stratum V2 translator
+    /// (`--upstream stratum2+tcp://...`) or a v1 proxy.
+    Proxy(proxy::ProxyArgs),
     /// Measure share validation and submit latency with simulated miners.
     BenchPool(pool_bench::PoolBenchArgs),
     /// Run a real pool for an hour (by default) under thousands of hashing miners with
@@ -83,6 +87,7 @@ fn main() -> ExitCode {
         }
         Command::Pool(ref args) => pool::run(args.clone(), (cli.log_format, cli.log_file.clone())),
         Command::Mine(ref args) => logging::init(&flags()).and_then(|()| mine::run(args.clone())),
+        Command::Proxy(ref args) => logging::init(&flags()).and_then(|()| proxy::run(args)),
         Command::BenchPool(ref args) => pool_bench::run(args),
         Command::Soak(ref args) => logging::init(&flags()).and_then(|()| soak::run(args)),
         Command::Devnet(ref args) => logging::init(&flags()).and_then(|()| devnet::run(args)),

@@ -220,10 +220,12 @@ pub(crate) fn validate_header(
     let header_bytes = header.to_bytes();
     let pow_hash = kernel.hash(&header_bytes)?.hash;
     let difficulty = Difficulty::new(share_difficulty)?;
-    if !convention.target_for(difficulty).is_met_by(&pow_hash) {
-        return Err(ShareError::LowDifficulty);
-    }
+    // A block is a block even below the share difficulty (a chain easier than the pool's
+    // shares: regtest, a devnet, a testnet): refusing it would throw the block away.
     if !job.network_target.is_met_by(&pow_hash) {
+        if !convention.target_for(difficulty).is_met_by(&pow_hash) {
+            return Err(ShareError::LowDifficulty);
+        }
         return Ok((Outcome::Share { pow_hash }, header));
     }
     let coinbase = job
@@ -322,11 +324,22 @@ mod tests {
             .expect("devnet accepts the pool's block");
         assert_eq!(devnet.height(), 1);
 
-        // The same nonce at a far higher share difficulty is low difficulty.
+        // The same nonce at a share difficulty far above the network's is still the block:
+        // refusing it as low difficulty would throw the block away.
         assert!(matches!(
             validate(&job, &share(&job, nonce), 0, 1e12, &kernel, bitcoin),
-            Err(ShareError::LowDifficulty)
+            Ok(Outcome::Block { .. })
         ));
+        // Any other hash at that share difficulty is low difficulty.
+        let mut low = 0;
+        for other in 0..16 {
+            match validate(&job, &share(&job, other), 0, 1e12, &kernel, bitcoin) {
+                Err(ShareError::LowDifficulty) => low += 1,
+                Ok(Outcome::Block { .. }) => {}
+                other => panic!("neither low nor a block: {other:?}"),
+            }
+        }
+        assert!(low > 0);
         // Version bits outside the mask cannot be rebuilt.
         let mut rolled = share(&job, nonce);
         rolled.version_bits = Some(0x0000_2000);

@@ -19,6 +19,9 @@
 //!   downstream difficulty. A share that also meets the upstream difficulty is forwarded,
 //!   and its downstream answer waits for the upstream's; the others are answered at once.
 //!
+//! With the feature `tokio`, [`run_proxy`] runs it: one upstream connection, one v1
+//! server downstream.
+//!
 //! The proxy keeps no books: what downstream miners earn is the upstream pool's to count
 //! (per worker, through the channel's `user_identity`). Its downstream answers only say
 //! that the work was valid.
@@ -66,6 +69,9 @@
 //! assert_eq!(first.as_bytes().len(), 8);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+
+#[cfg(feature = "tokio")]
+pub use crate::tokio::proxy::{run_proxy, ProxyError, ProxyServerConfig, ProxyStatus};
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;

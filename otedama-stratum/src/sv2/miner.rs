@@ -48,6 +48,9 @@ pub struct Sv2MinerConfig {
     pub convention: DifficultyConvention,
     /// The hashrate told to the pool when the channel opens, hashes per second.
     pub nominal_hash_rate: f32,
+    /// The fewest extranonce bytes the channel must leave to roll (a proxy splitting the
+    /// channel among its miners needs more than a single device).
+    pub min_extranonce_size: u16,
 }
 
 impl Default for Sv2MinerConfig {
@@ -57,6 +60,7 @@ impl Default for Sv2MinerConfig {
             authority: None,
             convention: DifficultyConvention::Bitcoin,
             nominal_hash_rate: 1e6,
+            min_extranonce_size: 0,
         }
     }
 }
@@ -298,7 +302,7 @@ impl Sv2MinerSession {
                     user_identity: self.config.miner.user.chars().take(255).collect(),
                     nominal_hash_rate: self.config.nominal_hash_rate,
                     max_target: [0xff; 32],
-                    min_extranonce_size: 0,
+                    min_extranonce_size: self.config.min_extranonce_size,
                 };
                 self.send(open.into());
             }

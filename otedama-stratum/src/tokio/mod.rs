@@ -10,6 +10,7 @@
 
 pub mod client;
 mod link;
+pub(crate) mod proxy;
 pub mod server;
 #[cfg(feature = "tls")]
 pub mod tls;

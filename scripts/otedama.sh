@@ -36,6 +36,22 @@ install_missing() {
     DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y "${missing[@]}"
 }
 
+# The reference Stratum V2 translator (crates.io), the independent peer of the interop test
+# in otedama-cli/tests/proxy_e2e.rs; built once (about 4 minutes) into a cache.
+translator_sv2() {
+    if [ -n "${OTEDAMA_TRANSLATOR_SV2:-}" ] && [ -x "$OTEDAMA_TRANSLATOR_SV2" ]; then
+        echo "$OTEDAMA_TRANSLATOR_SV2"
+        return
+    fi
+    local root="${XDG_CACHE_HOME:-$HOME/.cache}/otedama/translator_sv2-0.6.0"
+    if [ ! -x "$root/bin/translator_sv2" ]; then
+        echo "building the reference translator_sv2 0.6.0 into $root" >&2
+        cargo install translator_sv2 --version 0.6.0 --locked --no-default-features \
+            --root "$root" >&2
+    fi
+    echo "$root/bin/translator_sv2"
+}
+
 threads() {
     nproc 2>/dev/null || echo 1
 }
@@ -59,6 +75,8 @@ case "${1:-}" in
     test)
         install_missing test
         cargo test --workspace --all-features
+        OTEDAMA_TRANSLATOR_SV2="$(translator_sv2)" \
+            cargo test -p otedama-cli --all-features --test proxy_e2e -- --ignored
         # An embedder who takes the engine alone gets no runtime, database or HTTP client.
         if cargo tree -p otedama-pool --no-default-features -e normal --prefix none \
             | grep -E '^(tokio|rusqlite|postgres|ureq|hyper|reqwest) '; then

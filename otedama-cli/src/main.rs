@@ -87,7 +87,12 @@ fn main() -> ExitCode {
         }
         Command::Pool(ref args) => pool::run(args.clone(), (cli.log_format, cli.log_file.clone())),
         Command::Mine(ref args) => logging::init(&flags()).and_then(|()| mine::run(args.clone())),
-        Command::Proxy(ref args) => logging::init(&flags()).and_then(|()| proxy::run(args)),
+        // A service, like the pool: its progress goes to stdout.
+        Command::Proxy(ref args) => logging::init(&logging::LogSettings {
+            all_stderr: false,
+            ..flags()
+        })
+        .and_then(|()| proxy::run(args)),
         Command::BenchPool(ref args) => pool_bench::run(args),
         Command::Soak(ref args) => logging::init(&flags()).and_then(|()| soak::run(args)),
         Command::Devnet(ref args) => logging::init(&flags()).and_then(|()| devnet::run(args)),

@@ -195,6 +195,15 @@ async fn serve(args: &ProxyArgs, v2: bool, config: ProxyServerConfig) -> Result<
         }
     }
     reporter.abort();
+    let s = status.borrow().stats;
+    tracing::info!(
+        "[proxy] done: shares valid {} refused {} | upstream forwarded {} accepted {} refused {}",
+        s.valid,
+        s.refused,
+        s.forwarded,
+        s.upstream_accepted,
+        s.upstream_refused
+    );
     Ok(())
 }
 

@@ -395,8 +395,27 @@ impl Default for Payments {
     }
 }
 
+/// What a `pool.ports` entry speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum PortProtocol {
+    /// Stratum v1 (the Monero dialect for randomx): the port of an algorithm.
+    #[default]
+    V1,
+    /// Stratum V2: a second port for the algorithm of a v1 entry, on its jobs and share log
+    /// (as `pool.sv2.listen` for a single-port pool).
+    Sv2,
+}
+
+impl PortProtocol {
+    fn is_v1(&self) -> bool {
+        *self == PortProtocol::V1
+    }
+}
+
 /// One entry of `pool.ports`: another algorithm or coin served by the same process on its
-/// own port. Fields left out are taken from `mining` and `pool`.
+/// own port, or (`protocol: sv2`) the Stratum V2 port of one. Fields left out are taken from
+/// `mining` and `pool`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PortConfig {
@@ -404,6 +423,9 @@ pub(crate) struct PortConfig {
     pub(crate) algorithm: String,
     /// Where this port's Stratum server listens.
     pub(crate) listen: SocketAddr,
+    /// v1 (the default) or sv2.
+    #[serde(default, skip_serializing_if = "PortProtocol::is_v1")]
+    pub(crate) protocol: PortProtocol,
     /// Whose addresses miners use on this port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) chain: Option<String>,
@@ -1197,21 +1219,69 @@ impl Config {
             }
         }
         if !self.pool.ports.is_empty() {
+            if self.pool.sv2.listen.is_some() {
+                return err(
+                    "pool.sv2.listen",
+                    "with pool.ports, give each algorithm's Stratum V2 port as a \
+                     `protocol: sv2` entry there"
+                        .into(),
+                );
+            }
             let mut seen = std::collections::HashSet::new();
             let mut algorithms = std::collections::HashSet::new();
+            let mut sv2 = std::collections::HashSet::new();
             for (i, port) in self.pool.ports.iter().enumerate() {
-                // Shares, blocks and balances are kept per algorithm: one coin each.
-                if !algorithms.insert(port.algorithm.as_str()) {
-                    return err(
-                        &format!("pool.ports[{i}].algorithm"),
-                        format!("{} is already served by another port", port.algorithm),
-                    );
-                }
                 // Port 0 asks the system for any free port: never a clash.
                 if port.listen.port() != 0 && !seen.insert(port.listen) {
                     return err(
                         &format!("pool.ports[{i}].listen"),
                         format!("{} is already used by another port", port.listen),
+                    );
+                }
+                if port.protocol == PortProtocol::Sv2 {
+                    // The SV2 port serves its algorithm's jobs into its share log: what the
+                    // v1 entry of that algorithm says is what it mines.
+                    if port.chain.is_some()
+                        || port.address.is_some()
+                        || port.node.is_some()
+                        || port.difficulty.is_some()
+                        || port.devnet_difficulty.is_some()
+                    {
+                        return err(
+                            &format!("pool.ports[{i}]"),
+                            "an sv2 port takes only algorithm and listen: the rest is its \
+                             algorithm's v1 port's"
+                                .into(),
+                        );
+                    }
+                    if !self
+                        .pool
+                        .ports
+                        .iter()
+                        .any(|p| p.protocol == PortProtocol::V1 && p.algorithm == port.algorithm)
+                    {
+                        return err(
+                            &format!("pool.ports[{i}].algorithm"),
+                            format!(
+                                "no v1 port serves {}: an sv2 port mines the jobs of the v1 \
+                                 port of its algorithm",
+                                port.algorithm
+                            ),
+                        );
+                    }
+                    if !sv2.insert(port.algorithm.as_str()) {
+                        return err(
+                            &format!("pool.ports[{i}].algorithm"),
+                            format!("{} already has an sv2 port", port.algorithm),
+                        );
+                    }
+                    continue;
+                }
+                // Shares, blocks and balances are kept per algorithm: one coin each.
+                if !algorithms.insert(port.algorithm.as_str()) {
+                    return err(
+                        &format!("pool.ports[{i}].algorithm"),
+                        format!("{} is already served by another port", port.algorithm),
                     );
                 }
             }
@@ -1274,14 +1344,24 @@ impl Config {
         if self.pool.ports.is_empty() {
             return vec![self.clone()];
         }
+        let sv2 = |algorithm: &str| {
+            self.pool
+                .ports
+                .iter()
+                .find(|p| p.protocol == PortProtocol::Sv2 && p.algorithm == algorithm)
+                .map(|p| p.listen)
+        };
         self.pool
             .ports
             .iter()
+            .filter(|port| port.protocol == PortProtocol::V1)
             .map(|port| {
                 let mut c = self.clone();
                 c.pool.ports.clear();
                 c.mining.algorithm = port.algorithm.clone();
                 c.pool.listen = port.listen;
+                // Each algorithm's SV2 port is its own; `pool.sv2.listen` is not shared.
+                c.pool.sv2.listen = sv2(&port.algorithm);
                 c.pool.chain = port.chain.clone().or(c.pool.chain);
                 c.pool.payout_address = port.address.clone().or(c.pool.payout_address);
                 c.pool.node = port.node.clone().or(c.pool.node);
@@ -1379,6 +1459,51 @@ mod tests {
                 .expect_err(yaml)
                 .to_string();
             assert!(e.starts_with(expected), "{yaml:?}: got {e:?}");
+        }
+    }
+
+    #[test]
+    fn sv2_ports_join_their_algorithms_v1_port() {
+        let c = Config::from_yaml(
+            "mining:\n  threads: 0\npool:\n  address: a\n  ports:\n    - algorithm: sha256d\n      listen: 127.0.0.1:3333\n    - algorithm: sha256d\n      listen: 127.0.0.1:3336\n      protocol: sv2\n    - algorithm: scrypt\n      listen: 127.0.0.1:3334\n      chain: litecoin-regtest\n",
+            "c.yaml",
+        )
+        .expect("valid");
+        let instances = c.instances();
+        assert_eq!(instances.len(), 2, "one per algorithm");
+        assert_eq!(instances[0].mining.algorithm, "sha256d");
+        assert_eq!(
+            instances[0].pool.sv2.listen,
+            Some("127.0.0.1:3336".parse().expect("addr"))
+        );
+        assert_eq!(instances[1].pool.sv2.listen, None);
+
+        for (yaml, key, why) in [
+            (
+                "pool:\n  ports:\n    - algorithm: sha256d\n      listen: 127.0.0.1:3336\n      protocol: sv2\n",
+                "pool.ports[0].algorithm",
+                "no v1 port serves sha256d",
+            ),
+            (
+                "pool:\n  ports:\n    - algorithm: sha256d\n      listen: 127.0.0.1:3333\n    - algorithm: sha256d\n      listen: 127.0.0.1:3336\n      protocol: sv2\n      difficulty: 4\n",
+                "pool.ports[1]",
+                "takes only algorithm and listen",
+            ),
+            (
+                "pool:\n  ports:\n    - algorithm: sha256d\n      listen: 127.0.0.1:3333\n    - algorithm: sha256d\n      listen: 127.0.0.1:3333\n      protocol: sv2\n",
+                "pool.ports[1].listen",
+                "already used",
+            ),
+            (
+                "pool:\n  sv2:\n    listen: 127.0.0.1:3336\n  ports:\n    - algorithm: sha256d\n      listen: 127.0.0.1:3333\n",
+                "pool.sv2.listen",
+                "protocol: sv2",
+            ),
+        ] {
+            let bad = Config::from_yaml(yaml, "c.yaml")
+                .expect_err(yaml)
+                .to_string();
+            assert!(bad.contains(key) && bad.contains(why), "{yaml}: {bad}");
         }
     }
 

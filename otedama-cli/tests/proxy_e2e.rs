@@ -301,3 +301,33 @@ fn the_reference_translator_sv2_mines_on_our_sv2_port() {
         );
     }
 }
+
+#[test]
+fn pool_ports_serve_v1_and_sv2_miners_into_one_share_log() {
+    let db = temp_db("ports-sv2");
+    let config = db.parent().expect("dir").join("pool.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "mining:\n  algorithm: sha256d\n  threads: 0\npool:\n  database: {db:?}\n  difficulty: 0.001\n  devnet_difficulty: 0.01\n  ports:\n    - algorithm: sha256d\n      listen: 127.0.0.1:0\n    - algorithm: sha256d\n      listen: 127.0.0.1:0\n      protocol: sv2\n"
+        ),
+    )
+    .expect("config");
+    let mut pool = Pool::start(&[
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--fixed-difficulty",
+    ]);
+    let line = pool.wait_for("stratum2+tcp://", Duration::from_secs(60));
+    let sv2 = line
+        .split_whitespace()
+        .find(|w| w.starts_with("stratum2+tcp://"))
+        .expect("the SV2 URL")
+        .to_owned();
+    let v1 = pool.url();
+    mine(&v1, &format!("{ADDRESS}.v1"), 3);
+    mine(&sv2, &format!("{ADDRESS}.v2"), 3);
+    pool.stop();
+    assert_eq!(logged(&db, |w| w == "v1").0, 3);
+    assert_eq!(logged(&db, |w| w == "v2").0, 3);
+}

@@ -101,7 +101,7 @@ fn noise(c: &mut Criterion) {
             black_box((initiator.step_2(act2).expect("checks"), pool))
         })
     });
-    let ((mut sealer, _), (_, mut opener)) = handshake(&responder, &public, now);
+    let ((mut sealer, _), _) = handshake(&responder, &public, now);
     let mut n = 0u32;
     g.bench_function("seal_share", |b| {
         b.iter(|| {

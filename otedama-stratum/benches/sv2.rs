@@ -143,7 +143,7 @@ fn session(c: &mut Criterion) {
     let act2 = PoolProtocol::poll_output(&mut pool).expect("act two");
     let (transport, _) = initiator.act2(&act2, now).expect("the certificate checks");
     let (mut sealer, mut opener) = transport.split(1 << 20);
-    let mut drain = |pool: &mut Sv2PoolSession, opener: &mut Opener| {
+    let drain = |pool: &mut Sv2PoolSession, opener: &mut Opener| {
         let mut messages = Vec::new();
         while let Some(bytes) = PoolProtocol::poll_output(pool) {
             opener.push(&bytes);

@@ -1239,6 +1239,12 @@ impl Config {
                     );
                 }
                 if port.protocol == PortProtocol::Sv2 {
+                    if port.algorithm == "randomx" {
+                        return err(
+                            &format!("pool.ports[{i}].protocol"),
+                            "Stratum V2 mines Bitcoin-family headers: not randomx".into(),
+                        );
+                    }
                     // The SV2 port serves its algorithm's jobs into its share log: what the
                     // v1 entry of that algorithm says is what it mines.
                     if port.chain.is_some()
@@ -1285,7 +1291,15 @@ impl Config {
                     );
                 }
             }
-            for (i, instance) in self.instances().iter().enumerate() {
+            // `instances` keeps the v1 entries, in order: name each by its own index.
+            let v1 = self
+                .pool
+                .ports
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.protocol == PortProtocol::V1)
+                .map(|(i, _)| i);
+            for (i, instance) in v1.zip(self.instances()) {
                 instance.validate(file).map_err(|mut e| {
                     e.key = format!("pool.ports[{i}] ({})", e.key);
                     e

@@ -317,7 +317,9 @@ pub(crate) fn verify(
         });
     }
     // A block is a block even below the share difficulty (see `validate_header`).
-    if !job.announcement.target.is_met_by(&hash) && !monero_check_hash(&hash, job.work.difficulty) {
+    // A zero network difficulty (a broken daemon) would make every hash a block.
+    let block = job.work.difficulty > 0 && monero_check_hash(&hash, job.work.difficulty);
+    if !job.announcement.target.is_met_by(&hash) && !block {
         return Err(ShareError::LowDifficulty);
     }
     let side = job

@@ -79,8 +79,8 @@ use std::sync::Arc;
 use otedama_core::{sha256d, DifficultyConvention, JobId, Share};
 
 use crate::{
-    ExtranonceAllocator, JobAnnouncement, MinerEvent, MinerJob, MinerShare, ShareSubmission,
-    ShareVerdict,
+    ErrorCode, ExtranonceAllocator, JobAnnouncement, MinerEvent, MinerJob, MinerShare,
+    ShareSubmission, ShareVerdict, StratumError,
 };
 
 /// The proof-of-work hash of an 80-byte header, in the order the hash function outputs it.
@@ -130,6 +130,9 @@ pub struct Downstream {
     /// The upstream difficulty when the channel opened: a downstream difficulty above it
     /// would hide shares the upstream would take.
     pub upstream_difficulty: f64,
+    /// The version bits the upstream's first job lets miners roll: the most the downstream
+    /// sessions should offer.
+    pub version_mask: u32,
 }
 
 /// What the proxy needs its caller to do.
@@ -172,13 +175,25 @@ pub struct ProxyStats {
     pub upstream_refused: u64,
 }
 
+/// How the upstream extranonce is split among the downstream miners.
+#[derive(Debug, Clone)]
+struct Split {
+    prefix: Vec<u8>,
+    counter: usize,
+    pad: usize,
+}
+
+/// The most extranonce2 bytes a v1 miner is given (cgminer takes up to 16).
+const MAX_DOWNSTREAM_EXTRANONCE2: usize = 16;
+
 /// One upstream channel shared by many v1 miners; `T` names a downstream share's miner
 /// (its connection and token) until its verdict.
 #[derive(Debug)]
 pub struct Proxy<T> {
     config: ProxyConfig,
-    /// The upstream prefix and how many bytes of the upstream extranonce the counter takes.
-    split: Option<(Vec<u8>, usize)>,
+    /// How the upstream extranonce is split: its prefix, the counter's bytes, and the zero
+    /// bytes after each miner's extranonce2 when the upstream gives more than a miner rolls.
+    split: Option<Split>,
     /// The downstream settings, until the first job tells the upstream difficulty.
     waiting: Option<Downstream>,
     jobs: VecDeque<MinerJob>,
@@ -210,6 +225,11 @@ impl<T> Proxy<T> {
     /// The counters so far.
     pub fn stats(&self) -> ProxyStats {
         self.stats
+    }
+
+    /// The difficulty of the newest upstream job (0 before the first).
+    pub fn upstream_difficulty(&self) -> f64 {
+        self.jobs.back().map_or(0.0, |j| j.difficulty)
     }
 
     /// The smallest upstream extranonce the proxy can split: ask the upstream for at least
@@ -267,7 +287,7 @@ impl<T> Proxy<T> {
                         ShareVerdict::Accepted
                     } else {
                         self.stats.upstream_refused += 1;
-                        upstream_refusal(error.map(|e| e.message).unwrap_or_default())
+                        upstream_refusal(error)
                     };
                     self.events.push_back(ProxyEvent::Verdict { tag, verdict });
                 }
@@ -298,29 +318,37 @@ impl<T> Proxy<T> {
                 prefix.len()
             ));
         }
+        let pad = (size - counter).saturating_sub(MAX_DOWNSTREAM_EXTRANONCE2);
         let allocator = match ExtranonceAllocator::new(&prefix, counter) {
             Ok(allocator) => allocator,
             Err(e) => return self.close(format!("cannot split the upstream extranonce: {e}")),
         };
-        self.split = Some((prefix, counter));
+        self.split = Some(Split {
+            prefix,
+            counter,
+            pad,
+        });
         self.jobs.clear();
         self.waiting = Some(Downstream {
             allocator,
-            extranonce2_size: size - counter,
+            extranonce2_size: size - counter - pad,
             upstream_difficulty: 1.0,
+            version_mask: 0,
         });
     }
 
     fn job(&mut self, job: MinerJob) {
-        let Some((prefix, _)) = &self.split else {
+        let Some(split) = &self.split else {
             return;
         };
-        if job.extranonce1 != *prefix {
+        let pad = split.pad;
+        if job.extranonce1 != split.prefix {
             return self.close("the upstream job's extranonce prefix is not the channel's".into());
         }
         if let Some(mut downstream) = self.waiting.take() {
             // The first job carries the channel's difficulty.
             downstream.upstream_difficulty = job.difficulty;
+            downstream.version_mask = job.version_mask;
             self.events.push_back(ProxyEvent::Ready(downstream));
         }
         if self.tip != Some(job.notify.prevhash) {
@@ -330,11 +358,20 @@ impl<T> Proxy<T> {
         if job.clean {
             self.jobs.clear();
         }
+        // A pool may send a job id again with new contents: the newest is the one mined.
+        self.jobs.retain(|j| j.notify.job_id != job.notify.job_id);
         while self.jobs.len() >= self.config.max_jobs.max(1) {
             self.jobs.pop_front();
         }
         let mut notify = job.notify.clone();
         notify.clean_jobs = job.clean;
+        if pad > 0 {
+            // The upstream extranonce bytes no miner rolls are zeros at the start of the
+            // second coinbase half.
+            let mut coinb2 = vec![0; pad];
+            coinb2.extend_from_slice(&notify.coinb2);
+            notify.coinb2 = coinb2;
+        }
         self.jobs.push_back(job);
         self.events
             .push_back(ProxyEvent::Job(Arc::new(JobAnnouncement {
@@ -380,7 +417,12 @@ impl<T> Proxy<T> {
         if self.closed {
             return Err(ShareVerdict::PoolError("the upstream pool is gone".into()));
         }
-        let Some((prefix, counter)) = &self.split else {
+        let Some(Split {
+            prefix,
+            counter,
+            pad,
+        }) = &self.split
+        else {
             return Err(ShareVerdict::PoolError("no upstream channel yet".into()));
         };
         let Some(job) = self.jobs.iter().find(|j| j.notify.job_id == share.job_id) else {
@@ -393,17 +435,28 @@ impl<T> Proxy<T> {
                 "extranonce1 is not one this proxy gave out".into(),
             ));
         }
-        if share.extranonce1.len() + share.extranonce2.len() != prefix.len() + job.extranonce2_size
+        if share.extranonce1.len() + share.extranonce2.len() + pad
+            != prefix.len() + job.extranonce2_size
         {
             return Err(ShareVerdict::Invalid(
                 "extranonce2 has the wrong size".into(),
             ));
         }
+        if let Some(bits) = share.version_bits {
+            if bits & !job.version_mask != 0 {
+                // The downstream session offered bits this job does not allow.
+                return Err(ShareVerdict::PoolError(
+                    "the upstream job does not allow these version bits".into(),
+                ));
+            }
+        }
         let mask = job.version_mask & share.version_mask;
+        let mut extranonce2 = share.extranonce2.clone();
+        extranonce2.resize(extranonce2.len() + pad, 0);
         let core_share = Share {
             job_id: JobId::new(share.job_id.clone()),
             extranonce1: share.extranonce1.clone(),
-            extranonce2: share.extranonce2.clone(),
+            extranonce2: extranonce2.clone(),
             ntime: share.ntime,
             nonce: share.nonce,
             version_bits: share.version_bits,
@@ -424,31 +477,40 @@ impl<T> Proxy<T> {
         if achieved < job.difficulty {
             return Ok(None);
         }
-        let mut extranonce2 = share.extranonce1[prefix.len()..].to_vec();
-        extranonce2.extend_from_slice(&share.extranonce2);
+        let mut upstream = share.extranonce1[prefix.len()..].to_vec();
+        upstream.extend_from_slice(&extranonce2);
+        // The bits of the header hashed here, as the upstream rebuilds it from the job.
+        let version_bits = (job.version_mask != 0).then(|| {
+            u32::from_le_bytes([header[0], header[1], header[2], header[3]]) & job.version_mask
+        });
         Ok(Some(MinerShare {
             job_id: share.job_id.clone(),
-            extranonce2,
+            extranonce2: upstream,
             ntime: share.ntime,
             nonce: share.nonce,
-            version_bits: share.version_bits,
+            version_bits,
         }))
     }
 }
 
-/// The downstream verdict for a share the upstream refused. The share met its downstream
-/// difficulty here, so a refusal for difficulty (the upstream target moved after the job)
-/// still counts as valid work downstream.
-fn upstream_refusal(code: String) -> ShareVerdict {
-    let lower = code.to_ascii_lowercase();
-    if lower.contains("stale") || lower.contains("not current") || lower.contains("job-id") {
-        ShareVerdict::Stale
-    } else if lower.contains("difficulty") || lower.contains("low") {
-        ShareVerdict::Accepted
-    } else if lower.starts_with("not sent") || lower.contains("pool-error") {
-        ShareVerdict::PoolError(format!("upstream: {code}"))
-    } else {
-        ShareVerdict::Invalid(format!("upstream: {code}"))
+/// The downstream verdict for a share the upstream refused, read from the error's code (v1)
+/// or its SV2 error code (carried as the message). The share met its downstream difficulty
+/// here, so a refusal for difficulty (the upstream target moved after the job) still counts
+/// as valid work downstream; an upstream that did not answer or could not take the share is
+/// no fault of the miner's.
+fn upstream_refusal(error: Option<StratumError>) -> ShareVerdict {
+    let Some(error) = error else {
+        return ShareVerdict::PoolError("the upstream pool refused it without a reason".into());
+    };
+    let message = error.message.as_str();
+    match (error.code, message) {
+        (_, "stale-share" | "invalid-job-id") | (ErrorCode::JobNotFound, _) => ShareVerdict::Stale,
+        (_, "difficulty-too-low") | (ErrorCode::LowDifficulty, _) => ShareVerdict::Accepted,
+        _ if message.starts_with("not sent: the job is not current") => ShareVerdict::Stale,
+        _ if message.starts_with("not sent") || message.starts_with("no answer") => {
+            ShareVerdict::PoolError(format!("upstream: {message}"))
+        }
+        _ => ShareVerdict::Invalid(format!("upstream: {message}")),
     }
 }
 
@@ -699,18 +761,147 @@ mod tests {
 
     #[test]
     fn upstream_refusals_read_as_downstream_verdicts() {
-        assert_eq!(upstream_refusal("stale-share".into()), ShareVerdict::Stale);
+        let sv2 = |code: &str| Some(StratumError::new(ErrorCode::Other, code));
+        assert_eq!(upstream_refusal(sv2("stale-share")), ShareVerdict::Stale);
+        assert_eq!(upstream_refusal(sv2("invalid-job-id")), ShareVerdict::Stale);
         assert_eq!(
-            upstream_refusal("difficulty-too-low".into()),
+            upstream_refusal(sv2("difficulty-too-low")),
             ShareVerdict::Accepted
         );
         assert!(matches!(
-            upstream_refusal("invalid-share: bad merkle".into()),
+            upstream_refusal(sv2("invalid-version: bits not allowed")),
             ShareVerdict::Invalid(_)
         ));
         assert!(matches!(
-            upstream_refusal("not sent: no channel is open".into()),
+            upstream_refusal(sv2("not sent: no channel is open")),
             ShareVerdict::PoolError(_)
+        ));
+        assert!(matches!(
+            upstream_refusal(sv2("no answer from the pool")),
+            ShareVerdict::PoolError(_)
+        ));
+        assert_eq!(
+            upstream_refusal(sv2("not sent: the job is not current")),
+            ShareVerdict::Stale
+        );
+        let v1 = |code| Some(StratumError::new(code, "whatever the pool says"));
+        assert_eq!(
+            upstream_refusal(v1(ErrorCode::JobNotFound)),
+            ShareVerdict::Stale
+        );
+        assert_eq!(
+            upstream_refusal(v1(ErrorCode::LowDifficulty)),
+            ShareVerdict::Accepted
+        );
+        assert!(matches!(
+            upstream_refusal(v1(ErrorCode::Duplicate)),
+            ShareVerdict::Invalid(_)
+        ));
+        assert!(matches!(upstream_refusal(None), ShareVerdict::PoolError(_)));
+    }
+
+    #[test]
+    fn a_wide_upstream_extranonce_leaves_miners_sixteen_bytes_and_zeros_the_rest() {
+        let mut proxy = Proxy::new(ProxyConfig::default());
+        let mut wide = job("7", 1, 1e-4, true);
+        wide.extranonce2_size = 32;
+        let d = ready(&mut proxy, 32, &wide);
+        assert_eq!(
+            d.extranonce2_size, 16,
+            "8 counter bytes, 16 rolled, 8 zeros"
+        );
+        let en1 = d.allocator.allocate(None).expect("an extranonce1");
+        assert_eq!(en1.as_bytes().len(), 12);
+        proxy.handle_upstream(MinerEvent::NewJob(wide.clone()));
+        let Some(ProxyEvent::Job(announced)) = proxy.poll_event() else {
+            panic!("a job")
+        };
+        assert_eq!(announced.notify.coinb2[..8], [0; 8]);
+        // The miner mines the announced job with its own extranonce.
+        let mine = MinerJob {
+            notify: announced.notify.clone(),
+            extranonce1: en1.as_bytes().to_vec(),
+            extranonce2_size: 16,
+            ..wide.clone()
+        };
+        let en2 = vec![5; 16];
+        let (nonce, header) = (0..)
+            .map(|n| {
+                (
+                    n,
+                    mine.header(&en2, wide.notify.ntime, n, None)
+                        .expect("a header"),
+                )
+            })
+            .find(|(_, h)| DifficultyConvention::Bitcoin.share_difficulty(&sha256d(h)) >= 1e-4)
+            .expect("a share");
+        let submission = ShareSubmission {
+            token: ShareToken(1),
+            worker: "w".into(),
+            job_id: "7".into(),
+            extranonce1: en1.as_bytes().to_vec(),
+            extranonce2: en2,
+            ntime: wide.notify.ntime,
+            nonce,
+            version_bits: None,
+            version_mask: 0x1fff_e000,
+            difficulty: 1e-6,
+        };
+        let mut sent = None;
+        proxy.submit(&submission, 1, |s| {
+            sent = Some(s);
+            1
+        });
+        let sent = sent.expect("forwarded");
+        assert_eq!(sent.extranonce2.len(), 32);
+        let upstream = wide
+            .header(&sent.extranonce2, sent.ntime, sent.nonce, sent.version_bits)
+            .expect("the upstream header");
+        assert_eq!(
+            upstream, header,
+            "the pool rebuilds the header the miner hashed"
+        );
+    }
+
+    #[test]
+    fn a_job_id_sent_again_replaces_the_old_job() {
+        let mut proxy = Proxy::new(ProxyConfig::default());
+        let first = job("7", 1, 1e-4, true);
+        let d = ready(&mut proxy, 4, &first);
+        let en1 = d.allocator.allocate(None).expect("an extranonce1");
+        let en1 = en1.as_bytes().to_vec();
+        let mut again = job("7", 1, 1e-4, false);
+        again.notify.coinb2 = vec![0xcc, 0, 0, 0, 0];
+        proxy.handle_upstream(MinerEvent::NewJob(again.clone()));
+        assert!(matches!(proxy.poll_event(), Some(ProxyEvent::Job(_))));
+        let on_new = share(&again, &en1, 1e-6, 1e-4);
+        proxy.submit(&on_new, 1, |_| panic!("below the upstream target"));
+        assert!(matches!(
+            proxy.poll_event(),
+            Some(ProxyEvent::Verdict {
+                verdict: ShareVerdict::Accepted,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn rolled_bits_the_upstream_job_does_not_allow_are_no_fault_of_the_miner() {
+        let mut proxy = Proxy::new(ProxyConfig::default());
+        let mut fixed = job("7", 1, 1e-4, true);
+        fixed.version_mask = 0;
+        let d = ready(&mut proxy, 4, &fixed);
+        assert_eq!(d.version_mask, 0, "the downstream ports roll nothing");
+        let en1 = d.allocator.allocate(None).expect("an extranonce1");
+        let mut rolled = share(&fixed, en1.as_bytes(), 1e-6, 1e-4);
+        rolled.version_bits = Some(0x0000_2000);
+        proxy.submit(&rolled, 1, |_| panic!("refused"));
+        assert!(matches!(
+            proxy.poll_event(),
+            Some(ProxyEvent::Verdict {
+                verdict: ShareVerdict::PoolError(_),
+                ..
+            })
         ));
     }
 }

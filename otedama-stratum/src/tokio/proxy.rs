@@ -138,7 +138,10 @@ where
         if let Err(e) = drain(&mut proxy, &mut downstream, listen, &config, &status).await {
             break Err(e);
         }
-        status.send_modify(|s| s.stats = proxy.stats());
+        status.send_modify(|s| {
+            s.stats = proxy.stats();
+            s.upstream_difficulty = proxy.upstream_difficulty();
+        });
     };
     if let Some(d) = downstream.take() {
         d.stop().await;
@@ -164,6 +167,8 @@ async fn drain(
                 let mut server_config = config.downstream.clone();
                 let mut pool = (*server_config.pool).clone();
                 pool.extranonce2_size = split.extranonce2_size;
+                // Miners roll no bit the upstream's jobs do not allow.
+                pool.version_rolling_mask &= split.version_mask;
                 let cap = split.upstream_difficulty;
                 if cap.is_finite() && cap > 0.0 {
                     pool.vardiff.max_difficulty = pool.vardiff.max_difficulty.min(cap);
@@ -193,6 +198,7 @@ async fn drain(
                 });
                 status.send_modify(|s| {
                     s.listening = addr;
+                    s.miners = 0;
                     s.extranonce2_size = split.extranonce2_size;
                     s.upstream_difficulty = split.upstream_difficulty;
                 });

@@ -18,28 +18,7 @@ const ADDRESS: &str = "bcrt1qqurswpc8qurswpc8qurswpc8qurswpc8dxm0gk";
 /// `stratum2+tcp://` URL.
 fn sv2_pool(name: &str, blocks: f64) -> (Pool, std::path::PathBuf, String) {
     let db = temp_db(name);
-    let dir = db.parent().expect("dir").to_owned();
-    let config = dir.join("pool.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "mining:\n  algorithm: sha256d\n  threads: 0\npool:\n  database: {db:?}\n  difficulty: 0.001\n  devnet_difficulty: {blocks}\n"
-        ),
-    )
-    .expect("config");
-    let mut pool = Pool::start(&[
-        "--config",
-        config.to_str().expect("utf-8"),
-        "--fixed-difficulty",
-        "--sv2-listen",
-        "127.0.0.1:0",
-    ]);
-    let line = pool.wait_for("stratum2+tcp://", Duration::from_secs(60));
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("stratum2+tcp://"))
-        .expect("the URL")
-        .to_owned();
+    let (pool, url) = support::pool::start_sv2(&db, 0.001, blocks);
     (pool, db, url)
 }
 

@@ -15,7 +15,7 @@ use binary_sv2::{Str0255, B032, U256};
 use common_messages_sv2::{Protocol, SetupConnection};
 use mining_sv2::{OpenExtendedMiningChannel, SubmitSharesExtended};
 use parsers_sv2::{AnyMessage, CommonMessages, Mining};
-use support::pool::{temp_db, Pool};
+use support::pool::temp_db;
 
 /// The reference implementation's codec over a socket, as a miner.
 struct Sv2Miner {
@@ -143,27 +143,8 @@ fn mine(work: &Work, extranonce_prefix: &[u8], counter: u32, target: &[u8; 32]) 
 fn an_sv2_miner_built_on_the_reference_crates_mines_on_the_pool() {
     let db = temp_db("sv2");
     let dir = db.parent().expect("dir").to_owned();
-    let config = dir.join("pool.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "mining:\n  algorithm: sha256d\n  threads: 0\npool:\n  database: {db:?}\n  difficulty: 0.0000001\n  devnet_difficulty: 0.000001\n"
-        ),
-    )
-    .expect("config");
-    let mut pool = Pool::start(&[
-        "--config",
-        config.to_str().expect("utf-8"),
-        "--fixed-difficulty",
-        "--sv2-listen",
-        "127.0.0.1:0",
-    ]);
-    let line = pool.wait_for("stratum2+tcp://", Duration::from_secs(60));
-    let url = line
-        .split("stratum2+tcp://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("the URL");
+    let (pool, url) = support::pool::start_sv2(&db, 0.0000001, 0.000001);
+    let url = url.trim_start_matches("stratum2+tcp://");
     let (address, key) = url.split_once('/').expect("host:port/key");
     let port: u16 = address
         .rsplit(':')

@@ -37,6 +37,33 @@ pub fn message(line: &str) -> &str {
     }
 }
 
+/// A sha256d devnet pool on the database `db` with a Stratum V2 port beside its v1 one,
+/// shares at `difficulty` (fixed) and blocks at `devnet`; its `stratum2+tcp://` URL.
+pub fn start_sv2(db: &std::path::Path, difficulty: f64, devnet: f64) -> (Pool, String) {
+    let config = db.parent().expect("dir").join("pool.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "mining:\n  algorithm: sha256d\n  threads: 0\npool:\n  database: {db:?}\n  difficulty: {difficulty}\n  devnet_difficulty: {devnet}\n"
+        ),
+    )
+    .expect("config");
+    let mut pool = Pool::start(&[
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--fixed-difficulty",
+        "--sv2-listen",
+        "127.0.0.1:0",
+    ]);
+    let line = pool.wait_for("stratum2+tcp://", Duration::from_secs(60));
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("stratum2+tcp://"))
+        .expect("the URL")
+        .to_owned();
+    (pool, url)
+}
+
 /// A running pool process whose stdout log messages arrive on a channel.
 pub struct Pool {
     pub child: Child,

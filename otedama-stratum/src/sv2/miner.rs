@@ -29,8 +29,9 @@ const MAX_POOL_FRAME: usize = 1 << 18;
 /// How long the pool has to answer the handshake, the setup and the channel.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How long a share may wait for its answer.
-const SHARE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a share may wait for its answer: pools acknowledge in batches (the reference
+/// pool every 10 shares, at 6 shares a minute by default), so a minute is too short.
+const SHARE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// How long the pool may stay silent (it sends jobs at least every minute or so).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(600);

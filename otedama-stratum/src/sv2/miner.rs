@@ -86,6 +86,9 @@ struct Job {
 #[derive(Debug, Clone)]
 struct Channel {
     id: u32,
+    /// The group the pool put the channel in (0: none); a target set for the group is the
+    /// channel's.
+    group: u32,
     extranonce_prefix: Vec<u8>,
     extranonce_size: usize,
     difficulty: f64,
@@ -295,7 +298,33 @@ impl Sv2MinerSession {
         self.events.push_back(event);
     }
 
+    /// Whether a message names a channel other than this session's (another channel of the
+    /// connection, or a group's jobs, which a pool sends its extended channels one by one as
+    /// well): those are not this channel's to act on.
+    fn foreign(&self, message: &Message) -> bool {
+        let Some(channel) = &self.channel else {
+            return false;
+        };
+        let id = match message {
+            Message::NewExtendedMiningJob(m) => m.channel_id,
+            Message::SetNewPrevHash(m) => m.channel_id,
+            Message::SetExtranoncePrefix(m) => m.channel_id,
+            Message::SubmitSharesSuccess(m) => m.channel_id,
+            Message::SubmitSharesError(m) => m.channel_id,
+            Message::CloseChannel(m) => m.channel_id,
+            Message::SetTarget(m) => {
+                return m.channel_id != channel.id
+                    && (channel.group == 0 || m.channel_id != channel.group)
+            }
+            _ => return false,
+        };
+        id != channel.id
+    }
+
     fn handle(&mut self, message: Message) {
+        if self.foreign(&message) {
+            return;
+        }
         match message {
             Message::SetupConnectionSuccess(_) => {
                 let open = m::OpenExtendedMiningChannel {
@@ -315,6 +344,7 @@ impl Sv2MinerSession {
             Message::OpenExtendedMiningChannelSuccess(open) => {
                 let channel = Channel {
                     id: open.channel_id,
+                    group: open.group_channel_id,
                     extranonce_prefix: open.extranonce_prefix.clone(),
                     extranonce_size: usize::from(open.extranonce_size),
                     difficulty: self.difficulty_of(&open.target),
@@ -379,11 +409,14 @@ impl Sv2MinerSession {
                 }
             }
             Message::SubmitSharesSuccess(s) => {
-                // Every share up to the last sequence number is accepted.
+                // Every share up to the last sequence number is accepted, as many as the pool
+                // counts: an error for one of them may still be on its way.
+                let mut left = s.new_submits_accepted_count;
                 while let Some(&(seq, share, _)) = self.pending.front() {
-                    if seq.wrapping_sub(s.last_sequence_number) as i32 > 0 {
+                    if left == 0 || seq.wrapping_sub(s.last_sequence_number) as i32 > 0 {
                         break;
                     }
+                    left -= 1;
                     self.pending.pop_front();
                     self.events.push_back(MinerEvent::ShareResult {
                         sequence: share,
@@ -560,5 +593,152 @@ impl MinerProtocol for Sv2MinerSession {
 
     fn is_closed(&self) -> bool {
         self.closed.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sv2::noise::{AuthorityKeypair, Responder};
+
+    /// A miner session past the handshake and with an open channel 5 (group 9), and the
+    /// pool's sealer to speak to it.
+    fn open() -> (Sv2MinerSession, Sealer, Instant) {
+        let now = Instant::now();
+        let authority = AuthorityKeypair::generate().expect("key");
+        let link = PoolLink::new("127.0.0.1").with_authority(authority.public().to_base58());
+        let mut miner = Sv2MinerSession::new(Sv2MinerConfig::default(), &link, now);
+        let act1 = miner.output.pop_front().expect("act one");
+        let (act2, transport) = Responder::new(authority, 3600)
+            .respond(&act1, unix_now())
+            .expect("act two");
+        let (mut sealer, _) = transport.split(1 << 20);
+        miner.handle_bytes(&act2, now);
+        let mut send = |miner: &mut Sv2MinerSession, m: Message| {
+            let bytes = sealer.seal_message(&m).expect("sealed");
+            miner.handle_bytes(&bytes, now);
+        };
+        send(
+            &mut miner,
+            m::SetupConnectionSuccess {
+                used_version: 2,
+                flags: 0,
+            }
+            .into(),
+        );
+        send(
+            &mut miner,
+            m::OpenExtendedMiningChannelSuccess {
+                request_id: 1,
+                channel_id: 5,
+                target: [0xff; 32],
+                extranonce_size: 4,
+                extranonce_prefix: vec![1, 2, 3, 4],
+                group_channel_id: 9,
+            }
+            .into(),
+        );
+        miner.events.clear();
+        (miner, sealer, now)
+    }
+
+    fn job(channel_id: u32, job_id: u32) -> Message {
+        m::NewExtendedMiningJob {
+            channel_id,
+            job_id,
+            min_ntime: None,
+            version: 0x2000_0000,
+            version_rolling_allowed: true,
+            merkle_path: vec![],
+            coinbase_tx_prefix: vec![1, 0, 0, 0],
+            coinbase_tx_suffix: vec![0, 0, 0, 0],
+        }
+        .into()
+    }
+
+    fn prevhash(channel_id: u32, job_id: u32) -> Message {
+        m::SetNewPrevHash {
+            channel_id,
+            job_id,
+            prev_hash: [7; 32],
+            min_ntime: 1_700_000_000,
+            nbits: 0x207f_ffff,
+        }
+        .into()
+    }
+
+    #[test]
+    fn messages_for_another_channel_or_the_group_are_not_this_channels() {
+        let (mut miner, mut sealer, now) = open();
+        for m in [job(9, 1), prevhash(9, 1), job(6, 2), prevhash(6, 2)] {
+            let bytes = sealer.seal_message(&m).expect("sealed");
+            miner.handle_bytes(&bytes, now);
+        }
+        assert!(miner.events.is_empty(), "{:?}", miner.events);
+        for m in [job(5, 3), prevhash(5, 3)] {
+            let bytes = sealer.seal_message(&m).expect("sealed");
+            miner.handle_bytes(&bytes, now);
+        }
+        assert!(matches!(
+            miner.events.pop_front(),
+            Some(MinerEvent::NewJob(j)) if j.notify.job_id == "3"
+        ));
+        // A target set for the group is the channel's; one for another channel is not.
+        let mut hard = [0; 32];
+        hard[25] = 1;
+        let target = |channel_id| m::SetTarget {
+            channel_id,
+            maximum_target: hard,
+        };
+        let bytes = sealer.seal_message(&target(6).into()).expect("sealed");
+        miner.handle_bytes(&bytes, now);
+        assert!(miner.channel.as_ref().is_some_and(|c| c.difficulty < 1.0));
+        let bytes = sealer.seal_message(&target(9).into()).expect("sealed");
+        miner.handle_bytes(&bytes, now);
+        assert!(miner.channel.as_ref().is_some_and(|c| c.difficulty > 1e6));
+    }
+
+    #[test]
+    fn a_success_covers_only_as_many_shares_as_it_counts() {
+        let (mut miner, mut sealer, now) = open();
+        for m in [job(5, 3), prevhash(5, 3)] {
+            let bytes = sealer.seal_message(&m).expect("sealed");
+            miner.handle_bytes(&bytes, now);
+        }
+        miner.events.clear();
+        let share = |nonce| MinerShare {
+            job_id: "3".into(),
+            extranonce2: vec![0; 4],
+            ntime: 1_700_000_000,
+            nonce,
+            version_bits: None,
+        };
+        let first = miner.submit(share(1));
+        let second = miner.submit(share(2));
+        // One accepted up to sequence 2, and an error for the first on its way.
+        let success = m::SubmitSharesSuccess {
+            channel_id: 5,
+            last_sequence_number: 2,
+            new_submits_accepted_count: 1,
+            new_shares_sum: 1,
+        };
+        let bytes = sealer.seal_message(&success.into()).expect("sealed");
+        miner.handle_bytes(&bytes, now);
+        assert!(matches!(
+            miner.events.pop_front(),
+            Some(MinerEvent::ShareResult { sequence, accepted: true, .. }) if sequence == first
+        ));
+        assert!(miner.events.is_empty());
+        let error = m::SubmitSharesError {
+            channel_id: 5,
+            sequence_number: 2,
+            error_code: "stale-share".into(),
+        };
+        let bytes = sealer.seal_message(&error.into()).expect("sealed");
+        miner.handle_bytes(&bytes, now);
+        assert!(matches!(
+            miner.events.pop_front(),
+            Some(MinerEvent::ShareResult { sequence, accepted: false, .. }) if sequence == second
+        ));
     }
 }

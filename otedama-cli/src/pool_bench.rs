@@ -39,6 +39,10 @@ pub(crate) struct PoolBenchArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// What the simulated miners speak: v1 (JSON lines) or sv2 (an extended channel each,
+    /// Noise-encrypted).
+    #[arg(long, default_value = "v1", value_parser = ["v1", "sv2"])]
+    protocol: String,
 }
 
 fn percentile(sorted: &[u64], p: f64) -> f64 {
@@ -149,6 +153,75 @@ async fn client(
     Ok(result)
 }
 
+/// A simulated SV2 miner: one extended channel through `otedama-stratum`'s client, one
+/// share every `1 / rate` seconds, each timed until its answer.
+async fn sv2_client(
+    url: String,
+    index: usize,
+    rate: f64,
+    until: Instant,
+    address: String,
+) -> Result<ClientResult> {
+    use otedama_stratum::client::{ClientConfig, ProtocolClient};
+    use otedama_stratum::sv2::miner::{Sv2MinerConfig, Sv2MinerSession};
+    use otedama_stratum::{MinerConfig, MinerEvent, MinerShare};
+
+    let config = Sv2MinerConfig {
+        miner: MinerConfig {
+            user: format!("{address}.c{index}"),
+            ..MinerConfig::default()
+        },
+        ..Sv2MinerConfig::default()
+    };
+    let mut client = ProtocolClient::<Sv2MinerSession>::connect(&url, ClientConfig::new(config))
+        .await
+        .context("connect")?;
+    let job = loop {
+        if let MinerEvent::NewJob(job) = client.next_event().await? {
+            break job;
+        }
+    };
+    let interval = Duration::from_secs_f64(1.0 / rate.max(0.001));
+    tokio::time::sleep(interval.mul_f64((index % 97) as f64 / 97.0)).await;
+    let mut result = ClientResult {
+        latencies_us: Vec::new(),
+        accepted: 0,
+        rejected: 0,
+    };
+    let mut nonce = 0u32;
+    let mut ticker = tokio::time::interval(interval);
+    while Instant::now() < until {
+        ticker.tick().await;
+        nonce += 1;
+        let sent = Instant::now();
+        let number = client.submit(MinerShare {
+            job_id: job.notify.job_id.clone(),
+            extranonce2: vec![0; job.extranonce2_size],
+            ntime: job.notify.ntime,
+            nonce,
+            version_bits: None,
+        });
+        loop {
+            if let MinerEvent::ShareResult {
+                sequence, accepted, ..
+            } = client.next_event().await?
+            {
+                if sequence == number {
+                    result.latencies_us.push(sent.elapsed().as_micros() as u64);
+                    if accepted {
+                        result.accepted += 1;
+                    } else {
+                        result.rejected += 1;
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    client.close().await;
+    Ok(result)
+}
+
 /// Runs the benchmark.
 pub(crate) fn run(args: &PoolBenchArgs) -> Result<()> {
     if args.connections == 0 || args.connections > 50_000 {
@@ -178,6 +251,11 @@ pub(crate) fn run(args: &PoolBenchArgs) -> Result<()> {
     config.pool.difficulty = Some(1e-12);
     config.pool.devnet_difficulty = Some(1e12);
     config.monitoring.stats_interval = crate::config::Span(Duration::from_secs(3600));
+    let sv2 = args.protocol == "sv2";
+    if sv2 {
+        config.pool.sv2.listen = Some("127.0.0.1:0".parse()?);
+        config.pool.sv2.authority_key_file = Some(dir.join("sv2-authority.key"));
+    }
     config.validate("<bench>")?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -195,7 +273,9 @@ pub(crate) fn run(args: &PoolBenchArgs) -> Result<()> {
                 stop: stop_rx,
             },
         ));
-        let addr = ready_rx.await.context("the pool did not start")?.addr;
+        let started = ready_rx.await.context("the pool did not start")?;
+        let addr = started.addr;
+        let sv2_url = started.sv2.clone();
         let address = otedama_core::bitcoin::bech32::segwit::encode(
             otedama_core::bitcoin::bech32::Hrp::parse_unchecked("bcrt"),
             otedama_core::bitcoin::bech32::segwit::VERSION_0,
@@ -204,13 +284,17 @@ pub(crate) fn run(args: &PoolBenchArgs) -> Result<()> {
         let until = Instant::now() + Duration::from_secs_f64(args.seconds) + Duration::from_secs(5);
         let mut tasks = Vec::with_capacity(args.connections);
         for i in 0..args.connections {
-            tasks.push(tokio::spawn(client(
-                addr.port(),
-                i,
-                args.rate,
-                until,
-                address.clone(),
-            )));
+            tasks.push(match (&sv2_url, sv2) {
+                (Some(url), true) => tokio::spawn(sv2_client(
+                    url.clone(),
+                    i,
+                    args.rate,
+                    until,
+                    address.clone(),
+                )),
+                (None, true) => bail!("the pool serves no Stratum V2 port"),
+                _ => tokio::spawn(client(addr.port(), i, args.rate, until, address.clone())),
+            });
         }
         let mut latencies = Vec::new();
         let (mut accepted, mut rejected, mut failed) = (0u64, 0u64, 0usize);
@@ -240,6 +324,7 @@ pub(crate) fn run(args: &PoolBenchArgs) -> Result<()> {
     let window = args.seconds + 5.0;
     let report = json!({
         "algo": args.algo,
+        "protocol": args.protocol,
         "validations_per_second_one_core": per_core,
         "connections": args.connections,
         "failed_connections": failed,
@@ -258,8 +343,9 @@ pub(crate) fn run(args: &PoolBenchArgs) -> Result<()> {
             args.algo, per_core
         );
         println!(
-            "{} connections ({failed} failed): {accepted} accepted, {rejected} rejected, {:.0} shares/s",
+            "{} {} connections ({failed} failed): {accepted} accepted, {rejected} rejected, {:.0} shares/s",
             args.connections,
+            args.protocol,
             (accepted + rejected) as f64 / window
         );
         println!(

@@ -23,6 +23,8 @@ pub(crate) struct ServeOptions {
 pub(crate) struct Started {
     /// Its main Stratum address.
     pub(crate) addr: std::net::SocketAddr,
+    /// Its Stratum V2 URL (`stratum2+tcp://host:port/<authority key>`), when it serves one.
+    pub(crate) sv2: Option<String>,
     /// Its state, for the API.
     pub(crate) view: otedama_pool::service::PoolView,
     /// Its work source as the API shows it.

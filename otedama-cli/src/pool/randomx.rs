@@ -164,6 +164,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
     if let Some(ready) = ready {
         let _ = ready.send(super::Started {
             addr: local,
+            sv2: None,
             view: service.view(),
             node: "devnet".into(),
             payout: pool_address.clone(),

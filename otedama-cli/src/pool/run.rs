@@ -627,14 +627,17 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
             super::tls::hex(&port.fingerprint)
         );
     }
+    let mut sv2_url = None;
     if let Some((_, _, public, file)) = &sv2 {
         // The Stratum V2 port is the last one bound.
         if let Some(local) = service.local_addrs().last() {
+            let url = format!("stratum2+tcp://{local}/{public}");
             tracing::info!(
-                "otedama pool: {} on stratum2+tcp://{local}/{public} (authority key {})",
+                "otedama pool: {} on {url} (authority key {})",
                 settings.algo,
                 file.display()
             );
+            sv2_url = Some(url);
         }
     }
     let payments = &config.pool.payments;
@@ -675,6 +678,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
     if let Some(ready) = ready {
         let _ = ready.send(super::Started {
             addr: local,
+            sv2: sv2_url,
             view: service.view(),
             node,
             payout: pool_address.clone(),

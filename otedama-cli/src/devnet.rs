@@ -34,6 +34,10 @@ pub(crate) struct DevnetArgs {
     /// when absent.
     #[arg(long)]
     difficulty: Option<f64>,
+    /// Also serve Stratum V2 template distribution here (a template provider for pools that
+    /// build their own jobs); its authority key is made for the run and printed.
+    #[arg(long)]
+    sv2_tp_listen: Option<SocketAddr>,
     /// Stop after this many seconds (for scripts and tests).
     #[arg(long)]
     seconds: Option<f64>,
@@ -60,6 +64,28 @@ pub(crate) fn run(args: &DevnetArgs) -> Result<()> {
             settings.algo,
             difficulty.as_f64()
         );
+        let (stopping, stopped) = tokio::sync::watch::channel(false);
+        let provider = match args.sv2_tp_listen {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr}"))?;
+                let authority = otedama_stratum::sv2::noise::AuthorityKeypair::generate()
+                    .context("cannot make an authority key")?;
+                tracing::info!(
+                    "devnet: Stratum V2 template distribution on {} (authority key {})",
+                    listener.local_addr()?,
+                    authority.public().to_base58()
+                );
+                Some(tokio::spawn(crate::template_provider::serve(
+                    devnet.clone(),
+                    listener,
+                    authority,
+                    stopped,
+                )))
+            }
+            None => None,
+        };
         let app = Router::new()
             .route("/", post(rpc))
             .with_state(devnet.clone());
@@ -74,6 +100,10 @@ pub(crate) fn run(args: &DevnetArgs) -> Result<()> {
             .with_graceful_shutdown(stop)
             .await
             .context("devnet server")?;
+        stopping.send_replace(true);
+        if let Some(provider) = provider {
+            provider.await.ok();
+        }
         tracing::info!("devnet stopped at height {}", devnet.height());
         Ok(())
     })

@@ -17,6 +17,7 @@ mod serve;
 mod signals;
 mod soak;
 mod status;
+mod template_provider;
 mod token;
 
 use std::process::ExitCode;

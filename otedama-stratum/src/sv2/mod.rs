@@ -44,4 +44,6 @@ pub mod miner;
 pub mod noise;
 #[cfg(feature = "noise")]
 pub mod pool;
+#[cfg(feature = "noise")]
+pub mod template;
 pub mod types;

@@ -298,9 +298,9 @@ impl Sv2MinerSession {
         self.events.push_back(event);
     }
 
-    /// Whether a message names a channel other than this session's (another channel of the
-    /// connection, or a group's jobs, which a pool sends its extended channels one by one as
-    /// well): those are not this channel's to act on.
+    /// Whether a message names a channel other than this session's: another channel of the
+    /// connection. What a pool sends the channel's group (the reference pool groups extended
+    /// channels, and sends their jobs to the group) is the channel's.
     fn foreign(&self, message: &Message) -> bool {
         let Some(channel) = &self.channel else {
             return false;
@@ -312,13 +312,10 @@ impl Sv2MinerSession {
             Message::SubmitSharesSuccess(m) => m.channel_id,
             Message::SubmitSharesError(m) => m.channel_id,
             Message::CloseChannel(m) => m.channel_id,
-            Message::SetTarget(m) => {
-                return m.channel_id != channel.id
-                    && (channel.group == 0 || m.channel_id != channel.group)
-            }
+            Message::SetTarget(m) => m.channel_id,
             _ => return false,
         };
-        id != channel.id
+        id != channel.id && (channel.group == 0 || id != channel.group)
     }
 
     fn handle(&mut self, message: Message) {
@@ -668,9 +665,9 @@ mod tests {
     }
 
     #[test]
-    fn messages_for_another_channel_or_the_group_are_not_this_channels() {
+    fn messages_for_another_channel_are_not_this_channels_but_its_groups_are() {
         let (mut miner, mut sealer, now) = open();
-        for m in [job(9, 1), prevhash(9, 1), job(6, 2), prevhash(6, 2)] {
+        for m in [job(6, 2), prevhash(6, 2)] {
             let bytes = sealer.seal_message(&m).expect("sealed");
             miner.handle_bytes(&bytes, now);
         }
@@ -683,7 +680,16 @@ mod tests {
             miner.events.pop_front(),
             Some(MinerEvent::NewJob(j)) if j.notify.job_id == "3"
         ));
-        // A target set for the group is the channel's; one for another channel is not.
+        // The next block's job, sent to the group.
+        for m in [job(9, 4), prevhash(9, 4)] {
+            let bytes = sealer.seal_message(&m).expect("sealed");
+            miner.handle_bytes(&bytes, now);
+        }
+        assert!(matches!(
+            miner.events.pop_front(),
+            Some(MinerEvent::NewJob(j)) if j.notify.job_id == "4" && j.clean
+        ));
+        // A target for another channel is not this one's; the group's is.
         let mut hard = [0; 32];
         hard[25] = 1;
         let target = |channel_id| m::SetTarget {

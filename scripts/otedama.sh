@@ -21,6 +21,9 @@ install_missing() {
         command -v chromium >/dev/null 2>&1 || missing+=(chromium)
         command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
         command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+        # The reference pool (pool_sv2, built for the interop test) compiles Cap'n Proto schemas.
+        command -v capnp >/dev/null 2>&1 || missing+=(capnproto)
+        [ -f /usr/include/capnp/c++.capnp ] || missing+=(libcapnp-dev)
     fi
     if [ "${1:-}" = test ] && ! python3 -m kubernetes_validate --version >/dev/null 2>&1; then
         echo "installing kubernetes-validate (PyPI)" >&2
@@ -36,20 +39,22 @@ install_missing() {
     DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y "${missing[@]}"
 }
 
-# The reference Stratum V2 translator (crates.io), the independent peer of the interop test
-# in otedama-cli/tests/proxy_e2e.rs; built once (about 4 minutes) into a cache.
-translator_sv2() {
-    if [ -n "${OTEDAMA_TRANSLATOR_SV2:-}" ] && [ -x "$OTEDAMA_TRANSLATOR_SV2" ]; then
-        echo "$OTEDAMA_TRANSLATOR_SV2"
+# The reference Stratum V2 roles from crates.io, independent peers of the interop tests in
+# otedama-cli/tests/proxy_e2e.rs: the translator and the pool. Each is built once (about 4
+# minutes) into a cache; $1 is the crate, $2 its version, $3 the variable that may name a
+# binary already built.
+reference_role() {
+    local given="${!3:-}"
+    if [ -n "$given" ] && [ -x "$given" ]; then
+        echo "$given"
         return
     fi
-    local root="${XDG_CACHE_HOME:-$HOME/.cache}/otedama/translator_sv2-0.6.0"
-    if [ ! -x "$root/bin/translator_sv2" ]; then
-        echo "building the reference translator_sv2 0.6.0 into $root" >&2
-        cargo install translator_sv2 --version 0.6.0 --locked --no-default-features \
-            --root "$root" >&2
+    local root="${XDG_CACHE_HOME:-$HOME/.cache}/otedama/$1-$2"
+    if [ ! -x "$root/bin/$1" ]; then
+        echo "building the reference $1 $2 into $root" >&2
+        cargo install "$1" --version "$2" --locked --no-default-features --root "$root" >&2
     fi
-    echo "$root/bin/translator_sv2"
+    echo "$root/bin/$1"
 }
 
 threads() {
@@ -75,7 +80,8 @@ case "${1:-}" in
     test)
         install_missing test
         cargo test --workspace --all-features
-        OTEDAMA_TRANSLATOR_SV2="$(translator_sv2)" \
+        OTEDAMA_TRANSLATOR_SV2="$(reference_role translator_sv2 0.6.0 OTEDAMA_TRANSLATOR_SV2)" \
+        OTEDAMA_POOL_SV2="$(reference_role pool_sv2 0.7.0 OTEDAMA_POOL_SV2)" \
             cargo test -p otedama-cli --all-features --test proxy_e2e -- --ignored
         # An embedder who takes the engine alone gets no runtime, database or HTTP client.
         if cargo tree -p otedama-pool --no-default-features -e normal --prefix none \

@@ -310,3 +310,106 @@ fn pool_ports_serve_v1_and_sv2_miners_into_one_share_log() {
     assert_eq!(logged(&db, |w| w == "v1").0, 3);
     assert_eq!(logged(&db, |w| w == "v2").0, 3);
 }
+
+#[test]
+#[ignore = "needs the reference pool: set OTEDAMA_POOL_SV2 to its binary (scripts/otedama.sh test builds it and runs this test)"]
+fn our_sv2_miner_mines_on_the_reference_pool_fed_by_our_template_provider() {
+    let reference = std::env::var("OTEDAMA_POOL_SV2").expect(
+        "OTEDAMA_POOL_SV2 names the pool_sv2 binary (cargo install pool_sv2 --version 0.7.0 --locked --no-default-features)",
+    );
+    let dir = temp_db("pool-sv2").parent().expect("dir").to_owned();
+
+    // The devnet, serving template distribution: a block about every four shares.
+    let devnet = Command::new("sh")
+        .args([
+            "-c",
+            "exec \"$0\" \"$@\" 2>&1",
+            bin(),
+            "devnet",
+            "--listen",
+            "127.0.0.1:0",
+            "--difficulty",
+            "0.001",
+            "--sv2-tp-listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the devnet starts");
+    let mut devnet = Pool::attach(devnet);
+    let line = devnet.wait_for("template distribution on", Duration::from_secs(60));
+    let provider = line
+        .split("template distribution on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the provider's address")
+        .to_owned();
+    let provider_key = line
+        .split("authority key ")
+        .nth(1)
+        .map(|rest| rest.trim_end_matches(')'))
+        .expect("the provider's key")
+        .to_owned();
+
+    // The reference pool, checking our provider's certificate against its key.
+    let authority = otedama_stratum::sv2::noise::AuthorityKeypair::generate().expect("key");
+    let port = free_port();
+    let config = dir.join("pool_sv2.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"listen_address = "127.0.0.1:{port}"
+authority_public_key = "{public}"
+authority_secret_key = "{secret}"
+cert_validity_sec = 3600
+coinbase_reward_script = "addr({ADDRESS})"
+pool_signature = "otedama-interop"
+shares_per_minute = 60.0
+share_batch_size = 1
+
+[template_provider_type.Sv2Tp]
+address = "{provider}"
+public_key = "{provider_key}"
+"#,
+            public = authority.public().to_base58(),
+            secret = authority.secret_base58(),
+        ),
+    )
+    .expect("pool_sv2 config");
+    let pool = Command::new(&reference)
+        .args(["-c", config.to_str().expect("utf-8")])
+        .current_dir(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("pool_sv2 starts");
+    let mut pool = Pool::attach(pool);
+    pool.wait_for("ready to accept connections", Duration::from_secs(60));
+
+    // Our SV2 miner on it.
+    let url = format!(
+        "stratum2+tcp://127.0.0.1:{port}/{}",
+        authority.public().to_base58()
+    );
+    mine(&url, &format!("{ADDRESS}.ours"), 60);
+
+    // The blocks the reference pool built on our templates, accepted by the devnet.
+    let block = devnet.wait_for("[devnet tp] BLOCK height", Duration::from_secs(30));
+    assert!(block.ends_with("accepted"), "{block}");
+    pool.seen.extend(pool.lines.try_iter());
+    assert!(
+        pool.seen.iter().any(|l| l.contains("Block Found")),
+        "the reference pool saw a block: {:#?}",
+        pool.seen
+    );
+    drop(pool);
+    let _ = Command::new("kill")
+        .args(["-TERM", &devnet.child.id().to_string()])
+        .status();
+    devnet.wait_exit(Duration::from_secs(30));
+    let stopped = devnet.wait_for("devnet stopped at height", Duration::from_secs(5));
+    assert!(
+        number_after(&stopped, "at height") >= 1,
+        "the devnet's chain grew: {stopped}"
+    );
+}

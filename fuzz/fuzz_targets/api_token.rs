@@ -20,7 +20,10 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     if let Ok(expires) = auth.verify(&text, now) {
         // Only a token the secret issued: its own expiry, re-issued, gives the same text.
-        let secs = expires.duration_since(UNIX_EPOCH).expect("after the epoch").as_secs();
+        let secs = expires
+            .duration_since(UNIX_EPOCH)
+            .expect("after the epoch")
+            .as_secs();
         let reissued = auth.issue(UNIX_EPOCH, Duration::from_secs(secs));
         assert_eq!(reissued, text.trim());
     }
@@ -39,6 +42,9 @@ fuzz_target!(|data: &[u8]| {
         let mut bytes = token.into_bytes();
         bytes[position] = if bytes[position] == b'0' { b'1' } else { b'0' };
         let forged = String::from_utf8(bytes).expect("ascii");
-        assert_eq!(auth.verify(&forged, issued_at), Err(TokenError::BadSignature));
+        assert_eq!(
+            auth.verify(&forged, issued_at),
+            Err(TokenError::BadSignature)
+        );
     }
 });

@@ -40,8 +40,14 @@ fuzz_target!(|data: &[u8]| {
     let mut i = Handshake::new(Role::Initiator, &chain, other, 1).expect("builds");
     let r = Handshake::new(Role::Responder, &chain, key, 1).expect("builds");
     let m1 = i.start().expect("starts").expect("initiator speaks first");
-    let Ok((Some(r), Step::Send(m2))) = r.on_frame(&m1) else { panic!("honest step 1") };
-    let Ok((_, Step::Done(Some(m3), _))) = i.on_frame(&m2) else { panic!("honest step 2") };
-    let Ok((_, Step::Done(None, mut channel))) = r.on_frame(&m3) else { panic!("honest step 3") };
+    let Ok((Some(r), Step::Send(m2))) = r.on_frame(&m1) else {
+        panic!("honest step 1")
+    };
+    let Ok((_, Step::Done(Some(m3), _))) = i.on_frame(&m2) else {
+        panic!("honest step 2")
+    };
+    let Ok((_, Step::Done(None, mut channel))) = r.on_frame(&m3) else {
+        panic!("honest step 3")
+    };
     assert!(channel.open_frame(data).is_err() || data.len() < 16);
 });

@@ -16,8 +16,7 @@ use libfuzzer_sys::fuzz_target;
 use otedama_core::Target;
 use otedama_hash::Algorithm;
 use otedama_p2p::{
-    ChainParams, Message, Node, NodeEvent, PeerLimits, PowPolicy, ShareId, Sharechain,
-    MAX_MESSAGE,
+    ChainParams, Message, Node, NodeEvent, PeerLimits, PowPolicy, ShareId, Sharechain, MAX_MESSAGE,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -61,7 +60,11 @@ fuzz_target!(|data: &[u8]| {
         while let Some((to, msg)) = node.poll_transmit() {
             let bytes = msg.encode();
             assert!(bytes.len() <= MAX_MESSAGE, "a message over the cap");
-            assert_eq!(Message::decode(&bytes).as_ref(), Ok(&msg), "a message that does not decode back");
+            assert_eq!(
+                Message::decode(&bytes).as_ref(),
+                Ok(&msg),
+                "a message that does not decode back"
+            );
             if let Message::Peers(told) = &msg {
                 assert!(told.len() <= 32, "{to} told {} addresses", told.len());
             }

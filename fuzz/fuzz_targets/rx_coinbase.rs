@@ -12,11 +12,12 @@ use otedama_core::rx::{RxBlob, RxCoinbase, RxPayees};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(coinbase) = RxCoinbase::parse(data) {
-        assert_eq!(RxCoinbase::parse(&coinbase.to_bytes()).as_ref(), Ok(&coinbase));
+        assert_eq!(
+            RxCoinbase::parse(&coinbase.to_bytes()).as_ref(),
+            Ok(&coinbase)
+        );
         if let RxPayees::Outputs { outputs, .. } = &coinbase.payees {
-            let sum = outputs
-                .iter()
-                .try_fold(0u64, |s, (_, v)| s.checked_add(*v));
+            let sum = outputs.iter().try_fold(0u64, |s, (_, v)| s.checked_add(*v));
             assert_eq!(coinbase.payees.total(), sum);
         }
     }

@@ -82,6 +82,10 @@ fn check(header: &Header, payload: &[u8]) {
         let cut = Message::decode(header, &own[..short])
             .ok()
             .and_then(|(m, _)| m.to_payload().ok());
-        assert_ne!(cut, Some(own), "a payload cut short reads as the whole message");
+        assert_ne!(
+            cut,
+            Some(own),
+            "a payload cut short reads as the whole message"
+        );
     }
 }

@@ -451,3 +451,80 @@ fn a_connection_mines_for_one_payout_address() {
         Some(SessionEvent::Authorize { .. })
     ));
 }
+
+#[test]
+fn a_new_extranonce_prefix_applies_from_the_next_job_and_a_reconnect_reaches_the_miner() {
+    let now = Instant::now();
+    let authority = AuthorityKeypair::generate().expect("key");
+    let public = authority.public();
+    let allocator = ExtranonceAllocator::new(&[], 4).expect("allocator");
+    let mut pool = Sv2PoolSession::new(pool_config(authority), allocator, now).expect("session");
+    let link = PoolLink::new("127.0.0.1").with_authority(public.to_base58());
+    let config = Sv2MinerConfig {
+        miner: MinerConfig {
+            user: "addr.rig".into(),
+            ..MinerConfig::default()
+        },
+        ..Sv2MinerConfig::default()
+    };
+    let mut miner = Sv2MinerSession::new(config, &link, now);
+    pump(&mut pool, &mut miner, now);
+    let Some(SessionEvent::Authorize { token, .. }) = pool.poll_event() else {
+        panic!("the channel asks for authorization")
+    };
+    pool.authorize_result(token, Ok(()));
+    pool.send_job(&job("a1", 1, 100), now);
+    pump(&mut pool, &mut miner, now);
+    let mut old = None;
+    while let Some(event) = miner.poll_event() {
+        if let MinerEvent::NewJob(j) = event {
+            old = Some(j);
+        }
+    }
+    let old = old.expect("a job");
+
+    assert!(!pool.renew_extranonce(99, now), "no such channel");
+    assert!(pool.renew_extranonce(1, now));
+    pump(&mut pool, &mut miner, now);
+    let mut changed = None;
+    let mut fresh = None;
+    while let Some(event) = miner.poll_event() {
+        match event {
+            MinerEvent::ExtranonceChanged { extranonce1, .. } => changed = Some(extranonce1),
+            MinerEvent::NewJob(j) => fresh = Some(j),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let changed = changed.expect("SetExtranoncePrefix reached the miner");
+    assert_ne!(changed, old.extranonce1);
+    let fresh = fresh.expect("the job again, with the new prefix");
+    assert_eq!(fresh.extranonce1, changed);
+    assert!(!fresh.clean, "the same block");
+
+    // A share on the old job keeps its prefix; one on the new job has the new one.
+    for (j, nonce) in [(&old, 1), (&fresh, 2)] {
+        miner.submit(j.share(&[1, 2, 3, 4], j.notify.ntime, nonce, None));
+        pump(&mut pool, &mut miner, now);
+        let Some(SessionEvent::Share(s)) = pool.poll_event() else {
+            panic!("a share for the caller")
+        };
+        assert_eq!(s.extranonce1, j.extranonce1, "job {}", j.notify.job_id);
+        pool.share_result(s.token, ShareVerdict::Accepted);
+        pump(&mut pool, &mut miner, now);
+    }
+
+    pool.reconnect(otedama_stratum::Reconnect {
+        host: Some("pool2.example".into()),
+        port: Some(3336),
+        wait_secs: None,
+    });
+    pump(&mut pool, &mut miner, now);
+    let reconnect = std::iter::from_fn(|| miner.poll_event())
+        .find_map(|e| match e {
+            MinerEvent::Reconnect(r) => Some(r),
+            _ => None,
+        })
+        .expect("the miner is told to reconnect");
+    assert_eq!(reconnect.host.as_deref(), Some("pool2.example"));
+    assert_eq!(reconnect.port, Some(3336));
+}

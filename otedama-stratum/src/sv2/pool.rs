@@ -37,6 +37,7 @@ use crate::session::{
     AuthorizeToken, CloseReason, PoolProtocol, SeenShares, SessionEvent, ShareToken, ShareVerdict,
 };
 use crate::v1::extranonce::Extranonce1;
+use crate::v1::message::Reconnect;
 use crate::v1::pool::{JobAnnouncement, PoolConfig, ShareSubmission};
 use crate::{ExtranonceAllocator, Vardiff};
 
@@ -95,6 +96,9 @@ struct ChannelJob {
     version: u32,
     ntime: u32,
     difficulty: f64,
+    /// The extranonce1 the job was sent with: a `SetExtranoncePrefix` applies to the jobs
+    /// after it, and the old value stays taken while a job of it lives.
+    extranonce1: Arc<Extranonce1>,
 }
 
 /// A standard or extended channel.
@@ -103,7 +107,7 @@ struct Channel {
     worker: String,
     /// `None` for an extended channel; the extranonce2 the pool fills in for a standard one.
     standard: Option<Vec<u8>>,
-    extranonce1: Extranonce1,
+    extranonce1: Arc<Extranonce1>,
     difficulty: f64,
     /// The easiest target the miner asked for, as a difficulty floor.
     floor: f64,
@@ -554,7 +558,7 @@ impl Sv2PoolSession {
             Channel {
                 worker: pending.worker,
                 standard,
-                extranonce1,
+                extranonce1: Arc::new(extranonce1),
                 difficulty,
                 floor: pending.floor,
                 vardiff: Vardiff::new(pool.vardiff.clone(), now),
@@ -673,7 +677,7 @@ impl Sv2PoolSession {
             token: ShareToken(0),
             worker: channel.worker.clone(),
             job_id: job.v1_id,
-            extranonce1: channel.extranonce1.as_bytes().to_vec(),
+            extranonce1: job.extranonce1.as_bytes().to_vec(),
             extranonce2,
             ntime,
             nonce,
@@ -799,6 +803,7 @@ impl Sv2PoolSession {
             version: notify.version,
             ntime: notify.ntime,
             difficulty: channel.difficulty,
+            extranonce1: Arc::clone(&channel.extranonce1),
         });
         while channel.jobs.len() > pool.max_jobs.max(1) {
             channel.jobs.pop_front();
@@ -867,6 +872,54 @@ impl Sv2PoolSession {
     /// The next decision needed from the caller.
     pub fn poll_event(&mut self) -> Option<SessionEvent<ShareSubmission>> {
         self.events.pop_front()
+    }
+
+    /// Tells the miner to reconnect elsewhere (`host` and `port` left out: here again), as
+    /// `client.reconnect` does in v1; SV2 has no wait. The miner closes the connection.
+    pub fn reconnect(&mut self, reconnect: Reconnect) {
+        self.send(
+            m::Reconnect {
+                new_host: reconnect
+                    .host
+                    .unwrap_or_default()
+                    .chars()
+                    .take(255)
+                    .collect(),
+                new_port: reconnect.port.unwrap_or(0),
+            }
+            .into(),
+        );
+    }
+
+    /// Gives extended channel `channel_id` a new extranonce prefix from the pool's
+    /// allocator (`SetExtranoncePrefix`), for the jobs from the next one on: the channel's
+    /// current job goes out again with it. Shares on the jobs before keep their old prefix.
+    /// `false` when there is no such extended channel or the allocator has no value free.
+    pub fn renew_extranonce(&mut self, channel_id: u32, now: Instant) -> bool {
+        let Some(channel) = self.channels.get(&channel_id) else {
+            return false;
+        };
+        if channel.standard.is_some() {
+            return false;
+        }
+        let Some(fresh) = self.allocator.allocate(None) else {
+            return false;
+        };
+        let prefix = fresh.as_bytes().to_vec();
+        if let Some(channel) = self.channels.get_mut(&channel_id) {
+            channel.extranonce1 = Arc::new(fresh);
+        }
+        self.send(
+            m::SetExtranoncePrefix {
+                channel_id,
+                extranonce_prefix: prefix,
+            }
+            .into(),
+        );
+        if let Some(job) = self.last_job.clone() {
+            self.send_channel_job(channel_id, &job, now);
+        }
+        true
     }
 
     /// The channels open now.

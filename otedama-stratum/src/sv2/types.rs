@@ -512,4 +512,72 @@ mod tests {
         ));
         assert!(U24::write(&0x0100_0000, &mut w, "length").is_err());
     }
+
+    /// Writes `value` as `K`, reads it back from exactly those bytes, and checks that no
+    /// shorter prefix of them reads.
+    fn round_trip<T: PartialEq + std::fmt::Debug, K: Kind<T>>(value: &T) -> Vec<u8> {
+        let mut w = Writer::new();
+        K::write(value, &mut w, "field").expect("fits");
+        let bytes = w.into_bytes();
+        let mut r = Reader::new(&bytes);
+        assert_eq!(&K::read(&mut r).expect("reads"), value, "{}", K::NAME);
+        assert!(r.rest().is_empty(), "{} reads all it wrote", K::NAME);
+        for cut in 0..bytes.len() {
+            assert!(
+                K::read(&mut Reader::new(&bytes[..cut])).is_err(),
+                "{} read from {cut} of {} bytes",
+                K::NAME,
+                bytes.len()
+            );
+        }
+        bytes
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_type_round_trips_and_refuses_a_cut(
+            a in proptest::num::u8::ANY,
+            b in proptest::num::u16::ANY,
+            c in 0u32..0x0100_0000,
+            d in proptest::num::u32::ANY,
+            e in proptest::num::u64::ANY,
+            f in proptest::num::f32::ANY,
+            flag in proptest::bool::ANY,
+            hash in proptest::array::uniform32(proptest::num::u8::ANY),
+            short in proptest::collection::vec(proptest::num::u8::ANY, 0..=32),
+            medium in proptest::collection::vec(proptest::num::u8::ANY, 0..=255),
+            long in proptest::collection::vec(proptest::num::u8::ANY, 0..2000),
+            text in "[a-zA-Z0-9 ./:_-]{0,255}",
+            hashes in proptest::collection::vec(proptest::array::uniform32(proptest::num::u8::ANY), 0..8),
+            numbers in proptest::collection::vec(proptest::num::u32::ANY, 0..300),
+            maybe in proptest::option::of(proptest::num::u32::ANY),
+        ) {
+            round_trip::<u8, U8>(&a);
+            proptest::prop_assert_eq!(round_trip::<u16, U16>(&b), b.to_le_bytes().to_vec());
+            proptest::prop_assert_eq!(round_trip::<u32, U24>(&c), c.to_le_bytes()[..3].to_vec());
+            proptest::prop_assert_eq!(round_trip::<u32, U32>(&d), d.to_le_bytes().to_vec());
+            proptest::prop_assert_eq!(round_trip::<u64, U64>(&e), e.to_le_bytes().to_vec());
+            // A NaN equals nothing: F32 is checked by its bits.
+            let mut w = Writer::new();
+            F32::write(&f, &mut w, "field").expect("fits");
+            let bytes = w.into_bytes();
+            proptest::prop_assert_eq!(
+                F32::read(&mut Reader::new(&bytes)).expect("reads").to_bits(),
+                f.to_bits()
+            );
+            proptest::prop_assert_eq!(round_trip::<bool, Bool>(&flag), vec![u8::from(flag)]);
+            round_trip::<[u8; 32], U256>(&hash);
+            proptest::prop_assert_eq!(round_trip::<Vec<u8>, B032>(&short).len(), 1 + short.len());
+            proptest::prop_assert_eq!(round_trip::<Vec<u8>, B0255>(&medium).len(), 1 + medium.len());
+            proptest::prop_assert_eq!(round_trip::<Vec<u8>, B064K>(&long).len(), 2 + long.len());
+            proptest::prop_assert_eq!(round_trip::<Vec<u8>, B016M>(&long).len(), 3 + long.len());
+            round_trip::<String, Str0255>(&text.to_owned());
+            round_trip::<Vec<[u8; 32]>, Seq0255<U256>>(&hashes);
+            proptest::prop_assert_eq!(
+                round_trip::<Vec<u32>, Seq064K<U32>>(&numbers).len(),
+                2 + 4 * numbers.len()
+            );
+            round_trip::<Option<u32>, Opt<U32>>(&maybe);
+        }
+    }
 }

@@ -66,6 +66,13 @@ pub(crate) fn run(args: &DevnetArgs) -> Result<()> {
         );
         let (stopping, stopped) = tokio::sync::watch::channel(false);
         let provider = match args.sv2_tp_listen {
+            // Stratum V2 pools solve SHA-256d headers.
+            Some(_) if settings.algo != otedama_hash::Algorithm::Sha256d => {
+                anyhow::bail!(
+                    "--sv2-tp-listen serves sha256d templates, not {}",
+                    settings.algo
+                )
+            }
             Some(addr) => {
                 let listener = tokio::net::TcpListener::bind(addr)
                     .await
@@ -96,14 +103,16 @@ pub(crate) fn run(args: &DevnetArgs) -> Result<()> {
                 None => crate::signals::wait_for_shutdown().await,
             }
         };
-        axum::serve(listener, app)
+        let served = axum::serve(listener, app)
             .with_graceful_shutdown(stop)
             .await
-            .context("devnet server")?;
+            .context("devnet server");
+        // The template provider and the thread following the devnet stop either way.
         stopping.send_replace(true);
         if let Some(provider) = provider {
             provider.await.ok();
         }
+        served?;
         tracing::info!("devnet stopped at height {}", devnet.height());
         Ok(())
     })

@@ -140,7 +140,8 @@ pub(crate) async fn serve(
                     Err(e) => tracing::error!("[devnet tp] cannot offer the template: {e:#}"),
                 }
                 loop {
-                    if *stop.borrow() {
+                    // Stopped, or nothing left to read the offers.
+                    if *stop.borrow() || offers.is_closed() {
                         return;
                     }
                     match devnet.wait_for_change(&template.id, Duration::from_secs(1)) {
@@ -219,6 +220,10 @@ async fn connection(
                             .cloned()
                     });
                     let Some(offered) = offered else {
+                        tracing::warn!(
+                            "[devnet tp] a solution on template {}, no longer kept: not submitted",
+                            solution.template_id
+                        );
                         continue;
                     };
                     let mut devnet = devnet.clone();

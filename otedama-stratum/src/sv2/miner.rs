@@ -299,23 +299,24 @@ impl Sv2MinerSession {
     }
 
     /// Whether a message names a channel other than this session's: another channel of the
-    /// connection. What a pool sends the channel's group (the reference pool groups extended
-    /// channels, and sends their jobs to the group) is the channel's.
+    /// connection. A group's jobs, new blocks and targets are the channel's (the reference
+    /// pool groups extended channels and sends a new block's job to the group); what else is
+    /// sent to the group is not (a prefix, for one, is never a group's).
     fn foreign(&self, message: &Message) -> bool {
         let Some(channel) = &self.channel else {
             return false;
         };
-        let id = match message {
-            Message::NewExtendedMiningJob(m) => m.channel_id,
-            Message::SetNewPrevHash(m) => m.channel_id,
-            Message::SetExtranoncePrefix(m) => m.channel_id,
-            Message::SubmitSharesSuccess(m) => m.channel_id,
-            Message::SubmitSharesError(m) => m.channel_id,
-            Message::CloseChannel(m) => m.channel_id,
-            Message::SetTarget(m) => m.channel_id,
+        let (id, group_wide) = match message {
+            Message::NewExtendedMiningJob(m) => (m.channel_id, true),
+            Message::SetNewPrevHash(m) => (m.channel_id, true),
+            Message::SetTarget(m) => (m.channel_id, true),
+            Message::SetExtranoncePrefix(m) => (m.channel_id, false),
+            Message::SubmitSharesSuccess(m) => (m.channel_id, false),
+            Message::SubmitSharesError(m) => (m.channel_id, false),
+            Message::CloseChannel(m) => (m.channel_id, false),
             _ => return false,
         };
-        id != channel.id && (channel.group == 0 || id != channel.group)
+        id != channel.id && !(group_wide && channel.group != 0 && id == channel.group)
     }
 
     fn handle(&mut self, message: Message) {

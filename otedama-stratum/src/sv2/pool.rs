@@ -877,14 +877,12 @@ impl Sv2PoolSession {
     /// Tells the miner to reconnect elsewhere (`host` and `port` left out: here again), as
     /// `client.reconnect` does in v1; SV2 has no wait. The miner closes the connection.
     pub fn reconnect(&mut self, reconnect: Reconnect) {
+        if self.closed.is_some() {
+            return;
+        }
         self.send(
             m::Reconnect {
-                new_host: reconnect
-                    .host
-                    .unwrap_or_default()
-                    .chars()
-                    .take(255)
-                    .collect(),
+                new_host: truncated(reconnect.host.unwrap_or_default()),
                 new_port: reconnect.port.unwrap_or(0),
             }
             .into(),
@@ -896,6 +894,9 @@ impl Sv2PoolSession {
     /// current job goes out again with it. Shares on the jobs before keep their old prefix.
     /// `false` when there is no such extended channel or the allocator has no value free.
     pub fn renew_extranonce(&mut self, channel_id: u32, now: Instant) -> bool {
+        if self.closed.is_some() {
+            return false;
+        }
         let Some(channel) = self.channels.get(&channel_id) else {
             return false;
         };

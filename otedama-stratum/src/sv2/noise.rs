@@ -652,6 +652,109 @@ impl std::fmt::Debug for Sealer {
     }
 }
 
+/// The responder's side of one connection (a pool's or a template provider's), sans-IO:
+/// act one gathered and answered with a certificate the authority signs, then frames opened
+/// and sealed.
+pub(crate) struct ResponderLink {
+    state: LinkState,
+}
+
+enum LinkState {
+    Handshake(Vec<u8>),
+    Open(Box<(Sealer, Opener)>),
+    Failed,
+}
+
+/// What [`ResponderLink::take`] made of the bytes.
+pub(crate) enum Took {
+    /// Act one is not whole yet (or the link has failed): nothing to do.
+    Waiting,
+    /// Act one is answered: send this; the bytes after it wait as frames.
+    Answered(Box<[u8; ACT2_LEN]>),
+    /// The bytes wait as frames.
+    Queued,
+}
+
+impl ResponderLink {
+    /// A link waiting for act one.
+    pub(crate) fn new() -> ResponderLink {
+        ResponderLink {
+            state: LinkState::Handshake(Vec::with_capacity(ACT1_LEN)),
+        }
+    }
+
+    /// Whether the handshake is done (and the link has not failed).
+    pub(crate) fn is_open(&self) -> bool {
+        matches!(self.state, LinkState::Open(_))
+    }
+
+    /// Ends a link whose handshake never finished.
+    pub(crate) fn fail(&mut self) {
+        if !self.is_open() {
+            self.state = LinkState::Failed;
+        }
+    }
+
+    /// Takes bytes from the peer: act one, answered once whole with a certificate valid for
+    /// `validity` seconds, then frames of at most `limit` payload bytes. An act one that is
+    /// no handshake fails the link.
+    pub(crate) fn take(
+        &mut self,
+        bytes: &[u8],
+        authority: &AuthorityKeypair,
+        validity: u32,
+        limit: usize,
+        now: u32,
+    ) -> Result<Took, NoiseError> {
+        let (rest, answer) = match &mut self.state {
+            LinkState::Failed => return Ok(Took::Waiting),
+            LinkState::Open(_) => (bytes, None),
+            LinkState::Handshake(act1) => {
+                let take = (ACT1_LEN - act1.len()).min(bytes.len());
+                act1.extend_from_slice(&bytes[..take]);
+                if act1.len() < ACT1_LEN {
+                    return Ok(Took::Waiting);
+                }
+                let act1 = std::mem::take(act1);
+                match Responder::new(authority.clone(), validity).respond(&act1, now) {
+                    Ok((act2, transport)) => {
+                        self.state = LinkState::Open(Box::new(transport.split(limit)));
+                        (&bytes[take..], Some(Box::new(act2)))
+                    }
+                    Err(e) => {
+                        self.state = LinkState::Failed;
+                        return Err(e);
+                    }
+                }
+            }
+        };
+        if let LinkState::Open(pipe) = &mut self.state {
+            pipe.1.push(rest);
+        }
+        Ok(answer.map_or(Took::Queued, Took::Answered))
+    }
+
+    /// The next whole frame the peer sent; `None` until one is whole, or before the
+    /// handshake. An error loses the stream.
+    pub(crate) fn next_frame(&mut self) -> Result<Option<Frame>, NoiseError> {
+        match &mut self.state {
+            LinkState::Open(pipe) => pipe.1.next_frame(),
+            _ => Ok(None),
+        }
+    }
+
+    /// `message`, framed and sealed for the peer; `None` before the handshake.
+    pub(crate) fn seal(
+        &mut self,
+        message: &super::message::Message,
+    ) -> Option<Result<Vec<u8>, NoiseError>> {
+        match &mut self.state {
+            LinkState::Open(pipe) => Some(pipe.0.seal_message(message)),
+            _ => None,
+        }
+    }
+}
+
 /// The bytes a payload of `len` bytes takes sealed.
 pub fn sealed_len(len: usize) -> usize {
     len + TAG_LEN * len.div_ceil(MAX_CHUNK)

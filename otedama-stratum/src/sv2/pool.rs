@@ -31,7 +31,7 @@ use otedama_core::{
 
 use super::frame::Frame;
 use super::message::{self as m, flags, Message, Protocol};
-use super::noise::{AuthorityKeypair, Opener, Responder, Sealer, ACT1_LEN};
+use super::noise::{AuthorityKeypair, ResponderLink, Took};
 use super::types::DecodeError;
 use crate::session::{
     AuthorizeToken, CloseReason, PoolProtocol, SeenShares, SessionEvent, ShareToken, ShareVerdict,
@@ -139,17 +139,11 @@ struct PendingOpen {
     floor: f64,
 }
 
-enum Phase {
-    Handshake(Vec<u8>),
-    Open(Box<(Sealer, Opener)>),
-    Closed,
-}
-
 /// The pool side of one SV2 mining connection.
 pub struct Sv2PoolSession {
     config: Arc<Sv2PoolConfig>,
     allocator: Arc<ExtranonceAllocator>,
-    phase: Phase,
+    link: ResponderLink,
     set_up: bool,
     version_mask: u32,
     channels: HashMap<u32, Channel>,
@@ -201,7 +195,7 @@ impl Sv2PoolSession {
         );
         Ok(Sv2PoolSession {
             allocator,
-            phase: Phase::Handshake(Vec::with_capacity(ACT1_LEN)),
+            link: ResponderLink::new(),
             set_up: false,
             version_mask: config.pool.version_rolling_mask,
             channels: HashMap::new(),
@@ -226,40 +220,27 @@ impl Sv2PoolSession {
             return 0;
         }
         self.liveness.seen(now);
-        let rest = match &mut self.phase {
-            Phase::Closed => return 0,
-            Phase::Open(_) => bytes,
-            Phase::Handshake(act1) => {
-                let take = (ACT1_LEN - act1.len()).min(bytes.len());
-                act1.extend_from_slice(&bytes[..take]);
-                if act1.len() < ACT1_LEN {
-                    return 0;
-                }
-                let act1 = std::mem::take(act1);
-                let responder = Responder::new(
-                    self.config.authority.clone(),
-                    self.config.certificate_validity,
-                );
-                match responder.respond(&act1, unix_now()) {
-                    Ok((act2, transport)) => {
-                        self.output.push_back(act2.to_vec());
-                        self.phase = Phase::Open(Box::new(transport.split(MAX_MINER_FRAME)));
-                    }
-                    Err(_) => {
-                        self.close(CloseReason::NotStratum);
-                        return 1;
-                    }
-                }
-                &bytes[take..]
+        let took = self.link.take(
+            bytes,
+            &self.config.authority,
+            self.config.certificate_validity,
+            MAX_MINER_FRAME,
+            unix_now(),
+        );
+        let mut count = match took {
+            Ok(Took::Waiting) => return 0,
+            Ok(Took::Answered(act2)) => {
+                self.output.push_back(act2.to_vec());
+                1
+            }
+            Ok(Took::Queued) => 0,
+            Err(_) => {
+                self.close(CloseReason::NotStratum);
+                return 1;
             }
         };
-        let Phase::Open(pipe) = &mut self.phase else {
-            return 1;
-        };
-        pipe.1.push(rest);
-        let mut count = usize::from(rest.len() < bytes.len());
-        while let Phase::Open(pipe) = &mut self.phase {
-            match pipe.1.next_frame() {
+        loop {
+            match self.link.next_frame() {
                 Ok(Some(frame)) => {
                     count += 1;
                     self.handle_frame(&frame, now);
@@ -279,14 +260,12 @@ impl Sv2PoolSession {
     }
 
     fn send(&mut self, message: Message) {
-        let Phase::Open(pipe) = &mut self.phase else {
-            return;
-        };
-        match pipe.0.seal_message(&message) {
-            Ok(bytes) => self.output.push_back(bytes),
+        match self.link.seal(&message) {
+            Some(Ok(bytes)) => self.output.push_back(bytes),
             // Only a field too long for its type or an exhausted nonce: neither comes from
             // the miner, and the connection cannot go on.
-            Err(_) => self.close(CloseReason::Requested),
+            Some(Err(_)) => self.close(CloseReason::Requested),
+            None => {}
         }
     }
 
@@ -936,9 +915,7 @@ impl Sv2PoolSession {
             self.channels.clear();
             self.pending_open.clear();
             self.pending_shares.clear();
-            if !matches!(self.phase, Phase::Open(_)) {
-                self.phase = Phase::Closed;
-            }
+            self.link.fail();
         }
     }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::message::{self as m, Message, Protocol};
-use super::noise::{AuthorityKeypair, Opener, Responder, Sealer, ACT1_LEN};
+use super::noise::{AuthorityKeypair, ResponderLink, Took};
 use crate::CloseReason;
 
 /// The largest frame taken from a pool: template distribution messages from the pool are a
@@ -94,16 +94,10 @@ pub enum TemplateEvent {
     Closed(CloseReason),
 }
 
-enum Phase {
-    Handshake(Vec<u8>),
-    Open(Box<(Sealer, Opener)>),
-    Closed,
-}
-
 /// The provider side of one template distribution connection.
 pub struct Sv2TemplateSession {
     config: Arc<Sv2TemplateConfig>,
-    phase: Phase,
+    link: ResponderLink,
     ready: bool,
     prev_hash: Option<[u8; 32]>,
     kept: VecDeque<(u64, Vec<Vec<u8>>)>,
@@ -133,7 +127,7 @@ impl Sv2TemplateSession {
     pub fn new(config: Arc<Sv2TemplateConfig>) -> Sv2TemplateSession {
         Sv2TemplateSession {
             config,
-            phase: Phase::Handshake(Vec::new()),
+            link: ResponderLink::new(),
             ready: false,
             prev_hash: None,
             kept: VecDeque::new(),
@@ -169,19 +163,15 @@ impl Sv2TemplateSession {
         if self.closed.is_none() {
             self.closed = Some(reason.clone());
             self.events.push_back(TemplateEvent::Closed(reason));
-            if !matches!(self.phase, Phase::Open(_)) {
-                self.phase = Phase::Closed;
-            }
+            self.link.fail();
         }
     }
 
     fn send(&mut self, message: Message) {
-        let Phase::Open(pipe) = &mut self.phase else {
-            return;
-        };
-        match pipe.0.seal_message(&message) {
-            Ok(bytes) => self.output.push_back(bytes),
-            Err(_) => self.close(CloseReason::Requested),
+        match self.link.seal(&message) {
+            Some(Ok(bytes)) => self.output.push_back(bytes),
+            Some(Err(_)) => self.close(CloseReason::Requested),
+            None => {}
         }
     }
 
@@ -190,40 +180,25 @@ impl Sv2TemplateSession {
         if self.closed.is_some() || bytes.is_empty() {
             return 0;
         }
-        let rest = match &mut self.phase {
-            Phase::Closed => return 0,
-            Phase::Open(_) => bytes,
-            Phase::Handshake(act1) => {
-                let take = (ACT1_LEN - act1.len()).min(bytes.len());
-                act1.extend_from_slice(&bytes[..take]);
-                if act1.len() < ACT1_LEN {
-                    return 0;
-                }
-                let act1 = std::mem::take(act1);
-                let responder = Responder::new(
-                    self.config.authority.clone(),
-                    self.config.certificate_validity,
-                );
-                match responder.respond(&act1, unix_now()) {
-                    Ok((act2, transport)) => {
-                        self.output.push_back(act2.to_vec());
-                        self.phase = Phase::Open(Box::new(transport.split(MAX_POOL_FRAME)));
-                    }
-                    Err(_) => {
-                        self.close(CloseReason::NotStratum);
-                        return 1;
-                    }
-                }
-                &bytes[take..]
+        let took = self.link.take(
+            bytes,
+            &self.config.authority,
+            self.config.certificate_validity,
+            MAX_POOL_FRAME,
+            unix_now(),
+        );
+        match took {
+            Ok(Took::Waiting) => return 0,
+            Ok(Took::Answered(act2)) => self.output.push_back(act2.to_vec()),
+            Ok(Took::Queued) => {}
+            Err(_) => {
+                self.close(CloseReason::NotStratum);
+                return 1;
             }
-        };
-        let Phase::Open(pipe) = &mut self.phase else {
-            return 1;
-        };
-        pipe.1.push(rest);
+        }
         let mut count = 0;
-        while let Phase::Open(pipe) = &mut self.phase {
-            match pipe.1.next_frame() {
+        loop {
+            match self.link.next_frame() {
                 Ok(Some(frame)) => {
                     count += 1;
                     // An unknown message (an extension's) is dropped, as the specification
@@ -360,7 +335,7 @@ impl Sv2TemplateSession {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sv2::noise::Initiator;
+    use crate::sv2::noise::{Initiator, Opener, Sealer};
 
     /// A session past the handshake, and the pool's side of the transport.
     fn open() -> (Sv2TemplateSession, Sealer, Opener) {

@@ -58,9 +58,9 @@ fn pump(pool: &mut Sv2PoolSession, miner: &mut Sv2MinerSession, now: Instant) {
     }
 }
 
-#[test]
-fn a_miner_session_mines_on_a_pool_session() {
-    let now = Instant::now();
+/// A pool session and an SV2 miner session for `addr.rig` (rolling `version_rolling`), past
+/// the handshake and the setup, the channel's authorization pending.
+fn connected(version_rolling: Option<u32>, now: Instant) -> (Sv2PoolSession, Sv2MinerSession) {
     let authority = AuthorityKeypair::generate().expect("key");
     let public = authority.public();
     let allocator = ExtranonceAllocator::new(&[], 4).expect("allocator");
@@ -69,13 +69,20 @@ fn a_miner_session_mines_on_a_pool_session() {
     let config = Sv2MinerConfig {
         miner: MinerConfig {
             user: "addr.rig".into(),
-            version_rolling: Some(0x1fff_e000),
+            version_rolling,
             ..MinerConfig::default()
         },
         ..Sv2MinerConfig::default()
     };
     let mut miner = Sv2MinerSession::new(config, &link, now);
     pump(&mut pool, &mut miner, now);
+    (pool, miner)
+}
+
+#[test]
+fn a_miner_session_mines_on_a_pool_session() {
+    let now = Instant::now();
+    let (mut pool, mut miner) = connected(Some(0x1fff_e000), now);
     let Some(SessionEvent::Authorize {
         token, username, ..
     }) = pool.poll_event()
@@ -455,20 +462,7 @@ fn a_connection_mines_for_one_payout_address() {
 #[test]
 fn a_new_extranonce_prefix_applies_from_the_next_job_and_a_reconnect_reaches_the_miner() {
     let now = Instant::now();
-    let authority = AuthorityKeypair::generate().expect("key");
-    let public = authority.public();
-    let allocator = ExtranonceAllocator::new(&[], 4).expect("allocator");
-    let mut pool = Sv2PoolSession::new(pool_config(authority), allocator, now).expect("session");
-    let link = PoolLink::new("127.0.0.1").with_authority(public.to_base58());
-    let config = Sv2MinerConfig {
-        miner: MinerConfig {
-            user: "addr.rig".into(),
-            ..MinerConfig::default()
-        },
-        ..Sv2MinerConfig::default()
-    };
-    let mut miner = Sv2MinerSession::new(config, &link, now);
-    pump(&mut pool, &mut miner, now);
+    let (mut pool, mut miner) = connected(None, now);
     let Some(SessionEvent::Authorize { token, .. }) = pool.poll_event() else {
         panic!("the channel asks for authorization")
     };

@@ -1,7 +1,8 @@
-//! SHA-256d with the x86 SHA extensions, two nonces interleaved.
+//! SHA-256d with the x86 SHA extensions, several nonces interleaved.
 //!
-//! `sha256rnds2` has a multi-cycle latency but can issue every cycle or two, so one dependency
-//! chain leaves the unit idle; two independent nonces per iteration fill it.
+//! `sha256rnds2` has a latency of several cycles but can issue far more often (on Zen 4: four
+//! cycles, one per cycle), so one dependency chain leaves the unit idle most of the time. Each
+//! iteration hashes [`LANES`] independent nonces, one chain each, to keep it busy.
 
 use core::arch::x86_64::{
     __m128i, _mm_add_epi32, _mm_alignr_epi8, _mm_blend_epi16, _mm_cvtsi128_si32, _mm_insert_epi32,
@@ -10,6 +11,10 @@ use core::arch::x86_64::{
 };
 
 use super::portable::{IV, K};
+
+/// Nonces hashed per iteration. Four chains cover the latency of `sha256rnds2` on cores that
+/// issue it every cycle; where it issues less often the extra lanes cost only registers.
+pub(crate) const LANES: usize = 4;
 
 /// Whether this CPU can run the SHA-NI backend.
 pub(crate) fn available() -> bool {
@@ -59,63 +64,65 @@ fn unpack_state(abef: __m128i, cdgh: __m128i) -> (__m128i, __m128i) {
 
 /// Computes message words W[4q..4q+4] from the previous sixteen.
 macro_rules! schedule {
-    ($m0:ident, $m1:ident, $m2:ident, $m3:ident) => {{
+    ($m0:expr, $m1:expr, $m2:expr, $m3:expr) => {{
         let t = _mm_add_epi32(_mm_sha256msg1_epu32($m0, $m1), _mm_alignr_epi8($m3, $m2, 4));
         $m0 = _mm_sha256msg2_epu32(t, $m3);
     }};
 }
 
-/// Four rounds for each of two independent lanes.
-macro_rules! rounds2x4 {
-    ($q:expr, $a0:ident, $c0:ident, $m0:ident, $a1:ident, $c1:ident, $m1:ident) => {{
+/// Rounds 4q..4q+4 in every lane, on message words `$m[lane][$j]`.
+macro_rules! quad {
+    ($q:expr, $abef:ident, $cdgh:ident, $m:ident, $j:literal) => {{
         let k = k4($q);
-        let w0 = _mm_add_epi32($m0, k);
-        let w1 = _mm_add_epi32($m1, k);
-        $c0 = _mm_sha256rnds2_epu32($c0, $a0, w0);
-        $c1 = _mm_sha256rnds2_epu32($c1, $a1, w1);
-        $a0 = _mm_sha256rnds2_epu32($a0, $c0, _mm_shuffle_epi32(w0, 0x0E));
-        $a1 = _mm_sha256rnds2_epu32($a1, $c1, _mm_shuffle_epi32(w1, 0x0E));
+        let mut w = [k; LANES];
+        for l in 0..LANES {
+            w[l] = _mm_add_epi32($m[l][$j], k);
+        }
+        for l in 0..LANES {
+            $cdgh[l] = _mm_sha256rnds2_epu32($cdgh[l], $abef[l], w[l]);
+        }
+        for l in 0..LANES {
+            $abef[l] = _mm_sha256rnds2_epu32($abef[l], $cdgh[l], _mm_shuffle_epi32(w[l], 0x0E));
+        }
     }};
 }
 
-/// Quads 1..=15 of a compression for two lanes, after quad 0; stops after rounds 60-61 when
+/// Quads 1..=15 of a compression in every lane, after quad 0; stops after rounds 60-61 when
 /// `$early` is true (enough for the last digest word).
 macro_rules! quads_1_to_15 {
-    ($a0:ident, $c0:ident, $a1:ident, $c1:ident,
-     [$x0:ident, $x1:ident, $x2:ident, $x3:ident], [$y0:ident, $y1:ident, $y2:ident, $y3:ident],
-     $early:expr) => {{
-        rounds2x4!(1, $a0, $c0, $x1, $a1, $c1, $y1);
-        rounds2x4!(2, $a0, $c0, $x2, $a1, $c1, $y2);
-        rounds2x4!(3, $a0, $c0, $x3, $a1, $c1, $y3);
+    ($abef:ident, $cdgh:ident, $m:ident, $early:expr) => {{
+        quad!(1, $abef, $cdgh, $m, 1);
+        quad!(2, $abef, $cdgh, $m, 2);
+        quad!(3, $abef, $cdgh, $m, 3);
         macro_rules! step {
-            ($q:expr, $p0:ident, $p1:ident, $p2:ident, $p3:ident,
-                                                 $r0:ident, $r1:ident, $r2:ident, $r3:ident) => {{
-                schedule!($p0, $p1, $p2, $p3);
-                schedule!($r0, $r1, $r2, $r3);
-                rounds2x4!($q, $a0, $c0, $p0, $a1, $c1, $r0);
+            ($q:expr, $p0:literal, $p1:literal, $p2:literal, $p3:literal) => {{
+                for l in 0..LANES {
+                    schedule!($m[l][$p0], $m[l][$p1], $m[l][$p2], $m[l][$p3]);
+                }
+                quad!($q, $abef, $cdgh, $m, $p0);
             }};
         }
-        step!(4, $x0, $x1, $x2, $x3, $y0, $y1, $y2, $y3);
-        step!(5, $x1, $x2, $x3, $x0, $y1, $y2, $y3, $y0);
-        step!(6, $x2, $x3, $x0, $x1, $y2, $y3, $y0, $y1);
-        step!(7, $x3, $x0, $x1, $x2, $y3, $y0, $y1, $y2);
-        step!(8, $x0, $x1, $x2, $x3, $y0, $y1, $y2, $y3);
-        step!(9, $x1, $x2, $x3, $x0, $y1, $y2, $y3, $y0);
-        step!(10, $x2, $x3, $x0, $x1, $y2, $y3, $y0, $y1);
-        step!(11, $x3, $x0, $x1, $x2, $y3, $y0, $y1, $y2);
-        step!(12, $x0, $x1, $x2, $x3, $y0, $y1, $y2, $y3);
-        step!(13, $x1, $x2, $x3, $x0, $y1, $y2, $y3, $y0);
-        step!(14, $x2, $x3, $x0, $x1, $y2, $y3, $y0, $y1);
-        schedule!($x3, $x0, $x1, $x2);
-        schedule!($y3, $y0, $y1, $y2);
+        step!(4, 0, 1, 2, 3);
+        step!(5, 1, 2, 3, 0);
+        step!(6, 2, 3, 0, 1);
+        step!(7, 3, 0, 1, 2);
+        step!(8, 0, 1, 2, 3);
+        step!(9, 1, 2, 3, 0);
+        step!(10, 2, 3, 0, 1);
+        step!(11, 3, 0, 1, 2);
+        step!(12, 0, 1, 2, 3);
+        step!(13, 1, 2, 3, 0);
+        step!(14, 2, 3, 0, 1);
         if $early {
             // Rounds 60-61 only: afterwards lane 0 of the new ABEF holds f, which is the e of
             // round 60 and so the h that the last two rounds would add into digest word 7.
             let k = k4(15);
-            $c0 = _mm_sha256rnds2_epu32($c0, $a0, _mm_add_epi32($x3, k));
-            $c1 = _mm_sha256rnds2_epu32($c1, $a1, _mm_add_epi32($y3, k));
+            for l in 0..LANES {
+                schedule!($m[l][3], $m[l][0], $m[l][1], $m[l][2]);
+                $cdgh[l] = _mm_sha256rnds2_epu32($cdgh[l], $abef[l], _mm_add_epi32($m[l][3], k));
+            }
         } else {
-            rounds2x4!(15, $a0, $c0, $x3, $a1, $c1, $y3);
+            step!(15, 3, 0, 1, 2);
         }
     }};
 }
@@ -150,59 +157,51 @@ unsafe fn block2_start(midstate: &[u32; 8], tail: &[u32; 3]) -> Block2Start {
     }
 }
 
-/// SHA256d of two header nonces (given as big-endian message words), returning for each the
-/// last digest word only.
+/// SHA256d of [`LANES`] header nonces (given as big-endian message words), returning for each
+/// the last digest word only.
 #[target_feature(enable = "sha,sse4.1,ssse3")]
 #[inline]
-#[allow(unused_assignments)] // the early stop leaves the last half-quad's state unread
-unsafe fn last_words_pair(start: &Block2Start, iv: (__m128i, __m128i), w3: [u32; 2]) -> [u32; 2] {
+unsafe fn last_words(
+    start: &Block2Start,
+    iv: (__m128i, __m128i),
+    w3: [u32; LANES],
+) -> [u32; LANES] {
     let pad1 = _mm_set_epi32(0, 0, 0, 0x8000_0000u32 as i32);
     let zero = _mm_set_epi32(0, 0, 0, 0);
     let len1 = _mm_set_epi32(640, 0, 0, 0);
     let len2 = _mm_set_epi32(256, 0, 0, 0);
     // SAFETY: features enabled on this function; K loads stay in the table.
     unsafe {
-        // Block 2, lanes 0 and 1; rounds 0-1 come precomputed.
-        let (mut a0, mut a1) = (start.mid.0, start.mid.0);
-        let (mut c0, mut c1) = (start.abef01, start.abef01);
-        let half = |w3: u32| {
-            let pair = (u64::from(w3.wrapping_add(K[3])) << 32) | u64::from(start.w2k);
-            _mm_set_epi64x(0, pair as i64)
-        };
-        a0 = _mm_sha256rnds2_epu32(a0, c0, half(w3[0]));
-        a1 = _mm_sha256rnds2_epu32(a1, c1, half(w3[1]));
-        let (mut x0, mut x1, mut x2, mut x3) = (
-            _mm_insert_epi32(start.base, w3[0] as i32, 3),
-            pad1,
-            zero,
-            len1,
-        );
-        let (mut y0, mut y1, mut y2, mut y3) = (
-            _mm_insert_epi32(start.base, w3[1] as i32, 3),
-            pad1,
-            zero,
-            len1,
-        );
-        quads_1_to_15!(a0, c0, a1, c1, [x0, x1, x2, x3], [y0, y1, y2, y3], false);
-        let (d0lo, d0hi) = unpack_state(
-            _mm_add_epi32(a0, start.mid.0),
-            _mm_add_epi32(c0, start.mid.1),
-        );
-        let (d1lo, d1hi) = unpack_state(
-            _mm_add_epi32(a1, start.mid.0),
-            _mm_add_epi32(c1, start.mid.1),
-        );
+        // Block 2; rounds 0-1 come precomputed, rounds 2-3 take the nonce.
+        let mut abef = [start.mid.0; LANES];
+        let mut cdgh = [start.abef01; LANES];
+        let mut m = [[start.base, pad1, zero, len1]; LANES];
+        for l in 0..LANES {
+            let pair = (u64::from(w3[l].wrapping_add(K[3])) << 32) | u64::from(start.w2k);
+            abef[l] = _mm_sha256rnds2_epu32(abef[l], cdgh[l], _mm_set_epi64x(0, pair as i64));
+            m[l][0] = _mm_insert_epi32(start.base, w3[l] as i32, 3);
+        }
+        quads_1_to_15!(abef, cdgh, m, false);
 
         // The digest's own hash, stopped after round 61.
-        let (mut a0, mut c0, mut a1, mut c1) = (iv.0, iv.1, iv.0, iv.1);
-        let (mut x0, mut x1, mut x2, mut x3) = (d0lo, d0hi, pad1, len2);
-        let (mut y0, mut y1, mut y2, mut y3) = (d1lo, d1hi, pad1, len2);
-        rounds2x4!(0, a0, c0, x0, a1, c1, y0);
-        quads_1_to_15!(a0, c0, a1, c1, [x0, x1, x2, x3], [y0, y1, y2, y3], true);
-        [
-            (_mm_cvtsi128_si32(c0) as u32).wrapping_add(IV[7]),
-            (_mm_cvtsi128_si32(c1) as u32).wrapping_add(IV[7]),
-        ]
+        let mut digest = [[zero, zero, pad1, len2]; LANES];
+        for l in 0..LANES {
+            let (lo, hi) = unpack_state(
+                _mm_add_epi32(abef[l], start.mid.0),
+                _mm_add_epi32(cdgh[l], start.mid.1),
+            );
+            digest[l][0] = lo;
+            digest[l][1] = hi;
+        }
+        let mut abef = [iv.0; LANES];
+        let mut cdgh = [iv.1; LANES];
+        quad!(0, abef, cdgh, digest, 0);
+        quads_1_to_15!(abef, cdgh, digest, true);
+        let mut last = [0u32; LANES];
+        for l in 0..LANES {
+            last[l] = (_mm_cvtsi128_si32(cdgh[l]) as u32).wrapping_add(IV[7]);
+        }
+        last
     }
 }
 
@@ -225,28 +224,32 @@ pub(crate) unsafe fn scan(
     unsafe {
         let prepared = block2_start(midstate, tail);
         let iv = pack_state(&IV);
-        let mut nonce = start;
+        let mut base = start;
         let mut done = 0u64;
         loop {
-            let n0 = nonce;
-            let n1 = nonce.wrapping_add(1);
-            let last = last_words_pair(&prepared, iv, [n0.swap_bytes(), n1.swap_bytes()]);
-            let count = if n0 == end { 1 } else { 2 };
-            for (&n, h7) in [n0, n1].iter().zip(last).take(count) {
+            // Past `end` the spare lanes hash nonces that are neither counted nor reported.
+            let count = (u64::from(end - base) + 1).min(LANES as u64) as u32;
+            let mut words = [0u32; LANES];
+            for (l, w) in words.iter_mut().enumerate() {
+                *w = base.wrapping_add(l as u32).swap_bytes();
+            }
+            let last = last_words(&prepared, iv, words);
+            for (lane, h7) in last.iter().enumerate().take(count as usize) {
                 // Digest word 7 holds the most significant bytes of the hash read as a
                 // little-endian number; the rare nonce that passes is rehashed in full.
                 if h7.swap_bytes() <= top_limit {
+                    let n = base.wrapping_add(lane as u32);
                     let words = super::portable::sha256d_tail(midstate, tail, n.swap_bytes());
                     if !hit(n, words) {
-                        return done + count as u64;
+                        return done + u64::from(count);
                     }
                 }
             }
-            done += count as u64;
-            if count == 1 || n1 == end {
+            done += u64::from(count);
+            if base.wrapping_add(count - 1) == end {
                 return done;
             }
-            nonce = nonce.wrapping_add(2);
+            base = base.wrapping_add(count);
         }
     }
 }

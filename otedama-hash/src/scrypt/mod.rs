@@ -6,7 +6,7 @@
 
 mod salsa;
 #[cfg(target_arch = "x86_64")]
-mod x8;
+mod wide;
 
 use std::ops::Range;
 
@@ -363,7 +363,7 @@ impl PowAlgorithm for Scrypt {
         let scratch = match self.backend {
             #[cfg(target_arch = "x86_64")]
             ScryptBackend::Avx2x8 | ScryptBackend::Avx512x8 => {
-                Scratch::Wide(self.backend, x8::scratchpad())
+                Scratch::Wide(self.backend, wide::scratchpad())
             }
             _ => Scratch::Narrow(vec![0u32; MINING_N * 32]),
         };
@@ -375,9 +375,41 @@ impl PowAlgorithm for Scrypt {
 enum Scratch {
     /// One lane of 1024 * 32 words.
     Narrow(Vec<u32>),
-    /// Eight lanes, vertical, for the eight-lane backends.
+    /// Vertical lanes, for the wide backends.
     #[cfg(target_arch = "x86_64")]
-    Wide(ScryptBackend, Vec<x8::Lane8>),
+    Wide(ScryptBackend, Vec<wide::Row>),
+}
+
+/// A wide kernel: `N` inputs in, their hashes out.
+#[cfg(target_arch = "x86_64")]
+type WideKernel<const N: usize> = unsafe fn(&[Vec<u8>; N], &mut [wide::Row]) -> [[u8; 32]; N];
+
+/// Hashes `nonces`, `N` at a time, with a wide kernel that this CPU can run.
+#[cfg(target_arch = "x86_64")]
+fn scan_wide<const N: usize>(
+    kernel: WideKernel<N>,
+    scratch: &mut [wide::Row],
+    job: &ScanJob,
+    header: &[u8],
+    nonces: Range<u64>,
+    report: &mut dyn FnMut(u64, [u8; 32]),
+) -> Result<(), HashError> {
+    let mut inputs: [Vec<u8>; N] = core::array::from_fn(|_| header.to_vec());
+    let mut nonce = nonces.start;
+    while nonce < nonces.end {
+        let count = (nonces.end - nonce).min(N as u64) as usize;
+        for (lane, input) in inputs.iter_mut().enumerate() {
+            // Spare lanes repeat the last nonce; their results are dropped.
+            job.write_nonce(input, nonce + (lane.min(count - 1)) as u64)?;
+        }
+        // SAFETY: the caller picked a kernel whose features this CPU has.
+        let hashes = unsafe { kernel(&inputs, scratch) };
+        for (lane, hash) in hashes.into_iter().take(count).enumerate() {
+            report(nonce + lane as u64, hash);
+        }
+        nonce += count as u64;
+    }
+    Ok(())
 }
 
 /// A scrypt mining thread.
@@ -407,29 +439,25 @@ impl Worker for ScryptWorker {
         match &mut self.scratch {
             #[cfg(target_arch = "x86_64")]
             Scratch::Wide(backend, scratch) => {
-                let mut inputs: [Vec<u8>; 8] = Default::default();
-                let mut nonce = nonces.start;
-                while nonce < nonces.end {
-                    let count = (nonces.end - nonce).min(8) as usize;
-                    for (lane, input) in inputs.iter_mut().enumerate() {
-                        // Spare lanes repeat the last nonce; their results are dropped.
-                        let n = nonce + (lane.min(count - 1)) as u64;
-                        input.clone_from(&buf);
-                        job.write_nonce(input, n)?;
-                    }
-                    // SAFETY: a wide scratchpad is only made for an eight-lane backend, after
-                    // `is_available()` found the features that backend is compiled for.
-                    let hashes = unsafe {
-                        if *backend == ScryptBackend::Avx512x8 {
-                            x8::avx512vl::scrypt_1024_1_1_x8(&inputs, scratch)
-                        } else {
-                            x8::avx2::scrypt_1024_1_1_x8(&inputs, scratch)
-                        }
-                    };
-                    for (lane, hash) in hashes.into_iter().take(count).enumerate() {
-                        report(nonce + lane as u64, hash);
-                    }
-                    nonce += count as u64;
+                // SAFETY (each kernel below): a wide scratchpad is only made for a wide
+                // backend, after `is_available()` found the features its kernel is compiled for.
+                match backend {
+                    ScryptBackend::Avx512x8 => scan_wide(
+                        wide::avx512x8::scrypt_1024_1_1,
+                        scratch,
+                        job,
+                        &buf,
+                        nonces,
+                        &mut report,
+                    )?,
+                    _ => scan_wide(
+                        wide::avx2x8::scrypt_1024_1_1,
+                        scratch,
+                        job,
+                        &buf,
+                        nonces,
+                        &mut report,
+                    )?,
                 }
             }
             Scratch::Narrow(scratch) => {

@@ -95,11 +95,7 @@ fn sha256d_headers_on_every_backend() {
             hex_field(entry, "target_from_nbits_be_hex")
         );
         let meets = entry["meets_target"].as_bool().expect("meets_target");
-        for backend in [
-            Sha256dBackend::Portable,
-            Sha256dBackend::ShaNi,
-            Sha256dBackend::Avx512x16,
-        ] {
+        for backend in Sha256dBackend::ALL {
             let Ok(kernel) = Sha256d::with_backend(backend) else {
                 assert_ne!(backend, Sha256dBackend::Portable, "portable always runs");
                 continue;
@@ -197,11 +193,7 @@ fn scrypt_litecoin_headers_on_every_backend() {
             target.is_met_by(&internal.clone().try_into().expect("32")),
             meets
         );
-        for backend in [
-            ScryptBackend::Portable,
-            ScryptBackend::Avx2x8,
-            ScryptBackend::Avx512x8,
-        ] {
+        for backend in ScryptBackend::ALL {
             let Ok(kernel) = Scrypt::with_backend(backend) else {
                 continue;
             };

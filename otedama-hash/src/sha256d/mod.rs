@@ -30,14 +30,18 @@ pub enum Sha256dBackend {
     ShaNi,
     /// AVX-512, sixteen nonces at a time in vector lanes.
     Avx512x16,
+    /// The x86 SHA extensions with AVX-512VL computing part of the message schedule, four
+    /// nonces at a time.
+    ShaNiAvx512,
 }
 
 impl Sha256dBackend {
     /// Every backend, portable first.
-    pub const ALL: [Sha256dBackend; 3] = [
+    pub const ALL: [Sha256dBackend; 4] = [
         Sha256dBackend::Portable,
         Sha256dBackend::ShaNi,
         Sha256dBackend::Avx512x16,
+        Sha256dBackend::ShaNiAvx512,
     ];
 
     /// The fastest backend on this CPU, found by timing every backend it supports on a short
@@ -58,8 +62,12 @@ impl Sha256dBackend {
             Sha256dBackend::ShaNi => shani::available(),
             #[cfg(target_arch = "x86_64")]
             Sha256dBackend::Avx512x16 => avx512::available(),
+            #[cfg(target_arch = "x86_64")]
+            Sha256dBackend::ShaNiAvx512 => shani::available_vl(),
             #[cfg(not(target_arch = "x86_64"))]
-            Sha256dBackend::ShaNi | Sha256dBackend::Avx512x16 => false,
+            Sha256dBackend::ShaNi | Sha256dBackend::Avx512x16 | Sha256dBackend::ShaNiAvx512 => {
+                false
+            }
         }
     }
 
@@ -69,6 +77,7 @@ impl Sha256dBackend {
             Sha256dBackend::Portable => "portable",
             Sha256dBackend::ShaNi => "sha-ni",
             Sha256dBackend::Avx512x16 => "avx512x16",
+            Sha256dBackend::ShaNiAvx512 => "sha-ni-avx512",
         }
     }
 }
@@ -263,7 +272,12 @@ fn run_backend(
         Sha256dBackend::ShaNi if shani::available() => {
             // SAFETY: `shani::available()` confirmed the CPU features `shani::scan` is
             // compiled for.
-            unsafe { shani::scan(midstate, tail, start, last, top_limit, hit) }
+            unsafe { shani::plain::scan(midstate, tail, start, last, top_limit, hit) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Sha256dBackend::ShaNiAvx512 if shani::available_vl() => {
+            // SAFETY: as above, for the SHA and AVX-512VL features `shani::vl::scan` needs.
+            unsafe { shani::vl::scan(midstate, tail, start, last, top_limit, hit) }
         }
         #[cfg(target_arch = "x86_64")]
         Sha256dBackend::Avx512x16 if avx512::available() => {

@@ -8,8 +8,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use otedama_core::{Hashrate, Target};
 use otedama_hash::{
-    Algorithm, DagAlgorithm, EpochContext, HashError, NonceWidth, RandomXMode, ScanJob, Solution,
-    Worker,
+    Algorithm, DagAlgorithm, EpochContext, HashError, NonceWidth, RandomXMode, ScanJob,
+    ScryptBackend, Sha256dBackend, Solution, Worker,
 };
 
 use crate::kernel::{build, build_dag_search, parse_hex};
@@ -129,6 +129,15 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
                 Mode::Fast => RandomXMode::Fast,
                 Mode::Light => RandomXMode::Light,
             };
+            let backend = match (args.algo, args.backend.as_deref()) {
+                (_, Some(named)) => Some(named.to_owned()),
+                (Algorithm::Sha256d, None) => Some(Sha256dBackend::detect().name().to_owned()),
+                (Algorithm::Scrypt, None) => Some(ScryptBackend::detect().name().to_owned()),
+                _ => None,
+            };
+            if let (Some(backend), false) = (backend, args.json) {
+                eprintln!("{} backend: {backend}", args.algo);
+            }
             let kernel = build(
                 args.algo,
                 args.backend.as_deref(),

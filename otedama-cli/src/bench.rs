@@ -53,6 +53,10 @@ pub(crate) struct BenchArgs {
     /// RandomX key in hex (a fixed key is used otherwise).
     #[arg(long)]
     key: Option<String>,
+    /// Keep the RandomX dataset on 4 KiB pages (as `xmrig --no-huge-pages` does), for
+    /// comparisons; by default it takes reserved or transparent huge pages where it can.
+    #[arg(long)]
+    no_huge_pages: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -144,6 +148,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
                 key.as_deref(),
                 randomx_mode,
                 args.threads,
+                !args.no_huge_pages,
             )?;
             let mut workers = Vec::with_capacity(args.threads);
             for _ in 0..args.threads {

@@ -52,7 +52,7 @@ pub(crate) fn run(args: &DevnetArgs) -> Result<()> {
     let difficulty = Difficulty::new(args.difficulty.unwrap_or(settings.devnet_difficulty))
         .context("--difficulty")?;
     let target = settings.convention.target_for(difficulty);
-    let kernel = crate::kernel::build(settings.algo, None, None, RandomXMode::Light, 1)?;
+    let kernel = crate::kernel::build(settings.algo, None, None, RandomXMode::Light, 1, true)?;
     let devnet = Devnet::new(kernel, target);
     crate::serve::runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)

@@ -52,7 +52,7 @@ pub(crate) fn run(args: &HashArgs) -> Result<()> {
             args.algo
         );
     }
-    let kernel = build(args.algo, None, key.as_deref(), RandomXMode::Light, 1)?;
+    let kernel = build(args.algo, None, key.as_deref(), RandomXMode::Light, 1, true)?;
     let mut hash = kernel.hash(&input)?.hash;
     if args.display {
         hash.reverse();

@@ -40,13 +40,15 @@ fn pick<B: Copy>(
 }
 
 /// Builds the kernel for `algo`, on a named SIMD backend or the fastest detected one. RandomX
-/// needs a key and a mode; fast mode reports dataset progress on stderr.
+/// needs a key and a mode; fast mode reports dataset progress on stderr, and uses huge pages
+/// unless `huge_pages` is false.
 pub(crate) fn build(
     algo: Algorithm,
     backend: Option<&str>,
     key: Option<&[u8]>,
     randomx_mode: RandomXMode,
     init_threads: usize,
+    huge_pages: bool,
 ) -> Result<Box<dyn PowAlgorithm>> {
     if backend.is_some() && !matches!(algo, Algorithm::Sha256d | Algorithm::Scrypt) {
         bail!("--backend only applies to sha256d and scrypt");
@@ -74,10 +76,12 @@ pub(crate) fn build(
                     );
                 }
             };
-            let kernel = RandomX::with_progress(key, randomx_mode, init_threads, &progress)
-                .context("could not set up RandomX")?;
+            let kernel =
+                RandomX::with_pages(key, randomx_mode, init_threads, &progress, huge_pages)
+                    .context("could not set up RandomX")?;
             if randomx_mode == RandomXMode::Fast {
                 eprintln!();
+                eprintln!("RandomX dataset: {}", kernel.dataset_pages().describe());
             }
             Box::new(kernel)
         }

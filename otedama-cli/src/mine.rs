@@ -438,6 +438,10 @@ impl<J: Clone> Miner<J> {
             };
             if mode == RandomXMode::Fast {
                 eprintln!();
+                tracing::info!(
+                    "[mine randomx] dataset on {}",
+                    kernel.dataset_pages().describe()
+                );
             }
             Ok(kernel)
         })
@@ -676,6 +680,7 @@ pub(crate) async fn mine(args: MineArgs, mut stop: watch::Receiver<bool>) -> Res
                 None,
                 RandomXMode::Light,
                 1,
+                true,
             )?);
             miner.start(kernel)?;
             if v2 {

@@ -55,9 +55,9 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 
 /// Validations per second on this thread, over `seconds`.
 fn validation_rate(algo: Algorithm, convention: DifficultyConvention, seconds: f64) -> Result<f64> {
-    let kernel = build(algo, None, None, RandomXMode::Light, 1)?;
+    let kernel = build(algo, None, None, RandomXMode::Light, 1, true)?;
     let mut devnet = Devnet::new(
-        build(algo, None, None, RandomXMode::Light, 1)?,
+        build(algo, None, None, RandomXMode::Light, 1, true)?,
         convention.diff1_target(),
     );
     let template = Arc::new(devnet.template()?);

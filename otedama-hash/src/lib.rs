@@ -79,7 +79,7 @@ pub use ethash::{
     Ethash, FullDataset, KawPow, ShareClaim, Verification, HEADER_NONCE_LEN, MAX_EPOCH,
 };
 #[cfg(feature = "randomx")]
-pub use randomx::{randomx_commitment, RandomX, RandomXMode};
+pub use randomx::{randomx_commitment, DatasetPages, RandomX, RandomXMode};
 pub use scrypt::{
     block_mix, pbkdf2_hmac_sha256, ro_mix, salsa20_8, scrypt, scrypt_1024_1_1, Scrypt,
     ScryptBackend, MINING_N,

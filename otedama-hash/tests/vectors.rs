@@ -217,7 +217,7 @@ fn scrypt_rejects_forbidden_parameters() {
 #[cfg(feature = "randomx")]
 mod randomx {
     use super::*;
-    use otedama_hash::{randomx_commitment, RandomX, RandomXMode};
+    use otedama_hash::{randomx_commitment, DatasetPages, RandomX, RandomXMode};
 
     fn randomx_entries() -> Vec<Value> {
         load("randomx.json")
@@ -297,6 +297,28 @@ mod randomx {
         let key = hex_field(e, "key_hex");
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let fast = RandomX::new(&key, RandomXMode::Fast, threads).expect("fast mode (2 GiB)");
+        // Where no 2 MiB pages are reserved but the kernel offers transparent ones, the
+        // dataset asks for those; it never claims huge pages the host does not have.
+        let sysfs = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+        let thp = sysfs("/sys/kernel/mm/transparent_hugepage/enabled");
+        let thp_on = thp.contains("[always]") || thp.contains("[madvise]");
+        let reserved = sysfs("/proc/meminfo")
+            .lines()
+            .find_map(|l| l.strip_prefix("HugePages_Free:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        let expected = match (reserved >= 1040, thp_on) {
+            (true, _) => DatasetPages::Reserved,
+            (false, true) => DatasetPages::Transparent,
+            (false, false) => DatasetPages::Standard,
+        };
+        if cfg!(target_os = "linux") {
+            assert_eq!(
+                fast.dataset_pages(),
+                expected,
+                "THP: {thp:?}, free: {reserved}"
+            );
+        }
         assert_eq!(
             fast.hash(&hex_field(e, "input_hex"))
                 .expect("hash")
@@ -322,6 +344,7 @@ mod randomx {
             found.len()
         );
         let light = RandomX::new(&key, RandomXMode::Light, 1).expect("light");
+        assert_eq!(light.dataset_pages(), DatasetPages::None);
         for s in &found {
             let input = job.with_nonce(s.nonce).expect("nonce");
             assert_eq!(light.hash(&input).expect("hash"), s.output);

@@ -435,8 +435,14 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
     let payout: ScriptBuf = chain
         .script_pubkey(&pool_address)
         .with_context(|| format!("pool.payout_address {pool_address}"))?;
-    let kernel: Arc<dyn PowAlgorithm> =
-        Arc::from(build(settings.algo, None, None, RandomXMode::Light, 1)?);
+    let kernel: Arc<dyn PowAlgorithm> = Arc::from(build(
+        settings.algo,
+        None,
+        None,
+        RandomXMode::Light,
+        1,
+        true,
+    )?);
 
     let database = config.pool.database.clone();
     let (log, log_thread) = {
@@ -460,7 +466,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
                 .unwrap_or(settings.devnet_difficulty),
         )?;
         let network = settings.convention.target_for(d);
-        let devnet_kernel = build(settings.algo, None, None, RandomXMode::Light, 1)?;
+        let devnet_kernel = build(settings.algo, None, None, RandomXMode::Light, 1, true)?;
         Some(Devnet::new(devnet_kernel, network))
     } else {
         None

@@ -3,10 +3,11 @@
 //! [`PowAlgorithm`] hashes one input or hands out [`Worker`]s that scan nonce ranges against a
 //! [`Target`](otedama_core::Target). The kernels:
 //!
-//! - [`Sha256d`]: midstate plus two compressions per nonce; SHA-NI with two nonces interleaved
-//!   when the CPU has it (detected at run time), a portable path otherwise.
-//! - [`Scrypt`]: N = 1024, r = 1, p = 1; eight nonces per call on AVX2, one on the portable path;
-//!   the general RFC 7914 function as [`scrypt()`].
+//! - [`Sha256d`]: midstate plus two compressions per nonce; SHA-NI with four nonces in flight,
+//!   or AVX-512 with sixteen, whichever this CPU runs faster (timed once per process), a
+//!   portable path otherwise.
+//! - [`Scrypt`]: N = 1024, r = 1, p = 1; eight nonces per call on AVX2 or AVX-512VL, one on the
+//!   portable path; the general RFC 7914 function as [`scrypt()`].
 //! - [`RandomX`] (feature `randomx`, on by default): rx/0 on the reference library, light mode
 //!   to verify and fast mode (2 GiB dataset, built by several threads) to mine, re-keyed with
 //!   [`RandomX::set_key`].

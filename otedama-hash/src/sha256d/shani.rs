@@ -186,8 +186,8 @@ macro_rules! kernel {
             use super::*;
             use $msg1 as msg1;
 
-            /// SHA256d of [`LANES`] header nonces (given as big-endian message words), returning for each
-            /// the last digest word only.
+            /// SHA256d of [`LANES`] header nonces (given as big-endian message words),
+            /// returning for each the last digest word only.
             #[target_feature(enable = $features)]
             #[inline]
             unsafe fn last_words(
@@ -236,11 +236,13 @@ macro_rules! kernel {
                 }
             }
 
-            /// Scans nonces `start..=end` (inclusive, both as header nonces) and calls `hit` with the nonce
-            /// and final state words of every nonce whose top digest word passes `top_limit`.
+            /// Scans nonces `start..=end` (inclusive, both as header nonces) and calls `hit`
+            /// with the nonce and final state words of every nonce whose top digest word
+            /// passes `top_limit`.
             ///
             /// # Safety
-            /// The CPU must support SHA, SSE4.1 and SSSE3 (see [`available`]).
+            /// The CPU must support every feature this module is compiled for (see
+            /// [`available`] and [`available_vl`]).
             #[target_feature(enable = $features)]
             pub(crate) unsafe fn scan(
                 midstate: &[u32; 8],
@@ -250,15 +252,16 @@ macro_rules! kernel {
                 top_limit: u32,
                 hit: &mut dyn FnMut(u32, [u32; 8]) -> bool,
             ) -> u64 {
-                // SAFETY: the features are enabled on this function; the arrays have the sizes the loads
-                // need.
+                // SAFETY: the features are enabled on this function; the arrays have the sizes
+                // the loads need.
                 unsafe {
                     let prepared = super::block2_start(midstate, tail);
                     let iv = super::pack_state(&IV);
                     let mut base = start;
                     let mut done = 0u64;
                     loop {
-                        // Past `end` the spare lanes hash nonces that are neither counted nor reported.
+                        // Past `end` the spare lanes hash nonces that are neither counted nor
+                        // reported.
                         let count = (u64::from(end - base) + 1).min(LANES as u64) as u32;
                         let mut words = [0u32; LANES];
                         for (l, w) in words.iter_mut().enumerate() {

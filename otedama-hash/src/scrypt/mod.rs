@@ -380,24 +380,24 @@ enum Scratch {
     Wide(ScryptBackend, Vec<wide::Row>),
 }
 
-/// A wide kernel: `N` inputs in, their hashes out.
+/// A wide kernel: one input per lane in, their hashes out.
 #[cfg(target_arch = "x86_64")]
-type WideKernel<const N: usize> = unsafe fn(&[Vec<u8>; N], &mut [wide::Row]) -> [[u8; 32]; N];
+type WideKernel = unsafe fn(&[Vec<u8>; wide::LANES], &mut [wide::Row]) -> [[u8; 32]; wide::LANES];
 
-/// Hashes `nonces`, `N` at a time, with a wide kernel that this CPU can run.
+/// Hashes `nonces`, a lane's worth at a time, with a wide kernel that this CPU can run.
 #[cfg(target_arch = "x86_64")]
-fn scan_wide<const N: usize>(
-    kernel: WideKernel<N>,
+fn scan_wide(
+    kernel: WideKernel,
     scratch: &mut [wide::Row],
     job: &ScanJob,
     header: &[u8],
     nonces: Range<u64>,
     report: &mut dyn FnMut(u64, [u8; 32]),
 ) -> Result<(), HashError> {
-    let mut inputs: [Vec<u8>; N] = core::array::from_fn(|_| header.to_vec());
+    let mut inputs: [Vec<u8>; wide::LANES] = core::array::from_fn(|_| header.to_vec());
     let mut nonce = nonces.start;
     while nonce < nonces.end {
-        let count = (nonces.end - nonce).min(N as u64) as usize;
+        let count = (nonces.end - nonce).min(wide::LANES as u64) as usize;
         for (lane, input) in inputs.iter_mut().enumerate() {
             // Spare lanes repeat the last nonce; their results are dropped.
             job.write_nonce(input, nonce + (lane.min(count - 1)) as u64)?;
@@ -439,26 +439,13 @@ impl Worker for ScryptWorker {
         match &mut self.scratch {
             #[cfg(target_arch = "x86_64")]
             Scratch::Wide(backend, scratch) => {
-                // SAFETY (each kernel below): a wide scratchpad is only made for a wide
-                // backend, after `is_available()` found the features its kernel is compiled for.
-                match backend {
-                    ScryptBackend::Avx512x8 => scan_wide(
-                        wide::avx512x8::scrypt_1024_1_1,
-                        scratch,
-                        job,
-                        &buf,
-                        nonces,
-                        &mut report,
-                    )?,
-                    _ => scan_wide(
-                        wide::avx2x8::scrypt_1024_1_1,
-                        scratch,
-                        job,
-                        &buf,
-                        nonces,
-                        &mut report,
-                    )?,
-                }
+                let kernel: WideKernel = match backend {
+                    ScryptBackend::Avx512x8 => wide::avx512x8::scrypt_1024_1_1,
+                    _ => wide::avx2x8::scrypt_1024_1_1,
+                };
+                // A wide scratchpad is only made for a wide backend, after `is_available()`
+                // found the features its kernel is compiled for.
+                scan_wide(kernel, scratch, job, &buf, nonces, &mut report)?;
             }
             Scratch::Narrow(scratch) => {
                 for nonce in nonces {

@@ -58,11 +58,7 @@ fn scan_bench(
 
 fn sha256d(c: &mut Criterion) {
     let job = ScanJob::header80(header());
-    for backend in [
-        Sha256dBackend::Portable,
-        Sha256dBackend::ShaNi,
-        Sha256dBackend::Avx512x16,
-    ] {
+    for backend in Sha256dBackend::ALL {
         if let Ok(kernel) = Sha256d::with_backend(backend) {
             scan_bench(c, "sha256d", backend.name(), &kernel, &job, 1 << 16);
         }
@@ -71,11 +67,7 @@ fn sha256d(c: &mut Criterion) {
 
 fn scrypt(c: &mut Criterion) {
     let job = ScanJob::header80(header());
-    for backend in [
-        ScryptBackend::Portable,
-        ScryptBackend::Avx2x8,
-        ScryptBackend::Avx512x8,
-    ] {
+    for backend in ScryptBackend::ALL {
         if let Ok(kernel) = Scrypt::with_backend(backend) {
             scan_bench(c, "scrypt", backend.name(), &kernel, &job, 64);
         }

@@ -53,8 +53,9 @@ pub(crate) struct BenchArgs {
     /// RandomX key in hex (a fixed key is used otherwise).
     #[arg(long)]
     key: Option<String>,
-    /// Keep the RandomX dataset on 4 KiB pages (as `xmrig --no-huge-pages` does), for
-    /// comparisons; by default it takes reserved or transparent huge pages where it can.
+    /// Keep the RandomX dataset on small pages, for comparisons (xmrig's `--no-huge-pages`
+    /// still advises transparent huge pages for its dataset); by default it takes reserved or
+    /// transparent huge pages where the host offers them.
     #[arg(long)]
     no_huge_pages: bool,
     /// Print one JSON object instead of text.

@@ -60,6 +60,10 @@ pub(crate) struct MineArgs {
     /// RandomX only: fast (the 2 GiB dataset) or light (the 256 MiB cache, slow).
     #[arg(long, value_enum, default_value_t = RandomXModeArg::Fast)]
     pub(crate) randomx_mode: RandomXModeArg,
+    /// Keep the RandomX dataset on small pages; by default it takes reserved or transparent
+    /// huge pages where the host offers them (turn them off where a cgroup limits huge pages).
+    #[arg(long)]
+    pub(crate) no_huge_pages: bool,
     /// For stratum+ssl:// pools: the SHA-256 fingerprint (hex) of the certificate to insist
     /// on, as the pool prints it; without it any certificate is taken and its fingerprint
     /// printed.
@@ -415,6 +419,7 @@ impl<J: Clone> Miner<J> {
         self.idle();
         let mode = self.args.randomx_mode.to_mode();
         let init_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let huge_pages = !self.args.no_huge_pages;
         let progress = move |done: u64, total: u64| {
             if done == total || done % (1 << 20) < (1 << 16) {
                 eprint!(
@@ -432,7 +437,7 @@ impl<J: Clone> Miner<J> {
                     kernel
                 }
                 None => Arc::new(
-                    RandomX::with_progress(&seed, mode, init_threads, &progress)
+                    RandomX::with_pages(&seed, mode, init_threads, &progress, huge_pages)
                         .context("could not set up RandomX")?,
                 ),
             };

@@ -297,6 +297,7 @@ fn miners(config: &Config, roles: &Roles, started: &[Started]) -> Result<Option<
             seconds: None,
             stats_interval: config.monitoring.stats_interval.0.as_secs_f64(),
             randomx_mode: roles.randomx_mode,
+            no_huge_pages: false,
             tls_fingerprint: None,
             api_address: None,
             gauges: Arc::default(),

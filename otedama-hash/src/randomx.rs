@@ -92,13 +92,14 @@ extern "C" {
 pub enum DatasetPages {
     /// No dataset: light mode.
     None,
-    /// 2 MiB pages that the administrator reserved (`vm.nr_hugepages`).
+    /// Huge pages of the system's default size (2 MiB on x86-64 Linux) from those the
+    /// administrator reserved (`vm.nr_hugepages`).
     Reserved,
     /// Ordinary memory advised for transparent huge pages: the kernel backs it with 2 MiB
     /// pages where it can.
     Transparent,
-    /// 4 KiB pages: huge pages were turned down, or none are reserved and transparent huge
-    /// pages are off.
+    /// Small pages (4 KiB on x86-64): huge pages were turned down, or no reserved ones were
+    /// free and transparent huge pages are off.
     Standard,
 }
 
@@ -107,14 +108,15 @@ impl DatasetPages {
     pub fn describe(self) -> &'static str {
         match self {
             DatasetPages::None => "no dataset (light mode)",
-            DatasetPages::Reserved => "2 MiB huge pages (reserved)",
+            DatasetPages::Reserved => "reserved huge pages",
             DatasetPages::Transparent => {
-                "transparent huge pages (no 2 MiB pages reserved; reserve 1040 with \
-                 `sysctl vm.nr_hugepages=1040` for guaranteed ones)"
+                "transparent huge pages (not 1040 reserved 2 MiB pages free; reserve them with \
+                 `sysctl vm.nr_hugepages=1040`, twice that to keep them across a key change)"
             }
             DatasetPages::Standard => {
-                "4 KiB pages, slower (huge pages turned off, or none reserved and transparent \
-                 huge pages off; reserve 1040 with `sysctl vm.nr_hugepages=1040`)"
+                "small pages, slower (huge pages turned off, or not 1040 reserved 2 MiB pages \
+                 free and transparent huge pages off; `sysctl vm.nr_hugepages=1040` reserves \
+                 them)"
             }
         }
     }
@@ -206,12 +208,8 @@ impl Context {
                         "could not allocate the 2 GiB dataset".into(),
                     ));
                 }
-                context.pages = if huge_pages {
-                    // SAFETY: `dataset` is a fresh, untouched allocation.
-                    unsafe { advise_huge_pages(dataset) }
-                } else {
-                    DatasetPages::Standard
-                };
+                // SAFETY: `dataset` is a fresh, untouched allocation.
+                context.pages = unsafe { advise_pages(dataset, huge_pages) };
             }
             context.dataset = dataset;
             context.init_dataset(threads.max(1), progress);
@@ -259,43 +257,48 @@ impl Context {
     }
 }
 
-/// Asks the kernel to back the dataset with transparent huge pages, before its first touch so
-/// that the pages are faulted in large. Changes no system setting: where transparent huge pages
-/// are off, the dataset keeps 4 KiB pages.
+/// Tells the kernel how to page the dataset, before its first touch so that the pages are
+/// faulted in as asked: transparent huge pages when `huge` is true, never when it is false (so
+/// 4 KiB pages hold even where transparent huge pages are `always`). Changes no system
+/// setting: where transparent huge pages are off, the dataset keeps small pages.
 ///
 /// # Safety
 /// `dataset` must be a live dataset allocation.
 #[cfg(target_os = "linux")]
-unsafe fn advise_huge_pages(dataset: *mut randomx_dataset) -> DatasetPages {
+unsafe fn advise_pages(dataset: *mut randomx_dataset, huge: bool) -> DatasetPages {
     let enabled =
         std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
-    if !(enabled.contains("[always]") || enabled.contains("[madvise]")) {
-        return DatasetPages::Standard;
-    }
-    // SAFETY: the caller passes a live dataset; the query only reads its fields.
-    let (start, items) = unsafe {
+    let offered = enabled.contains("[always]") || enabled.contains("[madvise]");
+    // SAFETY: the caller passes a live dataset; the queries only read.
+    let (start, items, page) = unsafe {
         (
             randomx_get_dataset_memory(dataset),
             randomx_dataset_item_count(),
+            libc::sysconf(libc::_SC_PAGESIZE),
         )
     };
+    let page = usize::try_from(page).unwrap_or(4096).max(1);
     let len = items as usize * 64;
     // madvise wants a page-aligned start; the library aligns the dataset only to a cache line.
-    const PAGE: usize = 4096;
-    let offset = (start as usize).next_multiple_of(PAGE) - start as usize;
-    if start.is_null() || len <= offset {
+    let offset = (start as usize).next_multiple_of(page) - start as usize;
+    if start.is_null() || len <= offset || (huge && !offered) {
         return DatasetPages::Standard;
     }
+    let advice = if huge {
+        libc::MADV_HUGEPAGE
+    } else {
+        libc::MADV_NOHUGEPAGE
+    };
     // SAFETY: the range lies inside the dataset's allocation; the advice changes how it is
     // paged, not what it holds.
     let advised = unsafe {
         libc::madvise(
             start.cast::<u8>().add(offset).cast(),
-            (len - offset) / PAGE * PAGE,
-            libc::MADV_HUGEPAGE,
+            (len - offset) / page * page,
+            advice,
         )
     };
-    if advised == 0 {
+    if huge && advised == 0 {
         DatasetPages::Transparent
     } else {
         DatasetPages::Standard
@@ -307,7 +310,7 @@ unsafe fn advise_huge_pages(dataset: *mut randomx_dataset) -> DatasetPages {
 /// # Safety
 /// None beyond the Linux version's; kept `unsafe` for one call site.
 #[cfg(not(target_os = "linux"))]
-unsafe fn advise_huge_pages(_dataset: *mut randomx_dataset) -> DatasetPages {
+unsafe fn advise_pages(_dataset: *mut randomx_dataset, _huge: bool) -> DatasetPages {
     DatasetPages::Standard
 }
 

@@ -384,9 +384,12 @@ enum Scratch {
 #[cfg(target_arch = "x86_64")]
 type WideKernel = unsafe fn(&[Vec<u8>; wide::LANES], &mut [wide::Row]) -> [[u8; 32]; wide::LANES];
 
-/// Hashes `nonces`, a lane's worth at a time, with a wide kernel that this CPU can run.
+/// Hashes `nonces`, a lane's worth at a time, with a wide kernel.
+///
+/// # Safety
+/// The CPU must support the features `kernel` is compiled for.
 #[cfg(target_arch = "x86_64")]
-fn scan_wide(
+unsafe fn scan_wide(
     kernel: WideKernel,
     scratch: &mut [wide::Row],
     job: &ScanJob,
@@ -402,7 +405,7 @@ fn scan_wide(
             // Spare lanes repeat the last nonce; their results are dropped.
             job.write_nonce(input, nonce + (lane.min(count - 1)) as u64)?;
         }
-        // SAFETY: the caller picked a kernel whose features this CPU has.
+        // SAFETY: the caller guarantees the features `kernel` is compiled for.
         let hashes = unsafe { kernel(&inputs, scratch) };
         for (lane, hash) in hashes.into_iter().take(count).enumerate() {
             report(nonce + lane as u64, hash);
@@ -443,9 +446,9 @@ impl Worker for ScryptWorker {
                     ScryptBackend::Avx512x8 => wide::avx512x8::scrypt_1024_1_1,
                     _ => wide::avx2x8::scrypt_1024_1_1,
                 };
-                // A wide scratchpad is only made for a wide backend, after `is_available()`
-                // found the features its kernel is compiled for.
-                scan_wide(kernel, scratch, job, &buf, nonces, &mut report)?;
+                // SAFETY: a wide scratchpad is only made for a wide backend, after
+                // `is_available()` found the features its kernel is compiled for.
+                unsafe { scan_wide(kernel, scratch, job, &buf, nonces, &mut report)? };
             }
             Scratch::Narrow(scratch) => {
                 for nonce in nonces {

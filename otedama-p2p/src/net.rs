@@ -109,6 +109,10 @@ struct Shared {
     tasks: Mutex<Vec<AbortHandle>>,
     /// Shares whose work the connections have checked.
     checked: Mutex<Checked>,
+    /// The events' first receiver, subscribed before the node's task began, so that whoever
+    /// takes it sees what the node did before anyone could subscribe (a chain loaded from
+    /// storage is synced at the first tick).
+    first_events: Mutex<Option<broadcast::Receiver<NodeEvent>>>,
 }
 
 impl Shared {
@@ -190,13 +194,14 @@ impl P2pService {
         let configured: HashSet<SocketAddr> = resolve_addrs(&config.peers).await;
         let (cmd_tx, cmd_rx) = mpsc::channel(256);
         let (in_tx, in_rx) = mpsc::channel(4096);
-        let (ev_tx, _) = broadcast::channel(1024);
+        let (ev_tx, first_events) = broadcast::channel(1024);
         let shared = Arc::new(Shared {
             next_peer: AtomicU64::new(1),
             bans: Mutex::new(HashMap::new()),
             inbound: AtomicU64::new(0),
             tasks: Mutex::new(Vec::new()),
             checked: Mutex::new(Checked::default()),
+            first_events: Mutex::new(Some(first_events)),
         });
         let chain_id = *node.chain().consensus_id();
         let ctx = Arc::new(ConnCtx {
@@ -289,6 +294,18 @@ impl P2pService {
     /// The node's events: new tips (new work), sync, misbehaving peers.
     pub fn events(&self) -> broadcast::Receiver<NodeEvent> {
         self.events.subscribe()
+    }
+
+    /// The node's events since it started, its sync included, for the one caller that
+    /// drives work from them; `None` once taken. [`P2pService::events`] sees only what
+    /// happens after its call. Until it is taken only the newest 1024 events wait in it; the
+    /// first read then reports any older ones as lagged.
+    pub fn events_since_start(&self) -> Option<broadcast::Receiver<NodeEvent>> {
+        self.shared
+            .first_events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     /// Adds a share this node's miners found and announces it. Its proof of work is checked

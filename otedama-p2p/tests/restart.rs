@@ -121,6 +121,23 @@ async fn a_restarted_node_fetches_only_what_it_missed() {
     converge(&a, &b).await;
     let fetched = b.inspect(|n| n.received()).await.unwrap();
     assert_eq!(fetched, 5, "only the five missed shares travel");
+
+    // The sync happened before anyone asked for events: only the receiver kept from the
+    // start saw it, once.
+    let mut late = b.events();
+    assert!(
+        late.try_recv().is_err(),
+        "a late receiver sees no past events"
+    );
+    let mut first = b.events_since_start().expect("not taken yet");
+    let mut synced = 0;
+    while let Ok(event) = first.try_recv() {
+        if matches!(event, otedama_p2p::NodeEvent::Synced { .. }) {
+            synced += 1;
+        }
+    }
+    assert_eq!(synced, 1, "the restarted node's sync is reported once");
+    assert!(b.events_since_start().is_none(), "handed out once");
     a.shutdown();
     b.shutdown();
     let _ = std::fs::remove_dir_all(&dir);

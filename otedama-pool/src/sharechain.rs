@@ -246,7 +246,7 @@ impl SharechainNode {
             node.start_alone();
         }
         let service = P2pService::start(node, key, net).await?;
-        let events = Arc::new(std::sync::Mutex::new(Some(service.events())));
+        let events = Arc::new(std::sync::Mutex::new(service.events_since_start()));
         Ok(SharechainNode {
             service,
             runtime: tokio::runtime::Handle::current(),

@@ -16,6 +16,7 @@ install_missing() {
     command -v make >/dev/null 2>&1 || missing+=(make)
     if [ "${1:-}" = test ]; then
         command -v litecoind >/dev/null 2>&1 || missing+=(litecoind)
+        command -v monerod >/dev/null 2>&1 || missing+=(monero)
         ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
         command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
         command -v chromium >/dev/null 2>&1 || missing+=(chromium)

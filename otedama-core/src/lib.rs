@@ -55,6 +55,7 @@ mod coinbase;
 mod header;
 mod job;
 mod merkle;
+pub mod monero;
 mod order;
 pub mod rx;
 mod target;

@@ -124,6 +124,12 @@ impl std::fmt::Display for ErrorChain<'_> {
 #[path = "../tests/support/litecoind.rs"]
 mod litecoind_support;
 
+/// The monerod regtest harness, shared with the integration tests.
+#[cfg(all(test, feature = "node-rpc"))]
+#[allow(unreachable_pub)]
+#[path = "../tests/support/monerod.rs"]
+mod monerod_support;
+
 /// The PostgreSQL harness, shared with the integration tests.
 #[cfg(test)]
 #[path = "../tests/support/postgres.rs"]

@@ -21,9 +21,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use otedama_core::{
-    encode_hex, monero_check_hash, sha256d, MoneroTarget, MoneroTargetError, Target, U256,
-};
+use otedama_core::{encode_hex, monero_check_hash, MoneroTarget, MoneroTargetError, Target, U256};
 use otedama_hash::PowAlgorithm;
 use otedama_p2p::RxShareTemplate;
 use otedama_stratum::{MoneroJob, MoneroShareSubmission, MONERO_NONCE_OFFSET};
@@ -291,10 +289,10 @@ impl RxBook {
     }
 }
 
-/// A found block's id as the pool records it: sha256d of the hashing blob, hex as computed
-/// (the devnet's rule; a monerod source would name blocks by its own).
+/// A found block's id as the pool records it: Monero's block id of the hashing blob
+/// ([`otedama_core::monero::block_id`]), hex as monerod prints it.
 pub fn rx_block_id(blob: &[u8]) -> String {
-    encode_hex(&sha256d(blob))
+    encode_hex(&otedama_core::monero::block_id(blob))
 }
 
 /// Checks `submission` against `job` with `kernel` (RandomX keyed with the job's seed): the

@@ -1,12 +1,17 @@
 //! What both pool paths share: how a run is driven, and how reports are printed.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use otedama_core::Hashrate;
+use anyhow::{Context, Result};
+use otedama_core::{DifficultyConvention, Hashrate};
 use otedama_hash::Algorithm;
-use otedama_pool::accounting::{self, NoteLevel};
+use otedama_pool::accounting::{self, Accounting, AccountingTask, NoteLevel, PaymentRules, Scheme};
 use otedama_pool::service::{PoolService, ServiceEvent};
-use otedama_pool::{ErrorChain, Report, ShareLog};
+use otedama_pool::{ChainView, ErrorChain, Report, ShareLog, Wallet};
+use otedama_rewards::FeeRate;
+
+use crate::config::Config;
 use tokio::sync::watch;
 
 /// How a pool run is driven.
@@ -226,4 +231,72 @@ impl Running {
         );
         Ok(())
     }
+}
+
+/// Starts the accounting thread, which credits found blocks at maturity (reversing them when
+/// orphaned), pays PPS shares, and pays balances through `wallet` when there is one; dropping
+/// what it returns stops it.
+pub(crate) fn start_accounting(
+    config: &Config,
+    algo: Algorithm,
+    convention: DifficultyConvention,
+    log: &ShareLog,
+    pool_address: &str,
+    chain: Box<dyn ChainView>,
+    wallet: Option<Box<dyn Wallet>>,
+) -> Result<std::sync::mpsc::Sender<()>> {
+    let (stop_accounting, accounting_stop) = std::sync::mpsc::channel::<()>();
+    let coin = algo.name().to_owned();
+    let since_ms = {
+        let (c, system) = (coin.clone(), config.pool.rewards.system.clone());
+        log.run(move |store| store.scheme_since(&c, &system, accounting::now_ms()))
+            .context("cannot record the reward scheme")?
+    };
+    let accounting = Accounting {
+        coin,
+        since_ms,
+        scheme: Scheme::from_name(
+            &config.pool.rewards.system,
+            config.pool.rewards.window.to_window(),
+        )?,
+        fee: FeeRate::from_percent(config.pool.fee_percentage)
+            .map_err(|e| anyhow::anyhow!("pool.fee_percentage: {e}"))?,
+        pool_address: pool_address.to_owned(),
+        convention,
+    };
+    let payments = &config.pool.payments;
+    let rules = PaymentRules {
+        threshold: payments.threshold,
+        max_outputs: payments.max_outputs,
+        fee_from_miners: payments.fee_from_miners,
+        interval: payments.interval.0,
+        confirmations: i64::from(config.pool.maturity),
+        // The claim's holder is named by host and listen address, so that a restarted pool
+        // takes its own claim back at once.
+        payer: format!(
+            "{} {}",
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_else(|_| "localhost".into()),
+            config.pool.listen
+        ),
+    };
+    let task = AccountingTask {
+        log: log.clone(),
+        chain,
+        wallet,
+        accounting,
+        rules,
+        maturity: i64::from(config.pool.maturity),
+        check: config.pool.block_check_interval.0,
+        notes: Arc::new(print_note),
+        reader: Some({
+            let database = config.pool.database.clone();
+            Box::new(move || otedama_pool::store::open(&database))
+        }),
+    };
+    std::thread::Builder::new()
+        .name("accounting".into())
+        .spawn(move || task.run(&accounting_stop))?;
+    Ok(stop_accounting)
 }

@@ -1,6 +1,7 @@
-//! The RandomX pool: the embedded RandomX devnet as work source, `otedama-pool`'s engine and
-//! service on the Monero-dialect server xmrig speaks; each connection mines its own blob. With
-//! `p2p:` every blob is a share of the sharechain, whose coinbase pays the window.
+//! The RandomX pool: monerod (`pool.node`) or the embedded RandomX devnet as work source,
+//! `otedama-pool`'s engine and service on the Monero-dialect server xmrig speaks; each
+//! connection mines its own blob. With `p2p:` (devnet only) every blob is a share of the
+//! sharechain, whose coinbase pays the window.
 
 use std::sync::Arc;
 
@@ -9,8 +10,9 @@ use otedama_core::DifficultyConvention;
 use otedama_hash::{Algorithm, PowAlgorithm, RandomX, RandomXMode};
 use otedama_pool::service::{PoolService, RxServiceConfig};
 use otedama_pool::source::devnet_rx::{RxDevnet, DEVNET_RX_SEED};
+use otedama_pool::source::monerod::Monerod;
 use otedama_pool::xmr_address::{check_address, devnet_address};
-use otedama_pool::{Engine, RxConfig, RX_ALGO};
+use otedama_pool::{Engine, RxConfig, RxSource, RX_ALGO};
 use otedama_stratum::server::MoneroServerConfig;
 use otedama_stratum::ExtranonceAllocator;
 
@@ -44,18 +46,33 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         ready,
         stop,
     } = options;
-    if config.pool.node.is_some() {
-        bail!("pool.node: a RandomX pool runs on the embedded devnet only for now (no monerod work source yet); remove pool.node");
-    }
     if let Some(chain) = &config.pool.chain {
         bail!("pool.chain {chain}: chains name Bitcoin-family networks; a RandomX pool pays Monero mainnet addresses and takes no chain");
     }
-    let pool_address = match &config.pool.payout_address {
-        Some(a) => {
+    let monerod = match &config.pool.node {
+        Some(node) => {
+            if node.user.is_some() || node.password.is_some() || node.cookie.is_some() {
+                bail!("pool.node: monerod's --rpc-login takes HTTP digest authentication, which this pool does not speak; run monerod without it on a private address and remove pool.node.user/password/cookie");
+            }
+            if config.p2p.enabled {
+                bail!("p2p: a RandomX sharechain runs on the embedded devnet only for now (its coinbase is not monerod's); remove pool.node or disable p2p");
+            }
+            if config.pool.payments.enabled {
+                tracing::warn!("pool.payments: paying Monero balances through monero-wallet-rpc is not built yet, so this pool pays nothing; the ledger credits miners at maturity and keeps their balances (otedama-cli pool ledger) for you to pay");
+            }
+            Some(node.url.clone())
+        }
+        None => None,
+    };
+    let pool_address = match (&config.pool.payout_address, &monerod) {
+        (Some(a), _) => {
             check_address(a).with_context(|| format!("pool.payout_address {a}"))?;
             a.clone()
         }
-        None => devnet_address(),
+        (None, None) => devnet_address(),
+        (None, Some(_)) => bail!(
+            "pool.payout_address: a pool on monerod needs the Monero address its blocks pay (a wallet of yours)"
+        ),
     };
     let devnet_difficulty = monero_difficulty(
         config
@@ -64,10 +81,12 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
             .unwrap_or(DEFAULT_DEVNET_DIFFICULTY),
     );
     // The engine keeps every job's share difficulty at most the network's, which would
-    // otherwise throw away blocks.
-    let share_difficulty =
-        monero_difficulty(config.pool.difficulty.unwrap_or(DEFAULT_SHARE_DIFFICULTY))
-            .min(devnet_difficulty);
+    // otherwise throw away blocks; the devnet's is known now.
+    let configured = monero_difficulty(config.pool.difficulty.unwrap_or(DEFAULT_SHARE_DIFFICULTY));
+    let share_difficulty = match monerod {
+        Some(_) => configured,
+        None => configured.min(devnet_difficulty),
+    };
 
     let database = config.pool.database.clone();
     let (log, log_thread) = {
@@ -83,18 +102,36 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
             })?
     };
 
-    // Two RandomX caches of 256 MiB: the devnet's own (a node checks blocks itself) and the
-    // pool's share verifier.
-    let (devnet, verifier) = tokio::task::spawn_blocking(move || {
-        let devnet = RxDevnet::new(devnet_difficulty).context("cannot start the RandomX devnet")?;
-        let verifier = RandomX::new(&DEVNET_RX_SEED, RandomXMode::Light, 1)
+    // On the devnet, two RandomX caches of 256 MiB: the devnet's own (a node checks blocks
+    // itself) and the pool's share verifier. On monerod, the verifier is keyed with the seed
+    // of the node's first template, which also shows the node answers.
+    let payout = pool_address.clone();
+    let (source, verifier, network) = tokio::task::spawn_blocking(move || {
+        let (source, seed, network): (Arc<dyn RxSource>, [u8; 32], String) = match monerod {
+            Some(url) => {
+                let node = Monerod::new(&url);
+                let work = node.work(&payout, [0; 8]).with_context(|| {
+                    format!("cannot get a block template from monerod at {url}")
+                })?;
+                let network = format!(
+                    "monerod {url}, height {}, difficulty {}",
+                    work.height, work.difficulty
+                );
+                (Arc::new(node), work.seed, network)
+            }
+            None => {
+                let devnet =
+                    RxDevnet::new(devnet_difficulty).context("cannot start the RandomX devnet")?;
+                let network = format!("embedded devnet, difficulty {}", devnet.difficulty());
+                (Arc::new(devnet), DEVNET_RX_SEED, network)
+            }
+        };
+        let verifier = RandomX::new(&seed, RandomXMode::Light, 1)
             .context("cannot set up the RandomX share verifier")?;
-        anyhow::Ok((devnet, verifier))
+        anyhow::Ok((source, Arc::new(verifier), network))
     })
     .await
     .context("the RandomX set-up thread failed")??;
-    let devnet = Arc::new(devnet);
-    let verifier = Arc::new(verifier);
 
     let sharechain = if config.p2p.enabled {
         let params = super::sharechain::chain_params(
@@ -137,14 +174,14 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         Some(node) => {
             PoolService::start_rx_sharechain(
                 service_config,
-                devnet.clone(),
+                source.clone(),
                 log.clone(),
                 report,
                 node.rx_side_chain(),
             )
             .await
         }
-        None => PoolService::start_rx(service_config, devnet.clone(), log.clone(), report).await,
+        None => PoolService::start_rx(service_config, source.clone(), log.clone(), report).await,
     }
     .with_context(|| format!("cannot listen on {}", config.pool.listen))?;
     if let Some(node) = &sharechain {
@@ -154,11 +191,38 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
             Algorithm::RandomX
         );
     }
+    // On monerod, found blocks are credited to the miners at maturity and reversed when
+    // orphaned, as on the Bitcoin-family nodes.
+    let accounting = match &config.pool.node {
+        Some(node) => {
+            tracing::info!(
+                "[{}] rewards: {}{}, fee {} %, credited at {} confirmations (monerod unlocks a coinbase after 60); payments: off",
+                Algorithm::RandomX,
+                config.pool.rewards.system,
+                if config.pool.rewards.system == "pplns" {
+                    format!(" over {}", config.pool.rewards.window)
+                } else {
+                    String::new()
+                },
+                config.pool.fee_percentage,
+                config.pool.maturity,
+            );
+            Some(super::common::start_accounting(
+                &config,
+                Algorithm::RandomX,
+                DifficultyConvention::Monero,
+                &log,
+                &pool_address,
+                Box::new(Monerod::new(&node.url)),
+                None,
+            )?)
+        }
+        None => None,
+    };
     let local = service.local_addr();
     tracing::info!(
-        "otedama pool: {} on stratum+tcp://{local} (embedded devnet, difficulty {}, share difficulty {share_difficulty}, payouts to {pool_address}, database {})",
+        "otedama pool: {} on stratum+tcp://{local} ({network}, share difficulty {share_difficulty}, payouts to {pool_address}, database {})",
         Algorithm::RandomX,
-        devnet.difficulty(),
         otedama_pool::store::display_database(&database)
     );
     if let Some(ready) = ready {
@@ -166,7 +230,11 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
             addr: local,
             sv2: None,
             view: service.view(),
-            node: "devnet".into(),
+            node: config
+                .pool
+                .node
+                .as_ref()
+                .map_or_else(|| "devnet".into(), |n| n.url.clone()),
             payout: pool_address.clone(),
             algo: Algorithm::RandomX,
             sharechain: sharechain
@@ -182,7 +250,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         log: (log, log_thread),
         stats_interval: config.monitoring.stats_interval.0,
         algo: Algorithm::RandomX,
-        accounting: None,
+        accounting,
         sharechain,
         stop,
     }

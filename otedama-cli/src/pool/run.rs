@@ -14,11 +14,10 @@ use otedama_rewards::FeeRate;
 use otedama_stratum::server::ServerConfig;
 use otedama_stratum::{ExtranonceAllocator, PoolConfig, VardiffConfig};
 
-use super::common::{print_event, print_note, Running, ServeOptions};
+use super::common::{print_event, Running, ServeOptions};
 use crate::config::{chain_params, Config, ConfigError, Node};
 use crate::kernel::build;
 use crate::mine::RandomXModeArg;
-use otedama_pool::accounting::{self, Accounting, AccountingTask, PaymentRules, Scheme};
 use otedama_pool::service::{Listener, PoolService, ServiceConfig, Sources};
 use otedama_pool::source::devnet::{Devnet, DevnetWallet};
 use otedama_pool::source::node::{NodeRpc, RpcAuth};
@@ -507,7 +506,15 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
     };
     // On a sharechain the coinbase pays every miner large enough for an output of its own;
     // the ledger pays the rest from the pool's own output.
-    let accounting = start_accounting(&config, &settings, &log, &devnet, chain, &pool_address)?;
+    let accounting = super::common::start_accounting(
+        &config,
+        settings.algo,
+        settings.convention,
+        &log,
+        &pool_address,
+        open_source(&config, &devnet)?,
+        open_wallet(&config, &devnet, chain, &pool_address)?,
+    )?;
     if let Some(node) = &sharechain {
         node.record_blocks(
             log.clone(),
@@ -710,90 +717,30 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
     .await
 }
 
-/// Starts the accounting thread; dropping what it returns stops it.
-fn start_accounting(
+/// The wallet that pays the ledger's balances, when payments are on: the node's (or one of
+/// its wallets), or on the devnet the devnet's view of the coinbases paid to the pool.
+fn open_wallet(
     config: &Config,
-    settings: &AlgoSettings,
-    log: &otedama_pool::ShareLog,
     devnet: &Option<Devnet>,
     chain: AddressParams,
     pool_address: &str,
-) -> Result<std::sync::mpsc::Sender<()>> {
-    // The accounting thread: found blocks are credited at maturity or reversed when orphaned,
-    // PPS shares are paid, and balances are paid through the node's wallet. It stops when
-    // `stop_accounting` is dropped.
-    let (stop_accounting, accounting_stop) = std::sync::mpsc::channel::<()>();
-    {
-        let coin = settings.algo.name().to_owned();
-        let since_ms = {
-            let (c, system) = (coin.clone(), config.pool.rewards.system.clone());
-            log.run(move |store| store.scheme_since(&c, &system, accounting::now_ms()))
-                .context("cannot record the reward scheme")?
-        };
-        let accounting = Accounting {
-            coin,
-            since_ms,
-            scheme: Scheme::from_name(
-                &config.pool.rewards.system,
-                config.pool.rewards.window.to_window(),
-            )?,
-            fee: FeeRate::from_percent(config.pool.fee_percentage)
-                .map_err(|e| anyhow::anyhow!("pool.fee_percentage: {e}"))?,
-            pool_address: pool_address.to_owned(),
-            convention: settings.convention,
-        };
-        let payments = &config.pool.payments;
-        let wallet: Option<Box<dyn otedama_pool::Wallet>> = match (devnet, payments.enabled) {
-            (None, true) => {
-                let node = open_node(config)?;
-                Some(Box::new(match &payments.wallet {
-                    Some(name) => node.wallet(name),
-                    None => node,
-                }))
-            }
-            // The devnet's wallet holds the coinbases paid to the pool's address.
-            (Some(devnet), true) => Some(Box::new(DevnetWallet::new(
-                devnet.clone(),
-                chain,
-                pool_address,
-                u64::from(config.pool.maturity),
-            )?)),
-            (_, false) => None,
-        };
-        let rules = PaymentRules {
-            threshold: payments.threshold,
-            max_outputs: payments.max_outputs,
-            fee_from_miners: payments.fee_from_miners,
-            interval: payments.interval.0,
-            confirmations: i64::from(config.pool.maturity),
-            // The claim's holder is named by host and listen address, so that a restarted
-            // pool takes its own claim back at once.
-            payer: format!(
-                "{} {}",
-                std::fs::read_to_string("/proc/sys/kernel/hostname")
-                    .map(|h| h.trim().to_owned())
-                    .unwrap_or_else(|_| "localhost".into()),
-                config.pool.listen
-            ),
-        };
-        let task = AccountingTask {
-            log: log.clone(),
-            chain: open_source(config, devnet)?,
-            wallet,
-            accounting,
-            rules,
-            maturity: i64::from(config.pool.maturity),
-            check: config.pool.block_check_interval.0,
-            notes: Arc::new(print_note),
-            reader: Some({
-                let database = config.pool.database.clone();
-                Box::new(move || otedama_pool::store::open(&database))
-            }),
-        };
-        std::thread::Builder::new()
-            .name("accounting".into())
-            .spawn(move || task.run(&accounting_stop))?;
-    }
-
-    Ok(stop_accounting)
+) -> Result<Option<Box<dyn otedama_pool::Wallet>>> {
+    let payments = &config.pool.payments;
+    Ok(match (devnet, payments.enabled) {
+        (None, true) => {
+            let node = open_node(config)?;
+            Some(Box::new(match &payments.wallet {
+                Some(name) => node.wallet(name),
+                None => node,
+            }))
+        }
+        // The devnet's wallet holds the coinbases paid to the pool's address.
+        (Some(devnet), true) => Some(Box::new(DevnetWallet::new(
+            devnet.clone(),
+            chain,
+            pool_address,
+            u64::from(config.pool.maturity),
+        )?)),
+        (_, false) => None,
+    })
 }

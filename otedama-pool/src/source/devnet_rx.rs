@@ -12,7 +12,7 @@
 //!   coinbase, which pays its whole window); outputs may not add up to more than the reward, and
 //!   a sharechain's extra data must commit to the network's difficulty.
 //! - The tree root is sha256d(coinbase) (Monero hashes a keccak tree of transaction ids), and a
-//!   block's id is sha256d(hashing blob).
+//!   block's id is Monero's (Keccak-256 of the hashing blob after its length).
 //! - The difficulty is fixed (Monero retargets every block).
 //!
 //! The hashing blob, 76 bytes: varint major version 16, varint minor version 16, varint
@@ -286,7 +286,7 @@ impl RxDevnet {
                 parsed.tx_count
             )));
         }
-        let id = sha256d(blob);
+        let id = otedama_core::monero::block_id(blob);
         // The hash is the slow part: compute it before taking the chain lock.
         let pow = self
             .kernel
@@ -551,7 +551,7 @@ mod tests {
         assert_eq!(devnet.wait_for_tip(0, Duration::from_millis(1)), 0);
 
         let id = devnet.submit(&good, &t.coinbase).expect("accepted");
-        assert_eq!(id, sha256d(&good));
+        assert_eq!(id, otedama_core::monero::block_id(&good));
         assert_eq!(devnet.height(), 1);
         assert_eq!(devnet.accepted(), vec![id]);
         assert_eq!(devnet.wait_for_tip(0, Duration::from_secs(5)), 1);

@@ -12,6 +12,8 @@ pub mod devnet;
 #[cfg(feature = "devnet")]
 pub mod devnet_rx;
 #[cfg(feature = "node-rpc")]
+pub mod monerod;
+#[cfg(feature = "node-rpc")]
 pub mod node;
 
 use std::time::Duration;

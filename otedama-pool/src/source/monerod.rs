@@ -1,0 +1,408 @@
+//! monerod as a RandomX pool's work source: `get_block_template` with room reserved for the
+//! pool in the miner transaction, the tip followed by polling `get_block_count`, and
+//! `submit_block`.
+//!
+//! One template is fetched per payout address and tip; every session's work is that template
+//! with the session's own reserved bytes, its tree root and hashing blob computed here
+//! ([`MoneroTemplate`]), so a pool of many miners asks the node once a block, not once a
+//! miner.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use otedama_core::monero::MoneroTemplate;
+use otedama_core::{decode_hex, encode_hex};
+use serde_json::{json, Value};
+
+use super::{BlockRejection, ChainView, RpcError, SourceError, SubmitError};
+use crate::monero::{RxSource, RxWork};
+
+/// Bytes monerod reserves for the pool in each template's miner transaction (the reserved
+/// bytes every session gets).
+pub const RESERVE_SIZE: usize = 8;
+
+/// How often the tip is asked for while waiting for it to move.
+const TIP_POLL: Duration = Duration::from_millis(250);
+
+/// How long one call may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A template no older than this is reused for a payout on the same tip; after it the
+/// node is asked again (its mempool has moved on).
+const TEMPLATE_AGE: Duration = Duration::from_secs(30);
+
+/// monerod's JSON-RPC endpoint (`http://host:port`, the daemon's `--rpc-bind-port`).
+pub struct Monerod {
+    url: String,
+    /// Templates by payout address, all on one tip.
+    templates: Mutex<HashMap<String, Fetched>>,
+}
+
+/// A template as fetched, with what every session's work shares.
+#[derive(Clone)]
+struct Fetched {
+    template: MoneroTemplate,
+    height: u64,
+    difficulty: u64,
+    seed: [u8; 32],
+    prev_id: [u8; 32],
+    reward: u64,
+    at: Instant,
+}
+
+impl std::fmt::Debug for Monerod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Monerod({})", self.url)
+    }
+}
+
+fn hash32(call: &str, v: &Value, field: &str) -> Result<[u8; 32], SourceError> {
+    let text = v
+        .get(field)
+        .and_then(Value::as_str)
+        .ok_or_else(|| SourceError::bad_answer(call, field, "is missing"))?;
+    decode_hex(text)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| SourceError::bad_answer(call, field, "is not 32 bytes of hex"))
+}
+
+fn number(call: &str, v: &Value, field: &str) -> Result<u64, SourceError> {
+    v.get(field)
+        .and_then(Value::as_u64)
+        .ok_or_else(|| SourceError::bad_answer(call, field, "is not a number"))
+}
+
+impl Monerod {
+    /// A client of the daemon at `url` (`http://127.0.0.1:18081`).
+    pub fn new(url: &str) -> Monerod {
+        Monerod {
+            url: url.trim_end_matches('/').to_owned(),
+            templates: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn templates(&self) -> MutexGuard<'_, HashMap<String, Fetched>> {
+        self.templates.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Calls the JSON-RPC `method` and returns its result.
+    ///
+    /// # Errors
+    /// [`SourceError::Node`] with the daemon's own error, or the transport's.
+    pub fn call(&self, method: &str, params: Value) -> Result<Value, SourceError> {
+        let body =
+            json!({"jsonrpc": "2.0", "id": "0", "method": method, "params": params}).to_string();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(CALL_TIMEOUT))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let unreachable = |e: ureq::Error| match e {
+            ureq::Error::Timeout(_) => SourceError::TimedOut {
+                call: method.to_owned(),
+            },
+            e => SourceError::Unreachable {
+                call: method.to_owned(),
+                source: std::sync::Arc::new(e),
+            },
+        };
+        let response = agent
+            .post(&format!("{}/json_rpc", self.url))
+            .header("Content-Type", "application/json")
+            .send(body.as_bytes())
+            .map_err(unreachable)?;
+        let status = response.status().as_u16();
+        if status == 401 || status == 403 {
+            return Err(SourceError::Credentials {
+                call: method.to_owned(),
+                status,
+            });
+        }
+        let text = response.into_body().read_to_string().map_err(unreachable)?;
+        let v: Value = serde_json::from_str(&text)
+            .map_err(|_| SourceError::bad_answer(method, "the body", "is not json"))?;
+        if let Some(err) = v.get("error").filter(|e| !e.is_null()) {
+            return Err(SourceError::Node {
+                call: method.to_owned(),
+                source: RpcError {
+                    code: err.get("code").and_then(Value::as_i64).unwrap_or(0),
+                    message: err
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                },
+            });
+        }
+        Ok(v.get("result").cloned().unwrap_or(Value::Null))
+    }
+
+    /// The height of the daemon's tip (its block count less one).
+    pub fn tip_height(&self) -> Result<u64, SourceError> {
+        let call = "get_block_count";
+        let count = number(call, &self.call(call, json!({}))?, "count")?;
+        count
+            .checked_sub(1)
+            .ok_or_else(|| SourceError::bad_answer(call, "count", "is zero"))
+    }
+
+    /// The id (hex, as monerod prints it) of the block at `height` on the daemon's main
+    /// chain.
+    pub fn block_hash_at(&self, height: u64) -> Result<String, SourceError> {
+        let call = "get_block_header_by_height";
+        let result = self.call(call, json!({ "height": height }))?;
+        let header = result
+            .get("block_header")
+            .ok_or_else(|| SourceError::bad_answer(call, "block_header", "is missing"))?;
+        Ok(encode_hex(&hash32(call, header, "hash")?))
+    }
+
+    /// How deep the block with id `display` (hex, as monerod prints it) is: 1 for the tip,
+    /// -1 when monerod keeps it off its main chain (an orphan), `None` when it never saw it.
+    pub fn confirmations(&self, display: &str) -> Result<Option<i64>, SourceError> {
+        let call = "get_block_header_by_hash";
+        match self.call(call, json!({ "hash": display })) {
+            Ok(v) => {
+                let header = v
+                    .get("block_header")
+                    .ok_or_else(|| SourceError::bad_answer(call, "block_header", "is missing"))?;
+                if header.get("orphan_status").and_then(Value::as_bool) == Some(true) {
+                    return Ok(Some(-1));
+                }
+                let depth = number(call, header, "depth")?;
+                Ok(Some(i64::try_from(depth).unwrap_or(i64::MAX - 1) + 1))
+            }
+            // -5: "can't get block by hash", an id monerod never saw.
+            Err(SourceError::Node { source, .. }) if source.code == -5 => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn fetch(&self, payout: &str) -> Result<Fetched, SourceError> {
+        let call = "get_block_template";
+        let v = self.call(
+            call,
+            json!({ "wallet_address": payout, "reserve_size": RESERVE_SIZE }),
+        )?;
+        if v.get("difficulty_top64")
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+            != 0
+        {
+            return Err(SourceError::bad_answer(
+                call,
+                "difficulty_top64",
+                "is not zero: a difficulty above 2^64 is not served",
+            ));
+        }
+        let blob = v
+            .get("blocktemplate_blob")
+            .and_then(Value::as_str)
+            .and_then(|t| decode_hex(t).ok())
+            .ok_or_else(|| SourceError::bad_answer(call, "blocktemplate_blob", "is not hex"))?;
+        let offset = usize::try_from(number(call, &v, "reserved_offset")?)
+            .map_err(|_| SourceError::bad_answer(call, "reserved_offset", "is too large"))?;
+        let template = MoneroTemplate::parse(&blob, offset).map_err(|_| {
+            SourceError::bad_answer(call, "blocktemplate_blob", "is not a block template")
+        })?;
+        if template.reserved_room() < RESERVE_SIZE {
+            return Err(SourceError::bad_answer(
+                call,
+                "reserved_offset",
+                "leaves fewer bytes than were reserved",
+            ));
+        }
+        Ok(Fetched {
+            template,
+            height: number(call, &v, "height")?,
+            difficulty: number(call, &v, "difficulty")?,
+            seed: hash32(call, &v, "seed_hash")?,
+            prev_id: hash32(call, &v, "prev_hash")?,
+            reward: number(call, &v, "expected_reward")?,
+            at: Instant::now(),
+        })
+    }
+}
+
+impl RxSource for Monerod {
+    fn work(&self, payout: &str, reserved: [u8; 8]) -> Result<RxWork, SourceError> {
+        let cached = self
+            .templates()
+            .get(payout)
+            .filter(|f| f.at.elapsed() < TEMPLATE_AGE)
+            .cloned();
+        let fetched = match cached {
+            Some(f) => f,
+            None => {
+                let f = self.fetch(payout)?;
+                let mut templates = self.templates();
+                // Another payout's template on an older tip is of no more use.
+                templates.retain(|_, other| other.prev_id == f.prev_id);
+                templates.insert(payout.to_owned(), f.clone());
+                f
+            }
+        };
+        let (mut blob, coinbase) = fetched.template.with_reserved(&reserved).map_err(|_| {
+            SourceError::bad_answer("get_block_template", "blocktemplate_blob", "no room")
+        })?;
+        if let Ok(header) = otedama_core::monero::header_len(&blob) {
+            // The pool's miners start from nonce zero.
+            blob[header - 4..header].fill(0);
+        }
+        Ok(RxWork {
+            blob,
+            coinbase,
+            height: fetched.height,
+            difficulty: fetched.difficulty,
+            seed: fetched.seed,
+            prev_id: fetched.prev_id,
+            reward: fetched.reward,
+        })
+    }
+
+    fn wait_for_tip(&self, height: u64, timeout: Duration) -> Result<u64, SourceError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let tip = self.tip_height()?;
+            if tip > height || Instant::now() >= deadline {
+                if tip != height {
+                    // Work on the old tip is stale: the next `work` asks the node.
+                    self.templates().clear();
+                }
+                return Ok(tip);
+            }
+            std::thread::sleep(TIP_POLL.min(deadline.saturating_duration_since(Instant::now())));
+        }
+    }
+
+    fn submit(&self, blob: &[u8], coinbase: &[u8]) -> Result<(), SubmitError> {
+        let block = MoneroTemplate::block(blob, coinbase)
+            .map_err(|_| SubmitError::Rejected(BlockRejection::Invalid("bad-blob".to_owned())))?;
+        match self.call("submit_block", json!([encode_hex(&block)])) {
+            Ok(v) if v.get("status").and_then(Value::as_str) == Some("OK") => {
+                self.templates().clear();
+                Ok(())
+            }
+            Ok(v) => Err(SubmitError::Rejected(BlockRejection::Invalid(
+                v.get("status")
+                    .and_then(Value::as_str)
+                    .unwrap_or("no status")
+                    .to_owned(),
+            ))),
+            Err(SourceError::Node { source, .. }) => Err(SubmitError::Rejected(
+                BlockRejection::Invalid(format!("{} ({})", source.message, source.code)),
+            )),
+            Err(e) => Err(SubmitError::Unanswered(e)),
+        }
+    }
+}
+
+/// Found blocks as the accounting sees them. The accounting hands a block's id reversed from
+/// its recorded hex (the Bitcoin family's internal order); Monero prints ids unreversed, so
+/// it is turned back.
+impl ChainView for Monerod {
+    fn block_confirmations(&mut self, hash: &[u8; 32]) -> Result<Option<i64>, SourceError> {
+        self.confirmations(&encode_hex(&otedama_core::reverse_hash(hash)))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::monerod_support as support;
+    use otedama_core::monero_check_hash;
+    use otedama_hash::{PowAlgorithm, RandomX, RandomXMode};
+    use otedama_stratum::MONERO_NONCE_OFFSET as NONCE;
+
+    /// The first nonce whose RandomX hash of `work`'s blob meets its difficulty, written in.
+    fn solve(kernel: &RandomX, work: &RxWork) -> Vec<u8> {
+        let mut blob = work.blob.clone();
+        for nonce in 0u32.. {
+            blob[NONCE..NONCE + 4].copy_from_slice(&nonce.to_le_bytes());
+            let hash = kernel.hash(&blob).unwrap().hash;
+            if monero_check_hash(&hash, work.difficulty) {
+                return blob;
+            }
+        }
+        unreachable!("no nonce meets the difficulty")
+    }
+
+    #[test]
+    fn monerod_takes_blocks_built_from_its_template_with_the_pools_bytes() {
+        if !support::available() {
+            return;
+        }
+        let node = support::Monerod::start(2);
+        let mut source = Monerod::new(&node.url());
+        let a = source.work(support::POOL_ADDRESS, [1; 8]).unwrap();
+        let b = source.work(support::POOL_ADDRESS, [2; 8]).unwrap();
+        assert_eq!(a.height, node.height() + 1);
+        assert_eq!(a.difficulty, 2);
+        assert_ne!(a.blob, b.blob, "each session's bytes give it its own blob");
+        assert_eq!(a.prev_id, b.prev_id);
+        assert!(a.reward > 0);
+        let kernel = RandomX::new(&a.seed, RandomXMode::Light, 1).unwrap();
+
+        // A block from the second session's work: monerod names it as the pool does.
+        let blob = solve(&kernel, &b);
+        source.submit(&blob, &b.coinbase).unwrap();
+        assert_eq!(node.height(), b.height);
+        let id = crate::rx_block_id(&blob);
+        let header = node
+            .header(&id)
+            .expect("monerod knows the block by the pool's id");
+        assert_eq!(header["height"], b.height);
+        let mut internal = otedama_core::decode_hex32(&id).unwrap();
+        internal.reverse();
+        assert_eq!(source.block_confirmations(&internal).unwrap(), Some(1));
+        assert_eq!(source.block_confirmations(&[7; 32]).unwrap(), None);
+
+        // The tip moved: the watcher says so, and new work builds on the block.
+        assert_eq!(
+            source
+                .wait_for_tip(a.height - 1, Duration::from_secs(5))
+                .unwrap(),
+            b.height
+        );
+        let next = source.work(support::POOL_ADDRESS, [1; 8]).unwrap();
+        assert_eq!(next.height, b.height + 1);
+        assert_eq!(encode_hex(&next.prev_id), id);
+
+        // Work on the old tip is a block monerod keeps off its main chain.
+        let stale = solve(&kernel, &a);
+        source.submit(&stale, &a.coinbase).unwrap();
+        let mut stale_id = otedama_core::decode_hex32(&crate::rx_block_id(&stale)).unwrap();
+        stale_id.reverse();
+        assert_eq!(source.block_confirmations(&stale_id).unwrap(), Some(-1));
+
+        // A blob whose nonce misses the difficulty is refused.
+        let mut weak = next.blob.clone();
+        let mut nonce = 0u32;
+        loop {
+            weak[NONCE..NONCE + 4].copy_from_slice(&nonce.to_le_bytes());
+            if !monero_check_hash(&kernel.hash(&weak).unwrap().hash, next.difficulty) {
+                break;
+            }
+            nonce += 1;
+        }
+        assert!(matches!(
+            source.submit(&weak, &next.coinbase),
+            Err(SubmitError::Rejected(BlockRejection::Invalid(_)))
+        ));
+        assert_eq!(node.height(), b.height);
+
+        // After a reorganisation took the block away, monerod no longer knows it.
+        node.pop_blocks(1);
+        assert_eq!(source.block_confirmations(&internal).unwrap(), None);
+    }
+
+    #[test]
+    fn a_node_that_is_not_there_is_unreachable() {
+        let source = Monerod::new("http://127.0.0.1:9");
+        let error = source.work(support::POOL_ADDRESS, [0; 8]).unwrap_err();
+        assert!(error.is_transient(), "{error}");
+    }
+}

@@ -166,9 +166,10 @@ pub trait RxSource: Send + Sync {
     /// coinbase reserves for the pool (a pool gives every session its own).
     fn work(&self, payout: &str, reserved: [u8; 8]) -> Result<RxWork, SourceError>;
 
-    /// Waits up to `timeout` for the tip to move past `height`; returns the tip's height
-    /// either way.
-    fn wait_for_tip(&self, height: u64, timeout: Duration) -> Result<u64, SourceError>;
+    /// Waits up to `timeout` for the chain's tip to be another block than `tip` (the parent
+    /// of the work last taken: a new block, or a reorganisation to any height); returns
+    /// whether it is.
+    fn wait_for_tip(&self, tip: &[u8; 32], timeout: Duration) -> Result<bool, SourceError>;
 
     /// Submits a found block: its hashing blob (nonce written in) and the coinbase the blob
     /// commits to.
@@ -180,8 +181,8 @@ impl<T: RxSource + ?Sized> RxSource for Arc<T> {
         (**self).work(payout, reserved)
     }
 
-    fn wait_for_tip(&self, height: u64, timeout: Duration) -> Result<u64, SourceError> {
-        (**self).wait_for_tip(height, timeout)
+    fn wait_for_tip(&self, tip: &[u8; 32], timeout: Duration) -> Result<bool, SourceError> {
+        (**self).wait_for_tip(tip, timeout)
     }
 
     fn submit(&self, blob: &[u8], coinbase: &[u8]) -> Result<(), SubmitError> {
@@ -206,13 +207,14 @@ impl RxBook {
     }
 
     /// Records the tip `work` is on; returns whether it is a new one (another parent), in
-    /// which case the jobs of lower heights are retired.
+    /// which case the jobs on every other parent are retired (a reorganisation may bring a
+    /// tip at the same height or below).
     pub(crate) fn follow(&mut self, work: &RxWork) -> bool {
         if self.tip.map(|(_, prev)| prev) == Some(work.prev_id) {
             return false;
         }
         self.tip = Some((work.height, work.prev_id));
-        self.retire_below(work.height);
+        self.retire_other_than(&work.prev_id);
         true
     }
 
@@ -265,11 +267,11 @@ impl RxBook {
         Ok(job)
     }
 
-    /// Forgets the jobs below `height`: their shares are stale.
-    pub(crate) fn retire_below(&mut self, height: u64) {
+    /// Forgets the jobs that do not build on `parent`: their shares are stale.
+    pub(crate) fn retire_other_than(&mut self, parent: &[u8; 32]) {
         let jobs = &mut self.jobs;
         self.order.retain(|id| {
-            let keep = jobs.get(id).is_some_and(|j| j.work.height >= height);
+            let keep = jobs.get(id).is_some_and(|j| j.work.prev_id == *parent);
             if !keep {
                 jobs.remove(id);
             }
@@ -362,7 +364,7 @@ mod tests {
     }
 
     #[test]
-    fn a_new_tip_retires_the_jobs_below_it() {
+    fn a_new_tip_retires_the_jobs_on_other_parents() {
         let mut book = RxBook::default();
         assert!(book.follow(&work(1, 0)));
         let a = book
@@ -384,6 +386,11 @@ mod tests {
         assert!(book.get(&b.announcement.job_id).is_none());
         assert!(book.get(&c.announcement.job_id).is_some());
         assert_eq!(book.len(), 1);
+        // A reorganisation to a tip below: the higher jobs on the old parent go too.
+        assert!(book.follow(&work(1, 9)));
+        assert_eq!(book.tip_height(), Some(1));
+        assert!(book.get(&c.announcement.job_id).is_none());
+        assert_eq!(book.len(), 0);
     }
 
     #[test]

@@ -1689,8 +1689,8 @@ fn spawn_rx_tips(
     std::thread::Builder::new()
         .name("rx-tips".into())
         .spawn(move || {
-            // The tip's height once work on it reached the engine.
-            let mut tip: Option<u64> = None;
+            // The tip (the work's parent) once work on it reached the engine.
+            let mut tip: Option<[u8; 32]> = None;
             let mut backoff = Duration::from_millis(500);
             // Ends at the stop, or once the service is gone (its port never bound).
             while !*stop.borrow() && stop.has_changed().is_ok() {
@@ -1700,9 +1700,9 @@ fn spawn_rx_tips(
                     Outlet::Bitcoin { .. } => false,
                 };
                 if let (Some(known), false) = (tip, refresh) {
-                    match source.wait_for_tip(known, RX_TIP_WAIT) {
-                        Ok(height) if height > known => {}
-                        Ok(_) => continue,
+                    match source.wait_for_tip(&known, RX_TIP_WAIT) {
+                        Ok(true) => {}
+                        Ok(false) => continue,
                         Err(error) => {
                             driver.telemetry.node_failed();
                             (driver.report)(ServiceEvent::Source {
@@ -1740,8 +1740,7 @@ fn spawn_rx_tips(
                             _ => None,
                         };
                         backoff = Duration::from_millis(500);
-                        // Work is for the block above the tip.
-                        tip = Some(work.height.saturating_sub(1));
+                        tip = Some(work.prev_id);
                         driver.telemetry.job.time(|| {
                             match side {
                                 Some(template) => driver.engine().handle_rx_share_work(

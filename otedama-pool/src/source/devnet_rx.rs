@@ -244,6 +244,17 @@ impl RxDevnet {
         chain.height
     }
 
+    /// Waits up to `timeout` for the tip to be another block than `tip`; returns whether it
+    /// is.
+    pub fn wait_for_new_tip(&self, tip: &[u8; 32], timeout: Duration) -> bool {
+        let chain = self.lock();
+        let (chain, _) = self
+            .tips
+            .wait_timeout_while(chain, timeout, |c| c.tip == *tip)
+            .unwrap_or_else(|p| p.into_inner());
+        chain.tip != *tip
+    }
+
     /// Work on the tip paying `address`, with `reserved` in the coinbase (a pool gives every
     /// session its own, so no two sessions hash the same blob).
     pub fn template(&self, address: &str, reserved: [u8; 8]) -> RxTemplate {
@@ -356,8 +367,8 @@ impl RxSource for RxDevnet {
         Ok(self.template(payout, reserved).into())
     }
 
-    fn wait_for_tip(&self, height: u64, timeout: Duration) -> Result<u64, SourceError> {
-        Ok(RxDevnet::wait_for_tip(self, height, timeout))
+    fn wait_for_tip(&self, tip: &[u8; 32], timeout: Duration) -> Result<bool, SourceError> {
+        Ok(self.wait_for_new_tip(tip, timeout))
     }
 
     fn submit(&self, blob: &[u8], coinbase: &[u8]) -> Result<(), SubmitError> {
@@ -494,12 +505,12 @@ mod tests {
         assert_eq!((work.seed, work.reward), (DEVNET_RX_SEED, RX_DEVNET_REWARD));
         assert_eq!(&work.coinbase[8..16], &[3; 8]);
         assert_eq!(&work.blob[43..75], &sha256d(&work.coinbase));
-        assert_eq!(
-            source
-                .wait_for_tip(0, Duration::from_millis(1))
-                .expect("tip"),
-            0
-        );
+        assert!(!source
+            .wait_for_tip(&work.prev_id, Duration::from_millis(1))
+            .expect("tip"));
+        assert!(source
+            .wait_for_tip(&[9; 32], Duration::from_millis(1))
+            .expect("tip"));
         // A refusal is typed as a node's: invalid with the devnet's reason, or a duplicate.
         let other = coinbase(1, [4; 8], ADDRESS);
         let refused = source.submit(&work.blob, &other);

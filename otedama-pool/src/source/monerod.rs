@@ -1,6 +1,7 @@
 //! monerod as a RandomX pool's work source: `get_block_template` with room reserved for the
-//! pool in the miner transaction, the tip followed by polling `get_block_count`, and
-//! `submit_block`.
+//! pool in the miner transaction, the tip followed by polling `get_last_block_header` (a
+//! reorganisation to any height is a new tip), `submit_block`, and found blocks' depth or
+//! orphaning by `get_block_header_by_hash`.
 //!
 //! One template is fetched per payout address and tip; every session's work is that template
 //! with the session's own reserved bytes, its tree root and hashing blob computed here
@@ -139,13 +140,17 @@ impl Monerod {
         Ok(v.get("result").cloned().unwrap_or(Value::Null))
     }
 
-    /// The height of the daemon's tip (its block count less one).
-    pub fn tip_height(&self) -> Result<u64, SourceError> {
-        let call = "get_block_count";
-        let count = number(call, &self.call(call, json!({}))?, "count")?;
-        count
-            .checked_sub(1)
-            .ok_or_else(|| SourceError::bad_answer(call, "count", "is zero"))
+    /// The daemon's tip: its height and id.
+    pub fn tip(&self) -> Result<(u64, [u8; 32]), SourceError> {
+        let call = "get_last_block_header";
+        let result = self.call(call, json!({}))?;
+        let header = result
+            .get("block_header")
+            .ok_or_else(|| SourceError::bad_answer(call, "block_header", "is missing"))?;
+        Ok((
+            number(call, header, "height")?,
+            hash32(call, header, "hash")?,
+        ))
     }
 
     /// The id (hex, as monerod prints it) of the block at `height` on the daemon's main
@@ -262,18 +267,20 @@ impl RxSource for Monerod {
         })
     }
 
-    fn wait_for_tip(&self, height: u64, timeout: Duration) -> Result<u64, SourceError> {
+    fn wait_for_tip(&self, tip: &[u8; 32], timeout: Duration) -> Result<bool, SourceError> {
         let deadline = Instant::now() + timeout;
         loop {
-            let tip = self.tip_height()?;
-            if tip > height || Instant::now() >= deadline {
-                if tip != height {
-                    // Work on the old tip is stale: the next `work` asks the node.
-                    self.templates().clear();
-                }
-                return Ok(tip);
+            let (_, top) = self.tip()?;
+            if top != *tip {
+                // Work on the old tip is stale: the next `work` asks the node.
+                self.templates().clear();
+                return Ok(true);
             }
-            std::thread::sleep(TIP_POLL.min(deadline.saturating_duration_since(Instant::now())));
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(false);
+            }
+            std::thread::sleep(TIP_POLL.min(left));
         }
     }
 
@@ -361,12 +368,10 @@ mod tests {
         assert_eq!(source.block_confirmations(&[7; 32]).unwrap(), None);
 
         // The tip moved: the watcher says so, and new work builds on the block.
-        assert_eq!(
-            source
-                .wait_for_tip(a.height - 1, Duration::from_secs(5))
-                .unwrap(),
-            b.height
-        );
+        assert!(source
+            .wait_for_tip(&a.prev_id, Duration::from_secs(5))
+            .unwrap());
+        assert_eq!(source.tip().unwrap().0, b.height);
         let next = source.work(support::POOL_ADDRESS, [1; 8]).unwrap();
         assert_eq!(next.height, b.height + 1);
         assert_eq!(encode_hex(&next.prev_id), id);
@@ -394,9 +399,18 @@ mod tests {
         ));
         assert_eq!(node.height(), b.height);
 
-        // After a reorganisation took the block away, monerod no longer knows it.
+        // After a reorganisation took the block away, monerod no longer knows it, and the
+        // tip is another block again, one lower.
+        let mut top = internal;
+        top.reverse();
+        assert!(!source
+            .wait_for_tip(&top, Duration::from_millis(300))
+            .unwrap());
         node.pop_blocks(1);
         assert_eq!(source.block_confirmations(&internal).unwrap(), None);
+        assert!(source.wait_for_tip(&top, Duration::from_secs(5)).unwrap());
+        let back = source.work(support::POOL_ADDRESS, [1; 8]).unwrap();
+        assert_eq!((back.height, back.prev_id), (a.height, a.prev_id));
     }
 
     #[test]

@@ -1,0 +1,157 @@
+//! The RandomX pool on a real monerod (regtest, fixed difficulty): otedama's own miner logs in
+//! over the Monero dialect, its blocks are accepted by monerod under the ids the pool records,
+//! the accounting credits them once they are deep enough, and a block the chain loses is
+//! reversed in the ledger.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::monerod::{self, Monerod, POOL_ADDRESS};
+use support::pool::{bin, temp_db, Pool};
+
+fn query<T: rusqlite::types::FromSql>(db: &Path, sql: &str) -> Vec<T> {
+    let conn = rusqlite::Connection::open(db).expect("database");
+    let mut stmt = conn.prepare(sql).expect("statement");
+    stmt.query_map([], |r| r.get(0))
+        .expect("query")
+        .map(|r| r.expect("row"))
+        .collect()
+}
+
+fn balance(db: &Path, address: &str) -> i64 {
+    let out = Command::new(bin())
+        .args(["pool", "ledger", "--address", address, "--database"])
+        .arg(db)
+        .output()
+        .expect("ledger runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    text.lines()
+        .find_map(|l| l.strip_prefix("balance randomx: "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no balance line: {text}"))
+}
+
+struct Miner(Child);
+
+impl Drop for Miner {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_pool_on_monerod_gets_blocks_accepted_credits_them_at_maturity_and_reverses_lost_ones() {
+    if !monerod::available() {
+        return;
+    }
+    // Light mode hashes at about 20 H/s a thread here: a block every few seconds.
+    let node = Monerod::start(60);
+    let start_height = node.height();
+    let db = temp_db("monerod");
+    let mut pool = Pool::start(&[
+        "--algo",
+        "randomx",
+        "--node-url",
+        &node.url(),
+        "--address",
+        POOL_ADDRESS,
+        "--threads",
+        "0",
+        "--difficulty",
+        "6",
+        "--maturity",
+        "3",
+        "--block-check-interval",
+        "1",
+        "--stats-interval",
+        "2",
+        "--database",
+        db.to_str().expect("utf-8"),
+    ]);
+    let banner = pool.wait_for("otedama pool: randomx", Duration::from_secs(5));
+    assert!(banner.contains("monerod http://127.0.0.1:"), "{banner}");
+
+    let miner_address = otedama_pool::xmr_address::devnet_address();
+    let miner = Miner(
+        Command::new(bin())
+            .args(["mine", "-o", &pool.url(), "-u"])
+            .arg(format!("{miner_address}.rig"))
+            .args(["--algo", "randomx", "--randomx-mode", "light"])
+            .args(["--threads", "1", "--seconds", "400"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("miner starts"),
+    );
+
+    // Blocks go to monerod, and once three deep the first is credited to the miner.
+    let credited = pool.wait_for("confirmed: ", Duration::from_secs(300));
+    assert!(credited.contains("credited"), "{credited}");
+    drop(miner);
+    assert!(node.height() >= start_height + 3);
+
+    // Every block the pool calls accepted or confirmed is monerod's block of that height.
+    let conn = rusqlite::Connection::open(&db).expect("database");
+    let mut stmt = conn
+        .prepare("SELECT hash, height, status FROM blocks WHERE algorithm = 'randomx'")
+        .expect("statement");
+    let blocks: Vec<(String, i64, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .expect("query")
+        .map(|r| r.expect("row"))
+        .collect();
+    assert!(!blocks.is_empty());
+    let mut on_chain = 0;
+    for (hash, height, status) in &blocks {
+        let header = node.header(hash);
+        match status.as_str() {
+            "accepted" | "confirmed" => {
+                let header = header.unwrap_or_else(|| panic!("monerod lacks {hash}"));
+                // A block another of the miner's blocks replaced is found again on the next
+                // check; the others are on the chain at their height.
+                if header["orphan_status"] == false {
+                    assert_eq!(header["height"], *height, "{hash}");
+                    on_chain += 1;
+                }
+            }
+            "orphaned" => {
+                assert!(header.is_none_or(|h| h["orphan_status"] == true), "{hash}");
+            }
+            other => panic!("block {hash} is {other}"),
+        }
+    }
+    assert!(on_chain >= 3, "{blocks:?}");
+    let earned = balance(&db, &miner_address);
+    assert!(earned > 0, "the miner was credited");
+
+    // The chain loses its top blocks (popped, as after a deeper chain won): every credited
+    // block among them is reversed.
+    let confirmed: Vec<String> = query(
+        &db,
+        "SELECT hash FROM blocks WHERE status = 'confirmed' ORDER BY height DESC",
+    );
+    let lost = confirmed.first().expect("a confirmed block").clone();
+    let lost_height = node.header(&lost).expect("on chain")["height"]
+        .as_u64()
+        .expect("height");
+    node.pop_blocks(node.height() - lost_height + 1);
+    assert!(node.header(&lost).is_none());
+    let line = pool.wait_for(&format!("{lost} orphaned"), Duration::from_secs(30));
+    assert!(line.contains("unknown to the node"), "{line}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while balance(&db, &miner_address) >= earned {
+        assert!(Instant::now() < deadline, "the lost block's credit stays");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let lines = pool.stop();
+    assert!(
+        lines.iter().any(|l| l.starts_with("pool stopped:")),
+        "{lines:#?}"
+    );
+}

@@ -155,3 +155,75 @@ fn a_pool_on_monerod_gets_blocks_accepted_credits_them_at_maturity_and_reverses_
         "{lines:#?}"
     );
 }
+
+/// monerod changes the RandomX key at height 2113 (the seed moves to block 2048): the pool
+/// builds a verifier for the new key before its first job on it, and the miner re-keys, so
+/// the blocks on either side of the change are checked and accepted.
+#[test]
+fn the_pool_and_its_miner_follow_monerods_seed_change() {
+    if !monerod::available() {
+        return;
+    }
+    // Every hash is a block at difficulty 1: the daemon's own miner climbs to just below the
+    // change in a couple of minutes.
+    let node = Monerod::start(1);
+    node.generate(2108, POOL_ADDRESS);
+    let first_seed = node.rpc(
+        "get_block_template",
+        serde_json::json!({ "wallet_address": POOL_ADDRESS, "reserve_size": 8 }),
+    )["seed_hash"]
+        .as_str()
+        .expect("seed")
+        .to_owned();
+    let db = temp_db("monerod-seed");
+    let mut pool = Pool::start(&[
+        "--algo",
+        "randomx",
+        "--node-url",
+        &node.url(),
+        "--address",
+        POOL_ADDRESS,
+        "--threads",
+        "0",
+        "--difficulty",
+        "1",
+        "--stats-interval",
+        "2",
+        "--database",
+        db.to_str().expect("utf-8"),
+    ]);
+    let miner_address = otedama_pool::xmr_address::devnet_address();
+    let _miner = Miner(
+        Command::new(bin())
+            .args(["mine", "-o", &pool.url(), "-u", &miner_address])
+            .args(["--algo", "randomx", "--randomx-mode", "light"])
+            .args(["--threads", "1", "--seconds", "300"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("miner starts"),
+    );
+    let rekeyed = pool.wait_for("new RandomX key", Duration::from_secs(180));
+    assert!(!rekeyed.contains(&first_seed), "{rekeyed}");
+    pool.wait_for("new block to mine: height 2116", Duration::from_secs(120));
+    let lines = pool.stop();
+    assert!(
+        !lines.iter().any(|l| l.contains("result mismatch")),
+        "{lines:#?}"
+    );
+
+    // Blocks on both keys passed the pool's check and are monerod's.
+    let heights: Vec<i64> = query(
+        &db,
+        "SELECT height FROM blocks WHERE status = 'accepted' ORDER BY height",
+    );
+    assert!(heights.iter().any(|&h| h < 2113), "{heights:?}");
+    assert!(heights.iter().any(|&h| h >= 2113), "{heights:?}");
+    let hashes: Vec<String> = query(
+        &db,
+        "SELECT hash FROM blocks WHERE status = 'accepted' AND height >= 2113",
+    );
+    assert!(hashes.iter().any(|h| node
+        .header(h)
+        .is_some_and(|header| header["orphan_status"] == false)));
+}

@@ -89,7 +89,8 @@ pub use engine::{
 pub use identity::{Identity, IdentityError, MAX_IDENTITY_LEN};
 pub use jobs::{JobBook, PoolJob, SideJob, EXTRANONCE1_SIZE, EXTRANONCE2_SIZE};
 pub use monero::{
-    rx_block_id, RxConfig, RxJob, RxJobError, RxSource, RxSubmission, RxWork, RX_ALGO,
+    rx_block_id, RxConfig, RxJob, RxJobError, RxKernelMaker, RxKeys, RxSource, RxSubmission,
+    RxWork, RX_ALGO, RX_KEYS_KEPT,
 };
 pub use source::{
     BlockRejection, BlockSubmitter, ChainView, RpcError, SourceError, SubmitError, TemplateSource,

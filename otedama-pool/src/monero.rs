@@ -18,11 +18,11 @@
 //! ([`RxSource::submit`]).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use otedama_core::{encode_hex, monero_check_hash, MoneroTarget, MoneroTargetError, Target, U256};
-use otedama_hash::PowAlgorithm;
+use otedama_hash::{HashError, PowAlgorithm, RandomX, RandomXMode};
 use otedama_p2p::RxShareTemplate;
 use otedama_stratum::{MoneroJob, MoneroShareSubmission, MONERO_NONCE_OFFSET};
 
@@ -187,6 +187,94 @@ impl<T: RxSource + ?Sized> RxSource for Arc<T> {
 
     fn submit(&self, blob: &[u8], coinbase: &[u8]) -> Result<(), SubmitError> {
         (**self).submit(blob, coinbase)
+    }
+}
+
+/// How many RandomX keys [`RxKeys`] keeps kernels for: the current seed and the one before
+/// it, whose shares may still be in flight when the seed changes.
+pub const RX_KEYS_KEPT: usize = 2;
+
+/// Builds a share verifier keyed with a seed.
+pub type RxKernelMaker =
+    Box<dyn Fn(&[u8; 32]) -> Result<Arc<dyn PowAlgorithm>, HashError> + Send + Sync>;
+
+/// RandomX share verifiers by key (Monero's seed hash, which changes every 2048 blocks): a
+/// pool checks each share with the kernel keyed by its job's seed, and builds the kernel of a
+/// new seed once, before any job with it goes out.
+pub struct RxKeys {
+    kernels: Mutex<VecDeque<Keyed>>,
+    make: RxKernelMaker,
+}
+
+/// A verifier and the key it is built with.
+type Keyed = ([u8; 32], Arc<dyn PowAlgorithm>);
+
+impl std::fmt::Debug for RxKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<String> = self
+            .lock()
+            .iter()
+            .map(|(seed, _)| encode_hex(&seed[..8]))
+            .collect();
+        f.debug_struct("RxKeys").field("keys", &keys).finish()
+    }
+}
+
+impl RxKeys {
+    /// Verifiers made by `make`, starting with `kernel`, already keyed with `seed`.
+    pub fn new(seed: [u8; 32], kernel: Arc<dyn PowAlgorithm>, make: RxKernelMaker) -> RxKeys {
+        RxKeys {
+            kernels: Mutex::new(VecDeque::from([(seed, kernel)])),
+            make,
+        }
+    }
+
+    /// Light-mode RandomX verifiers (a 256 MiB cache each), starting with one keyed with
+    /// `seed`.
+    pub fn light(seed: [u8; 32]) -> Result<RxKeys, HashError> {
+        let make: RxKernelMaker = Box::new(|seed| {
+            Ok(Arc::new(RandomX::new(seed, RandomXMode::Light, 1)?) as Arc<dyn PowAlgorithm>)
+        });
+        let first = make(&seed)?;
+        Ok(RxKeys::new(seed, first, make))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Keyed>> {
+        self.kernels.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The verifier keyed with `seed`, when it is built.
+    pub fn get(&self, seed: &[u8; 32]) -> Option<Arc<dyn PowAlgorithm>> {
+        self.lock()
+            .iter()
+            .find(|(s, _)| s == seed)
+            .map(|(_, k)| Arc::clone(k))
+    }
+
+    /// The verifier keyed with `seed`, built now when it is not (a second or so, in light
+    /// mode; shares waiting on it wait that long), with `true` when it was. Only the newest
+    /// [`RX_KEYS_KEPT`] keys are kept.
+    pub fn prepare(&self, seed: &[u8; 32]) -> Result<(Arc<dyn PowAlgorithm>, bool), HashError> {
+        if let Some(kernel) = self.get(seed) {
+            return Ok((kernel, false));
+        }
+        // Built outside the lock, so shares on the other keys are checked meanwhile; two
+        // threads meeting a new key at once may both build it, and one is kept.
+        let kernel = (self.make)(seed)?;
+        let mut kernels = self.lock();
+        if let Some((_, k)) = kernels.iter().find(|(s, _)| s == seed) {
+            return Ok((Arc::clone(k), false));
+        }
+        kernels.push_back((*seed, Arc::clone(&kernel)));
+        while kernels.len() > RX_KEYS_KEPT {
+            kernels.pop_front();
+        }
+        Ok((kernel, true))
+    }
+
+    /// The keys held, oldest first.
+    pub fn keys(&self) -> Vec<[u8; 32]> {
+        self.lock().iter().map(|(seed, _)| *seed).collect()
     }
 }
 
@@ -391,6 +479,26 @@ mod tests {
         assert_eq!(book.tip_height(), Some(1));
         assert!(book.get(&c.announcement.job_id).is_none());
         assert_eq!(book.len(), 0);
+    }
+
+    #[test]
+    fn keys_are_built_once_and_the_two_newest_are_kept() {
+        let built = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = Arc::clone(&built);
+        let make: RxKernelMaker = Box::new(move |_| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(Arc::new(otedama_hash::Sha256d::default()) as Arc<dyn PowAlgorithm>)
+        });
+        let keys = RxKeys::new([1; 32], Arc::new(otedama_hash::Sha256d::default()), make);
+        assert!(keys.get(&[1; 32]).is_some());
+        assert!(keys.get(&[2; 32]).is_none());
+        assert!(keys.prepare(&[2; 32]).expect("built").1);
+        assert!(!keys.prepare(&[2; 32]).expect("kept").1);
+        assert!(!keys.prepare(&[1; 32]).expect("kept").1);
+        assert_eq!(built.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert!(keys.prepare(&[3; 32]).expect("built").1);
+        assert_eq!(keys.keys(), vec![[2; 32], [3; 32]]);
+        assert!(keys.get(&[1; 32]).is_none());
     }
 
     #[test]

@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use otedama_core::BlockTemplate;
+use otedama_core::{encode_hex, BlockTemplate};
 use otedama_hash::PowAlgorithm;
 use otedama_stratum::server::{
     Connection, DisconnectReason, EdgeHandle, JobTailor, MoneroServerConfig, ProtocolServer,
@@ -48,7 +48,7 @@ use crate::activity::{Activity, Hashrates, Outcome, Rejections, WorkerActivity};
 use crate::engine::{
     Action, Engine, EngineStats, FoundBlock, JobError, Now, Report, ShareCheck, Submission,
 };
-use crate::monero::{RxSource, RxSubmission, RxWork};
+use crate::monero::{RxKeys, RxSource, RxSubmission, RxWork};
 use crate::source::{BlockSubmitter, SourceError, SubmitError, TemplateSource};
 use crate::store::ShareLog;
 
@@ -68,6 +68,12 @@ const RX_TIP_WAIT: Duration = Duration::from_millis(500);
 pub enum ServiceEvent {
     /// The engine's report: a new height, a found block, a job that could not be built.
     Engine(Report),
+    /// The RandomX key (Monero's seed hash) changed: shares on it are checked with a verifier
+    /// built for it, which now exists.
+    RxKey {
+        /// The new key.
+        seed: [u8; 32],
+    },
     /// The work source failed; the last job stays in force.
     Source {
         /// Why.
@@ -222,6 +228,8 @@ enum Outlet {
         jobs: watch::Sender<Option<Arc<MoneroJob>>>,
         /// Set when the engine asks for fresh work; the tip thread fetches it.
         refresh: AtomicBool,
+        /// The share verifiers by RandomX key.
+        keys: Arc<RxKeys>,
     },
 }
 
@@ -302,7 +310,17 @@ impl Driver {
     fn judge(&self, hand_over: impl FnOnce(&mut Engine<Reply>) -> Option<ShareCheck>) {
         let check = hand_over(&mut self.engine());
         if let Some(check) = check {
-            let checked = check.verify(self.kernel.as_ref());
+            let keyed = match (&self.outlet, check.rx_seed()) {
+                (Outlet::Rx { keys, .. }, Some(seed)) => match keys.prepare(&seed) {
+                    Ok((kernel, _)) => Some(kernel),
+                    // The job's key could not be built (memory): the share fails its check
+                    // against the newest key rather than being taken unchecked.
+                    Err(_) => None,
+                },
+                _ => None,
+            };
+            let kernel = keyed.as_ref().unwrap_or(&self.kernel);
+            let checked = check.verify(kernel.as_ref());
             self.engine().handle_checked(checked, Now::read());
         }
         self.pump();
@@ -760,8 +778,9 @@ pub struct RxServiceConfig {
     pub allocator: Arc<ExtranonceAllocator>,
     /// The engine, made with [`Engine::randomx`].
     pub engine: Engine<(Connection, ShareToken)>,
-    /// RandomX keyed with the source's seed (light mode is enough to verify shares).
-    pub kernel: Arc<dyn PowAlgorithm>,
+    /// The share verifiers by RandomX key ([`RxKeys::light`] is enough to verify shares);
+    /// the service builds the kernel of a new seed before it hands out a job with it.
+    pub keys: Arc<RxKeys>,
     /// The address every coinbase pays.
     pub payout: String,
 }
@@ -901,7 +920,7 @@ impl PoolService {
             more,
             allocator,
             engine,
-            kernel,
+            keys,
             payout,
         } = config;
         if engine.rx_config().is_none() {
@@ -911,6 +930,13 @@ impl PoolService {
             ));
         }
         let (jobs_tx, jobs_rx) = watch::channel::<Option<Arc<MoneroJob>>>(None);
+        let first = keys.keys().last().and_then(|seed| keys.get(seed));
+        let kernel = first.ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a randomx service needs keys holding a verifier",
+            )
+        })?;
         let driver = Arc::new(Driver::new(
             engine,
             kernel,
@@ -920,6 +946,7 @@ impl PoolService {
                 side,
                 jobs: jobs_tx,
                 refresh: AtomicBool::new(false),
+                keys,
             },
             Arc::clone(&report),
         ));
@@ -1715,11 +1742,30 @@ fn spawn_rx_tips(
                         }
                     }
                 }
-                match driver
+                let fetched = driver
                     .telemetry
                     .node_work
                     .time(|| source.work(&payout, [0; 8]))
-                {
+                    .and_then(|work| {
+                        // No job goes out before its shares can be checked.
+                        let Outlet::Rx { keys, .. } = &driver.outlet else {
+                            return Ok(work);
+                        };
+                        match keys.prepare(&work.seed) {
+                            Ok((_, true)) => {
+                                (driver.report)(ServiceEvent::RxKey { seed: work.seed });
+                                Ok(work)
+                            }
+                            Ok((_, false)) => Ok(work),
+                            Err(e) => Err(SourceError::NotReady {
+                                what: format!(
+                                    "a randomx verifier for the seed {}: {e}",
+                                    encode_hex(&work.seed)
+                                ),
+                            }),
+                        }
+                    });
+                match fetched {
                     Ok(work) => {
                         // On a sharechain the common job is the next share paying the pool.
                         let side = match &driver.outlet {

@@ -17,7 +17,7 @@ use otedama_pool::service::{PoolService, RxServiceConfig};
 use otedama_pool::sharechain::{SharechainConfig, SharechainNode};
 use otedama_pool::source::devnet_rx::{RxDevnet, DEVNET_RX_SEED, RX_DEVNET_REWARD};
 use otedama_pool::store::{ShareLog, SqliteStore};
-use otedama_pool::{Engine, RxConfig, RX_ALGO};
+use otedama_pool::{Engine, RxConfig, RxKeys, RX_ALGO};
 use otedama_stratum::client::{ClientConfig, MoneroClient};
 use otedama_stratum::server::MoneroServerConfig;
 use otedama_stratum::{ExtranonceAllocator, MoneroMinerConfig, MoneroMinerEvent, MoneroMinerShare};
@@ -92,7 +92,14 @@ async fn pool(
                 algo: RX_ALGO.into(),
                 share_difficulty: 2,
             }),
-            kernel: kernel.clone(),
+            keys: Arc::new(RxKeys::new(
+                DEVNET_RX_SEED,
+                kernel.clone(),
+                Box::new(|seed| {
+                    Ok(Arc::new(RandomX::new(seed, RandomXMode::Light, 1)?)
+                        as Arc<dyn PowAlgorithm>)
+                }),
+            )),
             payout: payout.to_owned(),
         },
         devnet.clone(),

@@ -77,6 +77,10 @@ pub(crate) fn print_event(algo: Algorithm, event: ServiceEvent) {
                 Err(e) => ErrorChain(&e).to_string(),
             }
         ),
+        ServiceEvent::RxKey { seed } => tracing::info!(
+            "[{algo}] new RandomX key {}: shares on it are checked with a verifier built for it",
+            otedama_core::encode_hex(&seed)
+        ),
         ServiceEvent::Source {
             error: otedama_pool::SourceError::NotReady { what },
             retry_in,

@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use otedama_core::DifficultyConvention;
-use otedama_hash::{Algorithm, PowAlgorithm, RandomX, RandomXMode};
+use otedama_hash::Algorithm;
 use otedama_pool::service::{PoolService, RxServiceConfig};
 use otedama_pool::source::devnet_rx::{RxDevnet, DEVNET_RX_SEED};
 use otedama_pool::source::monerod::Monerod;
 use otedama_pool::xmr_address::{check_address, devnet_address};
-use otedama_pool::{Engine, RxConfig, RxSource, RX_ALGO};
+use otedama_pool::{Engine, RxConfig, RxKeys, RxSource, RX_ALGO};
 use otedama_stratum::server::MoneroServerConfig;
 use otedama_stratum::ExtranonceAllocator;
 
@@ -106,7 +106,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
     // itself) and the pool's share verifier. On monerod, the verifier is keyed with the seed
     // of the node's first template, which also shows the node answers.
     let payout = pool_address.clone();
-    let (source, verifier, network) = tokio::task::spawn_blocking(move || {
+    let (source, keys, network, seed) = tokio::task::spawn_blocking(move || {
         let (source, seed, network): (Arc<dyn RxSource>, [u8; 32], String) = match monerod {
             Some(url) => {
                 let node = Monerod::new(&url);
@@ -126,9 +126,8 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
                 (Arc::new(devnet), DEVNET_RX_SEED, network)
             }
         };
-        let verifier = RandomX::new(&seed, RandomXMode::Light, 1)
-            .context("cannot set up the RandomX share verifier")?;
-        anyhow::Ok((source, Arc::new(verifier), network))
+        let keys = RxKeys::light(seed).context("cannot set up the RandomX share verifier")?;
+        anyhow::Ok((source, Arc::new(keys), network, seed))
     })
     .await
     .context("the RandomX set-up thread failed")??;
@@ -142,7 +141,9 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
             "devnet",
             "devnet",
         )?;
-        let kernel: Arc<dyn PowAlgorithm> = verifier.clone();
+        let kernel = keys
+            .get(&seed)
+            .context("the RandomX share verifier has no kernel")?;
         Some(super::sharechain::start(&config, params, &database, kernel).await?)
     } else {
         None
@@ -165,7 +166,7 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         more: Vec::new(),
         allocator: ExtranonceAllocator::new(&[], SESSION_ID_SIZE)?,
         engine,
-        kernel: verifier,
+        keys,
         payout: pool_address.clone(),
     };
     let report: otedama_pool::service::Reporter =

@@ -151,6 +151,22 @@ impl Monerod {
             .map(|r| r["block_header"].clone())
     }
 
+    /// Mines `n` blocks paying `address` with the daemon's own miner (quick only at a low
+    /// fixed difficulty).
+    pub fn generate(&self, n: u64, address: &str) {
+        let mut left = n;
+        while left > 0 {
+            // In steps that each answer well within a call's timeout.
+            let step = left.min(100);
+            let v = self.rpc(
+                "generateblocks",
+                json!({ "amount_of_blocks": step, "wallet_address": address }),
+            );
+            assert_eq!(v["status"], "OK", "{v}");
+            left -= step;
+        }
+    }
+
     /// Takes the top `n` blocks off the chain (they are forgotten, as after a reorganisation
     /// that replaced them).
     pub fn pop_blocks(&self, n: u64) {

@@ -50,7 +50,9 @@ use otedama_stratum::{JobAnnouncement, ShareSubmission, ShareVerdict};
 
 use crate::identity::{Identity, IdentityError};
 use crate::jobs::{JobBook, PoolJob, SideJob};
-use crate::monero::{self, RxBook, RxConfig, RxJob, RxJobError, RxSubmission, RxWork};
+use crate::monero::{
+    self, RxBook, RxConfig, RxDifficulties, RxJob, RxJobError, RxSubmission, RxWork,
+};
 use crate::source::{SourceError, SubmitError};
 use crate::store::{BlockRecord, BlockStatus, ShareRecord, StoreError};
 pub use crate::validate::FoundBlock;
@@ -350,6 +352,8 @@ struct Facts {
     /// On a sharechain, what the coinbase pays the pool's own address (its pooled miners'
     /// part of the window): all the pool's ledger gets of a block.
     pool_part: Option<u64>,
+    /// The Monero-dialect session whose difficulty vardiff steers.
+    session: Option<u64>,
 }
 
 /// A share after its proof-of-work check; hand it back with [`Engine::handle_checked`].
@@ -437,6 +441,8 @@ struct Pending<R> {
     /// The step it waits on, and until when.
     stage: Stage,
     deadline: Instant,
+    /// The Monero-dialect session whose vardiff counts it once accepted.
+    session: Option<u64>,
 }
 
 /// What the engine serves.
@@ -451,6 +457,7 @@ pub struct Engine<R> {
     family: Family,
     book: JobBook,
     rx: RxBook,
+    rx_difficulties: RxDifficulties,
     current_prev: Option<[u8; 32]>,
     next_id: u64,
     pending: HashMap<ShareId, Pending<R>>,
@@ -493,6 +500,7 @@ impl<R> Engine<R> {
             family,
             book: JobBook::default(),
             rx: RxBook::default(),
+            rx_difficulties: RxDifficulties::default(),
             current_prev: None,
             next_id: 0,
             pending: HashMap::new(),
@@ -533,10 +541,8 @@ impl<R> Engine<R> {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let share = self.deadlines.first().map(|(at, _)| *at);
         let refresh = self.work_at.map(|at| at + self.limits.refresh);
-        match (share, refresh) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let retarget = self.rx_difficulties.next_check();
+        [share, refresh, retarget].into_iter().flatten().min()
     }
 
     /// Acts on every deadline passed at `now`: shares whose step did not finish are answered
@@ -560,12 +566,31 @@ impl<R> Engine<R> {
                 }
             }
         }
+        let mut refresh = false;
         if let Some(at) = self.work_at {
             if at + self.limits.refresh <= now.instant {
                 // Asked once per interval: a source that stays silent is not asked in a loop.
                 self.work_at = Some(now.instant);
-                self.actions.push_back(Action::RefreshWork);
+                refresh = true;
             }
+        }
+        if let Family::Rx(RxConfig {
+            vardiff: Some(vardiff),
+            ..
+        }) = &self.family
+        {
+            if self
+                .rx_difficulties
+                .next_check()
+                .is_some_and(|at| at <= now.instant)
+            {
+                // A session's new difficulty reaches it with its next job: fresh work makes
+                // one for every session.
+                refresh |= self.rx_difficulties.retarget(vardiff, now.instant);
+            }
+        }
+        if refresh {
+            self.actions.push_back(Action::RefreshWork);
         }
     }
 
@@ -786,10 +811,14 @@ impl<R> Engine<R> {
             height,
             network_difficulty: work.difficulty as f64,
         };
-        match self
-            .rx
-            .insert(work, config.share_difficulty, &config.algo, true, side)
-        {
+        match self.rx.insert(
+            work,
+            config.share_difficulty,
+            &config.algo,
+            true,
+            None,
+            side,
+        ) {
             Ok(job) => {
                 self.work_at = Some(now.instant);
                 self.job_at = Some(now.instant);
@@ -812,7 +841,22 @@ impl<R> Engine<R> {
     /// that no two sessions hash the same blob. The share difficulty is the pool's, or more
     /// when `worker` asks for it with `+difficulty`, and never above the network's.
     pub fn rx_session_job(&mut self, work: RxWork, worker: &str) -> Result<Arc<RxJob>, RxJobError> {
-        self.rx_session_job_on(work, worker, None)
+        self.rx_session_job_on(work, worker, None, None)
+    }
+
+    /// [`Engine::rx_session_job`] for session `session` (its connection's id) at `now`: under
+    /// [`RxConfig::vardiff`] the job's share difficulty is the session's own, steered toward
+    /// the target share rate by its accepted shares, unless the miner asked for one with
+    /// `+difficulty`. A session whose difficulty moves gets it with its next job, which the
+    /// engine asks for ([`Action::RefreshWork`]) when a retarget changes any session's.
+    pub fn rx_session_job_for(
+        &mut self,
+        work: RxWork,
+        worker: &str,
+        session: u64,
+        now: Now,
+    ) -> Result<Arc<RxJob>, RxJobError> {
+        self.rx_session_job_on(work, worker, None, Some((session, now.instant)))
     }
 
     /// [`Engine::rx_session_job`] on a sharechain: the session mines `side`'s blob and
@@ -825,7 +869,7 @@ impl<R> Engine<R> {
         worker: &str,
         side: Arc<otedama_p2p::RxShareTemplate>,
     ) -> Result<Arc<RxJob>, RxJobError> {
-        self.rx_session_job_on(work, worker, Some(side))
+        self.rx_session_job_on(work, worker, Some(side), None)
     }
 
     fn rx_session_job_on(
@@ -833,6 +877,7 @@ impl<R> Engine<R> {
         work: RxWork,
         worker: &str,
         side: Option<Arc<otedama_p2p::RxShareTemplate>>,
+        session: Option<(u64, Instant)>,
     ) -> Result<Arc<RxJob>, RxJobError> {
         let Family::Rx(config) = &self.family else {
             return Err(RxJobError::NotRandomX);
@@ -847,8 +892,16 @@ impl<R> Engine<R> {
             .ok()
             .and_then(|identity| identity.difficulty)
             .map_or(0, |d| d.min(u64::MAX as f64) as u64);
-        let difficulty = config.share_difficulty.max(asked);
-        self.rx.insert(work, difficulty, &config.algo, false, side)
+        let difficulty = match (&config.vardiff, session) {
+            (Some(vardiff), Some((id, now))) if asked == 0 => {
+                self.rx_difficulties
+                    .difficulty(vardiff, id, config.share_difficulty, now)
+            }
+            _ => config.share_difficulty.max(asked),
+        };
+        let session = session.map(|(id, _)| id);
+        self.rx
+            .insert(work, difficulty, &config.algo, false, session, side)
     }
 
     /// Checks a worker's identity (`address[.worker][+difficulty]`): the address must be one
@@ -991,6 +1044,7 @@ impl<R> Engine<R> {
                     .map(|(_, value)| *value)
                     .sum()
             }),
+            session: None,
         };
         self.wait_for(id, reply, &facts, now.instant);
         Some(ShareCheck {
@@ -1041,6 +1095,7 @@ impl<R> Engine<R> {
             payee: None,
             direct: false,
             pool_part: None,
+            session: job.session,
         };
         self.wait_for(id, reply, &facts, now.instant);
         Some(ShareCheck {
@@ -1067,6 +1122,7 @@ impl<R> Engine<R> {
                 block: None,
                 stage: Stage::Check,
                 deadline,
+                session: facts.session,
             },
         );
         self.deadlines.insert((deadline, id));
@@ -1233,6 +1289,9 @@ impl<R> Engine<R> {
             Ok(()) => {
                 self.stats.accepted += 1;
                 self.stats.difficulty_sum += pending.difficulty;
+                if let Some(session) = pending.session {
+                    self.rx_difficulties.record_share(session);
+                }
                 ShareVerdict::Accepted
             }
             Err(e) => {

@@ -19,12 +19,14 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use otedama_core::{encode_hex, monero_check_hash, MoneroTarget, MoneroTargetError, Target, U256};
 use otedama_hash::{HashError, PowAlgorithm, RandomX, RandomXMode};
 use otedama_p2p::RxShareTemplate;
-use otedama_stratum::{MoneroJob, MoneroShareSubmission, MONERO_NONCE_OFFSET};
+use otedama_stratum::{
+    MoneroJob, MoneroShareSubmission, Vardiff, VardiffConfig, MONERO_NONCE_OFFSET,
+};
 
 use crate::source::{SourceError, SubmitError};
 use crate::validate::ShareError;
@@ -60,15 +62,20 @@ pub struct RxWork {
 }
 
 /// The engine's settings for a RandomX pool ([`Engine::randomx`](crate::Engine::randomx)).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RxConfig {
     /// The algorithm's name, recorded with every share and block (`randomx`).
     pub algorithm: String,
     /// The algorithm name jobs carry for miners ([`RX_ALGO`]).
     pub algo: String,
-    /// The share difficulty of every job. A miner may ask for more with `+difficulty` in its
-    /// login, never for less; no job's share difficulty exceeds its network difficulty.
+    /// The share difficulty of every job, and each session's first under vardiff. A miner
+    /// may ask for more with `+difficulty` in its login, never for less (its difficulty is
+    /// then fixed); no job's share difficulty exceeds its network difficulty.
     pub share_difficulty: u64,
+    /// Steers each session's share difficulty toward a share every `target_interval`
+    /// ([`Engine::rx_session_job_for`](crate::Engine::rx_session_job_for)); `None` keeps
+    /// `share_difficulty`.
+    pub vardiff: Option<VardiffConfig>,
 }
 
 /// One RandomX job: the work it was made from and what its session announces.
@@ -84,6 +91,8 @@ pub struct RxJob {
     /// Whether this is the pool's common job (no session's own reserved bytes): announced to
     /// every connection, so its shares are not credited.
     pub shared: bool,
+    /// The session whose difficulty vardiff steers, for a session's own job.
+    pub session: Option<u64>,
     /// On a sharechain, the share this job's blob is (its coinbase pays the sharechain's
     /// window): a hash meeting its target is a share of the sharechain.
     pub side: Option<Arc<RxShareTemplate>>,
@@ -278,6 +287,94 @@ impl RxKeys {
     }
 }
 
+/// How long a session's difficulty is kept after its last job: it has left.
+const SESSION_FORGOTTEN: Duration = Duration::from_secs(30 * 60);
+
+/// Each Monero-dialect session's share difficulty under vardiff. A Monero job carries its
+/// target, so a new difficulty reaches a session with its next job: at the next tip, or when
+/// a retarget asks for fresh work ([`RxDifficulties::retarget`]).
+#[derive(Debug, Default)]
+pub(crate) struct RxDifficulties {
+    sessions: HashMap<u64, SessionDifficulty>,
+    next_check: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct SessionDifficulty {
+    vardiff: Vardiff,
+    difficulty: u64,
+    seen: Instant,
+}
+
+/// A vardiff difficulty as a Monero difficulty: whole, at least 1.
+fn whole(difficulty: f64) -> u64 {
+    if difficulty.is_finite() && difficulty >= 1.0 {
+        difficulty.round().min(u64::MAX as f64) as u64
+    } else {
+        1
+    }
+}
+
+impl RxDifficulties {
+    /// Session `session`'s share difficulty at `now` (`base` for a session seen first).
+    pub(crate) fn difficulty(
+        &mut self,
+        config: &VardiffConfig,
+        session: u64,
+        base: u64,
+        now: Instant,
+    ) -> u64 {
+        let state = self
+            .sessions
+            .entry(session)
+            .or_insert_with(|| SessionDifficulty {
+                vardiff: Vardiff::new(config.clone(), now),
+                difficulty: whole(config.clamp(base as f64)),
+                seen: now,
+            });
+        state.seen = now;
+        self.next_check.get_or_insert(now + check_every(config));
+        state.difficulty
+    }
+
+    /// Counts an accepted share of `session`.
+    pub(crate) fn record_share(&mut self, session: u64) {
+        if let Some(state) = self.sessions.get_mut(&session) {
+            state.vardiff.record_share();
+        }
+    }
+
+    /// When [`RxDifficulties::retarget`] is due next; `None` with no session.
+    pub(crate) fn next_check(&self) -> Option<Instant> {
+        self.next_check
+    }
+
+    /// Retargets every session whose share rate is off target at `now`, and forgets the
+    /// sessions gone quiet; whether any difficulty changed (their sessions need new jobs).
+    pub(crate) fn retarget(&mut self, config: &VardiffConfig, now: Instant) -> bool {
+        self.sessions
+            .retain(|_, state| now.saturating_duration_since(state.seen) < SESSION_FORGOTTEN);
+        let mut changed = false;
+        for state in self.sessions.values_mut() {
+            if let Some(d) = state.vardiff.retarget(state.difficulty as f64, now) {
+                let d = whole(config.clamp(d));
+                if d != state.difficulty {
+                    state.difficulty = d;
+                    changed = true;
+                }
+            }
+        }
+        self.next_check = (!self.sessions.is_empty()).then(|| now + check_every(config));
+        changed
+    }
+}
+
+/// How often the sessions' rates are looked at: often enough for the early ramp of a miner
+/// far below its capacity, never more than once a second.
+fn check_every(config: &VardiffConfig) -> Duration {
+    (config.retarget_interval / 8).max(Duration::from_secs(1))
+}
+
 /// The RandomX jobs still valid for shares, oldest first, and the tip they are on.
 #[derive(Debug, Default)]
 pub(crate) struct RxBook {
@@ -316,6 +413,7 @@ impl RxBook {
         share_difficulty: u64,
         algo: &str,
         shared: bool,
+        session: Option<u64>,
         side: Option<Arc<RxShareTemplate>>,
     ) -> Result<Arc<RxJob>, RxJobError> {
         let mut cap = work.difficulty;
@@ -343,6 +441,7 @@ impl RxBook {
             work,
             share_difficulty: target.difficulty(),
             shared,
+            session,
             side,
         });
         self.jobs.insert(id.clone(), Arc::clone(&job));
@@ -456,11 +555,11 @@ mod tests {
         let mut book = RxBook::default();
         assert!(book.follow(&work(1, 0)));
         let a = book
-            .insert(work(1, 0), 10, RX_ALGO, false, None)
+            .insert(work(1, 0), 10, RX_ALGO, false, None, None)
             .expect("job");
         assert!(!book.follow(&work(1, 0)), "the same parent is the same tip");
         let b = book
-            .insert(work(1, 0), 10, RX_ALGO, false, None)
+            .insert(work(1, 0), 10, RX_ALGO, false, None, None)
             .expect("job");
         assert_ne!(a.announcement.job_id, b.announcement.job_id);
         assert_eq!(a.announcement.height, Some(1));
@@ -468,7 +567,7 @@ mod tests {
         assert!(book.follow(&work(2, 1)));
         assert_eq!(book.tip_height(), Some(2));
         let c = book
-            .insert(work(2, 1), 10, RX_ALGO, false, None)
+            .insert(work(2, 1), 10, RX_ALGO, false, None, None)
             .expect("job");
         assert!(book.get(&a.announcement.job_id).is_none());
         assert!(book.get(&b.announcement.job_id).is_none());
@@ -502,21 +601,58 @@ mod tests {
     }
 
     #[test]
+    fn vardiff_raises_a_fast_session_and_forgets_a_gone_one() {
+        let config = VardiffConfig {
+            target_interval: Duration::from_secs(10),
+            retarget_interval: Duration::from_secs(60),
+            min_difficulty: 1.0,
+            max_difficulty: 1e12,
+            tolerance: 0.3,
+            max_step: 4.0,
+        };
+        let start = Instant::now();
+        let mut d = RxDifficulties::default();
+        assert_eq!(d.next_check(), None);
+        assert_eq!(d.difficulty(&config, 7, 100, start), 100);
+        assert_eq!(d.difficulty(&config, 8, 100, start), 100);
+        assert!(d.next_check().is_some());
+        // Session 7 sends a share a second, ten times the target rate; 8 sends none.
+        for _ in 0..60 {
+            d.record_share(7);
+        }
+        assert!(d.retarget(&config, start + Duration::from_secs(61)));
+        assert_eq!(
+            d.difficulty(&config, 7, 100, start + Duration::from_secs(61)),
+            400,
+            "raised by at most max_step"
+        );
+        assert!(d.difficulty(&config, 8, 100, start + Duration::from_secs(61)) < 100);
+        // Nothing more from either: after half an hour without a job both are forgotten.
+        d.retarget(&config, start + Duration::from_secs(61) + SESSION_FORGOTTEN);
+        assert_eq!(d.next_check(), None);
+        assert_eq!(
+            d.difficulty(&config, 7, 100, start + SESSION_FORGOTTEN * 2),
+            100
+        );
+    }
+
+    #[test]
     fn share_difficulty_stays_within_the_network_difficulty() {
         let mut book = RxBook::default();
         let job = book
-            .insert(work(1, 0), 1_000_000, RX_ALGO, false, None)
+            .insert(work(1, 0), 1_000_000, RX_ALGO, false, None, None)
             .expect("job");
         assert_eq!(job.share_difficulty, 1000);
         assert_eq!(job.announcement.target.difficulty(), 1000);
         let job = book
-            .insert(work(1, 0), 0, RX_ALGO, false, None)
+            .insert(work(1, 0), 0, RX_ALGO, false, None, None)
             .expect("job");
         assert_eq!(job.share_difficulty, 1);
         let mut short = work(1, 0);
         short.blob.truncate(40);
         assert_eq!(
-            book.insert(short, 10, RX_ALGO, false, None).map(|_| ()),
+            book.insert(short, 10, RX_ALGO, false, None, None)
+                .map(|_| ()),
             Err(RxJobError::ShortBlob(40))
         );
     }

@@ -598,7 +598,9 @@ impl JobTailor<MoneroJob> for RxTailor {
                     Ok(work) => work,
                     Err(e) => return failed(e.into()),
                 };
-                self.driver.engine().rx_session_job(work, worker)
+                self.driver
+                    .engine()
+                    .rx_session_job_for(work, worker, conn.id(), Now::read())
             }
             Some(side) => {
                 // The session's share sits on the same block as the job being announced: the

@@ -19,7 +19,7 @@ use otedama_pool::{
 };
 use otedama_stratum::{
     MoneroJob, MoneroMinerConfig, MoneroMinerEvent, MoneroMinerSession, MoneroMinerShare,
-    MoneroPoolConfig, MoneroPoolEvent, MoneroPoolSession, ShareToken, ShareVerdict,
+    MoneroPoolConfig, MoneroPoolEvent, MoneroPoolSession, ShareToken, ShareVerdict, VardiffConfig,
 };
 
 /// xmrig's wallet in the captured session.
@@ -73,6 +73,8 @@ struct Harness {
     /// Storage refuses the next share when set: the engine must not acknowledge it.
     refuse_next: bool,
     login_failed: Option<String>,
+    /// How often the engine asked for fresh work.
+    refreshes: usize,
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -85,12 +87,17 @@ fn temp_dir(name: &str) -> PathBuf {
 
 impl Harness {
     fn new(name: &str, login: &str) -> Harness {
+        Harness::with_vardiff(name, login, None)
+    }
+
+    fn with_vardiff(name: &str, login: &str, vardiff: Option<VardiffConfig>) -> Harness {
         let devnet = Arc::new(RxDevnet::new(NETWORK_DIFFICULTY).expect("devnet"));
         let kernel = RandomX::new(&DEVNET_RX_SEED, RandomXMode::Light, 1).expect("randomx");
         let engine = Engine::randomx(RxConfig {
             algorithm: "randomx".into(),
             algo: RX_ALGO.into(),
             share_difficulty: SHARE_DIFFICULTY,
+            vardiff,
         });
         let dir = temp_dir(name);
         let store = SqliteStore::open(&dir.join("pool.db")).expect("store");
@@ -125,6 +132,7 @@ impl Harness {
             hold: false,
             refuse_next: false,
             login_failed: None,
+            refreshes: 0,
         };
         // The pool has work before the miner connects.
         h.follow_tip();
@@ -143,7 +151,8 @@ impl Harness {
     /// What the server's tailor does: the session's own job on the tip.
     fn own_job(&mut self, worker: &str) -> Result<MoneroJob, RxJobError> {
         let work = self.devnet.work(&devnet_address(), SESSION).expect("work");
-        let job = self.engine.rx_session_job(work, worker)?;
+        let now = self.clock();
+        let job = self.engine.rx_session_job_for(work, worker, 1, now)?;
         Ok(job.announcement.clone())
     }
 
@@ -277,6 +286,7 @@ impl Harness {
                         }
                     }
                     Action::Report(report) => self.reports.push(report),
+                    Action::RefreshWork => self.refreshes += 1,
                     _ => {}
                 }
                 moved = true;
@@ -545,4 +555,49 @@ fn randomx_logins_forged_results_and_undurable_shares_are_refused() {
         "{:?}",
         h.direct
     );
+}
+
+#[test]
+fn vardiff_gives_a_fast_session_a_higher_difficulty_with_its_next_job() {
+    let vardiff = VardiffConfig {
+        target_interval: Duration::from_secs(1),
+        retarget_interval: Duration::from_secs(4),
+        min_difficulty: 1.0,
+        max_difficulty: 1e12,
+        tolerance: 0.3,
+        max_step: 4.0,
+    };
+    let mut h = Harness::with_vardiff("vardiff", &format!("{WALLET}.rig"), Some(vardiff));
+    assert_eq!(h.jobs[0].target.difficulty(), SHARE_DIFFICULTY);
+    let start = h.now;
+    // Twelve accepted shares in four seconds: three times the target rate.
+    for _ in 0..12 {
+        h.mine(true);
+        h.advance(Duration::from_millis(300));
+    }
+    assert_eq!(h.results, vec![true; 12]);
+    let due = h.engine.poll_timeout().expect("a retarget is due");
+    assert!(due <= start + Duration::from_secs(4), "checked often");
+    h.advance(Duration::from_millis(500));
+    h.engine.handle_timeout(h.clock());
+    h.exchange();
+    assert_eq!(h.refreshes, 1, "the new difficulty needs a new job");
+
+    // What the service does on that ask: fresh work, whose tailored job carries it (three
+    // times the difficulty, capped at the network's).
+    h.follow_tip();
+    h.exchange();
+    let job = h.jobs.last().expect("a new job").clone();
+    assert_eq!(job.target.difficulty(), NETWORK_DIFFICULTY);
+    let share = h.mine(true);
+    assert!(job.target.is_met_by(&share));
+    assert_eq!(h.results.last(), Some(&true));
+    // The share is recorded at the session's new difficulty.
+    assert!(h.log.flush(Duration::from_secs(10)));
+    let last: f64 = h
+        .log
+        .run(|store| Ok(store.shares(100)?.last().map(|s| s.difficulty)))
+        .expect("read back")
+        .expect("a share");
+    assert_eq!(last, NETWORK_DIFFICULTY as f64);
 }

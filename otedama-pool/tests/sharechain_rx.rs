@@ -91,6 +91,7 @@ async fn pool(
                 algorithm: "randomx".into(),
                 algo: RX_ALGO.into(),
                 share_difficulty: 2,
+                vardiff: None,
             }),
             keys: Arc::new(RxKeys::new(
                 DEVNET_RX_SEED,

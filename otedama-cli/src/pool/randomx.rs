@@ -14,7 +14,7 @@ use otedama_pool::source::monerod::Monerod;
 use otedama_pool::xmr_address::{check_address, devnet_address};
 use otedama_pool::{Engine, RxConfig, RxKeys, RxSource, RX_ALGO};
 use otedama_stratum::server::MoneroServerConfig;
-use otedama_stratum::ExtranonceAllocator;
+use otedama_stratum::{ExtranonceAllocator, VardiffConfig};
 
 use super::common::{print_event, Running, ServeOptions};
 use crate::config::Config;
@@ -42,7 +42,7 @@ fn monero_difficulty(value: f64) -> u64 {
 /// Runs the RandomX pool on the embedded devnet with `config` until stopped.
 pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
     let ServeOptions {
-        vardiff: _,
+        vardiff,
         ready,
         stop,
     } = options;
@@ -153,6 +153,12 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
         algorithm: Algorithm::RandomX.name().into(),
         algo: RX_ALGO.into(),
         share_difficulty,
+        // A sharechain's sessions stay at its share difficulty, which the engine caps them
+        // at anyway.
+        vardiff: (vardiff && sharechain.is_none()).then(|| VardiffConfig {
+            min_difficulty: 1.0,
+            ..VardiffConfig::default()
+        }),
     });
     crate::limits::check_connections("pool.max_connections", config.pool.max_connections);
     let server = MoneroServerConfig {

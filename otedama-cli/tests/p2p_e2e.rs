@@ -798,7 +798,7 @@ fn a_randomx_pool_mines_a_sharechain_whose_window_each_devnet_block_pays() {
         let otedama_p2p::MainProof::RandomX(proof) = &entry.share.main else {
             panic!("a randomx chain holds randomx shares");
         };
-        let id = otedama_core::encode_hex(&otedama_core::sha256d(&proof.blob));
+        let id = otedama_core::encode_hex(&otedama_core::monero::block_id(&proof.blob));
         if !accepted.contains(&id) {
             continue;
         }

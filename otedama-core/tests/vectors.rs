@@ -1,4 +1,5 @@
-//! Known-answer tests against `tests/data/sha256d.json` (a copy of the shared vectors).
+//! Known-answer tests against `tests/data/sha256d.json` (a copy of the shared vectors), and
+//! Monero's transaction tree hash against Monero's own vectors (`tests/data/monero-tree-hash.txt`).
 //!
 //! Every entry is checked; an entry of an unknown `kind` fails the test so that new vector
 //! kinds cannot be skipped silently.
@@ -268,4 +269,25 @@ fn known_answers() {
         decode_hex32("6fe28c0ab6f1b372c1a6a246ae63f74f931e8365e15a089c68d6190000000000").unwrap();
     let sd = Bitcoin.share_difficulty(&genesis);
     assert!(rel(sd, 2536.4262984453103) < 1e-9, "{sd}");
+}
+
+/// Monero's own tree-hash vectors (`tests/hash/tests-tree.txt` in the Monero repository):
+/// each line is the root, then the 1, 2, ... 10 leaf hashes it is taken over.
+#[test]
+fn monero_tree_hash_matches_monero_vectors() {
+    let text = include_str!("data/monero-tree-hash.txt");
+    let mut lines = 0;
+    for line in text.lines() {
+        let (root, leaves) = line.split_once(' ').expect("root and leaves");
+        let leaves = hex::decode(leaves).expect("hex");
+        let hashes: Vec<[u8; 32]> = leaves
+            .chunks_exact(32)
+            .map(|c| c.try_into().expect("32 bytes"))
+            .collect();
+        lines += 1;
+        assert_eq!(hashes.len(), lines, "line {lines} has {lines} leaves");
+        let computed = otedama_core::monero::tree_hash(&hashes).expect("a root");
+        assert_eq!(hex::encode(computed), root, "{} leaves", hashes.len());
+    }
+    assert_eq!(lines, 10);
 }

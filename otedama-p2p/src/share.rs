@@ -234,7 +234,8 @@ pub struct Share {
 }
 
 impl Share {
-    /// The share's id: the block's id (sha256d of the header, or of the hashing blob).
+    /// The share's id: sha256d of the header (the Bitcoin family's block id), or of the hashing
+    /// blob (not Monero's own block id, which is Keccak over the blob).
     pub fn id(&self) -> ShareId {
         ShareId(match &self.main {
             MainProof::Bitcoin(b) => b.header.block_hash(),

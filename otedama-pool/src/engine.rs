@@ -882,10 +882,10 @@ impl<R> Engine<R> {
         let Family::Rx(config) = &self.family else {
             return Err(RxJobError::NotRandomX);
         };
-        if let Some(tip) = self.rx.tip_height().filter(|tip| work.height < *tip) {
+        if self.rx.is_stale(&work) {
             return Err(RxJobError::Stale {
                 height: work.height,
-                tip,
+                tip: self.rx.tip_height().unwrap_or(work.height),
             });
         }
         let asked = Identity::parse(worker)

@@ -35,8 +35,9 @@ use crate::validate::{FoundBlock, Verified};
 /// The algorithm name RandomX jobs carry for miners (xmrig's name for Monero's RandomX).
 pub const RX_ALGO: &str = "rx/0";
 
-/// Most RandomX jobs kept for checking shares (one per session per tip, so this bounds the
-/// sessions a tip can serve with their own blobs before the oldest jobs are forgotten).
+/// Most RandomX jobs kept for checking shares: one per session each time the pool's work
+/// changes on a tip (a new tip, a refresh, a vardiff retarget), so this bounds the sessions a
+/// tip can serve with their own blobs before the oldest jobs are forgotten.
 pub const MAX_RX_JOBS: usize = 65_536;
 
 /// Work on one block in the Monero layout, as a work source hands it to one session: the
@@ -144,8 +145,9 @@ pub enum RxJobError {
     /// The engine serves the Bitcoin family, not RandomX.
     #[error("the engine serves the bitcoin family, not randomx work")]
     NotRandomX,
-    /// The work is for a height below the engine's tip.
-    #[error("work for height {height} is below the tip's height {tip}")]
+    /// The work builds on a block the engine's tip left behind: a lower height, or another
+    /// parent at the tip's height.
+    #[error("work for height {height} is not on the tip (height {tip})")]
     Stale {
         /// The work's height.
         height: u64,
@@ -297,6 +299,7 @@ const SESSION_FORGOTTEN: Duration = Duration::from_secs(30 * 60);
 pub(crate) struct RxDifficulties {
     sessions: HashMap<u64, SessionDifficulty>,
     next_check: Option<Instant>,
+    last_check: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -350,29 +353,33 @@ impl RxDifficulties {
     }
 
     /// Retargets every session whose share rate is off target at `now`, and forgets the
-    /// sessions gone quiet; whether any difficulty changed (their sessions need new jobs).
+    /// sessions gone quiet; whether the difficulty of a session that got a job since the last
+    /// look changed (it needs a new job now; a session that got none, gone or between tips,
+    /// gets its new difficulty with its next job).
     pub(crate) fn retarget(&mut self, config: &VardiffConfig, now: Instant) -> bool {
         self.sessions
             .retain(|_, state| now.saturating_duration_since(state.seen) < SESSION_FORGOTTEN);
+        let since = self.last_check;
         let mut changed = false;
         for state in self.sessions.values_mut() {
             if let Some(d) = state.vardiff.retarget(state.difficulty as f64, now) {
                 let d = whole(config.clamp(d));
                 if d != state.difficulty {
                     state.difficulty = d;
-                    changed = true;
+                    changed |= since.is_none_or(|at| state.seen >= at);
                 }
             }
         }
+        self.last_check = Some(now);
         self.next_check = (!self.sessions.is_empty()).then(|| now + check_every(config));
         changed
     }
 }
 
-/// How often the sessions' rates are looked at: often enough for the early ramp of a miner
-/// far below its capacity, never more than once a second.
+/// How often the sessions' rates are looked at: once a retarget interval, so that a pool of
+/// many sessions, each with its own window, asks for fresh work at most that often.
 fn check_every(config: &VardiffConfig) -> Duration {
-    (config.retarget_interval / 8).max(Duration::from_secs(1))
+    config.retarget_interval.max(Duration::from_secs(1))
 }
 
 /// The RandomX jobs still valid for shares, oldest first, and the tip they are on.
@@ -389,6 +396,15 @@ impl RxBook {
     /// The height mined now, once a tip is known.
     pub(crate) fn tip_height(&self) -> Option<u64> {
         self.tip.map(|(height, _)| height)
+    }
+
+    /// Whether `work` builds on a block the book's tip has left behind: a lower height, or
+    /// another parent at the tip's height or below (a reorganisation's losing side). Work above
+    /// the tip is a newer tip the book has not followed yet.
+    pub(crate) fn is_stale(&self, work: &RxWork) -> bool {
+        self.tip.is_some_and(|(height, parent)| {
+            work.height < height || (work.height == height && work.prev_id != parent)
+        })
     }
 
     /// Records the tip `work` is on; returns whether it is a new one (another parent), in
@@ -573,6 +589,13 @@ mod tests {
         assert!(book.get(&b.announcement.job_id).is_none());
         assert!(book.get(&c.announcement.job_id).is_some());
         assert_eq!(book.len(), 1);
+        assert!(book.is_stale(&work(1, 0)), "below the tip");
+        assert!(
+            book.is_stale(&work(2, 7)),
+            "the tip's height, another parent"
+        );
+        assert!(!book.is_stale(&work(2, 1)));
+        assert!(!book.is_stale(&work(3, 5)), "a newer tip not followed yet");
         // A reorganisation to a tip below: the higher jobs on the old parent go too.
         assert!(book.follow(&work(1, 9)));
         assert_eq!(book.tip_height(), Some(1));

@@ -15,7 +15,7 @@
 //! engine the pool's work on each new one ([`Engine::handle_rx_work`]); every connection mines
 //! a job of its own (its own reserved bytes in the coinbase, so no two connections hash the
 //! same blob), made when the server sends it a job ([`JobTailor::tailor_for`] asking
-//! [`Engine::rx_session_job`]).
+//! [`Engine::rx_session_job_for`], which also applies the session's vardiff).
 //!
 //! Both then run one driver and one event loop: authorization through
 //! [`Engine::authorize`], each share judged on a blocking thread (its proof of work outside
@@ -314,7 +314,7 @@ impl Driver {
                 (Outlet::Rx { keys, .. }, Some(seed)) => match keys.prepare(&seed) {
                     Ok((kernel, _)) => Some(kernel),
                     // The job's key could not be built (memory): the share fails its check
-                    // against the newest key rather than being taken unchecked.
+                    // against the service's first key rather than being taken unchecked.
                     Err(_) => None,
                 },
                 _ => None,
@@ -560,8 +560,9 @@ impl JobTailor for OwnJobTailor {
 /// RandomX: each connection mines a job of its own, the connection's id in the coinbase's
 /// reserved bytes (the pool's common job has zeros there, and connection ids start at 1).
 ///
-/// The server asks from the connection's task, so the source's `work` must answer at once, as
-/// the devnet does (a source on a node would write the reserved bytes into a cached template).
+/// The server asks from the connection's task, so the source's `work` should answer at once:
+/// the devnet does, and monerod's source writes the reserved bytes into the template it holds
+/// (only when it holds none does the connection wait for the node).
 #[derive(Debug)]
 struct RxTailor {
     driver: Arc<Driver>,

@@ -181,7 +181,7 @@ async fn mine(url: String, login: &str, kernel: Arc<RandomX>, until: Instant) ->
 /// The share of `shares` whose blob is the block `id`.
 fn share_of<'a>(shares: &'a [Share], id: &[u8; 32]) -> Option<&'a Share> {
     shares.iter().find(|s| match &s.main {
-        MainProof::RandomX(p) => sha256d(&p.blob) == *id,
+        MainProof::RandomX(p) => otedama_core::monero::block_id(&p.blob) == *id,
         MainProof::Bitcoin(_) => false,
     })
 }

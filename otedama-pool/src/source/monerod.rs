@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 
 use super::{BlockRejection, ChainView, RpcError, SourceError, SubmitError};
 use crate::monero::{RxSource, RxWork};
+use otedama_stratum::MONERO_NONCE_OFFSET as NONCE_OFFSET;
 
 /// Bytes monerod reserves for the pool in each template's miner transaction (the reserved
 /// bytes every session gets).
@@ -26,18 +27,26 @@ pub const RESERVE_SIZE: usize = 8;
 /// How often the tip is asked for while waiting for it to move.
 const TIP_POLL: Duration = Duration::from_millis(250);
 
-/// How long one call may take.
-const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one call may take: a session waiting on a template waits this long at most.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A template no older than this is reused for a payout on the same tip; after it the
 /// node is asked again (its mempool has moved on).
 const TEMPLATE_AGE: Duration = Duration::from_secs(30);
 
 /// monerod's JSON-RPC endpoint (`http://host:port`, the daemon's `--rpc-bind-port`).
+///
+/// [`RxSource::work`] answers from the template it holds for the payout; without one (the
+/// first call, a new tip, a template older than 30 s) it asks the node, and the caller waits
+/// for that call (10 s at most). One call is made at a time, so sessions arriving together
+/// wait for one template rather than each asking the node.
 pub struct Monerod {
     url: String,
-    /// Templates by payout address, all on one tip.
-    templates: Mutex<HashMap<String, Fetched>>,
+    /// Templates by payout address, all on one tip, with the tip generation they were
+    /// fetched in.
+    templates: Mutex<(u64, HashMap<String, Fetched>)>,
+    /// Held while a template is fetched.
+    fetching: Mutex<()>,
 }
 
 /// A template as fetched, with what every session's work shares.
@@ -80,12 +89,52 @@ impl Monerod {
     pub fn new(url: &str) -> Monerod {
         Monerod {
             url: url.trim_end_matches('/').to_owned(),
-            templates: Mutex::new(HashMap::new()),
+            templates: Mutex::new((0, HashMap::new())),
+            fetching: Mutex::new(()),
         }
     }
 
-    fn templates(&self) -> MutexGuard<'_, HashMap<String, Fetched>> {
+    fn templates(&self) -> MutexGuard<'_, (u64, HashMap<String, Fetched>)> {
         self.templates.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Forgets every template: the tip moved. A fetch begun before is not kept.
+    fn new_tip(&self) {
+        let mut templates = self.templates();
+        templates.0 += 1;
+        templates.1.clear();
+    }
+
+    /// The template for `payout`: the one held, or a fresh one from the node.
+    fn template(&self, payout: &str) -> Result<Fetched, SourceError> {
+        let held = |this: &Self| {
+            this.templates()
+                .1
+                .get(payout)
+                .filter(|f| f.at.elapsed() < TEMPLATE_AGE)
+                .cloned()
+        };
+        if let Some(f) = held(self) {
+            return Ok(f);
+        }
+        let _one_at_a_time = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
+        // Another caller may have fetched it while this one waited.
+        if let Some(f) = held(self) {
+            return Ok(f);
+        }
+        for _ in 0..2 {
+            let generation = self.templates().0;
+            let f = self.fetch(payout)?;
+            let mut templates = self.templates();
+            // A tip that moved during the call may have made this template stale: ask again.
+            if templates.0 == generation {
+                templates.1.insert(payout.to_owned(), f.clone());
+                return Ok(f);
+            }
+        }
+        Err(SourceError::NotReady {
+            what: "a template on monerod's tip, which moved twice during the call".into(),
+        })
     }
 
     /// Calls the JSON-RPC `method` and returns its result.
@@ -153,17 +202,6 @@ impl Monerod {
         ))
     }
 
-    /// The id (hex, as monerod prints it) of the block at `height` on the daemon's main
-    /// chain.
-    pub fn block_hash_at(&self, height: u64) -> Result<String, SourceError> {
-        let call = "get_block_header_by_height";
-        let result = self.call(call, json!({ "height": height }))?;
-        let header = result
-            .get("block_header")
-            .ok_or_else(|| SourceError::bad_answer(call, "block_header", "is missing"))?;
-        Ok(encode_hex(&hash32(call, header, "hash")?))
-    }
-
     /// How deep the block with id `display` (hex, as monerod prints it) is: 1 for the tip,
     /// -1 when monerod keeps it off its main chain (an orphan), `None` when it never saw it.
     pub fn confirmations(&self, display: &str) -> Result<Option<i64>, SourceError> {
@@ -179,8 +217,13 @@ impl Monerod {
                 let depth = number(call, header, "depth")?;
                 Ok(Some(i64::try_from(depth).unwrap_or(i64::MAX - 1) + 1))
             }
-            // -5: "can't get block by hash", an id monerod never saw.
-            Err(SourceError::Node { source, .. }) if source.code == -5 => Ok(None),
+            // -5 "can't get block by hash": an id monerod does not know (other internal
+            // errors share the code, and must not read as a lost block).
+            Err(SourceError::Node { source, .. })
+                if source.code == -5 && source.message.contains("can't get block by hash") =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(e),
         }
     }
@@ -212,6 +255,15 @@ impl Monerod {
         let template = MoneroTemplate::parse(&blob, offset).map_err(|_| {
             SourceError::bad_answer(call, "blocktemplate_blob", "is not a block template")
         })?;
+        if otedama_core::monero::header_len(&blob).ok() != Some(NONCE_OFFSET + 4) {
+            // Miners write the nonce at a fixed offset: a header of another length (a
+            // timestamp not five varint bytes) would have them hash the wrong bytes.
+            return Err(SourceError::bad_answer(
+                call,
+                "blocktemplate_blob",
+                "has no nonce at byte 39",
+            ));
+        }
         if template.reserved_room() < RESERVE_SIZE {
             return Err(SourceError::bad_answer(
                 call,
@@ -233,29 +285,12 @@ impl Monerod {
 
 impl RxSource for Monerod {
     fn work(&self, payout: &str, reserved: [u8; 8]) -> Result<RxWork, SourceError> {
-        let cached = self
-            .templates()
-            .get(payout)
-            .filter(|f| f.at.elapsed() < TEMPLATE_AGE)
-            .cloned();
-        let fetched = match cached {
-            Some(f) => f,
-            None => {
-                let f = self.fetch(payout)?;
-                let mut templates = self.templates();
-                // Another payout's template on an older tip is of no more use.
-                templates.retain(|_, other| other.prev_id == f.prev_id);
-                templates.insert(payout.to_owned(), f.clone());
-                f
-            }
-        };
+        let fetched = self.template(payout)?;
         let (mut blob, coinbase) = fetched.template.with_reserved(&reserved).map_err(|_| {
             SourceError::bad_answer("get_block_template", "blocktemplate_blob", "no room")
         })?;
-        if let Ok(header) = otedama_core::monero::header_len(&blob) {
-            // The pool's miners start from nonce zero.
-            blob[header - 4..header].fill(0);
-        }
+        // The pool's miners start from nonce zero (`fetch` checked where it sits).
+        blob[NONCE_OFFSET..NONCE_OFFSET + 4].fill(0);
         Ok(RxWork {
             blob,
             coinbase,
@@ -273,7 +308,7 @@ impl RxSource for Monerod {
             let (_, top) = self.tip()?;
             if top != *tip {
                 // Work on the old tip is stale: the next `work` asks the node.
-                self.templates().clear();
+                self.new_tip();
                 return Ok(true);
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -289,7 +324,7 @@ impl RxSource for Monerod {
             .map_err(|_| SubmitError::Rejected(BlockRejection::Invalid("bad-blob".to_owned())))?;
         match self.call("submit_block", json!([encode_hex(&block)])) {
             Ok(v) if v.get("status").and_then(Value::as_str) == Some("OK") => {
-                self.templates().clear();
+                self.new_tip();
                 Ok(())
             }
             Ok(v) => Err(SubmitError::Rejected(BlockRejection::Invalid(
@@ -322,13 +357,12 @@ mod tests {
     use crate::monerod_support as support;
     use otedama_core::monero_check_hash;
     use otedama_hash::{PowAlgorithm, RandomX, RandomXMode};
-    use otedama_stratum::MONERO_NONCE_OFFSET as NONCE;
 
     /// The first nonce whose RandomX hash of `work`'s blob meets its difficulty, written in.
     fn solve(kernel: &RandomX, work: &RxWork) -> Vec<u8> {
         let mut blob = work.blob.clone();
         for nonce in 0u32.. {
-            blob[NONCE..NONCE + 4].copy_from_slice(&nonce.to_le_bytes());
+            blob[NONCE_OFFSET..NONCE_OFFSET + 4].copy_from_slice(&nonce.to_le_bytes());
             let hash = kernel.hash(&blob).unwrap().hash;
             if monero_check_hash(&hash, work.difficulty) {
                 return blob;
@@ -387,7 +421,7 @@ mod tests {
         let mut weak = next.blob.clone();
         let mut nonce = 0u32;
         loop {
-            weak[NONCE..NONCE + 4].copy_from_slice(&nonce.to_le_bytes());
+            weak[NONCE_OFFSET..NONCE_OFFSET + 4].copy_from_slice(&nonce.to_le_bytes());
             if !monero_check_hash(&kernel.hash(&weak).unwrap().hash, next.difficulty) {
                 break;
             }

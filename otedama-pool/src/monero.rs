@@ -294,12 +294,16 @@ const SESSION_FORGOTTEN: Duration = Duration::from_secs(30 * 60);
 
 /// Each Monero-dialect session's share difficulty under vardiff. A Monero job carries its
 /// target, so a new difficulty reaches a session with its next job: at the next tip, or when
-/// a retarget asks for fresh work ([`RxDifficulties::retarget`]).
+/// a retarget asks for fresh work ([`RxDifficulties::retarget`]), which it does at most once
+/// a retarget interval whatever the number of sessions.
 #[derive(Debug, Default)]
 pub(crate) struct RxDifficulties {
     sessions: HashMap<u64, SessionDifficulty>,
     next_check: Option<Instant>,
-    last_check: Option<Instant>,
+    /// A session still connected has a new difficulty its jobs do not carry yet.
+    pending: bool,
+    /// When fresh work was last asked for.
+    last_refresh: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -307,6 +311,9 @@ struct SessionDifficulty {
     vardiff: Vardiff,
     difficulty: u64,
     seen: Instant,
+    /// A job or a share since the last ask for fresh work: the session is connected (one
+    /// that is gone gets no job from that ask and stops counting).
+    active: bool,
 }
 
 /// A vardiff difficulty as a Monero difficulty: whole, at least 1.
@@ -334,8 +341,10 @@ impl RxDifficulties {
                 vardiff: Vardiff::new(config.clone(), now),
                 difficulty: whole(config.clamp(base as f64)),
                 seen: now,
+                active: true,
             });
         state.seen = now;
+        state.active = true;
         self.next_check.get_or_insert(now + check_every(config));
         state.difficulty
     }
@@ -344,6 +353,7 @@ impl RxDifficulties {
     pub(crate) fn record_share(&mut self, session: u64) {
         if let Some(state) = self.sessions.get_mut(&session) {
             state.vardiff.record_share();
+            state.active = true;
         }
     }
 
@@ -353,33 +363,41 @@ impl RxDifficulties {
     }
 
     /// Retargets every session whose share rate is off target at `now`, and forgets the
-    /// sessions gone quiet; whether the difficulty of a session that got a job since the last
-    /// look changed (it needs a new job now; a session that got none, gone or between tips,
-    /// gets its new difficulty with its next job).
+    /// sessions without a job for [`SESSION_FORGOTTEN`]; whether to ask for fresh work now,
+    /// so that the connected sessions whose difficulty moved get it (at most once a retarget
+    /// interval; a change that has to wait is asked for at a later look).
     pub(crate) fn retarget(&mut self, config: &VardiffConfig, now: Instant) -> bool {
         self.sessions
             .retain(|_, state| now.saturating_duration_since(state.seen) < SESSION_FORGOTTEN);
-        let since = self.last_check;
-        let mut changed = false;
         for state in self.sessions.values_mut() {
             if let Some(d) = state.vardiff.retarget(state.difficulty as f64, now) {
                 let d = whole(config.clamp(d));
                 if d != state.difficulty {
                     state.difficulty = d;
-                    changed |= since.is_none_or(|at| state.seen >= at);
+                    self.pending |= state.active;
                 }
             }
         }
-        self.last_check = Some(now);
         self.next_check = (!self.sessions.is_empty()).then(|| now + check_every(config));
-        changed
+        let allowed = self
+            .last_refresh
+            .is_none_or(|at| now.saturating_duration_since(at) >= config.retarget_interval);
+        if !(self.pending && allowed) {
+            return false;
+        }
+        self.pending = false;
+        self.last_refresh = Some(now);
+        for state in self.sessions.values_mut() {
+            state.active = false;
+        }
+        true
     }
 }
 
-/// How often the sessions' rates are looked at: once a retarget interval, so that a pool of
-/// many sessions, each with its own window, asks for fresh work at most that often.
+/// How often the sessions' rates are looked at: often enough for the early ramp of a miner
+/// far below its capacity (its window closes early), never more than once a second.
 fn check_every(config: &VardiffConfig) -> Duration {
-    config.retarget_interval.max(Duration::from_secs(1))
+    (config.retarget_interval / 8).max(Duration::from_secs(1))
 }
 
 /// The RandomX jobs still valid for shares, oldest first, and the tip they are on.
@@ -399,8 +417,10 @@ impl RxBook {
     }
 
     /// Whether `work` builds on a block the book's tip has left behind: a lower height, or
-    /// another parent at the tip's height or below (a reorganisation's losing side). Work above
-    /// the tip is a newer tip the book has not followed yet.
+    /// another parent at the tip's height (a reorganisation's losing side). Work above the
+    /// tip passes: most often a newer tip the book has not followed yet (after a
+    /// reorganisation to a lower height, work read just before it also passes, until the
+    /// book follows the new tip and retires it).
     pub(crate) fn is_stale(&self, work: &RxWork) -> bool {
         self.tip.is_some_and(|(height, parent)| {
             work.height < height || (work.height == height && work.prev_id != parent)
@@ -650,6 +670,15 @@ mod tests {
             "raised by at most max_step"
         );
         assert!(d.difficulty(&config, 8, 100, start + Duration::from_secs(61)) < 100);
+        // Within the interval no second ask, even for a change; the change waits for it.
+        for _ in 0..60 {
+            d.record_share(7);
+        }
+        assert!(!d.retarget(&config, start + Duration::from_secs(70)));
+        assert!(d.retarget(&config, start + Duration::from_secs(122)));
+        // A session with no job and no share since the last ask is gone: its change (8's
+        // empty windows keep lowering it) asks for nothing.
+        assert!(!d.retarget(&config, start + Duration::from_secs(200)));
         // Nothing more from either: after half an hour without a job both are forgotten.
         d.retarget(&config, start + Duration::from_secs(61) + SESSION_FORGOTTEN);
         assert_eq!(d.next_check(), None);

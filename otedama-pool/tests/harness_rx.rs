@@ -577,7 +577,10 @@ fn vardiff_gives_a_fast_session_a_higher_difficulty_with_its_next_job() {
     }
     assert_eq!(h.results, vec![true; 12]);
     let due = h.engine.poll_timeout().expect("a retarget is due");
-    assert!(due <= start + Duration::from_secs(4), "checked often");
+    assert!(
+        due <= start + Duration::from_secs(4),
+        "looked at by the end of the window"
+    );
     h.advance(Duration::from_millis(500));
     h.engine.handle_timeout(h.clock());
     h.exchange();

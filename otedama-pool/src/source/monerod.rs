@@ -36,17 +36,20 @@ const TEMPLATE_AGE: Duration = Duration::from_secs(30);
 
 /// monerod's JSON-RPC endpoint (`http://host:port`, the daemon's `--rpc-bind-port`).
 ///
-/// [`RxSource::work`] answers from the template it holds for the payout; without one (the
-/// first call, a new tip, a template older than 30 s) it asks the node, and the caller waits
-/// for that call (10 s at most). One call is made at a time, so sessions arriving together
-/// wait for one template rather than each asking the node.
+/// [`RxSource::work`] answers from the template it holds for the payout. One caller renews a
+/// template older than 30 s while the others go on with it; with none on the current tip (the
+/// first call, a new tip) callers wait for one call to the node (10 s at most, twice if the
+/// tip moves meanwhile), and share its failure rather than each asking again. A pool's tip
+/// thread asks first after each new tip, so its sessions find the template held.
 pub struct Monerod {
     url: String,
-    /// Templates by payout address, all on one tip, with the tip generation they were
-    /// fetched in.
+    /// Templates by payout address on the tip of the generation (counted up at each new tip,
+    /// when they are all dropped).
     templates: Mutex<(u64, HashMap<String, Fetched>)>,
     /// Held while a template is fetched.
     fetching: Mutex<()>,
+    /// When the last fetch failed, and why.
+    failure: Mutex<Option<(Instant, SourceError)>>,
 }
 
 /// A template as fetched, with what every session's work shares.
@@ -91,6 +94,7 @@ impl Monerod {
             url: url.trim_end_matches('/').to_owned(),
             templates: Mutex::new((0, HashMap::new())),
             fetching: Mutex::new(()),
+            failure: Mutex::new(None),
         }
     }
 
@@ -106,25 +110,43 @@ impl Monerod {
     }
 
     /// The template for `payout`: the one held, or a fresh one from the node.
+    ///
+    /// A held template past [`TEMPLATE_AGE`] is renewed by one caller while the others go on
+    /// with it; with none held on the current tip, callers wait for the one fetch, and those
+    /// that waited on a failed one get its error rather than asking again.
     fn template(&self, payout: &str) -> Result<Fetched, SourceError> {
-        let held = |this: &Self| {
-            this.templates()
-                .1
-                .get(payout)
-                .filter(|f| f.at.elapsed() < TEMPLATE_AGE)
-                .cloned()
+        let held = |this: &Self| this.templates().1.get(payout).cloned();
+        let aged = match held(self) {
+            Some(f) if f.at.elapsed() < TEMPLATE_AGE => return Ok(f),
+            other => other,
         };
-        if let Some(f) = held(self) {
-            return Ok(f);
-        }
-        let _one_at_a_time = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
-        // Another caller may have fetched it while this one waited.
-        if let Some(f) = held(self) {
-            return Ok(f);
-        }
+        let _one_at_a_time = match (&aged, self.fetching.try_lock()) {
+            (_, Ok(guard)) => guard,
+            // Someone renews it: this caller mines the held one meanwhile.
+            (Some(f), Err(_)) => return Ok(f.clone()),
+            (None, Err(_)) => {
+                let guard = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
+                // The fetch this caller waited on: its template, or its failure.
+                if let Some(f) = held(self) {
+                    return Ok(f);
+                }
+                if let Some(error) = self.last_failure() {
+                    return Err(error);
+                }
+                guard
+            }
+        };
         for _ in 0..2 {
             let generation = self.templates().0;
-            let f = self.fetch(payout)?;
+            let f = match self.fetch(payout) {
+                Ok(f) => f,
+                Err(e) => {
+                    *self.failure.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some((Instant::now(), e.clone()));
+                    // An aged template on the same tip is still good work.
+                    return aged.ok_or(e);
+                }
+            };
             let mut templates = self.templates();
             // A tip that moved during the call may have made this template stale: ask again.
             if templates.0 == generation {
@@ -135,6 +157,16 @@ impl Monerod {
         Err(SourceError::NotReady {
             what: "a template on monerod's tip, which moved twice during the call".into(),
         })
+    }
+
+    /// The error of a fetch that failed within the last second.
+    fn last_failure(&self) -> Option<SourceError> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < Duration::from_secs(1))
+            .map(|(_, e)| e.clone())
     }
 
     /// Calls the JSON-RPC `method` and returns its result.

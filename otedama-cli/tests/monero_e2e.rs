@@ -36,6 +36,29 @@ fn balance(db: &Path, address: &str) -> i64 {
         .unwrap_or_else(|| panic!("no balance line: {text}"))
 }
 
+/// A RandomX pool on `node` paying [`POOL_ADDRESS`], with no miner of its own, on the
+/// database `db`, with `more` flags.
+fn start_pool(node: &Monerod, db: &Path, more: &[&str]) -> Pool {
+    let url = node.url();
+    let mut args = vec![
+        "--algo",
+        "randomx",
+        "--node-url",
+        &url,
+        "--address",
+        POOL_ADDRESS,
+        "--threads",
+        "0",
+        "--stats-interval",
+        "2",
+        "--database",
+        db.to_str().expect("utf-8"),
+    ];
+    args.extend_from_slice(more);
+    Pool::start(&args)
+}
+
+/// A miner process, killed when dropped.
 struct Miner(Child);
 
 impl Drop for Miner {
@@ -54,26 +77,18 @@ fn a_pool_on_monerod_gets_blocks_accepted_credits_them_at_maturity_and_reverses_
     let node = Monerod::start(60);
     let start_height = node.height();
     let db = temp_db("monerod");
-    let mut pool = Pool::start(&[
-        "--algo",
-        "randomx",
-        "--node-url",
-        &node.url(),
-        "--address",
-        POOL_ADDRESS,
-        "--threads",
-        "0",
-        "--difficulty",
-        "6",
-        "--maturity",
-        "3",
-        "--block-check-interval",
-        "1",
-        "--stats-interval",
-        "2",
-        "--database",
-        db.to_str().expect("utf-8"),
-    ]);
+    let mut pool = start_pool(
+        &node,
+        &db,
+        &[
+            "--difficulty",
+            "6",
+            "--maturity",
+            "3",
+            "--block-check-interval",
+            "1",
+        ],
+    );
     let banner = pool.wait_for("otedama pool: randomx", Duration::from_secs(5));
     assert!(banner.contains("monerod http://127.0.0.1:"), "{banner}");
 
@@ -176,22 +191,7 @@ fn the_pool_and_its_miner_follow_monerods_seed_change() {
         .expect("seed")
         .to_owned();
     let db = temp_db("monerod-seed");
-    let mut pool = Pool::start(&[
-        "--algo",
-        "randomx",
-        "--node-url",
-        &node.url(),
-        "--address",
-        POOL_ADDRESS,
-        "--threads",
-        "0",
-        "--difficulty",
-        "1",
-        "--stats-interval",
-        "2",
-        "--database",
-        db.to_str().expect("utf-8"),
-    ]);
+    let mut pool = start_pool(&node, &db, &["--difficulty", "1"]);
     let miner_address = otedama_pool::xmr_address::devnet_address();
     let _miner = Miner(
         Command::new(bin())

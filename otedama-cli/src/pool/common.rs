@@ -237,6 +237,23 @@ impl Running {
     }
 }
 
+/// How the pool pays, as its start-up line says it: the scheme (with the PPLNS window), the
+/// fee, and the confirmations a block is credited at.
+pub(crate) fn reward_rules(config: &Config) -> String {
+    let rewards = &config.pool.rewards;
+    format!(
+        "{}{}, fee {} %, credited at {} confirmations",
+        rewards.system,
+        if rewards.system == "pplns" {
+            format!(" over {}", rewards.window)
+        } else {
+            String::new()
+        },
+        config.pool.fee_percentage,
+        config.pool.maturity
+    )
+}
+
 /// Starts the accounting thread, which credits found blocks at maturity (reversing them when
 /// orphaned), pays PPS shares, and pays balances through `wallet` when there is one; dropping
 /// what it returns stops it.

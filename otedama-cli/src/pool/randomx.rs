@@ -203,16 +203,9 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
     let accounting = match &config.pool.node {
         Some(node) => {
             tracing::info!(
-                "[{}] rewards: {}{}, fee {} %, credited at {} confirmations (monerod unlocks a coinbase after 60); payments: off",
+                "[{}] rewards: {} (monerod unlocks a coinbase after 60); payments: off",
                 Algorithm::RandomX,
-                config.pool.rewards.system,
-                if config.pool.rewards.system == "pplns" {
-                    format!(" over {}", config.pool.rewards.window)
-                } else {
-                    String::new()
-                },
-                config.pool.fee_percentage,
-                config.pool.maturity,
+                super::common::reward_rules(&config),
             );
             Some(super::common::start_accounting(
                 &config,

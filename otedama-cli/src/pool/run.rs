@@ -662,16 +662,9 @@ pub(crate) async fn serve(config: Config, options: ServeOptions) -> Result<()> {
     }
     {
         tracing::info!(
-            "[{}] rewards: {}{}, fee {} %, credited at {} confirmations; payments: {}",
+            "[{}] rewards: {}; payments: {}",
             settings.algo,
-            config.pool.rewards.system,
-            if config.pool.rewards.system == "pplns" {
-                format!(" over {}", config.pool.rewards.window)
-            } else {
-                String::new()
-            },
-            config.pool.fee_percentage,
-            config.pool.maturity,
+            super::common::reward_rules(&config),
             match (&devnet, payments.enabled) {
                 (_, false) => "off".to_owned(),
                 (devnet, true) => format!(

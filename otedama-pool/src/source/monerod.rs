@@ -16,7 +16,8 @@ use otedama_core::monero::MoneroTemplate;
 use otedama_core::{decode_hex, encode_hex};
 use serde_json::{json, Value};
 
-use super::{BlockRejection, ChainView, RpcError, SourceError, SubmitError};
+use super::node::{read_answer, unreachable_by};
+use super::{BlockRejection, ChainView, SourceError, SubmitError};
 use crate::monero::{RxSource, RxWork};
 use otedama_stratum::MONERO_NONCE_OFFSET as NONCE_OFFSET;
 
@@ -181,44 +182,12 @@ impl Monerod {
             .http_status_as_error(false)
             .build()
             .into();
-        let unreachable = |e: ureq::Error| match e {
-            ureq::Error::Timeout(_) => SourceError::TimedOut {
-                call: method.to_owned(),
-            },
-            e => SourceError::Unreachable {
-                call: method.to_owned(),
-                source: std::sync::Arc::new(e),
-            },
-        };
         let response = agent
             .post(&format!("{}/json_rpc", self.url))
             .header("Content-Type", "application/json")
             .send(body.as_bytes())
-            .map_err(unreachable)?;
-        let status = response.status().as_u16();
-        if status == 401 || status == 403 {
-            return Err(SourceError::Credentials {
-                call: method.to_owned(),
-                status,
-            });
-        }
-        let text = response.into_body().read_to_string().map_err(unreachable)?;
-        let v: Value = serde_json::from_str(&text)
-            .map_err(|_| SourceError::bad_answer(method, "the body", "is not json"))?;
-        if let Some(err) = v.get("error").filter(|e| !e.is_null()) {
-            return Err(SourceError::Node {
-                call: method.to_owned(),
-                source: RpcError {
-                    code: err.get("code").and_then(Value::as_i64).unwrap_or(0),
-                    message: err
-                        .get("message")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned(),
-                },
-            });
-        }
-        Ok(v.get("result").cloned().unwrap_or(Value::Null))
+            .map_err(|e| unreachable_by(method, e))?;
+        read_answer(method, response).map_err(SourceError::from)
     }
 
     /// The daemon's tip: its height and id.

@@ -136,7 +136,7 @@ fn basic(user: &str, password: &str) -> String {
     format!("Basic {out}")
 }
 
-fn unreachable_by(method: &str, e: ureq::Error) -> SourceError {
+pub(super) fn unreachable_by(method: &str, e: ureq::Error) -> SourceError {
     match e {
         ureq::Error::Timeout(_) => SourceError::TimedOut {
             call: method.to_owned(),
@@ -146,6 +146,42 @@ fn unreachable_by(method: &str, e: ureq::Error) -> SourceError {
             source: std::sync::Arc::new(e),
         },
     }
+}
+
+/// Reads the answer to a JSON-RPC call of `method`: refused credentials, a body that is not
+/// JSON, the node's own error, or the result (bitcoind's and monerod's answers alike).
+pub(super) fn read_answer(
+    method: &str,
+    response: ureq::http::Response<ureq::Body>,
+) -> Result<Value, CallError> {
+    let status = response.status().as_u16();
+    if status == 401 || status == 403 {
+        return Err(SourceError::Credentials {
+            call: method.to_owned(),
+            status,
+        }
+        .into());
+    }
+    let text = response
+        .into_body()
+        .read_to_string()
+        .map_err(|e| unreachable_by(method, e))?;
+    let v: Value = serde_json::from_str(&text)
+        .map_err(|_| SourceError::bad_answer(method, "the body", "is not json"))?;
+    if let Some(err) = v.get("error").filter(|e| !e.is_null()) {
+        return Err(CallError::Node {
+            call: method.to_owned(),
+            source: RpcError {
+                code: err.get("code").and_then(Value::as_i64).unwrap_or(0),
+                message: err
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+            },
+        });
+    }
+    Ok(v.get("result").cloned().unwrap_or(Value::Null))
 }
 
 impl NodeRpc {
@@ -202,34 +238,7 @@ impl NodeRpc {
             .header("Content-Type", "application/json")
             .send(body.as_bytes())
             .map_err(|e| unreachable_by(method, e))?;
-        let status = response.status().as_u16();
-        if status == 401 || status == 403 {
-            return Err(SourceError::Credentials {
-                call: method.to_owned(),
-                status,
-            }
-            .into());
-        }
-        let text = response
-            .into_body()
-            .read_to_string()
-            .map_err(|e| unreachable_by(method, e))?;
-        let v: Value = serde_json::from_str(&text)
-            .map_err(|_| SourceError::bad_answer(method, "the body", "is not json"))?;
-        if let Some(err) = v.get("error").filter(|e| !e.is_null()) {
-            return Err(CallError::Node {
-                call: method.to_owned(),
-                source: RpcError {
-                    code: err.get("code").and_then(Value::as_i64).unwrap_or(0),
-                    message: err
-                        .get("message")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned(),
-                },
-            });
-        }
-        Ok(v.get("result").cloned().unwrap_or(Value::Null))
+        read_answer(method, response)
     }
 
     /// A wallet's endpoint on the same node: `/wallet/<name>`.

@@ -31,6 +31,9 @@ const TIP_POLL: Duration = Duration::from_millis(250);
 /// How long one call may take: a session waiting on a template waits this long at most.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a block submission may take.
+const SUBMIT_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// A template no older than this is reused for a payout on the same tip; after it the
 /// node is asked again (its mempool has moved on).
 const TEMPLATE_AGE: Duration = Duration::from_secs(30);
@@ -175,10 +178,20 @@ impl Monerod {
     /// # Errors
     /// [`SourceError::Node`] with the daemon's own error, or the transport's.
     pub fn call(&self, method: &str, params: Value) -> Result<Value, SourceError> {
+        self.call_within(method, params, CALL_TIMEOUT)
+    }
+
+    /// [`Monerod::call`] with a timeout of its own.
+    pub fn call_within(
+        &self,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<Value, SourceError> {
         let body =
             json!({"jsonrpc": "2.0", "id": "0", "method": method, "params": params}).to_string();
         let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(CALL_TIMEOUT))
+            .timeout_global(Some(timeout))
             .http_status_as_error(false)
             .build()
             .into();
@@ -323,7 +336,9 @@ impl RxSource for Monerod {
     fn submit(&self, blob: &[u8], coinbase: &[u8]) -> Result<(), SubmitError> {
         let block = MoneroTemplate::block(blob, coinbase)
             .map_err(|_| SubmitError::Rejected(BlockRejection::Invalid("bad-blob".to_owned())))?;
-        match self.call("submit_block", json!([encode_hex(&block)])) {
+        // A block is worth the wait: monerod may be busy (a new seed's dataset), and the
+        // engine answers the share on its own deadline meanwhile.
+        match self.call_within("submit_block", json!([encode_hex(&block)]), SUBMIT_TIMEOUT) {
             Ok(v) if v.get("status").and_then(Value::as_str) == Some("OK") => {
                 self.new_tip();
                 Ok(())

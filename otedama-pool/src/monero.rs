@@ -215,6 +215,9 @@ pub type RxKernelMaker =
 pub struct RxKeys {
     kernels: Mutex<VecDeque<Keyed>>,
     make: RxKernelMaker,
+    /// Held while a kernel is built: one at a time, so that many share checks meeting a new
+    /// key wait for one 256 MiB cache instead of each building its own.
+    building: Mutex<()>,
 }
 
 /// A verifier and the key it is built with.
@@ -237,6 +240,7 @@ impl RxKeys {
         RxKeys {
             kernels: Mutex::new(VecDeque::from([(seed, kernel)])),
             make,
+            building: Mutex::new(()),
         }
     }
 
@@ -269,13 +273,14 @@ impl RxKeys {
         if let Some(kernel) = self.get(seed) {
             return Ok((kernel, false));
         }
-        // Built outside the lock, so shares on the other keys are checked meanwhile; two
-        // threads meeting a new key at once may both build it, and one is kept.
+        // Built outside the kernels' lock, so shares on the other keys are checked meanwhile,
+        // and one at a time: whoever waited finds it built.
+        let _one_at_a_time = self.building.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(kernel) = self.get(seed) {
+            return Ok((kernel, false));
+        }
         let kernel = (self.make)(seed)?;
         let mut kernels = self.lock();
-        if let Some((_, k)) = kernels.iter().find(|(s, _)| s == seed) {
-            return Ok((Arc::clone(k), false));
-        }
         kernels.push_back((*seed, Arc::clone(&kernel)));
         while kernels.len() > RX_KEYS_KEPT {
             kernels.pop_front();
@@ -641,6 +646,21 @@ mod tests {
         assert!(keys.prepare(&[3; 32]).expect("built").1);
         assert_eq!(keys.keys(), vec![[2; 32], [3; 32]]);
         assert!(keys.get(&[1; 32]).is_none());
+        // Eight checks meeting a new key at once build it once.
+        let keys = Arc::new(keys);
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let keys = Arc::clone(&keys);
+                std::thread::spawn(move || keys.prepare(&[4; 32]).expect("built").1)
+            })
+            .collect();
+        let fresh = threads
+            .into_iter()
+            .map(|t| t.join().expect("joined"))
+            .filter(|&built| built)
+            .count();
+        assert_eq!(fresh, 1);
+        assert_eq!(built.load(std::sync::atomic::Ordering::Relaxed), 3);
     }
 
     #[test]
